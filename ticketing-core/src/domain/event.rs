@@ -1,0 +1,158 @@
+//! Events: a venue, a sale window, prices per zone, a payment window and a per-customer limit.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::Serialize;
+
+use super::ids::{EventId, VenueId, ZoneCode};
+use super::money::{Currency, Money};
+use super::venue::Venue;
+use crate::Error;
+
+/// Shortest payment window an event may have.
+pub const MIN_HOLD_TIME: TimeDelta = TimeDelta::seconds(1);
+/// Longest payment window an event may have.
+pub const MAX_HOLD_TIME: TimeDelta = TimeDelta::days(1);
+/// Largest per-customer ticket limit.
+pub const MAX_PER_CUSTOMER_LIMIT: u32 = 100;
+
+/// What a caller supplies to create an event; [`Event::new`] checks it against the venue.
+#[derive(Debug, Clone)]
+pub struct EventSpec {
+    /// Display name.
+    pub name: String,
+    /// The venue the event takes place at.
+    pub venue_id: VenueId,
+    /// When the sale opens (inclusive).
+    pub sale_opens: DateTime<Utc>,
+    /// When the sale closes (exclusive).
+    pub sale_closes: DateTime<Utc>,
+    /// Price per zone; zones without a price are not on sale. One currency for all.
+    pub prices: BTreeMap<ZoneCode, Money>,
+    /// How long a buyer has to pay after the purchase: the ticket's payment deadline.
+    pub hold_time: TimeDelta,
+    /// Most active tickets one customer may have for this event.
+    pub per_customer_limit: u32,
+}
+
+/// An event on sale at a venue. Built only through [`Event::new`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Event {
+    id: EventId,
+    name: String,
+    venue_id: VenueId,
+    sale_opens: DateTime<Utc>,
+    sale_closes: DateTime<Utc>,
+    prices: BTreeMap<ZoneCode, Money>,
+    currency: Currency,
+    #[serde(with = "millis")]
+    hold_time: TimeDelta,
+    per_customer_limit: u32,
+}
+
+impl Event {
+    /// Checks `spec` against `venue`: a non-empty name, a sale window that closes after it opens,
+    /// at least one price, prices only for zones of the venue, one currency, no negative price,
+    /// a hold time within [`MIN_HOLD_TIME`]..=[`MAX_HOLD_TIME`] and a limit within
+    /// 1..=[`MAX_PER_CUSTOMER_LIMIT`].
+    pub fn new(id: EventId, spec: EventSpec, venue: &Venue) -> Result<Self, Error> {
+        if spec.name.trim().is_empty() || spec.name.len() > 200 {
+            return Err(Error::invalid("name", "must be 1 to 200 characters"));
+        }
+        if spec.venue_id != venue.id() {
+            return Err(Error::invalid("venue_id", "does not match the venue"));
+        }
+        if spec.sale_closes <= spec.sale_opens {
+            return Err(Error::invalid("sale_closes", "must be after sale_opens"));
+        }
+        let Some(currency) = spec.prices.values().next().map(|m| m.currency) else {
+            return Err(Error::invalid("prices", "at least one zone needs a price"));
+        };
+        for (zone, price) in &spec.prices {
+            if venue.zone(zone).is_none() {
+                return Err(Error::invalid("prices", format!("venue has no zone {zone}")));
+            }
+            if price.minor < 0 {
+                return Err(Error::invalid("prices", "a price cannot be negative"));
+            }
+            if price.currency != currency {
+                return Err(Error::invalid("prices", "all prices must use one currency"));
+            }
+        }
+        if spec.hold_time < MIN_HOLD_TIME || spec.hold_time > MAX_HOLD_TIME {
+            return Err(Error::invalid("hold_time", "must be between 1 second and 1 day"));
+        }
+        if spec.per_customer_limit == 0 || spec.per_customer_limit > MAX_PER_CUSTOMER_LIMIT {
+            return Err(Error::invalid(
+                "per_customer_limit",
+                format!("must be between 1 and {MAX_PER_CUSTOMER_LIMIT}"),
+            ));
+        }
+        Ok(Self {
+            id,
+            name: spec.name,
+            venue_id: spec.venue_id,
+            sale_opens: spec.sale_opens,
+            sale_closes: spec.sale_closes,
+            prices: spec.prices,
+            currency,
+            hold_time: spec.hold_time,
+            per_customer_limit: spec.per_customer_limit,
+        })
+    }
+
+    /// The event's id.
+    pub fn id(&self) -> EventId {
+        self.id
+    }
+    /// Display name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// The venue.
+    pub fn venue_id(&self) -> VenueId {
+        self.venue_id
+    }
+    /// When the sale opens (inclusive).
+    pub fn sale_opens(&self) -> DateTime<Utc> {
+        self.sale_opens
+    }
+    /// When the sale closes (exclusive).
+    pub fn sale_closes(&self) -> DateTime<Utc> {
+        self.sale_closes
+    }
+    /// Prices per zone.
+    pub fn prices(&self) -> &BTreeMap<ZoneCode, Money> {
+        &self.prices
+    }
+    /// The price of a zone, if it is on sale.
+    pub fn price(&self, zone: &ZoneCode) -> Option<Money> {
+        self.prices.get(zone).copied()
+    }
+    /// The single currency of all prices.
+    pub fn currency(&self) -> Currency {
+        self.currency
+    }
+    /// The payment window.
+    pub fn hold_time(&self) -> TimeDelta {
+        self.hold_time
+    }
+    /// Most active tickets per customer.
+    pub fn per_customer_limit(&self) -> u32 {
+        self.per_customer_limit
+    }
+    /// Whether tickets can be bought at `now`.
+    pub fn is_on_sale(&self, now: DateTime<Utc>) -> bool {
+        self.sale_opens <= now && now < self.sale_closes
+    }
+}
+
+mod millis {
+    use chrono::TimeDelta;
+    use serde::Serializer;
+
+    pub fn serialize<S: Serializer>(d: &TimeDelta, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_i64(d.num_milliseconds())
+    }
+}

@@ -1,0 +1,217 @@
+//! Identifiers. Each is its own type so a ticket id can never be passed where an order id is expected.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::Error;
+
+macro_rules! uuid_id {
+    ($(#[$doc:meta])* $name:ident, $field:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(Uuid);
+
+        impl $name {
+            /// Wraps an existing UUID.
+            pub const fn from_uuid(uuid: Uuid) -> Self {
+                Self(uuid)
+            }
+
+            /// The underlying UUID.
+            pub const fn as_uuid(&self) -> Uuid {
+                self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = Error;
+
+            fn from_str(s: &str) -> Result<Self, Error> {
+                Uuid::parse_str(s)
+                    .map(Self)
+                    .map_err(|_| Error::invalid($field, "must be a UUID"))
+            }
+        }
+    };
+}
+
+uuid_id!(
+    /// A venue (a hall, a stadium, a train).
+    VenueId,
+    "venue_id"
+);
+uuid_id!(
+    /// An event at a venue (one concert, one train departure).
+    EventId,
+    "event_id"
+);
+uuid_id!(
+    /// One ticket. Generated as UUID v7, so ids are time-ordered and inserts stay index-local.
+    TicketId,
+    "ticket_id"
+);
+uuid_id!(
+    /// One purchase: the N tickets bought together share it, and it is the holder of their seat holds.
+    OrderId,
+    "order_id"
+);
+
+impl OrderId {
+    /// The order id that an idempotent purchase gets: derived from the customer and the key, so two
+    /// concurrent retries of one request hold seats as the *same* order and cannot lock each other out.
+    pub fn for_idempotency_key(customer: &CustomerId, key: &IdempotencyKey) -> Self {
+        const NAMESPACE: Uuid = Uuid::from_u128(0x6f1c_2a7e_98d4_4b0f_a3c1_5e2d_7b9a_0c11);
+        let name = format!("{}\u{0}{}", customer.as_str(), key.as_str());
+        Self(Uuid::new_v5(&NAMESPACE, name.as_bytes()))
+    }
+}
+
+/// Checks a short printable token: non-empty, at most `max` bytes, only `[A-Za-z0-9_.@+-]`.
+///
+/// The character set keeps these tokens safe inside seat keys (`zone:row:number`), Redis hash fields
+/// and log lines.
+pub(crate) fn check_token(field: &'static str, value: &str, max: usize) -> Result<(), Error> {
+    if value.is_empty() {
+        return Err(Error::invalid(field, "must not be empty"));
+    }
+    if value.len() > max {
+        return Err(Error::invalid(field, format!("must be at most {max} characters")));
+    }
+    if !value
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'@' | b'+'))
+    {
+        return Err(Error::invalid(
+            field,
+            "may contain only letters, digits and _ - . @ +",
+        ));
+    }
+    Ok(())
+}
+
+macro_rules! token_id {
+    ($(#[$doc:meta])* $name:ident, $field:literal, $max:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            /// Parses and checks the value (letters, digits, `_ - . @ +`, bounded length).
+            pub fn new(value: impl Into<String>) -> Result<Self, Error> {
+                let value = value.into();
+                check_token($field, &value, $max)?;
+                Ok(Self(value))
+            }
+
+            /// The value as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = Error;
+
+            fn from_str(s: &str) -> Result<Self, Error> {
+                Self::new(s)
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = Error;
+
+            fn try_from(value: String) -> Result<Self, Error> {
+                Self::new(value)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(value: $name) -> String {
+                value.0
+            }
+        }
+    };
+}
+
+token_id!(
+    /// The buyer, as the host application identifies them (an account id, an e-mail).
+    CustomerId,
+    "customer_id",
+    128
+);
+token_id!(
+    /// A client-chosen key that makes a purchase safe to retry (the `Idempotency-Key` header).
+    IdempotencyKey,
+    "idempotency_key",
+    128
+);
+
+token_id!(
+    /// The payment provider's reference for a confirmed payment (e.g. a payment-intent id).
+    PaymentRef,
+    "payment_ref",
+    128
+);
+token_id!(
+    /// A zone of a venue, unique within the venue (e.g. `STALLS`, `FLOOR`).
+    ZoneCode,
+    "zone",
+    32
+);
+token_id!(
+    /// A row of a seated zone, unique within the zone (e.g. `A`, `12`).
+    RowLabel,
+    "row",
+    16
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_reject_separators_and_empty() {
+        assert!(CustomerId::new("alice@example.com").is_ok());
+        assert!(CustomerId::new("").is_err());
+        assert!(CustomerId::new("a:b").is_err());
+        assert!(CustomerId::new("x".repeat(129)).is_err());
+    }
+
+    #[test]
+    fn idempotent_order_id_is_stable_and_scoped_by_customer() {
+        let key = IdempotencyKey::new("k1").unwrap();
+        let alice = CustomerId::new("alice").unwrap();
+        let bob = CustomerId::new("bob").unwrap();
+        assert_eq!(
+            OrderId::for_idempotency_key(&alice, &key),
+            OrderId::for_idempotency_key(&alice, &key)
+        );
+        assert_ne!(
+            OrderId::for_idempotency_key(&alice, &key),
+            OrderId::for_idempotency_key(&bob, &key)
+        );
+    }
+
+    #[test]
+    fn bad_uuid_is_a_typed_error() {
+        let err = "nope".parse::<TicketId>().unwrap_err();
+        assert!(matches!(err, Error::InvalidRequest { field: "ticket_id", .. }));
+    }
+}

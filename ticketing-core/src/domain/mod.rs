@@ -1,0 +1,20 @@
+//! The domain: plain values that cannot hold invalid states. No I/O here.
+
+mod event;
+mod ids;
+mod money;
+mod outbox;
+mod status;
+mod ticket;
+mod venue;
+
+pub use event::{Event, EventSpec, MAX_HOLD_TIME, MAX_PER_CUSTOMER_LIMIT, MIN_HOLD_TIME};
+pub use ids::{
+    CustomerId, EventId, IdempotencyKey, OrderId, PaymentRef, RowLabel, TicketId, VenueId,
+    ZoneCode,
+};
+pub use money::{Currency, Money};
+pub use outbox::{OUTBOX_SCHEMA_VERSION, OutboxEntry, OutboxEvent, OutboxKind};
+pub use status::{TicketAction, TicketStatus};
+pub use ticket::{Order, Ticket};
+pub use venue::{MAX_ZONE_CAPACITY, Row, SeatRef, Venue, Zone, ZoneKind};

@@ -1,0 +1,104 @@
+//! Outbox events: one per state change, written in the same transaction as the change, later
+//! relayed to read models.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::ids::{CustomerId, EventId, OrderId, TicketId, VenueId};
+use super::money::Money;
+use super::status::TicketAction;
+use super::ticket::Order;
+use super::venue::SeatRef;
+
+/// The schema version of [`OutboxEvent`]; bumped on any incompatible change.
+pub const OUTBOX_SCHEMA_VERSION: u16 = 1;
+
+/// What happened to an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum OutboxKind {
+    /// Tickets created, PENDING_PAYMENT.
+    TicketReserved,
+    /// Payment confirmed.
+    TicketPaid,
+    /// Not paid in time.
+    TicketExpired,
+    /// Cancelled by the customer.
+    TicketCancelled,
+    /// Refunded.
+    TicketRefunded,
+}
+
+impl OutboxKind {
+    /// The kind recorded when `action` is applied.
+    pub fn for_action(action: TicketAction) -> Self {
+        match action {
+            TicketAction::Pay => OutboxKind::TicketPaid,
+            TicketAction::Expire => OutboxKind::TicketExpired,
+            TicketAction::Cancel => OutboxKind::TicketCancelled,
+            TicketAction::Refund => OutboxKind::TicketRefunded,
+        }
+    }
+
+    /// The name stored in the outbox, e.g. `TicketPaid`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxKind::TicketReserved => "TicketReserved",
+            OutboxKind::TicketPaid => "TicketPaid",
+            OutboxKind::TicketExpired => "TicketExpired",
+            OutboxKind::TicketCancelled => "TicketCancelled",
+            OutboxKind::TicketRefunded => "TicketRefunded",
+        }
+    }
+}
+
+/// One state change of one order, as published to read models (serde JSON, versioned).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxEvent {
+    /// [`OUTBOX_SCHEMA_VERSION`] when written.
+    pub version: u16,
+    /// What happened.
+    pub kind: OutboxKind,
+    /// The order.
+    pub order_id: OrderId,
+    /// The event.
+    pub event_id: EventId,
+    /// The venue.
+    pub venue_id: VenueId,
+    /// The buyer.
+    pub customer: CustomerId,
+    /// The tickets of the order.
+    pub ticket_ids: Vec<TicketId>,
+    /// Their seats (empty for general admission).
+    pub seats: Vec<SeatRef>,
+    /// Sum of the tickets' prices.
+    pub amount: Money,
+    /// When it happened.
+    pub at: DateTime<Utc>,
+}
+
+impl OutboxEvent {
+    /// The event recording `kind` for `order` at `at`.
+    pub fn for_order(kind: OutboxKind, order: &Order, at: DateTime<Utc>) -> Self {
+        Self {
+            version: OUTBOX_SCHEMA_VERSION,
+            kind,
+            order_id: order.id,
+            event_id: order.event_id,
+            venue_id: order.venue_id,
+            customer: order.customer.clone(),
+            ticket_ids: order.tickets.iter().map(|t| t.id).collect(),
+            seats: order.tickets.iter().filter_map(|t| t.seat.clone()).collect(),
+            amount: order.total,
+            at,
+        }
+    }
+}
+
+/// An outbox row: its sequence number (increasing in commit order per repository) and the event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEntry {
+    /// Sequence number, unique and increasing.
+    pub seq: u64,
+    /// The event.
+    pub event: OutboxEvent,
+}

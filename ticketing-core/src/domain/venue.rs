@@ -1,0 +1,281 @@
+//! Venues, zones and seats.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use super::ids::{RowLabel, VenueId, ZoneCode};
+use crate::Error;
+
+/// Largest number of seats in one row and places in one general-admission zone.
+pub const MAX_ZONE_CAPACITY: u32 = 1_000_000;
+
+/// One seat: (zone, row label, seat number). Its [`SeatRef::key`] is the seat's identity in storage.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct SeatRef {
+    /// The zone the seat is in.
+    pub zone: ZoneCode,
+    /// The row within the zone.
+    pub row: RowLabel,
+    /// The seat number within the row, starting at 1.
+    pub number: u32,
+}
+
+impl SeatRef {
+    /// A seat reference; the number must be at least 1.
+    pub fn new(zone: ZoneCode, row: RowLabel, number: u32) -> Result<Self, Error> {
+        if number == 0 {
+            return Err(Error::invalid("seat", "seat numbers start at 1"));
+        }
+        Ok(Self { zone, row, number })
+    }
+
+    /// The storage key `zone:row:number`. Zone and row never contain `:`, so the key is unambiguous.
+    pub fn key(&self) -> String {
+        format!("{}:{}:{}", self.zone, self.row, self.number)
+    }
+}
+
+impl fmt::Display for SeatRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.zone, self.row, self.number)
+    }
+}
+
+impl FromStr for SeatRef {
+    type Err = Error;
+
+    /// Parses a key such as `STALLS:A:12`.
+    fn from_str(s: &str) -> Result<Self, Error> {
+        let mut parts = s.split(':');
+        let (Some(zone), Some(row), Some(number), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(Error::invalid("seat", "expected ZONE:ROW:NUMBER"));
+        };
+        let number = number
+            .parse::<u32>()
+            .map_err(|_| Error::invalid("seat", "seat number must be a positive integer"))?;
+        SeatRef::new(zone.parse()?, row.parse()?, number)
+    }
+}
+
+/// A row of a seated zone: seats are numbered `1..=seats`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Row {
+    /// The row's label.
+    pub label: RowLabel,
+    /// How many seats the row has.
+    pub seats: u32,
+}
+
+/// What kind of zone: rows of numbered seats, or a standing area with a capacity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ZoneKind {
+    /// Rows of numbered seats; every ticket names one seat.
+    Seated {
+        /// The rows, each with its seat count.
+        rows: Vec<Row>,
+    },
+    /// General admission: tickets name no seat, at most `capacity` are active at once.
+    GeneralAdmission {
+        /// Places in the zone.
+        capacity: u32,
+    },
+}
+
+/// A zone of a venue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Zone {
+    /// The zone's code, unique within the venue.
+    pub code: ZoneCode,
+    /// A display name.
+    pub name: String,
+    /// Seated or general admission.
+    pub kind: ZoneKind,
+}
+
+impl Zone {
+    /// Number of places: seats in all rows, or the general-admission capacity.
+    pub fn capacity(&self) -> u64 {
+        match &self.kind {
+            ZoneKind::Seated { rows } => rows.iter().map(|r| u64::from(r.seats)).sum(),
+            ZoneKind::GeneralAdmission { capacity } => u64::from(*capacity),
+        }
+    }
+
+    /// Every seat of a seated zone, row by row; empty for general admission.
+    pub fn seats(&self) -> impl Iterator<Item = SeatRef> + '_ {
+        let rows: &[Row] = match &self.kind {
+            ZoneKind::Seated { rows } => rows,
+            ZoneKind::GeneralAdmission { .. } => &[],
+        };
+        rows.iter().flat_map(move |row| {
+            (1..=row.seats).map(move |number| SeatRef {
+                zone: self.code.clone(),
+                row: row.label.clone(),
+                number,
+            })
+        })
+    }
+}
+
+/// A venue with its zones. Built only through [`Venue::new`], which rejects inconsistent layouts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Venue {
+    id: VenueId,
+    name: String,
+    zones: Vec<Zone>,
+}
+
+impl Venue {
+    /// Checks the layout: a name, at least one zone, unique zone codes and row labels, every row
+    /// and general-admission zone holding between 1 and [`MAX_ZONE_CAPACITY`] places.
+    pub fn new(id: VenueId, name: impl Into<String>, zones: Vec<Zone>) -> Result<Self, Error> {
+        let name = name.into();
+        check_name("venue.name", &name)?;
+        if zones.is_empty() {
+            return Err(Error::invalid("zones", "a venue needs at least one zone"));
+        }
+        let mut codes = HashSet::new();
+        for zone in &zones {
+            check_name("zone.name", &zone.name)?;
+            if !codes.insert(&zone.code) {
+                return Err(Error::invalid("zones", format!("zone {} appears twice", zone.code)));
+            }
+            match &zone.kind {
+                ZoneKind::Seated { rows } => {
+                    if rows.is_empty() {
+                        return Err(Error::invalid(
+                            "rows",
+                            format!("seated zone {} has no rows", zone.code),
+                        ));
+                    }
+                    let mut labels = HashSet::new();
+                    for row in rows {
+                        if !labels.insert(&row.label) {
+                            return Err(Error::invalid(
+                                "rows",
+                                format!("row {} appears twice in zone {}", row.label, zone.code),
+                            ));
+                        }
+                        check_places("rows.seats", row.seats)?;
+                    }
+                }
+                ZoneKind::GeneralAdmission { capacity } => check_places("capacity", *capacity)?,
+            }
+        }
+        Ok(Self { id, name, zones })
+    }
+
+    /// The venue's id.
+    pub fn id(&self) -> VenueId {
+        self.id
+    }
+
+    /// The display name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The zones in the order they were given.
+    pub fn zones(&self) -> &[Zone] {
+        &self.zones
+    }
+
+    /// The zone with `code`, if the venue has one.
+    pub fn zone(&self, code: &ZoneCode) -> Option<&Zone> {
+        self.zones.iter().find(|z| &z.code == code)
+    }
+
+    /// Whether the seat exists in this venue (zone is seated, row exists, number within the row).
+    pub fn has_seat(&self, seat: &SeatRef) -> bool {
+        match self.zone(&seat.zone).map(|z| &z.kind) {
+            Some(ZoneKind::Seated { rows }) => rows
+                .iter()
+                .any(|r| r.label == seat.row && (1..=r.seats).contains(&seat.number)),
+            _ => false,
+        }
+    }
+}
+
+fn check_name(field: &'static str, name: &str) -> Result<(), Error> {
+    if name.trim().is_empty() || name.len() > 200 {
+        return Err(Error::invalid(field, "must be 1 to 200 characters"));
+    }
+    Ok(())
+}
+
+fn check_places(field: &'static str, n: u32) -> Result<(), Error> {
+    if n == 0 || n > MAX_ZONE_CAPACITY {
+        return Err(Error::invalid(
+            field,
+            format!("must be between 1 and {MAX_ZONE_CAPACITY}"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uuid::Uuid;
+
+    fn zone(code: &str, kind: ZoneKind) -> Zone {
+        Zone { code: code.parse().unwrap(), name: code.into(), kind }
+    }
+
+    fn seated(rows: &[(&str, u32)]) -> ZoneKind {
+        ZoneKind::Seated {
+            rows: rows
+                .iter()
+                .map(|(l, n)| Row { label: l.parse().unwrap(), seats: *n })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn layout_is_checked() {
+        let id = VenueId::from_uuid(Uuid::nil());
+        assert!(Venue::new(id, "Hall", vec![]).is_err());
+        assert!(Venue::new(id, "Hall", vec![zone("A", seated(&[("1", 0)]))]).is_err());
+        assert!(Venue::new(id, "Hall", vec![zone("A", seated(&[("1", 2), ("1", 3)]))]).is_err());
+        assert!(
+            Venue::new(id, "Hall", vec![zone("A", seated(&[])), zone("B", seated(&[("1", 1)]))])
+                .is_err()
+        );
+        assert!(
+            Venue::new(
+                id,
+                "Hall",
+                vec![
+                    zone("A", ZoneKind::GeneralAdmission { capacity: 5 }),
+                    zone("A", ZoneKind::GeneralAdmission { capacity: 5 })
+                ]
+            )
+            .is_err()
+        );
+        let v = Venue::new(
+            id,
+            "Hall",
+            vec![zone("A", seated(&[("1", 2)])), zone("GA", ZoneKind::GeneralAdmission { capacity: 9 })],
+        )
+        .unwrap();
+        assert!(v.has_seat(&"A:1:2".parse().unwrap()));
+        assert!(!v.has_seat(&"A:1:3".parse().unwrap()));
+        assert!(!v.has_seat(&"GA:1:1".parse().unwrap()));
+        assert_eq!(v.zone(&"A".parse().unwrap()).unwrap().seats().count(), 2);
+    }
+
+    #[test]
+    fn seat_keys_round_trip() {
+        let seat: SeatRef = "STALLS:B:12".parse().unwrap();
+        assert_eq!(seat.key().parse::<SeatRef>().unwrap(), seat);
+        assert!("A:B".parse::<SeatRef>().is_err());
+        assert!("A:B:0".parse::<SeatRef>().is_err());
+        assert!("A:B:C:1".parse::<SeatRef>().is_err());
+    }
+}

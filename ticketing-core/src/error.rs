@@ -1,0 +1,146 @@
+//! The one error type of the library. Domain answers come first; backend failures last, with the
+//! original error kept as `source`.
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::{EventId, SeatRef, TicketStatus, ZoneCode};
+
+/// A boxed error from an adapter's driver, kept as the `source` of [`Error::Unavailable`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Everything that can go wrong, for every adapter. Match on the variant, not on the message.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The thing asked for does not exist.
+    #[error("{what} {id} not found")]
+    NotFound {
+        /// What kind of thing: `"event"`, `"ticket"`, `"order"`, …
+        what: &'static str,
+        /// The id that was looked up.
+        id: String,
+    },
+    /// Another order holds or bought one or more of the requested seats.
+    #[error("seats already taken: {}", seat_list(seats))]
+    SeatsTaken {
+        /// The seats that are taken (may be a subset of those requested).
+        seats: Vec<SeatRef>,
+    },
+    /// A general-admission zone has fewer free places than requested.
+    #[error("zone {zone} has fewer than {requested} free places")]
+    SoldOut {
+        /// The zone.
+        zone: ZoneCode,
+        /// How many places were asked for.
+        requested: u32,
+    },
+    /// The event's sale window is closed (not yet open, or already over).
+    #[error("event {event} is not on sale: {reason}")]
+    NotOnSale {
+        /// The event.
+        event: EventId,
+        /// Why, in words.
+        reason: String,
+    },
+    /// The purchase would give the customer more active tickets than the event allows.
+    #[error("at most {limit} tickets per customer for this event")]
+    LimitExceeded {
+        /// The event's per-customer limit.
+        limit: u32,
+    },
+    /// The request is malformed: a field is missing, out of range or inconsistent.
+    #[error("invalid {field}: {reason}")]
+    InvalidRequest {
+        /// The offending field.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The ticket state machine does not allow this move.
+    #[error("cannot move a ticket from {from} to {to}")]
+    InvalidTransition {
+        /// The current status.
+        from: TicketStatus,
+        /// The status that was asked for.
+        to: TicketStatus,
+    },
+    /// The payment arrived at or after the payment deadline; the tickets are (or will be) expired.
+    #[error("payment deadline {deadline} has passed")]
+    PaymentTooLate {
+        /// The deadline that was missed.
+        deadline: DateTime<Utc>,
+    },
+    /// The idempotency key was used before for a different request.
+    #[error("idempotency key {key} was already used for a different request")]
+    IdempotencyConflict {
+        /// The key.
+        key: String,
+    },
+    /// A backend (Redis, the database) failed or timed out. Retrying may succeed.
+    #[error("{adapter} is unavailable: {source}")]
+    Unavailable {
+        /// Which adapter failed, e.g. `"redis"`, `"mysql"`.
+        adapter: &'static str,
+        /// The driver's error.
+        #[source]
+        source: BoxError,
+    },
+    /// A bug or broken stored data; not the caller's fault and not retryable.
+    #[error("internal error: {message}")]
+    Internal {
+        /// What went wrong.
+        message: String,
+    },
+}
+
+impl Error {
+    /// An [`Error::InvalidRequest`].
+    pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        Error::InvalidRequest { field, reason: reason.into() }
+    }
+
+    /// An [`Error::NotFound`].
+    pub fn not_found(what: &'static str, id: impl ToString) -> Self {
+        Error::NotFound { what, id: id.to_string() }
+    }
+
+    /// An [`Error::Internal`].
+    pub fn internal(message: impl Into<String>) -> Self {
+        Error::Internal { message: message.into() }
+    }
+
+    /// An [`Error::Unavailable`] wrapping a driver error.
+    pub fn unavailable(adapter: &'static str, source: impl Into<BoxError>) -> Self {
+        Error::Unavailable { adapter, source: source.into() }
+    }
+
+    /// A stable, upper-case code for logs and wire formats, e.g. `SEATS_TAKEN`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::NotFound { .. } => "NOT_FOUND",
+            Error::SeatsTaken { .. } => "SEATS_TAKEN",
+            Error::SoldOut { .. } => "SOLD_OUT",
+            Error::NotOnSale { .. } => "NOT_ON_SALE",
+            Error::LimitExceeded { .. } => "LIMIT_EXCEEDED",
+            Error::InvalidRequest { .. } => "INVALID_REQUEST",
+            Error::InvalidTransition { .. } => "INVALID_TRANSITION",
+            Error::PaymentTooLate { .. } => "PAYMENT_TOO_LATE",
+            Error::IdempotencyConflict { .. } => "IDEMPOTENCY_CONFLICT",
+            Error::Unavailable { .. } => "UNAVAILABLE",
+            Error::Internal { .. } => "INTERNAL",
+        }
+    }
+
+    /// Whether the same call may succeed if simply tried again (a backend hiccup).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Error::Unavailable { .. })
+    }
+}
+
+fn seat_list(seats: &[SeatRef]) -> String {
+    let names: Vec<String> = seats.iter().map(SeatRef::key).collect();
+    names.join(", ")
+}
+
+/// Short for `Result<T, ticketing_core::Error>`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

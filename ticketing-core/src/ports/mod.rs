@@ -1,0 +1,15 @@
+//! Ports: the small, object-safe traits adapters implement (`Arc<dyn SeatLock>`, …).
+//!
+//! Core never imports an adapter; adapters depend on core.
+
+mod catalog;
+mod clock;
+mod seat_lock;
+mod tickets;
+
+pub use catalog::CatalogRepository;
+pub use clock::{Clock, IdGenerator, ManualClock, SystemClock, UuidV7Ids};
+pub use seat_lock::{
+    ActiveHold, HoldItem, HoldOutcome, HoldRequest, HoldSource, LockSnapshot, SeatLock, SeatState,
+};
+pub use tickets::{IdempotencyRecord, InsertOutcome, NewOrder, TicketRepository, Transition};

@@ -1,0 +1,142 @@
+//! The seat lock: a fast admission filter in front of the database.
+//!
+//! It answers "can this order have these seats?" in one round trip and keeps losers away from the
+//! database. It is never the source of truth: it may lose all its state at any moment (answering
+//! [`HoldOutcome::NotLoaded`] afterwards), and every guarantee is finally enforced by the
+//! [`TicketRepository`](super::TicketRepository).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::Result;
+use crate::domain::{EventId, OrderId, SeatRef, ZoneCode};
+
+/// One thing an order holds.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum HoldItem {
+    /// A numbered seat.
+    Seat(SeatRef),
+    /// `quantity` places in a general-admission zone of `capacity` places.
+    General {
+        /// The zone.
+        zone: ZoneCode,
+        /// Places wanted by this order.
+        quantity: u32,
+        /// The zone's capacity (the lock itself knows no venue layout).
+        capacity: u32,
+    },
+}
+
+/// Hold `items` for `order` until `until`, all or nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HoldRequest {
+    /// The event.
+    pub event: EventId,
+    /// The holder: only this order can release the holds or mark them sold.
+    pub order: OrderId,
+    /// What to hold. A seat appears at most once; a zone at most once.
+    pub items: Vec<HoldItem>,
+    /// The caller's current time; a hold whose `until` is at or before `now` counts as free.
+    pub now: DateTime<Utc>,
+    /// When the holds lapse by themselves (payment deadline + grace).
+    pub until: DateTime<Utc>,
+}
+
+/// The answer to a [`SeatLock::hold`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HoldOutcome {
+    /// Every item is now held by the order.
+    Held,
+    /// Nothing was held: these seats and zones are held or sold by other orders.
+    Taken {
+        /// Seats held or sold by another order.
+        seats: Vec<SeatRef>,
+        /// General-admission zones without enough free places.
+        zones: Vec<ZoneCode>,
+    },
+    /// The lock has no state for this event (first use, or data loss). Call
+    /// [`SeatLock::rebuild`], then try again.
+    NotLoaded,
+}
+
+/// The state of one seat in the lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SeatState {
+    /// Held by an order until a deadline.
+    Held {
+        /// The holder.
+        order: OrderId,
+        /// When the hold lapses.
+        until: DateTime<Utc>,
+    },
+    /// Sold to an order; never lapses.
+    Sold {
+        /// The buyer's order.
+        order: OrderId,
+    },
+}
+
+/// What the lock knows of one event: the seats that are not free and the taken places per
+/// general-admission zone. Lapsed holds are left out.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LockSnapshot {
+    /// Held or sold seats; every other seat is free.
+    pub seats: HashMap<SeatRef, SeatState>,
+    /// Held or sold places per general-admission zone.
+    pub general: HashMap<ZoneCode, u32>,
+}
+
+/// One active hold to restore in [`SeatLock::rebuild`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActiveHold {
+    /// The holder.
+    pub order: OrderId,
+    /// The seat or the general-admission places.
+    pub item: HoldItem,
+    /// `Some(deadline)` for an unpaid order, `None` for a sold one.
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// Where a rebuild reads the active holds of an event from: the repository's active tickets.
+#[async_trait]
+pub trait HoldSource: Send + Sync {
+    /// Every active hold of `event`.
+    async fn active_holds(&self, event: EventId) -> Result<Vec<ActiveHold>>;
+}
+
+/// The seat-lock port. Implementations: in memory, Redis (Lua), SQL (`SELECT … FOR UPDATE`).
+///
+/// Every method is safe to call from many tasks and many processes at once.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait SeatLock: Send + Sync {
+    /// Holds all items for `request.order`, or none of them.
+    ///
+    /// A seat is free when nobody holds it, when its hold lapsed (`until <= now`), or when
+    /// `request.order` itself holds it (re-holding extends the hold; a seat this order already
+    /// bought stays sold). A zone has room when the places held or sold by *other* orders plus
+    /// `quantity` fit its capacity; the order's own earlier hold in the zone is replaced.
+    async fn hold(&self, request: &HoldRequest) -> Result<HoldOutcome>;
+
+    /// Frees what `order` holds of `items`, fenced: a seat held or sold by another order is left
+    /// alone. Releasing something not held, or an event not loaded, is not an error.
+    async fn release(&self, event: EventId, order: OrderId, items: &[HoldItem]) -> Result<()>;
+
+    /// Marks `items` sold to `order` (no deadline), after the database recorded the payment.
+    /// Overwrites any other holder: the database, which is the truth, says this order paid.
+    async fn mark_sold(&self, event: EventId, order: OrderId, items: &[HoldItem]) -> Result<()>;
+
+    /// Everything held or sold for `event` at `now`, in one round trip; `None` when not loaded.
+    async fn snapshot(&self, event: EventId, now: DateTime<Utc>) -> Result<Option<LockSnapshot>>;
+
+    /// Replaces the event's state with the holds read from `source` and marks it loaded.
+    ///
+    /// Many callers may ask at once (after a data loss every buyer sees `NotLoaded`): the
+    /// implementation reads `source` once per event under a short lock and lets the others wait
+    /// for that rebuild instead of repeating it.
+    async fn rebuild(&self, event: EventId, source: Arc<dyn HoldSource>) -> Result<()>;
+}

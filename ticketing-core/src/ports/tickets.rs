@@ -1,0 +1,117 @@
+//! The ticket repository: the source of truth. Every invariant is finally enforced here, inside one
+//! transaction (or one compare-and-set) per call.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::Result;
+use crate::domain::{
+    CustomerId, EventId, IdempotencyKey, Order, OrderId, OutboxEntry, PaymentRef, Ticket, TicketAction,
+    TicketId, TicketStatus, VenueId, ZoneCode,
+};
+
+/// The idempotency record stored with an order: the key and a fingerprint of the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyRecord {
+    /// The customer the key belongs to (keys are scoped per customer).
+    pub customer: CustomerId,
+    /// The client's key.
+    pub key: IdempotencyKey,
+    /// A digest of the request; the same key with another fingerprint is a conflict.
+    pub fingerprint: String,
+    /// The order the key produced.
+    pub order_id: OrderId,
+}
+
+/// A new order to persist with [`TicketRepository::insert_order`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewOrder {
+    /// The order; all its tickets are PENDING_PAYMENT.
+    pub order: Order,
+    /// The event's per-customer limit: active tickets of the customer for the event, including
+    /// these, must not exceed it.
+    pub per_customer_limit: u32,
+    /// For a general-admission order, the zone and its capacity: active tickets in the zone,
+    /// including these, must not exceed it.
+    pub general_admission: Option<(ZoneCode, u32)>,
+    /// The idempotency record to store in the same transaction, if the purchase had a key.
+    pub idempotency: Option<IdempotencyRecord>,
+}
+
+/// The answer of [`TicketRepository::insert_order`] when nothing was violated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InsertOutcome {
+    /// The order, its idempotency record and its outbox row were written.
+    Inserted,
+    /// Nothing was written: this customer already used this idempotency key; here is its record.
+    DuplicateKey(IdempotencyRecord),
+}
+
+/// A compare-and-set on all tickets of an order.
+///
+/// The move is applied when every ticket of the order has `action`'s source status
+/// ([`TicketAction::source`]) and, for [`TicketAction::Pay`], `expires_at > now`, or for
+/// [`TicketAction::Expire`], `expires_at <= now`. These are the rules of
+/// [`TicketStatus::apply`], restated as a guard the database can check atomically.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    /// The order.
+    pub order: OrderId,
+    /// The move.
+    pub action: TicketAction,
+    /// The caller's clock; also stored as `paid_at` on payment.
+    pub now: DateTime<Utc>,
+    /// The payment provider's reference, for [`TicketAction::Pay`].
+    pub payment_ref: Option<PaymentRef>,
+}
+
+/// The ticket repository port. Implementations: in memory, MySQL/MariaDB.
+///
+/// Every call is atomic and safe to run from many tasks and processes at once. Each state change
+/// (insert, transition, expiry) writes its outbox row in the same transaction.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait TicketRepository: Send + Sync {
+    /// Persists a new order atomically: its tickets, its idempotency record and its outbox row, or
+    /// nothing. Fails with [`Error::SeatsTaken`](crate::Error::SeatsTaken) naming the seats that
+    /// have an active ticket already (invariant 1), [`Error::SoldOut`](crate::Error::SoldOut)
+    /// when a general-admission zone is full (invariant 2), and
+    /// [`Error::LimitExceeded`](crate::Error::LimitExceeded) when the customer would exceed the
+    /// per-customer limit (invariant 6).
+    async fn insert_order(&self, order: &NewOrder) -> Result<InsertOutcome>;
+
+    /// The idempotency record of `customer`'s `key`, if one was stored.
+    async fn idempotency_record(
+        &self,
+        customer: &CustomerId,
+        key: &IdempotencyKey,
+    ) -> Result<Option<IdempotencyRecord>>;
+
+    /// Applies `transition` as a compare-and-set. `true` when every ticket of the order moved,
+    /// `false` when the guard did not hold (nothing changed). An unknown order is `false`.
+    async fn transition(&self, transition: &Transition) -> Result<bool>;
+
+    /// Expires up to `limit` orders whose deadline is at or before `now`, each by compare-and-set,
+    /// and returns them (with status EXPIRED). Several sweepers may run at once: each order is
+    /// returned by exactly one of them.
+    async fn expire_due(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Order>>;
+
+    /// One ticket.
+    async fn ticket(&self, id: TicketId) -> Result<Option<Ticket>>;
+
+    /// All tickets of an order, as an order.
+    async fn order(&self, id: OrderId) -> Result<Option<Order>>;
+
+    /// The active (PENDING_PAYMENT or PAID) tickets of an event, to rebuild the seat lock and to
+    /// audit invariants.
+    async fn active_tickets(&self, event: EventId) -> Result<Vec<Ticket>>;
+
+    /// How many tickets of the event have `status`.
+    async fn count_by_status(&self, event: EventId, status: TicketStatus) -> Result<u64>;
+
+    /// Sum of the prices of PAID tickets of the event at the venue, in minor units.
+    async fn revenue_minor(&self, venue: VenueId, event: EventId) -> Result<i64>;
+
+    /// Up to `limit` outbox entries with a sequence number greater than `after`, in order.
+    async fn outbox_after(&self, after: u64, limit: u32) -> Result<Vec<OutboxEntry>>;
+}
