@@ -1,0 +1,20 @@
+#![doc = include_str!("../README.md")]
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod config;
+mod error;
+mod health;
+mod keys;
+mod lock;
+mod rebuild;
+mod scripts;
+mod values;
+
+pub use config::RedisSeatLockConfig;
+pub use lock::RedisSeatLock;
+/// The `redis` crate this adapter is built on (for `redis::Client` and connection settings).
+pub use redis;
+/// The reconnecting Redis connection the lock runs on, re-exported so callers need no direct
+/// `redis` dependency.
+pub use redis::aio::ConnectionManager;

@@ -1,0 +1,300 @@
+//! [`RedisSeatLock`]: the [`SeatLock`] port on Redis.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use redis::aio::ConnectionManager;
+use redis::{Client, Script, ScriptInvocation, Value};
+use ticketing_core::domain::{EventId, OrderId, SeatRef, ZoneCode};
+use ticketing_core::ports::{
+    HoldItem, HoldOutcome, HoldRequest, HoldSource, LockSnapshot, SeatLock,
+};
+use ticketing_core::{Error, Result};
+use uuid::Uuid;
+
+use crate::config::RedisSeatLockConfig;
+use crate::error::RedisLockError;
+use crate::keys::EventKeys;
+use crate::scripts::Scripts;
+use crate::values::{self, millis, parse_seat_value};
+
+/// The seat lock on Redis: one Lua script per operation, run atomically by Redis.
+///
+/// Cheap to share (`Arc<dyn SeatLock>`); every call clones the reconnecting
+/// [`ConnectionManager`], which multiplexes all calls over one connection and reconnects by
+/// itself after Redis restarts.
+pub struct RedisSeatLock {
+    pub(crate) conn: ConnectionManager,
+    pub(crate) config: RedisSeatLockConfig,
+    pub(crate) scripts: Scripts,
+}
+
+impl std::fmt::Debug for RedisSeatLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisSeatLock")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisSeatLock {
+    /// A seat lock over an existing connection manager. Fails with
+    /// [`Error::InvalidRequest`] when `config` is unusable (see [`RedisSeatLockConfig`]).
+    pub fn new(conn: ConnectionManager, config: RedisSeatLockConfig) -> Result<Self> {
+        config.validate()?;
+        Ok(Self {
+            conn,
+            config,
+            scripts: Scripts::new(),
+        })
+    }
+
+    /// Connects to `url` (e.g. `redis://127.0.0.1:6379`) with a default [`ConnectionManager`].
+    /// An unreachable server is [`Error::Unavailable`]; a malformed URL is
+    /// [`Error::InvalidRequest`].
+    pub async fn connect(url: &str, config: RedisSeatLockConfig) -> Result<Self> {
+        let client = Client::open(url).map_err(|e| Error::invalid("redis_url", e.to_string()))?;
+        let conn = ConnectionManager::new(client)
+            .await
+            .map_err(RedisLockError::from)?;
+        Self::new(conn, config)
+    }
+
+    /// The settings this lock was built with.
+    pub fn config(&self) -> &RedisSeatLockConfig {
+        &self.config
+    }
+
+    pub(crate) fn keys(&self, event: EventId) -> EventKeys {
+        EventKeys::new(&self.config.key_prefix, event)
+    }
+
+    /// Runs a prepared script (EVALSHA, reloading on NOSCRIPT) and returns its raw reply.
+    pub(crate) async fn run(
+        &self,
+        invocation: &ScriptInvocation<'_>,
+    ) -> Result<Value, RedisLockError> {
+        let mut conn = self.conn.clone();
+        Ok(invocation.invoke_async(&mut conn).await?)
+    }
+
+    /// A script invocation with the event's five state keys.
+    fn with_state_keys<'s>(script: &'s Script, keys: &EventKeys) -> ScriptInvocation<'s> {
+        let mut invocation = script.prepare_invoke();
+        for key in keys.state() {
+            invocation.key(key);
+        }
+        invocation
+    }
+}
+
+/// Seats and general-admission zones of a request, split and checked for duplicates.
+struct Items<'a> {
+    seats: Vec<&'a SeatRef>,
+    zones: Vec<(&'a ZoneCode, u32, u32)>,
+}
+
+impl<'a> Items<'a> {
+    fn split(items: &'a [HoldItem]) -> Result<Self> {
+        let mut seats = Vec::new();
+        let mut zones = Vec::new();
+        let mut seen_seats = HashSet::new();
+        let mut seen_zones = HashSet::new();
+        for item in items {
+            match item {
+                HoldItem::Seat(seat) => {
+                    if !seen_seats.insert(seat) {
+                        return Err(Error::invalid(
+                            "items",
+                            format!("seat {seat} appears twice"),
+                        ));
+                    }
+                    seats.push(seat);
+                }
+                HoldItem::General {
+                    zone,
+                    quantity,
+                    capacity,
+                } => {
+                    if !seen_zones.insert(zone) {
+                        return Err(Error::invalid(
+                            "items",
+                            format!("zone {zone} appears twice"),
+                        ));
+                    }
+                    zones.push((zone, *quantity, *capacity));
+                }
+            }
+        }
+        Ok(Self { seats, zones })
+    }
+}
+
+#[async_trait]
+impl SeatLock for RedisSeatLock {
+    async fn hold(&self, request: &HoldRequest) -> Result<HoldOutcome> {
+        let items = Items::split(&request.items)?;
+        let keys = self.keys(request.event);
+        let mut invocation = Self::with_state_keys(&self.scripts.hold, &keys);
+        invocation
+            .arg(request.order.to_string())
+            .arg(millis(request.now))
+            .arg(millis(request.until))
+            .arg(items.seats.len());
+        for seat in &items.seats {
+            invocation.arg(seat.key());
+        }
+        for (zone, quantity, capacity) in &items.zones {
+            invocation.arg(zone.as_str()).arg(*quantity).arg(*capacity);
+        }
+        let reply = self.run(&invocation).await?;
+        Ok(hold_outcome(&reply, &items)?)
+    }
+
+    async fn release(&self, event: EventId, order: OrderId, items: &[HoldItem]) -> Result<()> {
+        let items = Items::split(items)?;
+        let keys = self.keys(event);
+        let mut invocation = Self::with_state_keys(&self.scripts.release, &keys);
+        invocation.arg(order.to_string()).arg(items.seats.len());
+        for seat in &items.seats {
+            invocation.arg(seat.key());
+        }
+        for (zone, _, _) in &items.zones {
+            invocation.arg(zone.as_str());
+        }
+        let freed = values::int("release", &self.run(&invocation).await?)?;
+        tracing::debug!(%event, %order, freed, "released seat-lock holds");
+        Ok(())
+    }
+
+    async fn mark_sold(&self, event: EventId, order: OrderId, items: &[HoldItem]) -> Result<()> {
+        let items = Items::split(items)?;
+        let keys = self.keys(event);
+        let mut invocation = Self::with_state_keys(&self.scripts.mark_sold, &keys);
+        invocation.arg(order.to_string()).arg(items.seats.len());
+        for seat in &items.seats {
+            invocation.arg(seat.key());
+        }
+        for (zone, quantity, _) in &items.zones {
+            invocation.arg(zone.as_str()).arg(*quantity);
+        }
+        if values::int("mark_sold", &self.run(&invocation).await?)? == 0 {
+            tracing::debug!(%event, %order, "event not loaded; the next rebuild reads the sale");
+        }
+        Ok(())
+    }
+
+    async fn snapshot(&self, event: EventId, now: DateTime<Utc>) -> Result<Option<LockSnapshot>> {
+        let keys = self.keys(event);
+        let mut invocation = Self::with_state_keys(&self.scripts.snapshot, &keys);
+        invocation.arg(millis(now));
+        let reply = self.run(&invocation).await?;
+        Ok(snapshot(event, &reply, now)?)
+    }
+
+    async fn rebuild(&self, event: EventId, source: Arc<dyn HoldSource>) -> Result<()> {
+        self.rebuild_event(event, source.as_ref(), false).await
+    }
+}
+
+/// Reads the hold script's reply, mapping keys and zones back to the request's own values.
+fn hold_outcome(reply: &Value, items: &Items<'_>) -> Result<HoldOutcome, RedisLockError> {
+    const SCRIPT: &str = "hold";
+    let parts = values::array(SCRIPT, reply)?;
+    let status = parts.first().map(|v| values::text(SCRIPT, v)).transpose()?;
+    match (status.as_deref(), parts.len()) {
+        (Some("held"), 1) => Ok(HoldOutcome::Held),
+        (Some("not_loaded"), 1) => Ok(HoldOutcome::NotLoaded),
+        (Some("taken"), 3) => {
+            let seat_by_key: HashMap<String, &SeatRef> =
+                items.seats.iter().map(|s| (s.key(), *s)).collect();
+            let seats = values::texts(SCRIPT, &parts[1])?
+                .into_iter()
+                .map(|key| {
+                    seat_by_key.get(&key).map(|s| (*s).clone()).ok_or_else(|| {
+                        RedisLockError::reply(SCRIPT, format!("seat {key} was not asked for"))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let zones = values::texts(SCRIPT, &parts[2])?
+                .into_iter()
+                .map(|code| {
+                    items
+                        .zones
+                        .iter()
+                        .find(|(z, _, _)| z.as_str() == code)
+                        .map(|(z, _, _)| (*z).clone())
+                        .ok_or_else(|| {
+                            RedisLockError::reply(SCRIPT, format!("zone {code} was not asked for"))
+                        })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(HoldOutcome::Taken { seats, zones })
+        }
+        _ => Err(RedisLockError::reply(SCRIPT, format!("{reply:?}"))),
+    }
+}
+
+/// Reads the snapshot script's reply. Lapsed holds are dropped; unreadable entries count as free
+/// and are logged.
+fn snapshot(
+    event: EventId,
+    reply: &Value,
+    now: DateTime<Utc>,
+) -> Result<Option<LockSnapshot>, RedisLockError> {
+    const SCRIPT: &str = "snapshot";
+    let parts = values::array(SCRIPT, reply)?;
+    match (
+        parts.first().map(|v| values::int(SCRIPT, v)).transpose()?,
+        parts.len(),
+    ) {
+        (Some(0), 1) => return Ok(None),
+        (Some(1), 3) => {}
+        _ => return Err(RedisLockError::reply(SCRIPT, format!("{reply:?}"))),
+    }
+    let mut result = LockSnapshot::default();
+    let seats = values::texts(SCRIPT, &parts[1])?;
+    for pair in seats.chunks(2) {
+        let [key, value] = pair else {
+            return Err(RedisLockError::reply(SCRIPT, "odd number of seat fields"));
+        };
+        let (Ok(seat), Some(state)) = (key.parse::<SeatRef>(), parse_seat_value(value)) else {
+            tracing::warn!(%event, key, value, "unreadable seat-lock entry counts as free");
+            continue;
+        };
+        let lapsed =
+            matches!(state, ticketing_core::ports::SeatState::Held { until, .. } if until <= now);
+        if !lapsed {
+            result.seats.insert(seat, state);
+        }
+    }
+    let zones = array_pairs(SCRIPT, &parts[2])?;
+    for (zone, taken) in zones {
+        let Ok(zone) = zone.parse::<ZoneCode>() else {
+            tracing::warn!(%event, zone, "unreadable general-admission zone is left out");
+            continue;
+        };
+        let taken = u32::try_from(taken).unwrap_or(if taken < 0 { 0 } else { u32::MAX });
+        result.general.insert(zone, taken);
+    }
+    Ok(Some(result))
+}
+
+/// A flat `[text, integer, text, integer, …]` array reply as pairs.
+fn array_pairs(script: &'static str, value: &Value) -> Result<Vec<(String, i64)>, RedisLockError> {
+    let items = values::array(script, value)?;
+    items
+        .chunks(2)
+        .map(|pair| match pair {
+            [name, count] => Ok((values::text(script, name)?, values::int(script, count)?)),
+            _ => Err(RedisLockError::reply(script, "odd number of zone fields")),
+        })
+        .collect()
+}
+
+/// A fresh random token, for the rebuild lock and health checks.
+pub(crate) fn random_token() -> String {
+    Uuid::new_v4().to_string()
+}

@@ -1,0 +1,33 @@
+//! The Lua scripts, one per operation, loaded once and run with EVALSHA.
+//!
+//! [`redis::Script`] sends `EVALSHA` and, on `NOSCRIPT` (an empty script cache after a Redis
+//! restart, a failover or `SCRIPT FLUSH`), loads the script and retries, so callers never see it.
+
+use redis::Script;
+
+/// Every script of the adapter.
+pub(crate) struct Scripts {
+    pub hold: Script,
+    pub release: Script,
+    pub mark_sold: Script,
+    pub snapshot: Script,
+    pub claim_rebuild: Script,
+    pub rebuild: Script,
+    pub unclaim_rebuild: Script,
+    pub health: Script,
+}
+
+impl Scripts {
+    pub fn new() -> Self {
+        Self {
+            hold: Script::new(include_str!("lua/hold.lua")),
+            release: Script::new(include_str!("lua/release.lua")),
+            mark_sold: Script::new(include_str!("lua/mark_sold.lua")),
+            snapshot: Script::new(include_str!("lua/snapshot.lua")),
+            claim_rebuild: Script::new(include_str!("lua/claim_rebuild.lua")),
+            rebuild: Script::new(include_str!("lua/rebuild.lua")),
+            unclaim_rebuild: Script::new(include_str!("lua/unclaim_rebuild.lua")),
+            health: Script::new(include_str!("lua/health.lua")),
+        }
+    }
+}
