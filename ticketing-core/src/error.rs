@@ -96,22 +96,33 @@ pub enum Error {
 impl Error {
     /// An [`Error::InvalidRequest`].
     pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
-        Error::InvalidRequest { field, reason: reason.into() }
+        Error::InvalidRequest {
+            field,
+            reason: reason.into(),
+        }
     }
 
     /// An [`Error::NotFound`].
     pub fn not_found(what: &'static str, id: impl ToString) -> Self {
-        Error::NotFound { what, id: id.to_string() }
+        Error::NotFound {
+            what,
+            id: id.to_string(),
+        }
     }
 
     /// An [`Error::Internal`].
     pub fn internal(message: impl Into<String>) -> Self {
-        Error::Internal { message: message.into() }
+        Error::Internal {
+            message: message.into(),
+        }
     }
 
     /// An [`Error::Unavailable`] wrapping a driver error.
     pub fn unavailable(adapter: &'static str, source: impl Into<BoxError>) -> Self {
-        Error::Unavailable { adapter, source: source.into() }
+        Error::Unavailable {
+            adapter,
+            source: source.into(),
+        }
     }
 
     /// A stable, upper-case code for logs and wire formats, e.g. `SEATS_TAKEN`.

@@ -71,7 +71,10 @@ impl Event {
         };
         for (zone, price) in &spec.prices {
             if venue.zone(zone).is_none() {
-                return Err(Error::invalid("prices", format!("venue has no zone {zone}")));
+                return Err(Error::invalid(
+                    "prices",
+                    format!("venue has no zone {zone}"),
+                ));
             }
             if price.minor < 0 {
                 return Err(Error::invalid("prices", "a price cannot be negative"));
@@ -81,7 +84,10 @@ impl Event {
             }
         }
         if spec.hold_time < MIN_HOLD_TIME || spec.hold_time > MAX_HOLD_TIME {
-            return Err(Error::invalid("hold_time", "must be between 1 second and 1 day"));
+            return Err(Error::invalid(
+                "hold_time",
+                "must be between 1 second and 1 day",
+            ));
         }
         if spec.per_customer_limit == 0 || spec.per_customer_limit > MAX_PER_CUSTOMER_LIMIT {
             return Err(Error::invalid(

@@ -85,7 +85,10 @@ pub(crate) fn check_token(field: &'static str, value: &str, max: usize) -> Resul
         return Err(Error::invalid(field, "must not be empty"));
     }
     if value.len() > max {
-        return Err(Error::invalid(field, format!("must be at most {max} characters")));
+        return Err(Error::invalid(
+            field,
+            format!("must be at most {max} characters"),
+        ));
     }
     if !value
         .bytes()
@@ -212,6 +215,12 @@ mod tests {
     #[test]
     fn bad_uuid_is_a_typed_error() {
         let err = "nope".parse::<TicketId>().unwrap_err();
-        assert!(matches!(err, Error::InvalidRequest { field: "ticket_id", .. }));
+        assert!(matches!(
+            err,
+            Error::InvalidRequest {
+                field: "ticket_id",
+                ..
+            }
+        ));
     }
 }

@@ -118,7 +118,13 @@ mod tests {
         let eur = Money::new(100, Currency::new("EUR").unwrap());
         let usd = Money::new(100, Currency::new("USD").unwrap());
         assert_eq!(eur.checked_add(eur).unwrap().minor, 200);
-        assert!(matches!(eur.checked_add(usd), Err(Error::InvalidRequest { field: "currency", .. })));
+        assert!(matches!(
+            eur.checked_add(usd),
+            Err(Error::InvalidRequest {
+                field: "currency",
+                ..
+            })
+        ));
         assert!(Money::new(i64::MAX, eur.currency).checked_add(eur).is_err());
     }
 }

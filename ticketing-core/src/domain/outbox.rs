@@ -87,7 +87,11 @@ impl OutboxEvent {
             venue_id: order.venue_id,
             customer: order.customer.clone(),
             ticket_ids: order.tickets.iter().map(|t| t.id).collect(),
-            seats: order.tickets.iter().filter_map(|t| t.seat.clone()).collect(),
+            seats: order
+                .tickets
+                .iter()
+                .filter_map(|t| t.seat.clone())
+                .collect(),
             amount: order.total,
             at,
         }

@@ -144,7 +144,10 @@ impl Venue {
         for zone in &zones {
             check_name("zone.name", &zone.name)?;
             if !codes.insert(&zone.code) {
-                return Err(Error::invalid("zones", format!("zone {} appears twice", zone.code)));
+                return Err(Error::invalid(
+                    "zones",
+                    format!("zone {} appears twice", zone.code),
+                ));
             }
             match &zone.kind {
                 ZoneKind::Seated { rows } => {
@@ -225,14 +228,21 @@ mod tests {
     use uuid::Uuid;
 
     fn zone(code: &str, kind: ZoneKind) -> Zone {
-        Zone { code: code.parse().unwrap(), name: code.into(), kind }
+        Zone {
+            code: code.parse().unwrap(),
+            name: code.into(),
+            kind,
+        }
     }
 
     fn seated(rows: &[(&str, u32)]) -> ZoneKind {
         ZoneKind::Seated {
             rows: rows
                 .iter()
-                .map(|(l, n)| Row { label: l.parse().unwrap(), seats: *n })
+                .map(|(l, n)| Row {
+                    label: l.parse().unwrap(),
+                    seats: *n,
+                })
                 .collect(),
         }
     }
@@ -244,8 +254,12 @@ mod tests {
         assert!(Venue::new(id, "Hall", vec![zone("A", seated(&[("1", 0)]))]).is_err());
         assert!(Venue::new(id, "Hall", vec![zone("A", seated(&[("1", 2), ("1", 3)]))]).is_err());
         assert!(
-            Venue::new(id, "Hall", vec![zone("A", seated(&[])), zone("B", seated(&[("1", 1)]))])
-                .is_err()
+            Venue::new(
+                id,
+                "Hall",
+                vec![zone("A", seated(&[])), zone("B", seated(&[("1", 1)]))]
+            )
+            .is_err()
         );
         assert!(
             Venue::new(
@@ -261,7 +275,10 @@ mod tests {
         let v = Venue::new(
             id,
             "Hall",
-            vec![zone("A", seated(&[("1", 2)])), zone("GA", ZoneKind::GeneralAdmission { capacity: 9 })],
+            vec![
+                zone("A", seated(&[("1", 2)])),
+                zone("GA", ZoneKind::GeneralAdmission { capacity: 9 }),
+            ],
         )
         .unwrap();
         assert!(v.has_seat(&"A:1:2".parse().unwrap()));

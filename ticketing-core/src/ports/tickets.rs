@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 
 use crate::Result;
 use crate::domain::{
-    CustomerId, EventId, IdempotencyKey, Order, OrderId, OutboxEntry, PaymentRef, Ticket, TicketAction,
-    TicketId, TicketStatus, VenueId, ZoneCode,
+    CustomerId, EventId, IdempotencyKey, Order, OrderId, OutboxEntry, PaymentRef, Ticket,
+    TicketAction, TicketId, TicketStatus, VenueId, ZoneCode,
 };
 
 /// The idempotency record stored with an order: the key and a fingerprint of the request.

@@ -1,18 +1,33 @@
 //! The adapter conformance suite: one check per invariant of DESIGN.md, run against every adapter.
 //!
-//! An adapter crate enables the `testkit` feature as a dev-dependency, writes one async function
-//! that builds a fresh [`Harness`] (its own database, its own key prefix), and expands
+//! An adapter crate enables the `testkit` feature as a dev-dependency (and `tokio` with the
+//! `macros` and `rt-multi-thread` features), writes one async function that builds a fresh
+//! [`Harness`] (its own database, its own key prefix), and expands
 //! [`conformance_suite!`](crate::conformance_suite) with it:
 //!
 //! ```ignore
 //! async fn harness() -> ticketing_core::testkit::Harness { /* … */ }
 //! ticketing_core::conformance_suite!(harness);
 //! ```
+//!
+//! Each check is also a plain `pub async fn` here, so an adapter can run a subset.
+
+mod checks;
+mod fixture;
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+pub use checks::{
+    abandoned_holds_free_their_seats, bad_requests_write_nothing,
+    customer_limit_holds_under_concurrency, general_admission_never_exceeds_capacity,
+    lifecycle_round_trip, paid_changes_only_by_refund, payment_races_expiry_sweep,
+    purchase_is_idempotent, seat_lock_data_loss_is_harmless, seats_are_sold_once,
+};
+pub use fixture::{Fixture, Layout, PRICE_MINOR};
+
+use crate::memory::{InMemoryCatalog, InMemorySeatLock, InMemoryTicketRepository};
 use crate::ports::{CatalogRepository, SeatLock, TicketRepository};
 
 /// A boxed future, as harness hooks return.
@@ -30,4 +45,57 @@ pub struct Harness {
     pub wipe_seat_lock: Arc<dyn Fn() -> BoxFuture + Send + Sync>,
     /// Run once when the check passed: drops the test database, deletes the key prefix.
     pub teardown: Option<BoxFuture>,
+}
+
+impl Harness {
+    /// All in-memory adapters: the reference the other adapters are held to.
+    pub fn in_memory() -> Harness {
+        let seat_lock = Arc::new(InMemorySeatLock::new());
+        let wiped = seat_lock.clone();
+        Harness {
+            seat_lock,
+            tickets: Arc::new(InMemoryTicketRepository::new()),
+            catalog: Arc::new(InMemoryCatalog::new()),
+            wipe_seat_lock: Arc::new(move || {
+                wiped.wipe();
+                Box::pin(async {})
+            }),
+            teardown: None,
+        }
+    }
+
+    /// Runs the teardown hook.
+    pub async fn finish(mut self) {
+        if let Some(teardown) = self.teardown.take() {
+            teardown.await;
+        }
+    }
+}
+
+/// Expands one `#[tokio::test]` per conformance check, each with a fresh harness from `$harness`
+/// (a path to an `async fn() -> Harness`).
+#[macro_export]
+macro_rules! conformance_suite {
+    ($harness:path) => {
+        $crate::conformance_suite!(@checks $harness;
+            lifecycle_round_trip,
+            seats_are_sold_once,
+            general_admission_never_exceeds_capacity,
+            payment_races_expiry_sweep,
+            paid_changes_only_by_refund,
+            abandoned_holds_free_their_seats,
+            purchase_is_idempotent,
+            customer_limit_holds_under_concurrency,
+            seat_lock_data_loss_is_harmless,
+            bad_requests_write_nothing,
+        );
+    };
+    (@checks $harness:path; $($check:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $check() {
+                $crate::testkit::$check($harness().await).await;
+            }
+        )*
+    };
 }

@@ -1,0 +1,125 @@
+//! Creating venues and events, and the cache every purchase reads them from.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use uuid::Uuid;
+
+use crate::domain::{Event, EventId, EventSpec, Venue, VenueId, Zone, ZoneCode, ZoneKind};
+use crate::ports::CatalogRepository;
+use crate::{Error, Result};
+
+use super::Backends;
+
+/// An event with its venue, as purchases need them.
+#[derive(Debug)]
+pub struct EventInfo {
+    /// The event.
+    pub event: Event,
+    /// Its venue.
+    pub venue: Venue,
+    /// Capacity of each general-admission zone.
+    pub capacities: HashMap<ZoneCode, u32>,
+}
+
+/// Events and venues never change once created, so every service keeps them in memory: a purchase
+/// reads no catalog row from the database after the first one per event.
+#[derive(Default)]
+pub struct EventCache {
+    events: RwLock<HashMap<EventId, Arc<EventInfo>>>,
+}
+
+impl EventCache {
+    /// The event with its venue, from the cache or else from `catalog`.
+    pub async fn get(
+        &self,
+        catalog: &dyn CatalogRepository,
+        id: EventId,
+    ) -> Result<Arc<EventInfo>> {
+        if let Some(info) = self
+            .events
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+        {
+            return Ok(info.clone());
+        }
+        let event = catalog
+            .event(id)
+            .await?
+            .ok_or_else(|| Error::not_found("event", id))?;
+        let venue = catalog
+            .venue(event.venue_id())
+            .await?
+            .ok_or_else(|| Error::internal(format!("event {id} names a missing venue")))?;
+        let capacities = venue
+            .zones()
+            .iter()
+            .filter_map(|zone| match zone.kind {
+                ZoneKind::GeneralAdmission { capacity } => Some((zone.code.clone(), capacity)),
+                ZoneKind::Seated { .. } => None,
+            })
+            .collect();
+        let info = Arc::new(EventInfo {
+            event,
+            venue,
+            capacities,
+        });
+        self.events
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, info.clone());
+        Ok(info)
+    }
+}
+
+/// Creates venues and events (the admin side).
+#[derive(Clone)]
+pub struct CatalogService {
+    backends: Backends,
+}
+
+impl CatalogService {
+    /// A catalog service over `backends`.
+    pub fn new(backends: Backends) -> Self {
+        Self { backends }
+    }
+
+    /// Creates a venue with a new id after checking its layout.
+    pub async fn create_venue(&self, name: &str, zones: Vec<Zone>) -> Result<Venue> {
+        let venue = Venue::new(VenueId::from_uuid(Uuid::now_v7()), name, zones)?;
+        self.backends.catalog.insert_venue(&venue).await?;
+        Ok(venue)
+    }
+
+    /// Creates an event with a new id after checking it against its venue.
+    pub async fn create_event(&self, spec: EventSpec) -> Result<Event> {
+        let venue = self
+            .backends
+            .catalog
+            .venue(spec.venue_id)
+            .await?
+            .ok_or_else(|| Error::not_found("venue", spec.venue_id))?;
+        let event = Event::new(EventId::from_uuid(Uuid::now_v7()), spec, &venue)?;
+        self.backends.catalog.insert_event(&event).await?;
+        Ok(event)
+    }
+
+    /// A venue by id.
+    pub async fn venue(&self, id: VenueId) -> Result<Venue> {
+        self.backends
+            .catalog
+            .venue(id)
+            .await?
+            .ok_or_else(|| Error::not_found("venue", id))
+    }
+
+    /// An event by id.
+    pub async fn event(&self, id: EventId) -> Result<Event> {
+        self.backends
+            .catalog
+            .event(id)
+            .await?
+            .ok_or_else(|| Error::not_found("event", id))
+    }
+}

@@ -1,0 +1,372 @@
+//! `TicketService`: purchase, pay, cancel, refund and the expiry sweep.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use crate::domain::{Order, OrderId, PaymentRef, Ticket, TicketAction, TicketStatus};
+use crate::ports::{
+    HoldItem, HoldOutcome, HoldRequest, IdempotencyRecord, InsertOutcome, NewOrder, Transition,
+};
+use crate::{Error, Result};
+
+use super::catalog::{EventCache, EventInfo};
+use super::holds::{RepositoryHolds, hold_with_rebuild, items_of};
+use super::purchase::PurchaseRequest;
+use super::{Backends, ServiceConfig};
+
+/// How often a transition re-reads the order after losing a compare-and-set race.
+const TRANSITION_ATTEMPTS: u32 = 3;
+/// Most sweep batches one [`TicketService::expire_due`] call runs, so one call stays bounded.
+const MAX_SWEEP_BATCHES: u32 = 100;
+
+/// The write side: everything that changes tickets.
+#[derive(Clone)]
+pub struct TicketService {
+    backends: Backends,
+    config: ServiceConfig,
+    events: Arc<EventCache>,
+}
+
+impl TicketService {
+    /// A ticket service over `backends`.
+    pub fn new(backends: Backends, config: ServiceConfig) -> Self {
+        Self {
+            backends,
+            config,
+            events: Arc::new(EventCache::default()),
+        }
+    }
+
+    fn hold_source(&self, info: &EventInfo) -> Arc<RepositoryHolds> {
+        Arc::new(RepositoryHolds::new(
+            self.backends.tickets.clone(),
+            self.config.hold_grace,
+            info.capacities.clone(),
+        ))
+    }
+
+    /// Buys the selected seats or places: validate, hold all in the seat lock (a loser costs one
+    /// lock round trip and no database work), persist the tickets, and release the holds if
+    /// persisting fails. Returns the order, PENDING_PAYMENT until [`TicketService::pay`].
+    pub async fn purchase(&self, request: PurchaseRequest) -> Result<Order> {
+        let b = &self.backends;
+        let info = self.events.get(&*b.catalog, request.event).await?;
+        let now = b.now();
+        if !info.event.is_on_sale(now) {
+            let reason = if now < info.event.sale_opens() {
+                "the sale has not opened"
+            } else {
+                "the sale is over"
+            };
+            return Err(Error::NotOnSale {
+                event: request.event,
+                reason: reason.into(),
+            });
+        }
+        let checked = request.check(&info)?;
+        let order_id = match &request.idempotency_key {
+            Some(key) => OrderId::for_idempotency_key(&request.customer, key),
+            None => b.ids.order_id(),
+        };
+        let expires_at = now + info.event.hold_time();
+        let hold = HoldRequest {
+            event: request.event,
+            order: order_id,
+            items: checked.items.clone(),
+            now,
+            until: expires_at + self.config.hold_grace,
+        };
+        match hold_with_rebuild(
+            &*b.seat_lock,
+            &self.hold_source(&info),
+            &hold,
+            self.config.rebuild_attempts,
+        )
+        .await?
+        {
+            HoldOutcome::Held => {}
+            HoldOutcome::Taken { seats, zones } => {
+                if let Some(order) = self.replay(&request).await? {
+                    return Ok(order);
+                }
+                return Err(match zones.into_iter().next() {
+                    Some(zone) if seats.is_empty() => Error::SoldOut {
+                        zone,
+                        requested: checked.places.len() as u32,
+                    },
+                    _ => Error::SeatsTaken { seats },
+                });
+            }
+            HoldOutcome::NotLoaded => {
+                return Err(Error::internal("hold answered NotLoaded after a rebuild"));
+            }
+        }
+
+        let tickets: Vec<Ticket> = checked
+            .places
+            .into_iter()
+            .map(|(zone, seat)| -> Result<Ticket> {
+                let price = info
+                    .event
+                    .price(&zone)
+                    .ok_or_else(|| Error::internal("checked zone lost its price"))?;
+                Ok(Ticket {
+                    id: b.ids.ticket_id(),
+                    order_id,
+                    event_id: request.event,
+                    venue_id: info.event.venue_id(),
+                    zone,
+                    seat,
+                    customer: request.customer.clone(),
+                    price,
+                    status: TicketStatus::PendingPayment,
+                    created_on: now,
+                    expires_at,
+                    paid_at: None,
+                    payment_ref: None,
+                })
+            })
+            .collect::<Result<_>>()?;
+        let order = Order::from_tickets(tickets)?
+            .ok_or_else(|| Error::internal("an order without tickets"))?;
+        let new_order = NewOrder {
+            order,
+            per_customer_limit: info.event.per_customer_limit(),
+            general_admission: checked.general_admission,
+            idempotency: request
+                .idempotency_key
+                .as_ref()
+                .map(|key| IdempotencyRecord {
+                    customer: request.customer.clone(),
+                    key: key.clone(),
+                    fingerprint: request.fingerprint(),
+                    order_id,
+                }),
+        };
+        match b.tickets.insert_order(&new_order).await {
+            Ok(InsertOutcome::Inserted) => Ok(new_order.order),
+            Ok(InsertOutcome::DuplicateKey(record)) => {
+                self.resolve_duplicate(&request, record, &hold.items).await
+            }
+            Err(error) => {
+                self.release_quietly(&hold.items, order_id, request.event)
+                    .await;
+                Err(error)
+            }
+        }
+    }
+
+    /// For a request with an idempotency key that lost its hold: the order an earlier identical
+    /// request produced, an [`Error::IdempotencyConflict`], or `None` when the key is new.
+    async fn replay(&self, request: &PurchaseRequest) -> Result<Option<Order>> {
+        let Some(key) = &request.idempotency_key else {
+            return Ok(None);
+        };
+        let Some(record) = self
+            .backends
+            .tickets
+            .idempotency_record(&request.customer, key)
+            .await?
+        else {
+            return Ok(None);
+        };
+        if record.fingerprint != request.fingerprint() {
+            return Err(Error::IdempotencyConflict {
+                key: key.to_string(),
+            });
+        }
+        self.backends.tickets.order(record.order_id).await
+    }
+
+    /// Another request with the same key was persisted first. Our holds carry the same order id
+    /// (it is derived from the key), so release only what the stored order does not own.
+    async fn resolve_duplicate(
+        &self,
+        request: &PurchaseRequest,
+        record: IdempotencyRecord,
+        held: &[HoldItem],
+    ) -> Result<Order> {
+        let stored = self
+            .backends
+            .tickets
+            .order(record.order_id)
+            .await?
+            .ok_or_else(|| {
+                Error::internal(format!(
+                    "idempotency record names missing order {}",
+                    record.order_id
+                ))
+            })?;
+        let owned: HashSet<HoldItem> = if stored.status.is_active() {
+            let info = self
+                .events
+                .get(&*self.backends.catalog, stored.event_id)
+                .await?;
+            items_of(&stored, &info.capacities).into_iter().collect()
+        } else {
+            HashSet::new()
+        };
+        let surplus: Vec<HoldItem> = held
+            .iter()
+            .filter(|i| !owned.contains(*i))
+            .cloned()
+            .collect();
+        if !surplus.is_empty() {
+            self.release_quietly(&surplus, record.order_id, request.event)
+                .await;
+        }
+        if record.fingerprint != request.fingerprint() {
+            let key = request
+                .idempotency_key
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            return Err(Error::IdempotencyConflict { key });
+        }
+        Ok(stored)
+    }
+
+    /// Releases holds after a failure. If the release fails too, the hold's deadline frees the
+    /// seats, so the failure is logged and the caller sees the original error.
+    async fn release_quietly(
+        &self,
+        items: &[HoldItem],
+        order: OrderId,
+        event: crate::domain::EventId,
+    ) {
+        if let Err(error) = self.backends.seat_lock.release(event, order, items).await {
+            tracing::warn!(%order, %event, %error, "releasing holds failed; they lapse at their deadline");
+        }
+    }
+
+    /// Confirms payment of an order with the provider's reference. Idempotent: paying again with
+    /// the same reference returns the paid order. At or after the deadline:
+    /// [`Error::PaymentTooLate`].
+    pub async fn pay(&self, order: OrderId, payment_ref: PaymentRef) -> Result<Order> {
+        self.transition(order, TicketAction::Pay, Some(payment_ref))
+            .await
+    }
+
+    /// Cancels an unpaid order and frees its seats. Cancelling a cancelled order returns it.
+    pub async fn cancel(&self, order: OrderId) -> Result<Order> {
+        self.transition(order, TicketAction::Cancel, None).await
+    }
+
+    /// Refunds a paid order and frees its seats. Refunding a refunded order returns it.
+    pub async fn refund(&self, order: OrderId) -> Result<Order> {
+        self.transition(order, TicketAction::Refund, None).await
+    }
+
+    /// Read, decide with [`TicketStatus::apply`], compare-and-set; on a lost race, read again.
+    async fn transition(
+        &self,
+        id: OrderId,
+        action: TicketAction,
+        payment_ref: Option<PaymentRef>,
+    ) -> Result<Order> {
+        let b = &self.backends;
+        for _ in 0..TRANSITION_ATTEMPTS {
+            let now = b.now();
+            let order = b
+                .tickets
+                .order(id)
+                .await?
+                .ok_or_else(|| Error::not_found("order", id))?;
+            if let Some(done) = already_done(&order, action, payment_ref.as_ref())? {
+                return Ok(done);
+            }
+            order.status.apply(action, order.expires_at, now)?;
+            let transition = Transition {
+                order: id,
+                action,
+                now,
+                payment_ref: payment_ref.clone(),
+            };
+            if b.tickets.transition(&transition).await? {
+                let updated = b
+                    .tickets
+                    .order(id)
+                    .await?
+                    .ok_or_else(|| Error::not_found("order", id))?;
+                self.sync_lock(&updated, action).await;
+                return Ok(updated);
+            }
+            tracing::debug!(order = %id, ?action, "lost a compare-and-set race, re-reading");
+        }
+        Err(Error::unavailable(
+            "repository",
+            format!("order {id} kept changing under {action:?}"),
+        ))
+    }
+
+    /// Mirrors a committed transition into the seat lock. A failure is logged, not returned: the
+    /// database is the truth, and the lock heals by deadline or rebuild.
+    async fn sync_lock(&self, order: &Order, action: TicketAction) {
+        let info = match self
+            .events
+            .get(&*self.backends.catalog, order.event_id)
+            .await
+        {
+            Ok(info) => info,
+            Err(error) => {
+                tracing::warn!(order = %order.id, %error, "cannot load the event to update the seat lock");
+                return;
+            }
+        };
+        let items = items_of(order, &info.capacities);
+        let lock = &self.backends.seat_lock;
+        let result = match action {
+            TicketAction::Pay => lock.mark_sold(order.event_id, order.id, &items).await,
+            _ => lock.release(order.event_id, order.id, &items).await,
+        };
+        if let Err(error) = result {
+            tracing::warn!(order = %order.id, ?action, %error, "seat lock update failed after commit");
+        }
+    }
+
+    /// Expires every order whose payment deadline has passed and frees its seats. Safe to run
+    /// on many instances at once. Returns how many orders this call expired.
+    pub async fn expire_due(&self) -> Result<u64> {
+        let mut expired = 0;
+        for _ in 0..MAX_SWEEP_BATCHES {
+            let now = self.backends.now();
+            let batch = self
+                .backends
+                .tickets
+                .expire_due(now, self.config.sweep_batch)
+                .await?;
+            for order in &batch {
+                self.sync_lock(order, TicketAction::Expire).await;
+            }
+            expired += batch.len() as u64;
+            if batch.len() < self.config.sweep_batch as usize {
+                break;
+            }
+        }
+        Ok(expired)
+    }
+}
+
+/// Retries are harmless: an order already in the action's target status is returned as it is,
+/// except a payment with a different reference, which is a conflict.
+fn already_done(
+    order: &Order,
+    action: TicketAction,
+    payment_ref: Option<&PaymentRef>,
+) -> Result<Option<Order>> {
+    if order.status != action.target() {
+        return Ok(None);
+    }
+    match action {
+        TicketAction::Pay
+            if order.tickets.first().and_then(|t| t.payment_ref.as_ref()) != payment_ref =>
+        {
+            Err(Error::InvalidTransition {
+                from: order.status,
+                to: action.target(),
+            })
+        }
+        TicketAction::Pay | TicketAction::Cancel | TicketAction::Refund => Ok(Some(order.clone())),
+        TicketAction::Expire => Ok(None),
+    }
+}

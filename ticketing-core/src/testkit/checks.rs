@@ -1,0 +1,808 @@
+//! The checks. Each takes a fresh [`Harness`], runs real concurrency where the invariant is about
+//! concurrency, counts the outcome in the repository, and tears the harness down when it passed.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use chrono::TimeDelta;
+use tokio::sync::Barrier;
+
+use crate::Error;
+use crate::domain::{IdempotencyKey, OutboxKind, PaymentRef, TicketStatus};
+use crate::ports::{HoldItem, HoldOutcome, HoldRequest, ManualClock};
+use crate::service::{SeatAvailability, Selection};
+
+use super::Harness;
+use super::fixture::{Fixture, Layout, PRICE_MINOR, outcome};
+
+/// Runs `n` copies of `task` at once (released together by a barrier) and returns their results
+/// in task order.
+async fn race<T, F, Fut>(n: usize, task: F) -> Vec<T>
+where
+    T: Send + 'static,
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = T> + Send + 'static,
+{
+    let barrier = Arc::new(Barrier::new(n));
+    let handles: Vec<_> = (0..n)
+        .map(|i| {
+            let barrier = barrier.clone();
+            let fut = task(i);
+            tokio::spawn(async move {
+                barrier.wait().await;
+                fut.await
+            })
+        })
+        .collect();
+    let mut results = Vec::with_capacity(n);
+    for handle in handles {
+        results.push(handle.await.expect("task panicked"));
+    }
+    results
+}
+
+fn count(outcomes: &[&'static str]) -> HashMap<&'static str, usize> {
+    let mut counts = HashMap::new();
+    for o in outcomes {
+        *counts.entry(*o).or_default() += 1;
+    }
+    counts
+}
+
+/// A purchase, the ticket and order queries, payment, sold count, revenue, seat map, cancel, and
+/// one outbox row per state change, in order.
+pub async fn lifecycle_round_trip(harness: Harness) {
+    let f = Fixture::new(&harness, Layout::default()).await;
+    let after = f
+        .backends
+        .tickets
+        .outbox_after(0, 10_000)
+        .await
+        .expect("outbox")
+        .last()
+        .map_or(0, |e| e.seq);
+    let order = f.buy("alice", vec![f.seat(0), f.seat(1)]).await;
+    assert_eq!(order.status, TicketStatus::PendingPayment);
+    assert_eq!(order.tickets.len(), 2);
+    assert_eq!(order.total.minor, 2 * PRICE_MINOR);
+    assert_eq!(
+        order.expires_at,
+        f.clock.now_for_tests() + f.event.hold_time()
+    );
+    let ticket = f
+        .queries
+        .ticket(order.tickets[0].id)
+        .await
+        .expect("ticket by id");
+    assert_eq!(ticket, order.tickets[0]);
+    assert_eq!(f.queries.order(order.id).await.expect("order"), order);
+    let map = f.queries.seat_map(f.event.id()).await.expect("seat map");
+    assert_eq!(
+        map.seats
+            .iter()
+            .filter(|s| s.state == SeatAvailability::Held)
+            .count(),
+        2
+    );
+
+    f.clock.advance(TimeDelta::seconds(5));
+    let paid = f
+        .tickets
+        .pay(order.id, PaymentRef::new("pay_1").unwrap())
+        .await
+        .expect("pay");
+    assert_eq!(paid.status, TicketStatus::Paid);
+    assert!(
+        paid.tickets
+            .iter()
+            .all(|t| t.paid_at == Some(f.clock.now_for_tests()))
+    );
+    assert_eq!(
+        f.queries
+            .sold_count(f.event.id())
+            .await
+            .expect("sold count"),
+        2
+    );
+    let revenue = f
+        .queries
+        .revenue(f.venue.id(), f.event.id())
+        .await
+        .expect("revenue");
+    assert_eq!(revenue.minor, 2 * PRICE_MINOR);
+    assert_eq!(revenue.currency.as_str(), "EUR");
+    f.assert_seat_map_matches_repository().await;
+
+    let other = f.buy("bob", vec![f.seat(2)]).await;
+    let cancelled = f.tickets.cancel(other.id).await.expect("cancel");
+    assert_eq!(cancelled.status, TicketStatus::Cancelled);
+    f.buy("carol", vec![f.seat(2)]).await; // the cancelled seat is free again
+    f.assert_seat_map_matches_repository().await;
+
+    let rows = f
+        .backends
+        .tickets
+        .outbox_after(after, 10_000)
+        .await
+        .expect("outbox");
+    let kinds: Vec<(crate::domain::OrderId, OutboxKind)> = rows
+        .iter()
+        .map(|e| (e.event.order_id, e.event.kind))
+        .collect();
+    assert!(
+        rows.windows(2).all(|w| w[0].seq < w[1].seq),
+        "outbox sequence must increase"
+    );
+    let of = |id| {
+        kinds
+            .iter()
+            .filter(|(o, _)| *o == id)
+            .map(|(_, k)| *k)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        of(order.id),
+        vec![OutboxKind::TicketReserved, OutboxKind::TicketPaid]
+    );
+    assert_eq!(
+        of(other.id),
+        vec![OutboxKind::TicketReserved, OutboxKind::TicketCancelled]
+    );
+    assert_eq!(rows[0].event.ticket_ids.len(), 2);
+    harness.finish().await;
+}
+
+/// Invariant 1: 64 buyers race for 10 seats → exactly 10 active tickets, each seat once, 54 clean
+/// `SeatsTaken`. Then overlapping two-seat orders: all-or-nothing, still each seat once.
+pub async fn seats_are_sold_once(harness: Harness) {
+    let f = Arc::new(
+        Fixture::new(
+            &harness,
+            Layout {
+                limit: 4,
+                ..Layout::default()
+            },
+        )
+        .await,
+    );
+    let results = race(64, |i| {
+        let f = f.clone();
+        async move {
+            f.tickets
+                .purchase(f.seats_request(&format!("buyer{i}"), vec![f.seat(i as u32 % 10)]))
+                .await
+        }
+    })
+    .await;
+    let counts = count(&results.iter().map(outcome).collect::<Vec<_>>());
+    assert_eq!(counts.get("OK"), Some(&10), "outcomes: {counts:?}");
+    assert_eq!(counts.get("SEATS_TAKEN"), Some(&54), "outcomes: {counts:?}");
+    for result in &results {
+        if let Err(Error::SeatsTaken { seats }) = result {
+            assert_eq!(seats.len(), 1, "a loser is told which seat is taken");
+        }
+    }
+    let active = f.audit().await;
+    assert_eq!(active.len(), 10);
+
+    // Overlapping pairs (10,11), (11,12), … over seats 10..30: all-or-nothing holds.
+    let results = race(40, |i| {
+        let f = f.clone();
+        let first = 10 + (i as u32 % 19);
+        async move {
+            f.tickets
+                .purchase(
+                    f.seats_request(&format!("pair{i}"), vec![f.seat(first), f.seat(first + 1)]),
+                )
+                .await
+        }
+    })
+    .await;
+    for result in &results {
+        match result {
+            Ok(order) => assert_eq!(order.tickets.len(), 2),
+            Err(Error::SeatsTaken { seats }) => assert!(!seats.is_empty()),
+            Err(other) => panic!("unexpected {other}"),
+        }
+    }
+    let winners = results.iter().filter(|r| r.is_ok()).count();
+    let active = f.audit().await;
+    assert_eq!(
+        active.len(),
+        10 + 2 * winners,
+        "every winner got both seats and nobody got one"
+    );
+    assert!(
+        winners >= 5,
+        "at least every other pair can be sold: {winners}"
+    );
+    f.assert_seat_map_matches_repository().await;
+    harness.finish().await;
+}
+
+/// Invariant 2: 500 buyers race for 100 general-admission places → exactly 100 tickets.
+pub async fn general_admission_never_exceeds_capacity(harness: Harness) {
+    let f = Arc::new(
+        Fixture::new(
+            &harness,
+            Layout {
+                general_capacity: 100,
+                ..Layout::default()
+            },
+        )
+        .await,
+    );
+    let results = race(500, |i| {
+        let f = f.clone();
+        async move {
+            f.tickets
+                .purchase(f.general_request(&format!("fan{i}"), 1))
+                .await
+        }
+    })
+    .await;
+    let counts = count(&results.iter().map(outcome).collect::<Vec<_>>());
+    assert_eq!(counts.get("OK"), Some(&100), "outcomes: {counts:?}");
+    assert_eq!(counts.get("SOLD_OUT"), Some(&400), "outcomes: {counts:?}");
+    f.audit().await;
+    let active = f
+        .backends
+        .tickets
+        .active_tickets(f.event.id())
+        .await
+        .expect("active");
+    assert_eq!(active.iter().filter(|t| t.seat.is_none()).count(), 100);
+
+    // Cancelling frees places that a new buyer can take; the map follows the repository.
+    let order = results
+        .iter()
+        .find_map(|r| r.as_ref().ok())
+        .expect("a winner");
+    f.tickets.cancel(order.id).await.expect("cancel");
+    f.tickets
+        .purchase(f.general_request("late-fan", 1))
+        .await
+        .expect("a freed place");
+    assert!(matches!(
+        f.tickets.purchase(f.general_request("later-fan", 1)).await,
+        Err(Error::SoldOut { .. })
+    ));
+    f.assert_seat_map_matches_repository().await;
+    harness.finish().await;
+}
+
+/// Invariant 3: at the deadline a payment races the expiry sweep of another instance whose clock
+/// is 1 ms ahead; over many rounds exactly one wins every time and the loser's answer says so.
+/// A payment after the deadline is `PaymentTooLate`.
+pub async fn payment_races_expiry_sweep(harness: Harness) {
+    let f = Arc::new(
+        Fixture::new(
+            &harness,
+            Layout {
+                rows: 4,
+                seats_per_row: 10,
+                limit: 4,
+                ..Layout::default()
+            },
+        )
+        .await,
+    );
+    let rounds = 30u32;
+    let (mut paid_wins, mut sweep_wins) = (0, 0);
+    for round in 0..rounds {
+        let order = f.buy(&format!("racer{round}"), vec![f.seat(round)]).await;
+        let deadline = order.expires_at;
+        let payer_clock = Arc::new(ManualClock::new(deadline - TimeDelta::milliseconds(1)));
+        let sweeper_clock = Arc::new(ManualClock::new(deadline));
+        let payer = f.service_with_clock(payer_clock);
+        let sweeper = f.service_with_clock(sweeper_clock);
+        let barrier = Arc::new(Barrier::new(2));
+        let (b1, b2) = (barrier.clone(), barrier);
+        let pay = tokio::spawn(async move {
+            b1.wait().await;
+            payer
+                .pay(order.id, PaymentRef::new(format!("pay{round}")).unwrap())
+                .await
+        });
+        let sweep = tokio::spawn(async move {
+            b2.wait().await;
+            sweeper.expire_due().await
+        });
+        let (pay, sweep) = (
+            pay.await.expect("pay task"),
+            sweep.await.expect("sweep task").expect("sweep"),
+        );
+        let stored = f.queries.order(order.id).await.expect("order");
+        match pay {
+            Ok(paid) => {
+                assert_eq!(
+                    sweep, 0,
+                    "round {round}: both the payment and the sweep won"
+                );
+                assert_eq!(paid.status, TicketStatus::Paid);
+                assert_eq!(stored.status, TicketStatus::Paid);
+                paid_wins += 1;
+            }
+            Err(Error::PaymentTooLate { .. }) => {
+                assert_eq!(
+                    sweep, 1,
+                    "round {round}: the payment lost but nothing expired"
+                );
+                assert_eq!(stored.status, TicketStatus::Expired);
+                sweep_wins += 1;
+            }
+            Err(other) => panic!("round {round}: unexpected payment error {other}"),
+        }
+    }
+    assert_eq!(paid_wins + sweep_wins, rounds);
+
+    // Late payment on the fixture's own clock: refused, and the ticket does not become PAID.
+    let order = f.buy("late", vec![f.seat(35)]).await;
+    f.clock.set(order.expires_at);
+    let late = f
+        .tickets
+        .pay(order.id, PaymentRef::new("late-pay").unwrap())
+        .await;
+    assert!(
+        matches!(late, Err(Error::PaymentTooLate { .. })),
+        "got {late:?}"
+    );
+    assert_eq!(
+        f.queries.order(order.id).await.unwrap().status,
+        TicketStatus::PendingPayment
+    );
+    assert_eq!(f.tickets.expire_due().await.expect("sweep"), 1);
+    let after_sweep = f
+        .tickets
+        .pay(order.id, PaymentRef::new("late-pay").unwrap())
+        .await;
+    assert!(
+        matches!(after_sweep, Err(Error::PaymentTooLate { .. })),
+        "got {after_sweep:?}"
+    );
+    f.audit().await;
+    harness.finish().await;
+}
+
+/// Invariant 3: a PAID order changes only by refund; retries are idempotent; a refund frees the seat.
+pub async fn paid_changes_only_by_refund(harness: Harness) {
+    let f = Fixture::new(&harness, Layout::default()).await;
+    let order = f.buy("payer", vec![f.seat(0)]).await;
+    let reference = PaymentRef::new("pi_123").unwrap();
+    let paid = f
+        .tickets
+        .pay(order.id, reference.clone())
+        .await
+        .expect("pay");
+    assert_eq!(
+        f.tickets
+            .pay(order.id, reference.clone())
+            .await
+            .expect("same payment again"),
+        paid
+    );
+    let other_ref = f
+        .tickets
+        .pay(order.id, PaymentRef::new("pi_999").unwrap())
+        .await;
+    assert!(
+        matches!(
+            other_ref,
+            Err(Error::InvalidTransition {
+                from: TicketStatus::Paid,
+                ..
+            })
+        ),
+        "got {other_ref:?}"
+    );
+    let cancel = f.tickets.cancel(order.id).await;
+    assert!(
+        matches!(
+            cancel,
+            Err(Error::InvalidTransition {
+                from: TicketStatus::Paid,
+                to: TicketStatus::Cancelled
+            })
+        ),
+        "got {cancel:?}"
+    );
+    f.clock.advance(TimeDelta::days(2));
+    assert_eq!(
+        f.tickets.expire_due().await.expect("sweep"),
+        0,
+        "a PAID order never expires"
+    );
+    assert_eq!(
+        f.queries.order(order.id).await.unwrap().status,
+        TicketStatus::Paid
+    );
+    let taken = f
+        .tickets
+        .purchase(f.seats_request("other", vec![f.seat(0)]))
+        .await;
+    assert!(
+        matches!(taken, Err(Error::SeatsTaken { .. })),
+        "a sold seat stays sold: {taken:?}"
+    );
+
+    let refunded = f.tickets.refund(order.id).await.expect("refund");
+    assert_eq!(refunded.status, TicketStatus::Refunded);
+    assert_eq!(
+        f.tickets
+            .refund(order.id)
+            .await
+            .expect("refund again")
+            .status,
+        TicketStatus::Refunded
+    );
+    let pay_again = f.tickets.pay(order.id, reference).await;
+    assert!(
+        matches!(
+            pay_again,
+            Err(Error::InvalidTransition {
+                from: TicketStatus::Refunded,
+                ..
+            })
+        ),
+        "got {pay_again:?}"
+    );
+    assert_eq!(f.queries.sold_count(f.event.id()).await.unwrap(), 0);
+    assert_eq!(
+        f.queries
+            .revenue(f.venue.id(), f.event.id())
+            .await
+            .unwrap()
+            .minor,
+        0
+    );
+    f.buy("other", vec![f.seat(0)]).await; // the refunded seat is for sale again
+    let unknown = f
+        .tickets
+        .refund(crate::domain::OrderId::from_uuid(uuid::Uuid::now_v7()))
+        .await;
+    assert!(
+        matches!(unknown, Err(Error::NotFound { .. })),
+        "got {unknown:?}"
+    );
+    f.audit().await;
+    harness.finish().await;
+}
+
+/// Invariant 4: a hold whose buyer vanished (no ticket written) blocks the seat only until its
+/// deadline; an unpaid ticket is expired by the sweep and its seat sold again.
+pub async fn abandoned_holds_free_their_seats(harness: Harness) {
+    let f = Fixture::new(&harness, Layout::default()).await;
+    let now = f.clock.now_for_tests();
+    // Load the lock, then "crash" after a hold: nothing persisted, nothing released.
+    f.queries.seat_map(f.event.id()).await.expect("seat map");
+    let ghost = crate::domain::OrderId::from_uuid(uuid::Uuid::now_v7());
+    let until = now + TimeDelta::minutes(1);
+    let held = f
+        .backends
+        .seat_lock
+        .hold(&HoldRequest {
+            event: f.event.id(),
+            order: ghost,
+            items: vec![HoldItem::Seat(f.seat(0))],
+            now,
+            until,
+        })
+        .await
+        .expect("hold");
+    assert_eq!(held, HoldOutcome::Held);
+    let blocked = f
+        .tickets
+        .purchase(f.seats_request("bob", vec![f.seat(0)]))
+        .await;
+    assert!(
+        matches!(blocked, Err(Error::SeatsTaken { .. })),
+        "got {blocked:?}"
+    );
+    f.clock.set(until);
+    let bob = f.buy("bob", vec![f.seat(0)]).await;
+    f.tickets
+        .pay(bob.id, PaymentRef::new("bob-pays").unwrap())
+        .await
+        .expect("bob pays");
+
+    // An unpaid ticket: blocked until the sweep expires it after its deadline.
+    f.clock.advance(TimeDelta::seconds(1));
+    let unpaid = f.buy("carol", vec![f.seat(1)]).await;
+    f.clock.set(unpaid.expires_at - TimeDelta::milliseconds(1));
+    assert_eq!(f.tickets.expire_due().await.unwrap(), 0, "not due yet");
+    f.clock.set(unpaid.expires_at);
+    assert_eq!(f.tickets.expire_due().await.unwrap(), 1);
+    assert_eq!(
+        f.queries.order(unpaid.id).await.unwrap().status,
+        TicketStatus::Expired
+    );
+    let blocked = f
+        .tickets
+        .purchase(f.seats_request("erin", vec![f.seat(0)]))
+        .await;
+    assert!(
+        matches!(blocked, Err(Error::SeatsTaken { .. })),
+        "bob's paid seat stays sold: {blocked:?}"
+    );
+    f.buy("dave", vec![f.seat(1)]).await;
+    f.assert_seat_map_matches_repository().await;
+    f.audit().await;
+    harness.finish().await;
+}
+
+/// Invariant 5: the same key and request return the same order, also when 16 retries race; the
+/// same key with another request is `IdempotencyConflict` and leaves no seat blocked.
+pub async fn purchase_is_idempotent(harness: Harness) {
+    let f = Arc::new(Fixture::new(&harness, Layout::default()).await);
+    let key = IdempotencyKey::new("key-1").unwrap();
+    let request = |seats| crate::service::PurchaseRequest {
+        idempotency_key: Some(key.clone()),
+        ..f.seats_request("idem", seats)
+    };
+    let first = f
+        .tickets
+        .purchase(request(vec![f.seat(0), f.seat(1)]))
+        .await
+        .expect("first");
+    let again = f
+        .tickets
+        .purchase(request(vec![f.seat(1), f.seat(0)]))
+        .await
+        .expect("retry, seats reordered");
+    assert_eq!(again, first);
+
+    let conflict = f.tickets.purchase(request(vec![f.seat(5)])).await;
+    assert!(
+        matches!(conflict, Err(Error::IdempotencyConflict { .. })),
+        "got {conflict:?}"
+    );
+    f.buy("someone", vec![f.seat(5)]).await; // the conflicting request blocked nothing
+
+    // 16 concurrent retries of one new request: one order, everyone gets it.
+    let racing_key = IdempotencyKey::new("key-2").unwrap();
+    let results = race(16, |_| {
+        let f = f.clone();
+        let key = racing_key.clone();
+        async move {
+            let request = crate::service::PurchaseRequest {
+                idempotency_key: Some(key),
+                ..f.seats_request("racer", vec![f.seat(10), f.seat(11)])
+            };
+            f.tickets.purchase(request).await
+        }
+    })
+    .await;
+    let ids: HashSet<_> = results
+        .iter()
+        .map(|r| r.as_ref().expect("every retry succeeds").id)
+        .collect();
+    assert_eq!(ids.len(), 1, "all retries return one order");
+    let stored = f
+        .queries
+        .order(*ids.iter().next().unwrap())
+        .await
+        .expect("stored");
+    assert_eq!(stored.tickets.len(), 2);
+
+    // A retry after payment returns the paid order.
+    f.tickets
+        .pay(first.id, PaymentRef::new("p1").unwrap())
+        .await
+        .expect("pay");
+    let after_pay = f
+        .tickets
+        .purchase(request(vec![f.seat(0), f.seat(1)]))
+        .await
+        .expect("retry after pay");
+    assert_eq!(after_pay.status, TicketStatus::Paid);
+    assert_eq!(after_pay.id, first.id);
+    f.audit().await;
+    f.assert_seat_map_matches_repository().await;
+    harness.finish().await;
+}
+
+/// Invariant 6: one customer with limit 4 fires 20 concurrent single-seat purchases → exactly 4
+/// tickets, 16 `LimitExceeded`, and the 16 seats are free again.
+pub async fn customer_limit_holds_under_concurrency(harness: Harness) {
+    let f = Arc::new(
+        Fixture::new(
+            &harness,
+            Layout {
+                limit: 4,
+                ..Layout::default()
+            },
+        )
+        .await,
+    );
+    let results = race(20, |i| {
+        let f = f.clone();
+        async move {
+            f.tickets
+                .purchase(f.seats_request("greedy", vec![f.seat(i as u32)]))
+                .await
+        }
+    })
+    .await;
+    let counts = count(&results.iter().map(outcome).collect::<Vec<_>>());
+    assert_eq!(counts.get("OK"), Some(&4), "outcomes: {counts:?}");
+    assert_eq!(
+        counts.get("LIMIT_EXCEEDED"),
+        Some(&16),
+        "outcomes: {counts:?}"
+    );
+    f.audit().await;
+    f.assert_seat_map_matches_repository().await;
+    let over = f.tickets.purchase(f.general_request("greedy", 1)).await;
+    assert!(
+        matches!(over, Err(Error::LimitExceeded { limit: 4 })),
+        "GA counts too: {over:?}"
+    );
+    // Cancelling one order frees one slot of the limit.
+    let order = results.iter().find_map(|r| r.as_ref().ok()).unwrap();
+    f.tickets.cancel(order.id).await.expect("cancel");
+    f.tickets
+        .purchase(f.general_request("greedy", 1))
+        .await
+        .expect("a freed slot");
+    harness.finish().await;
+}
+
+/// Invariant 7: the seat lock loses all its state several times during a concurrent sale → no
+/// seat sold twice, every acknowledged purchase stored, and availability rebuilt to match.
+pub async fn seat_lock_data_loss_is_harmless(harness: Harness) {
+    let f = Arc::new(
+        Fixture::new(
+            &harness,
+            Layout {
+                rows: 4,
+                seats_per_row: 10,
+                limit: 2,
+                ..Layout::default()
+            },
+        )
+        .await,
+    );
+    let wipe = harness.wipe_seat_lock.clone();
+    let mut acknowledged = Vec::new();
+    for wave in 0..5u32 {
+        let results = race(48, |i| {
+            let f = f.clone();
+            let wipe = wipe.clone();
+            async move {
+                if i == 0 {
+                    wipe().await;
+                }
+                let seat = f.seat((i as u32 * 7 + wave * 3) % 40);
+                let request = if i % 5 == 4 {
+                    f.general_request(&format!("w{wave}c{i}"), 1)
+                } else {
+                    f.seats_request(&format!("w{wave}c{i}"), vec![seat])
+                };
+                f.tickets.purchase(request).await
+            }
+        })
+        .await;
+        for result in results {
+            match result {
+                Ok(order) => acknowledged.push(order),
+                Err(Error::SeatsTaken { .. } | Error::SoldOut { .. }) => {}
+                Err(other) => panic!("wave {wave}: unexpected {other}"),
+            }
+        }
+        f.audit().await;
+    }
+    for order in &acknowledged {
+        let stored = f
+            .queries
+            .order(order.id)
+            .await
+            .expect("acknowledged order is stored");
+        assert_eq!(stored.tickets.len(), order.tickets.len());
+    }
+    // Pay some, wipe again: the rebuilt map shows them sold.
+    for order in acknowledged.iter().take(5) {
+        f.tickets
+            .pay(
+                order.id,
+                PaymentRef::new(format!("p-{}", order.id)).unwrap(),
+            )
+            .await
+            .expect("pay");
+    }
+    wipe().await;
+    f.assert_seat_map_matches_repository().await;
+    f.audit().await;
+    harness.finish().await;
+}
+
+/// Bad input is a typed error and writes nothing.
+pub async fn bad_requests_write_nothing(harness: Harness) {
+    let f = Fixture::new(&harness, Layout::default()).await;
+    let unknown_event = crate::service::PurchaseRequest {
+        event: crate::domain::EventId::from_uuid(uuid::Uuid::now_v7()),
+        ..f.seats_request("x", vec![f.seat(0)])
+    };
+    assert!(matches!(
+        f.tickets.purchase(unknown_event).await,
+        Err(Error::NotFound { what: "event", .. })
+    ));
+    let cases = vec![
+        (Selection::Seats(vec![]), "INVALID_REQUEST"),
+        (
+            Selection::Seats(vec![f.seat(0), f.seat(0)]),
+            "INVALID_REQUEST",
+        ),
+        (
+            Selection::Seats(vec!["A:99:1".parse().unwrap()]),
+            "INVALID_REQUEST",
+        ),
+        (
+            Selection::Seats(vec!["GA:1:1".parse().unwrap()]),
+            "INVALID_REQUEST",
+        ),
+        (
+            Selection::Seats((0..5).map(|n| f.seat(n)).collect()),
+            "LIMIT_EXCEEDED",
+        ),
+        (
+            Selection::General {
+                zone: "A".parse().unwrap(),
+                quantity: 1,
+            },
+            "INVALID_REQUEST",
+        ),
+        (
+            Selection::General {
+                zone: "GA".parse().unwrap(),
+                quantity: 0,
+            },
+            "INVALID_REQUEST",
+        ),
+        (
+            Selection::General {
+                zone: "NOPE".parse().unwrap(),
+                quantity: 1,
+            },
+            "INVALID_REQUEST",
+        ),
+    ];
+    for (selection, code) in cases {
+        let request = crate::service::PurchaseRequest {
+            selection: selection.clone(),
+            ..f.seats_request("x", vec![])
+        };
+        let result = f.tickets.purchase(request).await;
+        assert_eq!(outcome(&result), code, "{selection:?}");
+    }
+    f.clock.advance(TimeDelta::days(31));
+    let closed = f
+        .tickets
+        .purchase(f.seats_request("x", vec![f.seat(0)]))
+        .await;
+    assert!(
+        matches!(closed, Err(Error::NotOnSale { .. })),
+        "got {closed:?}"
+    );
+    assert!(
+        f.backends
+            .tickets
+            .active_tickets(f.event.id())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let unknown_order = crate::domain::OrderId::from_uuid(uuid::Uuid::now_v7());
+    assert!(matches!(
+        f.tickets
+            .pay(unknown_order, PaymentRef::new("x").unwrap())
+            .await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        f.queries
+            .ticket(crate::domain::TicketId::from_uuid(uuid::Uuid::now_v7()))
+            .await,
+        Err(Error::NotFound { .. })
+    ));
+    harness.finish().await;
+}
