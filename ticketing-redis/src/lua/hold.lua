@@ -13,11 +13,13 @@
 -- ARGV[5+S ..]: general-admission triples: zone, quantity, capacity
 -- Returns: {"not_loaded"} when the marker is missing (nothing changed),
 --          {"held"} when every item is now held by the order,
---          {"taken", {seat keys}, {zones}} naming every conflict (nothing changed).
+--          {"taken", {seat keys}, {zones}} naming every conflict (no hold changed; lapsed
+--          general-admission entries may have been purged, which nobody can observe).
 --
 -- A seat is free when absent, when its hold lapsed (until_ms <= now), when it belongs to this order,
 -- or when its value is unreadable (unreadable values are overwritten). A seat this order bought
--- stays sold. Lapsed general-admission entries are purged (all zones of the event) before counting.
+-- stays sold, and so do general-admission places it bought in a zone. Lapsed general-admission
+-- entries are purged (all zones of the event) before counting.
 
 local loaded, seats, general, general_taken, general_deadlines = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local order = ARGV[1]
@@ -106,14 +108,12 @@ for i = 5, 4 + seat_count do
 end
 
 for _, z in ipairs(zones) do
-  if z.own_state == 'S' then
-    -- Bought already: the places stay sold, with the quantity asked for now.
-    redis.call('HSET', general, z.member, 'S|' .. z.quantity)
-  else
+  -- Places this order bought already stay sold, as they are.
+  if z.own_state ~= 'S' then
     redis.call('HSET', general, z.member, 'H|' .. z.quantity .. '|' .. until_ms)
     redis.call('ZADD', general_deadlines, until_ms, z.member)
+    redis.call('HINCRBY', general_taken, z.zone, z.quantity - z.own_quantity)
   end
-  redis.call('HINCRBY', general_taken, z.zone, z.quantity - z.own_quantity)
 end
 
 return {'held'}
