@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use serde::Serialize;
 
 use super::ids::{EventId, VenueId, ZoneCode};
@@ -99,8 +99,8 @@ impl Event {
             id,
             name: spec.name,
             venue_id: spec.venue_id,
-            sale_opens: spec.sale_opens,
-            sale_closes: spec.sale_closes,
+            sale_opens: to_millis(spec.sale_opens),
+            sale_closes: to_millis(spec.sale_closes),
             prices: spec.prices,
             currency,
             hold_time: spec.hold_time,
@@ -152,6 +152,12 @@ impl Event {
     pub fn is_on_sale(&self, now: DateTime<Utc>) -> bool {
         self.sale_opens <= now && now < self.sale_closes
     }
+}
+
+/// Times are kept to the millisecond, the precision every backend stores and the services' clock
+/// reads; otherwise a sale opening "now" would not have opened yet for a truncated clock.
+fn to_millis(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.duration_trunc(TimeDelta::milliseconds(1)).unwrap_or(t)
 }
 
 mod millis {

@@ -13,3 +13,8 @@ pub use seat_lock::{
     ActiveHold, HoldItem, HoldOutcome, HoldRequest, HoldSource, LockSnapshot, SeatLock, SeatState,
 };
 pub use tickets::{IdempotencyRecord, InsertOutcome, NewOrder, TicketRepository, Transition};
+
+#[cfg(test)]
+pub(crate) use seat_lock::MockSeatLock;
+#[cfg(test)]
+pub(crate) use tickets::MockTicketRepository;

@@ -77,3 +77,6 @@ impl Default for ServiceConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod failure_tests;
