@@ -1,0 +1,30 @@
+#![doc = include_str!("../README.md")]
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod catalog;
+mod codec;
+mod error;
+mod outbox;
+mod pool;
+mod retry;
+mod seat_lock;
+mod tickets;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use catalog::MySqlCatalog;
+pub use pool::connect;
+pub use seat_lock::SqlSeatLock;
+pub use tickets::MySqlTicketRepository;
+
+/// The adapter name in [`ticketing_core::Error::Unavailable`].
+pub const ADAPTER: &str = "mysql";
+
+/// The schema migrations of every table this crate uses, embedded at build time.
+///
+/// Run them once before use: `ticketing_sqlx::migrations().run(&pool).await?`.
+pub fn migrations() -> sqlx::migrate::Migrator {
+    sqlx::migrate!("./migrations")
+}

@@ -1,0 +1,468 @@
+//! The seat lock in the database alone: seat inventory rows locked with `SELECT … FOR UPDATE`.
+
+mod sql;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::{MySqlPool, Row};
+use ticketing_core::domain::{EventId, OrderId, SeatRef, ZoneCode};
+use ticketing_core::ports::{
+    HoldItem, HoldOutcome, HoldRequest, HoldSource, LockSnapshot, SeatLock, SeatState,
+};
+use ticketing_core::{Error, Result};
+use tokio::sync::Mutex;
+use uuid::Uuid;
+
+use crate::codec::{expand, markers, stored, value_rows};
+use crate::error::{StoreResult, code};
+use crate::pool::begin;
+use crate::retry::with_retry;
+
+/// Rows per multi-row INSERT of a rebuild (well below the 65 535 placeholders of a statement).
+const REBUILD_CHUNK: usize = 1_000;
+
+/// A [`SeatLock`] kept in MySQL/MariaDB tables, for deployments without Redis and as the
+/// benchmark baseline (the design pretix and alf.io use).
+///
+/// A hold locks the event's marker row in share mode, then the zone and seat rows it wants with
+/// `SELECT … FOR UPDATE` in sorted key order (so two holds never deadlock on each other), checks
+/// them against the caller's `now` and writes the holds, all in one transaction: all or nothing.
+/// Seat and zone rows are created on first use, since the lock knows no venue layout.
+///
+/// The marker row says the event was loaded; without it a hold answers
+/// [`HoldOutcome::NotLoaded`]. [`SeatLock::rebuild`] takes the marker exclusively, replaces the
+/// event's rows with the holds from the source and marks it loaded; holds arriving meanwhile
+/// answer `NotLoaded` at once instead of queueing on the marker with a connection each.
+#[derive(Debug)]
+pub struct SqlSeatLock {
+    pool: MySqlPool,
+    /// One rebuild at a time per process; the others wait here without holding a connection.
+    rebuilding: Mutex<()>,
+}
+
+impl SqlSeatLock {
+    /// A seat lock on `pool` (migrated with [`crate::migrations`]).
+    pub fn new(pool: MySqlPool) -> Self {
+        Self {
+            pool,
+            rebuilding: Mutex::new(()),
+        }
+    }
+
+    /// Forgets the lock state of `event`: it answers `NotLoaded` until rebuilt.
+    pub async fn forget(&self, event: EventId) -> Result<()> {
+        Ok(with_retry("forget", || async {
+            let mut tx = begin(&self.pool).await?;
+            for statement in [
+                sql::FORGET_MARKER,
+                sql::FORGET_ZONES,
+                sql::FORGET_SEATS,
+                sql::FORGET_ZONE_HOLDS,
+            ] {
+                sqlx::query(statement)
+                    .bind(event.as_uuid())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+        .await?)
+    }
+
+    /// Forgets the lock state of every event, as a Redis restart without persistence would; each
+    /// event answers `NotLoaded` until rebuilt. The ticket tables are not touched.
+    pub async fn forget_all(&self) -> Result<()> {
+        Ok(with_retry("forget_all", || async {
+            let mut tx = begin(&self.pool).await?;
+            for statement in sql::FORGET_ALL {
+                sqlx::query(statement).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+        .await?)
+    }
+
+    async fn hold_once(&self, request: &HoldRequest) -> StoreResult<HoldOutcome> {
+        let event = request.event.as_uuid();
+        let order = request.order.as_uuid();
+        let wanted = Wanted::from_items(&request.items)?;
+        // At most twice: the second time every row exists (the first pass creates missing ones).
+        for _ in 0..2 {
+            let mut tx = begin(&self.pool).await?;
+            match sqlx::query(sql::SHARE_MARKER_NOWAIT)
+                .bind(event)
+                .fetch_optional(&mut *tx)
+                .await
+            {
+                Ok(Some(row)) if row.try_get::<bool, _>("loaded")? => {}
+                Ok(_) => return Ok(HoldOutcome::NotLoaded),
+                // A rebuild holds the marker: do not queue behind it, let the caller rebuild
+                // (which waits for that rebuild and then finds the event loaded).
+                Err(e) if crate::error::number(&e) == Some(code::LOCK_WAIT_TIMEOUT) => {
+                    return Ok(HoldOutcome::NotLoaded);
+                }
+                Err(e) => return Err(e.into()),
+            }
+
+            let zones: Vec<&str> = wanted.zones.keys().map(|z| z.as_str()).collect();
+            let mut locked_zones = 0;
+            if !zones.is_empty() {
+                let mut lock =
+                    sqlx::query(expand(sql::LOCK_ZONES, &markers(zones.len()))).bind(event);
+                for zone in &zones {
+                    lock = lock.bind(*zone);
+                }
+                locked_zones = lock.fetch_all(&mut *tx).await?.len();
+            }
+            let keys: Vec<String> = wanted.seats.iter().map(SeatRef::key).collect();
+            let mut seat_rows = Vec::new();
+            if !keys.is_empty() {
+                let mut lock =
+                    sqlx::query(expand(sql::LOCK_SEATS, &markers(keys.len()))).bind(event);
+                for key in &keys {
+                    lock = lock.bind(key);
+                }
+                seat_rows = lock.fetch_all(&mut *tx).await?;
+            }
+            if locked_zones < zones.len() || seat_rows.len() < keys.len() {
+                tx.rollback().await?;
+                self.create_rows(event, &zones, &keys).await?;
+                continue;
+            }
+
+            let mut taken_seats = Vec::new();
+            for row in &seat_rows {
+                let holder: Option<Uuid> = row.try_get("order_id")?;
+                let until: Option<DateTime<Utc>> = row.try_get("until")?;
+                let live = holder.is_some() && until.is_none_or(|u| u > request.now);
+                if live && holder != Some(order) {
+                    let key: String = row.try_get("seat_key")?;
+                    taken_seats.push(stored(key.parse::<SeatRef>())?);
+                }
+            }
+            let mut taken_zones = Vec::new();
+            for (zone, (quantity, capacity)) in &wanted.zones {
+                let taken: i64 = sqlx::query(sql::TAKEN_BY_OTHERS)
+                    .bind(event)
+                    .bind(zone.as_str())
+                    .bind(order)
+                    .bind(request.now)
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get("taken")?;
+                if taken + i64::from(*quantity) > i64::from(*capacity) {
+                    taken_zones.push(zone.clone());
+                }
+            }
+            if !taken_seats.is_empty() || !taken_zones.is_empty() {
+                tx.rollback().await?;
+                taken_seats.sort();
+                return Ok(HoldOutcome::Taken {
+                    seats: taken_seats,
+                    zones: taken_zones,
+                });
+            }
+
+            if !keys.is_empty() {
+                let mut hold = sqlx::query(expand(sql::HOLD_SEATS, &markers(keys.len())))
+                    .bind(order)
+                    .bind(request.until)
+                    .bind(event);
+                for key in &keys {
+                    hold = hold.bind(key);
+                }
+                hold.bind(order).execute(&mut *tx).await?;
+            }
+            for (zone, (quantity, _)) in &wanted.zones {
+                sqlx::query(sql::DROP_LAPSED_ZONE_HOLDS)
+                    .bind(event)
+                    .bind(zone.as_str())
+                    .bind(request.now)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(sql::HOLD_ZONE)
+                    .bind(event)
+                    .bind(zone.as_str())
+                    .bind(order)
+                    .bind(*quantity)
+                    .bind(request.until)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            return Ok(HoldOutcome::Held);
+        }
+        Err(Error::internal("seat lock rows vanished twice while holding").into())
+    }
+
+    /// Creates missing seat and zone rows, each statement on its own (autocommit), so the
+    /// brief locks of the duplicate checks end before the hold's transaction starts.
+    async fn create_rows(&self, event: Uuid, zones: &[&str], keys: &[String]) -> StoreResult<()> {
+        if !zones.is_empty() {
+            let mut create = sqlx::query(expand(sql::CREATE_ZONES, &value_rows(zones.len(), 2)));
+            for zone in zones {
+                create = create.bind(event).bind(*zone);
+            }
+            create.execute(&self.pool).await?;
+        }
+        if !keys.is_empty() {
+            let mut create = sqlx::query(expand(sql::CREATE_SEATS, &value_rows(keys.len(), 2)));
+            for key in keys {
+                create = create.bind(event).bind(key);
+            }
+            create.execute(&self.pool).await?;
+        }
+        Ok(())
+    }
+
+    async fn release_once(
+        &self,
+        event: EventId,
+        order: OrderId,
+        items: &[HoldItem],
+    ) -> StoreResult<()> {
+        let wanted = Wanted::from_items(items)?;
+        let (event, order) = (event.as_uuid(), order.as_uuid());
+        let mut tx = begin(&self.pool).await?;
+        if !wanted.zones.is_empty() {
+            let mut release =
+                sqlx::query(expand(sql::RELEASE_ZONES, &markers(wanted.zones.len()))).bind(event);
+            for zone in wanted.zones.keys() {
+                release = release.bind(zone.as_str());
+            }
+            release.bind(order).execute(&mut *tx).await?;
+        }
+        if !wanted.seats.is_empty() {
+            let mut release =
+                sqlx::query(expand(sql::RELEASE_SEATS, &markers(wanted.seats.len()))).bind(event);
+            for seat in &wanted.seats {
+                release = release.bind(seat.key());
+            }
+            release.bind(order).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn mark_sold_once(
+        &self,
+        event: EventId,
+        order: OrderId,
+        items: &[HoldItem],
+    ) -> StoreResult<()> {
+        let wanted = Wanted::from_items(items)?;
+        let (event, order) = (event.as_uuid(), order.as_uuid());
+        let mut tx = begin(&self.pool).await?;
+        for (zone, (quantity, _)) in &wanted.zones {
+            sqlx::query(sql::SELL_ZONE)
+                .bind(event)
+                .bind(zone.as_str())
+                .bind(order)
+                .bind(*quantity)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if !wanted.seats.is_empty() {
+            let mut sell = sqlx::query(expand(sql::SELL_SEATS, &value_rows(wanted.seats.len(), 3)));
+            for seat in &wanted.seats {
+                sell = sell.bind(event).bind(seat.key()).bind(order);
+            }
+            sell.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn snapshot_once(
+        &self,
+        event: EventId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<LockSnapshot>> {
+        let event = event.as_uuid();
+        let rows = sqlx::query(sql::SNAPSHOT)
+            .bind(event)
+            .bind(event)
+            .bind(now)
+            .bind(now)
+            .bind(event)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut loaded = false;
+        let mut snapshot = LockSnapshot::default();
+        for row in &rows {
+            let part: String = row.try_get("part")?;
+            let name: Option<String> = row.try_get("name")?;
+            match (part.as_str(), name) {
+                ("M", _) => loaded = true,
+                ("S", Some(key)) => {
+                    let order: Option<Uuid> = row.try_get("order_id")?;
+                    let until: Option<DateTime<Utc>> = row.try_get("until")?;
+                    let Some(order) = order.map(OrderId::from_uuid) else {
+                        continue;
+                    };
+                    let state = match until {
+                        Some(until) => SeatState::Held { order, until },
+                        None => SeatState::Sold { order },
+                    };
+                    snapshot
+                        .seats
+                        .insert(stored(key.parse::<SeatRef>())?, state);
+                }
+                ("Z", Some(zone)) => {
+                    let taken: i64 = row.try_get("quantity")?;
+                    let taken = u32::try_from(taken)
+                        .map_err(|_| Error::internal("zone count out of range"))?;
+                    snapshot.general.insert(stored(ZoneCode::new(zone))?, taken);
+                }
+                (part, _) => {
+                    return Err(Error::internal(format!("unexpected snapshot row {part}")).into());
+                }
+            }
+        }
+        Ok(loaded.then_some(snapshot))
+    }
+
+    async fn rebuild_once(&self, event: EventId, source: &Arc<dyn HoldSource>) -> StoreResult<()> {
+        let id = event.as_uuid();
+        sqlx::query(sql::ENSURE_MARKER)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        let mut tx = begin(&self.pool).await?;
+        let loaded: bool = sqlx::query(sql::LOCK_MARKER)
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("loaded")?;
+        if loaded {
+            // Someone else rebuilt it while we waited for the marker.
+            tx.commit().await?;
+            return Ok(());
+        }
+        // Clear first, read the source second: a sale recorded before this point is in the
+        // source; one marked after it waits for our row locks, or is kept by RESTORE_*.
+        for statement in [sql::FORGET_SEATS, sql::FORGET_ZONE_HOLDS] {
+            sqlx::query(statement).bind(id).execute(&mut *tx).await?;
+        }
+        let holds = source.active_holds(event).await?;
+
+        // Seat key → (order, deadline); (zone, order) → (places, deadline). No deadline = sold.
+        let mut seats: BTreeMap<String, (Uuid, Deadline)> = BTreeMap::new();
+        let mut zones: BTreeMap<(String, Uuid), (u32, Deadline)> = BTreeMap::new();
+        for hold in holds {
+            let order = hold.order.as_uuid();
+            match hold.item {
+                HoldItem::Seat(seat) => {
+                    seats.insert(seat.key(), (order, hold.until));
+                }
+                HoldItem::General { zone, quantity, .. } => {
+                    let entry = zones
+                        .entry((zone.as_str().to_owned(), order))
+                        .or_insert((0, hold.until));
+                    entry.0 += quantity;
+                    // Sold wins over held; otherwise the later deadline.
+                    entry.1 = match (entry.1, hold.until) {
+                        (Some(a), Some(b)) => Some(a.max(b)),
+                        _ => None,
+                    };
+                }
+            }
+        }
+        let seats: Vec<_> = seats.into_iter().collect();
+        for chunk in seats.chunks(REBUILD_CHUNK) {
+            let mut restore = sqlx::query(expand(sql::RESTORE_SEATS, &value_rows(chunk.len(), 4)));
+            for (key, (order, until)) in chunk {
+                restore = restore.bind(id).bind(key).bind(*order).bind(*until);
+            }
+            restore.execute(&mut *tx).await?;
+        }
+        let zones: Vec<_> = zones.into_iter().collect();
+        for chunk in zones.chunks(REBUILD_CHUNK) {
+            let mut restore =
+                sqlx::query(expand(sql::RESTORE_ZONE_HOLDS, &value_rows(chunk.len(), 5)));
+            for ((zone, order), (quantity, until)) in chunk {
+                restore = restore
+                    .bind(id)
+                    .bind(zone)
+                    .bind(*order)
+                    .bind(*quantity)
+                    .bind(*until);
+            }
+            restore.execute(&mut *tx).await?;
+        }
+        sqlx::query(sql::SET_LOADED)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// A hold's deadline; `None` for a sale.
+type Deadline = Option<DateTime<Utc>>;
+
+/// The items of a request, deduplicated and sorted: the order rows are locked in.
+struct Wanted {
+    seats: BTreeSet<SeatRef>,
+    /// Zone → (quantity, capacity).
+    zones: BTreeMap<ZoneCode, (u32, u32)>,
+}
+
+impl Wanted {
+    fn from_items(items: &[HoldItem]) -> Result<Self, Error> {
+        let mut seats = BTreeSet::new();
+        let mut zones = BTreeMap::new();
+        for item in items {
+            match item {
+                HoldItem::Seat(seat) => {
+                    if !seats.insert(seat.clone()) {
+                        return Err(Error::invalid(
+                            "seats",
+                            format!("seat {seat} appears twice"),
+                        ));
+                    }
+                }
+                HoldItem::General {
+                    zone,
+                    quantity,
+                    capacity,
+                } => {
+                    if zones.insert(zone.clone(), (*quantity, *capacity)).is_some() {
+                        return Err(Error::invalid("zone", format!("zone {zone} appears twice")));
+                    }
+                }
+            }
+        }
+        Ok(Self { seats, zones })
+    }
+}
+
+#[async_trait]
+impl SeatLock for SqlSeatLock {
+    async fn hold(&self, request: &HoldRequest) -> Result<HoldOutcome> {
+        Ok(with_retry("hold", || self.hold_once(request)).await?)
+    }
+
+    async fn release(&self, event: EventId, order: OrderId, items: &[HoldItem]) -> Result<()> {
+        Ok(with_retry("release", || self.release_once(event, order, items)).await?)
+    }
+
+    async fn mark_sold(&self, event: EventId, order: OrderId, items: &[HoldItem]) -> Result<()> {
+        Ok(with_retry("mark_sold", || self.mark_sold_once(event, order, items)).await?)
+    }
+
+    async fn snapshot(&self, event: EventId, now: DateTime<Utc>) -> Result<Option<LockSnapshot>> {
+        Ok(with_retry("snapshot", || self.snapshot_once(event, now)).await?)
+    }
+
+    async fn rebuild(&self, event: EventId, source: Arc<dyn HoldSource>) -> Result<()> {
+        let _one_at_a_time = self.rebuilding.lock().await;
+        Ok(with_retry("rebuild", || self.rebuild_once(event, &source)).await?)
+    }
+}

@@ -1,0 +1,159 @@
+//! The ticket repository on MySQL: the source of truth for tickets, orders and the outbox.
+
+mod expiry;
+mod purchase;
+mod sql;
+mod transition;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::{MySqlPool, Row};
+use ticketing_core::domain::{
+    CustomerId, EventId, IdempotencyKey, Order, OrderId, OutboxEntry, Ticket, TicketId,
+    TicketStatus, VenueId,
+};
+use ticketing_core::ports::{
+    IdempotencyRecord, InsertOutcome, NewOrder, TicketRepository, Transition,
+};
+use ticketing_core::{Error, Result};
+
+use crate::codec::ticket;
+use crate::error::StoreResult;
+use crate::outbox;
+use crate::retry::with_retry;
+
+/// The [`TicketRepository`] on MySQL/MariaDB.
+///
+/// - Invariant 1: `tickets.active_seat` is a stored generated column (the seat key while the
+///   ticket is PENDING_PAYMENT or PAID, NULL otherwise) under `UNIQUE (event_id, active_seat)`; a
+///   violation becomes [`Error::SeatsTaken`] naming the seats.
+/// - Invariants 2 and 6: counter rows raised by a conditional `UPDATE … WHERE active + n <= cap`
+///   in the purchase transaction and lowered in the transaction that ends the tickets.
+/// - Transitions: compare-and-set on the order row (`WHERE status = <source> AND expires_at …`,
+///   with the caller's `now`), then its tickets, counters and outbox row, in one transaction.
+/// - Deadlocks and lock-wait timeouts are retried; connection failures are
+///   [`Error::Unavailable`].
+#[derive(Debug, Clone)]
+pub struct MySqlTicketRepository {
+    pool: MySqlPool,
+}
+
+impl MySqlTicketRepository {
+    /// A repository on `pool` (migrated with [`crate::migrations`]).
+    pub fn new(pool: MySqlPool) -> Self {
+        Self { pool }
+    }
+
+    /// The pool this repository uses.
+    pub fn pool(&self) -> &MySqlPool {
+        &self.pool
+    }
+
+    async fn ticket_once(&self, id: TicketId) -> StoreResult<Option<Ticket>> {
+        let row = sqlx::query(sql::SELECT_TICKET)
+            .bind(id.as_uuid())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(ticket).transpose()
+    }
+
+    async fn order_once(&self, id: OrderId) -> StoreResult<Option<Order>> {
+        let rows = sqlx::query(sql::SELECT_ORDER_TICKETS)
+            .bind(id.as_uuid())
+            .fetch_all(&self.pool)
+            .await?;
+        let tickets = rows.iter().map(ticket).collect::<StoreResult<Vec<_>>>()?;
+        Ok(Order::from_tickets(tickets)?)
+    }
+
+    async fn active_tickets_once(&self, event: EventId) -> StoreResult<Vec<Ticket>> {
+        sqlx::query(sql::SELECT_ACTIVE_TICKETS)
+            .bind(event.as_uuid())
+            .bind(TicketStatus::PendingPayment.as_str())
+            .bind(TicketStatus::Paid.as_str())
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(ticket)
+            .collect()
+    }
+
+    async fn count_by_status_once(&self, event: EventId, status: TicketStatus) -> StoreResult<u64> {
+        let row = sqlx::query(sql::COUNT_BY_STATUS)
+            .bind(event.as_uuid())
+            .bind(status.as_str())
+            .fetch_one(&self.pool)
+            .await?;
+        let n: i64 = row.try_get("n")?;
+        Ok(u64::try_from(n).map_err(|_| Error::internal("negative COUNT(*)"))?)
+    }
+
+    async fn revenue_minor_once(&self, venue: VenueId, event: EventId) -> StoreResult<i64> {
+        let row = sqlx::query(sql::REVENUE_MINOR)
+            .bind(event.as_uuid())
+            .bind(TicketStatus::Paid.as_str())
+            .bind(venue.as_uuid())
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("revenue")?)
+    }
+}
+
+#[async_trait]
+impl TicketRepository for MySqlTicketRepository {
+    async fn insert_order(&self, order: &NewOrder) -> Result<InsertOutcome> {
+        Ok(purchase::insert_order(&self.pool, order).await?)
+    }
+
+    async fn idempotency_record(
+        &self,
+        customer: &CustomerId,
+        key: &IdempotencyKey,
+    ) -> Result<Option<IdempotencyRecord>> {
+        Ok(with_retry("idempotency_record", || {
+            purchase::idempotency_record(&self.pool, customer, key)
+        })
+        .await?)
+    }
+
+    async fn transition(&self, transition: &Transition) -> Result<bool> {
+        Ok(with_retry("transition", || {
+            transition::transition_once(&self.pool, transition)
+        })
+        .await?)
+    }
+
+    async fn expire_due(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Order>> {
+        Ok(with_retry("expire_due", || {
+            expiry::expire_due_once(&self.pool, now, limit)
+        })
+        .await?)
+    }
+
+    async fn ticket(&self, id: TicketId) -> Result<Option<Ticket>> {
+        Ok(with_retry("ticket", || self.ticket_once(id)).await?)
+    }
+
+    async fn order(&self, id: OrderId) -> Result<Option<Order>> {
+        Ok(with_retry("order", || self.order_once(id)).await?)
+    }
+
+    async fn active_tickets(&self, event: EventId) -> Result<Vec<Ticket>> {
+        Ok(with_retry("active_tickets", || self.active_tickets_once(event)).await?)
+    }
+
+    async fn count_by_status(&self, event: EventId, status: TicketStatus) -> Result<u64> {
+        Ok(with_retry("count_by_status", || {
+            self.count_by_status_once(event, status)
+        })
+        .await?)
+    }
+
+    async fn revenue_minor(&self, venue: VenueId, event: EventId) -> Result<i64> {
+        Ok(with_retry("revenue_minor", || self.revenue_minor_once(venue, event)).await?)
+    }
+
+    async fn outbox_after(&self, after: u64, limit: u32) -> Result<Vec<OutboxEntry>> {
+        Ok(with_retry("outbox_after", || outbox::after(&self.pool, after, limit)).await?)
+    }
+}

@@ -1,0 +1,158 @@
+//! Moving orders along the state machine: compare-and-set on the order row, then its tickets,
+//! the counters and the outbox, all in one transaction.
+
+use std::collections::BTreeMap;
+
+use sqlx::{MySqlConnection, MySqlPool};
+use ticketing_core::Error;
+use ticketing_core::domain::{Order, OrderId, OutboxEvent, OutboxKind, TicketAction, TicketStatus};
+use ticketing_core::ports::Transition;
+use uuid::Uuid;
+
+use super::sql;
+use crate::codec::{expand, markers, ticket};
+use crate::error::StoreResult;
+use crate::outbox;
+use crate::pool::begin;
+
+/// Applies `t` as a compare-and-set; `true` when every ticket of the order moved.
+pub(super) async fn transition_once(pool: &MySqlPool, t: &Transition) -> StoreResult<bool> {
+    let (source, target) = (t.action.source(), t.action.target());
+    let mut tx = begin(pool).await?;
+
+    // The guard of `TicketStatus::apply`, checked by the database on the latest committed row.
+    let cas = match t.action {
+        TicketAction::Pay => sqlx::query(sql::CAS_ORDER_BEFORE_DEADLINE),
+        TicketAction::Expire => sqlx::query(sql::CAS_ORDER_AFTER_DEADLINE),
+        TicketAction::Cancel | TicketAction::Refund => sqlx::query(sql::CAS_ORDER),
+    }
+    .bind(target.as_str())
+    .bind(t.order.as_uuid())
+    .bind(source.as_str());
+    let cas = match t.action {
+        TicketAction::Pay | TicketAction::Expire => cas.bind(t.now),
+        TicketAction::Cancel | TicketAction::Refund => cas,
+    };
+    if cas.execute(&mut *tx).await?.rows_affected() == 0 {
+        tx.rollback().await?;
+        return Ok(false);
+    }
+
+    let paying = t.action == TicketAction::Pay;
+    let moved = sqlx::query(sql::MOVE_TICKETS)
+        .bind(target.as_str())
+        .bind(paying.then_some(t.now))
+        .bind(if paying {
+            t.payment_ref.as_ref().map(|p| p.as_str())
+        } else {
+            None
+        })
+        .bind(t.order.as_uuid())
+        .bind(source.as_str())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    let order = load_order(&mut tx, t.order).await?;
+    if moved != order.tickets.len() as u64 {
+        return Err(Error::internal(format!(
+            "order {}: moved {moved} of {} tickets; order and tickets disagree",
+            t.order,
+            order.tickets.len()
+        ))
+        .into());
+    }
+    if target.is_terminal() {
+        release_usage(&mut tx, std::slice::from_ref(&order)).await?;
+    }
+    let kind = OutboxKind::for_action(t.action);
+    outbox::append(&mut tx, &[OutboxEvent::for_order(kind, &order, t.now)]).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Every ticket of `order` as an [`Order`]; an order row without tickets is broken data.
+pub(super) async fn load_order(conn: &mut MySqlConnection, id: OrderId) -> StoreResult<Order> {
+    let rows = sqlx::query(sql::SELECT_ORDER_TICKETS)
+        .bind(id.as_uuid())
+        .fetch_all(&mut *conn)
+        .await?;
+    let tickets = rows.iter().map(ticket).collect::<StoreResult<Vec<_>>>()?;
+    Ok(Order::from_tickets(tickets)?
+        .ok_or_else(|| Error::internal(format!("order {id} has no tickets")))?)
+}
+
+/// Every ticket of the orders `ids`, grouped into orders in the order of `ids`.
+pub(super) async fn load_orders(
+    conn: &mut MySqlConnection,
+    ids: &[Uuid],
+) -> StoreResult<Vec<Order>> {
+    let mut query = sqlx::query(expand(sql::SELECT_TICKETS_OF_ORDERS, &markers(ids.len())));
+    for id in ids {
+        query = query.bind(*id);
+    }
+    let mut by_order: BTreeMap<Uuid, Vec<_>> = BTreeMap::new();
+    for row in query.fetch_all(&mut *conn).await? {
+        let t = ticket(&row)?;
+        by_order.entry(t.order_id.as_uuid()).or_default().push(t);
+    }
+    let mut orders = Vec::with_capacity(ids.len());
+    for id in ids {
+        let tickets = by_order.remove(id).unwrap_or_default();
+        orders.push(
+            Order::from_tickets(tickets)?
+                .ok_or_else(|| Error::internal(format!("order {id} has no tickets")))?,
+        );
+    }
+    Ok(orders)
+}
+
+/// Lowers the counters of invariants 2 and 6 for orders whose tickets just turned terminal.
+/// Rows are updated in key order, the same in every transaction, so sweepers do not deadlock.
+pub(super) async fn release_usage(conn: &mut MySqlConnection, orders: &[Order]) -> StoreResult<()> {
+    let mut customers: BTreeMap<(Uuid, &str), u32> = BTreeMap::new();
+    let mut zones: BTreeMap<(Uuid, &str), u32> = BTreeMap::new();
+    for order in orders {
+        debug_assert!(order.status.is_terminal());
+        for t in &order.tickets {
+            *customers
+                .entry((t.event_id.as_uuid(), t.customer.as_str()))
+                .or_default() += 1;
+            if t.seat.is_none() {
+                *zones
+                    .entry((t.event_id.as_uuid(), t.zone.as_str()))
+                    .or_default() += 1;
+            }
+        }
+    }
+    for ((event, customer), n) in customers {
+        let lowered = sqlx::query(sql::LOWER_CUSTOMER_USAGE)
+            .bind(n)
+            .bind(event)
+            .bind(customer)
+            .execute(&mut *conn)
+            .await?;
+        if lowered.rows_affected() != 1 {
+            return Err(Error::internal(format!("no usage row for customer {customer}")).into());
+        }
+    }
+    for ((event, zone), n) in zones {
+        let lowered = sqlx::query(sql::LOWER_ZONE_USAGE)
+            .bind(n)
+            .bind(event)
+            .bind(zone)
+            .execute(&mut *conn)
+            .await?;
+        if lowered.rows_affected() != 1 {
+            return Err(Error::internal(format!("no usage row for zone {zone}")).into());
+        }
+    }
+    Ok(())
+}
+
+/// The status names bound for an expiry: (EXPIRED, PENDING_PAYMENT).
+pub(super) fn expiry_statuses() -> (&'static str, &'static str) {
+    (
+        TicketStatus::Expired.as_str(),
+        TicketStatus::PendingPayment.as_str(),
+    )
+}
