@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use redis::aio::ConnectionManager;
-use redis::{Client, Script, ScriptInvocation, Value};
+use redis::{Client, ErrorKind, Script, ScriptInvocation, ServerErrorKind, Value};
 use ticketing_core::domain::{EventId, OrderId, SeatRef, ZoneCode};
 use ticketing_core::ports::{
     HoldItem, HoldOutcome, HoldRequest, HoldSource, LockSnapshot, SeatLock,
@@ -72,12 +72,28 @@ impl RedisSeatLock {
     }
 
     /// Runs a prepared script (EVALSHA, reloading on NOSCRIPT) and returns its raw reply.
+    ///
+    /// [`ScriptInvocation::invoke_async`] loads the script once on NOSCRIPT; if the cache is
+    /// emptied again between that load and the retried EVALSHA (a second `SCRIPT FLUSH`, a
+    /// failover), the whole invocation is tried again, a bounded number of times.
     pub(crate) async fn run(
         &self,
         invocation: &ScriptInvocation<'_>,
     ) -> Result<Value, RedisLockError> {
+        const ATTEMPTS: u32 = 3;
         let mut conn = self.conn.clone();
-        Ok(invocation.invoke_async(&mut conn).await?)
+        let mut attempt = 1;
+        loop {
+            match invocation.invoke_async(&mut conn).await {
+                Err(e)
+                    if attempt < ATTEMPTS
+                        && e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) =>
+                {
+                    attempt += 1;
+                }
+                result => return Ok(result?),
+            }
+        }
     }
 
     /// A script invocation with the event's five state keys.
