@@ -57,7 +57,7 @@ pub(super) const RELEASE_ZONES: &str = "DELETE FROM seat_lock_zone_holds \
      WHERE event_id = ? AND zone_code IN ({list}) AND order_id = ?";
 
 /// Rows `(event, seat_key, order)`: sold to the order, whoever held the seat.
-pub(super) const SELL_SEATS: &str = "INSERT INTO seat_lock_seats (event_id, seat_key, order_id, until) \
+pub(super) const SELL_SEATS: &str = "INSERT INTO seat_lock_seats (event_id, seat_key, order_id) \
      VALUES {list} ON DUPLICATE KEY UPDATE order_id = VALUES(order_id), until = NULL";
 
 /// Binds: event, zone, order, quantity.
