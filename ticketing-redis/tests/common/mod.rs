@@ -202,14 +202,13 @@ impl PrivateRedis {
         // Wait (bounded) until it answers.
         let client = redis::Client::open(self.url()).expect("url");
         for _ in 0..200 {
-            if let Ok(mut conn) = client.get_multiplexed_async_connection().await {
-                if redis::cmd("PING")
+            if let Ok(mut conn) = client.get_multiplexed_async_connection().await
+                && redis::cmd("PING")
                     .query_async::<String>(&mut conn)
                     .await
                     .is_ok()
-                {
-                    return;
-                }
+            {
+                return;
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
