@@ -62,6 +62,21 @@ impl RedisSeatLock {
         Self::new(conn, config)
     }
 
+    /// Deletes every key of `event` (one `DEL`; all keys share the event's slot). For the host
+    /// to call once an event is over: keys carry no Redis TTL. Afterwards the event is not
+    /// loaded, so using it again only costs a rebuild.
+    pub async fn forget(&self, event: EventId) -> Result<()> {
+        let keys = self.keys(event);
+        let mut conn = self.conn.clone();
+        let _: i64 = redis::cmd("DEL")
+            .arg(&keys.state()[..])
+            .arg(&keys.rebuild_lock)
+            .query_async(&mut conn)
+            .await
+            .map_err(RedisLockError::from)?;
+        Ok(())
+    }
+
     /// The settings this lock was built with.
     pub fn config(&self) -> &RedisSeatLockConfig {
         &self.config

@@ -487,3 +487,38 @@ async fn the_health_check_runs_a_script() {
     let lock = Arc::new(redis.lock().await);
     lock.ping_scripts().await.expect("healthy");
 }
+
+#[tokio::test]
+async fn forgetting_an_event_deletes_its_keys_only() {
+    let redis = TestRedis::shared();
+    let lock = redis.lock().await;
+    let (gone, kept, a) = (event(), event(), order());
+    let items = [seats(&["A:1:1"]), vec![general("GA", 1, 5)]].concat();
+    for ev in [gone, kept] {
+        load_empty(&lock, ev).await;
+        assert_eq!(
+            hold(&lock, ev, a, items.clone(), t0(), t0() + secs(60)).await,
+            HoldOutcome::Held
+        );
+    }
+    lock.forget(gone).await.unwrap();
+    assert_eq!(
+        hold(&lock, gone, a, items.clone(), t0(), t0() + secs(60)).await,
+        HoldOutcome::NotLoaded
+    );
+    let tag = format!("{{ev:{gone}}}");
+    let keys = redis.keys().await;
+    assert!(
+        !keys.is_empty() && keys.iter().all(|k| !k.contains(&tag)),
+        "{keys:?}"
+    );
+    assert_eq!(
+        lock.snapshot(kept, t0())
+            .await
+            .unwrap()
+            .unwrap()
+            .seats
+            .len(),
+        1
+    );
+}
