@@ -9,7 +9,7 @@ use redis::aio::ConnectionManager;
 use redis::{Client, ErrorKind, Script, ScriptInvocation, ServerErrorKind, Value};
 use ticketing_core::domain::{EventId, OrderId, SeatRef, ZoneCode};
 use ticketing_core::ports::{
-    HoldItem, HoldOutcome, HoldRequest, HoldSource, LockSnapshot, SeatLock,
+    HoldItem, HoldOutcome, HoldRequest, HoldSource, LockSnapshot, SeatLock, SeatState,
 };
 use ticketing_core::{Error, Result};
 use uuid::Uuid;
@@ -295,8 +295,7 @@ fn snapshot(
             tracing::warn!(%event, key, value, "unreadable seat-lock entry counts as free");
             continue;
         };
-        let lapsed =
-            matches!(state, ticketing_core::ports::SeatState::Held { until, .. } if until <= now);
+        let lapsed = matches!(state, SeatState::Held { until, .. } if until <= now);
         if !lapsed {
             result.seats.insert(seat, state);
         }
