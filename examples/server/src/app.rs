@@ -1,0 +1,199 @@
+//! The application state and the router with its layers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::HeaderName;
+use axum::middleware::{from_fn_with_state, map_request};
+use axum::routing::{get, post};
+use ticketing_core::domain::{EventId, VenueId};
+use ticketing_core::service::{
+    Backends, CatalogService, QueryService, ServiceConfig, TicketService,
+};
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+
+use crate::metrics::{Metrics, TimedSeatLock};
+use crate::middleware::{REQUEST_ID, drop_odd_request_id, no_route, observe, require_admin};
+use crate::routes;
+use crate::webhook::{WebhookLog, WebhookSecret};
+
+/// Largest request body accepted, in bytes.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// What the server is configured with, apart from the backends.
+#[derive(Clone)]
+pub struct AppConfig {
+    /// The bearer token of the admin routes.
+    pub admin_token: String,
+    /// The payment webhook secret.
+    pub webhook_secret: WebhookSecret,
+    /// The demo event the page at `/` shows; `None` serves no demo routes.
+    pub demo: Option<DemoEvent>,
+    /// Tuning of the core services.
+    pub service: ServiceConfig,
+}
+
+/// The event the demo page shows.
+#[derive(Debug, Clone, Copy)]
+pub struct DemoEvent {
+    /// Its venue.
+    pub venue: VenueId,
+    /// The event.
+    pub event: EventId,
+}
+
+/// Everything a handler needs. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+struct Inner {
+    backends: Backends,
+    tickets: TicketService,
+    queries: QueryService,
+    catalog: CatalogService,
+    metrics: Metrics,
+    webhooks: WebhookLog,
+    config: AppConfig,
+}
+
+impl AppState {
+    /// Builds the services over `backends`; the seat lock is wrapped to record hold latency.
+    pub fn new(mut backends: Backends, config: AppConfig) -> Self {
+        let metrics = Metrics::new();
+        backends.seat_lock = Arc::new(TimedSeatLock::new(
+            backends.seat_lock.clone(),
+            metrics.clone(),
+        ));
+        Self(Arc::new(Inner {
+            tickets: TicketService::new(backends.clone(), config.service.clone()),
+            queries: QueryService::new(backends.clone(), config.service.clone()),
+            catalog: CatalogService::new(backends.clone()),
+            backends,
+            metrics,
+            webhooks: WebhookLog::default(),
+            config,
+        }))
+    }
+
+    /// The adapters.
+    pub fn backends(&self) -> &Backends {
+        &self.0.backends
+    }
+    /// The write side.
+    pub fn tickets(&self) -> &TicketService {
+        &self.0.tickets
+    }
+    /// The read side.
+    pub fn queries(&self) -> &QueryService {
+        &self.0.queries
+    }
+    /// Venues and events.
+    pub fn catalog(&self) -> &CatalogService {
+        &self.0.catalog
+    }
+    /// The metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.0.metrics
+    }
+    /// Processed webhook ids.
+    pub fn webhooks(&self) -> &WebhookLog {
+        &self.0.webhooks
+    }
+    /// The webhook secret.
+    pub fn webhook_secret(&self) -> &WebhookSecret {
+        &self.0.config.webhook_secret
+    }
+    /// The admin bearer token.
+    pub fn admin_token(&self) -> &str {
+        &self.0.config.admin_token
+    }
+    /// The demo event, when demo mode is on.
+    pub fn demo(&self) -> Option<DemoEvent> {
+        self.0.config.demo
+    }
+}
+
+/// The whole HTTP API with its layers: request ids (generated when absent, echoed on every
+/// answer), JSON error rendering, one log line per request, a body limit and panic catching.
+pub fn router(state: AppState) -> Router {
+    let admin = Router::new()
+        .route("/api/admin/venues", post(routes::admin::create_venue))
+        .route("/api/admin/events", post(routes::admin::create_event))
+        .route(
+            "/api/admin/orders/{orderId}/refund",
+            post(routes::admin::refund_order),
+        )
+        .route_layer(from_fn_with_state(state.clone(), require_admin));
+    let mut api = Router::new()
+        .route("/api/tickets", post(routes::tickets::purchase))
+        .route("/api/tickets/{ticketId}", get(routes::tickets::ticket))
+        .route("/api/orders/{orderId}", get(routes::orders::order))
+        .route("/api/orders/{orderId}/cancel", post(routes::orders::cancel))
+        .route("/api/events/{eventId}", get(routes::events::event))
+        .route(
+            "/api/events/{eventId}/sold-count",
+            get(routes::events::sold_count),
+        )
+        .route("/api/events/{eventId}/seats", get(routes::events::seat_map))
+        .route("/api/venues/{venueId}", get(routes::events::venue))
+        .route(
+            "/api/venues/{venueId}/events/{eventId}/revenue",
+            get(routes::events::revenue),
+        )
+        .route("/api/payments/webhook", post(routes::payments::webhook))
+        .route("/health", get(routes::ops::health))
+        .route("/metrics", get(routes::ops::metrics))
+        .route("/openapi.json", get(routes::ops::openapi))
+        .merge(admin);
+    if state.demo().is_some() {
+        api = api.merge(crate::demo::routes());
+    }
+    let request_id = HeaderName::from_static(REQUEST_ID);
+    api.fallback(no_route)
+        .layer(
+            ServiceBuilder::new()
+                .layer(map_request(|r| async move { drop_odd_request_id(r) }))
+                .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+                .layer(PropagateRequestIdLayer::new(request_id))
+                .layer(from_fn_with_state(state.clone(), observe))
+                .layer(DefaultBodyLimit::max(BODY_LIMIT))
+                .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+                .layer(CatchPanicLayer::new()),
+        )
+        .with_state(state)
+}
+
+/// The expiry sweep: every `interval`, expire the orders whose deadline passed and free their
+/// seats, until `stop` turns true. Safe on many servers at once: each expiry is a
+/// compare-and-set in the repository, so two sweepers never expire one order twice.
+pub async fn sweep(state: AppState, interval: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+        match state.tickets().expire_due().await {
+            Ok(expired) => {
+                state.metrics().sweeps.with_label_values(&["ok"]).inc();
+                state.metrics().expired_orders.inc_by(expired);
+                if expired > 0 {
+                    tracing::info!(expired, "expiry sweep freed seats");
+                }
+            }
+            Err(error) => {
+                state.metrics().sweeps.with_label_values(&["error"]).inc();
+                tracing::warn!(%error, "expiry sweep failed; retrying next interval");
+            }
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! Command-line flags and environment variables, and the backends they select.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use ticketing_core::Result;
+use ticketing_core::service::Backends;
+use ticketing_redis::{RedisSeatLock, RedisSeatLockConfig};
+use ticketing_sqlx::{MySqlCatalog, MySqlTicketRepository, SqlSeatLock};
+
+/// The example ticketing server. Without `--database-url` it runs on the embedded in-memory
+/// adapters with a demo venue and event.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "ticketing-server", version, about)]
+pub struct Args {
+    /// Address to listen on.
+    #[arg(long, env = "TICKETING_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// MySQL/MariaDB URL (`mysql://user:password@host:3306/db`) for tickets and the catalog; the
+    /// migrations run at start. Without it, everything is kept in memory.
+    #[arg(long, env = "TICKETING_DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// Most database connections.
+    #[arg(long, env = "TICKETING_DATABASE_CONNECTIONS", default_value_t = 16)]
+    pub database_connections: u32,
+
+    /// Redis URL (`redis://127.0.0.1:6379`) for the seat lock. Without it the seat lock lives in
+    /// the database (or in memory).
+    #[arg(long, env = "TICKETING_REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// Prefix of every Redis key (no braces).
+    #[arg(long, env = "TICKETING_REDIS_KEY_PREFIX", default_value = "tkt:")]
+    pub redis_key_prefix: String,
+
+    /// Bearer token of the admin routes. When absent a random one is generated and printed.
+    #[arg(long, env = "TICKETING_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    /// Shared secret of the payment webhooks. When absent a random one is generated: only the
+    /// demo's simulated payments can then be signed.
+    #[arg(long, env = "TICKETING_WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<String>,
+
+    /// How often the expiry sweep runs, e.g. `5s`, `500ms`, `1m`.
+    #[arg(long, env = "TICKETING_SWEEP_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    pub sweep_interval: Duration,
+
+    /// Create the demo venue and event and serve the demo page at `/`. Defaults to on without
+    /// `--database-url` and off with it.
+    #[arg(long, env = "TICKETING_DEMO")]
+    pub demo: Option<bool>,
+
+    /// Log line format.
+    #[arg(long, env = "TICKETING_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// How log lines look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// `key=value` fields, for people.
+    Text,
+    /// One JSON object per line, for log pipelines.
+    Json,
+}
+
+impl Args {
+    /// Whether demo mode is on.
+    pub fn demo_mode(&self) -> bool {
+        self.demo.unwrap_or(self.database_url.is_none())
+    }
+
+    /// Which backends these flags select, in words, for the start-up line.
+    pub fn describe_backends(&self) -> String {
+        let store = if self.database_url.is_some() { "MySQL" } else { "in-memory" };
+        let lock = match (&self.redis_url, &self.database_url) {
+            (Some(_), _) => "Redis",
+            (None, Some(_)) => "SQL",
+            (None, None) => "in-memory",
+        };
+        format!("{store} tickets and catalog, {lock} seat lock")
+    }
+
+    /// Connects the selected backends: MySQL repository and catalog (migrated) with
+    /// `--database-url`, the Redis seat lock with `--redis-url`, the SQL seat lock with a
+    /// database but no Redis, in-memory adapters for the rest.
+    pub async fn connect_backends(&self) -> Result<Backends> {
+        let mut backends = Backends::in_memory();
+        if let Some(url) = &self.database_url {
+            let pool = ticketing_sqlx::connect(url, self.database_connections).await?;
+            ticketing_sqlx::migrations().run(&pool).await.map_err(|e| {
+                ticketing_core::Error::unavailable(ticketing_sqlx::ADAPTER, e)
+            })?;
+            backends.tickets = Arc::new(MySqlTicketRepository::new(pool.clone()));
+            backends.catalog = Arc::new(MySqlCatalog::new(pool.clone()));
+            backends.seat_lock = Arc::new(SqlSeatLock::new(pool));
+        }
+        if let Some(url) = &self.redis_url {
+            let config = RedisSeatLockConfig {
+                key_prefix: self.redis_key_prefix.clone(),
+                ..Default::default()
+            };
+            backends.seat_lock = Arc::new(RedisSeatLock::connect(url, config).await?);
+        }
+        Ok(backends)
+    }
+}
+
+/// Parses `250ms`, `5s`, `2m` or a bare number of seconds; zero is refused.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 500ms, 5s or 1m"))?;
+    let duration = match unit {
+        "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n.saturating_mul(60)),
+        _ => return Err(format!("unknown unit {unit:?}: use ms, s or m")),
+    };
+    if duration.is_zero() {
+        return Err("the interval must be positive".into());
+    }
+    Ok(duration)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("5h").is_err());
+        assert!(parse_duration("x").is_err());
+    }
+
+    #[test]
+    fn demo_defaults_to_embedded_mode() {
+        let args = Args::parse_from(["ticketing-server"]);
+        assert!(args.demo_mode());
+        let args = Args::parse_from(["ticketing-server", "--database-url", "mysql://x/y"]);
+        assert!(!args.demo_mode());
+        let args = Args::parse_from(["ticketing-server", "--database-url", "mysql://x/y", "--demo", "true"]);
+        assert!(args.demo_mode());
+    }
+}

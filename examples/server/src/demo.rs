@@ -1,0 +1,126 @@
+//! Demo mode: a venue and an on-sale event created at start, the page at `/` that sells them,
+//! and a "simulate payment" route that signs a payment webhook with the configured secret and
+//! sends it through the same verification and handling as the real webhook route.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::response::Html;
+use axum::routing::{get, post};
+use chrono::{DateTime, TimeDelta, Utc};
+use ticketing_core::Result;
+use ticketing_core::domain::{Currency, EventSpec, Money, OrderId, Row, Zone, ZoneKind};
+use ticketing_core::service::CatalogService;
+use uuid::Uuid;
+
+use crate::app::{AppState, DemoEvent};
+use crate::dto::{DemoConfigDto, EventDto, PaymentWebhookDto, VenueDto, WebhookAnswerDto};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiPath, parse_id};
+use crate::routes::payments::process_webhook;
+
+/// The page: plain HTML and JavaScript, no build step.
+pub const PAGE: &str = include_str!("../static/index.html");
+
+/// Creates the demo venue (a seated zone `STALLS` of rows A–E with 12 seats each, and a
+/// general-admission zone `FLOOR` of 40 places) and an event on sale from a minute before `now`
+/// for a year, with a 10-minute payment window and at most 6 tickets per customer.
+pub async fn seed(catalog: &CatalogService, now: DateTime<Utc>) -> Result<DemoEvent> {
+    let code = |c: &str| c.parse();
+    let rows = ["A", "B", "C", "D", "E"]
+        .iter()
+        .map(|label| {
+            Ok(Row {
+                label: label.parse()?,
+                seats: 12,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let venue = catalog
+        .create_venue(
+            "Demo Hall",
+            vec![
+                Zone {
+                    code: code("STALLS")?,
+                    name: "Stalls".into(),
+                    kind: ZoneKind::Seated { rows },
+                },
+                Zone {
+                    code: code("FLOOR")?,
+                    name: "Standing floor".into(),
+                    kind: ZoneKind::GeneralAdmission { capacity: 40 },
+                },
+            ],
+        )
+        .await?;
+    let eur = Currency::new("EUR")?;
+    let event = catalog
+        .create_event(EventSpec {
+            name: "Demo Night".into(),
+            venue_id: venue.id(),
+            sale_opens: now - TimeDelta::minutes(1),
+            sale_closes: now + TimeDelta::days(365),
+            prices: [
+                (code("STALLS")?, Money::new(4500, eur)),
+                (code("FLOOR")?, Money::new(2500, eur)),
+            ]
+            .into_iter()
+            .collect(),
+            hold_time: TimeDelta::minutes(10),
+            per_customer_limit: 6,
+        })
+        .await?;
+    Ok(DemoEvent {
+        venue: venue.id(),
+        event: event.id(),
+    })
+}
+
+/// The demo routes: `/`, `/demo/config` and `/demo/orders/{orderId}/pay`.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(page))
+        .route("/demo/config", get(config))
+        .route("/demo/orders/{orderId}/pay", post(simulate_payment))
+}
+
+async fn page() -> Html<&'static str> {
+    Html(PAGE)
+}
+
+fn demo_event(state: &AppState) -> ApiResult<DemoEvent> {
+    state
+        .demo()
+        .ok_or_else(|| ApiError::not_found("demo mode is off"))
+}
+
+async fn config(State(state): State<AppState>) -> ApiResult<Json<DemoConfigDto>> {
+    let demo = demo_event(&state)?;
+    let event = state.catalog().event(demo.event).await?;
+    let venue = state.catalog().venue(demo.venue).await?;
+    Ok(Json(DemoConfigDto {
+        event: EventDto::from(&event),
+        venue: VenueDto::from(&venue),
+    }))
+}
+
+/// Plays the payment provider: signs a webhook for the order with the server's secret and hands
+/// it to the webhook handling, which verifies it like any other.
+async fn simulate_payment(
+    State(state): State<AppState>,
+    ApiPath(order): ApiPath<String>,
+) -> ApiResult<Json<WebhookAnswerDto>> {
+    demo_event(&state)?;
+    let order: OrderId = parse_id(&order)?;
+    let payload = PaymentWebhookDto {
+        id: format!("demo_{}", Uuid::new_v4().simple()),
+        order_id: order.as_uuid(),
+        payment_reference: format!("demo_pay_{}", Uuid::new_v4().simple()),
+    };
+    let body = serde_json::to_vec(&payload)
+        .map_err(|e| ApiError::from(ticketing_core::Error::internal(e.to_string())))?;
+    let now = state.backends().clock.now().timestamp();
+    let signature = state.webhook_secret().sign(now, &body);
+    let (answer, _) = process_webhook(&state, Some(&signature), &body).await?;
+    Ok(Json(answer))
+}

@@ -1,0 +1,116 @@
+//! The example HTTP server of the ticketing library: a thin layer that maps HTTP to the core
+//! services and wires the adapters together. See the README for the routes and a quick start.
+//!
+//! The binary (`src/main.rs`) only parses flags and calls [`run`]; tests build the same
+//! [`app::router`] over in-memory or real adapters.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod config;
+pub mod demo;
+pub mod dto;
+pub mod error;
+pub mod extract;
+pub mod metrics;
+pub mod middleware;
+pub mod openapi;
+pub mod routes;
+pub mod webhook;
+
+use std::future::Future;
+
+use ticketing_core::service::ServiceConfig;
+use uuid::Uuid;
+
+use crate::app::{AppConfig, AppState};
+use crate::config::Args;
+use crate::webhook::WebhookSecret;
+
+/// Any start-up failure, for `main`.
+pub type StartError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Connects the backends, seeds the demo, serves until `shutdown` completes, then lets in-flight
+/// requests finish and stops the expiry sweep.
+pub async fn run(args: Args, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), StartError> {
+    let backends = args.connect_backends().await?;
+    let admin_token = match &args.admin_token {
+        Some(token) if !token.trim().is_empty() => token.clone(),
+        _ => {
+            let token = Uuid::new_v4().simple().to_string();
+            println!("no --admin-token given; admin token for this run: {token}");
+            token
+        }
+    };
+    let webhook_secret = match &args.webhook_secret {
+        Some(secret) if !secret.is_empty() => WebhookSecret::new(secret),
+        _ => {
+            tracing::warn!(
+                "no --webhook-secret given: using a random one, so only the demo's simulated payments verify"
+            );
+            WebhookSecret::new(Uuid::new_v4().as_bytes())
+        }
+    };
+    let demo = if args.demo_mode() {
+        let catalog = ticketing_core::service::CatalogService::new(backends.clone());
+        Some(demo::seed(&catalog, backends.clock.now()).await?)
+    } else {
+        None
+    };
+    let state = AppState::new(
+        backends,
+        AppConfig {
+            admin_token,
+            webhook_secret,
+            demo,
+            service: ServiceConfig::default(),
+        },
+    );
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    let address = listener.local_addr()?;
+    println!("ticketing-server listening on http://{address} ({})", args.describe_backends());
+    if let Some(demo) = demo {
+        println!(
+            "demo page: http://{address}/  (venue {}, event {})",
+            demo.venue, demo.event
+        );
+    }
+    let (stop_sweep, stopped) = tokio::sync::watch::channel(false);
+    let sweeper = tokio::spawn(app::sweep(state.clone(), args.sweep_interval, stopped));
+    axum::serve(listener, app::router(state))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    let _ = stop_sweep.send(true);
+    let _ = sweeper.await;
+    println!("ticketing-server stopped");
+    Ok(())
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

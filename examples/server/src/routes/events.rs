@@ -1,0 +1,101 @@
+//! Read routes of events and venues: details, sold count, revenue, seat map.
+
+use axum::Json;
+use axum::extract::State;
+use ticketing_core::domain::{EventId, VenueId};
+
+use crate::app::AppState;
+use crate::dto::{EventDto, RevenueDto, SeatMapDto, SoldCountDto, VenueDto};
+use crate::error::{ApiResult, ErrorBody};
+use crate::extract::{ApiPath, parse_id};
+
+/// An event: venue, sale window, prices, payment window, limit.
+#[utoipa::path(
+    get, path = "/api/events/{eventId}", tag = "events",
+    params(("eventId" = String, Path, description = "Event id (UUID)")),
+    responses((status = 200, body = EventDto), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody))
+)]
+pub async fn event(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<EventDto>> {
+    let id: EventId = parse_id(&id)?;
+    let event = state.catalog().event(id).await?;
+    Ok(Json(EventDto::from(&event)))
+}
+
+/// A venue with its zones and rows.
+#[utoipa::path(
+    get, path = "/api/venues/{venueId}", tag = "events",
+    params(("venueId" = String, Path, description = "Venue id (UUID)")),
+    responses((status = 200, body = VenueDto), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody))
+)]
+pub async fn venue(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<VenueDto>> {
+    let id: VenueId = parse_id(&id)?;
+    let venue = state.catalog().venue(id).await?;
+    Ok(Json(VenueDto::from(&venue)))
+}
+
+/// How many tickets of the event are PAID.
+#[utoipa::path(
+    get, path = "/api/events/{eventId}/sold-count", tag = "events",
+    params(("eventId" = String, Path, description = "Event id (UUID)")),
+    responses((status = 200, body = SoldCountDto), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody))
+)]
+pub async fn sold_count(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<SoldCountDto>> {
+    let id: EventId = parse_id(&id)?;
+    let sold_count = state.queries().sold_count(id).await?;
+    Ok(Json(SoldCountDto {
+        event_id: id.as_uuid(),
+        sold_count,
+    }))
+}
+
+/// The sum of PAID ticket prices of an event at a venue.
+#[utoipa::path(
+    get, path = "/api/venues/{venueId}/events/{eventId}/revenue", tag = "events",
+    params(
+        ("venueId" = String, Path, description = "Venue id (UUID)"),
+        ("eventId" = String, Path, description = "Event id (UUID)"),
+    ),
+    responses((status = 200, body = RevenueDto), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody))
+)]
+pub async fn revenue(
+    State(state): State<AppState>,
+    ApiPath((venue, event)): ApiPath<(String, String)>,
+) -> ApiResult<Json<RevenueDto>> {
+    let venue: VenueId = parse_id(&venue)?;
+    let event: EventId = parse_id(&event)?;
+    let revenue = state.queries().revenue(venue, event).await?;
+    Ok(Json(RevenueDto {
+        venue_id: venue.as_uuid(),
+        event_id: event.as_uuid(),
+        revenue: revenue.into(),
+    }))
+}
+
+/// Free, held and sold seats, and the places left per general-admission zone.
+#[utoipa::path(
+    get, path = "/api/events/{eventId}/seats", tag = "events",
+    params(("eventId" = String, Path, description = "Event id (UUID)")),
+    responses(
+        (status = 200, body = SeatMapDto),
+        (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 503, body = ErrorBody),
+    )
+)]
+pub async fn seat_map(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<SeatMapDto>> {
+    let id: EventId = parse_id(&id)?;
+    let map = state.queries().seat_map(id).await?;
+    Ok(Json(SeatMapDto::from(&map)))
+}

@@ -1,0 +1,80 @@
+//! `GET /health`, `GET /metrics`, `GET /openapi.json`.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use ticketing_core::domain::{EventId, TicketId};
+use utoipa::OpenApi;
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::dto::HealthDto;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::openapi::ApiDoc;
+
+/// How long each health check may take.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Checks the ticket repository (a lookup) and the seat lock (a snapshot of a random event, which
+/// runs the lock's script path on Redis, not just PING). `503` when either fails.
+#[utoipa::path(
+    get, path = "/health", tag = "ops",
+    responses((status = 200, body = HealthDto), (status = 503, body = ErrorBody))
+)]
+pub async fn health(State(state): State<AppState>) -> ApiResult<Json<HealthDto>> {
+    let b = state.backends();
+    let probe = TicketId::from_uuid(Uuid::new_v4());
+    check("repository", b.tickets.ticket(probe)).await?;
+    let event = EventId::from_uuid(Uuid::new_v4());
+    check("seat lock", b.seat_lock.snapshot(event, b.clock.now())).await?;
+    Ok(Json(HealthDto {
+        status: "ok".into(),
+        repository: "ok".into(),
+        seat_lock: "ok".into(),
+    }))
+}
+
+async fn check<T>(
+    what: &str,
+    call: impl Future<Output = ticketing_core::Result<T>>,
+) -> ApiResult<()> {
+    let unavailable = |why: String| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "UNAVAILABLE",
+            format!("{what} check failed: {why}"),
+        )
+    };
+    match tokio::time::timeout(CHECK_TIMEOUT, call).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(error)) => {
+            tracing::warn!(%error, check = what, "health check failed");
+            Err(unavailable(error.code().to_lowercase()))
+        }
+        Err(_) => Err(unavailable("timed out".into())),
+    }
+}
+
+/// Prometheus text exposition.
+#[utoipa::path(
+    get, path = "/metrics", tag = "ops",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String))
+)]
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        state.metrics().render(),
+    )
+}
+
+/// This API's OpenAPI 3 document.
+#[utoipa::path(
+    get, path = "/openapi.json", tag = "ops",
+    responses((status = 200, description = "OpenAPI document", content_type = "application/json"))
+)]
+pub async fn openapi() -> impl IntoResponse {
+    Json(ApiDoc::openapi())
+}

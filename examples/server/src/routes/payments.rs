@@ -1,0 +1,108 @@
+//! `POST /api/payments/webhook`: the payment provider confirms a payment.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use ticketing_core::domain::{OrderId, PaymentRef};
+
+use crate::app::AppState;
+use crate::dto::{OrderDto, PaymentWebhookDto, WebhookAnswerDto};
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::header_text;
+use crate::webhook::SIGNATURE_HEADER;
+
+/// Set to `true` on the answer to a webhook id that was processed before.
+pub const REPLAYED_HEADER: &str = "x-webhook-replayed";
+
+/// Confirms the payment of an order. The body must be signed (`webhook-signature:
+/// t=<unix seconds>,v1=<hex HMAC-SHA256 of "{t}.{raw body}">`); a bad signature or a timestamp more
+/// than 300 s away is `401`. A replayed webhook id gets the same answer and has no second effect.
+/// A payment after the deadline is `409 PAYMENT_TOO_LATE`.
+#[utoipa::path(
+    post, path = "/api/payments/webhook", tag = "payments",
+    request_body = PaymentWebhookDto,
+    params(("webhook-signature" = String, Header, description = "t=<unix seconds>,v1=<hex HMAC-SHA256>")),
+    responses(
+        (status = 200, description = "The paid order", body = WebhookAnswerDto),
+        (status = 400, body = ErrorBody),
+        (status = 401, description = "Bad or stale signature", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "PAYMENT_TOO_LATE or INVALID_TRANSITION", body = ErrorBody),
+    )
+)]
+pub async fn webhook(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    let body = body?;
+    let signature = header_text(&headers, SIGNATURE_HEADER)?;
+    let (answer, replayed) = process_webhook(&state, signature, &body).await?;
+    let mut response = Json(answer).into_response();
+    if replayed {
+        response
+            .headers_mut()
+            .insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+/// Verifies, parses and applies one webhook; the demo's "simulate payment" goes through here too.
+/// Returns the answer and whether the webhook id had been processed before.
+pub async fn process_webhook(
+    state: &AppState,
+    signature: Option<&str>,
+    body: &[u8],
+) -> ApiResult<(WebhookAnswerDto, bool)> {
+    let now = state.backends().clock.now().timestamp();
+    state.webhook_secret().verify(signature, body, now)?;
+    let payload: PaymentWebhookDto = serde_json::from_slice(body)
+        .map_err(|e| ApiError::invalid(format!("invalid webhook body: {e}")))?;
+    if payload.id.is_empty() || payload.id.len() > 255 {
+        return Err(ApiError::invalid("webhook id must be 1 to 255 characters"));
+    }
+    let order = OrderId::from_uuid(payload.order_id);
+    let reference: PaymentRef = payload.payment_reference.parse()?;
+    let tickets = state.tickets().clone();
+    let (answer, replayed) = state
+        .webhooks()
+        .answer(&payload.id, || async move {
+            match tickets.pay(order, reference).await {
+                Ok(order) => Ok(Ok(OrderDto::from(&order))),
+                Err(error) => {
+                    let error = ApiError::from(error);
+                    if error.status.is_server_error() {
+                        // Retryable: not remembered, the provider's retry runs again.
+                        Err(error)
+                    } else {
+                        Ok(Err(error))
+                    }
+                }
+            }
+        })
+        .await
+        .inspect_err(|e| {
+            state
+                .metrics()
+                .payments
+                .with_label_values(&[&e.code.to_ascii_lowercase()])
+                .inc();
+        })?;
+    let outcome = match (&answer, replayed) {
+        (_, true) => "replayed".to_owned(),
+        (Ok(_), false) => "paid".to_owned(),
+        (Err(e), false) => e.code.to_ascii_lowercase(),
+    };
+    state.metrics().payments.with_label_values(&[&outcome]).inc();
+    let order = answer?;
+    Ok((
+        WebhookAnswerDto {
+            webhook_id: payload.id,
+            order,
+        },
+        replayed,
+    ))
+}
