@@ -119,7 +119,8 @@ pub trait SeatLock: Send + Sync {
     /// A seat is free when nobody holds it, when its hold lapsed (`until <= now`), or when
     /// `request.order` itself holds it (re-holding extends the hold; a seat this order already
     /// bought stays sold). A zone has room when the places held or sold by *other* orders plus
-    /// `quantity` fit its capacity; the order's own earlier hold in the zone is replaced.
+    /// `quantity` fit its capacity; the order's own earlier hold in the zone is replaced, and
+    /// places the order already bought in the zone stay sold as they are.
     async fn hold(&self, request: &HoldRequest) -> Result<HoldOutcome>;
 
     /// Frees what `order` holds of `items`, fenced: a seat held or sold by another order is left
@@ -128,15 +129,19 @@ pub trait SeatLock: Send + Sync {
 
     /// Marks `items` sold to `order` (no deadline), after the database recorded the payment.
     /// Overwrites any other holder: the database, which is the truth, says this order paid.
+    /// On an event that is not loaded it writes nothing (the rebuild will read the payment).
     async fn mark_sold(&self, event: EventId, order: OrderId, items: &[HoldItem]) -> Result<()>;
 
     /// Everything held or sold for `event` at `now`, in one round trip; `None` when not loaded.
     async fn snapshot(&self, event: EventId, now: DateTime<Utc>) -> Result<Option<LockSnapshot>>;
 
-    /// Replaces the event's state with the holds read from `source` and marks it loaded.
+    /// Loads the event from the holds read from `source` and marks it loaded, if it is not
+    /// loaded; an event that is loaded already is left as it is (replacing it would drop the holds
+    /// made since the first rebuild).
     ///
     /// Many callers may ask at once (after a data loss every buyer sees `NotLoaded`): the
     /// implementation reads `source` once per event under a short lock and lets the others wait
-    /// for that rebuild instead of repeating it.
+    /// for that rebuild instead of repeating it. A waiter that gives up returns
+    /// [`Error::Unavailable`](crate::Error::Unavailable).
     async fn rebuild(&self, event: EventId, source: Arc<dyn HoldSource>) -> Result<()>;
 }
