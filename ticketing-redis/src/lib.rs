@@ -9,6 +9,8 @@ mod keys;
 mod lock;
 mod rebuild;
 mod scripts;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod values;
 
 pub use config::RedisSeatLockConfig;
