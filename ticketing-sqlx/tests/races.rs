@@ -15,6 +15,9 @@ use ticketing_core::ports::{InsertOutcome, NewOrder, TicketRepository, Transitio
 use ticketing_sqlx::MySqlTicketRepository;
 use tokio::sync::Barrier;
 
+/// A boxed job, for races between different kinds of callers.
+type Job<T> = Box<dyn FnOnce() -> std::pin::Pin<Box<dyn Future<Output = T> + Send>> + Send>;
+
 /// Runs `jobs` at once (after a common barrier) and returns their results in job order.
 async fn race<T, F, Fut>(jobs: Vec<F>) -> Vec<T>
 where
@@ -244,9 +247,7 @@ async fn payment_and_expiry_at_the_deadline_never_both_win() {
                 usize::from(repo.transition(&expire).await.unwrap())
             }
         };
-        let jobs: Vec<
-            Box<dyn FnOnce() -> std::pin::Pin<Box<dyn Future<Output = usize> + Send>> + Send>,
-        > = vec![
+        let jobs: Vec<Job<usize>> = vec![
             Box::new(move || Box::pin(payer())),
             Box::new({
                 let s = sweeper(repo.clone());

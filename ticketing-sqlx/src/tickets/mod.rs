@@ -1,6 +1,8 @@
 //! The ticket repository on MySQL: the source of truth for tickets, orders and the outbox.
 
 mod expiry;
+#[cfg(all(test, feature = "testing"))]
+mod explain;
 mod purchase;
 mod sql;
 mod transition;
