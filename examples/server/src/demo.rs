@@ -121,6 +121,6 @@ async fn simulate_payment(
         .map_err(|e| ApiError::from(ticketing_core::Error::internal(e.to_string())))?;
     let now = state.backends().clock.now().timestamp();
     let signature = state.webhook_secret().sign(now, &body);
-    let (answer, _) = process_webhook(&state, Some(&signature), &body).await?;
-    Ok(Json(answer))
+    let outcome = process_webhook(&state, Some(&signature), &body).await?;
+    Ok(Json(outcome.answer?))
 }

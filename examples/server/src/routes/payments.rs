@@ -40,9 +40,12 @@ pub async fn webhook(
 ) -> ApiResult<Response> {
     let body = body?;
     let signature = header_text(&headers, SIGNATURE_HEADER)?;
-    let (answer, replayed) = process_webhook(&state, signature, &body).await?;
-    let mut response = Json(answer).into_response();
-    if replayed {
+    let outcome = process_webhook(&state, signature, &body).await?;
+    let mut response = match outcome.answer {
+        Ok(answer) => Json(answer).into_response(),
+        Err(error) => error.into_response(),
+    };
+    if outcome.replayed {
         response
             .headers_mut()
             .insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
@@ -50,13 +53,23 @@ pub async fn webhook(
     Ok(response)
 }
 
+/// The remembered answer to a webhook id, and whether this request replayed it.
+#[derive(Debug)]
+pub struct WebhookOutcome {
+    /// The paid order, or a definitive refusal (404, 409, …).
+    pub answer: ApiResult<WebhookAnswerDto>,
+    /// Whether the webhook id had been processed before.
+    pub replayed: bool,
+}
+
 /// Verifies, parses and applies one webhook; the demo's "simulate payment" goes through here too.
-/// Returns the answer and whether the webhook id had been processed before.
+/// An `Err` is a refusal before processing (signature, body) or a retryable failure, neither of
+/// which is remembered.
 pub async fn process_webhook(
     state: &AppState,
     signature: Option<&str>,
     body: &[u8],
-) -> ApiResult<(WebhookAnswerDto, bool)> {
+) -> ApiResult<WebhookOutcome> {
     let now = state.backends().clock.now().timestamp();
     state.webhook_secret().verify(signature, body, now)?;
     let payload: PaymentWebhookDto = serde_json::from_slice(body)
@@ -97,12 +110,11 @@ pub async fn process_webhook(
         (Err(e), false) => e.code.to_ascii_lowercase(),
     };
     state.metrics().payments.with_label_values(&[&outcome]).inc();
-    let order = answer?;
-    Ok((
-        WebhookAnswerDto {
+    Ok(WebhookOutcome {
+        answer: answer.map(|order| WebhookAnswerDto {
             webhook_id: payload.id,
             order,
-        },
+        }),
         replayed,
-    ))
+    })
 }

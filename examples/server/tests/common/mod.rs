@@ -1,0 +1,234 @@
+//! Test support: an app over some backends with a manual clock, and request helpers that go
+//! through the real router (`tower::ServiceExt::oneshot`).
+#![allow(dead_code)]
+
+pub mod suite;
+
+use std::any::Any;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use ticketing_core::ports::ManualClock;
+use ticketing_core::service::{Backends, CatalogService, ServiceConfig};
+use ticketing_server::app::{AppConfig, AppState, DemoEvent, router};
+use ticketing_server::webhook::{SIGNATURE_HEADER, WebhookSecret};
+use tower::ServiceExt;
+
+/// The admin token of test apps.
+pub const ADMIN: &str = "test-admin-token";
+/// The webhook secret of test apps.
+pub const SECRET: &str = "whsec_test_secret";
+
+/// A router over some backends, with the demo event seeded and a manual clock.
+pub struct TestApp {
+    /// The router under test.
+    pub router: Router,
+    /// Its state (for the sweep and direct service calls).
+    pub state: AppState,
+    /// The clock every backend and service reads.
+    pub clock: Arc<ManualClock>,
+    /// The seeded demo venue and event.
+    pub demo: DemoEvent,
+    _guard: Option<Box<dyn Any + Send + Sync>>,
+}
+
+/// One answer: status, headers and the body as JSON (`Value::Null` when not JSON).
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+    pub raw: Bytes,
+}
+
+impl Answer {
+    /// The error code of an error body.
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or("<no code>")
+    }
+
+    /// Asserts the status and, for errors, the JSON error shape and code.
+    #[track_caller]
+    pub fn expect(&self, status: StatusCode, code: Option<&str>) -> &Self {
+        assert_eq!(self.status, status, "unexpected answer: {}", self.text());
+        if let Some(code) = code {
+            assert_error_shape(self);
+            assert_eq!(self.code(), code, "unexpected code: {}", self.text());
+        }
+        self
+    }
+
+    /// The body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.raw).into_owned()
+    }
+}
+
+/// Every error answer: JSON `{code, message, path, traceId}` whose trace id is the
+/// `x-request-id` header.
+#[track_caller]
+pub fn assert_error_shape(answer: &Answer) {
+    assert_eq!(
+        answer.headers.get("content-type").map(|v| v.to_str().unwrap()),
+        Some("application/json"),
+        "error answers are JSON: {}",
+        answer.text()
+    );
+    for field in ["code", "message", "path", "traceId"] {
+        assert!(
+            answer.body[field].is_string(),
+            "error body lacks {field}: {}",
+            answer.text()
+        );
+    }
+    let header = answer
+        .headers
+        .get("x-request-id")
+        .expect("every answer has x-request-id")
+        .to_str()
+        .unwrap();
+    assert_eq!(answer.body["traceId"], header);
+}
+
+/// Now, truncated to milliseconds like the services do.
+pub fn now_ms() -> DateTime<Utc> {
+    Utc::now()
+        .duration_trunc(TimeDelta::milliseconds(1))
+        .unwrap()
+}
+
+impl TestApp {
+    /// An app over `backends` (its clock is replaced by a manual one); `guard` lives as long as
+    /// the app (e.g. a test database).
+    pub async fn new(mut backends: Backends, guard: Option<Box<dyn Any + Send + Sync>>) -> Self {
+        let clock = Arc::new(ManualClock::new(now_ms()));
+        backends.clock = clock.clone();
+        let demo = ticketing_server::demo::seed(&CatalogService::new(backends.clone()), clock.now_for_tests())
+            .await
+            .expect("seeding the demo event");
+        let state = AppState::new(
+            backends,
+            AppConfig {
+                admin_token: ADMIN.into(),
+                webhook_secret: WebhookSecret::new(SECRET),
+                demo: Some(demo),
+                service: ServiceConfig::default(),
+            },
+        );
+        Self {
+            router: router(state.clone()),
+            state,
+            clock,
+            demo,
+            _guard: guard,
+        }
+    }
+
+    /// An app over the in-memory adapters.
+    pub async fn in_memory() -> Self {
+        Self::new(Backends::in_memory(), None).await
+    }
+
+    /// Sends a request through the router.
+    pub async fn send(&self, request: Request<Body>) -> Answer {
+        let response = self
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("the router is infallible");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let raw = response.into_body().collect().await.unwrap().to_bytes();
+        let body = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+        Answer {
+            status,
+            headers,
+            body,
+            raw,
+        }
+    }
+
+    /// A request with optional JSON body and extra headers.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        let mut builder = Request::builder().method(method).uri(path);
+        if body.is_some() {
+            builder = builder.header("content-type", "application/json");
+        }
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let body = body.map_or_else(Body::empty, |b| Body::from(b.to_string()));
+        self.send(builder.body(body).unwrap()).await
+    }
+
+    /// `GET path`.
+    pub async fn get(&self, path: &str) -> Answer {
+        self.call(Method::GET, path, None, &[]).await
+    }
+
+    /// `POST path` with a JSON body.
+    pub async fn post(&self, path: &str, body: &Value) -> Answer {
+        self.call(Method::POST, path, Some(body), &[]).await
+    }
+
+    /// `POST path` to an admin route with the admin token.
+    pub async fn admin_post(&self, path: &str, body: &Value) -> Answer {
+        let auth = format!("Bearer {ADMIN}");
+        self.call(Method::POST, path, Some(body), &[("authorization", &auth)])
+            .await
+    }
+
+    /// Buys seats (`"STALLS:A:1"`) of the demo event for `customer`.
+    pub async fn buy(&self, customer: &str, seats: &[&str]) -> Answer {
+        self.post("/api/tickets", &purchase(self.demo.event.to_string(), customer, seats))
+            .await
+    }
+
+    /// Sends a payment webhook signed at the test clock's now.
+    pub async fn webhook(&self, id: &str, order: &str, reference: &str) -> Answer {
+        let body = json!({"id": id, "orderId": order, "paymentReference": reference}).to_string();
+        let signature =
+            WebhookSecret::new(SECRET).sign(self.clock.now_for_tests().timestamp(), body.as_bytes());
+        self.signed_webhook(body, &signature).await
+    }
+
+    /// Sends a webhook body with the given signature header.
+    pub async fn signed_webhook(&self, body: String, signature: &str) -> Answer {
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri("/api/payments/webhook")
+            .header("content-type", "application/json")
+            .header(SIGNATURE_HEADER, signature)
+            .body(Body::from(body))
+            .unwrap();
+        self.send(request).await
+    }
+}
+
+/// A purchase body for seats given as `"ZONE:ROW:NUMBER"`.
+pub fn purchase(event: String, customer: &str, seats: &[&str]) -> Value {
+    let seats: Vec<Value> = seats
+        .iter()
+        .map(|s| {
+            let mut parts = s.split(':');
+            json!({
+                "zone": parts.next().unwrap(),
+                "row": parts.next().unwrap(),
+                "number": parts.next().unwrap().parse::<u32>().unwrap(),
+            })
+        })
+        .collect();
+    json!({"eventId": event, "customerId": customer, "seats": seats})
+}

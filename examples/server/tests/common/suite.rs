@@ -1,0 +1,523 @@
+//! The HTTP suite every backend combination runs: each function is one test.
+
+use axum::http::{Method, StatusCode};
+use chrono::TimeDelta;
+use serde_json::{Value, json};
+
+use super::{ADMIN, TestApp, assert_error_shape, purchase};
+
+fn order_id(answer: &super::Answer) -> String {
+    answer.body["id"].as_str().expect("an order id").to_owned()
+}
+
+fn seat_state(map: &Value, seat: &str) -> String {
+    let mut parts = seat.split(':');
+    let (zone, row, number) = (
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+        parts.next().unwrap().parse::<u64>().unwrap(),
+    );
+    map["seats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["zone"] == zone && s["row"] == row && s["number"] == number)
+        .map(|s| s["state"].as_str().unwrap().to_owned())
+        .unwrap_or_else(|| panic!("seat {seat} not on the map"))
+}
+
+/// Purchase → 201 with a PENDING_PAYMENT order; the ticket and order read back; the seat is held.
+pub async fn purchase_creates_a_pending_order(app: TestApp) {
+    let answer = app.buy("alice", &["STALLS:A:1", "STALLS:A:2"]).await;
+    answer.expect(StatusCode::CREATED, None);
+    let order = &answer.body;
+    assert_eq!(order["status"], "PENDING_PAYMENT");
+    assert_eq!(order["customerId"], "alice");
+    assert_eq!(order["total"], json!({"amountMinor": 9000, "currency": "EUR"}));
+    assert_eq!(order["tickets"].as_array().unwrap().len(), 2);
+    assert!(order["expiresAt"].is_string());
+    assert!(answer.headers.contains_key("x-request-id"));
+
+    let ticket_id = order["tickets"][0]["id"].as_str().unwrap();
+    let ticket = app.get(&format!("/api/tickets/{ticket_id}")).await;
+    ticket.expect(StatusCode::OK, None);
+    assert_eq!(ticket.body["orderId"], order["id"]);
+    assert_eq!(ticket.body["seat"], json!({"zone": "STALLS", "row": "A", "number": 1}));
+    assert_eq!(ticket.body["price"]["amountMinor"], 4500);
+
+    let read = app.get(&format!("/api/orders/{}", order_id(&answer))).await;
+    read.expect(StatusCode::OK, None);
+    assert_eq!(read.body["id"], order["id"]);
+
+    let map = app.get(&format!("/api/events/{}/seats", app.demo.event)).await;
+    map.expect(StatusCode::OK, None);
+    assert_eq!(seat_state(&map.body, "STALLS:A:1"), "held");
+    assert_eq!(seat_state(&map.body, "STALLS:A:3"), "free");
+    assert_eq!(map.body["generalAdmission"][0]["zone"], "FLOOR");
+    assert_eq!(map.body["generalAdmission"][0]["remaining"], 40);
+}
+
+/// General admission: places count down; asking for more than is left is 409 SOLD_OUT.
+pub async fn general_admission_sells_out(app: TestApp) {
+    let event = app.demo.event.to_string();
+    for i in 0..8 {
+        let body = json!({"eventId": event, "customerId": format!("fan{i}"),
+            "generalAdmission": {"zone": "FLOOR", "quantity": 5}});
+        app.post("/api/tickets", &body)
+            .await
+            .expect(StatusCode::CREATED, None);
+    }
+    let map = app.get(&format!("/api/events/{event}/seats")).await;
+    assert_eq!(map.body["generalAdmission"][0]["remaining"], 0);
+    let body = json!({"eventId": event, "customerId": "late",
+        "generalAdmission": {"zone": "FLOOR", "quantity": 1}});
+    app.post("/api/tickets", &body)
+        .await
+        .expect(StatusCode::CONFLICT, Some("SOLD_OUT"));
+}
+
+/// The same seat twice → 409 SEATS_TAKEN naming the seat.
+pub async fn taken_seat_is_409(app: TestApp) {
+    app.buy("alice", &["STALLS:B:5"])
+        .await
+        .expect(StatusCode::CREATED, None);
+    let answer = app.buy("bob", &["STALLS:B:4", "STALLS:B:5"]).await;
+    answer.expect(StatusCode::CONFLICT, Some("SEATS_TAKEN"));
+    assert_eq!(
+        answer.body["details"]["seats"],
+        json!([{"zone": "STALLS", "row": "B", "number": 5}])
+    );
+    // All or nothing: B:4 stayed free.
+    app.buy("carol", &["STALLS:B:4"])
+        .await
+        .expect(StatusCode::CREATED, None);
+}
+
+/// Domain refusals of a purchase map to 400, 404, 409 and 422.
+pub async fn purchase_refusals(app: TestApp) {
+    // More than the per-customer limit (6) → 422.
+    let seats: Vec<String> = (1..=7).map(|n| format!("STALLS:C:{n}")).collect();
+    let seats: Vec<&str> = seats.iter().map(String::as_str).collect();
+    app.buy("greedy", &seats)
+        .await
+        .expect(StatusCode::UNPROCESSABLE_ENTITY, Some("LIMIT_EXCEEDED"));
+    // A seat the venue does not have → 400.
+    let answer = app.buy("alice", &["STALLS:Z:1"]).await;
+    answer.expect(StatusCode::BAD_REQUEST, Some("INVALID_REQUEST"));
+    assert_eq!(answer.body["details"]["field"], "seats");
+    // Seats and general admission at once → 400.
+    let mut body = purchase(app.demo.event.to_string(), "alice", &["STALLS:C:1"]);
+    body["generalAdmission"] = json!({"zone": "FLOOR", "quantity": 1});
+    app.post("/api/tickets", &body)
+        .await
+        .expect(StatusCode::BAD_REQUEST, Some("INVALID_REQUEST"));
+    // A customer id with forbidden characters → 400.
+    app.buy("not valid!", &["STALLS:C:1"])
+        .await
+        .expect(StatusCode::BAD_REQUEST, Some("INVALID_REQUEST"));
+    // An unknown event → 404.
+    let body = purchase(uuid::Uuid::now_v7().to_string(), "alice", &["STALLS:C:1"]);
+    app.post("/api/tickets", &body)
+        .await
+        .expect(StatusCode::NOT_FOUND, Some("NOT_FOUND"));
+    // An event whose sale has not opened → 409 NOT_ON_SALE.
+    let now = app.clock.now_for_tests();
+    let event = app
+        .admin_post(
+            "/api/admin/events",
+            &json!({"venueId": app.demo.venue.to_string(), "name": "Later",
+                "saleOpens": now + TimeDelta::days(1), "saleCloses": now + TimeDelta::days(2),
+                "prices": [{"zone": "STALLS", "amountMinor": 100, "currency": "EUR"}],
+                "holdTimeSeconds": 60, "perCustomerLimit": 2}),
+        )
+        .await;
+    event.expect(StatusCode::CREATED, None);
+    let body = purchase(event.body["id"].as_str().unwrap().into(), "alice", &["STALLS:A:1"]);
+    app.post("/api/tickets", &body)
+        .await
+        .expect(StatusCode::CONFLICT, Some("NOT_ON_SALE"));
+}
+
+/// Same Idempotency-Key + same request → the same order; another request → 409.
+pub async fn idempotency_key_replays_and_conflicts(app: TestApp) {
+    let body = purchase(app.demo.event.to_string(), "alice", &["STALLS:D:1"]);
+    let key = [("idempotency-key", "order-123")];
+    let first = app.call(Method::POST, "/api/tickets", Some(&body), &key).await;
+    first.expect(StatusCode::CREATED, None);
+    let again = app.call(Method::POST, "/api/tickets", Some(&body), &key).await;
+    again.expect(StatusCode::CREATED, None);
+    assert_eq!(first.body["id"], again.body["id"]);
+    let other = purchase(app.demo.event.to_string(), "alice", &["STALLS:D:2"]);
+    app.call(Method::POST, "/api/tickets", Some(&other), &key)
+        .await
+        .expect(StatusCode::CONFLICT, Some("IDEMPOTENCY_CONFLICT"));
+    app.call(Method::POST, "/api/tickets", Some(&other), &[("idempotency-key", "bad key!")])
+        .await
+        .expect(StatusCode::BAD_REQUEST, Some("INVALID_REQUEST"));
+}
+
+/// The whole sale: purchase → signed webhook → sold count, revenue and seat map; a replayed
+/// webhook gets the same answer without a second effect.
+pub async fn webhook_pays_and_replays(app: TestApp) {
+    let bought = app.buy("alice", &["STALLS:E:1", "STALLS:E:2"]).await;
+    bought.expect(StatusCode::CREATED, None);
+    let order = order_id(&bought);
+    let paid = app.webhook("evt_1", &order, "pi_1").await;
+    paid.expect(StatusCode::OK, None);
+    assert_eq!(paid.body["webhookId"], "evt_1");
+    assert_eq!(paid.body["order"]["status"], "PAID");
+    assert_eq!(paid.body["order"]["tickets"][0]["paymentReference"], "pi_1");
+    assert!(!paid.headers.contains_key("x-webhook-replayed"));
+
+    let replay = app.webhook("evt_1", &order, "pi_1").await;
+    replay.expect(StatusCode::OK, None);
+    assert_eq!(replay.body, paid.body, "a replay gets the same answer");
+    assert_eq!(replay.headers["x-webhook-replayed"], "true");
+    // The provider's retry under a new id with the same reference: same order, no change.
+    let retry = app.webhook("evt_2", &order, "pi_1").await;
+    retry.expect(StatusCode::OK, None);
+    assert_eq!(retry.body["order"], paid.body["order"]);
+    // Another reference for a paid order is a conflict.
+    app.webhook("evt_3", &order, "pi_other")
+        .await
+        .expect(StatusCode::CONFLICT, Some("INVALID_TRANSITION"));
+
+    let sold = app.get(&format!("/api/events/{}/sold-count", app.demo.event)).await;
+    sold.expect(StatusCode::OK, None);
+    assert_eq!(sold.body["soldCount"], 2);
+    let revenue = app
+        .get(&format!("/api/venues/{}/events/{}/revenue", app.demo.venue, app.demo.event))
+        .await;
+    revenue.expect(StatusCode::OK, None);
+    assert_eq!(revenue.body["revenue"], json!({"amountMinor": 9000, "currency": "EUR"}));
+    let map = app.get(&format!("/api/events/{}/seats", app.demo.event)).await;
+    assert_eq!(seat_state(&map.body, "STALLS:E:1"), "sold");
+    // Revenue of the event at another venue → 404.
+    app.get(&format!("/api/venues/{}/events/{}/revenue", uuid::Uuid::now_v7(), app.demo.event))
+        .await
+        .expect(StatusCode::NOT_FOUND, Some("NOT_FOUND"));
+}
+
+/// Bad, stale and missing signatures → 401; a payment after the deadline → 409
+/// PAYMENT_TOO_LATE; an unknown order → 404; a signed but malformed body → 400.
+pub async fn webhook_refusals(app: TestApp) {
+    let bought = app.buy("alice", &["STALLS:A:7"]).await;
+    let order = order_id(&bought);
+    let body = json!({"id": "evt_x", "orderId": order, "paymentReference": "pi_x"}).to_string();
+    let now = app.clock.now_for_tests().timestamp();
+    let secret = ticketing_server::webhook::WebhookSecret::new(super::SECRET);
+    let wrong = ticketing_server::webhook::WebhookSecret::new("not-the-secret");
+    for signature in [
+        wrong.sign(now, body.as_bytes()),
+        secret.sign(now - 301, body.as_bytes()),
+        secret.sign(now + 301, body.as_bytes()),
+        secret.sign(now, b"another body"),
+        format!("t={now}"),
+        "garbage".to_owned(),
+    ] {
+        app.signed_webhook(body.clone(), &signature)
+            .await
+            .expect(StatusCode::UNAUTHORIZED, Some("UNAUTHORIZED"));
+    }
+    let request = axum::http::Request::builder()
+        .method(Method::POST)
+        .uri("/api/payments/webhook")
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(body.clone()))
+        .unwrap();
+    app.send(request)
+        .await
+        .expect(StatusCode::UNAUTHORIZED, Some("UNAUTHORIZED"));
+    // Within tolerance is fine: the order is still pending, so nothing was paid by the refusals.
+    let check = app.get(&format!("/api/orders/{order}")).await;
+    assert_eq!(check.body["status"], "PENDING_PAYMENT");
+
+    let signed_garbage = r#"{"id":"evt_y","orderId":"nope","paymentReference":"pi"}"#.to_owned();
+    let sig = secret.sign(now, signed_garbage.as_bytes());
+    app.signed_webhook(signed_garbage, &sig)
+        .await
+        .expect(StatusCode::BAD_REQUEST, Some("INVALID_REQUEST"));
+    app.webhook("evt_z", &uuid::Uuid::now_v7().to_string(), "pi_z")
+        .await
+        .expect(StatusCode::NOT_FOUND, Some("NOT_FOUND"));
+
+    // The payment window is 10 minutes.
+    app.clock.advance(TimeDelta::minutes(11));
+    let late = app.webhook("evt_late", &order, "pi_late").await;
+    late.expect(StatusCode::CONFLICT, Some("PAYMENT_TOO_LATE"));
+    assert!(late.body["details"]["deadline"].is_string());
+    // Replaying the late webhook gets the same refusal.
+    let again = app.webhook("evt_late", &order, "pi_late").await;
+    again.expect(StatusCode::CONFLICT, Some("PAYMENT_TOO_LATE"));
+    assert_eq!(again.headers["x-webhook-replayed"], "true");
+}
+
+/// Cancel frees the seats; cancelling a paid order is 409 INVALID_TRANSITION; refund (admin)
+/// frees a paid order's seats.
+pub async fn cancel_and_refund(app: TestApp) {
+    let bought = app.buy("alice", &["STALLS:D:9"]).await;
+    let order = order_id(&bought);
+    let cancelled = app.post(&format!("/api/orders/{order}/cancel"), &json!({})).await;
+    cancelled.expect(StatusCode::OK, None);
+    assert_eq!(cancelled.body["status"], "CANCELLED");
+    let map = app.get(&format!("/api/events/{}/seats", app.demo.event)).await;
+    assert_eq!(seat_state(&map.body, "STALLS:D:9"), "free");
+    app.call(Method::POST, &format!("/api/orders/{order}/cancel"), None, &[])
+        .await
+        .expect(StatusCode::OK, None);
+
+    let bought = app.buy("bob", &["STALLS:D:9"]).await;
+    bought.expect(StatusCode::CREATED, None);
+    let order = order_id(&bought);
+    app.webhook("evt_pay", &order, "pi_pay")
+        .await
+        .expect(StatusCode::OK, None);
+    app.call(Method::POST, &format!("/api/orders/{order}/cancel"), None, &[])
+        .await
+        .expect(StatusCode::CONFLICT, Some("INVALID_TRANSITION"));
+    app.call(Method::POST, &format!("/api/admin/orders/{order}/refund"), None, &[])
+        .await
+        .expect(StatusCode::UNAUTHORIZED, Some("UNAUTHORIZED"));
+    let auth = format!("Bearer {ADMIN}");
+    let refunded = app
+        .call(Method::POST, &format!("/api/admin/orders/{order}/refund"), None, &[("authorization", &auth)])
+        .await;
+    refunded.expect(StatusCode::OK, None);
+    assert_eq!(refunded.body["status"], "REFUNDED");
+    let map = app.get(&format!("/api/events/{}/seats", app.demo.event)).await;
+    assert_eq!(seat_state(&map.body, "STALLS:D:9"), "free");
+    app.post(&format!("/api/orders/{}/cancel", uuid::Uuid::now_v7()), &json!({}))
+        .await
+        .expect(StatusCode::NOT_FOUND, Some("NOT_FOUND"));
+}
+
+/// The expiry sweep expires unpaid orders after their deadline and frees the seats.
+pub async fn sweep_expires_unpaid_orders(app: TestApp) {
+    let bought = app.buy("alice", &["STALLS:E:12"]).await;
+    let order = order_id(&bought);
+    app.clock.advance(TimeDelta::minutes(11));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let sweeper = tokio::spawn(ticketing_server::app::sweep(
+        app.state.clone(),
+        std::time::Duration::from_millis(20),
+        stopped,
+    ));
+    let mut status = Value::Null;
+    for _ in 0..200 {
+        status = app.get(&format!("/api/orders/{order}")).await.body["status"].clone();
+        if status == "EXPIRED" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    stop.send(true).unwrap();
+    sweeper.await.unwrap();
+    assert_eq!(status, "EXPIRED");
+    let map = app.get(&format!("/api/events/{}/seats", app.demo.event)).await;
+    assert_eq!(seat_state(&map.body, "STALLS:E:12"), "free");
+    let metrics = app.get("/metrics").await;
+    assert!(metrics.text().contains("ticketing_expiry_sweeps_total{result=\"ok\"}"));
+    assert!(metrics.text().contains("ticketing_expired_orders_total 1"));
+}
+
+/// Admin routes need the bearer token; they create venues and events and refuse bad layouts.
+pub async fn admin_routes(app: TestApp) {
+    let venue = json!({"name": "Club", "zones": [
+        {"code": "MAIN", "name": "Main", "kind": "seated", "rows": [{"label": "1", "seats": 3}]},
+        {"code": "PIT", "name": "Pit", "kind": "generalAdmission", "capacity": 10}]});
+    app.post("/api/admin/venues", &venue)
+        .await
+        .expect(StatusCode::UNAUTHORIZED, Some("UNAUTHORIZED"));
+    app.call(Method::POST, "/api/admin/venues", Some(&venue), &[("authorization", "Bearer nope")])
+        .await
+        .expect(StatusCode::UNAUTHORIZED, Some("UNAUTHORIZED"));
+    let created = app.admin_post("/api/admin/venues", &venue).await;
+    created.expect(StatusCode::CREATED, None);
+    assert_eq!(created.body["zones"][1]["capacity"], 10);
+    let venue_id = created.body["id"].as_str().unwrap().to_owned();
+    app.get(&format!("/api/venues/{venue_id}"))
+        .await
+        .expect(StatusCode::OK, None);
+
+    let now = app.clock.now_for_tests();
+    let event = json!({"venueId": venue_id, "name": "Gig",
+        "saleOpens": now - TimeDelta::minutes(1), "saleCloses": now + TimeDelta::days(1),
+        "prices": [{"zone": "MAIN", "amountMinor": 3000, "currency": "EUR"},
+                   {"zone": "PIT", "amountMinor": 2000, "currency": "EUR"}],
+        "holdTimeSeconds": 300, "perCustomerLimit": 4});
+    let created = app.admin_post("/api/admin/events", &event).await;
+    created.expect(StatusCode::CREATED, None);
+    let event_id = created.body["id"].as_str().unwrap().to_owned();
+    let read = app.get(&format!("/api/events/{event_id}")).await;
+    read.expect(StatusCode::OK, None);
+    assert_eq!(read.body["holdTimeSeconds"], 300);
+    let body = purchase(event_id.clone(), "dora", &["MAIN:1:3"]);
+    app.post("/api/tickets", &body)
+        .await
+        .expect(StatusCode::CREATED, None);
+
+    // A seated zone without rows, a zone priced twice, an unknown venue.
+    let bad = json!({"name": "Bad", "zones": [{"code": "X", "name": "X", "kind": "seated"}]});
+    app.admin_post("/api/admin/venues", &bad)
+        .await
+        .expect(StatusCode::BAD_REQUEST, Some("INVALID_REQUEST"));
+    let mut twice = event.clone();
+    twice["prices"] = json!([{"zone": "MAIN", "amountMinor": 1, "currency": "EUR"},
+                             {"zone": "MAIN", "amountMinor": 2, "currency": "EUR"}]);
+    app.admin_post("/api/admin/events", &twice)
+        .await
+        .expect(StatusCode::BAD_REQUEST, Some("INVALID_REQUEST"));
+    let mut elsewhere = event.clone();
+    elsewhere["venueId"] = json!(uuid::Uuid::now_v7().to_string());
+    app.admin_post("/api/admin/events", &elsewhere)
+        .await
+        .expect(StatusCode::NOT_FOUND, Some("NOT_FOUND"));
+}
+
+/// Malformed input → 4xx JSON: bad JSON, wrong types, unknown fields, no content type, a body
+/// over the limit, bad UUIDs, unknown routes and methods.
+pub async fn malformed_requests_are_4xx_json(app: TestApp) {
+    let cases: Vec<(Method, &str, Option<&str>, Option<&str>, StatusCode)> = vec![
+        (Method::POST, "/api/tickets", Some("{not json"), Some("application/json"), StatusCode::BAD_REQUEST),
+        (Method::POST, "/api/tickets", Some(r#"{"eventId": 5, "customerId": "a"}"#), Some("application/json"), StatusCode::BAD_REQUEST),
+        (Method::POST, "/api/tickets", Some(r#"{"eventId": "x", "customerId": "a", "seats": []}"#), Some("application/json"), StatusCode::BAD_REQUEST),
+        (Method::POST, "/api/tickets", Some(r#"{"extra": true}"#), Some("application/json"), StatusCode::BAD_REQUEST),
+        (Method::POST, "/api/tickets", Some("{}"), None, StatusCode::UNSUPPORTED_MEDIA_TYPE),
+        (Method::GET, "/api/tickets/not-a-uuid", None, None, StatusCode::BAD_REQUEST),
+        (Method::GET, "/api/tickets/%FF%FE", None, None, StatusCode::BAD_REQUEST),
+        (Method::GET, "/api/events/123/seats", None, None, StatusCode::BAD_REQUEST),
+        (Method::GET, "/api/venues/x/events/y/revenue", None, None, StatusCode::BAD_REQUEST),
+        (Method::POST, "/api/orders/zzz/cancel", None, None, StatusCode::BAD_REQUEST),
+        (Method::GET, "/api/nothing-here", None, None, StatusCode::NOT_FOUND),
+        (Method::DELETE, "/api/tickets", None, None, StatusCode::METHOD_NOT_ALLOWED),
+    ];
+    for (method, path, body, content_type, status) in cases {
+        let mut builder = axum::http::Request::builder().method(method.clone()).uri(path);
+        if let Some(ct) = content_type {
+            builder = builder.header("content-type", ct);
+        }
+        let body = body.map_or_else(axum::body::Body::empty, |b| axum::body::Body::from(b.to_owned()));
+        let answer = app.send(builder.body(body).unwrap()).await;
+        assert_eq!(answer.status, status, "{method} {path}: {}", answer.text());
+        assert_error_shape(&answer);
+        assert_eq!(answer.body["path"], path.split('?').next().unwrap());
+    }
+    let huge = format!("{{\"eventId\": \"{}\"}}", "x".repeat(ticketing_server::app::BODY_LIMIT + 10));
+    let request = axum::http::Request::builder()
+        .method(Method::POST)
+        .uri("/api/tickets")
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(huge))
+        .unwrap();
+    app.send(request)
+        .await
+        .expect(StatusCode::PAYLOAD_TOO_LARGE, Some("PAYLOAD_TOO_LARGE"));
+}
+
+/// Every answer carries x-request-id: generated when absent, kept when sane, replaced when odd.
+pub async fn request_ids(app: TestApp) {
+    let generated = app.get("/health").await;
+    assert!(!generated.headers["x-request-id"].is_empty());
+    let kept = app
+        .call(Method::GET, "/api/tickets/bad", None, &[("x-request-id", "trace-abc.123")])
+        .await;
+    assert_eq!(kept.headers["x-request-id"], "trace-abc.123");
+    assert_eq!(kept.body["traceId"], "trace-abc.123");
+    let odd = app
+        .call(Method::GET, "/health", None, &[("x-request-id", "has spaces and \"quotes\"")])
+        .await;
+    let replaced = odd.headers["x-request-id"].to_str().unwrap();
+    assert!(!replaced.contains(' '));
+    assert!(!replaced.is_empty());
+}
+
+/// Health checks both backends; metrics and the OpenAPI document are served.
+pub async fn ops_routes(app: TestApp) {
+    let health = app.get("/health").await;
+    health.expect(StatusCode::OK, None);
+    assert_eq!(health.body, json!({"status": "ok", "repository": "ok", "seatLock": "ok"}));
+
+    app.buy("alice", &["STALLS:A:11"]).await;
+    app.buy("bob", &["STALLS:A:11"]).await;
+    let metrics = app.get("/metrics").await;
+    metrics.expect(StatusCode::OK, None);
+    let text = metrics.text();
+    for needle in [
+        "ticketing_purchases_total{outcome=\"ok\"} 1",
+        "ticketing_purchases_total{outcome=\"seats_taken\"} 1",
+        "ticketing_purchase_duration_seconds_bucket",
+        "ticketing_seat_hold_duration_seconds_bucket{outcome=\"held\"",
+        "ticketing_http_responses_total",
+    ] {
+        assert!(text.contains(needle), "metrics lack {needle}:\n{text}");
+    }
+
+    let doc = app.get("/openapi.json").await;
+    doc.expect(StatusCode::OK, None);
+    let paths = doc.body["paths"].as_object().unwrap();
+    for path in [
+        "/api/tickets",
+        "/api/tickets/{ticketId}",
+        "/api/events/{eventId}/sold-count",
+        "/api/venues/{venueId}/events/{eventId}/revenue",
+        "/api/events/{eventId}/seats",
+        "/api/orders/{orderId}/cancel",
+        "/api/payments/webhook",
+        "/api/admin/venues",
+        "/api/admin/events",
+        "/health",
+        "/metrics",
+    ] {
+        assert!(paths.contains_key(path), "openapi lacks {path}");
+    }
+    assert!(doc.body["components"]["schemas"]["ErrorBody"].is_object());
+
+    let page = app.get("/").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.text().contains("Simulate payment"));
+    let config = app.get("/demo/config").await;
+    config.expect(StatusCode::OK, None);
+    assert_eq!(config.body["event"]["id"], app.demo.event.to_string());
+}
+
+/// The demo's simulated payment goes through the webhook path and pays the order.
+pub async fn demo_payment(app: TestApp) {
+    let bought = app.buy("alice", &["STALLS:C:12"]).await;
+    let order = order_id(&bought);
+    let paid = app.post(&format!("/demo/orders/{order}/pay"), &json!({})).await;
+    paid.expect(StatusCode::OK, None);
+    assert_eq!(paid.body["order"]["status"], "PAID");
+    let metrics = app.get("/metrics").await.text();
+    assert!(metrics.contains("ticketing_payments_total{outcome=\"paid\"} 1"));
+}
+
+/// Expands one `#[tokio::test]` per suite function, each on a fresh app from `$make`.
+#[macro_export]
+macro_rules! http_suite {
+    ($make:expr) => {
+        $crate::http_suite!(@tests $make;
+            purchase_creates_a_pending_order,
+            general_admission_sells_out,
+            taken_seat_is_409,
+            purchase_refusals,
+            idempotency_key_replays_and_conflicts,
+            webhook_pays_and_replays,
+            webhook_refusals,
+            cancel_and_refund,
+            sweep_expires_unpaid_orders,
+            admin_routes,
+            malformed_requests_are_4xx_json,
+            request_ids,
+            ops_routes,
+            demo_payment,
+        );
+    };
+    (@tests $make:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                common::suite::$name($make.await).await;
+            }
+        )*
+    };
+}
