@@ -171,7 +171,11 @@ pub fn router(state: AppState) -> Router {
 /// The expiry sweep: every `interval`, expire the orders whose deadline passed and free their
 /// seats, until `stop` turns true. Safe on many servers at once: each expiry is a
 /// compare-and-set in the repository, so two sweepers never expire one order twice.
-pub async fn sweep(state: AppState, interval: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
+pub async fn sweep(
+    state: AppState,
+    interval: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

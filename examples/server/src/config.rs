@@ -77,7 +77,11 @@ impl Args {
 
     /// Which backends these flags select, in words, for the start-up line.
     pub fn describe_backends(&self) -> String {
-        let store = if self.database_url.is_some() { "MySQL" } else { "in-memory" };
+        let store = if self.database_url.is_some() {
+            "MySQL"
+        } else {
+            "in-memory"
+        };
         let lock = match (&self.redis_url, &self.database_url) {
             (Some(_), _) => "Redis",
             (None, Some(_)) => "SQL",
@@ -93,9 +97,10 @@ impl Args {
         let mut backends = Backends::in_memory();
         if let Some(url) = &self.database_url {
             let pool = ticketing_sqlx::connect(url, self.database_connections).await?;
-            ticketing_sqlx::migrations().run(&pool).await.map_err(|e| {
-                ticketing_core::Error::unavailable(ticketing_sqlx::ADAPTER, e)
-            })?;
+            ticketing_sqlx::migrations()
+                .run(&pool)
+                .await
+                .map_err(|e| ticketing_core::Error::unavailable(ticketing_sqlx::ADAPTER, e))?;
             backends.tickets = Arc::new(MySqlTicketRepository::new(pool.clone()));
             backends.catalog = Arc::new(MySqlCatalog::new(pool.clone()));
             backends.seat_lock = Arc::new(SqlSeatLock::new(pool));
@@ -154,7 +159,13 @@ mod tests {
         assert!(args.demo_mode());
         let args = Args::parse_from(["ticketing-server", "--database-url", "mysql://x/y"]);
         assert!(!args.demo_mode());
-        let args = Args::parse_from(["ticketing-server", "--database-url", "mysql://x/y", "--demo", "true"]);
+        let args = Args::parse_from([
+            "ticketing-server",
+            "--database-url",
+            "mysql://x/y",
+            "--demo",
+            "true",
+        ]);
         assert!(args.demo_mode());
     }
 }

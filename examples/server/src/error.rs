@@ -74,9 +74,10 @@ impl ApiError {
     pub fn from_status(status: StatusCode) -> Self {
         let (code, message) = match status {
             StatusCode::NOT_FOUND => ("NOT_FOUND", "no such route"),
-            StatusCode::METHOD_NOT_ALLOWED => {
-                ("METHOD_NOT_ALLOWED", "this route does not accept that method")
-            }
+            StatusCode::METHOD_NOT_ALLOWED => (
+                "METHOD_NOT_ALLOWED",
+                "this route does not accept that method",
+            ),
             StatusCode::PAYLOAD_TOO_LARGE => ("PAYLOAD_TOO_LARGE", "the request body is too large"),
             StatusCode::UNSUPPORTED_MEDIA_TYPE => (
                 "UNSUPPORTED_MEDIA_TYPE",
@@ -134,9 +135,10 @@ impl From<Error> for ApiError {
                     "seats": seats.iter().map(crate::dto::SeatDto::from).collect::<Vec<_>>()
                 })),
             ),
-            Error::InvalidRequest { field, .. } => {
-                (error.to_string(), Some(serde_json::json!({ "field": field })))
-            }
+            Error::InvalidRequest { field, .. } => (
+                error.to_string(),
+                Some(serde_json::json!({ "field": field })),
+            ),
             Error::PaymentTooLate { deadline } => (
                 error.to_string(),
                 Some(serde_json::json!({ "deadline": deadline })),

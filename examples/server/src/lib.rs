@@ -32,7 +32,10 @@ pub type StartError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Connects the backends, seeds the demo, serves until `shutdown` completes, then lets in-flight
 /// requests finish and stops the expiry sweep.
-pub async fn run(args: Args, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), StartError> {
+pub async fn run(
+    args: Args,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
     let backends = args.connect_backends().await?;
     let admin_token = match &args.admin_token {
         Some(token) if !token.trim().is_empty() => token.clone(),
@@ -68,7 +71,10 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()> + Send + 'static
     );
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let address = listener.local_addr()?;
-    println!("ticketing-server listening on http://{address} ({})", args.describe_backends());
+    println!(
+        "ticketing-server listening on http://{address} ({})",
+        args.describe_backends()
+    );
     if let Some(demo) = demo {
         println!(
             "demo page: http://{address}/  (venue {}, event {})",

@@ -88,7 +88,11 @@ fn render_error(response: Response, path: &str, trace_id: &str) -> Response {
 }
 
 /// Lets a request through only with `Authorization: Bearer <admin token>` (constant-time compare).
-pub async fn require_admin(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn require_admin(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -101,10 +105,9 @@ pub async fn require_admin(State(state): State<AppState>, request: Request, next
         let mut response =
             ApiError::unauthorized("admin routes need Authorization: Bearer <admin token>")
                 .into_response();
-        response.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer"),
-        );
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         return response;
     }
     next.run(request).await

@@ -72,10 +72,12 @@ impl WebhookSecret {
                 _ => {}
             }
         }
-        let timestamp =
-            timestamp.ok_or_else(|| ApiError::unauthorized("webhook-signature has no timestamp"))?;
+        let timestamp = timestamp
+            .ok_or_else(|| ApiError::unauthorized("webhook-signature has no timestamp"))?;
         if candidates.is_empty() {
-            return Err(ApiError::unauthorized("webhook-signature has no v1 signature"));
+            return Err(ApiError::unauthorized(
+                "webhook-signature has no v1 signature",
+            ));
         }
         if now.abs_diff(timestamp) > TOLERANCE_SECONDS as u64 {
             return Err(ApiError::unauthorized(
@@ -124,7 +126,11 @@ impl WebhookLog {
     /// Answers webhook `id` by running `process` once; concurrent and later calls with the same id
     /// wait for and return the same answer, with `true` for "replayed". A retryable failure
     /// (`Err` from `process`) is not remembered, so the provider's retry runs again.
-    pub async fn answer<F, Fut>(&self, id: &str, process: F) -> Result<(WebhookAnswer, bool), ApiError>
+    pub async fn answer<F, Fut>(
+        &self,
+        id: &str,
+        process: F,
+    ) -> Result<(WebhookAnswer, bool), ApiError>
     where
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<WebhookAnswer, ApiError>>,
@@ -175,7 +181,11 @@ mod tests {
         assert!(secret.verify(Some(&header), body, 1_301).is_err());
         assert!(secret.verify(Some(&header), body, 699).is_err());
         assert!(secret.verify(Some(&header), b"{}", 1_000).is_err());
-        assert!(WebhookSecret::new("other").verify(Some(&header), body, 1_000).is_err());
+        assert!(
+            WebhookSecret::new("other")
+                .verify(Some(&header), body, 1_000)
+                .is_err()
+        );
         assert!(secret.verify(None, body, 1_000).is_err());
         assert!(secret.verify(Some("t=1000"), body, 1_000).is_err());
         assert!(secret.verify(Some("v1=00"), body, 1_000).is_err());

@@ -10,7 +10,9 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use common::TestApp;
 use ticketing_core::domain::{EventId, OrderId};
-use ticketing_core::ports::{HoldItem, HoldOutcome, HoldRequest, HoldSource, LockSnapshot, SeatLock};
+use ticketing_core::ports::{
+    HoldItem, HoldOutcome, HoldRequest, HoldSource, LockSnapshot, SeatLock,
+};
 use ticketing_core::service::Backends;
 use ticketing_core::{Error, Result};
 
@@ -49,7 +51,11 @@ async fn unavailable_backend_is_503_without_driver_details() {
     let app = app_with_lock(|| Error::unavailable("redis", "connection refused at 10.1.2.3")).await;
     let answer = app.buy("alice", &["STALLS:A:1"]).await;
     answer.expect(StatusCode::SERVICE_UNAVAILABLE, Some("UNAVAILABLE"));
-    assert!(!answer.text().contains("10.1.2.3"), "leaks the driver error: {}", answer.text());
+    assert!(
+        !answer.text().contains("10.1.2.3"),
+        "leaks the driver error: {}",
+        answer.text()
+    );
     app.get(&format!("/api/events/{}/seats", app.demo.event))
         .await
         .expect(StatusCode::SERVICE_UNAVAILABLE, Some("UNAVAILABLE"));

@@ -109,7 +109,11 @@ pub async fn process_webhook(
         (Ok(_), false) => "paid".to_owned(),
         (Err(e), false) => e.code.to_ascii_lowercase(),
     };
-    state.metrics().payments.with_label_values(&[&outcome]).inc();
+    state
+        .metrics()
+        .payments
+        .with_label_values(&[&outcome])
+        .inc();
     Ok(WebhookOutcome {
         answer: answer.map(|order| WebhookAnswerDto {
             webhook_id: payload.id,

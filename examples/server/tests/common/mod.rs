@@ -74,7 +74,10 @@ impl Answer {
 #[track_caller]
 pub fn assert_error_shape(answer: &Answer) {
     assert_eq!(
-        answer.headers.get("content-type").map(|v| v.to_str().unwrap()),
+        answer
+            .headers
+            .get("content-type")
+            .map(|v| v.to_str().unwrap()),
         Some("application/json"),
         "error answers are JSON: {}",
         answer.text()
@@ -108,9 +111,12 @@ impl TestApp {
     pub async fn new(mut backends: Backends, guard: Option<Box<dyn Any + Send + Sync>>) -> Self {
         let clock = Arc::new(ManualClock::new(now_ms()));
         backends.clock = clock.clone();
-        let demo = ticketing_server::demo::seed(&CatalogService::new(backends.clone()), clock.now_for_tests())
-            .await
-            .expect("seeding the demo event");
+        let demo = ticketing_server::demo::seed(
+            &CatalogService::new(backends.clone()),
+            clock.now_for_tests(),
+        )
+        .await
+        .expect("seeding the demo event");
         let state = AppState::new(
             backends,
             AppConfig {
@@ -192,15 +198,18 @@ impl TestApp {
 
     /// Buys seats (`"STALLS:A:1"`) of the demo event for `customer`.
     pub async fn buy(&self, customer: &str, seats: &[&str]) -> Answer {
-        self.post("/api/tickets", &purchase(self.demo.event.to_string(), customer, seats))
-            .await
+        self.post(
+            "/api/tickets",
+            &purchase(self.demo.event.to_string(), customer, seats),
+        )
+        .await
     }
 
     /// Sends a payment webhook signed at the test clock's now.
     pub async fn webhook(&self, id: &str, order: &str, reference: &str) -> Answer {
         let body = json!({"id": id, "orderId": order, "paymentReference": reference}).to_string();
-        let signature =
-            WebhookSecret::new(SECRET).sign(self.clock.now_for_tests().timestamp(), body.as_bytes());
+        let signature = WebhookSecret::new(SECRET)
+            .sign(self.clock.now_for_tests().timestamp(), body.as_bytes());
         self.signed_webhook(body, &signature).await
     }
 

@@ -33,7 +33,10 @@ pub async fn purchase_creates_a_pending_order(app: TestApp) {
     let order = &answer.body;
     assert_eq!(order["status"], "PENDING_PAYMENT");
     assert_eq!(order["customerId"], "alice");
-    assert_eq!(order["total"], json!({"amountMinor": 9000, "currency": "EUR"}));
+    assert_eq!(
+        order["total"],
+        json!({"amountMinor": 9000, "currency": "EUR"})
+    );
     assert_eq!(order["tickets"].as_array().unwrap().len(), 2);
     assert!(order["expiresAt"].is_string());
     assert!(answer.headers.contains_key("x-request-id"));
@@ -42,14 +45,19 @@ pub async fn purchase_creates_a_pending_order(app: TestApp) {
     let ticket = app.get(&format!("/api/tickets/{ticket_id}")).await;
     ticket.expect(StatusCode::OK, None);
     assert_eq!(ticket.body["orderId"], order["id"]);
-    assert_eq!(ticket.body["seat"], json!({"zone": "STALLS", "row": "A", "number": 1}));
+    assert_eq!(
+        ticket.body["seat"],
+        json!({"zone": "STALLS", "row": "A", "number": 1})
+    );
     assert_eq!(ticket.body["price"]["amountMinor"], 4500);
 
     let read = app.get(&format!("/api/orders/{}", order_id(&answer))).await;
     read.expect(StatusCode::OK, None);
     assert_eq!(read.body["id"], order["id"]);
 
-    let map = app.get(&format!("/api/events/{}/seats", app.demo.event)).await;
+    let map = app
+        .get(&format!("/api/events/{}/seats", app.demo.event))
+        .await;
     map.expect(StatusCode::OK, None);
     assert_eq!(seat_state(&map.body, "STALLS:A:1"), "held");
     assert_eq!(seat_state(&map.body, "STALLS:A:3"), "free");
@@ -132,7 +140,11 @@ pub async fn purchase_refusals(app: TestApp) {
         )
         .await;
     event.expect(StatusCode::CREATED, None);
-    let body = purchase(event.body["id"].as_str().unwrap().into(), "alice", &["STALLS:A:1"]);
+    let body = purchase(
+        event.body["id"].as_str().unwrap().into(),
+        "alice",
+        &["STALLS:A:1"],
+    );
     app.post("/api/tickets", &body)
         .await
         .expect(StatusCode::CONFLICT, Some("NOT_ON_SALE"));
@@ -142,18 +154,27 @@ pub async fn purchase_refusals(app: TestApp) {
 pub async fn idempotency_key_replays_and_conflicts(app: TestApp) {
     let body = purchase(app.demo.event.to_string(), "alice", &["STALLS:D:1"]);
     let key = [("idempotency-key", "order-123")];
-    let first = app.call(Method::POST, "/api/tickets", Some(&body), &key).await;
+    let first = app
+        .call(Method::POST, "/api/tickets", Some(&body), &key)
+        .await;
     first.expect(StatusCode::CREATED, None);
-    let again = app.call(Method::POST, "/api/tickets", Some(&body), &key).await;
+    let again = app
+        .call(Method::POST, "/api/tickets", Some(&body), &key)
+        .await;
     again.expect(StatusCode::CREATED, None);
     assert_eq!(first.body["id"], again.body["id"]);
     let other = purchase(app.demo.event.to_string(), "alice", &["STALLS:D:2"]);
     app.call(Method::POST, "/api/tickets", Some(&other), &key)
         .await
         .expect(StatusCode::CONFLICT, Some("IDEMPOTENCY_CONFLICT"));
-    app.call(Method::POST, "/api/tickets", Some(&other), &[("idempotency-key", "bad key!")])
-        .await
-        .expect(StatusCode::BAD_REQUEST, Some("INVALID_REQUEST"));
+    app.call(
+        Method::POST,
+        "/api/tickets",
+        Some(&other),
+        &[("idempotency-key", "bad key!")],
+    )
+    .await
+    .expect(StatusCode::BAD_REQUEST, Some("INVALID_REQUEST"));
 }
 
 /// The whole sale: purchase → signed webhook → sold count, revenue and seat map; a replayed
@@ -182,20 +203,34 @@ pub async fn webhook_pays_and_replays(app: TestApp) {
         .await
         .expect(StatusCode::CONFLICT, Some("INVALID_TRANSITION"));
 
-    let sold = app.get(&format!("/api/events/{}/sold-count", app.demo.event)).await;
+    let sold = app
+        .get(&format!("/api/events/{}/sold-count", app.demo.event))
+        .await;
     sold.expect(StatusCode::OK, None);
     assert_eq!(sold.body["soldCount"], 2);
     let revenue = app
-        .get(&format!("/api/venues/{}/events/{}/revenue", app.demo.venue, app.demo.event))
+        .get(&format!(
+            "/api/venues/{}/events/{}/revenue",
+            app.demo.venue, app.demo.event
+        ))
         .await;
     revenue.expect(StatusCode::OK, None);
-    assert_eq!(revenue.body["revenue"], json!({"amountMinor": 9000, "currency": "EUR"}));
-    let map = app.get(&format!("/api/events/{}/seats", app.demo.event)).await;
+    assert_eq!(
+        revenue.body["revenue"],
+        json!({"amountMinor": 9000, "currency": "EUR"})
+    );
+    let map = app
+        .get(&format!("/api/events/{}/seats", app.demo.event))
+        .await;
     assert_eq!(seat_state(&map.body, "STALLS:E:1"), "sold");
     // Revenue of the event at another venue → 404.
-    app.get(&format!("/api/venues/{}/events/{}/revenue", uuid::Uuid::now_v7(), app.demo.event))
-        .await
-        .expect(StatusCode::NOT_FOUND, Some("NOT_FOUND"));
+    app.get(&format!(
+        "/api/venues/{}/events/{}/revenue",
+        uuid::Uuid::now_v7(),
+        app.demo.event
+    ))
+    .await
+    .expect(StatusCode::NOT_FOUND, Some("NOT_FOUND"));
 }
 
 /// Bad, stale and missing signatures → 401; a payment after the deadline → 409
@@ -257,14 +292,23 @@ pub async fn webhook_refusals(app: TestApp) {
 pub async fn cancel_and_refund(app: TestApp) {
     let bought = app.buy("alice", &["STALLS:D:9"]).await;
     let order = order_id(&bought);
-    let cancelled = app.post(&format!("/api/orders/{order}/cancel"), &json!({})).await;
+    let cancelled = app
+        .post(&format!("/api/orders/{order}/cancel"), &json!({}))
+        .await;
     cancelled.expect(StatusCode::OK, None);
     assert_eq!(cancelled.body["status"], "CANCELLED");
-    let map = app.get(&format!("/api/events/{}/seats", app.demo.event)).await;
+    let map = app
+        .get(&format!("/api/events/{}/seats", app.demo.event))
+        .await;
     assert_eq!(seat_state(&map.body, "STALLS:D:9"), "free");
-    app.call(Method::POST, &format!("/api/orders/{order}/cancel"), None, &[])
-        .await
-        .expect(StatusCode::OK, None);
+    app.call(
+        Method::POST,
+        &format!("/api/orders/{order}/cancel"),
+        None,
+        &[],
+    )
+    .await
+    .expect(StatusCode::OK, None);
 
     let bought = app.buy("bob", &["STALLS:D:9"]).await;
     bought.expect(StatusCode::CREATED, None);
@@ -272,23 +316,43 @@ pub async fn cancel_and_refund(app: TestApp) {
     app.webhook("evt_pay", &order, "pi_pay")
         .await
         .expect(StatusCode::OK, None);
-    app.call(Method::POST, &format!("/api/orders/{order}/cancel"), None, &[])
-        .await
-        .expect(StatusCode::CONFLICT, Some("INVALID_TRANSITION"));
-    app.call(Method::POST, &format!("/api/admin/orders/{order}/refund"), None, &[])
-        .await
-        .expect(StatusCode::UNAUTHORIZED, Some("UNAUTHORIZED"));
+    app.call(
+        Method::POST,
+        &format!("/api/orders/{order}/cancel"),
+        None,
+        &[],
+    )
+    .await
+    .expect(StatusCode::CONFLICT, Some("INVALID_TRANSITION"));
+    app.call(
+        Method::POST,
+        &format!("/api/admin/orders/{order}/refund"),
+        None,
+        &[],
+    )
+    .await
+    .expect(StatusCode::UNAUTHORIZED, Some("UNAUTHORIZED"));
     let auth = format!("Bearer {ADMIN}");
     let refunded = app
-        .call(Method::POST, &format!("/api/admin/orders/{order}/refund"), None, &[("authorization", &auth)])
+        .call(
+            Method::POST,
+            &format!("/api/admin/orders/{order}/refund"),
+            None,
+            &[("authorization", &auth)],
+        )
         .await;
     refunded.expect(StatusCode::OK, None);
     assert_eq!(refunded.body["status"], "REFUNDED");
-    let map = app.get(&format!("/api/events/{}/seats", app.demo.event)).await;
+    let map = app
+        .get(&format!("/api/events/{}/seats", app.demo.event))
+        .await;
     assert_eq!(seat_state(&map.body, "STALLS:D:9"), "free");
-    app.post(&format!("/api/orders/{}/cancel", uuid::Uuid::now_v7()), &json!({}))
-        .await
-        .expect(StatusCode::NOT_FOUND, Some("NOT_FOUND"));
+    app.post(
+        &format!("/api/orders/{}/cancel", uuid::Uuid::now_v7()),
+        &json!({}),
+    )
+    .await
+    .expect(StatusCode::NOT_FOUND, Some("NOT_FOUND"));
 }
 
 /// The expiry sweep expires unpaid orders after their deadline and frees the seats.
@@ -313,10 +377,16 @@ pub async fn sweep_expires_unpaid_orders(app: TestApp) {
     stop.send(true).unwrap();
     sweeper.await.unwrap();
     assert_eq!(status, "EXPIRED");
-    let map = app.get(&format!("/api/events/{}/seats", app.demo.event)).await;
+    let map = app
+        .get(&format!("/api/events/{}/seats", app.demo.event))
+        .await;
     assert_eq!(seat_state(&map.body, "STALLS:E:12"), "free");
     let metrics = app.get("/metrics").await;
-    assert!(metrics.text().contains("ticketing_expiry_sweeps_total{result=\"ok\"}"));
+    assert!(
+        metrics
+            .text()
+            .contains("ticketing_expiry_sweeps_total{result=\"ok\"}")
+    );
     assert!(metrics.text().contains("ticketing_expired_orders_total 1"));
 }
 
@@ -328,9 +398,14 @@ pub async fn admin_routes(app: TestApp) {
     app.post("/api/admin/venues", &venue)
         .await
         .expect(StatusCode::UNAUTHORIZED, Some("UNAUTHORIZED"));
-    app.call(Method::POST, "/api/admin/venues", Some(&venue), &[("authorization", "Bearer nope")])
-        .await
-        .expect(StatusCode::UNAUTHORIZED, Some("UNAUTHORIZED"));
+    app.call(
+        Method::POST,
+        "/api/admin/venues",
+        Some(&venue),
+        &[("authorization", "Bearer nope")],
+    )
+    .await
+    .expect(StatusCode::UNAUTHORIZED, Some("UNAUTHORIZED"));
     let created = app.admin_post("/api/admin/venues", &venue).await;
     created.expect(StatusCode::CREATED, None);
     assert_eq!(created.body["zones"][1]["capacity"], 10);
@@ -378,31 +453,110 @@ pub async fn admin_routes(app: TestApp) {
 /// over the limit, bad UUIDs, unknown routes and methods.
 pub async fn malformed_requests_are_4xx_json(app: TestApp) {
     let cases: Vec<(Method, &str, Option<&str>, Option<&str>, StatusCode)> = vec![
-        (Method::POST, "/api/tickets", Some("{not json"), Some("application/json"), StatusCode::BAD_REQUEST),
-        (Method::POST, "/api/tickets", Some(r#"{"eventId": 5, "customerId": "a"}"#), Some("application/json"), StatusCode::BAD_REQUEST),
-        (Method::POST, "/api/tickets", Some(r#"{"eventId": "x", "customerId": "a", "seats": []}"#), Some("application/json"), StatusCode::BAD_REQUEST),
-        (Method::POST, "/api/tickets", Some(r#"{"extra": true}"#), Some("application/json"), StatusCode::BAD_REQUEST),
-        (Method::POST, "/api/tickets", Some("{}"), None, StatusCode::UNSUPPORTED_MEDIA_TYPE),
-        (Method::GET, "/api/tickets/not-a-uuid", None, None, StatusCode::BAD_REQUEST),
-        (Method::GET, "/api/tickets/%FF%FE", None, None, StatusCode::BAD_REQUEST),
-        (Method::GET, "/api/events/123/seats", None, None, StatusCode::BAD_REQUEST),
-        (Method::GET, "/api/venues/x/events/y/revenue", None, None, StatusCode::BAD_REQUEST),
-        (Method::POST, "/api/orders/zzz/cancel", None, None, StatusCode::BAD_REQUEST),
-        (Method::GET, "/api/nothing-here", None, None, StatusCode::NOT_FOUND),
-        (Method::DELETE, "/api/tickets", None, None, StatusCode::METHOD_NOT_ALLOWED),
+        (
+            Method::POST,
+            "/api/tickets",
+            Some("{not json"),
+            Some("application/json"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Method::POST,
+            "/api/tickets",
+            Some(r#"{"eventId": 5, "customerId": "a"}"#),
+            Some("application/json"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Method::POST,
+            "/api/tickets",
+            Some(r#"{"eventId": "x", "customerId": "a", "seats": []}"#),
+            Some("application/json"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Method::POST,
+            "/api/tickets",
+            Some(r#"{"extra": true}"#),
+            Some("application/json"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Method::POST,
+            "/api/tickets",
+            Some("{}"),
+            None,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ),
+        (
+            Method::GET,
+            "/api/tickets/not-a-uuid",
+            None,
+            None,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Method::GET,
+            "/api/tickets/%FF%FE",
+            None,
+            None,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Method::GET,
+            "/api/events/123/seats",
+            None,
+            None,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Method::GET,
+            "/api/venues/x/events/y/revenue",
+            None,
+            None,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Method::POST,
+            "/api/orders/zzz/cancel",
+            None,
+            None,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Method::GET,
+            "/api/nothing-here",
+            None,
+            None,
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            Method::DELETE,
+            "/api/tickets",
+            None,
+            None,
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
     ];
     for (method, path, body, content_type, status) in cases {
-        let mut builder = axum::http::Request::builder().method(method.clone()).uri(path);
+        let mut builder = axum::http::Request::builder()
+            .method(method.clone())
+            .uri(path);
         if let Some(ct) = content_type {
             builder = builder.header("content-type", ct);
         }
-        let body = body.map_or_else(axum::body::Body::empty, |b| axum::body::Body::from(b.to_owned()));
+        let body = body.map_or_else(axum::body::Body::empty, |b| {
+            axum::body::Body::from(b.to_owned())
+        });
         let answer = app.send(builder.body(body).unwrap()).await;
         assert_eq!(answer.status, status, "{method} {path}: {}", answer.text());
         assert_error_shape(&answer);
         assert_eq!(answer.body["path"], path.split('?').next().unwrap());
     }
-    let huge = format!("{{\"eventId\": \"{}\"}}", "x".repeat(ticketing_server::app::BODY_LIMIT + 10));
+    let huge = format!(
+        "{{\"eventId\": \"{}\"}}",
+        "x".repeat(ticketing_server::app::BODY_LIMIT + 10)
+    );
     let request = axum::http::Request::builder()
         .method(Method::POST)
         .uri("/api/tickets")
@@ -419,12 +573,22 @@ pub async fn request_ids(app: TestApp) {
     let generated = app.get("/health").await;
     assert!(!generated.headers["x-request-id"].is_empty());
     let kept = app
-        .call(Method::GET, "/api/tickets/bad", None, &[("x-request-id", "trace-abc.123")])
+        .call(
+            Method::GET,
+            "/api/tickets/bad",
+            None,
+            &[("x-request-id", "trace-abc.123")],
+        )
         .await;
     assert_eq!(kept.headers["x-request-id"], "trace-abc.123");
     assert_eq!(kept.body["traceId"], "trace-abc.123");
     let odd = app
-        .call(Method::GET, "/health", None, &[("x-request-id", "has spaces and \"quotes\"")])
+        .call(
+            Method::GET,
+            "/health",
+            None,
+            &[("x-request-id", "has spaces and \"quotes\"")],
+        )
         .await;
     let replaced = odd.headers["x-request-id"].to_str().unwrap();
     assert!(!replaced.contains(' '));
@@ -435,7 +599,10 @@ pub async fn request_ids(app: TestApp) {
 pub async fn ops_routes(app: TestApp) {
     let health = app.get("/health").await;
     health.expect(StatusCode::OK, None);
-    assert_eq!(health.body, json!({"status": "ok", "repository": "ok", "seatLock": "ok"}));
+    assert_eq!(
+        health.body,
+        json!({"status": "ok", "repository": "ok", "seatLock": "ok"})
+    );
 
     app.buy("alice", &["STALLS:A:11"]).await;
     app.buy("bob", &["STALLS:A:11"]).await;
@@ -484,7 +651,9 @@ pub async fn ops_routes(app: TestApp) {
 pub async fn demo_payment(app: TestApp) {
     let bought = app.buy("alice", &["STALLS:C:12"]).await;
     let order = order_id(&bought);
-    let paid = app.post(&format!("/demo/orders/{order}/pay"), &json!({})).await;
+    let paid = app
+        .post(&format!("/demo/orders/{order}/pay"), &json!({}))
+        .await;
     paid.expect(StatusCode::OK, None);
     assert_eq!(paid.body["order"]["status"], "PAID");
     let metrics = app.get("/metrics").await.text();
