@@ -14,6 +14,7 @@
 
 mod checks;
 mod fixture;
+pub mod sim;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -1,0 +1,727 @@
+//! The invariant checker: after every step it reads the repository (its active tickets and the
+//! outbox rows written since the last step) and the seat lock, and holds them against DESIGN.md's
+//! invariants 1–7 and against what the simulated customers were told.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+use crate::Error;
+use crate::domain::{
+    CustomerId, EventId, Order, OrderId, OutboxEntry, OutboxKind, PaymentRef, SeatRef, TicketId,
+    TicketStatus,
+};
+use crate::ports::{SeatLock, SeatState, TicketRepository};
+use crate::service::{PurchaseRequest, SeatAvailability, SeatMap, Selection};
+
+/// A broken invariant: which one, and what was seen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// The invariant, e.g. `"1 one active ticket per seat"`.
+    pub invariant: &'static str,
+    /// What was seen.
+    pub message: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invariant {} broken: {}", self.invariant, self.message)
+    }
+}
+
+fn violation(invariant: &'static str, message: impl Into<String>) -> Violation {
+    Violation {
+        invariant,
+        message: message.into(),
+    }
+}
+
+/// Invariant names, as reports print them.
+pub(crate) mod inv {
+    pub const SEAT: &str = "1 (one active ticket per seat)";
+    pub const CAPACITY: &str = "2 (general admission within capacity)";
+    pub const PAYMENT: &str =
+        "3 (payments: refused after the deadline, PAID changes only by refund)";
+    pub const HOLDS: &str = "4 (no seat blocked without an active ticket beyond hold time + grace)";
+    pub const IDEMPOTENCY: &str = "5 (idempotent purchase)";
+    pub const LIMIT: &str = "6 (per-customer limit)";
+    pub const REBUILD: &str = "7 (seat availability rebuilt from the database)";
+    pub const DURABLE: &str = "durability (every acknowledged purchase is in the repository)";
+    pub const HISTORY: &str = "history (state machine and outbox agree with the repository)";
+    pub const LIVENESS: &str = "liveness (every operation finishes)";
+}
+
+/// Runs an in-memory adapter call, which never waits, to completion in one poll.
+pub(crate) fn ready<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    match future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
+        Poll::Ready(value) => value,
+        Poll::Pending => panic!("an in-memory adapter call did not finish in one poll"),
+    }
+}
+
+#[derive(Debug, Clone)]
+struct ModelOrder {
+    status: TicketStatus,
+    expires_at: DateTime<Utc>,
+    tickets: Vec<TicketId>,
+    /// General-admission tickets of the order.
+    general: u32,
+    payment_ref: Option<PaymentRef>,
+}
+
+/// What the checker knows of the event.
+pub(crate) struct Shape {
+    pub event: EventId,
+    pub capacity: u32,
+    pub limit: u32,
+    /// Hold time + grace: the longest a hold may block a seat.
+    pub window: TimeDelta,
+    /// Whether a sold mark left behind by a refunded order breaks invariant 4 (see
+    /// [`SimConfig::strict_sold_marks`](super::SimConfig::strict_sold_marks)).
+    pub strict_sold_marks: bool,
+}
+
+/// The observation counted instead of a failure when sold marks of refunded orders are tolerated.
+pub(crate) const STALE_SOLD_MARK: &str =
+    "KNOWN BUG: seat lock keeps a refunded order's seat sold beyond hold time + grace";
+
+/// The checker's memory: a model of every order rebuilt from the outbox, and every answer given.
+pub(crate) struct Checker {
+    shape: Shape,
+    outbox_seq: u64,
+    orders: BTreeMap<OrderId, ModelOrder>,
+    acked_purchases: BTreeMap<OrderId, Vec<TicketId>>,
+    acked_pays: BTreeMap<OrderId, PaymentRef>,
+    refunds: BTreeSet<OrderId>,
+    cancels: BTreeSet<OrderId>,
+    refused: BTreeSet<(OrderId, PaymentRef)>,
+    /// Seats (or `None` for the GA zone) that the lock blocks without an active ticket, since when.
+    blocked_since: BTreeMap<Option<SeatRef>, DateTime<Utc>>,
+    /// Invariant checks performed (one per step and per acknowledged answer).
+    pub checks: u64,
+    /// Things worth knowing that break no invariant.
+    pub observations: BTreeMap<&'static str, u64>,
+}
+
+type Check = Result<(), Violation>;
+
+impl Checker {
+    pub fn new(shape: Shape) -> Self {
+        Self {
+            shape,
+            outbox_seq: 0,
+            orders: BTreeMap::new(),
+            acked_purchases: BTreeMap::new(),
+            acked_pays: BTreeMap::new(),
+            refunds: BTreeSet::new(),
+            cancels: BTreeSet::new(),
+            refused: BTreeSet::new(),
+            blocked_since: BTreeMap::new(),
+            checks: 0,
+            observations: BTreeMap::new(),
+        }
+    }
+
+    pub fn observe(&mut self, what: &'static str) {
+        *self.observations.entry(what).or_default() += 1;
+    }
+
+    /// A refund of `order` was asked for (it may or may not be acknowledged).
+    pub fn refund_requested(&mut self, order: OrderId) {
+        self.refunds.insert(order);
+    }
+
+    /// A cancellation of `order` was asked for.
+    pub fn cancel_requested(&mut self, order: OrderId) {
+        self.cancels.insert(order);
+    }
+
+    /// The orders whose purchase was acknowledged.
+    pub fn acked_purchases(&self) -> impl Iterator<Item = (&OrderId, &Vec<TicketId>)> {
+        self.acked_purchases.iter()
+    }
+
+    /// Folds the outbox rows written since the last call into the model, checking every move.
+    fn follow_outbox(&mut self, repo: &dyn TicketRepository) -> Check {
+        let entries = ready(repo.outbox_after(self.outbox_seq, u32::MAX))
+            .map_err(|e| violation(inv::HISTORY, format!("outbox unreadable: {e}")))?;
+        for entry in entries {
+            if entry.seq <= self.outbox_seq {
+                return Err(violation(
+                    inv::HISTORY,
+                    format!(
+                        "outbox sequence went from {} to {}",
+                        self.outbox_seq, entry.seq
+                    ),
+                ));
+            }
+            self.outbox_seq = entry.seq;
+            self.apply(repo, &entry)?;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, repo: &dyn TicketRepository, entry: &OutboxEntry) -> Check {
+        let event = &entry.event;
+        let id = event.order_id;
+        let first = event
+            .ticket_ids
+            .first()
+            .and_then(|t| ready(repo.ticket(*t)).ok().flatten())
+            .ok_or_else(|| {
+                violation(
+                    inv::HISTORY,
+                    format!("outbox names order {id} without tickets"),
+                )
+            })?;
+        if event.kind == OutboxKind::TicketReserved {
+            if self.orders.contains_key(&id) {
+                return Err(violation(
+                    inv::HISTORY,
+                    format!("order {id} reserved twice"),
+                ));
+            }
+            self.orders.insert(
+                id,
+                ModelOrder {
+                    status: TicketStatus::PendingPayment,
+                    expires_at: first.expires_at,
+                    tickets: event.ticket_ids.clone(),
+                    general: (event.ticket_ids.len() - event.seats.len()) as u32,
+                    payment_ref: None,
+                },
+            );
+            return Ok(());
+        }
+        let refused = &self.refused;
+        let (refunds, cancels) = (&self.refunds, &self.cancels);
+        let model = self.orders.get_mut(&id).ok_or_else(|| {
+            violation(
+                inv::HISTORY,
+                format!("{:?} for unknown order {id}", event.kind),
+            )
+        })?;
+        let (from, to) = match event.kind {
+            OutboxKind::TicketPaid => (TicketStatus::PendingPayment, TicketStatus::Paid),
+            OutboxKind::TicketExpired => (TicketStatus::PendingPayment, TicketStatus::Expired),
+            OutboxKind::TicketCancelled => (TicketStatus::PendingPayment, TicketStatus::Cancelled),
+            OutboxKind::TicketRefunded => (TicketStatus::Paid, TicketStatus::Refunded),
+            OutboxKind::TicketReserved => unreachable!("handled above"),
+        };
+        if model.status != from {
+            let invariant = if model.status == TicketStatus::Paid {
+                inv::PAYMENT
+            } else {
+                inv::HISTORY
+            };
+            return Err(violation(
+                invariant,
+                format!("order {id} moved {} -> {to}", model.status),
+            ));
+        }
+        let mut seen_refused_then_paid = false;
+        match to {
+            TicketStatus::Paid => {
+                let paid_at = first.paid_at.ok_or_else(|| {
+                    violation(inv::PAYMENT, format!("order {id} is PAID without paid_at"))
+                })?;
+                if paid_at >= model.expires_at || event.at >= model.expires_at {
+                    return Err(violation(
+                        inv::PAYMENT,
+                        format!(
+                            "order {id} paid at {paid_at}, at or after its deadline {}",
+                            model.expires_at
+                        ),
+                    ));
+                }
+                model.payment_ref = first.payment_ref.clone();
+                if let Some(r) = &model.payment_ref {
+                    seen_refused_then_paid = refused.contains(&(id, r.clone()));
+                }
+            }
+            TicketStatus::Expired if event.at < model.expires_at => {
+                return Err(violation(
+                    inv::HISTORY,
+                    format!(
+                        "order {id} expired at {} before its deadline {}",
+                        event.at, model.expires_at
+                    ),
+                ));
+            }
+            TicketStatus::Refunded if !refunds.contains(&id) => {
+                return Err(violation(
+                    inv::PAYMENT,
+                    format!("PAID order {id} became REFUNDED though nobody asked for a refund"),
+                ));
+            }
+            TicketStatus::Cancelled if !cancels.contains(&id) => {
+                return Err(violation(
+                    inv::HISTORY,
+                    format!("order {id} was CANCELLED though its customer never cancelled"),
+                ));
+            }
+            _ => {}
+        }
+        model.status = to;
+        if seen_refused_then_paid {
+            self.observe("same payment reference refused as late, then paid by a slower duplicate");
+        }
+        Ok(())
+    }
+
+    /// The per-step check of invariants 1–6 and the history, and invariant 4 against the lock.
+    /// `now` is the clock; `latest` the latest time the clock ever showed.
+    pub fn check_step(
+        &mut self,
+        repo: &dyn TicketRepository,
+        lock: &dyn SeatLock,
+        latest: DateTime<Utc>,
+    ) -> Check {
+        self.checks += 1;
+        self.follow_outbox(repo)?;
+        let shape = &self.shape;
+        let active = ready(repo.active_tickets(shape.event))
+            .map_err(|e| violation(inv::HISTORY, format!("active tickets unreadable: {e}")))?;
+        let mut per_seat: BTreeMap<SeatRef, Vec<OrderId>> = BTreeMap::new();
+        let mut general = 0u32;
+        let mut per_customer: BTreeMap<CustomerId, u32> = BTreeMap::new();
+        for ticket in &active {
+            match &ticket.seat {
+                Some(seat) => per_seat
+                    .entry(seat.clone())
+                    .or_default()
+                    .push(ticket.order_id),
+                None => general += 1,
+            }
+            *per_customer.entry(ticket.customer.clone()).or_default() += 1;
+            let model = self.orders.get(&ticket.order_id);
+            if model.map(|m| m.status) != Some(ticket.status) {
+                return Err(violation(
+                    inv::HISTORY,
+                    format!(
+                        "ticket {} of order {} is {} in the repository but {:?} by its outbox",
+                        ticket.id,
+                        ticket.order_id,
+                        ticket.status,
+                        model.map(|m| m.status)
+                    ),
+                ));
+            }
+        }
+        let modelled_active: usize = self
+            .orders
+            .values()
+            .filter(|m| m.status.is_active())
+            .map(|m| m.tickets.len())
+            .sum();
+        if modelled_active != active.len() {
+            return Err(violation(
+                inv::HISTORY,
+                format!(
+                    "{} active tickets in the repository, {modelled_active} by its outbox",
+                    active.len()
+                ),
+            ));
+        }
+        if let Some((seat, orders)) = per_seat.iter().find(|(_, o)| o.len() > 1) {
+            return Err(violation(
+                inv::SEAT,
+                format!(
+                    "seat {seat} has {} active tickets (orders {orders:?})",
+                    orders.len()
+                ),
+            ));
+        }
+        if general > shape.capacity {
+            return Err(violation(
+                inv::CAPACITY,
+                format!("{general} active GA tickets, capacity {}", shape.capacity),
+            ));
+        }
+        if let Some((customer, n)) = per_customer.iter().find(|(_, n)| **n > shape.limit) {
+            return Err(violation(
+                inv::LIMIT,
+                format!(
+                    "customer {customer} has {n} active tickets, limit {}",
+                    shape.limit
+                ),
+            ));
+        }
+        for (order, payment_ref) in &self.acked_pays {
+            let model = &self.orders[order];
+            let kept = match model.status {
+                TicketStatus::Paid => model.payment_ref.as_ref() == Some(payment_ref),
+                TicketStatus::Refunded => self.refunds.contains(order),
+                _ => false,
+            };
+            if !kept {
+                return Err(violation(
+                    inv::PAYMENT,
+                    format!(
+                        "payment {payment_ref} of order {order} was acknowledged, but the order is {} (ref {:?})",
+                        model.status, model.payment_ref
+                    ),
+                ));
+            }
+        }
+        self.check_lock(lock, latest, &per_seat, general)
+    }
+
+    /// Invariant 4: looks at the lock as it will be once every hold placed so far has lapsed.
+    /// What is still blocked then must be a sold seat (or GA place) with an active ticket; a seat
+    /// blocked without one is a violation once it stayed so for longer than hold time + grace.
+    fn check_lock(
+        &mut self,
+        lock: &dyn SeatLock,
+        latest: DateTime<Utc>,
+        per_seat: &BTreeMap<SeatRef, Vec<OrderId>>,
+        general: u32,
+    ) -> Check {
+        let window = self.shape.window;
+        let horizon = latest + window + TimeDelta::milliseconds(1);
+        let Ok(Some(snapshot)) = ready(lock.snapshot(self.shape.event, horizon)) else {
+            self.blocked_since.clear();
+            return Ok(()); // Not loaded: nothing is blocked.
+        };
+        let seats: BTreeMap<SeatRef, SeatState> = snapshot.seats.into_iter().collect();
+        let mut blocked: BTreeSet<Option<SeatRef>> = BTreeSet::new();
+        let mut stale: BTreeSet<Option<SeatRef>> = BTreeSet::new();
+        for (seat, state) in &seats {
+            match state {
+                SeatState::Held { order, until } => {
+                    return Err(violation(
+                        inv::HOLDS,
+                        format!(
+                            "seat {seat} is held by order {order} until {until}, beyond {} (latest clock {latest} + hold time + grace)",
+                            horizon - TimeDelta::milliseconds(1)
+                        ),
+                    ));
+                }
+                SeatState::Sold { order } => {
+                    let owners = per_seat.get(seat).map(Vec::as_slice).unwrap_or_default();
+                    if !owners.contains(order) {
+                        blocked.insert(Some(seat.clone()));
+                        if self.orders.get(order).map(|m| m.status) == Some(TicketStatus::Refunded)
+                        {
+                            stale.insert(Some(seat.clone()));
+                        }
+                    }
+                }
+            }
+        }
+        let taken: u32 = snapshot.general.values().sum();
+        if taken > general {
+            blocked.insert(None);
+            let refunded: u32 = self
+                .orders
+                .values()
+                .filter(|m| m.status == TicketStatus::Refunded)
+                .map(|m| m.general)
+                .sum();
+            if taken - general <= refunded {
+                stale.insert(None);
+            }
+        }
+        self.blocked_since.retain(|key, _| blocked.contains(key));
+        for key in blocked {
+            let since = *self.blocked_since.entry(key.clone()).or_insert(latest);
+            if latest - since > window && !self.shape.strict_sold_marks && stale.contains(&key) {
+                self.blocked_since.remove(&key);
+                self.observe(STALE_SOLD_MARK);
+                continue;
+            }
+            if latest - since > window {
+                let what = match &key {
+                    Some(seat) => format!("seat {seat} ({:?})", seats[seat]),
+                    None => format!("{taken} GA places (active GA tickets: {general})"),
+                };
+                return Err(violation(
+                    inv::HOLDS,
+                    format!(
+                        "{what} blocked in the seat lock without an active ticket since {since}, now {latest}"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// A purchase was acknowledged with `order`.
+    pub fn purchase_acked(
+        &mut self,
+        repo: &dyn TicketRepository,
+        request: &PurchaseRequest,
+        order: &Order,
+    ) -> Check {
+        self.checks += 1;
+        let ids: Vec<TicketId> = order.tickets.iter().map(|t| t.id).collect();
+        let stored = ready(repo.order(order.id)).ok().flatten();
+        match &stored {
+            Some(stored) if stored.tickets.iter().map(|t| t.id).eq(ids.iter().copied()) => {}
+            _ => {
+                return Err(violation(
+                    inv::DURABLE,
+                    format!(
+                        "purchase acknowledged as order {}, which the repository does not have",
+                        order.id
+                    ),
+                ));
+            }
+        }
+        if !matches_request(order, request) {
+            return Err(violation(
+                inv::IDEMPOTENCY,
+                format!("order {} does not match the request {request:?}", order.id),
+            ));
+        }
+        if let Some(key) = &request.idempotency_key {
+            let expected = OrderId::for_idempotency_key(&request.customer, key);
+            if order.id != expected {
+                return Err(violation(
+                    inv::IDEMPOTENCY,
+                    format!("key {key} answered with order {}, not {expected}", order.id),
+                ));
+            }
+        }
+        if let Some(before) = self.acked_purchases.insert(order.id, ids.clone())
+            && before != ids
+        {
+            return Err(violation(
+                inv::IDEMPOTENCY,
+                format!(
+                    "order {} acknowledged twice with different tickets",
+                    order.id
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A purchase was refused with `error`.
+    pub fn purchase_refused(
+        &mut self,
+        repo: &dyn TicketRepository,
+        request: &PurchaseRequest,
+        error: &Error,
+    ) -> Check {
+        let (Error::IdempotencyConflict { .. }, Some(key)) = (error, &request.idempotency_key)
+        else {
+            return Ok(());
+        };
+        self.checks += 1;
+        let record = ready(repo.idempotency_record(&request.customer, key))
+            .ok()
+            .flatten();
+        let stored = record.and_then(|r| ready(repo.order(r.order_id)).ok().flatten());
+        match stored {
+            Some(stored) if !matches_request(&stored, request) => Ok(()),
+            other => Err(violation(
+                inv::IDEMPOTENCY,
+                format!(
+                    "key {key} answered IdempotencyConflict, but the stored order is {:?}",
+                    other.map(|o| o.id)
+                ),
+            )),
+        }
+    }
+
+    /// A payment was acknowledged.
+    pub fn payment_acked(&mut self, order: &Order, payment_ref: &PaymentRef) -> Check {
+        self.checks += 1;
+        let paid_with_ref = order.status == TicketStatus::Paid
+            && order
+                .tickets
+                .iter()
+                .all(|t| t.payment_ref.as_ref() == Some(payment_ref));
+        if !paid_with_ref {
+            return Err(violation(
+                inv::PAYMENT,
+                format!(
+                    "payment {payment_ref} acknowledged, but order {} is {}",
+                    order.id, order.status
+                ),
+            ));
+        }
+        if let Some(before) = self.acked_pays.insert(order.id, payment_ref.clone())
+            && before != *payment_ref
+        {
+            return Err(violation(
+                inv::PAYMENT,
+                format!(
+                    "order {} acknowledged payments {before} and {payment_ref}",
+                    order.id
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A payment was refused with `error`; `latest` is the latest clock while it ran.
+    pub fn payment_refused(
+        &mut self,
+        repo: &dyn TicketRepository,
+        order: OrderId,
+        payment_ref: &PaymentRef,
+        error: &Error,
+        latest: DateTime<Utc>,
+    ) -> Check {
+        if matches!(error, Error::Unavailable { .. }) {
+            return Ok(()); // Unknown result: it may have been applied.
+        }
+        self.checks += 1;
+        let stored = ready(repo.order(order)).ok().flatten();
+        if let Some(stored) = &stored
+            && stored.status == TicketStatus::Paid
+            && stored
+                .tickets
+                .iter()
+                .all(|t| t.payment_ref.as_ref() == Some(payment_ref))
+        {
+            return Err(violation(
+                inv::PAYMENT,
+                format!(
+                    "payment {payment_ref} refused ({error}), but order {order} is paid with it"
+                ),
+            ));
+        }
+        if let Error::PaymentTooLate { deadline } = error {
+            self.refused.insert((order, payment_ref.clone()));
+            let expires_at = stored.as_ref().map(|o| o.expires_at);
+            if expires_at != Some(*deadline) || *deadline > latest {
+                return Err(violation(
+                    inv::PAYMENT,
+                    format!(
+                        "payment of order {order} refused as too late (deadline {deadline}), but the deadline is {expires_at:?} and the clock never passed {latest}"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The final audit's durability check: every acknowledged purchase is in the repository with
+    /// the tickets it was acknowledged with, and none is still unpaid past its deadline.
+    pub fn audit_purchases(&mut self, repo: &dyn TicketRepository, now: DateTime<Utc>) -> Check {
+        self.checks += 1;
+        for (order, ids) in &self.acked_purchases {
+            let stored = ready(repo.order(*order)).ok().flatten().ok_or_else(|| {
+                violation(inv::DURABLE, format!("acknowledged order {order} is gone"))
+            })?;
+            if !stored.tickets.iter().map(|t| t.id).eq(ids.iter().copied()) {
+                return Err(violation(
+                    inv::DURABLE,
+                    format!("acknowledged order {order} lost tickets"),
+                ));
+            }
+            if stored.status == TicketStatus::PendingPayment && stored.expires_at <= now {
+                return Err(violation(
+                    inv::HISTORY,
+                    format!("order {order} is still unpaid after its deadline and a full sweep"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Invariant 7: after the lock lost everything, the seat map rebuilt from the repository
+    /// shows every seat with an active ticket, and nothing else.
+    pub fn audit_rebuilt_map(&mut self, repo: &dyn TicketRepository, map: &SeatMap) -> Check {
+        self.checks += 1;
+        let active = ready(repo.active_tickets(self.shape.event))
+            .map_err(|e| violation(inv::HISTORY, format!("active tickets unreadable: {e}")))?;
+        let by_seat: BTreeMap<SeatRef, TicketStatus> = active
+            .iter()
+            .filter_map(|t| t.seat.clone().map(|s| (s, t.status)))
+            .collect();
+        for view in &map.seats {
+            let expected = match by_seat.get(&view.seat) {
+                None => SeatAvailability::Free,
+                Some(TicketStatus::Paid) => SeatAvailability::Sold,
+                Some(_) => SeatAvailability::Held,
+            };
+            if view.state != expected {
+                return Err(violation(
+                    inv::REBUILD,
+                    format!(
+                        "seat {} is {:?} on the rebuilt map, {expected:?} in the repository",
+                        view.seat, view.state
+                    ),
+                ));
+            }
+        }
+        let general = active.iter().filter(|t| t.seat.is_none()).count() as u32;
+        let taken: u32 = map.general.iter().map(|g| g.taken).sum();
+        if taken != general {
+            return Err(violation(
+                inv::REBUILD,
+                format!(
+                    "{taken} GA places taken on the rebuilt map, {general} active in the repository"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Counts paid seats the lock no longer shows as sold (it healed to free after a failed
+    /// `mark_sold`, a crash, or a lost update): safe, as the database still refuses the seat, but
+    /// the seat map is wrong until the next rebuild.
+    pub fn observe_lock_drift(
+        &mut self,
+        repo: &dyn TicketRepository,
+        lock: &dyn SeatLock,
+        now: DateTime<Utc>,
+    ) {
+        let Ok(Some(snapshot)) = ready(lock.snapshot(self.shape.event, now)) else {
+            return;
+        };
+        let Ok(active) = ready(repo.active_tickets(self.shape.event)) else {
+            return;
+        };
+        let drift = active
+            .iter()
+            .filter(|t| t.status == TicketStatus::Paid)
+            .filter_map(|t| t.seat.as_ref())
+            .filter(|s| !matches!(snapshot.seats.get(*s), Some(SeatState::Sold { .. })))
+            .count();
+        for _ in 0..drift {
+            self.observe(
+                "paid seat not shown sold by the lock at the end (healed by the next rebuild)",
+            );
+        }
+    }
+}
+
+/// Whether `order` is what `request` asked for.
+fn matches_request(order: &Order, request: &PurchaseRequest) -> bool {
+    if order.event_id != request.event || order.customer != request.customer {
+        return false;
+    }
+    match &request.selection {
+        Selection::Seats(seats) => {
+            let mut wanted = seats.clone();
+            wanted.sort();
+            let mut got: Vec<SeatRef> = order
+                .tickets
+                .iter()
+                .filter_map(|t| t.seat.clone())
+                .collect();
+            got.sort();
+            got == wanted && order.tickets.len() == wanted.len()
+        }
+        Selection::General { zone, quantity } => {
+            order.tickets.len() == *quantity as usize
+                && order
+                    .tickets
+                    .iter()
+                    .all(|t| t.seat.is_none() && t.zone == *zone)
+        }
+    }
+}

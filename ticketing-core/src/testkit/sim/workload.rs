@@ -1,0 +1,123 @@
+//! The virtual customers: what they ask for, and the operations in flight.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use chrono::{DateTime, Utc};
+
+use crate::Result;
+use crate::domain::{CustomerId, IdempotencyKey, Order, OrderId, PaymentRef, SeatRef, ZoneCode};
+use crate::service::{PurchaseRequest, SeatMap, Selection};
+
+/// What an operation was asked to do.
+#[derive(Debug, Clone)]
+pub(crate) enum OpKind {
+    Purchase(PurchaseRequest),
+    Pay {
+        order: OrderId,
+        payment_ref: PaymentRef,
+    },
+    Cancel(OrderId),
+    Refund(OrderId),
+    Sweep,
+    SeatMap,
+}
+
+/// What an operation answered.
+pub(crate) enum OpOutput {
+    Order(Result<Order>),
+    Swept(Result<u64>),
+    Map(Result<SeatMap>),
+}
+
+/// An operation future (boxed, `'static`, driven by the runner's polls).
+pub(crate) type OpFuture = Pin<Box<dyn Future<Output = OpOutput> + Send>>;
+
+/// An operation in flight.
+pub(crate) struct InFlight {
+    pub id: u64,
+    pub kind: OpKind,
+    pub future: OpFuture,
+    /// The latest clock reading while it ran.
+    pub latest: DateTime<Utc>,
+}
+
+/// A payment webhook waiting to be delivered.
+#[derive(Debug, Clone)]
+pub(crate) struct Webhook {
+    pub seq: u64,
+    pub order: OrderId,
+    pub payment_ref: PaymentRef,
+    pub due: DateTime<Utc>,
+    pub deadline: DateTime<Utc>,
+}
+
+/// Everything the customers remember.
+#[derive(Default)]
+pub(crate) struct Customers {
+    pub next_key: u64,
+    pub next_payment: u64,
+    pub next_webhook: u64,
+    /// Keyed requests each customer made (for retries and conflicting reuse).
+    pub keyed: Vec<PurchaseRequest>,
+    /// Keyed requests that failed with an unknown result or crashed: to be retried.
+    pub retries: Vec<PurchaseRequest>,
+    pub webhooks: Vec<Webhook>,
+    /// Acknowledged unpaid orders with their deadlines.
+    pub unpaid: Vec<(OrderId, DateTime<Utc>)>,
+    /// Acknowledged paid orders.
+    pub paid: Vec<OrderId>,
+}
+
+/// A short, stable rendering of an order id for histories.
+pub(crate) fn short(order: OrderId) -> String {
+    order.to_string()[..8].to_string()
+}
+
+/// A one-line description of a request.
+pub(crate) fn describe(kind: &OpKind) -> String {
+    match kind {
+        OpKind::Purchase(r) => {
+            let what = match &r.selection {
+                Selection::Seats(seats) => {
+                    let names: Vec<String> = seats.iter().map(SeatRef::key).collect();
+                    format!("seats [{}]", names.join(","))
+                }
+                Selection::General { zone, quantity } => format!("{quantity} x {zone}"),
+            };
+            let key = r
+                .idempotency_key
+                .as_ref()
+                .map_or_else(String::new, |k| format!(" key {k}"));
+            format!("purchase {} {what}{key}", r.customer)
+        }
+        OpKind::Pay { order, payment_ref } => format!("pay {} with {payment_ref}", short(*order)),
+        OpKind::Cancel(order) => format!("cancel {}", short(*order)),
+        OpKind::Refund(order) => format!("refund {}", short(*order)),
+        OpKind::Sweep => "expiry sweep".to_string(),
+        OpKind::SeatMap => "seat map".to_string(),
+    }
+}
+
+/// A customer id `c<n>`.
+pub(crate) fn customer(n: u64) -> CustomerId {
+    CustomerId::new(format!("c{n}")).expect("customer id")
+}
+
+/// An idempotency key `k<n>`.
+pub(crate) fn key(n: u64) -> IdempotencyKey {
+    IdempotencyKey::new(format!("k{n}")).expect("idempotency key")
+}
+
+/// A payment reference `pay<n>`.
+pub(crate) fn payment(n: u64) -> PaymentRef {
+    PaymentRef::new(format!("pay{n}")).expect("payment ref")
+}
+
+/// A general-admission selection.
+pub(crate) fn general(zone: &ZoneCode, quantity: u32) -> Selection {
+    Selection::General {
+        zone: zone.clone(),
+        quantity,
+    }
+}

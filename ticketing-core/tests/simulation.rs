@@ -1,0 +1,168 @@
+//! The deterministic fault-injection simulation (issue 6, part 1).
+//!
+//! CI runs a fixed set of seeds as a normal test. More seeds, or one seed replayed:
+//!
+//! ```text
+//! SIM_SEEDS=100000 cargo test -p ticketing-core --release --features testkit --test simulation -- --ignored many_seeds --nocapture
+//! SIM_SEED=1234 cargo test -p ticketing-core --features testkit --test simulation -- --ignored replay_seed --nocapture
+//! ```
+//! `SIM_FIRST_SEED` moves the start of the `SIM_SEEDS` range (default 0).
+
+use std::time::Instant;
+
+use ticketing_core::testkit::sim::{
+    FaultKind, PlantedBug, SimConfig, Summary, check_seed, run_prefix, run_seed, run_seeds,
+};
+
+/// Seeds CI runs on every `cargo test`.
+const CI_SEEDS: u64 = 2_000;
+
+fn threads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().map(|v| {
+        v.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name} must be a number"))
+    })
+}
+
+fn assert_no_failures(summary: &Summary) {
+    if let Some(first) = summary.failures.first() {
+        let seeds: Vec<u64> = summary.failures.iter().map(|f| f.seed).collect();
+        for failure in &summary.failures {
+            eprintln!(
+                "seed {} step {}: {}",
+                failure.seed, failure.step, failure.violation
+            );
+        }
+        panic!(
+            "{} seeds failed: {seeds:?}\n\n{first}\n{summary}",
+            seeds.len()
+        );
+    }
+}
+
+#[test]
+fn fixed_seeds_keep_every_invariant_under_faults() {
+    let started = Instant::now();
+    let summary = run_seeds(0..CI_SEEDS, &SimConfig::default(), threads());
+    println!("{summary}run time {:?}", started.elapsed());
+    assert_no_failures(&summary);
+    assert_eq!(summary.seeds, CI_SEEDS);
+    for kind in FaultKind::ALL {
+        assert!(
+            summary.faults.get(kind) > 0,
+            "no {} fault was injected: the run proves nothing about it",
+            kind.name()
+        );
+    }
+    assert!(summary.checks > summary.steps, "a check after every step");
+}
+
+#[test]
+fn the_same_seed_gives_the_same_history() {
+    let config = SimConfig::default();
+    let first = run_seed(7, &config);
+    let again = run_seed(7, &config);
+    assert_eq!(first.history, again.history);
+    assert_eq!(first.history_hash, again.history_hash);
+    assert_eq!(first.faults, again.faults);
+    assert_ne!(run_seed(8, &config).history_hash, first.history_hash);
+}
+
+#[test]
+fn a_prefix_replays_the_start_of_the_full_history() {
+    let config = SimConfig::default();
+    let full = run_seed(11, &config);
+    let prefix = run_prefix(11, &config, 50);
+    assert_eq!(prefix.history[..50], full.history[..50]);
+}
+
+/// Runs seeds from 0 until one fails, at most `bound`, and returns the shrunk failure.
+fn first_failure(bug: PlantedBug, bound: u64) -> ticketing_core::testkit::sim::Failure {
+    let config = SimConfig {
+        bug,
+        ..SimConfig::default()
+    };
+    for seed in 0..bound {
+        if let Some(failure) = check_seed(seed, &config).failure {
+            println!("{failure}");
+            // The shrunk prefix fails on replay, and one step less does not.
+            assert_eq!(
+                failure.history.len(),
+                failure.step.min(config.steps) + usize::from(failure.step > config.steps)
+            );
+            assert!(failure.step <= failure.first_seen_at);
+            assert!(
+                run_prefix(seed, &config, failure.step.min(config.steps))
+                    .failure
+                    .is_some()
+            );
+            if failure.step > 1 && failure.step <= config.steps {
+                assert!(
+                    run_prefix(seed, &config, failure.step - 1)
+                        .failure
+                        .is_none()
+                );
+            }
+            return failure;
+        }
+    }
+    panic!("the planted bug {bug:?} went unnoticed for {bound} seeds");
+}
+
+#[test]
+fn a_lost_commit_is_caught_as_a_durability_break() {
+    let failure = first_failure(PlantedBug::LostWrite, 20);
+    assert!(
+        failure.violation.invariant.starts_with("durability"),
+        "{failure}"
+    );
+}
+
+#[test]
+fn a_seat_upsert_behind_a_lock_that_holds_nothing_is_caught() {
+    let failure = first_failure(PlantedBug::SeatOverwrite, 50);
+    assert!(
+        failure.violation.invariant.starts_with('3')
+            || failure.violation.invariant.starts_with("history"),
+        "{failure}"
+    );
+}
+
+#[test]
+fn holds_that_outlive_hold_time_and_grace_are_caught() {
+    let failure = first_failure(PlantedBug::EternalHolds, 20);
+    assert!(failure.violation.invariant.starts_with('4'), "{failure}");
+}
+
+#[test]
+#[ignore = "replays one seed: SIM_SEED=<n>"]
+fn replay_seed() {
+    let seed = env_u64("SIM_SEED").expect("set SIM_SEED to the seed to replay");
+    let report = check_seed(seed, &SimConfig::default());
+    for (i, line) in report.history.iter().enumerate() {
+        println!("{:>4} {line}", i + 1);
+    }
+    println!(
+        "seed {seed}: {} steps, {} operations, {} checks, history hash {:016x}\nfaults:\n{}",
+        report.steps, report.operations, report.checks, report.history_hash, report.faults
+    );
+    if let Some(failure) = report.failure {
+        panic!("{failure}");
+    }
+}
+
+#[test]
+#[ignore = "many seeds: SIM_SEEDS=<count> [SIM_FIRST_SEED=<n>], best with --release"]
+fn many_seeds() {
+    let count = env_u64("SIM_SEEDS").unwrap_or(10_000);
+    let first = env_u64("SIM_FIRST_SEED").unwrap_or(0);
+    let started = Instant::now();
+    let summary = run_seeds(first..first + count, &SimConfig::default(), threads());
+    println!("{summary}run time {:?}", started.elapsed());
+    assert_no_failures(&summary);
+}
