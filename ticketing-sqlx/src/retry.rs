@@ -33,7 +33,7 @@ where
 }
 
 /// 1, 2, 4, … 32 ms (capped), plus up to as much again of random jitter.
-fn backoff(retry: u32) -> Duration {
+pub(crate) fn backoff(retry: u32) -> Duration {
     let base_ms = 1u64 << retry.saturating_sub(1).min(5);
     // A v4 UUID is 122 random bits from the OS; enough jitter without another dependency.
     let jitter_us = (Uuid::new_v4().as_u128() as u64) % (base_ms * 1000 + 1);

@@ -19,7 +19,10 @@ use uuid::Uuid;
 use crate::codec::{expand, markers, stored, value_rows};
 use crate::error::{StoreResult, code};
 use crate::pool::begin;
-use crate::retry::with_retry;
+use crate::retry::{backoff, with_retry};
+
+/// How often a hold looks at a busy marker again before answering `NotLoaded`.
+const MARKER_BUSY_RETRIES: u32 = 3;
 
 /// Rows per multi-row INSERT of a rebuild (well below the 65 535 placeholders of a statement).
 const REBUILD_CHUNK: usize = 1_000;
@@ -91,20 +94,27 @@ impl SqlSeatLock {
         let event = request.event.as_uuid();
         let order = request.order.as_uuid();
         let wanted = Wanted::from_items(&request.items)?;
-        // At most twice: the second time every row exists (the first pass creates missing ones).
-        for _ in 0..2 {
+        let (mut rows_created, mut marker_busy) = (false, 0);
+        loop {
             let mut tx = begin(&self.pool).await?;
-            match sqlx::query(sql::SHARE_MARKER_NOWAIT)
+            let marker = sqlx::query(sql::SHARE_MARKER_NOWAIT)
                 .bind(event)
                 .fetch_optional(&mut *tx)
-                .await
-            {
+                .await;
+            match marker {
                 Ok(Some(row)) if row.try_get::<bool, _>("loaded")? => {}
                 Ok(_) => return Ok(HoldOutcome::NotLoaded),
-                // A rebuild holds the marker: do not queue behind it, let the caller rebuild
-                // (which waits for that rebuild and then finds the event loaded).
+                // Someone holds the marker exclusively: a rebuild, or a rebuilder that is about to
+                // find the event loaded. Look again a few times without holding a connection;
+                // then let the caller rebuild (which waits for the running rebuild).
                 Err(e) if crate::error::number(&e) == Some(code::LOCK_WAIT_TIMEOUT) => {
-                    return Ok(HoldOutcome::NotLoaded);
+                    tx.rollback().await?;
+                    marker_busy += 1;
+                    if marker_busy > MARKER_BUSY_RETRIES {
+                        return Ok(HoldOutcome::NotLoaded);
+                    }
+                    tokio::time::sleep(backoff(marker_busy)).await;
+                    continue;
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -131,7 +141,11 @@ impl SqlSeatLock {
             }
             if locked_zones < zones.len() || seat_rows.len() < keys.len() {
                 tx.rollback().await?;
+                if rows_created {
+                    return Err(Error::internal("seat lock rows vanished while holding").into());
+                }
                 self.create_rows(event, &zones, &keys).await?;
+                rows_created = true;
                 continue;
             }
 
@@ -197,7 +211,6 @@ impl SqlSeatLock {
             tx.commit().await?;
             return Ok(HoldOutcome::Held);
         }
-        Err(Error::internal("seat lock rows vanished twice while holding").into())
     }
 
     /// Creates missing seat and zone rows, each statement on its own (autocommit), so the
@@ -329,6 +342,17 @@ impl SqlSeatLock {
 
     async fn rebuild_once(&self, event: EventId, source: &Arc<dyn HoldSource>) -> StoreResult<()> {
         let id = event.as_uuid();
+        // Loaded already (by whoever we waited for): done, without locking the marker, which
+        // would turn concurrent holds away.
+        let loaded: Option<bool> = sqlx::query(sql::READ_MARKER)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|row| row.try_get("loaded"))
+            .transpose()?;
+        if loaded == Some(true) {
+            return Ok(());
+        }
         sqlx::query(sql::ENSURE_MARKER)
             .bind(id)
             .execute(&self.pool)

@@ -5,6 +5,8 @@
 pub(super) const SHARE_MARKER_NOWAIT: &str =
     "SELECT loaded FROM seat_lock_events WHERE event_id = ? LOCK IN SHARE MODE NOWAIT";
 
+pub(super) const READ_MARKER: &str = "SELECT loaded FROM seat_lock_events WHERE event_id = ?";
+
 pub(super) const ENSURE_MARKER: &str =
     "INSERT IGNORE INTO seat_lock_events (event_id, loaded) VALUES (?, FALSE)";
 
