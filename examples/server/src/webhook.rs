@@ -87,10 +87,10 @@ impl WebhookSecret {
         let expected = self.mac(timestamp, body).finalize().into_bytes();
         let mut matched = subtle::Choice::from(0u8);
         for candidate in candidates {
-            if let Ok(bytes) = hex::decode(candidate) {
-                if bytes.len() == expected.len() {
-                    matched |= bytes.as_slice().ct_eq(expected.as_slice());
-                }
+            if let Ok(bytes) = hex::decode(candidate)
+                && bytes.len() == expected.len()
+            {
+                matched |= bytes.as_slice().ct_eq(expected.as_slice());
             }
         }
         if bool::from(matched) {

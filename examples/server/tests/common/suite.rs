@@ -452,7 +452,15 @@ pub async fn admin_routes(app: TestApp) {
 /// Malformed input → 4xx JSON: bad JSON, wrong types, unknown fields, no content type, a body
 /// over the limit, bad UUIDs, unknown routes and methods.
 pub async fn malformed_requests_are_4xx_json(app: TestApp) {
-    let cases: Vec<(Method, &str, Option<&str>, Option<&str>, StatusCode)> = vec![
+    /// Method, path, body, content type, expected status.
+    type Case<'a> = (
+        Method,
+        &'a str,
+        Option<&'a str>,
+        Option<&'a str>,
+        StatusCode,
+    );
+    let cases: Vec<Case> = vec![
         (
             Method::POST,
             "/api/tickets",
