@@ -8,6 +8,11 @@ use ticketing_redis::testing::{TestRedis, connect, delete_prefix};
 use ticketing_sqlx::testing::TestDatabase;
 use ticketing_sqlx::{MySqlCatalog, MySqlTicketRepository};
 
+/// The workspace README's examples (embedding, wiring MySQL + Redis), compiled as doctests.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 /// Pool size of a test database: enough for the conformance suite's concurrent tasks.
 pub const TEST_POOL_SIZE: u32 = 24;
 

@@ -11,8 +11,3 @@ pub mod service;
 pub mod testkit;
 
 pub use error::{BoxError, Error, Result};
-
-/// The workspace README's embedding example, compiled and run as a doctest.
-#[doc = include_str!("../../README.md")]
-#[cfg(doctest)]
-pub struct ReadmeDoctests;
