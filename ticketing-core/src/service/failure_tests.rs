@@ -9,8 +9,12 @@ use mockall::predicate::always;
 
 use crate::domain::{Currency, EventSpec, Money, Row, Zone, ZoneKind};
 use crate::memory::InMemoryCatalog;
-use crate::ports::{HoldItem, HoldOutcome, MockSeatLock, MockTicketRepository, SystemClock, UuidV7Ids};
-use crate::service::{Backends, CatalogService, PurchaseRequest, Selection, ServiceConfig, TicketService};
+use crate::ports::{
+    HoldItem, HoldOutcome, MockSeatLock, MockTicketRepository, SystemClock, UuidV7Ids,
+};
+use crate::service::{
+    Backends, CatalogService, PurchaseRequest, Selection, ServiceConfig, TicketService,
+};
 use crate::{Error, Result};
 
 fn boom(what: &str) -> Error {
@@ -18,9 +22,15 @@ fn boom(what: &str) -> Error {
 }
 
 /// A service with a real in-memory catalog holding one on-sale event, and the given mocks.
-async fn service(lock: MockSeatLock, tickets: MockTicketRepository) -> (TicketService, PurchaseRequest) {
+async fn service(
+    lock: MockSeatLock,
+    tickets: MockTicketRepository,
+) -> (TicketService, PurchaseRequest) {
     let catalog = Arc::new(InMemoryCatalog::new());
-    let setup = Backends { catalog: catalog.clone(), ..Backends::in_memory() };
+    let setup = Backends {
+        catalog: catalog.clone(),
+        ..Backends::in_memory()
+    };
     let catalog_service = CatalogService::new(setup);
     let venue = catalog_service
         .create_venue(
@@ -28,7 +38,12 @@ async fn service(lock: MockSeatLock, tickets: MockTicketRepository) -> (TicketSe
             vec![Zone {
                 code: "A".parse().unwrap(),
                 name: "A".into(),
-                kind: ZoneKind::Seated { rows: vec![Row { label: "1".parse().unwrap(), seats: 10 }] },
+                kind: ZoneKind::Seated {
+                    rows: vec![Row {
+                        label: "1".parse().unwrap(),
+                        seats: 10,
+                    }],
+                },
             }],
         )
         .await
@@ -59,12 +74,17 @@ async fn service(lock: MockSeatLock, tickets: MockTicketRepository) -> (TicketSe
         selection: Selection::Seats(vec!["A:1:1".parse().unwrap(), "A:1:2".parse().unwrap()]),
         idempotency_key: None,
     };
-    (TicketService::new(backends, ServiceConfig::default()), request)
+    (
+        TicketService::new(backends, ServiceConfig::default()),
+        request,
+    )
 }
 
 fn lock_that_holds() -> MockSeatLock {
     let mut lock = MockSeatLock::new();
-    lock.expect_hold().times(1).returning(|_| Ok(HoldOutcome::Held));
+    lock.expect_hold()
+        .times(1)
+        .returning(|_| Ok(HoldOutcome::Held));
     lock
 }
 
@@ -73,16 +93,24 @@ async fn persist_failure_releases_the_holds_of_the_same_order() {
     let mut lock = lock_that_holds();
     let held = Arc::new(std::sync::Mutex::new(None));
     let seen = held.clone();
-    lock.expect_release().times(1).returning(move |_, order, items| {
-        *seen.lock().unwrap() = Some((order, items.to_vec()));
-        Ok(())
-    });
+    lock.expect_release()
+        .times(1)
+        .returning(move |_, order, items| {
+            *seen.lock().unwrap() = Some((order, items.to_vec()));
+            Ok(())
+        });
     let mut tickets = MockTicketRepository::new();
-    tickets.expect_insert_order().times(1).returning(|_| Err(boom("disk full")));
+    tickets
+        .expect_insert_order()
+        .times(1)
+        .returning(|_| Err(boom("disk full")));
     let (service, request) = service(lock, tickets).await;
 
     let result = service.purchase(request).await;
-    assert!(matches!(result, Err(Error::Unavailable { .. })), "got {result:?}");
+    assert!(
+        matches!(result, Err(Error::Unavailable { .. })),
+        "got {result:?}"
+    );
     let (_, items) = held.lock().unwrap().clone().expect("release was called");
     let seats: Vec<String> = items
         .iter()
@@ -99,10 +127,11 @@ async fn seats_taken_in_the_database_releases_and_reports_the_seats() {
     let mut lock = lock_that_holds();
     lock.expect_release().times(1).returning(|_, _, _| Ok(()));
     let mut tickets = MockTicketRepository::new();
-    tickets
-        .expect_insert_order()
-        .times(1)
-        .returning(|_| Err(Error::SeatsTaken { seats: vec!["A:1:2".parse().unwrap()] }));
+    tickets.expect_insert_order().times(1).returning(|_| {
+        Err(Error::SeatsTaken {
+            seats: vec!["A:1:2".parse().unwrap()],
+        })
+    });
     let (service, request) = service(lock, tickets).await;
     match service.purchase(request).await {
         Err(Error::SeatsTaken { seats }) => assert_eq!(seats[0].key(), "A:1:2"),
@@ -113,9 +142,14 @@ async fn seats_taken_in_the_database_releases_and_reports_the_seats() {
 #[tokio::test]
 async fn release_failing_too_surfaces_the_persist_error_without_panicking() {
     let mut lock = lock_that_holds();
-    lock.expect_release().times(1).returning(|_, _, _| Err(boom("redis gone")));
+    lock.expect_release()
+        .times(1)
+        .returning(|_, _, _| Err(boom("redis gone")));
     let mut tickets = MockTicketRepository::new();
-    tickets.expect_insert_order().times(1).returning(|_| Err(boom("db gone")));
+    tickets
+        .expect_insert_order()
+        .times(1)
+        .returning(|_| Err(boom("db gone")));
     let (service, request) = service(lock, tickets).await;
     let result: Result<_> = service.purchase(request).await;
     match result {
@@ -127,34 +161,50 @@ async fn release_failing_too_surfaces_the_persist_error_without_panicking() {
 #[tokio::test]
 async fn seat_lock_unavailable_is_unavailable_and_touches_no_database() {
     let mut lock = MockSeatLock::new();
-    lock.expect_hold().times(1).returning(|_| Err(boom("connection refused")));
+    lock.expect_hold()
+        .times(1)
+        .returning(|_| Err(boom("connection refused")));
     let mut tickets = MockTicketRepository::new();
     tickets.expect_insert_order().never();
     tickets.expect_idempotency_record().never();
     let (service, request) = service(lock, tickets).await;
     let result = service.purchase(request).await;
-    assert!(matches!(result, Err(Error::Unavailable { .. })), "got {result:?}");
+    assert!(
+        matches!(result, Err(Error::Unavailable { .. })),
+        "got {result:?}"
+    );
 }
 
 #[tokio::test]
 async fn a_loser_costs_one_hold_and_no_repository_call() {
     let mut lock = MockSeatLock::new();
-    lock.expect_hold()
-        .times(1)
-        .returning(|_| Ok(HoldOutcome::Taken { seats: vec!["A:1:1".parse().unwrap()], zones: vec![] }));
+    lock.expect_hold().times(1).returning(|_| {
+        Ok(HoldOutcome::Taken {
+            seats: vec!["A:1:1".parse().unwrap()],
+            zones: vec![],
+        })
+    });
     // A mock with no expectations fails the test on any call.
     let tickets = MockTicketRepository::new();
     let (service, request) = service(lock, tickets).await;
-    assert!(matches!(service.purchase(request).await, Err(Error::SeatsTaken { .. })));
+    assert!(matches!(
+        service.purchase(request).await,
+        Err(Error::SeatsTaken { .. })
+    ));
 }
 
 #[tokio::test]
 async fn a_lock_that_never_loads_gives_up_with_unavailable() {
     let mut lock = MockSeatLock::new();
     lock.expect_hold().returning(|_| Ok(HoldOutcome::NotLoaded));
-    lock.expect_rebuild().with(always(), always()).returning(|_, _| Ok(()));
+    lock.expect_rebuild()
+        .with(always(), always())
+        .returning(|_, _| Ok(()));
     let tickets = MockTicketRepository::new();
     let (service, request) = service(lock, tickets).await;
     let result = service.purchase(request).await;
-    assert!(matches!(result, Err(Error::Unavailable { .. })), "got {result:?}");
+    assert!(
+        matches!(result, Err(Error::Unavailable { .. })),
+        "got {result:?}"
+    );
 }
