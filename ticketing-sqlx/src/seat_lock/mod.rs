@@ -24,6 +24,9 @@ use crate::retry::{backoff, with_retry};
 /// How often a hold looks at a busy marker again before answering `NotLoaded`.
 const MARKER_BUSY_RETRIES: u32 = 3;
 
+/// How often a hold creates missing seat or zone rows before giving up.
+const MAX_ROW_ROUNDS: u32 = 5;
+
 /// Rows per multi-row INSERT of a rebuild (well below the 65 535 placeholders of a statement).
 const REBUILD_CHUNK: usize = 1_000;
 
@@ -94,7 +97,7 @@ impl SqlSeatLock {
         let event = request.event.as_uuid();
         let order = request.order.as_uuid();
         let wanted = Wanted::from_items(&request.items)?;
-        let (mut rows_created, mut marker_busy) = (false, 0);
+        let (mut rows_created, mut marker_busy) = (0, 0);
         loop {
             let mut tx = begin(&self.pool).await?;
             let marker = sqlx::query(sql::SHARE_MARKER_NOWAIT)
@@ -141,11 +144,16 @@ impl SqlSeatLock {
             }
             if locked_zones < zones.len() || seat_rows.len() < keys.len() {
                 tx.rollback().await?;
-                if rows_created {
-                    return Err(Error::internal("seat lock rows vanished while holding").into());
+                // Rows vanish only when the state is forgotten between our creating and locking
+                // them; a few rounds settle that (the marker check then says NotLoaded or the
+                // rebuilt state keeps the rows).
+                rows_created += 1;
+                if rows_created > MAX_ROW_ROUNDS {
+                    return Err(
+                        Error::internal("seat lock rows keep vanishing while holding").into(),
+                    );
                 }
                 self.create_rows(event, &zones, &keys).await?;
-                rows_created = true;
                 continue;
             }
 
@@ -342,14 +350,17 @@ impl SqlSeatLock {
 
     async fn rebuild_once(&self, event: EventId, source: &Arc<dyn HoldSource>) -> StoreResult<()> {
         let id = event.as_uuid();
-        // Loaded already (by whoever we waited for): done, without locking the marker, which
-        // would turn concurrent holds away.
-        let loaded: Option<bool> = sqlx::query(sql::READ_MARKER)
+        // Loaded already (by whoever we waited for): done, without locking the marker
+        // exclusively, which would turn concurrent holds away. The shared lock waits for a
+        // rebuild or a wipe that holds the marker right now, so we answer after it, not before.
+        let mut tx = begin(&self.pool).await?;
+        let loaded: Option<bool> = sqlx::query(sql::SHARE_MARKER)
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *tx)
             .await?
             .map(|row| row.try_get("loaded"))
             .transpose()?;
+        tx.commit().await?;
         if loaded == Some(true) {
             return Ok(());
         }

@@ -5,7 +5,9 @@
 pub(super) const SHARE_MARKER_NOWAIT: &str =
     "SELECT loaded FROM seat_lock_events WHERE event_id = ? LOCK IN SHARE MODE NOWAIT";
 
-pub(super) const READ_MARKER: &str = "SELECT loaded FROM seat_lock_events WHERE event_id = ?";
+/// Shared lock on the marker, waiting for an exclusive holder (a rebuild or a wipe) to finish.
+pub(super) const SHARE_MARKER: &str =
+    "SELECT loaded FROM seat_lock_events WHERE event_id = ? LOCK IN SHARE MODE";
 
 pub(super) const ENSURE_MARKER: &str =
     "INSERT IGNORE INTO seat_lock_events (event_id, loaded) VALUES (?, FALSE)";
