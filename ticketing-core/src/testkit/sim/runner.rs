@@ -101,10 +101,12 @@ impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "simulation failed for seed {}", self.seed)?;
         writeln!(f, "  {}", self.violation)?;
+        let (steps, audit) = self.prefix();
         writeln!(
             f,
-            "  shortest failing prefix: {} steps (first seen at step {} of the full run)",
-            self.step, self.first_seen_at
+            "  shortest failing prefix: {steps} steps{} (first seen at step {} of the full run)",
+            if audit { " + the final audit" } else { "" },
+            self.first_seen_at
         )?;
         writeln!(
             f,
@@ -118,6 +120,18 @@ impl fmt::Display for Failure {
         Ok(())
     }
 }
+
+impl Failure {
+    /// The length of the failing prefix, and whether the break showed in the final audit
+    /// (after the prefix) rather than in one of its steps.
+    pub fn prefix(&self) -> (usize, bool) {
+        let last = self.history.last().map(String::as_str).unwrap_or_default();
+        let audit = last.starts_with(FINAL_AUDIT);
+        (self.step - usize::from(audit), audit)
+    }
+}
+
+const FINAL_AUDIT: &str = "final audit";
 
 /// What one seed did.
 #[derive(Debug, Clone)]
@@ -170,7 +184,7 @@ pub fn run_prefix(seed: u64, config: &SimConfig, steps: usize) -> SeedReport {
         match world.final_audit() {
             Ok(line) => history.push(line),
             Err(violation) => {
-                history.push("final audit: drop every operation in flight, stop faults, let every hold lapse, sweep, wipe the lock, rebuild".to_string());
+                history.push(format!("{FINAL_AUDIT}: drop every operation in flight, stop faults, let every hold lapse, sweep, wipe the lock, rebuild"));
                 failure = Some((steps + 1, violation));
             }
         }
@@ -920,7 +934,7 @@ impl World {
         }
         let acked = self.checker.acked_purchases().count();
         Ok(format!(
-            "final audit: dropped {dropped} operations in flight, settled, swept, wiped and rebuilt the lock; {acked} acknowledged orders all present"
+            "{FINAL_AUDIT}: dropped {dropped} operations in flight, settled, swept, wiped and rebuilt the lock; {acked} acknowledged orders all present"
         ))
     }
 }
