@@ -123,9 +123,13 @@ async fn persist_failure_releases_the_holds_of_the_same_order() {
 }
 
 #[tokio::test]
-async fn seats_taken_in_the_database_releases_and_reports_the_seats() {
+async fn seats_taken_in_the_database_keep_their_stale_hold_and_free_the_rest() {
     let mut lock = lock_that_holds();
-    lock.expect_release().times(1).returning(|_, _, _| Ok(()));
+    // The seat the database says is taken stays held (the lock was stale); only the other is freed.
+    lock.expect_release()
+        .times(1)
+        .withf(|_, _, items| items == [HoldItem::Seat("A:1:1".parse().unwrap())])
+        .returning(|_, _, _| Ok(()));
     let mut tickets = MockTicketRepository::new();
     tickets.expect_insert_order().times(1).returning(|_| {
         Err(Error::SeatsTaken {

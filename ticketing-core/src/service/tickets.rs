@@ -149,8 +149,11 @@ impl TicketService {
                 self.resolve_duplicate(&request, record, &hold.items).await
             }
             Err(error) => {
-                self.release_quietly(&hold.items, order_id, request.event)
-                    .await;
+                let release = releasable_after_failure(&hold.items, &error);
+                if !release.is_empty() {
+                    self.release_quietly(&release, order_id, request.event)
+                        .await;
+                }
                 Err(error)
             }
         }
@@ -344,6 +347,21 @@ impl TicketService {
             }
         }
         Ok(expired)
+    }
+}
+
+/// What to release after persisting failed. Seats the database reports taken stay held by this
+/// order until the hold lapses: the lock had them as free, so it was stale (after a data loss, or
+/// a lost `mark_sold`), and keeping the hold turns the next buyers of those seats away in the lock
+/// instead of in the database. The hold lapses by itself within hold time + grace (invariant 4).
+fn releasable_after_failure(held: &[HoldItem], error: &Error) -> Vec<HoldItem> {
+    match error {
+        Error::SeatsTaken { seats } => held
+            .iter()
+            .filter(|item| !matches!(item, HoldItem::Seat(seat) if seats.contains(seat)))
+            .cloned()
+            .collect(),
+        _ => held.to_vec(),
     }
 }
 
