@@ -17,7 +17,7 @@ pub mod testing;
 pub use catalog::MySqlCatalog;
 pub use pool::connect;
 pub use seat_lock::SqlSeatLock;
-pub use tickets::MySqlTicketRepository;
+pub use tickets::{BatchConfig, MySqlTicketRepository};
 
 /// The adapter name in [`ticketing_core::Error::Unavailable`].
 pub const ADAPTER: &str = "mysql";

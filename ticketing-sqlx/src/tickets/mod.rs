@@ -1,11 +1,14 @@
 //! The ticket repository on MySQL: the source of truth for tickets, orders and the outbox.
 
+mod batch;
 mod expiry;
 #[cfg(all(test, feature = "testing"))]
 mod explain;
 mod purchase;
 mod sql;
 mod transition;
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -24,6 +27,9 @@ use crate::error::StoreResult;
 use crate::outbox;
 use crate::retry::with_retry;
 
+pub use batch::BatchConfig;
+use batch::Batcher;
+
 /// The [`TicketRepository`] on MySQL/MariaDB.
 ///
 /// - Invariant 1: `tickets.active_seat` is a stored generated column (the seat key while the
@@ -35,15 +41,46 @@ use crate::retry::with_retry;
 ///   with the caller's `now`), then its tickets, counters and outbox row, in one transaction.
 /// - Deadlocks and lock-wait timeouts are retried; connection failures are
 ///   [`Error::Unavailable`].
+/// - Write batching is opt-in ([`MySqlTicketRepository::with_batching`]): concurrent
+///   `insert_order` calls then share one transaction, with the same answers per order.
 #[derive(Debug, Clone)]
 pub struct MySqlTicketRepository {
     pool: MySqlPool,
+    batcher: Option<Arc<Batcher>>,
 }
 
 impl MySqlTicketRepository {
-    /// A repository on `pool` (migrated with [`crate::migrations`]).
+    /// A repository on `pool` (migrated with [`crate::migrations`]); every `insert_order` is
+    /// its own transaction.
     pub fn new(pool: MySqlPool) -> Self {
-        Self { pool }
+        Self {
+            pool,
+            batcher: None,
+        }
+    }
+
+    /// A repository on `pool` whose concurrent `insert_order` calls coalesce into one
+    /// transaction of multi-row inserts, cut by `config` (bounded size and wait).
+    ///
+    /// Each order keeps its own answer: an order that hits a taken seat, a full zone, the
+    /// customer limit or a used idempotency key is taken out of the batch and answered alone
+    /// (`SeatsTaken` with its seats, `SoldOut`, `LimitExceeded`, `DuplicateKey`), while the rest
+    /// of the batch commits. Everything else is as with [`MySqlTicketRepository::new`].
+    ///
+    /// Not the default: it pays off when many purchases arrive at once (a flash sale), and adds
+    /// up to `config.max_wait` to a lone purchase. An order handed to the batch is written even
+    /// if its caller stops waiting. The batch writer is a Tokio task started by the first
+    /// `insert_order`, in that call's runtime.
+    pub fn with_batching(pool: MySqlPool, config: BatchConfig) -> Self {
+        Self {
+            batcher: Some(Arc::new(Batcher::new(pool.clone(), config))),
+            pool,
+        }
+    }
+
+    /// The batching settings, when batching is on.
+    pub fn batching(&self) -> Option<BatchConfig> {
+        self.batcher.as_ref().map(|b| b.config())
     }
 
     /// The pool this repository uses.
@@ -104,7 +141,10 @@ impl MySqlTicketRepository {
 #[async_trait]
 impl TicketRepository for MySqlTicketRepository {
     async fn insert_order(&self, order: &NewOrder) -> Result<InsertOutcome> {
-        Ok(purchase::insert_order(&self.pool, order).await?)
+        match &self.batcher {
+            Some(batcher) => batcher.insert(order).await,
+            None => Ok(purchase::insert_order(&self.pool, order).await?),
+        }
     }
 
     async fn idempotency_record(

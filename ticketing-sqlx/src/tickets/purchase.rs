@@ -68,7 +68,7 @@ pub(super) async fn idempotency_record(
 }
 
 /// Rejects orders that are not one well-formed purchase, before touching the database.
-fn check(new: &NewOrder) -> Result<(), Error> {
+pub(super) fn check(new: &NewOrder) -> Result<(), Error> {
     let order = &new.order;
     if order.tickets.is_empty() {
         return Err(Error::invalid(
