@@ -13,7 +13,7 @@ pub use ids::{
     CustomerId, EventId, IdempotencyKey, OrderId, PaymentRef, RowLabel, TicketId, VenueId, ZoneCode,
 };
 pub use money::{Currency, Money};
-pub use outbox::{OUTBOX_SCHEMA_VERSION, OutboxEntry, OutboxEvent, OutboxKind};
+pub use outbox::{OUTBOX_SCHEMA_VERSION, OutboxEntry, OutboxEvent, OutboxKind, OutboxLine};
 pub use status::{TicketAction, TicketStatus};
 pub use ticket::{Order, Ticket};
 pub use venue::{MAX_ZONE_CAPACITY, Row, SeatRef, Venue, Zone, ZoneKind};

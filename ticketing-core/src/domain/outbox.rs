@@ -4,14 +4,18 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::ids::{CustomerId, EventId, OrderId, TicketId, VenueId};
+use super::ids::{CustomerId, EventId, OrderId, TicketId, VenueId, ZoneCode};
 use super::money::Money;
 use super::status::TicketAction;
 use super::ticket::Order;
 use super::venue::SeatRef;
 
-/// The schema version of [`OutboxEvent`]; bumped on any incompatible change.
-pub const OUTBOX_SCHEMA_VERSION: u16 = 1;
+/// The schema version of [`OutboxEvent`] written now; bumped on every change of the schema.
+///
+/// - 1: the order-level fields.
+/// - 2: adds [`OutboxEvent::lines`] (zone, seat and price of each ticket), so read models can
+///   aggregate per zone. A version-1 payload still parses, with `lines` empty.
+pub const OUTBOX_SCHEMA_VERSION: u16 = 2;
 
 /// What happened to an order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -74,6 +78,22 @@ pub struct OutboxEvent {
     pub amount: Money,
     /// When it happened.
     pub at: DateTime<Utc>,
+    /// One line per ticket: its zone, seat and price (schema version 2; empty in version 1).
+    #[serde(default)]
+    pub lines: Vec<OutboxLine>,
+}
+
+/// One ticket of an [`OutboxEvent`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxLine {
+    /// The ticket.
+    pub ticket_id: TicketId,
+    /// Its zone.
+    pub zone: ZoneCode,
+    /// Its seat; `None` for general admission.
+    pub seat: Option<SeatRef>,
+    /// Its price snapshot.
+    pub price: Money,
 }
 
 impl OutboxEvent {
@@ -94,6 +114,16 @@ impl OutboxEvent {
                 .collect(),
             amount: order.total,
             at,
+            lines: order
+                .tickets
+                .iter()
+                .map(|t| OutboxLine {
+                    ticket_id: t.id,
+                    zone: t.zone.clone(),
+                    seat: t.seat.clone(),
+                    price: t.price,
+                })
+                .collect(),
         }
     }
 }

@@ -4,10 +4,12 @@
 
 mod catalog;
 mod seat_lock;
+mod sink;
 mod tickets;
 
 pub use catalog::InMemoryCatalog;
 pub use seat_lock::InMemorySeatLock;
+pub use sink::InMemoryEventSink;
 pub use tickets::InMemoryTicketRepository;
 
 use std::sync::{Mutex, MutexGuard};

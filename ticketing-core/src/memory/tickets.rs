@@ -2,18 +2,23 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 
 use super::lock;
 use crate::domain::{
     CustomerId, EventId, IdempotencyKey, Order, OrderId, OutboxEntry, OutboxEvent, OutboxKind,
     SeatRef, Ticket, TicketAction, TicketId, TicketStatus, VenueId, ZoneCode,
 };
-use crate::ports::{IdempotencyRecord, InsertOutcome, NewOrder, TicketRepository, Transition};
+use crate::ports::{
+    IdempotencyRecord, InsertOutcome, NewOrder, OutboxStore, TicketRepository, Transition,
+};
 use crate::{Error, Result};
 
 /// Tickets, idempotency records and the outbox in memory. One mutex makes every call one
 /// transaction, so this is the reference model the database adapters are compared with.
+///
+/// It is also the relay's [`OutboxStore`]: the sent cursor and the relay lease live next to the
+/// outbox.
 #[derive(Debug, Default)]
 pub struct InMemoryTicketRepository {
     state: Mutex<State>,
@@ -31,6 +36,10 @@ struct State {
     customer_active: HashMap<(EventId, CustomerId), u32>,
     idempotency: HashMap<(CustomerId, IdempotencyKey), IdempotencyRecord>,
     outbox: Vec<OutboxEntry>,
+    /// Every entry up to this sequence number was published.
+    sent_up_to: u64,
+    /// The relay lease: holder and valid until.
+    lease: Option<(String, DateTime<Utc>)>,
 }
 
 impl InMemoryTicketRepository {
@@ -41,6 +50,12 @@ impl InMemoryTicketRepository {
 }
 
 impl State {
+    fn holds_lease(&self, relay: &str) -> bool {
+        self.lease
+            .as_ref()
+            .is_some_and(|(holder, _)| holder == relay)
+    }
+
     fn order(&self, id: OrderId) -> Option<Order> {
         let ids = self.orders.get(&id)?;
         let tickets = ids
@@ -283,5 +298,66 @@ impl TicketRepository for InMemoryTicketRepository {
             .take(limit as usize)
             .cloned()
             .collect())
+    }
+}
+
+#[async_trait]
+impl OutboxStore for InMemoryTicketRepository {
+    async fn try_acquire_lease(
+        &self,
+        relay: &str,
+        now: DateTime<Utc>,
+        ttl: TimeDelta,
+    ) -> Result<bool> {
+        let mut state = lock(&self.state);
+        let free = match &state.lease {
+            None => true,
+            Some((holder, until)) => holder == relay || *until <= now,
+        };
+        if free {
+            state.lease = Some((relay.to_owned(), now + ttl));
+        }
+        Ok(free)
+    }
+
+    async fn release_lease(&self, relay: &str) -> Result<()> {
+        let mut state = lock(&self.state);
+        if state.holds_lease(relay) {
+            state.lease = None;
+        }
+        Ok(())
+    }
+
+    async fn unsent(&self, limit: u32) -> Result<Vec<OutboxEntry>> {
+        let state = lock(&self.state);
+        Ok(state
+            .outbox
+            .iter()
+            .filter(|e| e.seq > state.sent_up_to)
+            .take(limit as usize)
+            .cloned()
+            .collect())
+    }
+
+    async fn mark_sent(&self, relay: &str, up_to: u64) -> Result<bool> {
+        let mut state = lock(&self.state);
+        if !state.holds_lease(relay) {
+            return Ok(false);
+        }
+        state.sent_up_to = state.sent_up_to.max(up_to);
+        Ok(true)
+    }
+
+    async fn rewind(&self, relay: &str, to: u64) -> Result<bool> {
+        let mut state = lock(&self.state);
+        if !state.holds_lease(relay) {
+            return Ok(false);
+        }
+        state.sent_up_to = state.sent_up_to.min(to);
+        Ok(true)
+    }
+
+    async fn sent_up_to(&self) -> Result<u64> {
+        Ok(lock(&self.state).sent_up_to)
     }
 }

@@ -4,11 +4,13 @@
 
 mod catalog;
 mod clock;
+mod outbox;
 mod seat_lock;
 mod tickets;
 
 pub use catalog::CatalogRepository;
 pub use clock::{Clock, IdGenerator, ManualClock, SystemClock, UuidV7Ids};
+pub use outbox::{EventSink, OutboxStore};
 pub use seat_lock::{
     ActiveHold, HoldItem, HoldOutcome, HoldRequest, HoldSource, LockSnapshot, SeatLock, SeatState,
 };

@@ -5,6 +5,7 @@ mod catalog;
 mod holds;
 mod purchase;
 mod query;
+mod relay;
 mod tickets;
 
 use std::sync::Arc;
@@ -15,6 +16,7 @@ pub use catalog::{CatalogService, EventCache};
 pub use holds::RepositoryHolds;
 pub use purchase::{PurchaseRequest, Selection};
 pub use query::{GeneralAvailability, QueryService, SeatAvailability, SeatMap, SeatView};
+pub use relay::{OutboxRelay, RelayConfig, RelayRound, RelayStats};
 pub use tickets::TicketService;
 
 use crate::ports::{CatalogRepository, Clock, IdGenerator, SeatLock, TicketRepository};
