@@ -185,17 +185,20 @@ impl SeatLock for InMemorySeatLock {
         };
         for item in items {
             match item {
+                // A free seat stays free: a release that overtook this mark must win.
                 HoldItem::Seat(seat) => {
-                    locks.seats.insert(seat.clone(), SeatState::Sold { order });
+                    if let Some(state) = locks.seats.get_mut(seat) {
+                        *state = SeatState::Sold { order };
+                    }
                 }
                 HoldItem::General { zone, quantity, .. } => {
-                    locks.general.entry(zone.clone()).or_default().insert(
-                        order,
-                        GeneralHold {
+                    let own = locks.general.get_mut(zone).and_then(|h| h.get_mut(&order));
+                    if let Some(hold) = own {
+                        *hold = GeneralHold {
                             quantity: *quantity,
                             until: None,
-                        },
-                    );
+                        };
+                    }
                 }
             }
         }

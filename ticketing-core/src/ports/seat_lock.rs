@@ -128,8 +128,11 @@ pub trait SeatLock: Send + Sync {
     async fn release(&self, event: EventId, order: OrderId, items: &[HoldItem]) -> Result<()>;
 
     /// Marks `items` sold to `order` (no deadline), after the database recorded the payment.
-    /// Overwrites any other holder: the database, which is the truth, says this order paid.
-    /// On an event that is not loaded it writes nothing (the rebuild will read the payment).
+    /// Overwrites any other holder of a seat: the database, which is the truth, says this order
+    /// paid. A free seat (nobody's entry) and a zone without this order's entry are left alone: a
+    /// release that overtook this mark (a refund committed right after the payment) must win, and
+    /// the next rebuild reads sold seats from the repository. On an event that is not loaded it
+    /// writes nothing.
     async fn mark_sold(&self, event: EventId, order: OrderId, items: &[HoldItem]) -> Result<()>;
 
     /// Everything held or sold for `event` at `now`, in one round trip; `None` when not loaded.

@@ -468,6 +468,28 @@ pub async fn paid_changes_only_by_refund(harness: Harness) {
     harness.finish().await;
 }
 
+/// Invariant 4: a payment's `mark_sold` that arrives after the refund's release (two requests
+/// racing, or a slow network) does not block the refunded seat for good.
+pub async fn late_mark_sold_does_not_resurrect_a_refunded_seat(harness: Harness) {
+    let f = Fixture::new(&harness, Layout::default()).await;
+    let order = f.buy("late-mark", vec![f.seat(3)]).await;
+    f.tickets
+        .pay(order.id, PaymentRef::new("pi_late").unwrap())
+        .await
+        .expect("pay");
+    f.tickets.refund(order.id).await.expect("refund");
+    let items = vec![HoldItem::Seat(f.seat(3))];
+    f.backends
+        .seat_lock
+        .mark_sold(f.event.id(), order.id, &items)
+        .await
+        .expect("late mark_sold");
+    f.assert_seat_map_matches_repository().await;
+    f.buy("next", vec![f.seat(3)]).await;
+    f.audit().await;
+    harness.finish().await;
+}
+
 /// Invariant 4: a hold whose buyer vanished (no ticket written) blocks the seat only until its
 /// deadline; an unpaid ticket is expired by the sweep and its seat sold again.
 pub async fn abandoned_holds_free_their_seats(harness: Harness) {

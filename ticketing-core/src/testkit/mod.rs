@@ -23,8 +23,9 @@ use std::sync::Arc;
 pub use checks::{
     abandoned_holds_free_their_seats, bad_requests_write_nothing,
     customer_limit_holds_under_concurrency, general_admission_never_exceeds_capacity,
-    lifecycle_round_trip, paid_changes_only_by_refund, payment_races_expiry_sweep,
-    purchase_is_idempotent, seat_lock_data_loss_is_harmless, seats_are_sold_once,
+    late_mark_sold_does_not_resurrect_a_refunded_seat, lifecycle_round_trip,
+    paid_changes_only_by_refund, payment_races_expiry_sweep, purchase_is_idempotent,
+    seat_lock_data_loss_is_harmless, seats_are_sold_once,
 };
 pub use fixture::{Fixture, Layout, PRICE_MINOR};
 
@@ -85,6 +86,7 @@ macro_rules! conformance_suite {
             payment_races_expiry_sweep,
             paid_changes_only_by_refund,
             abandoned_holds_free_their_seats,
+            late_mark_sold_does_not_resurrect_a_refunded_seat,
             purchase_is_idempotent,
             customer_limit_holds_under_concurrency,
             seat_lock_data_loss_is_harmless,

@@ -1,5 +1,7 @@
 -- Marks seats and general-admission places sold to one order: no deadline, any other holder of a
--- seat is overwritten (the database recorded this order's payment).
+-- seat is overwritten (the database recorded this order's payment). A free seat (no entry) and a
+-- zone without this order's entry stay as they are: a release that overtook this mark (a refund
+-- committed after the payment) must win, and a rebuild reads sold seats from the database.
 --
 -- KEYS[1]: loaded marker of the event (STRING)
 -- KEYS[2]: seats of the event (HASH seat key -> "H|order|until_ms" or "S|order")
@@ -23,20 +25,21 @@ end
 
 local sold_value = 'S|' .. order
 for i = 3, 2 + seat_count do
-  redis.call('HSET', seats, ARGV[i], sold_value)
+  if redis.call('HEXISTS', seats, ARGV[i]) == 1 then
+    redis.call('HSET', seats, ARGV[i], sold_value)
+  end
 end
 
 for i = 3 + seat_count, #ARGV, 2 do
   local zone, quantity = ARGV[i], tonumber(ARGV[i + 1])
   local member = zone .. '|' .. order
   local value = redis.call('HGET', general, member)
-  local own_quantity = 0
   if value then
-    own_quantity = tonumber(string.match(value, '^[HS]|(%d+)')) or 0
+    local own_quantity = tonumber(string.match(value, '^[HS]|(%d+)')) or 0
+    redis.call('HSET', general, member, 'S|' .. quantity)
+    redis.call('ZREM', general_deadlines, member)
+    redis.call('HINCRBY', general_taken, zone, quantity - own_quantity)
   end
-  redis.call('HSET', general, member, 'S|' .. quantity)
-  redis.call('ZREM', general_deadlines, member)
-  redis.call('HINCRBY', general_taken, zone, quantity - own_quantity)
 end
 
 return 1

@@ -281,17 +281,19 @@ impl SqlSeatLock {
         let mut tx = begin(&self.pool).await?;
         for (zone, (quantity, _)) in &wanted.zones {
             sqlx::query(sql::SELL_ZONE)
+                .bind(*quantity)
                 .bind(event)
                 .bind(zone.as_str())
                 .bind(order)
-                .bind(*quantity)
                 .execute(&mut *tx)
                 .await?;
         }
         if !wanted.seats.is_empty() {
-            let mut sell = sqlx::query(expand(sql::SELL_SEATS, &value_rows(wanted.seats.len(), 3)));
+            let mut sell = sqlx::query(expand(sql::SELL_SEATS, &markers(wanted.seats.len())))
+                .bind(order)
+                .bind(event);
             for seat in &wanted.seats {
-                sell = sell.bind(event).bind(seat.key()).bind(order);
+                sell = sell.bind(seat.key());
             }
             sell.execute(&mut *tx).await?;
         }

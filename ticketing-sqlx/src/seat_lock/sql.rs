@@ -60,14 +60,14 @@ pub(super) const RELEASE_SEATS: &str = "UPDATE seat_lock_seats SET order_id = NU
 pub(super) const RELEASE_ZONES: &str = "DELETE FROM seat_lock_zone_holds \
      WHERE event_id = ? AND zone_code IN ({list}) AND order_id = ?";
 
-/// Rows `(event, seat_key, order)`: sold to the order, whoever held the seat.
-pub(super) const SELL_SEATS: &str = "INSERT INTO seat_lock_seats (event_id, seat_key, order_id) \
-     VALUES {list} ON DUPLICATE KEY UPDATE order_id = VALUES(order_id), until = NULL";
+/// Binds: order, event, seat keys. Sold to the order, whoever holds the seat; a free seat stays
+/// free (a release that overtook this mark, e.g. a refund, must win).
+pub(super) const SELL_SEATS: &str = "UPDATE seat_lock_seats SET order_id = ?, until = NULL \
+     WHERE event_id = ? AND seat_key IN ({list}) AND order_id IS NOT NULL";
 
-/// Binds: event, zone, order, quantity.
-pub(super) const SELL_ZONE: &str = "INSERT INTO seat_lock_zone_holds \
-     (event_id, zone_code, order_id, quantity, until) VALUES (?, ?, ?, ?, NULL) \
-     ON DUPLICATE KEY UPDATE quantity = VALUES(quantity), until = NULL";
+/// Binds: quantity, event, zone, order. Only the order's own entry turns sold; no entry, nothing.
+pub(super) const SELL_ZONE: &str = "UPDATE seat_lock_zone_holds SET quantity = ?, until = NULL \
+     WHERE event_id = ? AND zone_code = ? AND order_id = ?";
 
 /// Binds: event, event, now, now, event. One consistent read: the marker row ('M'), the held or
 /// sold seats ('S') and the taken places per zone ('Z').
