@@ -1,0 +1,170 @@
+//! `OutboxStore` on MySQL: the relay lease as a compare-and-set, the sent cursor, and relays
+//! publishing concurrently from the real outbox to an in-memory sink.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::TimeDelta;
+use support::*;
+use ticketing_core::domain::{OutboxKind, ZoneCode};
+use ticketing_core::memory::InMemoryEventSink;
+use ticketing_core::ports::{OutboxStore, SystemClock, TicketRepository};
+use ticketing_core::service::{OutboxRelay, RelayConfig};
+use ticketing_sqlx::MySqlTicketRepository;
+
+#[tokio::test]
+async fn the_lease_is_a_compare_and_set_on_the_callers_clock() {
+    let db = database(4).await;
+    let repo = MySqlTicketRepository::new(db.pool().clone());
+    let ttl = TimeDelta::seconds(10);
+    let now = t0();
+
+    assert!(repo.try_acquire_lease("a", now, ttl).await.unwrap());
+    assert!(!repo.try_acquire_lease("b", now, ttl).await.unwrap());
+    // Renewing with the very same values still answers true (matched rows are counted).
+    assert!(repo.try_acquire_lease("a", now, ttl).await.unwrap());
+    assert!(
+        !repo
+            .try_acquire_lease("b", now + ttl - ms(1), ttl)
+            .await
+            .unwrap()
+    );
+    // Lapsed at `now + ttl`: b takes it, and a may no longer move the cursor.
+    assert!(repo.try_acquire_lease("b", now + ttl, ttl).await.unwrap());
+    assert!(!repo.mark_sent("a", 5).await.unwrap());
+    assert!(!repo.rewind("a", 0).await.unwrap());
+    assert!(repo.mark_sent("b", 5).await.unwrap());
+    assert!(repo.mark_sent("b", 3).await.unwrap(), "holder may call");
+    assert_eq!(repo.sent_up_to().await.unwrap(), 5, "never backwards");
+    assert!(repo.rewind("b", 2).await.unwrap());
+    assert!(repo.rewind("b", 4).await.unwrap());
+    assert_eq!(repo.sent_up_to().await.unwrap(), 2, "never forwards");
+    // a release by a non-holder changes nothing; by the holder frees it at once.
+    repo.release_lease("a").await.unwrap();
+    assert!(!repo.try_acquire_lease("a", now + ttl, ttl).await.unwrap());
+    repo.release_lease("b").await.unwrap();
+    assert!(repo.try_acquire_lease("a", now + ttl, ttl).await.unwrap());
+    db.drop_database().await.unwrap();
+}
+
+#[tokio::test]
+async fn unsent_reads_after_the_cursor_in_order() {
+    let db = database(4).await;
+    let repo = MySqlTicketRepository::new(db.pool().clone());
+    let show = Show::new();
+    for n in 1..=3 {
+        let key = format!("A:1:{n}");
+        repo.insert_order(&show.seats("c", &[key.as_str()], t0(), TimeDelta::minutes(5)))
+            .await
+            .unwrap();
+    }
+    repo.insert_order(&show.general("g", 2, 10, t0(), TimeDelta::minutes(5)))
+        .await
+        .unwrap();
+    let all = repo.unsent(100).await.unwrap();
+    assert_eq!(all.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3, 4]);
+    let ga = &all[3].event;
+    assert_eq!(ga.kind, OutboxKind::TicketReserved);
+    assert_eq!(ga.lines.len(), 2, "one line per ticket");
+    assert!(
+        ga.lines
+            .iter()
+            .all(|l| l.zone == "GA".parse::<ZoneCode>().unwrap())
+    );
+    assert!(
+        repo.try_acquire_lease("r", t0(), TimeDelta::seconds(5))
+            .await
+            .unwrap()
+    );
+    assert!(repo.mark_sent("r", 2).await.unwrap());
+    assert_eq!(
+        repo.unsent(1)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.seq)
+            .collect::<Vec<_>>(),
+        [3]
+    );
+    db.drop_database().await.unwrap();
+}
+
+/// Writers and three relays at once: the sink ends with every entry exactly once, in order.
+#[tokio::test]
+async fn concurrent_relays_publish_every_entry_once_in_order() {
+    const WRITERS: usize = 4;
+    const ORDERS_PER_WRITER: usize = 15;
+    let db = database(16).await;
+    let repo = Arc::new(MySqlTicketRepository::new(db.pool().clone()));
+    let sink = Arc::new(InMemoryEventSink::new());
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let relays: Vec<_> = (0..3)
+        .map(|n| {
+            let relay = Arc::new(
+                OutboxRelay::new(
+                    repo.clone(),
+                    sink.clone(),
+                    Arc::new(SystemClock),
+                    RelayConfig {
+                        relay_id: format!("relay-{n}"),
+                        batch_size: 7,
+                        poll_interval: Duration::from_millis(2),
+                        ..RelayConfig::default()
+                    },
+                )
+                .unwrap(),
+            );
+            let mut stopped = stopped.clone();
+            let task = tokio::spawn({
+                let relay = relay.clone();
+                async move {
+                    relay
+                        .run(async move {
+                            let _ = stopped.wait_for(|s| *s).await;
+                        })
+                        .await
+                }
+            });
+            (relay, task)
+        })
+        .collect();
+    let show = Arc::new(Show::new());
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let (repo, show) = (repo.clone(), show.clone());
+            tokio::spawn(async move {
+                for n in 0..ORDERS_PER_WRITER {
+                    let key = format!("A:{}:{}", w + 1, n + 1);
+                    repo.insert_order(&show.seats(
+                        "c",
+                        &[key.as_str()],
+                        t0(),
+                        TimeDelta::minutes(5),
+                    ))
+                    .await
+                    .unwrap();
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let total = (WRITERS * ORDERS_PER_WRITER) as u64;
+    while repo.sent_up_to().await.unwrap() < total {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    stop.send(true).unwrap();
+    let mut published = 0;
+    for (relay, task) in relays {
+        task.await.unwrap();
+        published += relay.stats().published;
+    }
+    let seqs: Vec<u64> = sink.entries().iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (1..=total).collect::<Vec<_>>());
+    // Entries marked sent are counted once: by the relay that held the lease.
+    assert_eq!(published, total);
+    db.drop_database().await.unwrap();
+}
