@@ -1,6 +1,8 @@
 //! Harnesses that combine the real adapters: the Redis seat lock in front of the MySQL
 //! repositories, each test with its own database and its own key prefix.
 
+pub mod chaos;
+
 use std::sync::Arc;
 
 use ticketing_core::testkit::{BoxFuture, Harness};
