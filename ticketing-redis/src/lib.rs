@@ -9,12 +9,17 @@ mod keys;
 mod lock;
 mod rebuild;
 mod scripts;
+mod stream;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod values;
 
 pub use config::RedisSeatLockConfig;
 pub use lock::RedisSeatLock;
+pub use stream::{
+    EventTotals, ProjectionConfig, ProjectionRound, RedisEventSink, RedisEventSinkConfig,
+    RedisProjection, ZoneTotals,
+};
 /// The `redis` crate this adapter is built on (for `redis::Client` and connection settings).
 pub use redis;
 /// The reconnecting Redis connection the lock runs on, re-exported so callers need no direct

@@ -1,0 +1,519 @@
+//! [`RedisProjection`]: a consumer of the event stream keeping sold counts and revenue per event
+//! and per zone in Redis hashes.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use redis::{Client, FromRedisValue, RedisError, Value};
+use ticketing_core::domain::{EventId, OutboxEvent, OutboxKind, ZoneCode};
+use ticketing_core::{Error, Result};
+
+use super::{StreamKeys, StreamScripts};
+use crate::error::RedisLockError;
+
+/// Settings of a [`RedisProjection`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectionConfig {
+    /// The sink's key prefix (no braces).
+    pub key_prefix: String,
+    /// The consumer group; one read model per group.
+    pub group: String,
+    /// This consumer's name in the group; unique per running consumer.
+    pub consumer: String,
+    /// Most entries read per call.
+    pub batch_size: u32,
+    /// How long a read waits for new entries (`XREADGROUP … BLOCK`); keep it below the
+    /// connection's response timeout.
+    pub block: Duration,
+    /// Entries another consumer received but did not acknowledge for this long are claimed
+    /// (`XAUTOCLAIM`): that consumer is presumed dead.
+    pub claim_min_idle: Duration,
+    /// Pause before reading again after a gap (an earlier entry still pending elsewhere) or a
+    /// failure.
+    pub retry_interval: Duration,
+}
+
+impl Default for ProjectionConfig {
+    fn default() -> Self {
+        Self {
+            key_prefix: "tkt:".into(),
+            group: "sales-projection".into(),
+            consumer: format!("projection-{}", uuid::Uuid::new_v4().simple()),
+            batch_size: 200,
+            block: Duration::from_millis(1000),
+            claim_min_idle: Duration::from_secs(30),
+            retry_interval: Duration::from_millis(200),
+        }
+    }
+}
+
+/// What one [`RedisProjection::run_once`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProjectionRound {
+    /// Entries claimed from consumers idle longer than `claim_min_idle`.
+    pub claimed: u64,
+    /// Entries applied to the read model.
+    pub applied: u64,
+    /// Entries already applied before (acknowledged, nothing changed).
+    pub duplicates: u64,
+    /// Whether an entry was held back because an earlier one was not applied yet.
+    pub gap: bool,
+}
+
+/// Sold count and revenue of one zone of an event, as the projection saw them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ZoneTotals {
+    /// PENDING_PAYMENT tickets.
+    pub pending: i64,
+    /// PAID tickets.
+    pub sold: i64,
+    /// Sum of the prices of PAID tickets, in minor units.
+    pub revenue_minor: i64,
+}
+
+/// The read model of one event.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventTotals {
+    /// PENDING_PAYMENT tickets.
+    pub pending: i64,
+    /// PAID tickets.
+    pub sold: i64,
+    /// Sum of the prices of PAID tickets, in minor units of `currency`.
+    pub revenue_minor: i64,
+    /// EXPIRED tickets.
+    pub expired: i64,
+    /// CANCELLED tickets.
+    pub cancelled: i64,
+    /// REFUNDED tickets.
+    pub refunded: i64,
+    /// The currency of `revenue_minor`, once an entry was applied.
+    pub currency: Option<String>,
+    /// Per zone.
+    pub zones: BTreeMap<ZoneCode, ZoneTotals>,
+}
+
+/// A consumer of the event stream in a consumer group, keeping a read model: per event and per
+/// zone, the tickets pending, sold (PAID), expired, cancelled and refunded, and the revenue.
+///
+/// Each entry is applied by one Lua call that also records the last applied seq and acknowledges
+/// the entry (`XACK`), so applying is atomic and idempotent by seq: a redelivered or republished
+/// entry is acknowledged and changes nothing. Entries are applied strictly in seq order; an entry
+/// that arrives before its predecessor (several consumers split a group's entries) stays pending
+/// and is taken up again. A consumer that died with entries pending is relieved of them by
+/// `XAUTOCLAIM` once they were idle for [`ProjectionConfig::claim_min_idle`].
+pub struct RedisProjection {
+    conn: ConnectionManager,
+    config: ProjectionConfig,
+    keys: StreamKeys,
+    scripts: StreamScripts,
+}
+
+impl std::fmt::Debug for RedisProjection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisProjection")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One stream entry: its id and, unless it was deleted meanwhile, its fields.
+type RawEntry = (String, Option<Vec<(String, String)>>);
+
+/// The deltas an event makes to the read model: per-event fields and per-zone fields.
+type Deltas = (Vec<(&'static str, i64)>, Vec<(String, i64)>);
+
+impl RedisProjection {
+    /// A consumer over its own connection (blocking reads hold it). [`Error::InvalidRequest`]
+    /// for a prefix with braces, an empty group or consumer name, or a zero batch size.
+    pub fn new(conn: ConnectionManager, config: ProjectionConfig) -> Result<Self> {
+        if config.group.is_empty() || config.consumer.is_empty() {
+            return Err(Error::invalid("group", "group and consumer must be named"));
+        }
+        if config.batch_size == 0 {
+            return Err(Error::invalid("batch_size", "must be at least 1"));
+        }
+        Ok(Self {
+            conn,
+            keys: StreamKeys::new(&config.key_prefix)?,
+            config,
+            scripts: StreamScripts::new(),
+        })
+    }
+
+    /// Connects to `url` with a default [`ConnectionManager`].
+    pub async fn connect(url: &str, config: ProjectionConfig) -> Result<Self> {
+        let client = Client::open(url).map_err(|e| Error::invalid("redis_url", e.to_string()))?;
+        let conn = ConnectionManager::new(client)
+            .await
+            .map_err(RedisLockError::from)?;
+        Self::new(conn, config)
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &ProjectionConfig {
+        &self.config
+    }
+
+    /// Creates the consumer group at the start of the stream (and the stream if missing);
+    /// an existing group is left as it is.
+    pub async fn ensure_group(&self) -> Result<()> {
+        let created: redis::RedisResult<()> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(self.keys.stream())
+            .arg(&self.config.group)
+            .arg("0")
+            .arg("MKSTREAM")
+            .query_async(&mut self.conn.clone())
+            .await;
+        match created {
+            Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
+            other => Ok(other.map_err(RedisLockError::from)?),
+        }
+    }
+
+    /// One round: claim entries of dead consumers, apply this consumer's pending entries, then
+    /// (if none is left) wait up to `block` for new ones and apply them. A missing group (Redis
+    /// lost its data) is created again.
+    pub async fn run_once(&self) -> Result<ProjectionRound> {
+        match self.round().await {
+            Err(RoundError::NoGroup) => {
+                self.ensure_group().await?;
+                Ok(ProjectionRound::default())
+            }
+            Err(RoundError::Other(e)) => Err(e),
+            Ok(round) => Ok(round),
+        }
+    }
+
+    async fn round(&self) -> Result<ProjectionRound, RoundError> {
+        let mut round = ProjectionRound {
+            claimed: self.claim_idle().await?,
+            ..ProjectionRound::default()
+        };
+        let pending = self.read("0", None).await?;
+        let had_pending = !pending.is_empty();
+        self.apply_all(pending, &mut round).await?;
+        if !had_pending || (!round.gap && round.applied + round.duplicates > 0) {
+            let fresh = self.read(">", Some(self.config.block)).await?;
+            self.apply_all(fresh, &mut round).await?;
+        }
+        Ok(round)
+    }
+
+    /// Rounds until `shutdown` completes. Failures (Redis down) are logged and retried after
+    /// `retry_interval`; a gap waits `retry_interval` too.
+    pub async fn run(&self, shutdown: impl Future<Output = ()> + Send) {
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            let delay = match self.run_once().await {
+                Ok(round) if round.gap => self.config.retry_interval,
+                Ok(_) => Duration::ZERO,
+                Err(error) => {
+                    tracing::warn!(consumer = %self.config.consumer, %error, "projection round failed");
+                    self.config.retry_interval
+                }
+            };
+            if tokio::time::timeout(delay, &mut shutdown).await.is_ok() {
+                return;
+            }
+        }
+    }
+
+    /// The last seq applied to the read model (0 before the first).
+    pub async fn last_applied(&self) -> Result<u64> {
+        let last: Option<u64> = redis::cmd("GET")
+            .arg(self.keys.last_seq())
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(RedisLockError::from)?;
+        Ok(last.unwrap_or(0))
+    }
+
+    /// The read model of `event` (all zeros when nothing of it was applied).
+    pub async fn totals(&self, event: EventId) -> Result<EventTotals> {
+        let mut conn = self.conn.clone();
+        let fields: BTreeMap<String, String> = redis::cmd("HGETALL")
+            .arg(self.keys.event_totals(event))
+            .query_async(&mut conn)
+            .await
+            .map_err(RedisLockError::from)?;
+        let zone_fields: BTreeMap<String, i64> = redis::cmd("HGETALL")
+            .arg(self.keys.zone_totals(event))
+            .query_async(&mut conn)
+            .await
+            .map_err(RedisLockError::from)?;
+        let number = |name: &str| -> Result<i64> {
+            fields.get(name).map_or(Ok(0), |v| {
+                v.parse()
+                    .map_err(|_| Error::internal(format!("read model field {name} = {v:?}")))
+            })
+        };
+        let mut totals = EventTotals {
+            pending: number("pending")?,
+            sold: number("sold")?,
+            revenue_minor: number("revenue")?,
+            expired: number("expired")?,
+            cancelled: number("cancelled")?,
+            refunded: number("refunded")?,
+            currency: fields.get("currency").cloned(),
+            zones: BTreeMap::new(),
+        };
+        for (field, value) in zone_fields {
+            let Some((zone, what)) = field.rsplit_once(':') else {
+                continue;
+            };
+            let zone: ZoneCode = zone
+                .parse()
+                .map_err(|_| Error::internal(format!("read model zone field {field:?}")))?;
+            let entry = totals.zones.entry(zone).or_default();
+            match what {
+                "pending" => entry.pending = value,
+                "sold" => entry.sold = value,
+                "revenue" => entry.revenue_minor = value,
+                _ => {}
+            }
+        }
+        Ok(totals)
+    }
+
+    /// Takes over entries idle longer than `claim_min_idle` (ids only; they are read next as
+    /// this consumer's pending entries).
+    async fn claim_idle(&self) -> Result<u64, RoundError> {
+        let mut start = "0-0".to_owned();
+        let mut claimed = 0;
+        // Bounded: at most a few batches per round.
+        for _ in 0..10 {
+            let reply: Vec<Value> = redis::cmd("XAUTOCLAIM")
+                .arg(self.keys.stream())
+                .arg(&self.config.group)
+                .arg(&self.config.consumer)
+                .arg(self.config.claim_min_idle.as_millis() as u64)
+                .arg(&start)
+                .arg("COUNT")
+                .arg(self.config.batch_size)
+                .arg("JUSTID")
+                .query_async(&mut self.conn.clone())
+                .await?;
+            let mut parts = reply.into_iter();
+            let next: String = match parts.next() {
+                Some(v) => String::from_redis_value(v).map_err(RedisError::from)?,
+                None => break,
+            };
+            let ids: Vec<String> = match parts.next() {
+                Some(v) => Vec::from_redis_value(v).map_err(RedisError::from)?,
+                None => Vec::new(),
+            };
+            claimed += ids.len() as u64;
+            if next == "0-0" {
+                break;
+            }
+            start = next;
+        }
+        if claimed > 0 {
+            tracing::info!(consumer = %self.config.consumer, claimed, "claimed entries of an idle consumer");
+        }
+        Ok(claimed)
+    }
+
+    /// `XREADGROUP` from `id` (`0`: this consumer's pending entries; `>`: new ones).
+    async fn read(&self, id: &str, block: Option<Duration>) -> Result<Vec<RawEntry>, RoundError> {
+        let mut cmd = redis::cmd("XREADGROUP");
+        cmd.arg("GROUP")
+            .arg(&self.config.group)
+            .arg(&self.config.consumer)
+            .arg("COUNT")
+            .arg(self.config.batch_size);
+        if let Some(block) = block {
+            cmd.arg("BLOCK").arg(block.as_millis().max(1) as u64);
+        }
+        cmd.arg("STREAMS").arg(self.keys.stream()).arg(id);
+        let reply: Option<Vec<(String, Vec<RawEntry>)>> =
+            cmd.query_async(&mut self.conn.clone()).await?;
+        Ok(reply
+            .into_iter()
+            .flatten()
+            .flat_map(|(_, entries)| entries)
+            .collect())
+    }
+
+    async fn apply_all(
+        &self,
+        entries: Vec<RawEntry>,
+        round: &mut ProjectionRound,
+    ) -> Result<(), RoundError> {
+        for (id, fields) in entries {
+            let Some(fields) = fields else {
+                // Deleted (trimmed) before it was applied: acknowledge it; the seq it carried is
+                // a gap the next entry reports.
+                tracing::warn!(%id, "event stream entry was trimmed before it was applied");
+                let _: i64 = redis::cmd("XACK")
+                    .arg(self.keys.stream())
+                    .arg(&self.config.group)
+                    .arg(&id)
+                    .query_async(&mut self.conn.clone())
+                    .await?;
+                continue;
+            };
+            match self.apply(&id, &fields).await?.as_str() {
+                "applied" => round.applied += 1,
+                "duplicate" => round.duplicates += 1,
+                "gap" => {
+                    round.gap = true;
+                    return Ok(());
+                }
+                other => {
+                    return Err(Error::internal(format!("project.lua answered {other:?}")).into());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn apply(&self, id: &str, fields: &[(String, String)]) -> Result<String, RoundError> {
+        let field = |name: &str| {
+            fields
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+                .ok_or_else(|| Error::internal(format!("stream entry {id} has no {name}")))
+        };
+        let seq: u64 = field("seq")?
+            .parse()
+            .map_err(|_| Error::internal(format!("stream entry {id} has a bad seq")))?;
+        let event: OutboxEvent = serde_json::from_str(field("payload")?)
+            .map_err(|e| Error::internal(format!("stream entry {id} payload: {e}")))?;
+        let (event_deltas, zone_deltas) = deltas(&event);
+        let mut call = self.scripts.project.prepare_invoke();
+        call.key(self.keys.stream())
+            .key(self.keys.last_seq())
+            .key(self.keys.event_totals(event.event_id))
+            .key(self.keys.zone_totals(event.event_id))
+            .arg(&self.config.group)
+            .arg(id)
+            .arg(seq)
+            .arg(event.amount.currency.as_str())
+            .arg(event_deltas.len());
+        for (name, delta) in event_deltas {
+            call.arg(name).arg(delta);
+        }
+        for (name, delta) in zone_deltas {
+            call.arg(name).arg(delta);
+        }
+        Ok(call.invoke_async(&mut self.conn.clone()).await?)
+    }
+}
+
+/// The changes `event` makes to the read model. Version-1 events carry no lines and change only
+/// the per-event totals.
+fn deltas(event: &OutboxEvent) -> Deltas {
+    let n = event.ticket_ids.len() as i64;
+    let amount = event.amount.minor;
+    let per_kind = |n: i64, amount: i64| -> Vec<(&'static str, i64)> {
+        match event.kind {
+            OutboxKind::TicketReserved => vec![("pending", n)],
+            OutboxKind::TicketPaid => vec![("pending", -n), ("sold", n), ("revenue", amount)],
+            OutboxKind::TicketExpired => vec![("pending", -n), ("expired", n)],
+            OutboxKind::TicketCancelled => vec![("pending", -n), ("cancelled", n)],
+            OutboxKind::TicketRefunded => vec![("sold", -n), ("revenue", -amount), ("refunded", n)],
+        }
+    };
+    let mut zones: BTreeMap<(String, &'static str), i64> = BTreeMap::new();
+    for line in &event.lines {
+        for (name, delta) in per_kind(1, line.price.minor) {
+            if matches!(name, "pending" | "sold" | "revenue") {
+                *zones.entry((line.zone.to_string(), name)).or_default() += delta;
+            }
+        }
+    }
+    (
+        per_kind(n, amount),
+        zones
+            .into_iter()
+            .map(|((zone, name), delta)| (format!("{zone}:{name}"), delta))
+            .collect(),
+    )
+}
+
+/// A round's failure: the group is missing (recreate it) or anything else.
+enum RoundError {
+    NoGroup,
+    Other(Error),
+}
+
+impl From<Error> for RoundError {
+    fn from(e: Error) -> Self {
+        RoundError::Other(e)
+    }
+}
+
+impl From<RedisError> for RoundError {
+    fn from(e: RedisError) -> Self {
+        if e.code() == Some("NOGROUP") {
+            RoundError::NoGroup
+        } else {
+            RoundError::Other(RedisLockError::from(e).into())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+    use ticketing_core::domain::{
+        Currency, CustomerId, Money, OUTBOX_SCHEMA_VERSION, OrderId, OutboxLine, TicketId, VenueId,
+    };
+    use uuid::Uuid;
+
+    fn event(kind: OutboxKind) -> OutboxEvent {
+        let eur = Currency::new("EUR").unwrap();
+        let line = |zone: &str, minor| OutboxLine {
+            ticket_id: TicketId::from_uuid(Uuid::now_v7()),
+            zone: zone.parse().unwrap(),
+            seat: None,
+            price: Money::new(minor, eur),
+        };
+        let lines = vec![line("A", 100), line("A", 100), line("GA", 30)];
+        OutboxEvent {
+            version: OUTBOX_SCHEMA_VERSION,
+            kind,
+            order_id: OrderId::from_uuid(Uuid::now_v7()),
+            event_id: EventId::from_uuid(Uuid::now_v7()),
+            venue_id: VenueId::from_uuid(Uuid::now_v7()),
+            customer: "c".parse::<CustomerId>().unwrap(),
+            ticket_ids: lines.iter().map(|l| l.ticket_id).collect(),
+            seats: Vec::new(),
+            amount: Money::new(230, eur),
+            at: Utc::now(),
+            lines,
+        }
+    }
+
+    #[test]
+    fn a_payment_moves_pending_to_sold_per_event_and_zone() {
+        let (totals, zones) = deltas(&event(OutboxKind::TicketPaid));
+        assert_eq!(totals, [("pending", -3), ("sold", 3), ("revenue", 230)]);
+        assert_eq!(
+            zones,
+            [
+                ("A:pending".to_owned(), -2),
+                ("A:revenue".to_owned(), 200),
+                ("A:sold".to_owned(), 2),
+                ("GA:pending".to_owned(), -1),
+                ("GA:revenue".to_owned(), 30),
+                ("GA:sold".to_owned(), 1),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_refund_takes_sold_and_revenue_back() {
+        let (totals, zones) = deltas(&event(OutboxKind::TicketRefunded));
+        assert_eq!(totals, [("sold", -3), ("revenue", -230), ("refunded", 3)]);
+        assert!(zones.contains(&("GA:revenue".to_owned(), -30)));
+        let (totals, _) = deltas(&event(OutboxKind::TicketExpired));
+        assert_eq!(totals, [("pending", -3), ("expired", 3)]);
+    }
+}
