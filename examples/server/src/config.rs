@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use ticketing_core::Result;
+use ticketing_core::memory::InMemoryTicketRepository;
+use ticketing_core::ports::OutboxStore;
 use ticketing_core::service::Backends;
 use ticketing_redis::{RedisSeatLock, RedisSeatLockConfig};
 use ticketing_sqlx::{MySqlCatalog, MySqlTicketRepository, SqlSeatLock};
@@ -55,6 +57,16 @@ pub struct Args {
     #[arg(long, env = "TICKETING_DEMO")]
     pub demo: Option<bool>,
 
+    /// With `--redis-url`: do not run the outbox relay (publishing the outbox to the Redis event
+    /// stream) in this process.
+    #[arg(long, env = "TICKETING_NO_OUTBOX_RELAY")]
+    pub no_outbox_relay: bool,
+
+    /// With `--redis-url`: do not run the sales projection (the event stream's consumer keeping
+    /// the read model) in this process.
+    #[arg(long, env = "TICKETING_NO_PROJECTION")]
+    pub no_projection: bool,
+
     /// Log line format.
     #[arg(long, env = "TICKETING_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -94,14 +106,25 @@ impl Args {
     /// `--database-url`, the Redis seat lock with `--redis-url`, the SQL seat lock with a
     /// database but no Redis, in-memory adapters for the rest.
     pub async fn connect_backends(&self) -> Result<Backends> {
+        Ok(self.connect_backends_with_outbox().await?.0)
+    }
+
+    /// [`connect_backends`](Self::connect_backends), plus the ticket repository as the outbox
+    /// relay's store.
+    pub async fn connect_backends_with_outbox(&self) -> Result<(Backends, Arc<dyn OutboxStore>)> {
         let mut backends = Backends::in_memory();
+        let memory = Arc::new(InMemoryTicketRepository::new());
+        backends.tickets = memory.clone();
+        let mut outbox: Arc<dyn OutboxStore> = memory;
         if let Some(url) = &self.database_url {
             let pool = ticketing_sqlx::connect(url, self.database_connections).await?;
             ticketing_sqlx::migrations()
                 .run(&pool)
                 .await
                 .map_err(|e| ticketing_core::Error::unavailable(ticketing_sqlx::ADAPTER, e))?;
-            backends.tickets = Arc::new(MySqlTicketRepository::new(pool.clone()));
+            let repository = Arc::new(MySqlTicketRepository::new(pool.clone()));
+            backends.tickets = repository.clone();
+            outbox = repository;
             backends.catalog = Arc::new(MySqlCatalog::new(pool.clone()));
             backends.seat_lock = Arc::new(SqlSeatLock::new(pool));
         }
@@ -112,7 +135,7 @@ impl Args {
             };
             backends.seat_lock = Arc::new(RedisSeatLock::connect(url, config).await?);
         }
-        Ok(backends)
+        Ok((backends, outbox))
     }
 }
 
@@ -151,6 +174,14 @@ mod tests {
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("5h").is_err());
         assert!(parse_duration("x").is_err());
+    }
+
+    #[test]
+    fn the_event_stream_tasks_can_be_turned_off() {
+        let args = Args::parse_from(["ticketing-server"]);
+        assert!(!args.no_outbox_relay && !args.no_projection);
+        let args = Args::parse_from(["ticketing-server", "--no-outbox-relay", "--no-projection"]);
+        assert!(args.no_outbox_relay && args.no_projection);
     }
 
     #[test]

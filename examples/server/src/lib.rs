@@ -11,6 +11,7 @@ pub mod config;
 pub mod demo;
 pub mod dto;
 pub mod error;
+pub mod event_stream;
 pub mod extract;
 pub mod metrics;
 pub mod middleware;
@@ -36,7 +37,8 @@ pub async fn run(
     args: Args,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
-    let backends = args.connect_backends().await?;
+    let (backends, outbox) = args.connect_backends_with_outbox().await?;
+    let clock = backends.clock.clone();
     let admin_token = match &args.admin_token {
         Some(token) if !token.trim().is_empty() => token.clone(),
         _ => {
@@ -83,11 +85,16 @@ pub async fn run(
     }
     let (stop_sweep, stopped) = tokio::sync::watch::channel(false);
     let sweeper = tokio::spawn(app::sweep(state.clone(), args.sweep_interval, stopped));
+    let events = event_stream::EventStream::start(&args, outbox, clock).await?;
+    if !events.running().is_empty() {
+        println!("event stream: {}", events.running().join(", "));
+    }
     axum::serve(listener, app::router(state))
         .with_graceful_shutdown(shutdown)
         .await?;
     let _ = stop_sweep.send(true);
     let _ = sweeper.await;
+    events.stop().await;
     println!("ticketing-server stopped");
     Ok(())
 }

@@ -1,0 +1,92 @@
+//! The event stream in the background: with `--redis-url`, the outbox relay publishes the outbox
+//! to the Redis stream and the sales projection keeps its read model, until shutdown.
+//! `--no-outbox-relay` and `--no-projection` turn either off (e.g. to run them elsewhere).
+
+use std::sync::Arc;
+
+use ticketing_core::Result;
+use ticketing_core::ports::{Clock, OutboxStore};
+use ticketing_core::service::{OutboxRelay, RelayConfig};
+use ticketing_redis::{ProjectionConfig, RedisEventSink, RedisEventSinkConfig, RedisProjection};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::Args;
+
+/// The running background tasks; [`EventStream::stop`] ends them.
+#[derive(Debug)]
+pub struct EventStream {
+    stop: watch::Sender<bool>,
+    tasks: Vec<(&'static str, JoinHandle<()>)>,
+}
+
+impl EventStream {
+    /// Starts what `args` ask for: nothing without `--redis-url`, else the relay (unless
+    /// `--no-outbox-relay`) from `outbox` and the projection (unless `--no-projection`), both
+    /// under `--redis-key-prefix`.
+    pub async fn start(
+        args: &Args,
+        outbox: Arc<dyn OutboxStore>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self> {
+        let (stop, stopped) = watch::channel(false);
+        let mut tasks = Vec::new();
+        let Some(url) = &args.redis_url else {
+            return Ok(Self { stop, tasks });
+        };
+        if !args.no_outbox_relay {
+            let sink = RedisEventSink::connect(
+                url,
+                RedisEventSinkConfig {
+                    key_prefix: args.redis_key_prefix.clone(),
+                    max_len: None,
+                },
+            )
+            .await?;
+            let relay = OutboxRelay::new(outbox, Arc::new(sink), clock, RelayConfig::default())?;
+            tracing::info!(relay = relay.id(), "outbox relay started");
+            let stopped = until_stopped(stopped.clone());
+            tasks.push((
+                "outbox relay",
+                tokio::spawn(async move { relay.run(stopped).await }),
+            ));
+        }
+        if !args.no_projection {
+            let projection = RedisProjection::connect(
+                url,
+                ProjectionConfig {
+                    key_prefix: args.redis_key_prefix.clone(),
+                    ..ProjectionConfig::default()
+                },
+            )
+            .await?;
+            projection.ensure_group().await?;
+            tracing::info!(consumer = %projection.config().consumer, "sales projection started");
+            let stopped = until_stopped(stopped.clone());
+            tasks.push((
+                "projection",
+                tokio::spawn(async move { projection.run(stopped).await }),
+            ));
+        }
+        Ok(Self { stop, tasks })
+    }
+
+    /// Which tasks run, for the start-up line.
+    pub fn running(&self) -> Vec<&'static str> {
+        self.tasks.iter().map(|(name, _)| *name).collect()
+    }
+
+    /// Asks every task to stop after its current round and waits for them.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        for (name, task) in self.tasks {
+            if let Err(error) = task.await {
+                tracing::error!(task = name, %error, "event stream task failed");
+            }
+        }
+    }
+}
+
+async fn until_stopped(mut stopped: watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|stop| *stop).await;
+}
