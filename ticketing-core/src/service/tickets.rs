@@ -276,6 +276,9 @@ impl TicketService {
                 .await?
                 .ok_or_else(|| Error::not_found("order", id))?;
             if let Some(done) = already_done(&order, action, payment_ref.as_ref())? {
+                // The earlier attempt may have committed and failed before it told the lock (its
+                // caller saw an error and retried): mirror the transition again. Idempotent.
+                self.sync_lock(&done, action).await;
                 return Ok(done);
             }
             order.status.apply(action, order.expires_at, now)?;
