@@ -165,18 +165,22 @@ fn many_seeds() {
 }
 
 /// The known bug the simulator found (see `SimConfig::strict_sold_marks`): a refund commits in the
-/// repository, its seat-lock release is lost, and the seat stays *sold* in the lock for good. With
-/// the strict check the simulator finds it within a few seeds. When the services are fixed, this
-/// test fails: make `strict_sold_marks` the default and delete it.
+/// repository, its seat-lock releases are lost, and the seat stays *sold* in the lock for good.
+/// `mark_sold` now leaves a free seat free (a late mark cannot undo the refund's release) and a
+/// refund releases before its commit as well as after, which took it from 1,204 in 100,000 seeds
+/// to about 35 in 20,000. What remains needs two faults at once (the release before the commit
+/// fails, then the process dies after the commit) or a rebuild that read the order as PAID just
+/// before the refund. When that is fixed too, this test fails: make `strict_sold_marks` the
+/// default and delete it.
 #[test]
 fn known_bug_refunded_seats_stay_sold_in_the_lock() {
     let config = SimConfig {
         strict_sold_marks: true,
         ..SimConfig::default()
     };
-    let failure = (0..200)
+    let failure = (0..1_000)
         .find_map(|seed| check_seed(seed, &config).failure)
-        .expect("the stale sold mark of a refunded order was not found in 200 seeds");
+        .expect("the stale sold mark of a refunded order was not found in 1,000 seeds");
     println!("{failure}");
     assert!(failure.violation.invariant.starts_with('4'), "{failure}");
     assert!(

@@ -282,6 +282,13 @@ impl TicketService {
                 return Ok(done);
             }
             order.status.apply(action, order.expires_at, now)?;
+            if action == TicketAction::Refund {
+                // A sold mark never lapses, so a refund frees the seats before it commits as well
+                // as after: if the process dies or the lock fails after the commit, the seats are
+                // not left sold in the lock for good (invariant 4). Freed early, a seat costs at
+                // most a buyer's wasted database attempt, which the unique key refuses.
+                self.sync_lock(&order, action).await;
+            }
             let transition = Transition {
                 order: id,
                 action,
