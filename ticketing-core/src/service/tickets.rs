@@ -209,14 +209,36 @@ impl TicketService {
         } else {
             HashSet::new()
         };
-        let surplus: Vec<HoldItem> = held
-            .iter()
-            .filter(|i| !owned.contains(*i))
-            .cloned()
-            .collect();
-        if !surplus.is_empty() {
-            self.release_quietly(&surplus, record.order_id, request.event)
+        // Our hold replaced the stored order's own hold in a general-admission zone it holds:
+        // put its quantity back instead of releasing the zone (which would free its places).
+        let (mut restore, mut release) = (Vec::new(), Vec::new());
+        for item in held.iter().filter(|i| !owned.contains(*i)) {
+            let stored_zone_hold = match item {
+                HoldItem::General { zone, .. } => owned
+                    .iter()
+                    .find(|o| matches!(o, HoldItem::General { zone: z, .. } if z == zone)),
+                HoldItem::Seat(_) => None,
+            };
+            match stored_zone_hold {
+                Some(own) => restore.push(own.clone()),
+                None => release.push(item.clone()),
+            }
+        }
+        if !release.is_empty() {
+            self.release_quietly(&release, record.order_id, request.event)
                 .await;
+        }
+        if !restore.is_empty() {
+            let hold = HoldRequest {
+                event: request.event,
+                order: record.order_id,
+                items: restore,
+                now: self.backends.now(),
+                until: stored.expires_at + self.config.hold_grace,
+            };
+            if let Err(error) = self.backends.seat_lock.hold(&hold).await {
+                tracing::warn!(order = %record.order_id, %error, "restoring the stored order's hold failed");
+            }
         }
         if record.fingerprint != request.fingerprint() {
             let key = request

@@ -606,6 +606,21 @@ pub async fn purchase_is_idempotent(harness: Harness) {
         .expect("stored");
     assert_eq!(stored.tickets.len(), 2);
 
+    // Reusing a key for another general-admission quantity is a conflict that leaves the stored
+    // order's places as they were.
+    let ga_key = IdempotencyKey::new("key-ga").unwrap();
+    let ga = |quantity| crate::service::PurchaseRequest {
+        idempotency_key: Some(ga_key.clone()),
+        ..f.general_request("idem-ga", quantity)
+    };
+    f.tickets.purchase(ga(2)).await.expect("GA purchase");
+    let reused = f.tickets.purchase(ga(3)).await;
+    assert!(
+        matches!(reused, Err(Error::IdempotencyConflict { .. })),
+        "got {reused:?}"
+    );
+    f.assert_seat_map_matches_repository().await;
+
     // A retry after payment returns the paid order.
     f.tickets
         .pay(first.id, PaymentRef::new("p1").unwrap())
