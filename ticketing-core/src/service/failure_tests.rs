@@ -104,6 +104,7 @@ async fn persist_failure_releases_the_holds_of_the_same_order() {
         .expect_insert_order()
         .times(1)
         .returning(|_| Err(boom("disk full")));
+    tickets.expect_order().times(1).returning(|_| Ok(None));
     let (service, request) = service(lock, tickets).await;
 
     let result = service.purchase(request).await;
@@ -154,6 +155,7 @@ async fn release_failing_too_surfaces_the_persist_error_without_panicking() {
         .expect_insert_order()
         .times(1)
         .returning(|_| Err(boom("db gone")));
+    tickets.expect_order().times(1).returning(|_| Ok(None));
     let (service, request) = service(lock, tickets).await;
     let result: Result<_> = service.purchase(request).await;
     match result {
@@ -205,6 +207,52 @@ async fn a_lock_that_never_loads_gives_up_with_unavailable() {
         .with(always(), always())
         .returning(|_, _| Ok(()));
     let tickets = MockTicketRepository::new();
+    let (service, request) = service(lock, tickets).await;
+    let result = service.purchase(request).await;
+    assert!(
+        matches!(result, Err(Error::Unavailable { .. })),
+        "got {result:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_commit_whose_answer_was_lost_is_a_success_and_keeps_its_holds() {
+    let lock = lock_that_holds(); // no release expected: the mock fails on any call
+    let written = Arc::new(std::sync::Mutex::new(None));
+    let mut tickets = MockTicketRepository::new();
+    let seen = written.clone();
+    tickets
+        .expect_insert_order()
+        .times(1)
+        .returning(move |new| {
+            *seen.lock().unwrap() = Some(new.order.clone());
+            Err(boom("connection lost during COMMIT"))
+        });
+    let stored = written.clone();
+    tickets
+        .expect_order()
+        .times(1)
+        .returning(move |_| Ok(stored.lock().unwrap().clone()));
+    let (service, request) = service(lock, tickets).await;
+    let order = service
+        .purchase(request)
+        .await
+        .expect("the committed order");
+    assert_eq!(Some(order), written.lock().unwrap().clone());
+}
+
+#[tokio::test]
+async fn an_unknown_outcome_that_cannot_be_checked_keeps_the_holds_until_they_lapse() {
+    let lock = lock_that_holds(); // no release expected
+    let mut tickets = MockTicketRepository::new();
+    tickets
+        .expect_insert_order()
+        .times(1)
+        .returning(|_| Err(boom("db gone")));
+    tickets
+        .expect_order()
+        .times(1)
+        .returning(|_| Err(boom("db still gone")));
     let (service, request) = service(lock, tickets).await;
     let result = service.purchase(request).await;
     assert!(

@@ -148,12 +148,43 @@ impl TicketService {
             Ok(InsertOutcome::DuplicateKey(record)) => {
                 self.resolve_duplicate(&request, record, &hold.items).await
             }
+            Err(error) if error.is_retryable() => {
+                self.settle_unknown_outcome(new_order.order, error, &hold.items)
+                    .await
+            }
             Err(error) => {
                 let release = releasable_after_failure(&hold.items, &error);
                 if !release.is_empty() {
                     self.release_quietly(&release, order_id, request.event)
                         .await;
                 }
+                Err(error)
+            }
+        }
+    }
+
+    /// Persisting failed with a backend error, so the commit may or may not have happened (a
+    /// connection lost during COMMIT). Releasing the holds of a committed order would show its
+    /// seats free, so look first: stored → the purchase succeeded after all; not stored → release;
+    /// cannot tell → keep the holds, which lapse by themselves at their deadline.
+    async fn settle_unknown_outcome(
+        &self,
+        order: Order,
+        error: Error,
+        held: &[HoldItem],
+    ) -> Result<Order> {
+        match self.backends.tickets.order(order.id).await {
+            Ok(Some(stored)) if same_tickets(&stored, &order) => {
+                tracing::info!(order = %order.id, %error, "persist reported an error but committed");
+                Ok(stored)
+            }
+            Ok(Some(_)) => Err(error), // A concurrent retry's order owns these holds now.
+            Ok(None) => {
+                self.release_quietly(held, order.id, order.event_id).await;
+                Err(error)
+            }
+            Err(lookup) => {
+                tracing::warn!(order = %order.id, %error, %lookup, "persist outcome unknown; holds lapse at their deadline");
                 Err(error)
             }
         }
@@ -380,6 +411,12 @@ impl TicketService {
         }
         Ok(expired)
     }
+}
+
+/// Whether two versions of an order hold the same tickets.
+fn same_tickets(a: &Order, b: &Order) -> bool {
+    let ids = |o: &Order| o.tickets.iter().map(|t| t.id).collect::<HashSet<_>>();
+    ids(a) == ids(b)
 }
 
 /// What to release after persisting failed. Seats the database reports taken stay held by this
