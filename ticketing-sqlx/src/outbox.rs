@@ -22,6 +22,9 @@ const TAKE_SEQUENCE: &str =
 const INSERT_ROWS: &str =
     "INSERT INTO outbox (seq, kind, order_id, recorded_at, payload) VALUES {list}";
 
+/// The last number handed out by a committed transaction (the row is locked until commit).
+const SELECT_HEAD: &str = "SELECT last_seq FROM outbox_sequence WHERE id = 1";
+
 const SELECT_AFTER: &str = "SELECT seq, payload FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?";
 
 /// The lease as a compare-and-set: taken when free, lapsed at the caller's `now`, or the caller's.
@@ -73,6 +76,11 @@ pub(crate) async fn append(conn: &mut MySqlConnection, events: &[OutboxEvent]) -
     }
     insert.execute(&mut *conn).await?;
     Ok(())
+}
+
+/// The sequence number of the newest committed entry.
+pub(crate) async fn head(pool: &MySqlPool) -> StoreResult<u64> {
+    Ok(sqlx::query_scalar(SELECT_HEAD).fetch_one(pool).await?)
 }
 
 /// Up to `limit` entries after `after`, in sequence order.

@@ -290,6 +290,10 @@ impl TicketRepository for InMemoryTicketRepository {
             .sum())
     }
 
+    async fn outbox_head(&self) -> Result<Option<u64>> {
+        Ok(Some(lock(&self.state).outbox.len() as u64))
+    }
+
     async fn outbox_after(&self, after: u64, limit: u32) -> Result<Vec<OutboxEntry>> {
         Ok(lock(&self.state)
             .outbox

@@ -112,6 +112,13 @@ pub trait TicketRepository: Send + Sync {
     /// Sum of the prices of PAID tickets of the event at the venue, in minor units.
     async fn revenue_minor(&self, venue: VenueId, event: EventId) -> Result<i64>;
 
+    /// The sequence number of the newest committed outbox entry (0 when there is none), or
+    /// `None` when the repository cannot tell. A seat-lock rebuild notes it before reading the
+    /// active tickets and then catches up with the orders changed since.
+    async fn outbox_head(&self) -> Result<Option<u64>> {
+        Ok(None)
+    }
+
     /// Up to `limit` outbox entries with a sequence number greater than `after`, in order.
     async fn outbox_after(&self, after: u64, limit: u32) -> Result<Vec<OutboxEntry>>;
 }

@@ -1,11 +1,11 @@
 //! Talking to the seat lock: holding with a rebuild when the lock lost its state, and the source a
 //! rebuild reads from.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use chrono::TimeDelta;
+use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::domain::{EventId, Order, OrderId, TicketStatus, ZoneCode};
 use crate::ports::{
@@ -14,12 +14,20 @@ use crate::ports::{
 };
 use crate::{Error, Result};
 
+/// Most outbox entries a rebuild's catch-up reads; a longer gap is left to the deadlines.
+const CATCH_UP_LIMIT: u32 = 10_000;
+
 /// Rebuilds seat-lock state from the repository's active tickets: unpaid tickets are held until
 /// their deadline + grace, paid ones are sold.
+///
+/// It also notes the outbox head before reading, so that the rebuilder can catch up afterwards
+/// with the orders that changed while the lock was being rebuilt (a payment whose `mark_sold`
+/// found the event not loaded, an order committed after the read).
 pub struct RepositoryHolds {
     tickets: Arc<dyn TicketRepository>,
     grace: TimeDelta,
     capacities: HashMap<ZoneCode, u32>,
+    read_at: Mutex<Option<u64>>,
 }
 
 impl RepositoryHolds {
@@ -33,13 +41,76 @@ impl RepositoryHolds {
             tickets,
             grace,
             capacities,
+            read_at: Mutex::new(None),
         }
+    }
+
+    /// After this source was read by a rebuild (the services call it right after
+    /// [`SeatLock::rebuild`]): mirrors into the lock the current state of every
+    /// order of `event` that changed since the read began. Orders are read again from the
+    /// repository, so the lock converges to the truth whatever order the changes came in.
+    /// Failures are logged: the rebuild itself succeeded, and deadlines bound what is missed.
+    pub async fn catch_up(&self, lock: &dyn SeatLock, event: EventId, now: DateTime<Utc>) {
+        let Some(mark) = self
+            .read_at
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        else {
+            return; // Another caller rebuilt, or the repository keeps no outbox head.
+        };
+        if let Err(error) = self.try_catch_up(lock, event, mark, now).await {
+            tracing::warn!(%event, %error, "catching up after a seat-lock rebuild failed");
+        }
+    }
+
+    async fn try_catch_up(
+        &self,
+        lock: &dyn SeatLock,
+        event: EventId,
+        mark: u64,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let changed: BTreeSet<OrderId> = self
+            .tickets
+            .outbox_after(mark, CATCH_UP_LIMIT)
+            .await?
+            .into_iter()
+            .filter(|entry| entry.event.event_id == event)
+            .map(|entry| entry.event.order_id)
+            .collect();
+        for id in changed {
+            let Some(order) = self.tickets.order(id).await? else {
+                continue;
+            };
+            let items = items_of(&order, &self.capacities);
+            if order.status.is_terminal() {
+                lock.release(event, id, &items).await?;
+                continue;
+            }
+            let hold = HoldRequest {
+                event,
+                order: id,
+                items: items.clone(),
+                now,
+                until: order.expires_at + self.grace,
+            };
+            let outcome = lock.hold(&hold).await?;
+            if order.status == TicketStatus::Paid {
+                lock.mark_sold(event, id, &items).await?;
+            } else if outcome != HoldOutcome::Held {
+                tracing::debug!(order = %id, ?outcome, "catch-up could not re-hold an unpaid order");
+            }
+        }
+        Ok(())
     }
 }
 
 #[async_trait]
 impl HoldSource for RepositoryHolds {
     async fn active_holds(&self, event: EventId) -> Result<Vec<ActiveHold>> {
+        let head = self.tickets.outbox_head().await?;
+        *self.read_at.lock().unwrap_or_else(|e| e.into_inner()) = head;
         let tickets = self.tickets.active_tickets(event).await?;
         let mut holds = Vec::with_capacity(tickets.len());
         let mut general: HashMap<(OrderId, ZoneCode), ActiveHold> = HashMap::new();
@@ -115,6 +186,7 @@ pub(crate) async fn hold_with_rebuild(
             HoldOutcome::NotLoaded => {
                 tracing::info!(event = %request.event, "seat lock not loaded, rebuilding from the repository");
                 lock.rebuild(request.event, source.clone()).await?;
+                source.catch_up(lock, request.event, request.now).await;
             }
             outcome => return Ok(outcome),
         }
@@ -127,13 +199,16 @@ pub(crate) async fn snapshot_with_rebuild(
     lock: &dyn SeatLock,
     source: &Arc<RepositoryHolds>,
     event: EventId,
-    now: chrono::DateTime<chrono::Utc>,
+    now: DateTime<Utc>,
     attempts: u32,
 ) -> Result<LockSnapshot> {
     for _ in 0..=attempts {
         match lock.snapshot(event, now).await? {
             Some(snapshot) => return Ok(snapshot),
-            None => lock.rebuild(event, source.clone()).await?,
+            None => {
+                lock.rebuild(event, source.clone()).await?;
+                source.catch_up(lock, event, now).await;
+            }
         }
     }
     Err(not_loaded(event))

@@ -195,6 +195,12 @@ impl TicketRepository for MySqlTicketRepository {
         Ok(with_retry("revenue_minor", || self.revenue_minor_once(venue, event)).await?)
     }
 
+    async fn outbox_head(&self) -> Result<Option<u64>> {
+        Ok(Some(
+            with_retry("outbox_head", || outbox::head(&self.pool)).await?,
+        ))
+    }
+
     async fn outbox_after(&self, after: u64, limit: u32) -> Result<Vec<OutboxEntry>> {
         Ok(with_retry("outbox_after", || outbox::after(&self.pool, after, limit)).await?)
     }

@@ -282,6 +282,11 @@ impl TicketRepository for FaultyTickets {
         self.inner.revenue_minor(venue, event).await
     }
 
+    async fn outbox_head(&self) -> Result<Option<u64>> {
+        self.read("outbox_head").await?;
+        self.inner.outbox_head().await
+    }
+
     async fn outbox_after(&self, after: u64, limit: u32) -> Result<Vec<OutboxEntry>> {
         self.read("outbox_after").await?;
         self.inner.outbox_after(after, limit).await
