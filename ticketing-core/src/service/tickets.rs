@@ -144,7 +144,10 @@ impl TicketService {
                 }),
         };
         match b.tickets.insert_order(&new_order).await {
-            Ok(InsertOutcome::Inserted) => Ok(new_order.order),
+            Ok(InsertOutcome::Inserted) => {
+                self.reassert_hold(&hold).await;
+                Ok(new_order.order)
+            }
             Ok(InsertOutcome::DuplicateKey(record)) => {
                 self.resolve_duplicate(&request, record, &hold.items).await
             }
@@ -159,6 +162,22 @@ impl TicketService {
                         .await;
                 }
                 Err(error)
+            }
+        }
+    }
+
+    /// Holds the committed order's seats once more. If the lock lost its state between the hold
+    /// and the commit, and its rebuild read the repository before the commit, nothing else would
+    /// tell the lock about this order: the seats would show free (and, once paid, `mark_sold`
+    /// leaves free seats free). Re-holding by the same order only extends its own hold.
+    async fn reassert_hold(&self, hold: &HoldRequest) {
+        match self.backends.seat_lock.hold(hold).await {
+            Ok(HoldOutcome::Held) => {}
+            Ok(outcome) => {
+                tracing::debug!(order = %hold.order, ?outcome, "re-holding a committed order")
+            }
+            Err(error) => {
+                tracing::warn!(order = %hold.order, %error, "re-holding a committed order failed")
             }
         }
     }
