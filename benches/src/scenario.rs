@@ -25,6 +25,9 @@ pub enum SeatChoice {
     Hotspot,
     /// A block of adjacent seats in one row, uniformly placed.
     Blocks,
+    /// Attempt i takes the i-th free block of seats: no contention, every attempt (up to the
+    /// capacity) wins. Measures the purchase pipeline itself.
+    Sequential,
 }
 
 /// What one attempt ended with.
@@ -59,7 +62,8 @@ pub enum Buyer {
 }
 
 impl Buyer {
-    async fn buy(&self, request: PurchaseRequest) -> (Outcome, Option<String>) {
+    /// One purchase, classified; a failure comes with its message.
+    pub async fn buy(&self, request: PurchaseRequest) -> (Outcome, Option<String>) {
         match self {
             Buyer::Direct(service) => match service.purchase(request).await {
                 Ok(_) => (Outcome::Success, None),
@@ -104,9 +108,19 @@ pub struct RawResult {
 }
 
 /// The seats attempt `index` asks for.
-pub fn choose(seats: &[SeatRef], spec: &LoadSpec, rng: &mut fastrand::Rng) -> Vec<SeatRef> {
+pub fn choose(
+    seats: &[SeatRef],
+    spec: &LoadSpec,
+    index: u64,
+    rng: &mut fastrand::Rng,
+) -> Vec<SeatRef> {
     let k = spec.seats_per_order.clamp(1, seats.len());
     match spec.choice {
+        SeatChoice::Sequential => {
+            let blocks = (seats.len() / k) as u64;
+            let start = (index % blocks.max(1)) as usize * k;
+            seats[start..start + k].to_vec()
+        }
         SeatChoice::Random => pick_distinct(seats, k, rng),
         SeatChoice::Hotspot => {
             let front = (seats.len() / 10).max(k);
@@ -181,7 +195,7 @@ pub async fn run(buyer: &Buyer, event: EventId, seats: &[SeatRef], spec: &LoadSp
                 if index >= spec.attempts {
                     break;
                 }
-                let wanted = choose(&seats, &spec, &mut rng);
+                let wanted = choose(&seats, &spec, index, &mut rng);
                 let request = PurchaseRequest {
                     event,
                     customer: format!("{}{index}", spec.customer_prefix)

@@ -1,7 +1,7 @@
 //! Building what a run sells through: its own database (created and dropped), its own Redis key
 //! prefix, the adapters of the chosen lock and repository, and a venue with one seated zone.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +15,7 @@ use ticketing_core::memory::{InMemoryCatalog, InMemorySeatLock, InMemoryTicketRe
 use ticketing_core::ports::{
     CatalogRepository, SeatLock, SystemClock, TicketRepository, UuidV7Ids,
 };
-use ticketing_core::service::{Backends, CatalogService};
+use ticketing_core::service::{Backends, CatalogService, RepositoryHolds, ServiceConfig};
 use ticketing_redis::{RedisSeatLock, RedisSeatLockConfig};
 use ticketing_sqlx::{BatchConfig, MySqlCatalog, MySqlTicketRepository, SqlSeatLock};
 use uuid::Uuid;
@@ -193,6 +193,18 @@ impl Rig {
             event,
             seats,
         })
+    }
+
+    /// Before the clock starts: loads the event into the seat lock from the repository, as the
+    /// service would on its first hold, so the run measures the sale, not the set-up.
+    pub async fn warm_up(&self) -> Result<(), BenchError> {
+        let source = Arc::new(RepositoryHolds::new(
+            self.backends.tickets.clone(),
+            ServiceConfig::default().hold_grace,
+            HashMap::new(),
+        ));
+        self.backends.seat_lock.rebuild(self.event, source).await?;
+        Ok(())
     }
 
     /// Deletes the run's Redis keys and drops its database.
