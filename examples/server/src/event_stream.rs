@@ -1,12 +1,13 @@
 //! The event stream in the background: with `--redis-url`, the outbox relay publishes the outbox
-//! to the Redis stream and the sales projection keeps its read model, until shutdown.
+//! to the Redis stream and to the seat lock (repairing lock updates lost between a commit and the
+//! service's own lock call), and the sales projection keeps its read model, until shutdown.
 //! `--no-outbox-relay` and `--no-projection` turn either off (e.g. to run them elsewhere).
 
 use std::sync::Arc;
 
 use ticketing_core::Result;
-use ticketing_core::ports::{Clock, OutboxStore};
-use ticketing_core::service::{OutboxRelay, RelayConfig};
+use ticketing_core::ports::{Clock, EventSink, OutboxStore};
+use ticketing_core::service::{FanOutSink, OutboxRelay, RelayConfig, SeatLockSync};
 use ticketing_redis::{ProjectionConfig, RedisEventSink, RedisEventSinkConfig, RedisProjection};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -22,11 +23,12 @@ pub struct EventStream {
 
 impl EventStream {
     /// Starts what `args` ask for: nothing without `--redis-url`, else the relay (unless
-    /// `--no-outbox-relay`) from `outbox` and the projection (unless `--no-projection`), both
-    /// under `--redis-key-prefix`.
+    /// `--no-outbox-relay`) from `outbox` to the stream and to `lock_sync`, and the projection
+    /// (unless `--no-projection`), both under `--redis-key-prefix`.
     pub async fn start(
         args: &Args,
         outbox: Arc<dyn OutboxStore>,
+        lock_sync: Arc<SeatLockSync>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self> {
         let (stop, stopped) = watch::channel(false);
@@ -43,7 +45,9 @@ impl EventStream {
                 },
             )
             .await?;
-            let relay = OutboxRelay::new(outbox, Arc::new(sink), clock, RelayConfig::default())?;
+            let sinks: Vec<Arc<dyn EventSink>> = vec![Arc::new(sink), lock_sync];
+            let sink = Arc::new(FanOutSink::new(sinks));
+            let relay = OutboxRelay::new(outbox, sink, clock, RelayConfig::default())?;
             tracing::info!(relay = relay.id(), "outbox relay started");
             let stopped = until_stopped(stopped.clone());
             tasks.push((

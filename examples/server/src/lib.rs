@@ -21,7 +21,9 @@ pub mod webhook;
 
 use std::future::Future;
 
-use ticketing_core::service::ServiceConfig;
+use std::sync::Arc;
+
+use ticketing_core::service::{SeatLockSync, ServiceConfig};
 use uuid::Uuid;
 
 use crate::app::{AppConfig, AppState};
@@ -39,6 +41,12 @@ pub async fn run(
 ) -> Result<(), StartError> {
     let (backends, outbox) = args.connect_backends_with_outbox().await?;
     let clock = backends.clock.clone();
+    // The relay also mirrors every committed change into the seat lock, repairing an update
+    // that was lost between a commit and the service's own lock call.
+    let lock_sync = Arc::new(SeatLockSync::new(
+        backends.clone(),
+        ServiceConfig::default(),
+    ));
     let admin_token = match &args.admin_token {
         Some(token) if !token.trim().is_empty() => token.clone(),
         _ => {
@@ -85,7 +93,7 @@ pub async fn run(
     }
     let (stop_sweep, stopped) = tokio::sync::watch::channel(false);
     let sweeper = tokio::spawn(app::sweep(state.clone(), args.sweep_interval, stopped));
-    let events = event_stream::EventStream::start(&args, outbox, clock).await?;
+    let events = event_stream::EventStream::start(&args, outbox, lock_sync, clock).await?;
     if !events.running().is_empty() {
         println!("event stream: {}", events.running().join(", "));
     }

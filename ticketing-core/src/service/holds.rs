@@ -80,26 +80,8 @@ impl RepositoryHolds {
             .map(|entry| entry.event.order_id)
             .collect();
         for id in changed {
-            let Some(order) = self.tickets.order(id).await? else {
-                continue;
-            };
-            let items = items_of(&order, &self.capacities);
-            if order.status.is_terminal() {
-                lock.release(event, id, &items).await?;
-                continue;
-            }
-            let hold = HoldRequest {
-                event,
-                order: id,
-                items: items.clone(),
-                now,
-                until: order.expires_at + self.grace,
-            };
-            let outcome = lock.hold(&hold).await?;
-            if order.status == TicketStatus::Paid {
-                lock.mark_sold(event, id, &items).await?;
-            } else if outcome != HoldOutcome::Held {
-                tracing::debug!(order = %id, ?outcome, "catch-up could not re-hold an unpaid order");
+            if let Some(order) = self.tickets.order(id).await? {
+                mirror_order(lock, &order, &self.capacities, self.grace, now).await?;
             }
         }
         Ok(())
@@ -151,6 +133,35 @@ impl HoldSource for RepositoryHolds {
         holds.extend(general.into_values());
         Ok(holds)
     }
+}
+
+/// Makes the lock show `order` as the repository has it now: unpaid → held until its deadline +
+/// `grace`, paid → sold, terminal → released. Idempotent, so it can be repeated in any order.
+pub(crate) async fn mirror_order(
+    lock: &dyn SeatLock,
+    order: &Order,
+    capacities: &HashMap<ZoneCode, u32>,
+    grace: TimeDelta,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let items = items_of(order, capacities);
+    if order.status.is_terminal() {
+        return lock.release(order.event_id, order.id, &items).await;
+    }
+    let hold = HoldRequest {
+        event: order.event_id,
+        order: order.id,
+        items: items.clone(),
+        now,
+        until: order.expires_at + grace,
+    };
+    let outcome = lock.hold(&hold).await?;
+    if order.status == TicketStatus::Paid {
+        lock.mark_sold(order.event_id, order.id, &items).await?;
+    } else if outcome != HoldOutcome::Held {
+        tracing::debug!(order = %order.id, ?outcome, "could not re-hold an unpaid order");
+    }
+    Ok(())
 }
 
 /// The hold items of an existing order: one per seat, or one per general-admission zone.

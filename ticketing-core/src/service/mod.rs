@@ -3,6 +3,7 @@
 
 mod catalog;
 mod holds;
+mod lock_sync;
 mod purchase;
 mod query;
 mod relay;
@@ -14,6 +15,7 @@ use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 
 pub use catalog::{CatalogService, EventCache};
 pub use holds::RepositoryHolds;
+pub use lock_sync::{FanOutSink, SeatLockSync};
 pub use purchase::{PurchaseRequest, Selection};
 pub use query::{GeneralAvailability, QueryService, SeatAvailability, SeatMap, SeatView};
 pub use relay::{OutboxRelay, RelayConfig, RelayRound, RelayStats};

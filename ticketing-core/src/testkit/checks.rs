@@ -8,7 +8,7 @@ use chrono::TimeDelta;
 use tokio::sync::Barrier;
 
 use crate::Error;
-use crate::domain::{IdempotencyKey, OutboxKind, PaymentRef, TicketStatus};
+use crate::domain::{IdempotencyKey, OutboxKind, PaymentRef, TicketAction, TicketStatus};
 use crate::ports::{HoldItem, HoldOutcome, HoldRequest, ManualClock};
 use crate::service::{SeatAvailability, Selection};
 
@@ -486,6 +486,72 @@ pub async fn late_mark_sold_does_not_resurrect_a_refunded_seat(harness: Harness)
         .expect("late mark_sold");
     f.assert_seat_map_matches_repository().await;
     f.buy("next", vec![f.seat(3)]).await;
+    f.audit().await;
+    harness.finish().await;
+}
+
+/// Invariant 4 when the process dies between a commit and its seat-lock update: the outbox
+/// published to a [`SeatLockSync`](crate::service::SeatLockSync) repairs every missed update
+/// (a refund's release, a payment's mark, a cancel's release), also when published twice.
+pub async fn lost_lock_updates_are_repaired_from_the_outbox(harness: Harness) {
+    let f = Fixture::new(&harness, Layout::default()).await;
+    let repo = &f.backends.tickets;
+    let head = repo
+        .outbox_after(0, 1_000_000)
+        .await
+        .expect("outbox")
+        .last()
+        .map_or(0, |e| e.seq);
+    let commit_only = |order, action, payment_ref: Option<&str>| crate::ports::Transition {
+        order,
+        action,
+        now: f.clock.now_for_tests(),
+        payment_ref: payment_ref.map(|r| PaymentRef::new(r).unwrap()),
+    };
+    let refunded = f.buy("refunded", vec![f.seat(0)]).await;
+    f.tickets
+        .pay(refunded.id, PaymentRef::new("pi_r").unwrap())
+        .await
+        .expect("pay");
+    let paid = f.buy("paid", vec![f.seat(1)]).await;
+    let cancelled = f.buy("cancelled", vec![f.seat(2)]).await;
+    // Commits whose seat-lock updates never happen (the process died right after each).
+    let t = TicketAction::Refund;
+    assert!(
+        repo.transition(&commit_only(refunded.id, t, None))
+            .await
+            .unwrap()
+    );
+    let t = TicketAction::Pay;
+    assert!(
+        repo.transition(&commit_only(paid.id, t, Some("pi_p")))
+            .await
+            .unwrap()
+    );
+    let t = TicketAction::Cancel;
+    assert!(
+        repo.transition(&commit_only(cancelled.id, t, None))
+            .await
+            .unwrap()
+    );
+    let stale = f.queries.seat_map(f.event.id()).await.expect("seat map");
+    assert_eq!(
+        stale.seats[0].state,
+        SeatAvailability::Sold,
+        "the lock missed the refund"
+    );
+
+    let sync = crate::service::SeatLockSync::new(f.backends.clone(), f.config.clone());
+    let entries = repo.outbox_after(head, 1_000_000).await.expect("outbox");
+    crate::ports::EventSink::publish(&sync, &entries)
+        .await
+        .expect("mirror the outbox");
+    crate::ports::EventSink::publish(&sync, &entries)
+        .await
+        .expect("a duplicate delivery is harmless");
+    f.assert_seat_map_matches_repository().await;
+    f.buy("next", vec![f.seat(0)]).await;
+    f.buy("after-cancel", vec![f.seat(2)]).await;
     f.audit().await;
     harness.finish().await;
 }

@@ -24,8 +24,9 @@ pub use checks::{
     abandoned_holds_free_their_seats, bad_requests_write_nothing,
     customer_limit_holds_under_concurrency, general_admission_never_exceeds_capacity,
     late_mark_sold_does_not_resurrect_a_refunded_seat, lifecycle_round_trip,
-    paid_changes_only_by_refund, payment_races_expiry_sweep, purchase_is_idempotent,
-    seat_lock_data_loss_is_harmless, seats_are_sold_once,
+    lost_lock_updates_are_repaired_from_the_outbox, paid_changes_only_by_refund,
+    payment_races_expiry_sweep, purchase_is_idempotent, seat_lock_data_loss_is_harmless,
+    seats_are_sold_once,
 };
 pub use fixture::{Fixture, Layout, PRICE_MINOR};
 
@@ -87,6 +88,7 @@ macro_rules! conformance_suite {
             paid_changes_only_by_refund,
             abandoned_holds_free_their_seats,
             late_mark_sold_does_not_resurrect_a_refunded_seat,
+            lost_lock_updates_are_repaired_from_the_outbox,
             purchase_is_idempotent,
             customer_limit_holds_under_concurrency,
             seat_lock_data_loss_is_harmless,

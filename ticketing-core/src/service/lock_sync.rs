@@ -1,0 +1,107 @@
+//! Mirroring committed order changes into the seat lock from the outbox.
+//!
+//! After a payment, refund, cancel or expiry commits, the service updates the seat lock in a
+//! separate call. If the process dies between the two, or the lock fails right then, the lock
+//! misses the change: a refunded seat stays *sold* for good, a paid seat shows held and then
+//! free. The outbox holds every committed change durably, so publishing it to a
+//! [`SeatLockSync`] (through the [`OutboxRelay`](super::OutboxRelay), at least once, in order)
+//! repairs whatever the direct update missed.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::Result;
+use crate::domain::OutboxEntry;
+use crate::ports::EventSink;
+
+use super::catalog::EventCache;
+use super::holds::mirror_order;
+use super::{Backends, ServiceConfig};
+
+/// An [`EventSink`] that makes the seat lock show each published order as the repository has it
+/// now. It reads every order again instead of replaying the event, so duplicates, replays and
+/// batches that overlap direct updates all converge to the same state.
+pub struct SeatLockSync {
+    backends: Backends,
+    config: ServiceConfig,
+    events: EventCache,
+}
+
+impl SeatLockSync {
+    /// A sink over the service's adapters (the same repository and seat lock).
+    pub fn new(backends: Backends, config: ServiceConfig) -> Self {
+        Self {
+            backends,
+            config,
+            events: EventCache::default(),
+        }
+    }
+}
+
+#[async_trait]
+impl EventSink for SeatLockSync {
+    async fn publish(&self, entries: &[OutboxEntry]) -> Result<()> {
+        // Each order once per batch: its current state already includes all its changes.
+        let mut seen = HashSet::new();
+        let orders: Vec<_> = entries
+            .iter()
+            .filter(|e| seen.insert(e.event.order_id))
+            .map(|e| (e.event.event_id, e.event.order_id))
+            .collect();
+        let now = self.backends.now();
+        for (event, id) in orders {
+            let Some(order) = self.backends.tickets.order(id).await? else {
+                continue;
+            };
+            let info = self.events.get(&*self.backends.catalog, event).await?;
+            mirror_order(
+                &*self.backends.seat_lock,
+                &order,
+                &info.capacities,
+                self.config.hold_grace,
+                now,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Publishes every batch to several sinks in turn (e.g. the Redis stream and [`SeatLockSync`]),
+/// so one relay and one outbox cursor feed them all. A failure of any sink fails the batch, and
+/// the relay publishes it again to all of them; every sink must therefore be idempotent, as the
+/// [`EventSink`] contract asks.
+pub struct FanOutSink {
+    sinks: Vec<Arc<dyn EventSink>>,
+}
+
+impl FanOutSink {
+    /// A sink publishing to `sinks`, in this order.
+    pub fn new(sinks: Vec<Arc<dyn EventSink>>) -> Self {
+        Self { sinks }
+    }
+}
+
+#[async_trait]
+impl EventSink for FanOutSink {
+    async fn publish(&self, entries: &[OutboxEntry]) -> Result<()> {
+        for sink in &self.sinks {
+            sink.publish(entries).await?;
+        }
+        Ok(())
+    }
+
+    /// The lowest mark among the sinks that can tell, so that a sink that lost data makes the
+    /// relay republish to all.
+    async fn high_water_mark(&self) -> Result<Option<u64>> {
+        let mut lowest: Option<u64> = None;
+        for sink in &self.sinks {
+            if let Some(mark) = sink.high_water_mark().await? {
+                lowest = Some(lowest.map_or(mark, |l| l.min(mark)));
+            }
+        }
+        Ok(lowest)
+    }
+}
