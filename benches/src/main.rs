@@ -360,7 +360,10 @@ async fn drive(
         progress: !args.no_progress,
         customer_prefix: "b".into(),
     };
-    println!("{label}: selling {} seats to {attempts} attempts", args.seats);
+    println!(
+        "{label}: selling {} seats to {attempts} attempts",
+        args.seats
+    );
     let calls_before = rig.calls.snapshot();
     let raw = scenario::run(&buyer, rig.event, &rig.seats, &load).await;
     let repository_calls = rig.calls.snapshot().since(&calls_before);

@@ -569,7 +569,9 @@ async fn raise_counters(
             Some(active) if *active <= u.bound => {}
             Some(_) => over.extend(&u.orders),
             None => {
-                return Err(Error::internal("a counter row vanished inside its transaction").into());
+                return Err(
+                    Error::internal("a counter row vanished inside its transaction").into(),
+                );
             }
         }
     }
