@@ -176,6 +176,7 @@ fn many_seeds() {
 fn known_bug_refunded_seats_stay_sold_in_the_lock() {
     let config = SimConfig {
         strict_sold_marks: true,
+        lock_sync: false,
         ..SimConfig::default()
     };
     let failure = (0..1_000)

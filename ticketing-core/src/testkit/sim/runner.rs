@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Range;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -14,9 +15,9 @@ use crate::domain::{
     ZoneCode, ZoneKind,
 };
 use crate::memory::{InMemoryCatalog, InMemorySeatLock, InMemoryTicketRepository};
-use crate::ports::{CatalogRepository, Clock, ManualClock};
+use crate::ports::{CatalogRepository, Clock, EventSink, ManualClock, TicketRepository};
 use crate::service::{
-    Backends, PurchaseRequest, QueryService, Selection, ServiceConfig, TicketService,
+    Backends, PurchaseRequest, QueryService, SeatLockSync, Selection, ServiceConfig, TicketService,
 };
 
 use super::adapters::{FaultySeatLock, FaultyTickets};
@@ -60,6 +61,11 @@ pub struct SimConfig {
     /// the order before the refund). That is a known bug, counted as an observation instead; the
     /// other invariant-4 breaks always fail.
     pub strict_sold_marks: bool,
+    /// Whether each sweep also runs a relay pass that mirrors the outbox into the seat lock
+    /// ([`SeatLockSync`](crate::service::SeatLockSync)) from a durable cursor, as a server that
+    /// runs the outbox relay does. It repairs lock updates lost between a commit and the
+    /// service's own lock call.
+    pub lock_sync: bool,
 }
 
 impl Default for SimConfig {
@@ -78,6 +84,7 @@ impl Default for SimConfig {
             faults: FaultConfig::default(),
             bug: PlantedBug::None,
             strict_sold_marks: false,
+            lock_sync: true,
         }
     }
 }
@@ -340,6 +347,21 @@ pub fn run_seeds(seeds: Range<u64>, config: &SimConfig, threads: usize) -> Summa
     summary
 }
 
+/// One relay pass into the seat lock: the outbox after the cursor, mirrored, then the cursor
+/// moved. A failure (an injected fault) leaves the cursor, so the next pass repeats the batch.
+async fn relay_pass(sync: &SeatLockSync, cursor: &AtomicU64, outbox: &dyn TicketRepository) {
+    let from = cursor.load(Ordering::SeqCst);
+    let Ok(entries) = outbox.outbox_after(from, 1_000).await else {
+        return;
+    };
+    let Some(last) = entries.last().map(|e| e.seq) else {
+        return;
+    };
+    if sync.publish(&entries).await.is_ok() {
+        cursor.fetch_max(last, Ordering::SeqCst);
+    }
+}
+
 /// One simulated sale: the adapters, the services, the customers and the checker.
 struct World {
     config: SimConfig,
@@ -352,6 +374,11 @@ struct World {
     repo: Arc<InMemoryTicketRepository>,
     tickets: TicketService,
     queries: QueryService,
+    /// The relay pass of each sweep, when [`SimConfig::lock_sync`] is on.
+    lock_sync: Option<Arc<SeatLockSync>>,
+    /// Where the relay pass continues (the relay's cursor is durable: it survives crashes).
+    relay_cursor: Arc<AtomicU64>,
+    outbox: Arc<dyn TicketRepository>,
     event: EventId,
     seats: Vec<SeatRef>,
     general_zone: ZoneCode,
@@ -449,6 +476,11 @@ impl World {
             lock,
             repo,
             tickets: TicketService::new(backends.clone(), service_config.clone()),
+            lock_sync: config
+                .lock_sync
+                .then(|| Arc::new(SeatLockSync::new(backends.clone(), service_config.clone()))),
+            relay_cursor: Arc::new(AtomicU64::new(0)),
+            outbox: backends.tickets.clone(),
             queries: QueryService::new(backends, service_config),
             event: event.id(),
             seats,
@@ -577,7 +609,17 @@ impl World {
             }
             OpKind::Sweep => {
                 let service = self.tickets.clone();
-                Box::pin(async move { OpOutput::Swept(service.expire_due().await) })
+                let relay = self
+                    .lock_sync
+                    .clone()
+                    .map(|sync| (sync, self.relay_cursor.clone(), self.outbox.clone()));
+                Box::pin(async move {
+                    let swept = service.expire_due().await;
+                    if let Some((sync, cursor, outbox)) = relay {
+                        relay_pass(&sync, &cursor, &*outbox).await;
+                    }
+                    OpOutput::Swept(swept)
+                })
             }
             OpKind::SeatMap => {
                 let (queries, event) = (self.queries.clone(), self.event);
