@@ -341,12 +341,14 @@ impl TicketService {
     ) -> Result<Order> {
         let b = &self.backends;
         for _ in 0..TRANSITION_ATTEMPTS {
-            let now = b.now();
             let order = b
                 .tickets
                 .order(id)
                 .await?
                 .ok_or_else(|| Error::not_found("order", id))?;
+            // Read after the order, as close to the compare-and-set as possible: a payment is
+            // judged by the time it is applied, not the time its request started.
+            let now = b.now();
             if let Some(done) = already_done(&order, action, payment_ref.as_ref())? {
                 // The earlier attempt may have committed and failed before it told the lock (its
                 // caller saw an error and retried): mirror the transition again. Idempotent.
