@@ -16,12 +16,12 @@ mod values;
 
 pub use config::RedisSeatLockConfig;
 pub use lock::RedisSeatLock;
-pub use stream::{
-    EventTotals, ProjectionConfig, ProjectionRound, RedisEventSink, RedisEventSinkConfig,
-    RedisProjection, ZoneTotals,
-};
 /// The `redis` crate this adapter is built on (for `redis::Client` and connection settings).
 pub use redis;
 /// The reconnecting Redis connection the lock runs on, re-exported so callers need no direct
 /// `redis` dependency.
 pub use redis::aio::ConnectionManager;
+pub use stream::{
+    EventTotals, ProjectionConfig, ProjectionRound, RedisEventSink, RedisEventSinkConfig,
+    RedisProjection, ZoneTotals,
+};
