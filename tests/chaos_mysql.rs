@@ -48,7 +48,7 @@ async fn flash_sale_survives_killed_database_connections() {
     let mut rng = ChaosRng::stream(config.seed, 2);
     let mut killed = 0;
     while killed < config.faults {
-        tokio::time::sleep(Duration::from_millis(rng.between(5, 60))).await;
+        tokio::time::sleep(Duration::from_millis(rng.between(5, 60) as u64)).await;
         // Look a few times for the best victim: a connection inside COMMIT (the unknown-result
         // case), else one inside a transaction or a query, else any.
         let mut connections: Vec<(i64, String, bool, bool)> = Vec::new();
@@ -87,7 +87,7 @@ async fn flash_sale_survives_killed_database_connections() {
             .collect();
         let pool: Vec<_> = if !committing.is_empty() {
             committing
-        } else if !busy.is_empty() && rng.chance(90) {
+        } else if !busy.is_empty() && rng.chance(0.9) {
             busy
         } else {
             connections.iter().collect()

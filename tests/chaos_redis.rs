@@ -54,7 +54,7 @@ async fn flash_sale_survives_redis_flushes_script_flushes_and_crashes() {
     let kinds = [FLUSHALL, SCRIPT_FLUSH, CRASH];
     let first = rng.below(3) as usize;
     for n in 0..config.faults {
-        tokio::time::sleep(Duration::from_millis(rng.between(30, 250))).await;
+        tokio::time::sleep(Duration::from_millis(rng.between(30, 250) as u64)).await;
         // Each kind at least once (in a seeded order), a crash last: the lock must come back
         // from an empty server by itself, with the sale still running.
         let kind = if n + 1 == config.faults {
@@ -69,7 +69,7 @@ async fn flash_sale_survives_redis_flushes_script_flushes_and_crashes() {
             SCRIPT_FLUSH => command(&server.url(), "SCRIPT", Some("FLUSH")).await,
             _ => {
                 server.kill();
-                tokio::time::sleep(Duration::from_millis(rng.between(20, 300))).await;
+                tokio::time::sleep(Duration::from_millis(rng.between(20, 300) as u64)).await;
                 server.restart().await;
             }
         }

@@ -36,41 +36,8 @@ pub const ROUNDS_VAR: &str = "CHAOS_ROUNDS";
 /// Most attempts of one purchase, payment or cancellation that keeps failing with `Unavailable`.
 const MAX_ATTEMPTS: u32 = 60;
 
-/// SplitMix64: a small seeded pseudo-random stream, the same on every platform.
-#[derive(Debug, Clone)]
-pub struct ChaosRng(u64);
-
-impl ChaosRng {
-    /// The stream `stream` of `seed`: drawing from one stream never shifts another.
-    pub fn stream(seed: u64, stream: u64) -> Self {
-        let mut mixer = Self(seed ^ stream.wrapping_mul(0xA076_1D64_78BD_642F));
-        Self(mixer.next_u64())
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `0..n` (`0` when `n` is `0`).
-    pub fn below(&mut self, n: u64) -> u64 {
-        if n == 0 { 0 } else { self.next_u64() % n }
-    }
-
-    /// A number in `low..=high`.
-    pub fn between(&mut self, low: u64, high: u64) -> u64 {
-        low + self.below(high - low + 1)
-    }
-
-    /// `true` with probability `percent` / 100.
-    pub fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
+/// The seeded stream of the chaos choices: the simulator's SplitMix64, the same on every platform.
+pub use ticketing_core::testkit::sim::SimRng as ChaosRng;
 
 /// The size of a chaos run, from the environment or the run's defaults.
 #[derive(Debug, Clone, Copy)]
@@ -354,7 +321,7 @@ impl Buyer {
             }
             round += 1;
             self.round(round).await;
-            tokio::time::sleep(Duration::from_millis(self.rng.between(0, 4))).await;
+            tokio::time::sleep(Duration::from_millis(self.rng.between(0, 4) as u64)).await;
         }
     }
 
@@ -365,7 +332,7 @@ impl Buyer {
     /// One purchase, then maybe a payment or a cancellation.
     async fn round(&mut self, round: u32) {
         let key = IdempotencyKey::new(format!("b{}-r{round}", self.index)).expect("key");
-        let selection = if self.rng.chance(75) {
+        let selection = if self.rng.chance(0.75) {
             let first = self.rng.below(u64::from(self.seats)) as u32;
             let count = self.rng.between(1, 3) as u32;
             Selection::Seats(
