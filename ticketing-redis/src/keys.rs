@@ -6,6 +6,8 @@ use ticketing_core::domain::EventId;
 /// The keys of one event under a prefix: `<prefix>{ev:<event>}:<part>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct EventKeys {
+    /// The event these keys belong to.
+    pub event: EventId,
     /// STRING `"1"`: the event's state was loaded (missing after a data loss).
     pub loaded: String,
     /// HASH seat key → `H|order|until_ms` or `S|order`.
@@ -24,6 +26,7 @@ impl EventKeys {
     pub fn new(prefix: &str, event: EventId) -> Self {
         let base = format!("{prefix}{{ev:{event}}}");
         Self {
+            event,
             loaded: format!("{base}:loaded"),
             seats: format!("{base}:seats"),
             general: format!("{base}:ga"),

@@ -55,6 +55,13 @@ pub(crate) async fn append(conn: &mut MySqlConnection, events: &[OutboxEvent]) -
     if events.is_empty() {
         return Ok(());
     }
+    // Everything that needs no number is prepared before the sequence row is locked.
+    let payloads = events
+        .iter()
+        .map(serde_json::to_string)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Error::internal(format!("outbox event does not serialise: {e}")))?;
+    let statement = expand(INSERT_ROWS, &value_rows(events.len(), 5));
     let taken = sqlx::query(TAKE_SEQUENCE)
         .bind(events.len() as u64)
         .execute(&mut *conn)
@@ -63,10 +70,8 @@ pub(crate) async fn append(conn: &mut MySqlConnection, events: &[OutboxEvent]) -
         return Err(Error::internal("outbox_sequence has no row; were the migrations run?").into());
     }
     let first = taken.last_insert_id() + 1 - events.len() as u64;
-    let mut insert = sqlx::query(expand(INSERT_ROWS, &value_rows(events.len(), 5)));
-    for (offset, event) in events.iter().enumerate() {
-        let payload = serde_json::to_string(event)
-            .map_err(|e| Error::internal(format!("outbox event does not serialise: {e}")))?;
+    let mut insert = sqlx::query(statement);
+    for (offset, (event, payload)) in events.iter().zip(payloads).enumerate() {
         insert = insert
             .bind(first + offset as u64)
             .bind(event.kind.as_str())

@@ -227,3 +227,67 @@ async fn many_concurrent_orders_for_few_seats_sell_each_seat_once() {
     assert_eq!(repo.outbox_after(0, 1000).await.unwrap().len(), won.len());
     db.drop_database().await.unwrap();
 }
+
+/// Counter rows that exist before the batch (a returning customer, a zone sold before) are read
+/// back after the upsert; rows the batch creates are checked from the batch's own sums. Both
+/// must give the same answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn limits_hold_for_counter_rows_that_exist_before_the_batch() {
+    let db = database(8).await;
+    let repo = batched(&db);
+    let show = Show::new();
+    let hold = TimeDelta::minutes(10);
+    let mut before = show.seats("ray", &["C:1:1", "C:1:2"], t0(), hold);
+    before.per_customer_limit = 3;
+    let ga_before = show.general("gb0", 3, 5, t0(), hold);
+    for order in [&before, &ga_before] {
+        assert_eq!(
+            repo.insert_order(order).await.unwrap(),
+            InsertOutcome::Inserted
+        );
+    }
+
+    let mut fits = show.seats("ray", &["C:1:3"], t0(), hold);
+    fits.per_customer_limit = 3;
+    let mut over = show.seats("ray", &["C:1:4"], t0(), hold);
+    over.per_customer_limit = 3; // 2 + 1 + 1 > 3
+    let orders = vec![
+        fits,
+        over,
+        show.general("gb1", 2, 5, t0(), hold), // 3 + 2 = 5 fits
+        show.seats("sam", &["C:1:5"], t0(), hold), // a new customer next to a returning one
+    ];
+    let results = insert_all(&repo, &orders).await;
+    let ray_ok = results[0..2]
+        .iter()
+        .filter(|r| matches!(r, Ok(InsertOutcome::Inserted)))
+        .count();
+    let ray_limited = results[0..2]
+        .iter()
+        .filter(|r| matches!(r, Err(Error::LimitExceeded { limit: 3 })))
+        .count();
+    assert_eq!((ray_ok, ray_limited), (1, 1), "{results:?}");
+    assert!(
+        results[2..]
+            .iter()
+            .all(|r| matches!(r, Ok(InsertOutcome::Inserted))),
+        "{results:?}"
+    );
+
+    // The zone is full now: the next general-admission order is sold out.
+    let full = insert_all(&repo, &[show.general("gb2", 1, 5, t0(), hold)]).await;
+    assert!(
+        matches!(full[0], Err(Error::SoldOut { requested: 1, .. })),
+        "{full:?}"
+    );
+    let active = repo.active_tickets(show.event).await.unwrap();
+    assert_eq!(active.iter().filter(|t| t.seat.is_none()).count(), 5);
+    assert_eq!(
+        active
+            .iter()
+            .filter(|t| t.customer.as_str() == "ray")
+            .count(),
+        3
+    );
+    db.drop_database().await.unwrap();
+}

@@ -15,8 +15,10 @@
 //! 1. `INSERT INTO tickets … VALUES (…), (…)` — the unique active-seat key is invariant 1;
 //! 2. `INSERT INTO idempotency_keys … VALUES …` for the orders that carry a key;
 //! 3. per counter table (`customer_usage`, `zone_usage`): one upsert adding each key's sum, then
-//!    one read of the new values, compared with the limit or capacity (the rows stay locked until
-//!    COMMIT, so the value read is the one committed);
+//!    the new values are compared with the limit or capacity (the rows stay locked until COMMIT,
+//!    so they are the ones committed). When the upsert created every row (a flash sale's buyers
+//!    are new to the event), the new values are the sums themselves; otherwise one read fetches
+//!    them;
 //! 4. `INSERT INTO orders … VALUES …`;
 //! 5. the outbox rows, numbered from `outbox_sequence` as the last statement.
 
@@ -547,7 +549,17 @@ async fn raise_counters(
     for ((event, key), u) in usage {
         upsert = upsert.bind(event.as_uuid()).bind(key.as_str()).bind(u.add);
     }
-    upsert.execute(&mut *conn).await?;
+    let done = upsert.execute(&mut *conn).await?;
+    // Per row, the upsert reports 1 for a new row and 2 for a raised one (every sum is at least
+    // 1, so no row is left as it was). A total of one per key means every row is new and holds
+    // exactly this batch's sum: compare it without reading it back.
+    if done.rows_affected() == usage.len() as u64 {
+        return Ok(usage
+            .values()
+            .filter(|u| u.add > u.bound)
+            .flat_map(|u| u.orders.iter().copied())
+            .collect());
+    }
     let mut per_event: BTreeMap<EventId, Vec<&str>> = BTreeMap::new();
     for (event, key) in usage.keys() {
         per_event.entry(*event).or_default().push(key);
