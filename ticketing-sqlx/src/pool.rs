@@ -32,6 +32,9 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<MySqlPool> {
 /// locks, which under REPEATABLE READ would make concurrent purchases and sweeps block each other
 /// (and deadlock) on index ranges they do not really share.
 pub(crate) async fn begin(pool: &MySqlPool) -> Result<Transaction<'static, MySql>, sqlx::Error> {
-    pool.begin_with("SET TRANSACTION ISOLATION LEVEL READ COMMITTED; START TRANSACTION")
-        .await
+    pool.begin_with(BEGIN_READ_COMMITTED).await
 }
+
+/// The statement [`begin`] starts a transaction with.
+pub(crate) const BEGIN_READ_COMMITTED: &str =
+    "SET TRANSACTION ISOLATION LEVEL READ COMMITTED; START TRANSACTION";

@@ -23,10 +23,11 @@
 //! 5. the outbox rows, numbered from `outbox_sequence` as the last statement.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use sqlx::{MySqlConnection, MySqlPool, Row};
+use sqlx::pool::PoolConnection;
+use sqlx::{Connection, MySql, MySqlConnection, MySqlPool, Row};
 use ticketing_core::domain::{EventId, OutboxEvent, OutboxKind, SeatRef, Ticket, TicketStatus};
 use ticketing_core::ports::{InsertOutcome, NewOrder};
 use ticketing_core::{Error, Result};
@@ -39,7 +40,7 @@ use super::{purchase, sql};
 use crate::codec::{expand, markers, value_rows};
 use crate::error::{StoreResult, code, message, number};
 use crate::outbox;
-use crate::pool::begin;
+use crate::pool::BEGIN_READ_COMMITTED;
 use crate::retry::with_retry;
 
 /// Most tickets in one batch: 14 placeholders each keeps the ticket insert far below the
@@ -51,6 +52,10 @@ const MAX_ROUNDS: u32 = 4;
 
 /// Queued orders per in-flight batch slot before callers wait to enqueue (back-pressure).
 const QUEUE_PER_SLOT: usize = 256;
+
+/// How long the batch writer keeps its connections without a batch before it hands them back
+/// to the pool.
+const IDLE_RETURN: Duration = Duration::from_millis(100);
 
 /// How [`MySqlTicketRepository::with_batching`](super::MySqlTicketRepository::with_batching)
 /// groups concurrent `insert_order` calls.
@@ -156,10 +161,66 @@ impl Batcher {
     }
 }
 
+/// The connections batches are written on, kept from one batch to the next (at most one per
+/// in-flight slot): each keeps its prepared multi-row statements. Drawn from the pool at random
+/// instead, a connection would prepare them again, which with a 64-connection pool made a large
+/// share of a short sale's statements. Handed back to the pool after [`IDLE_RETURN`] without
+/// batches, so the pool can close.
+struct Connections {
+    pool: MySqlPool,
+    kept: Mutex<Vec<PoolConnection<MySql>>>,
+    keep: usize,
+}
+
+impl Connections {
+    async fn take(&self) -> sqlx::Result<PoolConnection<MySql>> {
+        let kept = self.kept.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        match kept {
+            Some(conn) => Ok(conn),
+            None => self.pool.acquire().await,
+        }
+    }
+
+    /// Keeps `conn` for the next batch; call it only with a connection outside any transaction.
+    fn put(&self, conn: PoolConnection<MySql>) {
+        let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        if kept.len() < self.keep && !self.pool.is_closed() {
+            kept.push(conn);
+        }
+    }
+
+    fn release(&self) {
+        let kept = std::mem::take(&mut *self.kept.lock().unwrap_or_else(|e| e.into_inner()));
+        drop(kept);
+    }
+}
+
 /// The collector: cuts batches from the queue and writes up to `max_in_flight` at once.
 async fn collect(pool: MySqlPool, config: BatchConfig, mut queue: mpsc::Receiver<Pending>) {
     let slots = Arc::new(Semaphore::new(config.max_in_flight));
-    while let Some(first) = queue.recv().await {
+    let conns = Arc::new(Connections {
+        pool: pool.clone(),
+        kept: Mutex::new(Vec::new()),
+        keep: config.max_in_flight,
+    });
+    loop {
+        let first = match tokio::time::timeout(IDLE_RETURN, queue.recv()).await {
+            Ok(Some(first)) => first,
+            Ok(None) => break,
+            Err(_) => {
+                // No batch for a while: hand the kept connections back. With no batch being
+                // written, none can be kept again until the next order arrives, so wait for it.
+                let quiet = slots.available_permits() == config.max_in_flight;
+                conns.release();
+                if !quiet {
+                    continue;
+                }
+                match queue.recv().await {
+                    Some(first) => first,
+                    None => break,
+                }
+            }
+        };
         // Wait for a free slot first: orders arriving meanwhile join this batch.
         let Ok(slot) = slots.clone().acquire_owned().await else {
             return;
@@ -181,11 +242,13 @@ async fn collect(pool: MySqlPool, config: BatchConfig, mut queue: mpsc::Receiver
             batch.push(pending);
         }
         let pool = pool.clone();
+        let conns = conns.clone();
         tokio::spawn(async move {
-            write(&pool, batch).await;
+            write(&pool, &conns, batch).await;
             drop(slot);
         });
     }
+    conns.release();
 }
 
 /// What one attempt at a batch transaction ended with, when no statement failed unexpectedly.
@@ -198,12 +261,12 @@ enum Attempt {
 }
 
 /// Writes a batch and answers every caller in it.
-async fn write(pool: &MySqlPool, batch: Vec<Pending>) {
+async fn write(pool: &MySqlPool, conns: &Connections, batch: Vec<Pending>) {
     let (mut members, mut alone) = separate_overlaps(batch);
     let mut rounds = 0;
     while !members.is_empty() {
         let orders: Vec<&NewOrder> = members.iter().map(|p| &p.order).collect();
-        let attempt = with_retry("insert_order_batch", || write_once(pool, &orders)).await;
+        let attempt = with_retry("insert_order_batch", || write_once(pool, conns, &orders)).await;
         match attempt {
             Ok(Attempt::Committed) => {
                 for pending in members.drain(..) {
@@ -293,9 +356,28 @@ fn separate_overlaps(batch: Vec<Pending>) -> (Vec<Pending>, Vec<Pending>) {
     (members, alone)
 }
 
-/// One attempt at the whole batch in one transaction.
-async fn write_once(pool: &MySqlPool, orders: &[&NewOrder]) -> StoreResult<Attempt> {
-    let mut tx = begin(pool).await?;
+/// One attempt at the whole batch in one transaction, on a kept connection.
+async fn write_once(
+    pool: &MySqlPool,
+    conns: &Connections,
+    orders: &[&NewOrder],
+) -> StoreResult<Attempt> {
+    let mut conn = conns.take().await?;
+    let attempt = write_on(&mut conn, pool, orders).await;
+    if attempt.is_ok() {
+        // Committed or rolled back: the connection is outside any transaction. After an error
+        // it goes back to the pool instead, which rolls back or closes it.
+        conns.put(conn);
+    }
+    attempt
+}
+
+async fn write_on(
+    conn: &mut MySqlConnection,
+    pool: &MySqlPool,
+    orders: &[&NewOrder],
+) -> StoreResult<Attempt> {
+    let mut tx = conn.begin_with(BEGIN_READ_COMMITTED).await?;
 
     // 1. Tickets of all orders, in seat order (competing batches meet on the key in one order).
     let mut tickets: Vec<&Ticket> = orders.iter().flat_map(|o| &o.order.tickets).collect();
