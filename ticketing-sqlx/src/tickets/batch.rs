@@ -382,7 +382,7 @@ async fn write_on(
     // 1. Tickets of all orders, in seat order (competing batches meet on the key in one order).
     let mut tickets: Vec<&Ticket> = orders.iter().flat_map(|o| &o.order.tickets).collect();
     tickets.sort_by(|a, b| (a.event_id, &a.seat, a.id).cmp(&(b.event_id, &b.seat, b.id)));
-    if let Err(e) = insert_tickets(&mut tx, &tickets).await {
+    if let Err(e) = purchase::insert_tickets(&mut tx, &tickets).await {
         if number(&e) == Some(code::DUPLICATE_KEY) && message(&e).contains(sql::ACTIVE_SEAT_KEY) {
             tx.rollback().await?;
             return Ok(Attempt::Culprits(taken_seat_orders(pool, orders).await?));
@@ -482,28 +482,6 @@ async fn write_on(
     outbox::append(&mut tx, &events).await?;
     tx.commit().await?;
     Ok(Attempt::Committed)
-}
-
-async fn insert_tickets(conn: &mut MySqlConnection, tickets: &[&Ticket]) -> sqlx::Result<()> {
-    let mut insert = sqlx::query(expand(sql::INSERT_TICKETS, &value_rows(tickets.len(), 14)));
-    for t in tickets {
-        insert = insert
-            .bind(t.id.as_uuid())
-            .bind(t.order_id.as_uuid())
-            .bind(t.event_id.as_uuid())
-            .bind(t.venue_id.as_uuid())
-            .bind(t.zone.as_str())
-            .bind(t.seat.as_ref().map(SeatRef::key))
-            .bind(t.customer.as_str())
-            .bind(t.price.minor)
-            .bind(t.price.currency.as_str())
-            .bind(t.status.as_str())
-            .bind(t.created_on)
-            .bind(t.expires_at)
-            .bind(t.paid_at)
-            .bind(t.payment_ref.as_ref().map(|p| p.as_str()));
-    }
-    insert.execute(conn).await.map(|_| ())
 }
 
 /// The orders of the batch with a seat that has an active ticket now (read after the rollback).

@@ -171,25 +171,7 @@ async fn insert_once(pool: &MySqlPool, new: &NewOrder) -> StoreResult<InsertOutc
     //    Invariant 1 is the unique key itself.
     let mut tickets: Vec<_> = order.tickets.iter().collect();
     tickets.sort_by(|a, b| a.seat.cmp(&b.seat).then(a.id.cmp(&b.id)));
-    let mut insert = sqlx::query(expand(sql::INSERT_TICKETS, &value_rows(tickets.len(), 14)));
-    for t in &tickets {
-        insert = insert
-            .bind(t.id.as_uuid())
-            .bind(t.order_id.as_uuid())
-            .bind(t.event_id.as_uuid())
-            .bind(t.venue_id.as_uuid())
-            .bind(t.zone.as_str())
-            .bind(t.seat.as_ref().map(SeatRef::key))
-            .bind(t.customer.as_str())
-            .bind(t.price.minor)
-            .bind(t.price.currency.as_str())
-            .bind(t.status.as_str())
-            .bind(t.created_on)
-            .bind(t.expires_at)
-            .bind(t.paid_at)
-            .bind(t.payment_ref.as_ref().map(|p| p.as_str()));
-    }
-    if let Err(e) = insert.execute(&mut *tx).await {
+    if let Err(e) = insert_tickets(&mut tx, &tickets).await {
         return Err(match number(&e) {
             Some(code::DUPLICATE_KEY) if message(&e).contains(sql::ACTIVE_SEAT_KEY) => {
                 StoreError::SeatConflict
@@ -286,4 +268,30 @@ async fn taken_seats(pool: &MySqlPool, new: &NewOrder) -> StoreResult<Vec<SeatRe
     }
     taken.sort();
     Ok(taken)
+}
+
+/// Inserts tickets in one multi-row statement (the purchase and the batch writer share it).
+pub(super) async fn insert_tickets(
+    conn: &mut sqlx::MySqlConnection,
+    tickets: &[&ticketing_core::domain::Ticket],
+) -> sqlx::Result<()> {
+    let mut insert = sqlx::query(expand(sql::INSERT_TICKETS, &value_rows(tickets.len(), 14)));
+    for t in tickets {
+        insert = insert
+            .bind(t.id.as_uuid())
+            .bind(t.order_id.as_uuid())
+            .bind(t.event_id.as_uuid())
+            .bind(t.venue_id.as_uuid())
+            .bind(t.zone.as_str())
+            .bind(t.seat.as_ref().map(SeatRef::key))
+            .bind(t.customer.as_str())
+            .bind(t.price.minor)
+            .bind(t.price.currency.as_str())
+            .bind(t.status.as_str())
+            .bind(t.created_on)
+            .bind(t.expires_at)
+            .bind(t.paid_at)
+            .bind(t.payment_ref.as_ref().map(|p| p.as_str()));
+    }
+    insert.execute(conn).await.map(|_| ())
 }
