@@ -62,6 +62,12 @@ pub trait IdGenerator: Send + Sync {
     fn ticket_id(&self) -> TicketId;
     /// A new order id for a purchase without an idempotency key.
     fn order_id(&self) -> OrderId;
+
+    /// A new id for a venue or an event. Defaults to a UUID v7; deterministic generators
+    /// override it.
+    fn catalog_id(&self) -> Uuid {
+        Uuid::now_v7()
+    }
 }
 
 /// UUID v7 ids from the system clock and a random source.

@@ -3,8 +3,6 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use uuid::Uuid;
-
 use crate::domain::{Event, EventId, EventSpec, Venue, VenueId, Zone, ZoneCode, ZoneKind};
 use crate::ports::CatalogRepository;
 use crate::{Error, Result};
@@ -87,7 +85,11 @@ impl CatalogService {
 
     /// Creates a venue with a new id after checking its layout.
     pub async fn create_venue(&self, name: &str, zones: Vec<Zone>) -> Result<Venue> {
-        let venue = Venue::new(VenueId::from_uuid(Uuid::now_v7()), name, zones)?;
+        let venue = Venue::new(
+            VenueId::from_uuid(self.backends.ids.catalog_id()),
+            name,
+            zones,
+        )?;
         self.backends.catalog.insert_venue(&venue).await?;
         Ok(venue)
     }
@@ -100,7 +102,11 @@ impl CatalogService {
             .venue(spec.venue_id)
             .await?
             .ok_or_else(|| Error::not_found("venue", spec.venue_id))?;
-        let event = Event::new(EventId::from_uuid(Uuid::now_v7()), spec, &venue)?;
+        let event = Event::new(
+            EventId::from_uuid(self.backends.ids.catalog_id()),
+            spec,
+            &venue,
+        )?;
         self.backends.catalog.insert_event(&event).await?;
         Ok(event)
     }

@@ -92,6 +92,10 @@ impl IdGenerator for SeededIds {
     fn order_id(&self) -> OrderId {
         OrderId::from_uuid(self.next())
     }
+
+    fn catalog_id(&self) -> Uuid {
+        self.next()
+    }
 }
 
 #[cfg(test)]
