@@ -155,3 +155,30 @@ pub fn with_key(mut new: NewOrder, key: &str, fingerprint: &str) -> NewOrder {
     });
     new
 }
+
+/// The conformance harness on MySQL alone: `SqlSeatLock` in front of the repository that
+/// `tickets` builds on the test database's pool (plain or batched), and `MySqlCatalog`.
+pub async fn sql_lock_harness(
+    tickets: impl FnOnce(sqlx::MySqlPool) -> ticketing_sqlx::MySqlTicketRepository,
+) -> ticketing_core::testkit::Harness {
+    use std::sync::Arc;
+    use ticketing_core::testkit::{BoxFuture, Harness};
+    use ticketing_sqlx::{MySqlCatalog, SqlSeatLock};
+
+    let db = database(16).await;
+    let pool = db.pool().clone();
+    let seat_lock = Arc::new(SqlSeatLock::new(pool.clone()));
+    let wiped = seat_lock.clone();
+    Harness {
+        seat_lock,
+        tickets: Arc::new(tickets(pool.clone())),
+        catalog: Arc::new(MySqlCatalog::new(pool)),
+        wipe_seat_lock: Arc::new(move || -> BoxFuture {
+            let lock = wiped.clone();
+            Box::pin(async move { lock.forget_all().await.expect("wipe the SQL seat lock") })
+        }),
+        teardown: Some(Box::pin(async move {
+            db.drop_database().await.expect("drop the test database");
+        })),
+    }
+}
