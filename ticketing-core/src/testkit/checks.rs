@@ -41,6 +41,19 @@ where
     results
 }
 
+/// Races `n` purchases, the `i`-th asking for `request(&f, i)`, through the fixture's service.
+async fn race_purchases(
+    f: &Arc<Fixture>,
+    n: usize,
+    request: impl Fn(&Fixture, usize) -> crate::service::PurchaseRequest,
+) -> Vec<crate::Result<crate::domain::Order>> {
+    race(n, |i| {
+        let (f, request) = (f.clone(), request(f, i));
+        async move { f.tickets.purchase(request).await }
+    })
+    .await
+}
+
 fn count(outcomes: &[&'static str]) -> HashMap<&'static str, usize> {
     let mut counts = HashMap::new();
     for o in outcomes {
@@ -165,13 +178,8 @@ pub async fn seats_are_sold_once(harness: Harness) {
         )
         .await,
     );
-    let results = race(64, |i| {
-        let f = f.clone();
-        async move {
-            f.tickets
-                .purchase(f.seats_request(&format!("buyer{i}"), vec![f.seat(i as u32 % 10)]))
-                .await
-        }
+    let results = race_purchases(&f, 64, |f, i| {
+        f.seats_request(&format!("buyer{i}"), vec![f.seat(i as u32 % 10)])
     })
     .await;
     let counts = count(&results.iter().map(outcome).collect::<Vec<_>>());
@@ -186,16 +194,9 @@ pub async fn seats_are_sold_once(harness: Harness) {
     assert_eq!(active.len(), 10);
 
     // Overlapping pairs (10,11), (11,12), … over seats 10..30: all-or-nothing holds.
-    let results = race(40, |i| {
-        let f = f.clone();
+    let results = race_purchases(&f, 40, |f, i| {
         let first = 10 + (i as u32 % 19);
-        async move {
-            f.tickets
-                .purchase(
-                    f.seats_request(&format!("pair{i}"), vec![f.seat(first), f.seat(first + 1)]),
-                )
-                .await
-        }
+        f.seats_request(&format!("pair{i}"), vec![f.seat(first), f.seat(first + 1)])
     })
     .await;
     for result in &results {
@@ -232,15 +233,7 @@ pub async fn general_admission_never_exceeds_capacity(harness: Harness) {
         )
         .await,
     );
-    let results = race(500, |i| {
-        let f = f.clone();
-        async move {
-            f.tickets
-                .purchase(f.general_request(&format!("fan{i}"), 1))
-                .await
-        }
-    })
-    .await;
+    let results = race_purchases(&f, 500, |f, i| f.general_request(&format!("fan{i}"), 1)).await;
     let counts = count(&results.iter().map(outcome).collect::<Vec<_>>());
     assert_eq!(counts.get("OK"), Some(&100), "outcomes: {counts:?}");
     assert_eq!(counts.get("SOLD_OUT"), Some(&400), "outcomes: {counts:?}");
@@ -648,16 +641,9 @@ pub async fn purchase_is_idempotent(harness: Harness) {
 
     // 16 concurrent retries of one new request: one order, everyone gets it.
     let racing_key = IdempotencyKey::new("key-2").unwrap();
-    let results = race(16, |_| {
-        let f = f.clone();
-        let key = racing_key.clone();
-        async move {
-            let request = crate::service::PurchaseRequest {
-                idempotency_key: Some(key),
-                ..f.seats_request("racer", vec![f.seat(10), f.seat(11)])
-            };
-            f.tickets.purchase(request).await
-        }
+    let results = race_purchases(&f, 16, |f, _| crate::service::PurchaseRequest {
+        idempotency_key: Some(racing_key.clone()),
+        ..f.seats_request("racer", vec![f.seat(10), f.seat(11)])
     })
     .await;
     let ids: HashSet<_> = results
@@ -717,13 +703,8 @@ pub async fn customer_limit_holds_under_concurrency(harness: Harness) {
         )
         .await,
     );
-    let results = race(20, |i| {
-        let f = f.clone();
-        async move {
-            f.tickets
-                .purchase(f.seats_request("greedy", vec![f.seat(i as u32)]))
-                .await
-        }
+    let results = race_purchases(&f, 20, |f, i| {
+        f.seats_request("greedy", vec![f.seat(i as u32)])
     })
     .await;
     let counts = count(&results.iter().map(outcome).collect::<Vec<_>>());
