@@ -185,10 +185,12 @@ pub(crate) fn items_of(order: &Order, capacities: &HashMap<ZoneCode, u32>) -> Ve
     items
 }
 
-/// Holds through the lock, rebuilding it from the repository when it answers `NotLoaded`.
+/// Holds through the lock, rebuilding it from the repository when it answers `NotLoaded`. The
+/// rebuild source is made only then (one per rebuild, so its catch-up mark is its own): the
+/// common path, a hold that wins or loses, allocates nothing for it.
 pub(crate) async fn hold_with_rebuild(
     lock: &dyn SeatLock,
-    source: &Arc<RepositoryHolds>,
+    source: impl Fn() -> Arc<RepositoryHolds>,
     request: &HoldRequest,
     attempts: u32,
 ) -> Result<HoldOutcome> {
@@ -196,6 +198,7 @@ pub(crate) async fn hold_with_rebuild(
         match lock.hold(request).await? {
             HoldOutcome::NotLoaded => {
                 tracing::info!(event = %request.event, "seat lock not loaded, rebuilding from the repository");
+                let source = source();
                 lock.rebuild(request.event, source.clone()).await?;
                 source.catch_up(lock, request.event, request.now).await;
             }
@@ -208,7 +211,7 @@ pub(crate) async fn hold_with_rebuild(
 /// The lock's snapshot of an event, rebuilding it first when it is not loaded.
 pub(crate) async fn snapshot_with_rebuild(
     lock: &dyn SeatLock,
-    source: &Arc<RepositoryHolds>,
+    source: impl Fn() -> Arc<RepositoryHolds>,
     event: EventId,
     now: DateTime<Utc>,
     attempts: u32,
@@ -217,6 +220,7 @@ pub(crate) async fn snapshot_with_rebuild(
         match lock.snapshot(event, now).await? {
             Some(snapshot) => return Ok(snapshot),
             None => {
+                let source = source();
                 lock.rebuild(event, source.clone()).await?;
                 source.catch_up(lock, event, now).await;
             }

@@ -121,15 +121,17 @@ impl QueryService {
     /// its state).
     pub async fn seat_map(&self, event: EventId) -> Result<SeatMap> {
         let info = self.events.get(&*self.backends.catalog, event).await?;
-        let source = Arc::new(RepositoryHolds::new(
-            self.backends.tickets.clone(),
-            self.config.hold_grace,
-            info.capacities.clone(),
-        ));
+        let source = || {
+            Arc::new(RepositoryHolds::new(
+                self.backends.tickets.clone(),
+                self.config.hold_grace,
+                info.capacities.clone(),
+            ))
+        };
         let now = self.backends.now();
         let snapshot = snapshot_with_rebuild(
             &*self.backends.seat_lock,
-            &source,
+            source,
             event,
             now,
             self.config.rebuild_attempts,

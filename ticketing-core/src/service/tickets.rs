@@ -78,7 +78,7 @@ impl TicketService {
         };
         match hold_with_rebuild(
             &*b.seat_lock,
-            &self.hold_source(&info),
+            || self.hold_source(&info),
             &hold,
             self.config.rebuild_attempts,
         )
