@@ -1,6 +1,13 @@
-//! The transactional outbox: one row per state change, numbered in commit order; and the relay's
-//! view of it ([`OutboxStore`] on [`MySqlTicketRepository`]): the sent cursor and the lease in the
-//! one row of `outbox_relay`.
+//! The transactional outbox: one row per state change, written by the change's transaction without
+//! any shared lock, and numbered in publication order afterwards; and the relay's view of it
+//! ([`OutboxStore`] on [`MySqlTicketRepository`]): the sent cursor and the lease in the one row
+//! of `outbox_relay`.
+//!
+//! Writers insert rows with an `AUTO_INCREMENT` id and no sequence number. [`number_committed`]
+//! gives the committed, unnumbered rows their numbers in id order, one numbering transaction at a
+//! time (they queue on the `outbox_relay` row). Readers that promise sequence order (the relay's
+//! `unsent`, `outbox_after`, `outbox_head`) number first. docs/DESIGN.md, "The event stream",
+//! argues why no row is skipped and one order's changes keep their order.
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
@@ -10,20 +17,32 @@ use ticketing_core::ports::OutboxStore;
 use ticketing_core::{Error, Result};
 
 use crate::MySqlTicketRepository;
-use crate::codec::{expand, value_rows};
+use crate::codec::{expand, markers, value_rows};
 use crate::error::StoreResult;
+use crate::pool::begin;
 use crate::retry::with_retry;
 
-/// Takes `n` sequence numbers; the row stays locked until the transaction ends, so numbers are
-/// handed out in commit order. `LAST_INSERT_ID(expr)` returns the new value in the OK packet.
-const TAKE_SEQUENCE: &str =
-    "UPDATE outbox_sequence SET last_seq = LAST_INSERT_ID(last_seq + ?) WHERE id = 1";
+const INSERT_ROWS: &str = "INSERT INTO outbox (kind, order_id, recorded_at, payload) VALUES {list}";
 
-const INSERT_ROWS: &str =
-    "INSERT INTO outbox (seq, kind, order_id, recorded_at, payload) VALUES {list}";
+/// Locks the numbering: one numbering transaction at a time, each continuing from the last.
+const LOCK_NUMBERING: &str = "SELECT numbered_seq FROM outbox_relay WHERE id = 1 FOR UPDATE";
 
-/// The last number handed out by a committed transaction (the row is locked until commit).
-const SELECT_HEAD: &str = "SELECT last_seq FROM outbox_sequence WHERE id = 1";
+/// Committed rows without a number, oldest id first. A plain read in READ COMMITTED: it sees
+/// committed rows only and waits for no writer.
+const SELECT_UNNUMBERED: &str = "SELECT id FROM outbox WHERE seq IS NULL ORDER BY id LIMIT ?";
+
+/// Binds: the last number before these rows, the ids (in order) for `FIELD`, the ids for `IN`.
+/// Row `ids[i]` gets `first + i + 1`.
+const NUMBER_ROWS: &str =
+    "UPDATE outbox SET seq = ? + FIELD(id, {list}) WHERE seq IS NULL AND id IN ({list})";
+
+const SET_NUMBERED: &str = "UPDATE outbox_relay SET numbered_seq = ? WHERE id = 1";
+
+/// Rows numbered per numbering transaction.
+const NUMBERING_CHUNK: u32 = 1_000;
+
+/// The last number given.
+const SELECT_HEAD: &str = "SELECT numbered_seq FROM outbox_relay WHERE id = 1";
 
 const SELECT_AFTER: &str = "SELECT seq, payload FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?";
 
@@ -36,8 +55,8 @@ const TAKE_LEASE: &str = "UPDATE outbox_relay SET holder = ?, lease_until = ? \
 const RELEASE_LEASE: &str =
     "UPDATE outbox_relay SET holder = NULL, lease_until = NULL WHERE id = 1 AND holder = ?";
 
-/// Entries after the sent cursor. Committed rows only, and numbers are handed out in commit order,
-/// so no row can appear later below one read here.
+/// Numbered entries after the sent cursor. Numbers are given in publication order, so no entry
+/// can appear later below one read here.
 const SELECT_UNSENT: &str = "SELECT seq, payload FROM outbox \
      WHERE seq > (SELECT sent_seq FROM outbox_relay WHERE id = 1) ORDER BY seq LIMIT ?";
 
@@ -49,31 +68,20 @@ const REWIND: &str =
 
 const SELECT_SENT: &str = "SELECT sent_seq FROM outbox_relay WHERE id = 1";
 
-/// Appends `events` in order. Call it as the last statement before COMMIT: it serialises
-/// committing writers on the sequence row, so the shorter it is held the better.
+/// Appends `events` in order, without a number and without taking any lock another writer waits
+/// for: the rows get theirs from [`number_committed`] once this transaction committed.
 pub(crate) async fn append(conn: &mut MySqlConnection, events: &[OutboxEvent]) -> StoreResult<()> {
     if events.is_empty() {
         return Ok(());
     }
-    // Everything that needs no number is prepared before the sequence row is locked.
     let payloads = events
         .iter()
         .map(serde_json::to_string)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| Error::internal(format!("outbox event does not serialise: {e}")))?;
-    let statement = expand(INSERT_ROWS, &value_rows(events.len(), 5));
-    let taken = sqlx::query(TAKE_SEQUENCE)
-        .bind(events.len() as u64)
-        .execute(&mut *conn)
-        .await?;
-    if taken.rows_affected() != 1 {
-        return Err(Error::internal("outbox_sequence has no row; were the migrations run?").into());
-    }
-    let first = taken.last_insert_id() + 1 - events.len() as u64;
-    let mut insert = sqlx::query(statement);
-    for (offset, (event, payload)) in events.iter().zip(payloads).enumerate() {
+    let mut insert = sqlx::query(expand(INSERT_ROWS, &value_rows(events.len(), 4)));
+    for (event, payload) in events.iter().zip(payloads) {
         insert = insert
-            .bind(first + offset as u64)
             .bind(event.kind.as_str())
             .bind(event.order_id.as_uuid())
             .bind(event.at)
@@ -83,17 +91,67 @@ pub(crate) async fn append(conn: &mut MySqlConnection, events: &[OutboxEvent]) -
     Ok(())
 }
 
-/// The sequence number of the newest committed entry.
-pub(crate) async fn head(pool: &MySqlPool) -> StoreResult<u64> {
-    Ok(sqlx::query_scalar(SELECT_HEAD).fetch_one(pool).await?)
+/// Numbers up to `limit` committed, unnumbered rows in id order, continuing from the last number
+/// given; returns how many it numbered. Numbering transactions queue on the `outbox_relay` row,
+/// so each one sees every row the previous one numbered and numbers strictly after it.
+pub(crate) async fn number_committed(pool: &MySqlPool, limit: u32) -> StoreResult<u32> {
+    let mut tx = begin(pool).await?;
+    let last: u64 = sqlx::query_scalar(LOCK_NUMBERING)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(relay_row_missing)?;
+    let ids: Vec<u64> = sqlx::query_scalar(SELECT_UNNUMBERED)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+    if ids.is_empty() {
+        tx.rollback().await?;
+        return Ok(0);
+    }
+    let list = markers(ids.len());
+    let mut number = sqlx::query(expand(NUMBER_ROWS, &list)).bind(last);
+    for id in ids.iter().chain(&ids) {
+        number = number.bind(*id);
+    }
+    let numbered = number.execute(&mut *tx).await?.rows_affected();
+    if numbered != ids.len() as u64 {
+        return Err(Error::internal(format!(
+            "numbered {numbered} of {} outbox rows; another numbering ran unlocked",
+            ids.len()
+        ))
+        .into());
+    }
+    sqlx::query(SET_NUMBERED)
+        .bind(last + ids.len() as u64)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(ids.len() as u32)
 }
 
-/// Up to `limit` entries after `after`, in sequence order.
+/// Numbers every committed row that has no number yet, a chunk per transaction.
+pub(crate) async fn number_all_committed(pool: &MySqlPool) -> StoreResult<()> {
+    while number_committed(pool, NUMBERING_CHUNK).await? == NUMBERING_CHUNK {}
+    Ok(())
+}
+
+/// The number of the newest entry, after numbering every committed row: an entry committed
+/// after this call returns gets a greater one.
+pub(crate) async fn head(pool: &MySqlPool) -> StoreResult<u64> {
+    number_all_committed(pool).await?;
+    Ok(sqlx::query_scalar(SELECT_HEAD)
+        .fetch_optional(pool)
+        .await?
+        .ok_or_else(relay_row_missing)?)
+}
+
+/// Up to `limit` entries after `after`, in sequence order, after numbering every committed row.
 pub(crate) async fn after(
     pool: &MySqlPool,
     after: u64,
     limit: u32,
 ) -> StoreResult<Vec<OutboxEntry>> {
+    number_all_committed(pool).await?;
     let rows = sqlx::query(SELECT_AFTER)
         .bind(after)
         .bind(limit)
@@ -183,8 +241,10 @@ impl OutboxStore for MySqlTicketRepository {
         Ok(())
     }
 
+    /// Numbers up to `limit` committed rows first, so a relay publishes every committed change.
     async fn unsent(&self, limit: u32) -> Result<Vec<OutboxEntry>> {
         Ok(with_retry("unsent", || async {
+            number_committed(self.pool(), limit).await?;
             let rows = sqlx::query(SELECT_UNSENT)
                 .bind(limit)
                 .fetch_all(self.pool())
@@ -207,5 +267,106 @@ impl OutboxStore for MySqlTicketRepository {
 
     async fn sent_up_to(&self) -> Result<u64> {
         Ok(with_retry("sent_up_to", || sent(self.pool())).await?)
+    }
+}
+
+/// The numbering against real transactions (feature `testing`: needs the test server).
+#[cfg(all(test, feature = "testing"))]
+mod tests {
+    use chrono::TimeZone;
+    use ticketing_core::domain::{
+        Currency, CustomerId, EventId, Money, OrderId, OutboxKind, VenueId,
+    };
+    use ticketing_core::ports::TicketRepository;
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::testing::TestDatabase;
+
+    fn reserved(order: OrderId) -> OutboxEvent {
+        OutboxEvent {
+            version: ticketing_core::domain::OUTBOX_SCHEMA_VERSION,
+            kind: OutboxKind::TicketReserved,
+            order_id: order,
+            event_id: EventId::from_uuid(Uuid::now_v7()),
+            venue_id: VenueId::from_uuid(Uuid::now_v7()),
+            customer: CustomerId::new("c").unwrap(),
+            ticket_ids: Vec::new(),
+            seats: Vec::new(),
+            amount: Money::new(100, Currency::new("EUR").unwrap()),
+            at: Utc.with_ymd_and_hms(2026, 12, 2, 12, 0, 0).unwrap(),
+            lines: Vec::new(),
+        }
+    }
+
+    fn orders(entries: &[OutboxEntry]) -> Vec<(u64, OrderId)> {
+        entries.iter().map(|e| (e.seq, e.event.order_id)).collect()
+    }
+
+    /// A transaction that inserted its outbox row before another one and commits after it gets
+    /// the lower id but the higher number, and is published once it commits: a relay reading
+    /// "ids above the last one published" would skip it for good.
+    #[tokio::test]
+    async fn a_row_that_commits_late_under_a_lower_id_is_published_after_it_commits() {
+        let db = TestDatabase::create(4).await.unwrap();
+        let pool = db.pool();
+        let repo = MySqlTicketRepository::new(pool.clone());
+        let (slow_order, fast_order) = (
+            OrderId::from_uuid(Uuid::now_v7()),
+            OrderId::from_uuid(Uuid::now_v7()),
+        );
+        let mut slow = begin(pool).await.unwrap();
+        append(&mut slow, &[reserved(slow_order)]).await.unwrap();
+        let mut fast = begin(pool).await.unwrap();
+        append(&mut fast, &[reserved(fast_order)]).await.unwrap();
+        // The fast writer commits while the slow one is still open: no lock makes it wait.
+        fast.commit().await.unwrap();
+
+        let now = Utc::now();
+        assert!(
+            repo.try_acquire_lease("r", now, TimeDelta::seconds(30))
+                .await
+                .unwrap()
+        );
+        let first = repo.unsent(100).await.unwrap();
+        assert_eq!(orders(&first), [(1, fast_order)], "only committed rows");
+        assert!(repo.mark_sent("r", 1).await.unwrap());
+        assert!(repo.unsent(100).await.unwrap().is_empty());
+
+        slow.commit().await.unwrap();
+        let second = repo.unsent(100).await.unwrap();
+        assert_eq!(
+            orders(&second),
+            [(2, slow_order)],
+            "published once committed"
+        );
+        assert_eq!(repo.outbox_head().await.unwrap(), Some(2));
+        assert_eq!(
+            orders(&repo.outbox_after(0, 10).await.unwrap()),
+            [(1, fast_order), (2, slow_order)]
+        );
+        db.drop_database().await.unwrap();
+    }
+
+    /// A rolled-back writer leaves an id unused and no gap in the numbers.
+    #[tokio::test]
+    async fn a_rolled_back_row_leaves_no_gap_in_the_numbers() {
+        let db = TestDatabase::create(4).await.unwrap();
+        let pool = db.pool();
+        let ids = [(); 3].map(|_| OrderId::from_uuid(Uuid::now_v7()));
+        for (n, id) in ids.iter().enumerate() {
+            let mut tx = begin(pool).await.unwrap();
+            append(&mut tx, &[reserved(*id)]).await.unwrap();
+            if n == 1 {
+                tx.rollback().await.unwrap();
+            } else {
+                tx.commit().await.unwrap();
+            }
+        }
+        assert_eq!(
+            orders(&after(pool, 0, 10).await.unwrap()),
+            [(1, ids[0]), (2, ids[2])]
+        );
+        db.drop_database().await.unwrap();
     }
 }

@@ -3,14 +3,15 @@
 
 mod support;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::TimeDelta;
 use support::*;
-use ticketing_core::domain::{OutboxKind, ZoneCode};
+use ticketing_core::domain::{OutboxKind, PaymentRef, TicketAction, ZoneCode};
 use ticketing_core::memory::InMemoryEventSink;
-use ticketing_core::ports::{OutboxStore, SystemClock, TicketRepository};
+use ticketing_core::ports::{OutboxStore, SystemClock, TicketRepository, Transition};
 use ticketing_core::service::{OutboxRelay, RelayConfig};
 use ticketing_sqlx::MySqlTicketRepository;
 
@@ -166,5 +167,101 @@ async fn concurrent_relays_publish_every_entry_once_in_order() {
     assert_eq!(seqs, (1..=total).collect::<Vec<_>>());
     // Entries marked sent are counted once: by the relay that held the lease.
     assert_eq!(published, total);
+    db.drop_database().await.unwrap();
+}
+
+/// Writers that buy and pay at once, and three relays numbering and publishing meanwhile: every
+/// change is published exactly once, and each order's payment after its reservation, although
+/// the rows are numbered after their transactions commit, in no lock's order.
+#[tokio::test]
+async fn each_orders_changes_are_published_in_their_order() {
+    const WRITERS: usize = 8;
+    const ORDERS_PER_WRITER: usize = 20;
+    let db = database(24).await;
+    let repo = Arc::new(MySqlTicketRepository::new(db.pool().clone()));
+    let sink = Arc::new(InMemoryEventSink::new());
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let relays: Vec<_> = (0..3)
+        .map(|n| {
+            let relay = OutboxRelay::new(
+                repo.clone(),
+                sink.clone(),
+                Arc::new(SystemClock),
+                RelayConfig {
+                    relay_id: format!("relay-{n}"),
+                    batch_size: 5,
+                    poll_interval: Duration::from_millis(1),
+                    ..RelayConfig::default()
+                },
+            )
+            .unwrap();
+            let mut stopped = stopped.clone();
+            tokio::spawn(async move {
+                relay
+                    .run(async move {
+                        let _ = stopped.wait_for(|s| *s).await;
+                    })
+                    .await
+            })
+        })
+        .collect();
+    let show = Arc::new(Show::new());
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let (repo, show) = (repo.clone(), show.clone());
+            tokio::spawn(async move {
+                for n in 0..ORDERS_PER_WRITER {
+                    let buyer = format!("c{w}-{n}");
+                    let new = if n % 2 == 0 {
+                        let key = format!("A:{}:{}", w + 1, n + 1);
+                        show.seats(&buyer, &[key.as_str()], t0(), TimeDelta::minutes(5))
+                    } else {
+                        show.general(&buyer, 1, 1_000, t0(), TimeDelta::minutes(5))
+                    };
+                    repo.insert_order(&new).await.unwrap();
+                    let paid = repo
+                        .transition(&Transition {
+                            order: new.order.id,
+                            action: TicketAction::Pay,
+                            now: t0() + ms(1),
+                            payment_ref: Some(PaymentRef::new(format!("pi_{w}_{n}")).unwrap()),
+                        })
+                        .await
+                        .unwrap();
+                    assert!(paid);
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let total = (2 * WRITERS * ORDERS_PER_WRITER) as u64;
+    while repo.sent_up_to().await.unwrap() < total {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    stop.send(true).unwrap();
+    for relay in relays {
+        relay.await.unwrap();
+    }
+    let entries = sink.entries();
+    let seqs: Vec<u64> = entries.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (1..=total).collect::<Vec<_>>(), "every change once");
+    let mut reserved_at = HashMap::new();
+    for entry in &entries {
+        match entry.event.kind {
+            OutboxKind::TicketReserved => {
+                reserved_at.insert(entry.event.order_id, entry.seq);
+            }
+            OutboxKind::TicketPaid => assert!(
+                reserved_at.contains_key(&entry.event.order_id),
+                "order {} published paid (seq {}) before reserved",
+                entry.event.order_id,
+                entry.seq
+            ),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(reserved_at.len(), WRITERS * ORDERS_PER_WRITER);
     db.drop_database().await.unwrap();
 }

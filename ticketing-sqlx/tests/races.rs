@@ -452,3 +452,85 @@ async fn outbox_numbers_are_gapless_and_follow_each_order_s_history() {
     }
     db.drop_database().await.unwrap();
 }
+
+/// A general-admission zone is counted in shard rows: orders of mixed sizes whose places add up
+/// to the capacity all fit at once (an order spreads over shards when one has too little room),
+/// one more place is sold out, and released places (in whatever shards they were) can be
+/// bought again, exactly as many.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn general_admission_fills_exactly_to_capacity_across_shards() {
+    const CAPACITY: u32 = 100;
+    let db = database(24).await;
+    let repo = Arc::new(MySqlTicketRepository::new(db.pool().clone()));
+    let show = Show::new();
+    let hold = TimeDelta::minutes(10);
+    let mut sizes: Vec<u32> = (0..6).flat_map(|_| 1..=5).collect();
+    sizes.extend([4, 3, 2, 1]);
+    assert_eq!(sizes.iter().sum::<u32>(), CAPACITY);
+    let orders: Vec<_> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| show.general(&format!("c{i}"), *n, CAPACITY, t0(), hold))
+        .collect();
+    let jobs = orders
+        .iter()
+        .map(|order| {
+            let (repo, order) = (repo.clone(), order.clone());
+            move || async move { repo.insert_order(&order).await }
+        })
+        .collect();
+    for result in race(jobs).await {
+        assert!(matches!(result, Ok(InsertOutcome::Inserted)), "{result:?}");
+    }
+    let one_more = show.general("late", 1, CAPACITY, t0(), hold);
+    assert!(matches!(
+        repo.insert_order(&one_more).await,
+        Err(Error::SoldOut { requested: 1, .. })
+    ));
+
+    // Cancel three orders (12 places) and race 12 single places plus 5 more buyers for them.
+    let released: u32 = [4, 9, 27].iter().map(|&i| sizes[i]).sum();
+    for i in [4, 9, 27] {
+        let cancel = Transition {
+            order: orders[i].order.id,
+            action: TicketAction::Cancel,
+            now: t0(),
+            payment_ref: None,
+        };
+        assert!(repo.transition(&cancel).await.unwrap());
+    }
+    let jobs = (0..released + 5)
+        .map(|i| {
+            let (repo, order) = (
+                repo.clone(),
+                show.general(&format!("again{i}"), 1, CAPACITY, t0(), hold),
+            );
+            move || async move { repo.insert_order(&order).await }
+        })
+        .collect();
+    let results = race(jobs).await;
+    let won = results.iter().filter(|r| r.is_ok()).count() as u32;
+    assert_eq!(won, released, "exactly the released places are sold again");
+    assert!(
+        results
+            .iter()
+            .all(|r| matches!(r, Ok(_) | Err(Error::SoldOut { .. })))
+    );
+
+    // The shard rows agree with the tickets, and none is over its slice.
+    let (active, over): (i64, i64) = sqlx::query_as(
+        "SELECT CAST(SUM(active) AS SIGNED), CAST(SUM(active > capacity) AS SIGNED) \
+         FROM zone_usage WHERE event_id = ?",
+    )
+    .bind(show.event.as_uuid())
+    .fetch_one(db.pool())
+    .await
+    .unwrap();
+    assert_eq!(active, i64::from(CAPACITY));
+    assert_eq!(over, 0);
+    assert_eq!(
+        repo.active_tickets(show.event).await.unwrap().len() as u32,
+        CAPACITY
+    );
+    db.drop_database().await.unwrap();
+}

@@ -10,7 +10,7 @@ use ticketing_core::memory::InMemoryTicketRepository;
 use ticketing_core::ports::OutboxStore;
 use ticketing_core::service::Backends;
 use ticketing_redis::{RedisSeatLock, RedisSeatLockConfig};
-use ticketing_sqlx::{MySqlCatalog, MySqlTicketRepository, SqlSeatLock};
+use ticketing_sqlx::{BatchConfig, MySqlCatalog, MySqlTicketRepository, SqlSeatLock};
 
 /// The example ticketing server. Without `--database-url` it runs on the embedded in-memory
 /// adapters with a demo venue and event.
@@ -57,8 +57,16 @@ pub struct Args {
     #[arg(long, env = "TICKETING_DEMO")]
     pub demo: Option<bool>,
 
-    /// With `--redis-url`: do not run the outbox relay (publishing the outbox to the Redis event
-    /// stream) in this process.
+    /// With `--database-url`: write each purchase in its own transaction instead of coalescing
+    /// concurrent purchases into shared transactions (write batching, on by default: a stampede
+    /// then pays one commit per batch).
+    #[arg(long, env = "TICKETING_NO_WRITE_BATCHING")]
+    pub no_write_batching: bool,
+
+    /// Do not run the outbox relay in this process. The relay mirrors every committed change
+    /// into the seat lock (repairing a lock update lost between a commit and the lock call) and,
+    /// with `--redis-url`, publishes it to the Redis event stream. Turn it off only where another
+    /// instance runs it.
     #[arg(long, env = "TICKETING_NO_OUTBOX_RELAY")]
     pub no_outbox_relay: bool,
 
@@ -99,11 +107,16 @@ impl Args {
             (None, Some(_)) => "SQL",
             (None, None) => "in-memory",
         };
-        format!("{store} tickets and catalog, {lock} seat lock")
+        let batching = if self.database_url.is_some() && !self.no_write_batching {
+            ", write batching"
+        } else {
+            ""
+        };
+        format!("{store} tickets and catalog, {lock} seat lock{batching}")
     }
 
-    /// Connects the selected backends: MySQL repository and catalog (migrated) with
-    /// `--database-url`, the Redis seat lock with `--redis-url`, the SQL seat lock with a
+    /// Connects the selected backends: MySQL repository (with write batching unless
+    /// `--no-write-batching`) and catalog (migrated) with `--database-url`, the Redis seat lock with `--redis-url`, the SQL seat lock with a
     /// database but no Redis, in-memory adapters for the rest.
     pub async fn connect_backends(&self) -> Result<Backends> {
         Ok(self.connect_backends_with_outbox().await?.0)
@@ -122,7 +135,11 @@ impl Args {
                 .run(&pool)
                 .await
                 .map_err(|e| ticketing_core::Error::unavailable(ticketing_sqlx::ADAPTER, e))?;
-            let repository = Arc::new(MySqlTicketRepository::new(pool.clone()));
+            let repository = Arc::new(if self.no_write_batching {
+                MySqlTicketRepository::new(pool.clone())
+            } else {
+                MySqlTicketRepository::with_batching(pool.clone(), BatchConfig::default())
+            });
             backends.tickets = repository.clone();
             outbox = repository;
             backends.catalog = Arc::new(MySqlCatalog::new(pool.clone()));
@@ -174,6 +191,19 @@ mod tests {
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("5h").is_err());
         assert!(parse_duration("x").is_err());
+    }
+
+    #[test]
+    fn write_batching_is_on_by_default_and_can_be_turned_off() {
+        let args = Args::parse_from(["ticketing-server", "--database-url", "mysql://x/y"]);
+        assert!(args.describe_backends().ends_with("write batching"));
+        let args = Args::parse_from([
+            "ticketing-server",
+            "--database-url",
+            "mysql://x/y",
+            "--no-write-batching",
+        ]);
+        assert!(!args.describe_backends().contains("batching"));
     }
 
     #[test]

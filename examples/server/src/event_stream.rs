@@ -1,7 +1,8 @@
-//! The event stream in the background: with `--redis-url`, the outbox relay publishes the outbox
-//! to the Redis stream and to the seat lock (repairing lock updates lost between a commit and the
-//! service's own lock call), and the sales projection keeps its read model, until shutdown.
-//! `--no-outbox-relay` and `--no-projection` turn either off (e.g. to run them elsewhere).
+//! The event stream in the background, until shutdown: the outbox relay publishes the outbox to
+//! the seat lock (repairing lock updates lost between a commit and the service's own lock call)
+//! in every mode, and with `--redis-url` also to the Redis stream, whose sales projection keeps
+//! its read model. `--no-outbox-relay` and `--no-projection` turn either off (e.g. to run them
+//! elsewhere).
 
 use std::sync::Arc;
 
@@ -22,9 +23,9 @@ pub struct EventStream {
 }
 
 impl EventStream {
-    /// Starts what `args` ask for: nothing without `--redis-url`, else the relay (unless
-    /// `--no-outbox-relay`) from `outbox` to the stream and to `lock_sync`, and the projection
-    /// (unless `--no-projection`), both under `--redis-key-prefix`.
+    /// Starts what `args` ask for: the relay (unless `--no-outbox-relay`) from `outbox` to
+    /// `lock_sync`, and with `--redis-url` also to the stream; with `--redis-url` the projection
+    /// (unless `--no-projection`). Redis keys are under `--redis-key-prefix`.
     pub async fn start(
         args: &Args,
         outbox: Arc<dyn OutboxStore>,
@@ -33,19 +34,16 @@ impl EventStream {
     ) -> Result<Self> {
         let (stop, stopped) = watch::channel(false);
         let mut tasks = Vec::new();
-        let Some(url) = &args.redis_url else {
-            return Ok(Self { stop, tasks });
-        };
         if !args.no_outbox_relay {
-            let sink = RedisEventSink::connect(
-                url,
-                RedisEventSinkConfig {
+            let mut sinks: Vec<Arc<dyn EventSink>> = Vec::new();
+            if let Some(url) = &args.redis_url {
+                let config = RedisEventSinkConfig {
                     key_prefix: args.redis_key_prefix.clone(),
                     max_len: None,
-                },
-            )
-            .await?;
-            let sinks: Vec<Arc<dyn EventSink>> = vec![Arc::new(sink), lock_sync];
+                };
+                sinks.push(Arc::new(RedisEventSink::connect(url, config).await?));
+            }
+            sinks.push(lock_sync);
             let sink = Arc::new(FanOutSink::new(sinks));
             let relay = OutboxRelay::new(outbox, sink, clock, RelayConfig::default())?;
             tracing::info!(relay = relay.id(), "outbox relay started");
@@ -55,6 +53,9 @@ impl EventStream {
                 tokio::spawn(async move { relay.run(stopped).await }),
             ));
         }
+        let Some(url) = &args.redis_url else {
+            return Ok(Self { stop, tasks });
+        };
         if !args.no_projection {
             let projection = RedisProjection::connect(
                 url,

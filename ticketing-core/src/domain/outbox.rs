@@ -128,7 +128,8 @@ impl OutboxEvent {
     }
 }
 
-/// An outbox row: its sequence number (increasing in commit order per repository) and the event.
+/// An outbox row: its sequence number (unique, gapless and increasing in publication order per
+/// repository; one order's changes in the order they committed) and the event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxEntry {
     /// Sequence number, unique and increasing.

@@ -1,6 +1,6 @@
 //! Write batching for [`insert_order`](super::purchase::insert_order): concurrent purchases
 //! coalesce into one READ COMMITTED transaction with multi-row statements, so a stampede pays one
-//! commit (one redo-log flush, one outbox-sequence lock) per batch instead of one per order.
+//! commit (one redo-log flush) per batch instead of one per order.
 //!
 //! Per-order atomicity is kept by *excluding culprits and retrying*: a batch either commits whole,
 //! or rolls back and runs again without the orders that broke a rule (a seat with an active
@@ -10,17 +10,17 @@
 //! conflict has vanished meanwhile). The other orders of the batch commit; none of them ever sees
 //! another order's failure.
 //!
-//! One batch transaction, in lock order (tickets by seat, counters by key, the outbox sequence
-//! last, as in the unbatched path):
-//! 1. `INSERT INTO tickets … VALUES (…), (…)` — the unique active-seat key is invariant 1;
-//! 2. `INSERT INTO idempotency_keys … VALUES …` for the orders that carry a key;
-//! 3. per counter table (`customer_usage`, `zone_usage`): one upsert adding each key's sum, then
-//!    the new values are compared with the limit or capacity (the rows stay locked until COMMIT,
-//!    so they are the ones committed). When the upsert created every row (a flash sale's buyers
-//!    are new to the event), the new values are the sums themselves; otherwise one read fetches
-//!    them;
-//! 4. `INSERT INTO orders … VALUES …`;
-//! 5. the outbox rows, numbered from `outbox_sequence` as the last statement.
+//! One batch transaction:
+//! 1. per general-admission zone (in key order), the batch's places from the zone's shards
+//!    ([`zone_capacity::take`]);
+//! 2. `INSERT INTO tickets … VALUES (…), (…)` — the unique active-seat key is invariant 1;
+//! 3. `INSERT INTO idempotency_keys … VALUES …` for the orders that carry a key;
+//! 4. `customer_usage`: one upsert adding each key's sum, then the new values are compared with
+//!    the limit (the rows stay locked until COMMIT, so they are the ones committed). When the
+//!    upsert created every row (a flash sale's buyers are new to the event), the new values are
+//!    the sums themselves; otherwise one read fetches them;
+//! 5. `INSERT INTO orders … VALUES …`;
+//! 6. the outbox rows, without numbers (they are numbered after the commit).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -28,7 +28,9 @@ use std::time::Duration;
 
 use sqlx::pool::PoolConnection;
 use sqlx::{Connection, MySql, MySqlConnection, MySqlPool, Row};
-use ticketing_core::domain::{EventId, OutboxEvent, OutboxKind, SeatRef, Ticket, TicketStatus};
+use ticketing_core::domain::{
+    EventId, OutboxEvent, OutboxKind, SeatRef, Ticket, TicketId, TicketStatus, ZoneCode,
+};
 use ticketing_core::ports::{InsertOutcome, NewOrder};
 use ticketing_core::{Error, Result};
 use tokio::sync::mpsc::error::TryRecvError;
@@ -36,7 +38,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::{purchase, sql};
+use super::{purchase, sql, zone_capacity};
 use crate::codec::{expand, markers, value_rows};
 use crate::error::{StoreResult, code, message, number};
 use crate::outbox;
@@ -379,10 +381,24 @@ async fn write_on(
 ) -> StoreResult<Attempt> {
     let mut tx = conn.begin_with(BEGIN_READ_COMMITTED).await?;
 
-    // 1. Tickets of all orders, in seat order (competing batches meet on the key in one order).
+    // 1. Invariant 2: each general-admission zone's places for the whole batch, from shards with
+    //    room (zones in key order).
+    let shards = match take_places(&mut tx, orders).await? {
+        Ok(shards) => shards,
+        Err(culprits) => {
+            tx.rollback().await?;
+            return Ok(Attempt::Culprits(culprits));
+        }
+    };
+
+    // 2. Tickets of all orders, in seat order (competing batches meet on the key in one order).
     let mut tickets: Vec<&Ticket> = orders.iter().flat_map(|o| &o.order.tickets).collect();
     tickets.sort_by(|a, b| (a.event_id, &a.seat, a.id).cmp(&(b.event_id, &b.seat, b.id)));
-    if let Err(e) = purchase::insert_tickets(&mut tx, &tickets).await {
+    let placed: Vec<_> = tickets
+        .iter()
+        .map(|t| (*t, shards.get(&t.id).copied()))
+        .collect();
+    if let Err(e) = purchase::insert_tickets(&mut tx, &placed).await {
         if number(&e) == Some(code::DUPLICATE_KEY) && message(&e).contains(sql::ACTIVE_SEAT_KEY) {
             tx.rollback().await?;
             return Ok(Attempt::Culprits(taken_seat_orders(pool, orders).await?));
@@ -390,7 +406,7 @@ async fn write_on(
         return Err(e.into());
     }
 
-    // 2. Idempotency records.
+    // 3. Idempotency records.
     let keyed: Vec<(usize, &NewOrder)> = orders
         .iter()
         .enumerate()
@@ -415,35 +431,22 @@ async fn write_on(
         }
     }
 
-    // 3. Invariant 6, then invariant 2: per-key sums against the limit or capacity.
+    // 4. Invariant 6: per-customer sums against the limit.
     let mut customers: BTreeMap<(EventId, String), Usage> = BTreeMap::new();
-    let mut zones: BTreeMap<(EventId, String), Usage> = BTreeMap::new();
     for (i, new) in orders.iter().enumerate() {
         let order = &new.order;
-        let n = order.tickets.len() as u32;
         customers
             .entry((order.event_id, order.customer.as_str().to_owned()))
             .or_insert_with(|| Usage::new(new.per_customer_limit))
-            .add(i, n, new.per_customer_limit);
-        if let Some((zone, capacity)) = &new.general_admission {
-            zones
-                .entry((order.event_id, zone.as_str().to_owned()))
-                .or_insert_with(|| Usage::new(*capacity))
-                .add(i, n, *capacity);
-        }
+            .add(i, order.tickets.len() as u32, new.per_customer_limit);
     }
     let over = raise_counters(&mut tx, &CUSTOMER_COUNTER, &customers).await?;
     if !over.is_empty() {
         tx.rollback().await?;
         return Ok(Attempt::Culprits(over));
     }
-    let over = raise_counters(&mut tx, &ZONE_COUNTER, &zones).await?;
-    if !over.is_empty() {
-        tx.rollback().await?;
-        return Ok(Attempt::Culprits(over));
-    }
 
-    // 4. The order rows.
+    // 5. The order rows.
     let mut by_id: Vec<&NewOrder> = orders.to_vec();
     by_id.sort_by_key(|o| o.order.id);
     let mut insert = sqlx::query(expand(INSERT_ORDER_ROWS, &value_rows(by_id.len(), 5)));
@@ -465,7 +468,7 @@ async fn write_on(
         });
     }
 
-    // 5. The outbox rows, last: numbered in commit order under the sequence row's lock.
+    // 6. The outbox rows: numbered after the commit, so they take no lock other writers wait for.
     let events: Vec<OutboxEvent> = orders
         .iter()
         .map(|new| {
@@ -482,6 +485,39 @@ async fn write_on(
     outbox::append(&mut tx, &events).await?;
     tx.commit().await?;
     Ok(Attempt::Committed)
+}
+
+/// The general-admission places of the batch: per zone (in key order) the sum of its orders'
+/// places, taken from the zone's shards. `Ok(shard of each ticket)`, or `Err(orders)` naming the
+/// orders of the zones that lack room (they then run alone and get their exact answer).
+async fn take_places(
+    conn: &mut MySqlConnection,
+    orders: &[&NewOrder],
+) -> StoreResult<Result<HashMap<TicketId, u16>, Vec<usize>>> {
+    let mut zones: BTreeMap<(EventId, &ZoneCode), (u32, Vec<usize>)> = BTreeMap::new();
+    for (i, new) in orders.iter().enumerate() {
+        if let Some((zone, capacity)) = &new.general_admission {
+            let entry = zones
+                .entry((new.order.event_id, zone))
+                .or_insert((*capacity, Vec::new()));
+            entry.0 = entry.0.min(*capacity);
+            entry.1.push(i);
+        }
+    }
+    let mut shards = HashMap::new();
+    for ((event, zone), (capacity, members)) in zones {
+        let tickets: Vec<TicketId> = members
+            .iter()
+            .flat_map(|&i| orders[i].order.tickets.iter().map(|t| t.id))
+            .collect();
+        let start = orders[members[0]].order.id.as_uuid().as_u128() as u32;
+        let n = tickets.len() as u32;
+        match zone_capacity::take(conn, event, zone, capacity, n, start).await? {
+            Some(taken) => shards.extend(tickets.into_iter().zip(taken)),
+            None => return Ok(Err(members)),
+        }
+    }
+    Ok(Ok(shards))
 }
 
 /// The orders of the batch with a seat that has an active ticket now (read after the rollback).
@@ -585,13 +621,6 @@ const CUSTOMER_COUNTER: Counter = Counter {
              ON DUPLICATE KEY UPDATE active = active + VALUES(active)",
     read: "SELECT customer_id AS k, active FROM customer_usage \
            WHERE event_id = ? AND customer_id IN ({list})",
-};
-
-const ZONE_COUNTER: Counter = Counter {
-    upsert: "INSERT INTO zone_usage (event_id, zone_code, active) VALUES {list} \
-             ON DUPLICATE KEY UPDATE active = active + VALUES(active)",
-    read: "SELECT zone_code AS k, active FROM zone_usage \
-           WHERE event_id = ? AND zone_code IN ({list})",
 };
 
 /// Adds every key's sum in one upsert (keys in order, so batches lock counter rows in one

@@ -7,6 +7,7 @@ mod explain;
 mod purchase;
 mod sql;
 mod transition;
+mod zone_capacity;
 
 use std::sync::Arc;
 

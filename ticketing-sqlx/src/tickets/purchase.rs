@@ -11,7 +11,7 @@ use ticketing_core::domain::{
 use ticketing_core::ports::{IdempotencyRecord, InsertOutcome, NewOrder};
 use uuid::Uuid;
 
-use super::sql;
+use super::{sql, zone_capacity};
 use crate::codec::{expand, markers, stored, value_rows};
 use crate::error::{StoreError, StoreResult, code, message, number};
 use crate::outbox;
@@ -167,11 +167,36 @@ async fn insert_once(pool: &MySqlPool, new: &NewOrder) -> StoreResult<InsertOutc
         });
     }
 
-    // 3. The tickets, in seat order so competing orders meet on the unique key in one order.
+    // 3. Invariant 2: places of a general-admission zone, from shards with room.
+    let shards = match &new.general_admission {
+        Some((zone, capacity)) => {
+            let start = order.id.as_uuid().as_u128() as u32;
+            match zone_capacity::take(&mut tx, order.event_id, zone, *capacity, count, start)
+                .await?
+            {
+                Some(shards) => shards,
+                None => {
+                    return Err(Error::SoldOut {
+                        zone: zone.clone(),
+                        requested: count,
+                    }
+                    .into());
+                }
+            }
+        }
+        None => Vec::new(),
+    };
+
+    // 4. The tickets, in seat order so competing orders meet on the unique key in one order.
     //    Invariant 1 is the unique key itself.
     let mut tickets: Vec<_> = order.tickets.iter().collect();
     tickets.sort_by(|a, b| a.seat.cmp(&b.seat).then(a.id.cmp(&b.id)));
-    if let Err(e) = insert_tickets(&mut tx, &tickets).await {
+    let placed: Vec<_> = tickets
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (*t, shards.get(i).copied()))
+        .collect();
+    if let Err(e) = insert_tickets(&mut tx, &placed).await {
         return Err(match number(&e) {
             Some(code::DUPLICATE_KEY) if message(&e).contains(sql::ACTIVE_SEAT_KEY) => {
                 StoreError::SeatConflict
@@ -183,7 +208,7 @@ async fn insert_once(pool: &MySqlPool, new: &NewOrder) -> StoreResult<InsertOutc
         });
     }
 
-    // 4. Invariant 6: the customer's active tickets for the event, within the limit.
+    // 5. Invariant 6: the customer's active tickets for the event, within the limit.
     sqlx::query(sql::ENSURE_CUSTOMER_USAGE)
         .bind(order.event_id.as_uuid())
         .bind(order.customer.as_str())
@@ -204,31 +229,7 @@ async fn insert_once(pool: &MySqlPool, new: &NewOrder) -> StoreResult<InsertOutc
         .into());
     }
 
-    // 5. Invariant 2: active tickets of a general-admission zone, within its capacity.
-    if let Some((zone, capacity)) = &new.general_admission {
-        sqlx::query(sql::ENSURE_ZONE_USAGE)
-            .bind(order.event_id.as_uuid())
-            .bind(zone.as_str())
-            .execute(&mut *tx)
-            .await?;
-        let raised = sqlx::query(sql::RAISE_ZONE_USAGE)
-            .bind(count)
-            .bind(order.event_id.as_uuid())
-            .bind(zone.as_str())
-            .bind(count)
-            .bind(*capacity)
-            .execute(&mut *tx)
-            .await?;
-        if raised.rows_affected() != 1 {
-            return Err(Error::SoldOut {
-                zone: zone.clone(),
-                requested: count,
-            }
-            .into());
-        }
-    }
-
-    // 6. The outbox row, last: it serialises committers on the sequence row.
+    // 6. The outbox row: numbered after the commit, so it takes no lock another writer waits for.
     let at = order
         .tickets
         .iter()
@@ -270,13 +271,14 @@ async fn taken_seats(pool: &MySqlPool, new: &NewOrder) -> StoreResult<Vec<SeatRe
     Ok(taken)
 }
 
-/// Inserts tickets in one multi-row statement (the purchase and the batch writer share it).
+/// Inserts tickets in one multi-row statement (the purchase and the batch writer share it), each
+/// with the `zone_usage` shard its place counts in (general admission) or `None` (a seat).
 pub(super) async fn insert_tickets(
     conn: &mut sqlx::MySqlConnection,
-    tickets: &[&ticketing_core::domain::Ticket],
+    tickets: &[(&ticketing_core::domain::Ticket, Option<u16>)],
 ) -> sqlx::Result<()> {
-    let mut insert = sqlx::query(expand(sql::INSERT_TICKETS, &value_rows(tickets.len(), 14)));
-    for t in tickets {
+    let mut insert = sqlx::query(expand(sql::INSERT_TICKETS, &value_rows(tickets.len(), 15)));
+    for (t, shard) in tickets {
         insert = insert
             .bind(t.id.as_uuid())
             .bind(t.order_id.as_uuid())
@@ -291,7 +293,8 @@ pub(super) async fn insert_tickets(
             .bind(t.created_on)
             .bind(t.expires_at)
             .bind(t.paid_at)
-            .bind(t.payment_ref.as_ref().map(|p| p.as_str()));
+            .bind(t.payment_ref.as_ref().map(|p| p.as_str()))
+            .bind(*shard);
     }
     insert.execute(conn).await.map(|_| ())
 }

@@ -13,11 +13,12 @@ pub(super) const SELECT_IDEMPOTENCY: &str = "SELECT customer_id, idem_key, finge
 pub(super) const INSERT_ORDER: &str =
     "INSERT INTO orders (id, event_id, customer_id, status, expires_at) VALUES (?, ?, ?, ?, ?)";
 
-/// Fourteen columns per ticket, in [`ticket_columns!`] order.
+/// Fifteen columns per ticket: [`ticket_columns!`], then the `zone_usage` shard of a
+/// general-admission place (NULL for a seat).
 pub(super) const INSERT_TICKETS: &str = concat!(
     "INSERT INTO tickets (",
     ticket_columns!(),
-    ") VALUES {list}"
+    ", usage_shard) VALUES {list}"
 );
 
 /// The name of the unique key behind invariant 1, as the server names it in ER_DUP_ENTRY.
@@ -32,13 +33,6 @@ pub(super) const ENSURE_CUSTOMER_USAGE: &str = "INSERT INTO customer_usage (even
 /// Binds: n, event, customer, n, limit. Matches no row when the limit would be exceeded.
 pub(super) const RAISE_CUSTOMER_USAGE: &str = "UPDATE customer_usage SET active = active + ? \
      WHERE event_id = ? AND customer_id = ? AND active + ? <= ?";
-
-pub(super) const ENSURE_ZONE_USAGE: &str = "INSERT INTO zone_usage (event_id, zone_code, active) \
-     VALUES (?, ?, 0) ON DUPLICATE KEY UPDATE active = active";
-
-/// Binds: n, event, zone, n, capacity. Matches no row when the zone would overflow.
-pub(super) const RAISE_ZONE_USAGE: &str = "UPDATE zone_usage SET active = active + ? \
-     WHERE event_id = ? AND zone_code = ? AND active + ? <= ?";
 
 // --- transitions ------------------------------------------------------------------------------
 
@@ -62,9 +56,12 @@ pub(super) const MOVE_TICKETS: &str = "UPDATE tickets SET status = ?, \
 pub(super) const LOWER_CUSTOMER_USAGE: &str =
     "UPDATE customer_usage SET active = active - ? WHERE event_id = ? AND customer_id = ?";
 
-/// Binds: n, event, zone.
-pub(super) const LOWER_ZONE_USAGE: &str =
-    "UPDATE zone_usage SET active = active - ? WHERE event_id = ? AND zone_code = ?";
+/// Binds: the order ids. The general-admission places of these orders per `zone_usage` shard;
+/// tickets from before shards existed count in shard 0.
+pub(super) const PLACES_PER_SHARD: &str = "SELECT event_id, zone_code, \
+     CAST(COALESCE(usage_shard, 0) AS UNSIGNED) AS shard, COUNT(*) AS n FROM tickets \
+     WHERE order_id IN ({list}) AND seat_key IS NULL \
+     GROUP BY event_id, zone_code, shard ORDER BY event_id, zone_code, shard";
 
 // --- expiry -----------------------------------------------------------------------------------
 

@@ -3,13 +3,13 @@
 
 use std::collections::BTreeMap;
 
-use sqlx::{MySqlConnection, MySqlPool};
+use sqlx::{MySqlConnection, MySqlPool, Row};
 use ticketing_core::Error;
 use ticketing_core::domain::{Order, OrderId, OutboxEvent, OutboxKind, TicketAction, TicketStatus};
 use ticketing_core::ports::Transition;
 use uuid::Uuid;
 
-use super::sql;
+use super::{sql, zone_capacity};
 use crate::codec::{expand, markers, ticket};
 use crate::error::StoreResult;
 use crate::outbox;
@@ -106,22 +106,17 @@ pub(super) async fn load_orders(
     Ok(orders)
 }
 
-/// Lowers the counters of invariants 2 and 6 for orders whose tickets just turned terminal.
-/// Rows are updated in key order, the same in every transaction, so sweepers do not deadlock.
+/// Lowers the counters of invariants 2 and 6 for orders whose tickets just turned terminal: the
+/// customers' counts, and each general-admission place in the shard it was counted in. Rows are
+/// updated in key order, the same in every transaction, so sweepers do not deadlock.
 pub(super) async fn release_usage(conn: &mut MySqlConnection, orders: &[Order]) -> StoreResult<()> {
     let mut customers: BTreeMap<(Uuid, &str), u32> = BTreeMap::new();
-    let mut zones: BTreeMap<(Uuid, &str), u32> = BTreeMap::new();
     for order in orders {
         debug_assert!(order.status.is_terminal());
         for t in &order.tickets {
             *customers
                 .entry((t.event_id.as_uuid(), t.customer.as_str()))
                 .or_default() += 1;
-            if t.seat.is_none() {
-                *zones
-                    .entry((t.event_id.as_uuid(), t.zone.as_str()))
-                    .or_default() += 1;
-            }
         }
     }
     for ((event, customer), n) in customers {
@@ -135,15 +130,40 @@ pub(super) async fn release_usage(conn: &mut MySqlConnection, orders: &[Order]) 
             return Err(Error::internal(format!("no usage row for customer {customer}")).into());
         }
     }
-    for ((event, zone), n) in zones {
-        let lowered = sqlx::query(sql::LOWER_ZONE_USAGE)
+    let general: Vec<Uuid> = orders
+        .iter()
+        .filter(|o| o.tickets.iter().any(|t| t.seat.is_none()))
+        .map(|o| o.id.as_uuid())
+        .collect();
+    if !general.is_empty() {
+        release_places(conn, &general).await?;
+    }
+    Ok(())
+}
+
+/// Lowers the `zone_usage` shards the general-admission places of `orders` were counted in.
+async fn release_places(conn: &mut MySqlConnection, orders: &[Uuid]) -> StoreResult<()> {
+    let mut query = sqlx::query(expand(sql::PLACES_PER_SHARD, &markers(orders.len())));
+    for id in orders {
+        query = query.bind(*id);
+    }
+    let rows = query.fetch_all(&mut *conn).await?;
+    for row in rows {
+        let event: Uuid = row.try_get("event_id")?;
+        let zone: String = row.try_get("zone_code")?;
+        let shard: u64 = row.try_get("shard")?;
+        let n: i64 = row.try_get("n")?;
+        let lowered = sqlx::query(zone_capacity::LOWER_SHARD)
             .bind(n)
             .bind(event)
-            .bind(zone)
+            .bind(&zone)
+            .bind(shard)
             .execute(&mut *conn)
             .await?;
         if lowered.rows_affected() != 1 {
-            return Err(Error::internal(format!("no usage row for zone {zone}")).into());
+            return Err(
+                Error::internal(format!("no usage row for zone {zone} shard {shard}")).into(),
+            );
         }
     }
     Ok(())

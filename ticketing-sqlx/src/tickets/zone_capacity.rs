@@ -1,0 +1,240 @@
+//! Invariant 2 without a hot row: a general-admission zone's capacity split over shard rows of
+//! `zone_usage`, each with its own slice, so concurrent purchases in one zone lock different rows.
+//!
+//! A purchase takes its places from shards with room, skipping shards other transactions hold
+//! (`FOR UPDATE SKIP LOCKED`), and only when those do not have enough does it wait for the rest
+//! and decide on all of them. Every raise is guarded by `active + n <= capacity` on its shard, and
+//! the slices add up to the zone's capacity, so the database alone keeps the zone within it.
+
+use std::collections::BTreeMap;
+
+use sqlx::{MySqlConnection, Row};
+use ticketing_core::Error;
+use ticketing_core::domain::{EventId, ZoneCode};
+
+use crate::codec::{expand, value_rows};
+use crate::error::StoreResult;
+
+/// Most shards per zone: more than the connections that usually write at once, so a purchase
+/// nearly always finds an unlocked shard with room.
+pub(super) const MAX_SHARDS: u32 = 32;
+
+/// Binds: event, zone, first shard, how many rows. Shards with room from `first` on, skipping
+/// rows other transactions hold.
+const TAKE_FREE_FROM: &str = "SELECT shard, CAST(capacity AS SIGNED) - CAST(active AS SIGNED) AS room FROM zone_usage \
+     WHERE event_id = ? AND zone_code = ? AND shard >= ? AND active < capacity \
+     ORDER BY shard LIMIT ? FOR UPDATE SKIP LOCKED";
+
+/// Binds: event, zone, end shard (exclusive), how many rows. The wrap-around of
+/// [`TAKE_FREE_FROM`].
+const TAKE_FREE_BEFORE: &str = "SELECT shard, CAST(capacity AS SIGNED) - CAST(active AS SIGNED) AS room FROM zone_usage \
+     WHERE event_id = ? AND zone_code = ? AND shard < ? AND active < capacity \
+     ORDER BY shard LIMIT ? FOR UPDATE SKIP LOCKED";
+
+/// Binds: event, zone. Every shard, waiting for the ones other transactions hold: the definite
+/// answer when the unlocked shards had too little room.
+const LOCK_ALL: &str = "SELECT shard, CAST(capacity AS SIGNED) - CAST(active AS SIGNED) AS room FROM zone_usage \
+     WHERE event_id = ? AND zone_code = ? ORDER BY shard FOR UPDATE";
+
+/// Rows: (event, zone, shard, capacity, 0). A concurrent first purchase may create them too.
+const CREATE_SHARDS: &str =
+    "INSERT IGNORE INTO zone_usage (event_id, zone_code, shard, capacity, active) VALUES {list}";
+
+/// Binds: n, event, zone, shard, n. Matches no row when the shard would overflow its slice.
+const RAISE_SHARD: &str = "UPDATE zone_usage SET active = active + ? \
+     WHERE event_id = ? AND zone_code = ? AND shard = ? AND active + ? <= capacity";
+
+/// Binds: n, event, zone, shard.
+pub(super) const LOWER_SHARD: &str = "UPDATE zone_usage SET active = active - ? \
+     WHERE event_id = ? AND zone_code = ? AND shard = ?";
+
+/// The slices of a zone of `capacity` places: up to [`MAX_SHARDS`] shards, sizes differing by at
+/// most one, adding up to `capacity`.
+pub(super) fn slices(capacity: u32) -> Vec<u32> {
+    let shards = capacity.clamp(1, MAX_SHARDS);
+    (0..shards)
+        .map(|s| capacity / shards + u32::from(s < capacity % shards))
+        .collect()
+}
+
+/// Takes `n` places of `zone` (of `capacity` places) for the current transaction and returns the
+/// shard each place counts in (`n` entries), or `None` when the zone has fewer than `n` places
+/// left. `start` spreads purchases over the shards (any number; e.g. from the order id).
+///
+/// The shards taken stay locked until the transaction ends. `capacity` is used only to create
+/// the zone's shards on its first purchase; later calls count against the slices stored then.
+pub(super) async fn take(
+    conn: &mut MySqlConnection,
+    event: EventId,
+    zone: &ZoneCode,
+    capacity: u32,
+    n: u32,
+    start: u32,
+) -> StoreResult<Option<Vec<u16>>> {
+    let mut rooms = free_unlocked(conn, event, zone, n, start).await?;
+    if total(&rooms) < n {
+        rooms = all_waiting(conn, event, zone).await?;
+        if rooms.is_empty() {
+            create(conn, event, zone, capacity).await?;
+            rooms = all_waiting(conn, event, zone).await?;
+        }
+    }
+    if total(&rooms) < n {
+        return Ok(None);
+    }
+    let plan = allocate(&rooms, n);
+    for (&shard, &count) in &plan {
+        raise(conn, event, zone, shard, count).await?;
+    }
+    Ok(Some(
+        plan.iter()
+            .flat_map(|(&shard, &count)| std::iter::repeat_n(shard, count as usize))
+            .collect(),
+    ))
+}
+
+/// Room per shard (only shards with room matter).
+type Rooms = BTreeMap<u16, u32>;
+
+fn total(rooms: &Rooms) -> u32 {
+    rooms.values().fold(0u32, |sum, r| sum.saturating_add(*r))
+}
+
+/// Up to `n` unlocked shards with room, from shard `start % MAX_SHARDS` on and wrapping around.
+async fn free_unlocked(
+    conn: &mut MySqlConnection,
+    event: EventId,
+    zone: &ZoneCode,
+    n: u32,
+    start: u32,
+) -> StoreResult<Rooms> {
+    let first = start % MAX_SHARDS;
+    let mut rooms = select_rooms(conn, TAKE_FREE_FROM, event, zone, Some((first, n))).await?;
+    if total(&rooms) < n && first > 0 {
+        let wanted = n - total(&rooms);
+        rooms.extend(
+            select_rooms(conn, TAKE_FREE_BEFORE, event, zone, Some((first, wanted))).await?,
+        );
+    }
+    Ok(rooms)
+}
+
+/// Every shard with room, after waiting for the ones other transactions hold.
+async fn all_waiting(
+    conn: &mut MySqlConnection,
+    event: EventId,
+    zone: &ZoneCode,
+) -> StoreResult<Rooms> {
+    select_rooms(conn, LOCK_ALL, event, zone, None).await
+}
+
+async fn select_rooms(
+    conn: &mut MySqlConnection,
+    statement: &'static str,
+    event: EventId,
+    zone: &ZoneCode,
+    bounds: Option<(u32, u32)>,
+) -> StoreResult<Rooms> {
+    let mut query = sqlx::query(statement)
+        .bind(event.as_uuid())
+        .bind(zone.as_str());
+    if let Some((shard, rows)) = bounds {
+        query = query.bind(shard).bind(rows);
+    }
+    let mut rooms = Rooms::new();
+    for row in query.fetch_all(&mut *conn).await? {
+        let shard: u16 = row.try_get("shard")?;
+        let room: i64 = row.try_get("room")?;
+        if room > 0 {
+            rooms.insert(shard, u32::try_from(room).unwrap_or(u32::MAX));
+        }
+    }
+    Ok(rooms)
+}
+
+/// Creates the zone's shards with their slices of `capacity` (a no-op for rows that exist).
+async fn create(
+    conn: &mut MySqlConnection,
+    event: EventId,
+    zone: &ZoneCode,
+    capacity: u32,
+) -> StoreResult<()> {
+    let slices = slices(capacity);
+    let mut insert = sqlx::query(expand(CREATE_SHARDS, &value_rows(slices.len(), 5)));
+    for (shard, slice) in slices.iter().enumerate() {
+        insert = insert
+            .bind(event.as_uuid())
+            .bind(zone.as_str())
+            .bind(shard as u16)
+            .bind(*slice)
+            .bind(0u32);
+    }
+    insert.execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// Which shards give how many of the `n` places: the rooms in shard order until `n` is reached.
+fn allocate(rooms: &Rooms, n: u32) -> BTreeMap<u16, u32> {
+    let mut plan = BTreeMap::new();
+    let mut left = n;
+    for (&shard, &room) in rooms {
+        if left == 0 {
+            break;
+        }
+        let count = room.min(left);
+        plan.insert(shard, count);
+        left -= count;
+    }
+    plan
+}
+
+async fn raise(
+    conn: &mut MySqlConnection,
+    event: EventId,
+    zone: &ZoneCode,
+    shard: u16,
+    count: u32,
+) -> StoreResult<()> {
+    let raised = sqlx::query(RAISE_SHARD)
+        .bind(count)
+        .bind(event.as_uuid())
+        .bind(zone.as_str())
+        .bind(shard)
+        .bind(count)
+        .execute(&mut *conn)
+        .await?;
+    if raised.rows_affected() != 1 {
+        return Err(Error::internal(format!(
+            "zone {zone} shard {shard}: no room for {count} though it was locked with room"
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slices_add_up_to_the_capacity_and_differ_by_at_most_one() {
+        for capacity in [0, 1, 2, 31, 32, 33, 1_000, 1_000_000, u32::MAX] {
+            let s = slices(capacity);
+            assert_eq!(s.len() as u32, capacity.clamp(1, MAX_SHARDS));
+            assert_eq!(
+                s.iter().map(|&x| u64::from(x)).sum::<u64>(),
+                u64::from(capacity)
+            );
+            let (lo, hi) = (s.iter().min().unwrap(), s.iter().max().unwrap());
+            assert!(hi - lo <= 1, "{capacity}: {s:?}");
+        }
+    }
+
+    #[test]
+    fn allocation_takes_exactly_n_from_shards_with_room() {
+        let rooms: Rooms = [(2, 1), (5, 3), (9, 10)].into_iter().collect();
+        let plan = allocate(&rooms, 5);
+        assert_eq!(plan, [(2, 1), (5, 3), (9, 1)].into_iter().collect());
+        assert_eq!(allocate(&rooms, 1), [(2, 1)].into_iter().collect());
+    }
+}
