@@ -1,0 +1,183 @@
+//! The whole server as `ticketing-server --database-url …` runs it (`ticketing_server::run`, real
+//! flags, a real listener): write batching on by default, and the outbox relay repairing the SQL
+//! seat lock without Redis. A fresh database per test, from `TICKETING_MYSQL_URL` (default
+//! `mysql://root@127.0.0.1:3306/test`).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::http::{Method, Request, StatusCode};
+use clap::Parser;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{Value, json};
+use ticketing_core::domain::{OrderId, TicketAction};
+use ticketing_core::ports::{TicketRepository, Transition};
+use ticketing_server::config::Args;
+use ticketing_sqlx::MySqlTicketRepository;
+use ticketing_sqlx::testing::{DEFAULT_URL, TestDatabase, URL_VAR};
+use uuid::Uuid;
+
+type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+/// A free loopback port (bound once and released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// The URL of the test database `name` on the test server.
+fn database_url(name: &str) -> String {
+    let server = std::env::var(URL_VAR).unwrap_or_else(|_| DEFAULT_URL.to_owned());
+    let base = server
+        .rsplit_once('/')
+        .map_or(server.as_str(), |(base, _)| base);
+    format!("{base}/{name}")
+}
+
+async fn call(
+    client: &HttpClient,
+    method: Method,
+    url: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut request = Request::builder().method(method).uri(url);
+    if body.is_some() {
+        request = request.header("content-type", "application/json");
+    }
+    let body = body.map_or_else(Bytes::new, |b| Bytes::from(b.to_string()));
+    let response = client
+        .request(request.body(Full::new(body)).unwrap())
+        .await
+        .expect("the server answers");
+    let status = response.status();
+    let raw = response.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&raw).unwrap_or(Value::Null))
+}
+
+/// The state of `STALLS:A:<number>` in the seat map of `event`.
+async fn seat_state(client: &HttpClient, base: &str, event: Uuid, number: u64) -> String {
+    let (status, map) = call(
+        client,
+        Method::GET,
+        &format!("{base}/api/events/{event}/seats"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{map}");
+    map["seats"]
+        .as_array()
+        .expect("seats")
+        .iter()
+        .find(|s| s["zone"] == "STALLS" && s["row"] == "A" && s["number"] == number)
+        .map(|s| s["state"].as_str().unwrap_or_default().to_owned())
+        .expect("seat STALLS:A:n in the map")
+}
+
+/// A change committed behind the seat lock's back (as when a process dies between the commit and
+/// its lock call) reaches the SQL seat lock through the outbox relay that `run` starts, without
+/// Redis; and purchases go through the default (batched) repository.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_relay_repairs_the_sql_seat_lock_in_a_server_without_redis() {
+    let database = TestDatabase::create(4)
+        .await
+        .unwrap_or_else(|e| panic!("cannot create a test database (set {URL_VAR}): {e}"));
+    let address: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let url = database_url(database.name());
+    let args = Args::parse_from([
+        "ticketing-server",
+        "--listen",
+        &address.to_string(),
+        "--database-url",
+        &url,
+        "--demo",
+        "true",
+        "--admin-token",
+        "admin",
+        "--webhook-secret",
+        "whsec_test",
+    ]);
+    assert!(args.describe_backends().contains("write batching"));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(ticketing_server::run(args, async move {
+        let _ = stopped.await;
+    }));
+
+    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let base = format!("http://{address}");
+    let mut up = false;
+    for _ in 0..200 {
+        let request = Request::get(format!("{base}/health"))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        if client
+            .request(request)
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(up, "the server did not come up on {address}");
+    let event: Uuid = sqlx::query_scalar("SELECT id FROM events")
+        .fetch_one(database.pool())
+        .await
+        .expect("the demo event");
+
+    let seat = json!([{"zone": "STALLS", "row": "A", "number": 1}]);
+    let (status, order) = call(
+        &client,
+        Method::POST,
+        &format!("{base}/api/tickets"),
+        Some(json!({"eventId": event, "customerId": "first", "seats": seat})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{order}");
+    assert_eq!(seat_state(&client, &base, event, 1).await, "held");
+
+    // Cancel in the database only: the seat lock is not told.
+    let order_id = OrderId::from_uuid(order["id"].as_str().unwrap().parse().unwrap());
+    let repository = MySqlTicketRepository::new(database.pool().clone());
+    let cancel = Transition {
+        order: order_id,
+        action: TicketAction::Cancel,
+        now: chrono::Utc::now(),
+        payment_ref: None,
+    };
+    assert!(repository.transition(&cancel).await.unwrap());
+
+    // The relay (polling every 200 ms) mirrors the cancellation into the lock; without it the
+    // seat would stay held for the demo's 10-minute hold time.
+    let mut state = String::new();
+    for _ in 0..100 {
+        state = seat_state(&client, &base, event, 1).await;
+        if state == "free" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(state, "free", "the relay did not repair the seat lock");
+    let (status, again) = call(
+        &client,
+        Method::POST,
+        &format!("{base}/api/tickets"),
+        Some(json!({"eventId": event, "customerId": "second", "seats": seat})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{again}");
+
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(30), server)
+        .await
+        .expect("the server stops")
+        .expect("the server task")
+        .expect("the server ran without error");
+    database.drop_database().await.unwrap();
+}
