@@ -24,6 +24,9 @@ def main(source, target):
                  label=f'{run["label"]}: purchases/s')
         top.plot(t, [p["rejections_per_s"] for p in run["series"]], color=color, linestyle=":",
                  label=f'{run["label"]}: rejections/s')
+        paid = [p.get("paid_per_s", 0) for p in run["series"]]
+        if any(paid):
+            top.plot(t, paid, color=color, linestyle="--", label=f'{run["label"]}: paid/s')
         ok = [(p["t_s"], p["success_p99_ms"]) for p in run["series"] if p["success_p99_ms"] > 0]
         rej = [(p["t_s"], p["rejection_p99_ms"]) for p in run["series"] if p["rejection_p99_ms"] > 0]
         if ok:
@@ -31,9 +34,11 @@ def main(source, target):
         if rej:
             bottom.plot(*zip(*rej), color=color, linestyle=":", label=f'{run["label"]}: rejection p99')
     first = runs[0]
+    what = "places" if first.get("sale") == "general" else "seats"
+    where = f' via {", ".join(first["targets"])}' if first.get("targets") else ""
     top.set_title(
-        f'Flash sale: {first["seats"]:,} seats, {first["attempts"]:,} attempts, '
-        f'concurrency {first["concurrency"]} (load avg {data.get("load_average") or "?"})'
+        f'Flash sale: {first["seats"]:,} {what}, {first["attempts"]:,} attempts, '
+        f'concurrency {first["concurrency"]}{where} (load avg {data.get("load_average") or "?"})'
     )
     top.set_ylabel("per second")
     top.set_xlabel("seconds since start")

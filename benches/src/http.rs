@@ -1,39 +1,49 @@
-//! HTTP mode: the example server's router served in process on 127.0.0.1, and a keep-alive
-//! client that buys through `POST /api/tickets`.
+//! HTTP mode: the example server's router served in process on 127.0.0.1 (`--mode http`), and
+//! the buyer that talks to any example server over keep-alive HTTP: `POST /api/tickets`, the
+//! signed payment webhook, and cancellation.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::http::{Request, StatusCode, header};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use axum::http::StatusCode;
+use serde::Deserialize;
+use ticketing_core::domain::{EventId, OrderId};
 use ticketing_core::service::{Backends, PurchaseRequest, Selection, ServiceConfig};
 use ticketing_server::app::{AppConfig, AppState, router};
+use ticketing_server::dto::{GeneralAdmissionDto, PurchaseRequestDto, SeatDto, TicketStatusDto};
 use ticketing_server::webhook::WebhookSecret;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use crate::BenchError;
-use crate::scenario::Outcome;
+use crate::client::{HttpClient, RequestError};
+use crate::scenario::Attempt;
+use crate::webhook;
 
 /// The example server running in this process until [`InProcessServer::stop`].
 pub struct InProcessServer {
     /// Where it listens (127.0.0.1, a free port).
     pub address: SocketAddr,
+    /// The bearer token of its admin routes (random).
+    pub admin_token: String,
+    /// The secret its payment webhooks are signed with (random).
+    pub webhook_secret: Vec<u8>,
     stop: oneshot::Sender<()>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl InProcessServer {
-    /// Serves the example server's router over `backends` on 127.0.0.1.
+    /// Serves the example server's router over `backends` on 127.0.0.1, with a random admin
+    /// token and webhook secret.
     pub async fn start(backends: Backends) -> Result<Self, BenchError> {
+        let admin_token = Uuid::new_v4().simple().to_string();
+        let webhook_secret = Uuid::new_v4().simple().to_string().into_bytes();
         let state = AppState::new(
             backends,
             AppConfig {
-                admin_token: Uuid::new_v4().simple().to_string(),
-                webhook_secret: WebhookSecret::new(Uuid::new_v4().as_bytes()),
+                admin_token: admin_token.clone(),
+                webhook_secret: WebhookSecret::new(&webhook_secret),
                 demo: None,
                 service: ServiceConfig::default(),
             },
@@ -53,9 +63,16 @@ impl InProcessServer {
         });
         Ok(Self {
             address,
+            admin_token,
+            webhook_secret,
             stop,
             task,
         })
+    }
+
+    /// The base URL, `http://127.0.0.1:<port>`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.address)
     }
 
     /// Stops accepting, lets in-flight requests finish, and waits for the server to end.
@@ -65,72 +82,156 @@ impl InProcessServer {
     }
 }
 
-/// A keep-alive HTTP/1 client buying at one server.
+/// The part of a `201` order the buyer reads.
+#[derive(Deserialize)]
+struct CreatedOrder {
+    id: Uuid,
+}
+
+/// The part of a webhook answer the buyer reads.
+#[derive(Deserialize)]
+struct PaidAnswer {
+    order: PaidOrder,
+}
+
+#[derive(Deserialize)]
+struct PaidOrder {
+    status: TicketStatusDto,
+}
+
+/// A buyer at one server, over a shared keep-alive [`HttpClient`].
 #[derive(Clone)]
 pub struct HttpBuyer {
-    client: Client<HttpConnector, Full<Bytes>>,
-    url: String,
+    client: HttpClient,
+    base: Arc<str>,
+    tickets_url: Arc<str>,
+    webhook_url: Arc<str>,
+    webhook_secret: Option<Arc<[u8]>>,
 }
 
 impl HttpBuyer {
-    /// A client for the server at `base` (e.g. `http://127.0.0.1:8080`).
-    pub fn new(base: &str) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_max_idle_per_host(1024)
-            .build(connector);
+    /// A buyer at the server at `base` (e.g. `http://127.0.0.1:8080`), signing payment webhooks
+    /// with `webhook_secret` when it has one.
+    pub fn new(client: HttpClient, base: &str, webhook_secret: Option<&[u8]>) -> Self {
+        let base = base.trim_end_matches('/');
         Self {
             client,
-            url: format!("{}/api/tickets", base.trim_end_matches('/')),
+            base: base.into(),
+            tickets_url: format!("{base}/api/tickets").into(),
+            webhook_url: format!("{base}/api/payments/webhook").into(),
+            webhook_secret: webhook_secret.map(Into::into),
         }
     }
 
-    /// One purchase: 201 is a success, 409 a rejection (seats taken), anything else a failure.
-    pub async fn buy(&self, request: &PurchaseRequest) -> (Outcome, Option<String>) {
-        let seats = match &request.selection {
-            Selection::Seats(seats) => seats
-                .iter()
-                .map(|s| {
-                    serde_json::json!({
-                        "zone": s.zone.as_str(),
-                        "row": s.row.as_str(),
-                        "number": s.number,
-                    })
-                })
-                .collect::<Vec<_>>(),
-            Selection::General { .. } => Vec::new(),
+    /// The server's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// One purchase: `201` is a success, `409 SEATS_TAKEN` / `409 SOLD_OUT` a rejection, anything
+    /// else a failure.
+    pub async fn buy(&self, request: &PurchaseRequest) -> Attempt {
+        let answer = match self
+            .client
+            .post_json(&self.tickets_url, &[], &purchase_body(request))
+            .await
+        {
+            Ok(answer) => answer,
+            Err(e) => return Attempt::failed(e),
         };
-        let body = serde_json::json!({
-            "eventId": request.event.as_uuid(),
-            "customerId": request.customer.as_str(),
-            "seats": seats,
-        });
-        let http_request = Request::post(&self.url)
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Full::new(Bytes::from(body.to_string())));
-        let http_request = match http_request {
-            Ok(r) => r,
-            Err(e) => return (Outcome::Failed, Some(e.to_string())),
-        };
-        match self.client.request(http_request).await {
-            Ok(response) => {
-                let status = response.status();
-                let body = response.into_body().collect().await.map(|b| b.to_bytes());
-                match status {
-                    StatusCode::CREATED => (Outcome::Success, None),
-                    StatusCode::CONFLICT => (Outcome::Rejected, None),
-                    other => (
-                        Outcome::Failed,
-                        Some(format!(
-                            "HTTP {other}: {}",
-                            body.map(|b| String::from_utf8_lossy(&b).into_owned())
-                                .unwrap_or_default()
-                        )),
-                    ),
-                }
-            }
-            Err(e) => (Outcome::Failed, Some(e.to_string())),
+        if answer.status == StatusCode::CONFLICT {
+            let error = RequestError::from_answer(answer.status, &answer.body);
+            return match error.code() {
+                Some("SEATS_TAKEN" | "SOLD_OUT") => Attempt::rejected(),
+                _ => Attempt::failed(error),
+            };
+        }
+        match answer.expect::<CreatedOrder>(StatusCode::CREATED) {
+            Ok(order) => Attempt::success(OrderId::from_uuid(order.id)),
+            Err(e) => Attempt::failed(e),
+        }
+    }
+
+    /// Pays `order` through `POST /api/payments/webhook`, signed with the webhook secret; `tag`
+    /// makes the webhook id unique within the sale of `event`. Success is a `200` whose order is
+    /// PAID.
+    pub async fn pay(&self, event: EventId, tag: &str, order: OrderId) -> Result<(), RequestError> {
+        let secret = self.webhook_secret.as_deref().ok_or_else(|| {
+            RequestError::Connect("no webhook secret to sign payments with".into())
+        })?;
+        let body = webhook::payment_body(event, tag, order);
+        let signature = webhook::signature(secret, chrono::Utc::now().timestamp(), &body);
+        let answer = self
+            .client
+            .post_bytes(
+                &self.webhook_url,
+                &[(webhook::SIGNATURE_HEADER, &signature)],
+                Bytes::from(body),
+            )
+            .await?;
+        let paid: PaidAnswer = answer.expect(StatusCode::OK)?;
+        match paid.order.status {
+            TicketStatusDto::Paid => Ok(()),
+            other => Err(RequestError::Body(format!(
+                "the webhook answered 200 with the order {other:?}"
+            ))),
+        }
+    }
+
+    /// Cancels an unpaid order (`POST /api/orders/{id}/cancel`).
+    pub async fn cancel(&self, order: OrderId) -> Result<(), RequestError> {
+        let url = format!("{}/api/orders/{}/cancel", self.base, order.as_uuid());
+        self.client
+            .post_bytes(&url, &[], Bytes::new())
+            .await?
+            .expect::<serde_json::Value>(StatusCode::OK)
+            .map(drop)
+    }
+}
+
+/// The wire body of a purchase.
+pub fn purchase_body(request: &PurchaseRequest) -> PurchaseRequestDto {
+    let (seats, general_admission) = match &request.selection {
+        Selection::Seats(seats) => (Some(seats.iter().map(SeatDto::from).collect()), None),
+        Selection::General { zone, quantity } => (
+            None,
+            Some(GeneralAdmissionDto {
+                zone: zone.to_string(),
+                quantity: *quantity,
+            }),
+        ),
+    };
+    PurchaseRequestDto {
+        event_id: request.event.as_uuid(),
+        customer_id: request.customer.to_string(),
+        seats,
+        general_admission,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn purchase_bodies_round_trip_through_the_server_dto() {
+        let event = EventId::from_uuid(Uuid::now_v7());
+        for selection in [
+            Selection::Seats(vec!["A:1:7".parse().unwrap(), "A:1:8".parse().unwrap()]),
+            Selection::General {
+                zone: "GA".parse().unwrap(),
+                quantity: 1,
+            },
+        ] {
+            let request = PurchaseRequest {
+                event,
+                customer: "b42".parse().unwrap(),
+                selection,
+                idempotency_key: None,
+            };
+            let json = serde_json::to_vec(&purchase_body(&request)).unwrap();
+            let parsed: PurchaseRequestDto = serde_json::from_slice(&json).unwrap();
+            assert_eq!(parsed.to_core(None).unwrap(), request);
         }
     }
 }

@@ -1,7 +1,9 @@
-//! The flash-sale load generator and its parts: a venue of S seats, N purchase attempts at
-//! concurrency C against the real purchase flow (library-direct or over HTTP), a latency and
-//! throughput report, an oversell audit counted with SQL, and the raw limits of Redis and
-//! MariaDB re-measured in the same run.
+//! The flash-sale load generator and its parts: a venue of S seats (or a general-admission zone),
+//! N purchase attempts at concurrency C against the real purchase flow (library-direct, over HTTP
+//! to the router in process, or over HTTP to separately started servers with `--target`),
+//! optionally paid through the signed webhook, a latency and throughput report, an oversell
+//! audit (SQL, repository or read API), and the raw limits of Redis and MariaDB re-measured in
+//! the same run.
 //!
 //! The binary is `flash-sale` (`cargo run --release -p ticketing-bench -- --help`); the criterion
 //! benches of the seat locks are in `benches/`.
@@ -9,12 +11,16 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod client;
 pub mod counting;
 pub mod http;
 pub mod raw;
+pub mod rejection;
+pub mod remote;
 pub mod report;
 pub mod scenario;
 pub mod setup;
+pub mod webhook;
 
 /// The MySQL/MariaDB server of a run when `TICKETING_MYSQL_URL` is not set.
 pub const DEFAULT_MYSQL_URL: &str = "mysql://root@127.0.0.1:3306/test";

@@ -1,6 +1,7 @@
 //! The physical limits, re-measured in the same run: Redis `EVALSHA` of a one-seat hold script,
 //! MariaDB single-row autocommit `INSERT`, and 50-row batched `INSERT`, each by 50 clients that
-//! wait for every answer before sending again (no pipelining).
+//! wait for every answer before sending again (no pipelining). Either side can be measured
+//! alone (a `--target` run measures what it was given URLs for).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -18,27 +19,68 @@ pub const RAW_HOLD_LUA: &str = include_str!("lua/raw_hold.lua");
 /// Rows per statement of the batched-insert probe.
 pub const BATCH_ROWS: usize = 50;
 
-/// The measured limits.
+/// The measured limits; `None` for a side that was not measured.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct RawLimits {
     /// Clients per probe.
     pub clients: usize,
     /// Redis `EVALSHA` calls per second of the one-seat hold script.
-    pub evalsha_per_s: f64,
+    pub evalsha_per_s: Option<f64>,
     /// Single-row autocommit `INSERT`s (= commits) per second.
-    pub single_insert_per_s: f64,
+    pub single_insert_per_s: Option<f64>,
     /// Rows per second inserted by 50-row autocommit `INSERT`s.
-    pub batched_rows_per_s: f64,
+    pub batched_rows_per_s: Option<f64>,
 }
 
-/// Runs the three probes, `duration` each, with `clients` clients.
+impl RawLimits {
+    /// The limits on one line, for the terminal.
+    pub fn describe(&self) -> String {
+        let rate = |v: Option<f64>| v.map_or_else(|| "not measured".into(), |v| format!("{v:.0}"));
+        format!(
+            "raw limits ({} clients, unpipelined): EVALSHA one-seat hold {}/s; single-row autocommit INSERT {}/s; {BATCH_ROWS}-row INSERT {} rows/s",
+            self.clients,
+            rate(self.evalsha_per_s),
+            rate(self.single_insert_per_s),
+            rate(self.batched_rows_per_s),
+        )
+    }
+}
+
+/// `value / limit`, when the limit was measured (and is not zero).
+pub fn ratio(value: f64, limit: Option<f64>) -> Option<f64> {
+    limit.filter(|l| *l > 0.0).map(|l| value / l)
+}
+
+/// Runs the probes of the sides given (Redis when `redis_url`, MariaDB when `pool`), `duration`
+/// each, with `clients` clients. The MariaDB probes create and drop a table in `pool`'s
+/// database.
 pub async fn measure(
-    pool: &MySqlPool,
-    redis_url: &str,
+    pool: Option<&MySqlPool>,
+    redis_url: Option<&str>,
     clients: usize,
     duration: Duration,
 ) -> Result<RawLimits, BenchError> {
-    let evalsha_per_s = evalsha(redis_url, clients, duration).await?;
+    let mut limits = RawLimits {
+        clients,
+        ..RawLimits::default()
+    };
+    if let Some(url) = redis_url {
+        limits.evalsha_per_s = Some(evalsha(url, clients, duration).await?);
+    }
+    if let Some(pool) = pool {
+        let (single, batched) = insert_rates(pool, clients, duration).await?;
+        limits.single_insert_per_s = Some(single);
+        limits.batched_rows_per_s = Some(batched);
+    }
+    Ok(limits)
+}
+
+/// Single-row commits per second and rows per second of [`BATCH_ROWS`]-row statements.
+async fn insert_rates(
+    pool: &MySqlPool,
+    clients: usize,
+    duration: Duration,
+) -> Result<(f64, f64), BenchError> {
     sqlx::query(
         "CREATE TABLE raw_insert (id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY, \
          k BINARY(16) NOT NULL, v VARCHAR(64) NOT NULL) ENGINE = InnoDB",
@@ -48,12 +90,7 @@ pub async fn measure(
     let single_insert_per_s = inserts(pool, clients, duration, 1).await?;
     let batched_rows_per_s = inserts(pool, clients, duration, BATCH_ROWS).await?;
     sqlx::query("DROP TABLE raw_insert").execute(pool).await?;
-    Ok(RawLimits {
-        clients,
-        evalsha_per_s,
-        single_insert_per_s,
-        batched_rows_per_s,
-    })
+    Ok((single_insert_per_s, batched_rows_per_s))
 }
 
 /// Calls per second of [`RAW_HOLD_LUA`] by `clients` connections, each waiting for every reply.

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::audit::Audit;
 use crate::counting::CallSnapshot;
-use crate::scenario::{Outcome, RawResult, Sample};
+use crate::scenario::{FailureTally, LoadSpec, Outcome, RawResult, Sample};
 
 /// Latency percentiles of one kind of outcome, in milliseconds.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
@@ -28,10 +28,25 @@ pub struct Latency {
 impl Latency {
     /// Percentiles of the samples with `outcome`.
     pub fn of<'a>(samples: impl Iterator<Item = &'a Sample>, outcome: Outcome) -> Self {
+        Self::of_durations(samples.filter(|s| s.outcome == outcome).map(|s| s.latency))
+    }
+
+    /// Percentiles of the successful payments of the samples.
+    pub fn of_payments<'a>(samples: impl Iterator<Item = &'a Sample>) -> Self {
+        Self::of_durations(
+            samples
+                .filter_map(|s| s.payment)
+                .filter(|p| p.paid)
+                .map(|p| p.latency),
+        )
+    }
+
+    /// Percentiles of `latencies`.
+    pub fn of_durations(latencies: impl Iterator<Item = Duration>) -> Self {
         let mut histogram =
             Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).expect("valid histogram bounds");
-        for sample in samples.filter(|s| s.outcome == outcome) {
-            histogram.saturating_record(sample.latency.as_micros().max(1) as u64);
+        for latency in latencies {
+            histogram.saturating_record(latency.as_micros().max(1) as u64);
         }
         if histogram.is_empty() {
             return Self::default();
@@ -68,19 +83,32 @@ pub struct Point {
     pub rejection_p99_ms: f64,
     /// Successful orders so far.
     pub sold_orders: u64,
+    /// Orders paid per second in the slice (0 when the run does not pay).
+    pub paid_per_s: f64,
 }
 
 /// Up to `slices` points over the run (each at least 50 ms).
 pub fn series(samples: &[Sample], elapsed: Duration, slices: u32) -> Vec<Point> {
     let width = (elapsed / slices.max(1)).max(Duration::from_millis(50));
+    let mut payments: Vec<Duration> = samples
+        .iter()
+        .filter_map(|s| s.payment)
+        .filter(|p| p.paid)
+        .map(|p| p.end)
+        .collect();
+    payments.sort_unstable();
     let mut points = Vec::new();
     let mut sold = 0;
-    let mut start = 0;
+    let (mut start, mut paid_start) = (0, 0);
     let mut end_of_slice = width;
-    while start < samples.len() {
+    while start < samples.len() || paid_start < payments.len() {
         let len = samples[start..]
             .iter()
             .take_while(|s| s.end < end_of_slice)
+            .count();
+        let paid = payments[paid_start..]
+            .iter()
+            .take_while(|end| **end < end_of_slice)
             .count();
         let slice = &samples[start..start + len];
         let secs = width.as_secs_f64();
@@ -98,8 +126,10 @@ pub fn series(samples: &[Sample], elapsed: Duration, slices: u32) -> Vec<Point> 
             rejection_p50_ms: rejections.p50_ms,
             rejection_p99_ms: rejections.p99_ms,
             sold_orders: sold,
+            paid_per_s: paid as f64 / secs,
         });
         start += len;
+        paid_start += paid;
         end_of_slice += width;
     }
     points
@@ -115,8 +145,9 @@ pub struct RejectionCost {
     pub rejected: u64,
     /// Rejections per second in the phase.
     pub rejections_per_s: f64,
-    /// Repository calls per rejection, counted by the decorator (exact).
-    pub repository_calls_per_rejection: f64,
+    /// Repository calls per rejection, counted by the decorator (exact); `None` when the
+    /// repository is in another process (`--target`).
+    pub repository_calls_per_rejection: Option<f64>,
     /// MariaDB `Questions` per rejection (server-wide delta, so other clients of the server
     /// during the phase count too); `None` without a database.
     pub db_questions_per_rejection: Option<f64>,
@@ -124,24 +155,81 @@ pub struct RejectionCost {
     pub redis_scripts_per_rejection: Option<f64>,
 }
 
+/// The payments of a run that pays every successful order.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PaymentReport {
+    /// Orders paid.
+    pub paid: u64,
+    /// Payments that failed.
+    pub failed: u64,
+    /// Paid orders per second, from the start until the last payment ("paid sales/s").
+    pub paid_per_s: f64,
+    /// Latency of the successful payments.
+    pub latency: Latency,
+    /// The failed payments by kind.
+    pub failures: FailureTally,
+}
+
+impl PaymentReport {
+    /// The payments of `raw`.
+    pub fn of(raw: &RawResult) -> Self {
+        let paid = raw.paid();
+        let last = raw
+            .samples
+            .iter()
+            .filter_map(|s| s.payment)
+            .filter(|p| p.paid)
+            .map(|p| p.end.as_secs_f64())
+            .fold(0.0, f64::max);
+        PaymentReport {
+            paid,
+            failed: raw.payment_failures.total(),
+            paid_per_s: if last > 0.0 { paid as f64 / last } else { 0.0 },
+            latency: Latency::of_payments(raw.samples.iter()),
+            failures: raw.payment_failures.clone(),
+        }
+    }
+}
+
+/// What a run was, apart from what it measured.
+#[derive(Debug, Clone)]
+pub struct RunMeta {
+    /// A short name, e.g. `redis+mysql batched` or `http://10.0.0.5:8080`.
+    pub label: String,
+    /// `direct`, `http` (the router in process) or `target` (separately started servers).
+    pub mode: &'static str,
+    /// The servers of a `target` run.
+    pub targets: Vec<String>,
+    /// `seats` or `general`.
+    pub sale: &'static str,
+    /// Seats or places on sale.
+    pub capacity: u64,
+}
+
 /// The summary of one scenario run.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunReport {
     /// A short name, e.g. `redis+mysql (batched)`.
     pub label: String,
-    /// `direct` or `http`.
+    /// `direct`, `http` or `target`.
     pub mode: String,
-    /// Seats of the event.
-    pub seats: u32,
-    /// Attempts.
+    /// The servers of a `target` run.
+    pub targets: Vec<String>,
+    /// `seats` (numbered) or `general` (general admission).
+    pub sale: String,
+    /// Seats or places on sale.
+    pub seats: u64,
+    /// Attempts made.
     pub attempts: u64,
+    /// The run's time limit, seconds, when it had one.
+    pub duration_limit_s: Option<f64>,
     /// Buyers at once.
     pub concurrency: usize,
     /// Seat choice.
     pub choice: String,
     /// Seats per order.
     pub seats_per_order: usize,
-    /// Wall time of the main phase, seconds.
+    /// Wall time of the main phase until every attempt was answered, seconds.
     pub elapsed_s: f64,
     /// Attempts per second over the main phase.
     pub attempts_per_s: f64,
@@ -151,6 +239,8 @@ pub struct RunReport {
     pub rejections: u64,
     /// Failed attempts (neither success nor a clean rejection).
     pub failures: u64,
+    /// The failed attempts by kind.
+    pub failure_tally: FailureTally,
     /// Successful orders per second until the last success (the sell-out window).
     pub purchases_per_s: f64,
     /// Seconds until the last seat was sold; `None` when seats are left.
@@ -159,26 +249,75 @@ pub struct RunReport {
     pub success_latency: Latency,
     /// Latency of rejections.
     pub rejection_latency: Latency,
-    /// Repository calls during the main phase.
-    pub repository_calls: CallSnapshot,
+    /// The payments, when the run paid its successes.
+    pub payments: Option<PaymentReport>,
+    /// Repository calls during the main phase; `None` when the repository is in another
+    /// process.
+    pub repository_calls: Option<CallSnapshot>,
+    /// TCP connections the HTTP client opened (HTTP runs).
+    pub connections_opened: Option<u64>,
     /// What a rejection cost.
     pub rejection_cost: RejectionCost,
     /// The oversell audit.
     pub audit: Audit,
-    /// The first failure messages.
+    /// The first failure messages (purchases, then payments).
     pub failure_examples: Vec<String>,
     /// Throughput and latency over time.
     pub series: Vec<Point>,
 }
 
+impl RunReport {
+    /// The report of the main phase `raw` of a run of `spec`, audited by `audit`. The rejection
+    /// cost, repository calls and connections are left for the caller to fill in.
+    pub fn new(meta: RunMeta, spec: &LoadSpec, raw: &RawResult, audit: Audit) -> Self {
+        let (successes, rejections, failures, purchases_per_s, sell_out_s) =
+            tally(raw, meta.capacity, spec.seats_per_order);
+        let mut failure_examples = raw.failures.examples.clone();
+        failure_examples.extend(
+            raw.payment_failures
+                .examples
+                .iter()
+                .map(|e| format!("payment: {e}")),
+        );
+        RunReport {
+            label: meta.label,
+            mode: meta.mode.into(),
+            targets: meta.targets,
+            sale: meta.sale.into(),
+            seats: meta.capacity,
+            attempts: raw.samples.len() as u64,
+            duration_limit_s: spec.duration.map(|d| d.as_secs_f64()),
+            concurrency: spec.concurrency,
+            choice: format!("{:?}", spec.choice).to_lowercase(),
+            seats_per_order: spec.seats_per_order,
+            elapsed_s: raw.elapsed.as_secs_f64(),
+            attempts_per_s: raw.samples.len() as f64 / raw.elapsed.as_secs_f64().max(1e-9),
+            successes,
+            rejections,
+            failures,
+            failure_tally: raw.failures.clone(),
+            purchases_per_s,
+            sell_out_s,
+            success_latency: Latency::of(raw.samples.iter(), Outcome::Success),
+            rejection_latency: Latency::of(raw.samples.iter(), Outcome::Rejected),
+            payments: spec.pay.then(|| PaymentReport::of(raw)),
+            repository_calls: None,
+            connections_opened: None,
+            rejection_cost: RejectionCost::default(),
+            audit,
+            failure_examples,
+            series: series(&raw.samples, raw.elapsed, 120),
+        }
+    }
+}
+
 /// Numbers of the main phase: (successes, rejections, failures, purchases/s, sell-out seconds).
 pub fn tally(
     raw: &RawResult,
-    seats: u32,
+    capacity: u64,
     seats_per_order: usize,
 ) -> (u64, u64, u64, f64, Option<f64>) {
-    let count = |o: Outcome| raw.samples.iter().filter(|s| s.outcome == o).count() as u64;
-    let successes = count(Outcome::Success);
+    let successes = raw.count(Outcome::Success);
     let last_success = raw
         .samples
         .iter()
@@ -188,13 +327,33 @@ pub fn tally(
         Some(t) if t > 0.0 => successes as f64 / t,
         _ => 0.0,
     };
-    let sold_out = successes * seats_per_order as u64 >= u64::from(seats);
+    let sold_out = successes * seats_per_order as u64 >= capacity;
     (
         successes,
-        count(Outcome::Rejected),
-        count(Outcome::Failed),
+        raw.count(Outcome::Rejected),
+        raw.count(Outcome::Failed),
         purchases_per_s,
         if sold_out { last_success } else { None },
+    )
+}
+
+/// Failures by kind on one line: `HTTP 503 UNAVAILABLE: 3, timeout: 1`, or `none`.
+pub fn kinds(tally: &FailureTally) -> String {
+    if tally.by_kind.is_empty() {
+        return "none".into();
+    }
+    tally
+        .by_kind
+        .iter()
+        .map(|(kind, n)| format!("{kind}: {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn latency_cell(l: Latency) -> String {
+    format!(
+        "{:.1} / {:.1} / {:.1} / {:.1}",
+        l.p50_ms, l.p95_ms, l.p99_ms, l.max_ms
     )
 }
 
@@ -212,6 +371,7 @@ pub fn table(runs: &[RunReport]) -> String {
         format!("{} / {}", r.attempts, r.concurrency)
     });
     row("attempts/s", &|r| format!("{:.0}", r.attempts_per_s));
+    row("time to answer all (s)", &|r| format!("{:.2}", r.elapsed_s));
     row("successful purchases/s", &|r| {
         format!("{:.0}", r.purchases_per_s)
     });
@@ -219,25 +379,44 @@ pub fn table(runs: &[RunReport]) -> String {
     row("successes / rejections / failures", &|r| {
         format!("{} / {} / {}", r.successes, r.rejections, r.failures)
     });
+    row("failures by kind", &|r| kinds(&r.failure_tally));
     row("success p50 / p95 / p99 / max (ms)", &|r| {
-        let l = r.success_latency;
-        format!(
-            "{:.1} / {:.1} / {:.1} / {:.1}",
-            l.p50_ms, l.p95_ms, l.p99_ms, l.max_ms
-        )
+        latency_cell(r.success_latency)
     });
     row("rejection p50 / p95 / p99 / max (ms)", &|r| {
-        let l = r.rejection_latency;
-        format!(
-            "{:.1} / {:.1} / {:.1} / {:.1}",
-            l.p50_ms, l.p95_ms, l.p99_ms, l.max_ms
-        )
+        latency_cell(r.rejection_latency)
     });
+    if runs.iter().any(|r| r.payments.is_some()) {
+        row("paid sales/s", &|r| {
+            opt(r.payments.as_ref().map(|p| p.paid_per_s), 0)
+        });
+        row("payments paid / failed", &|r| match &r.payments {
+            Some(p) => format!("{} / {}", p.paid, p.failed),
+            None => "–".into(),
+        });
+        row("payment failures by kind", &|r| match &r.payments {
+            Some(p) => kinds(&p.failures),
+            None => "–".into(),
+        });
+        row(
+            "payment p50 / p95 / p99 / max (ms)",
+            &|r| match &r.payments {
+                Some(p) => latency_cell(p.latency),
+                None => "–".into(),
+            },
+        );
+    }
+    if runs.iter().any(|r| r.connections_opened.is_some()) {
+        row("HTTP connections opened", &|r| {
+            r.connections_opened
+                .map_or_else(|| "–".into(), |n| n.to_string())
+        });
+    }
     row("rejection-only phase: rejections/s", &|r| {
         format!("{:.0}", r.rejection_cost.rejections_per_s)
     });
     row("repository calls per rejection", &|r| {
-        format!("{:.3}", r.rejection_cost.repository_calls_per_rejection)
+        opt(r.rejection_cost.repository_calls_per_rejection, 3)
     });
     row("DB queries per rejection (Questions Δ)", &|r| {
         opt(r.rejection_cost.db_questions_per_rejection, 3)
@@ -248,15 +427,24 @@ pub fn table(runs: &[RunReport]) -> String {
     row("audit: active tickets / capacity", &|r| {
         format!("{} / {}", r.audit.active_tickets, r.audit.capacity)
     });
-    row("audit: seats sold twice", &|r| {
-        r.audit.double_sold_seats.to_string()
+    row("audit: seats sold twice / zones over capacity", &|r| {
+        format!(
+            "{} / {}",
+            r.audit.double_sold_seats, r.audit.zones_over_capacity
+        )
     });
+    if runs.iter().any(|r| r.audit.paid_tickets.is_some()) {
+        row("audit: paid tickets / reported paid", &|r| match (
+            r.audit.paid_tickets,
+            r.audit.reported.tickets_paid,
+        ) {
+            (Some(paid), Some(reported)) => format!("{paid} / {reported}"),
+            _ => "–".into(),
+        });
+    }
     row("audit", &|r| {
-        if r.audit.failed() {
-            "FAILED".into()
-        } else {
-            "ok".into()
-        }
+        let verdict = if r.audit.failed() { "FAILED" } else { "ok" };
+        format!("{verdict} ({})", r.audit.source)
     });
     let mut out = String::new();
     out.push_str("| |");

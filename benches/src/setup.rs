@@ -1,5 +1,7 @@
 //! Building what a run sells through: its own database (created and dropped), its own Redis key
-//! prefix, the adapters of the chosen lock and repository, and a venue with one seated zone.
+//! prefix, the adapters of the chosen lock and repository, and a venue with one zone (numbered
+//! seats or general admission). The venue and event shapes are shared with `--target` runs,
+//! which create them through the server's admin API.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -10,7 +12,9 @@ use clap::ValueEnum;
 use serde::Serialize;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, MySqlPool};
-use ticketing_core::domain::{Currency, EventId, EventSpec, Money, Row, SeatRef, Zone, ZoneKind};
+use ticketing_core::domain::{
+    Currency, EventId, EventSpec, Money, Row, SeatRef, VenueId, Zone, ZoneCode, ZoneKind,
+};
 use ticketing_core::memory::{InMemoryCatalog, InMemorySeatLock, InMemoryTicketRepository};
 use ticketing_core::ports::{
     CatalogRepository, SeatLock, SystemClock, TicketRepository, UuidV7Ids,
@@ -22,12 +26,109 @@ use uuid::Uuid;
 
 use crate::BenchError;
 use crate::counting::{CallCounts, CountingRepository};
+use crate::scenario::Goods;
 
 /// Seats per row of the venue (the last row may be shorter).
 pub const SEATS_PER_ROW: u32 = 100;
 
 /// The zone every seat is in.
 pub const ZONE: &str = "A";
+
+/// The general-admission zone of a `--places` sale.
+pub const GENERAL_ZONE: &str = "GA";
+
+/// The payment window of the event: longer than any run, so no order expires before the audit.
+pub const HOLD_TIME: TimeDelta = TimeDelta::hours(6);
+
+/// What the event sells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SaleKind {
+    /// This many numbered seats in rows of [`SEATS_PER_ROW`], in zone [`ZONE`].
+    Seats(u32),
+    /// This many places in the general-admission zone [`GENERAL_ZONE`].
+    General(u32),
+}
+
+impl SaleKind {
+    /// Seats or places on sale.
+    pub fn capacity(&self) -> u64 {
+        match self {
+            SaleKind::Seats(n) | SaleKind::General(n) => u64::from(*n),
+        }
+    }
+
+    /// `seats` or `general`, for reports.
+    pub fn name(&self) -> &'static str {
+        match self {
+            SaleKind::Seats(_) => "seats",
+            SaleKind::General(_) => "general",
+        }
+    }
+}
+
+/// The venue's one zone for `kind`, and what buyers choose from in it.
+pub fn sale_zone(kind: SaleKind) -> Result<(Zone, Goods), BenchError> {
+    match kind {
+        SaleKind::Seats(count) => {
+            let mut rows = Vec::new();
+            let mut seats: Vec<SeatRef> = Vec::new();
+            let mut left = count.max(1);
+            let mut row = 1;
+            while left > 0 {
+                let in_row = left.min(SEATS_PER_ROW);
+                rows.push(Row {
+                    label: row.to_string().parse()?,
+                    seats: in_row,
+                });
+                for number in 1..=in_row {
+                    seats.push(format!("{ZONE}:{row}:{number}").parse()?);
+                }
+                left -= in_row;
+                row += 1;
+            }
+            let zone = Zone {
+                code: ZONE.parse()?,
+                name: "Arena".into(),
+                kind: ZoneKind::Seated { rows },
+            };
+            Ok((zone, Goods::Seats(seats.into())))
+        }
+        SaleKind::General(capacity) => {
+            let code: ZoneCode = GENERAL_ZONE.parse()?;
+            let zone = Zone {
+                code: code.clone(),
+                name: "Standing".into(),
+                kind: ZoneKind::GeneralAdmission { capacity },
+            };
+            Ok((
+                zone,
+                Goods::General {
+                    zone: code,
+                    capacity,
+                },
+            ))
+        }
+    }
+}
+
+/// The event of a run at `venue`: `zone` priced at EUR 50, on sale from five minutes ago for a
+/// day, payment window [`HOLD_TIME`].
+pub fn sale_event(
+    venue: VenueId,
+    zone: &ZoneCode,
+    per_customer_limit: u32,
+) -> Result<EventSpec, BenchError> {
+    let now = Utc::now();
+    Ok(EventSpec {
+        name: "Flash sale".into(),
+        venue_id: venue,
+        sale_opens: now - TimeDelta::minutes(5),
+        sale_closes: now + TimeDelta::days(1),
+        prices: BTreeMap::from([(zone.clone(), Money::new(5_000, Currency::new("EUR")?))]),
+        hold_time: HOLD_TIME,
+        per_customer_limit,
+    })
+}
 
 /// The seat lock in front of the repository.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
@@ -60,16 +161,15 @@ pub struct SetupSpec {
     pub repo: RepoKind,
     /// Write batching of the MySQL repository; `None` writes each order alone.
     pub batching: Option<BatchConfig>,
-    /// Seats of the event.
-    pub seats: u32,
+    /// What the event sells.
+    pub sale: SaleKind,
     /// Most tickets per customer (at least the seats per order).
     pub per_customer_limit: u32,
     /// Connections of the MySQL pool.
     pub pool_size: u32,
 }
 
-/// A run's own database on the server of `TICKETING_MYSQL_URL`, dropped by
-/// [`RunDatabase::drop_database`].
+/// A run's own database on a MySQL/MariaDB server, dropped by [`RunDatabase::drop_database`].
 pub struct RunDatabase {
     /// The pool on the run's database.
     pub pool: MySqlPool,
@@ -79,15 +179,18 @@ pub struct RunDatabase {
 }
 
 impl RunDatabase {
-    /// Creates `bench_<random>`, migrates it and opens a pool of `pool_size` connections.
-    pub async fn create(url: &str, pool_size: u32) -> Result<Self, BenchError> {
+    /// Creates `bench_<random>` on the server of `url`, migrates it and opens a pool of
+    /// `pool_size` connections; `origin` (the variable or flag `url` came from) is named in
+    /// errors.
+    pub async fn create(url: &str, origin: &str, pool_size: u32) -> Result<Self, BenchError> {
         let server: MySqlConnectOptions = url
             .parse()
-            .map_err(|e| format!("TICKETING_MYSQL_URL {url} is not a MySQL URL: {e}"))?;
+            .map_err(|e| format!("{origin} {url} is not a MySQL URL: {e}"))?;
         let name = format!("bench_{}", Uuid::new_v4().simple());
-        let mut admin = server.connect().await.map_err(|e| {
-            format!("cannot reach MySQL/MariaDB at {url} (TICKETING_MYSQL_URL): {e}")
-        })?;
+        let mut admin = server
+            .connect()
+            .await
+            .map_err(|e| format!("cannot reach MySQL/MariaDB at {url} ({origin}): {e}"))?;
         sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE `{name}`")))
             .execute(&mut admin)
             .await?;
@@ -100,6 +203,16 @@ impl RunDatabase {
             .await?;
         ticketing_sqlx::migrations().run(&pool).await?;
         Ok(Self { pool, name, server })
+    }
+
+    /// The URL of the run's database (to start a server on it, or to give it as
+    /// `--database-url`).
+    pub fn url(&self) -> String {
+        self.server
+            .clone()
+            .database(&self.name)
+            .to_url_lossy()
+            .to_string()
     }
 
     /// Closes the pool and drops the database.
@@ -129,16 +242,19 @@ pub struct Rig {
     pub redis: Option<Arc<RedisSeatLock>>,
     /// The event on sale.
     pub event: EventId,
-    /// Every seat of the venue, in order (front rows first).
-    pub seats: Vec<SeatRef>,
+    /// What buyers choose from.
+    pub goods: Goods,
 }
 
 impl Rig {
-    /// Builds the adapters of `spec` and an event of `spec.seats` seats on sale now.
+    /// Builds the adapters of `spec` and an event selling `spec.sale` now.
     pub async fn build(spec: &SetupSpec) -> Result<Self, BenchError> {
         let needs_db = spec.repo == RepoKind::Mysql || spec.lock == LockKind::Sql;
         let database = if needs_db {
-            Some(RunDatabase::create(&crate::mysql_url(), spec.pool_size).await?)
+            Some(
+                RunDatabase::create(&crate::mysql_url(), "TICKETING_MYSQL_URL", spec.pool_size)
+                    .await?,
+            )
         } else {
             None
         };
@@ -184,14 +300,14 @@ impl Rig {
             clock: Arc::new(SystemClock),
             ids: Arc::new(UuidV7Ids),
         };
-        let (event, seats) = create_event(&backends, spec).await?;
+        let (event, goods) = create_event(&backends, spec).await?;
         Ok(Self {
             backends,
             calls,
             database,
             redis,
             event,
-            seats,
+            goods,
         })
     }
 
@@ -219,46 +335,17 @@ impl Rig {
     }
 }
 
-/// A venue with one seated zone of `spec.seats` seats in rows of [`SEATS_PER_ROW`], and an event
-/// on sale from now for a day.
+/// The venue of `spec.sale` and its event, through the catalog service.
 async fn create_event(
     backends: &Backends,
     spec: &SetupSpec,
-) -> Result<(EventId, Vec<SeatRef>), BenchError> {
+) -> Result<(EventId, Goods), BenchError> {
     let catalog = CatalogService::new(backends.clone());
-    let mut rows = Vec::new();
-    let mut seats = Vec::new();
-    let mut left = spec.seats.max(1);
-    let mut row = 1;
-    while left > 0 {
-        let in_row = left.min(SEATS_PER_ROW);
-        rows.push(Row {
-            label: row.to_string().parse()?,
-            seats: in_row,
-        });
-        for number in 1..=in_row {
-            seats.push(format!("{ZONE}:{row}:{number}").parse()?);
-        }
-        left -= in_row;
-        row += 1;
-    }
-    let zone = Zone {
-        code: ZONE.parse()?,
-        name: "Arena".into(),
-        kind: ZoneKind::Seated { rows },
-    };
+    let (zone, goods) = sale_zone(spec.sale)?;
+    let code = zone.code.clone();
     let venue = catalog.create_venue("Flash-sale arena", vec![zone]).await?;
-    let now = Utc::now();
     let event = catalog
-        .create_event(EventSpec {
-            name: "Flash sale".into(),
-            venue_id: venue.id(),
-            sale_opens: now - TimeDelta::minutes(1),
-            sale_closes: now + TimeDelta::days(1),
-            prices: BTreeMap::from([(ZONE.parse()?, Money::new(5_000, Currency::new("EUR")?))]),
-            hold_time: TimeDelta::minutes(10),
-            per_customer_limit: spec.per_customer_limit,
-        })
+        .create_event(sale_event(venue.id(), &code, spec.per_customer_limit)?)
         .await?;
-    Ok((event.id(), seats))
+    Ok((event.id(), goods))
 }
