@@ -112,7 +112,8 @@ pub fn document(demo: bool) -> Value {
 
 /// A link from one operation's answer to another operation, with the values it carries over
 /// (OpenAPI runtime expressions such as `$response.body#/id`, or constants). A link with a body
-/// gives the whole request body.
+/// gives the whole request body; a purchase's customer is the answer's fresh `x-request-id`, so
+/// chained purchases do not run into the per-customer limit.
 struct Link {
     from: &'static str,
     status: &'static str,
@@ -205,7 +206,7 @@ const LINKS: &[Link] = &[
         body: || {
             Some(json!({
                 "eventId": "$response.body#/id",
-                "customerId": "linked-buyer",
+                "customerId": "$response.header.x-request-id",
                 "generalAdmission": {"zone": "$response.body#/prices/0/zone", "quantity": 1},
             }))
         },
@@ -220,7 +221,7 @@ const LINKS: &[Link] = &[
         body: || {
             Some(json!({
                 "eventId": "$response.body#/event/id",
-                "customerId": "linked-buyer",
+                "customerId": "$response.header.x-request-id",
                 "seats": [{
                     "zone": "$response.body#/venue/zones/0/code",
                     "row": "$response.body#/venue/zones/0/rows/0/label",
@@ -238,6 +239,42 @@ const LINKS: &[Link] = &[
         body: no_body,
     },
     Link {
+        from: "getSeatMap",
+        status: "200",
+        name: "BuySeat",
+        to: "purchase",
+        parameters: &[],
+        // The first seat of the map (free until someone holds it).
+        body: || {
+            Some(json!({
+                "eventId": "$response.body#/eventId",
+                "customerId": "$response.header.x-request-id",
+                "seats": [{
+                    "zone": "$response.body#/seats/0/zone",
+                    "row": "$response.body#/seats/0/row",
+                    "number": "$response.body#/seats/0/number",
+                }],
+            }))
+        },
+    },
+    Link {
+        from: "getSeatMap",
+        status: "200",
+        name: "BuyPlaces",
+        to: "purchase",
+        parameters: &[],
+        body: || {
+            Some(json!({
+                "eventId": "$response.body#/eventId",
+                "customerId": "$response.header.x-request-id",
+                "generalAdmission": {
+                    "zone": "$response.body#/generalAdmission/0/zone",
+                    "quantity": 1,
+                },
+            }))
+        },
+    },
+    Link {
         from: "purchase",
         status: "201",
         name: "GetOrder",
@@ -248,25 +285,9 @@ const LINKS: &[Link] = &[
     Link {
         from: "purchase",
         status: "201",
-        name: "GetTicket",
-        to: "getTicket",
-        parameters: &[("ticketId", "$response.body#/tickets/0/id")],
-        body: no_body,
-    },
-    Link {
-        from: "purchase",
-        status: "201",
         name: "CancelOrder",
         to: "cancelOrder",
         parameters: &[("orderId", "$response.body#/id")],
-        body: no_body,
-    },
-    Link {
-        from: "purchase",
-        status: "201",
-        name: "GetSeatMap",
-        to: "getSeatMap",
-        parameters: &[("eventId", "$response.body#/eventId")],
         body: no_body,
     },
     Link {
@@ -340,6 +361,14 @@ const LINKS: &[Link] = &[
             ("venueId", "$response.body#/order/venueId"),
             ("eventId", "$response.body#/order/eventId"),
         ],
+        body: no_body,
+    },
+    Link {
+        from: "getOrder",
+        status: "200",
+        name: "GetTicket",
+        to: "getTicket",
+        parameters: &[("ticketId", "$response.body#/tickets/0/id")],
         body: no_body,
     },
     Link {
