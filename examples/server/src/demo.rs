@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::app::{AppState, DemoEvent};
 use crate::dto::{DemoConfigDto, EventDto, PaymentWebhookDto, VenueDto, WebhookAnswerDto};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiPath, parse_id};
 use crate::routes::payments::process_webhook;
 
@@ -84,7 +84,12 @@ pub fn routes() -> Router<AppState> {
         .route("/demo/orders/{orderId}/pay", post(simulate_payment))
 }
 
-async fn page() -> Html<&'static str> {
+/// The demo page: pick seats, buy, simulate the payment.
+#[utoipa::path(
+    get, path = "/", tag = "demo", operation_id = "demoPage",
+    responses((status = 200, description = "The demo page", content_type = "text/html", body = String))
+)]
+pub async fn page() -> Html<&'static str> {
     Html(PAGE)
 }
 
@@ -94,7 +99,16 @@ fn demo_event(state: &AppState) -> ApiResult<DemoEvent> {
         .ok_or_else(|| ApiError::not_found("demo mode is off"))
 }
 
-async fn config(State(state): State<AppState>) -> ApiResult<Json<DemoConfigDto>> {
+/// The demo event and its venue, as the page shows them.
+#[utoipa::path(
+    get, path = "/demo/config", tag = "demo", operation_id = "demoConfig",
+    responses(
+        (status = 200, description = "The demo event and venue", body = DemoConfigDto),
+        (status = 500, description = "INTERNAL: a bug or broken stored data", body = ErrorBody),
+        (status = 503, description = "UNAVAILABLE: a backend failed; retry", body = ErrorBody),
+    )
+)]
+pub async fn config(State(state): State<AppState>) -> ApiResult<Json<DemoConfigDto>> {
     let demo = demo_event(&state)?;
     let event = state.catalog().event(demo.event).await?;
     let venue = state.catalog().venue(demo.venue).await?;
@@ -106,7 +120,21 @@ async fn config(State(state): State<AppState>) -> ApiResult<Json<DemoConfigDto>>
 
 /// Plays the payment provider: signs a webhook for the order with the server's secret and hands
 /// it to the webhook handling, which verifies it like any other.
-async fn simulate_payment(
+#[utoipa::path(
+    post, path = "/demo/orders/{orderId}/pay", tag = "demo", operation_id = "demoPay",
+    params(("orderId" = Uuid, Path, description = "Order id", example = "01936a6e-70aa-7cde-8a11-5b6c7d8e9f00")),
+    responses(
+        (status = 200, description = "The paid order", body = WebhookAnswerDto),
+        (status = 400, description = "INVALID_REQUEST: the id is not a hyphenated UUID", body = ErrorBody),
+        (status = 404, description = "NOT_FOUND: no such order", body = ErrorBody),
+        (status = 409, description = "PAYMENT_TOO_LATE (details.deadline) or INVALID_TRANSITION: the order \
+            is cancelled, expired or paid already", body = ErrorBody),
+        (status = 413, description = "PAYLOAD_TOO_LARGE: a body over 64 KiB", body = ErrorBody),
+        (status = 500, description = "INTERNAL: a bug or broken stored data", body = ErrorBody),
+        (status = 503, description = "UNAVAILABLE: a backend failed; retry", body = ErrorBody),
+    )
+)]
+pub async fn simulate_payment(
     State(state): State<AppState>,
     ApiPath(order): ApiPath<String>,
 ) -> ApiResult<Json<WebhookAnswerDto>> {

@@ -1,32 +1,93 @@
 //! The wire types: the server's own serde structs, mapped to and from core's commands and
 //! results. Core types never carry HTTP concerns; these carry nothing else.
 //!
-//! Requests reject unknown fields. Field names are camelCase.
+//! Requests reject unknown fields. Field names are camelCase. Each request's `to_core` checks
+//! everything the OpenAPI document states about it ([`crate::contract`]), so that a service is
+//! only ever called with a request the schema allows.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
+use ticketing_core::Error;
 use ticketing_core::domain::{
-    Currency, Event, EventId, EventSpec, Money, Order, RowLabel, SeatRef, Ticket, TicketStatus,
-    Venue, VenueId, Zone, ZoneCode, ZoneKind,
+    Currency, Event, EventId, EventSpec, MAX_HOLD_TIME, MAX_PER_CUSTOMER_LIMIT, MAX_ZONE_CAPACITY,
+    MIN_HOLD_TIME, Money, Order, RowLabel, SeatRef, Ticket, TicketStatus, Venue, VenueId, Zone,
+    ZoneCode, ZoneKind,
 };
 use ticketing_core::service::{
     GeneralAvailability, PurchaseRequest, SeatAvailability, SeatMap, Selection,
 };
-use ticketing_core::{Error, Result};
-use utoipa::ToSchema;
+use utoipa::openapi::schema::{
+    AdditionalProperties, ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, Type,
+};
+use utoipa::openapi::{Ref, RefOr};
+use utoipa::{PartialSchema, ToSchema};
 use uuid::Uuid;
+
+use crate::contract::{self, MAX_TICKETS_PER_ORDER, check_name, check_range, malformed, parse};
+use crate::error::{ApiError, ApiResult};
+
+/// Deserializes a UUID only in the hyphenated form `format: uuid` describes.
+fn hyphenated<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Uuid, D::Error> {
+    let text = Cow::<str>::deserialize(deserializer)?;
+    contract::hyphenated_uuid(&text)
+        .ok_or_else(|| serde::de::Error::custom(format!("{text:?} is not a hyphenated UUID")))
+}
+
+/// Deserializes an integer field. JSON Schema's `integer` is any number without a fractional
+/// part, so `7.0` and `7e0` are integers as much as `7` (serde's own integer types refuse them).
+fn whole<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: TryFrom<i128>,
+{
+    use serde::de::Error as _;
+    let number = serde_json::Number::deserialize(deserializer)?;
+    let value = if let Some(n) = number.as_u64() {
+        i128::from(n)
+    } else if let Some(n) = number.as_i64() {
+        i128::from(n)
+    } else {
+        match number.as_f64() {
+            // Beyond ±2^64 no target type holds it; the bound keeps the cast exact.
+            Some(f) if f.fract() == 0.0 && f.abs() < 18_446_744_073_709_551_616.0 => f as i128,
+            _ => return Err(D::Error::custom(format!("{number} is not an integer"))),
+        }
+    };
+    T::try_from(value).map_err(|_| D::Error::custom(format!("{number} is out of range")))
+}
+
+/// [`whole`] for an optional field.
+fn whole_opt<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: TryFrom<i128>,
+{
+    #[derive(Deserialize)]
+    struct Whole<T: TryFrom<i128>>(#[serde(deserialize_with = "whole")] T);
+    Ok(Option::<Whole<T>>::deserialize(deserializer)?.map(|Whole(value)| value))
+}
+
+/// An object schema that allows no other properties (the requests deny unknown fields).
+fn closed(object: ObjectBuilder) -> ObjectBuilder {
+    object.additional_properties(Some(AdditionalProperties::<Schema>::FreeForm(false)))
+}
 
 /// One numbered seat.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SeatDto {
     /// Zone code, e.g. `STALLS`.
+    #[schema(schema_with = contract::zone_code)]
     pub zone: String,
     /// Row label, e.g. `A`.
+    #[schema(schema_with = contract::row_label)]
     pub row: String,
     /// Seat number in the row, from 1.
+    #[schema(schema_with = contract::seat_number)]
+    #[serde(deserialize_with = "whole")]
     pub number: u32,
 }
 
@@ -42,8 +103,8 @@ impl From<&SeatRef> for SeatDto {
 
 impl SeatDto {
     /// The core seat reference (checks zone, row and number).
-    pub fn to_core(&self) -> Result<SeatRef> {
-        SeatRef::new(self.zone.parse()?, self.row.parse()?, self.number)
+    pub fn to_core(&self) -> ApiResult<SeatRef> {
+        SeatRef::new(parse(&self.zone)?, parse(&self.row)?, self.number).map_err(malformed)
     }
 }
 
@@ -52,8 +113,10 @@ impl SeatDto {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MoneyDto {
     /// Minor units, e.g. `4500` for EUR 45.00.
+    #[schema(schema_with = contract::price_minor)]
     pub amount_minor: i64,
     /// ISO 4217 code, e.g. `EUR`.
+    #[schema(schema_with = contract::currency)]
     pub currency: String,
 }
 
@@ -71,16 +134,21 @@ impl From<Money> for MoneyDto {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GeneralAdmissionDto {
     /// The general-admission zone.
+    #[schema(schema_with = contract::zone_code)]
     pub zone: String,
     /// How many places.
+    #[schema(schema_with = contract::quantity)]
+    #[serde(deserialize_with = "whole")]
     pub quantity: u32,
 }
 
-/// `POST /api/tickets`: buy seats, or places in a general-admission zone (exactly one of the two).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+/// `POST /api/tickets`: buy seats, or places in a general-admission zone (exactly one of the two;
+/// the schema is a `oneOf`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PurchaseRequestDto {
     /// The event.
+    #[serde(deserialize_with = "hyphenated")]
     pub event_id: Uuid,
     /// The buyer as the host identifies them (letters, digits, `_ - . @ +`).
     pub customer_id: String,
@@ -94,31 +162,91 @@ pub struct PurchaseRequestDto {
 
 impl PurchaseRequestDto {
     /// The core purchase, with the `Idempotency-Key` header's value if any.
-    pub fn to_core(&self, idempotency_key: Option<&str>) -> Result<PurchaseRequest> {
+    pub fn to_core(&self, idempotency_key: Option<&str>) -> ApiResult<PurchaseRequest> {
+        let max = i64::from(MAX_TICKETS_PER_ORDER);
         let selection = match (&self.seats, &self.general_admission) {
-            (Some(seats), None) => Selection::Seats(
-                seats
+            (Some(seats), None) => {
+                check_range("seats", seats.len() as i64, 1, max)?;
+                let seats = seats
                     .iter()
                     .map(SeatDto::to_core)
-                    .collect::<Result<Vec<_>>>()?,
-            ),
-            (None, Some(ga)) => Selection::General {
-                zone: ga.zone.parse()?,
-                quantity: ga.quantity,
-            },
+                    .collect::<ApiResult<Vec<_>>>()?;
+                let mut unique = seats.clone();
+                unique.sort();
+                unique.dedup();
+                if unique.len() != seats.len() {
+                    return Err(malformed(Error::invalid("seats", "a seat appears twice")));
+                }
+                Selection::Seats(seats)
+            }
+            (None, Some(ga)) => {
+                check_range("quantity", ga.quantity.into(), 1, max)?;
+                Selection::General {
+                    zone: parse(&ga.zone)?,
+                    quantity: ga.quantity,
+                }
+            }
             _ => {
-                return Err(Error::invalid(
+                return Err(malformed(Error::invalid(
                     "selection",
                     "give exactly one of seats or generalAdmission",
-                ));
+                )));
             }
         };
         Ok(PurchaseRequest {
             event: EventId::from_uuid(self.event_id),
-            customer: self.customer_id.parse()?,
+            customer: parse(&self.customer_id)?,
             selection,
-            idempotency_key: idempotency_key.map(str::parse).transpose()?,
+            idempotency_key: idempotency_key.map(parse).transpose()?,
         })
+    }
+}
+
+impl PartialSchema for PurchaseRequestDto {
+    /// `oneOf` a seats purchase and a general-admission purchase, each closed to other
+    /// properties, so a body with both or neither selection matches no branch.
+    fn schema() -> RefOr<Schema> {
+        let branch = |title: &str, field: &str, selection: RefOr<Schema>| {
+            closed(ObjectBuilder::new())
+                .title(Some(title))
+                .property("eventId", contract::uuid())
+                .required("eventId")
+                .property("customerId", contract::customer_id())
+                .required("customerId")
+                .property(field, selection)
+                .required(field)
+                .build()
+        };
+        let seats = ArrayBuilder::new()
+            .items(Ref::from_schema_name(SeatDto::name()))
+            .min_items(Some(1))
+            .max_items(Some(MAX_TICKETS_PER_ORDER as usize))
+            .unique_items(true)
+            .description(Some("Numbered seats, all or none; each at most once."))
+            .build();
+        let schema = OneOfBuilder::new()
+            .description(Some(
+                "Seats or general-admission places of one event, for one customer: exactly one \
+                 of `seats` and `generalAdmission`.",
+            ))
+            .item(branch("SeatsPurchase", "seats", seats.into()))
+            .item(branch(
+                "GeneralAdmissionPurchase",
+                "generalAdmission",
+                Ref::from_schema_name(GeneralAdmissionDto::name()).into(),
+            ))
+            .build();
+        RefOr::T(Schema::OneOf(schema))
+    }
+}
+
+impl ToSchema for PurchaseRequestDto {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((SeatDto::name().into(), SeatDto::schema()));
+        schemas.push((
+            GeneralAdmissionDto::name().into(),
+            GeneralAdmissionDto::schema(),
+        ));
     }
 }
 
@@ -362,13 +490,17 @@ pub enum ZoneKindDto {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RowDto {
     /// Row label.
+    #[schema(schema_with = contract::row_label)]
     pub label: String,
     /// Number of seats.
+    #[schema(schema_with = contract::places)]
+    #[serde(deserialize_with = "whole")]
     pub seats: u32,
 }
 
-/// A zone of a venue.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+/// A zone of a venue: seated with `rows`, or general admission with a `capacity` (the schema is a
+/// `oneOf`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ZoneDto {
     /// Zone code, unique in the venue (letters, digits, `_ - . @ +`).
@@ -381,48 +513,111 @@ pub struct ZoneDto {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rows: Option<Vec<RowDto>>,
     /// The capacity of a general-admission zone.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "whole_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub capacity: Option<u32>,
 }
 
 impl ZoneDto {
-    fn to_core(&self) -> Result<Zone> {
+    fn to_core(&self) -> ApiResult<Zone> {
+        let places = i64::from(MAX_ZONE_CAPACITY);
+        let code: ZoneCode = parse(&self.code)?;
+        check_name("zone.name", &self.name)?;
         let kind = match (self.kind, &self.rows, self.capacity) {
-            (ZoneKindDto::Seated, Some(rows), None) => ZoneKind::Seated {
-                rows: rows
+            (ZoneKindDto::Seated, Some(rows), None) => {
+                if rows.is_empty() {
+                    return Err(malformed(Error::invalid(
+                        "rows",
+                        format!("seated zone {code} has no rows"),
+                    )));
+                }
+                let rows = rows
                     .iter()
                     .map(|r| {
+                        check_range("rows.seats", r.seats.into(), 1, places)?;
                         Ok(ticketing_core::domain::Row {
-                            label: r.label.parse::<RowLabel>()?,
+                            label: parse::<RowLabel>(&r.label)?,
                             seats: r.seats,
                         })
                     })
-                    .collect::<Result<_>>()?,
-            },
+                    .collect::<ApiResult<_>>()?;
+                ZoneKind::Seated { rows }
+            }
             (ZoneKindDto::GeneralAdmission, None, Some(capacity)) => {
+                check_range("capacity", capacity.into(), 1, places)?;
                 ZoneKind::GeneralAdmission { capacity }
             }
             (ZoneKindDto::Seated, _, _) => {
-                return Err(Error::invalid(
+                return Err(malformed(Error::invalid(
                     "zones",
-                    format!("seated zone {} needs rows and no capacity", self.code),
-                ));
+                    format!("seated zone {code} needs rows and no capacity"),
+                )));
             }
             (ZoneKindDto::GeneralAdmission, _, _) => {
-                return Err(Error::invalid(
+                return Err(malformed(Error::invalid(
                     "zones",
-                    format!(
-                        "general-admission zone {} needs a capacity and no rows",
-                        self.code
-                    ),
-                ));
+                    format!("general-admission zone {code} needs a capacity and no rows"),
+                )));
             }
         };
         Ok(Zone {
-            code: self.code.parse()?,
+            code,
             name: self.name.clone(),
             kind,
         })
+    }
+}
+
+impl PartialSchema for ZoneDto {
+    /// `oneOf` a seated zone (`kind: seated` with `rows`) and a general-admission zone
+    /// (`kind: generalAdmission` with `capacity`), each closed to other properties.
+    fn schema() -> RefOr<Schema> {
+        let branch = |title: &str, kind: &str, field: &str, content: RefOr<Schema>| {
+            closed(ObjectBuilder::new())
+                .title(Some(title))
+                .property("code", contract::zone_code())
+                .required("code")
+                .property("name", contract::name())
+                .required("name")
+                .property(
+                    "kind",
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .enum_values(Some([kind])),
+                )
+                .required("kind")
+                .property(field, content)
+                .required(field)
+                .build()
+        };
+        let rows = ArrayBuilder::new()
+            .items(Ref::from_schema_name(RowDto::name()))
+            .min_items(Some(1))
+            .description(Some("The rows; labels are unique in the zone."))
+            .build();
+        let schema = OneOfBuilder::new()
+            .description(Some(
+                "A zone of a venue; its code is unique in the venue. Seated zones have rows of \
+                 numbered seats, general-admission zones a capacity.",
+            ))
+            .item(branch("SeatedZone", "seated", "rows", rows.into()))
+            .item(branch(
+                "GeneralAdmissionZone",
+                "generalAdmission",
+                "capacity",
+                contract::places().into(),
+            ))
+            .build();
+        RefOr::T(Schema::OneOf(schema))
+    }
+}
+
+impl ToSchema for ZoneDto {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((RowDto::name().into(), RowDto::schema()));
     }
 }
 
@@ -460,14 +655,23 @@ impl From<&Zone> for ZoneDto {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateVenueDto {
     /// Display name.
+    #[schema(schema_with = contract::name)]
     pub name: String,
-    /// The zones.
+    /// The zones; codes are unique in the venue.
+    #[schema(min_items = 1)]
     pub zones: Vec<ZoneDto>,
 }
 
 impl CreateVenueDto {
-    /// The core zones.
-    pub fn zones(&self) -> Result<Vec<Zone>> {
+    /// The core zones, after checking the name.
+    pub fn zones(&self) -> ApiResult<Vec<Zone>> {
+        check_name("venue.name", &self.name)?;
+        if self.zones.is_empty() {
+            return Err(malformed(Error::invalid(
+                "zones",
+                "a venue needs at least one zone",
+            )));
+        }
         self.zones.iter().map(ZoneDto::to_core).collect()
     }
 }
@@ -499,10 +703,14 @@ impl From<&Venue> for VenueDto {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PriceDto {
     /// Zone code.
+    #[schema(schema_with = contract::zone_code)]
     pub zone: String,
     /// Minor units.
+    #[schema(schema_with = contract::price_minor)]
+    #[serde(deserialize_with = "whole")]
     pub amount_minor: i64,
-    /// ISO 4217 code.
+    /// ISO 4217 code; one currency for all prices of an event.
+    #[schema(schema_with = contract::currency)]
     pub currency: String,
 }
 
@@ -511,34 +719,69 @@ pub struct PriceDto {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateEventDto {
     /// The venue.
+    #[serde(deserialize_with = "hyphenated")]
     pub venue_id: Uuid,
     /// Display name.
+    #[schema(schema_with = contract::name)]
     pub name: String,
     /// When the sale opens (inclusive).
     pub sale_opens: DateTime<Utc>,
-    /// When the sale closes (exclusive).
+    /// When the sale closes (exclusive); after `saleOpens`.
     pub sale_closes: DateTime<Utc>,
-    /// Prices per zone; zones without a price are not on sale.
+    /// Prices per zone of the venue, each zone once; zones without a price are not on sale.
+    #[schema(min_items = 1)]
     pub prices: Vec<PriceDto>,
     /// The payment window in seconds.
+    #[schema(schema_with = contract::hold_time_seconds)]
+    #[serde(deserialize_with = "whole")]
     pub hold_time_seconds: u32,
     /// Most active tickets per customer.
+    #[schema(schema_with = contract::per_customer_limit)]
+    #[serde(deserialize_with = "whole")]
     pub per_customer_limit: u32,
 }
 
 impl CreateEventDto {
-    /// The core event spec.
-    pub fn to_core(&self) -> Result<EventSpec> {
-        let mut prices = BTreeMap::new();
+    /// The core event spec, after checking what the schema states (`400`). A zone priced twice
+    /// is a rule no schema can state: `422`, as a service would answer it.
+    pub fn to_core(&self) -> ApiResult<EventSpec> {
+        check_name("name", &self.name)?;
+        if self.prices.is_empty() {
+            return Err(malformed(Error::invalid(
+                "prices",
+                "at least one zone needs a price",
+            )));
+        }
+        check_range(
+            "hold_time",
+            self.hold_time_seconds.into(),
+            MIN_HOLD_TIME.num_seconds(),
+            MAX_HOLD_TIME.num_seconds(),
+        )?;
+        check_range(
+            "per_customer_limit",
+            self.per_customer_limit.into(),
+            1,
+            MAX_PER_CUSTOMER_LIMIT.into(),
+        )?;
+        let mut checked = Vec::with_capacity(self.prices.len());
         for p in &self.prices {
-            let zone: ZoneCode = p.zone.parse()?;
-            let money = Money::new(p.amount_minor, Currency::new(&p.currency)?);
-            if prices.insert(zone, money).is_some() {
-                return Err(Error::invalid(
+            check_range("prices", p.amount_minor, 0, i64::MAX)?;
+            let currency = Currency::new(&p.currency).map_err(malformed)?;
+            checked.push((
+                parse::<ZoneCode>(&p.zone)?,
+                Money::new(p.amount_minor, currency),
+            ));
+        }
+        let mut prices = BTreeMap::new();
+        for (zone, money) in checked {
+            if prices.contains_key(&zone) {
+                return Err(ApiError::from(Error::invalid(
                     "prices",
-                    format!("zone {} is priced twice", p.zone),
-                ));
+                    format!("zone {zone} is priced twice"),
+                )));
             }
+            prices.insert(zone, money);
         }
         Ok(EventSpec {
             name: self.name.clone(),
@@ -603,10 +846,13 @@ impl From<&Event> for EventDto {
 pub struct PaymentWebhookDto {
     /// The provider's unique id of this notification; a replay with the same id has no second
     /// effect and gets the same answer.
+    #[schema(schema_with = contract::webhook_id)]
     pub id: String,
     /// The order that was paid.
+    #[serde(deserialize_with = "hyphenated")]
     pub order_id: Uuid,
     /// The provider's payment reference (e.g. a payment-intent id).
+    #[schema(schema_with = contract::payment_reference)]
     pub payment_reference: String,
 }
 

@@ -99,15 +99,24 @@ impl ApiError {
     }
 }
 
-/// The status DESIGN.md "Errors" gives each core error.
+/// The code of a `422`: the request is well formed but contradicts itself or the catalog.
+pub const INCONSISTENT_REQUEST: &str = "INCONSISTENT_REQUEST";
+
+/// The status docs/DESIGN.md "Errors" gives each core error a service answers.
+///
+/// The handlers check everything the OpenAPI document states before they call a service
+/// ([`crate::contract`]; a failure there is `400 INVALID_REQUEST`), so an
+/// [`Error::InvalidRequest`] from a service is a rule no schema can state — a zone code given
+/// twice, a sale that closes before it opens, a seat the venue does not have — and is `422`.
 pub fn status_of(error: &Error) -> StatusCode {
     match error {
         Error::NotFound { .. } => StatusCode::NOT_FOUND,
         Error::SeatsTaken { .. } | Error::SoldOut { .. } | Error::NotOnSale { .. } => {
             StatusCode::CONFLICT
         }
-        Error::LimitExceeded { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-        Error::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
+        Error::LimitExceeded { .. } | Error::InvalidRequest { .. } => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
         Error::InvalidTransition { .. }
         | Error::PaymentTooLate { .. }
         | Error::IdempotencyConflict { .. } => StatusCode::CONFLICT,
@@ -119,7 +128,10 @@ pub fn status_of(error: &Error) -> StatusCode {
 impl From<Error> for ApiError {
     fn from(error: Error) -> Self {
         let status = status_of(&error);
-        let code = error.code();
+        let code = match &error {
+            Error::InvalidRequest { .. } => INCONSISTENT_REQUEST,
+            _ => error.code(),
+        };
         let (message, details) = match &error {
             Error::Unavailable { adapter, .. } => {
                 tracing::warn!(%error, "backend unavailable");
@@ -182,6 +194,7 @@ impl From<BytesRejection> for ApiError {
 }
 
 impl From<PathRejection> for ApiError {
+    /// A path that does not decode (bad percent-encoding, invalid UTF-8) is malformed.
     fn from(rejection: PathRejection) -> Self {
         ApiError::invalid(format!("invalid path: {}", rejection.body_text()))
     }

@@ -6,6 +6,7 @@ use axum::extract::{FromRequest, FromRequestParts};
 use axum::http::HeaderMap;
 use ticketing_core::Error;
 
+use crate::contract;
 use crate::error::{ApiError, ApiResult};
 
 /// A JSON request body. Malformed JSON, wrong types, unknown fields, a missing content type and an
@@ -19,9 +20,14 @@ pub struct ApiJson<T>(pub T);
 #[from_request(via(axum::extract::Path), rejection(ApiError))]
 pub struct ApiPath<T>(pub T);
 
-/// Parses an id from a path segment with the core type's own check (`400` on a bad UUID).
+/// Parses an id from a path segment: a hyphenated UUID, as `format: uuid` states (`400`
+/// otherwise, naming the id's field).
 pub fn parse_id<T: FromStr<Err = Error>>(raw: &str) -> ApiResult<T> {
-    raw.parse().map_err(ApiError::from)
+    match contract::hyphenated_uuid(raw) {
+        Some(uuid) => contract::parse(&uuid.to_string()),
+        // The id type's own parser also takes other UUID forms; its error names the field.
+        None => contract::parse(""),
+    }
 }
 
 /// A header as text; a header that is not visible ASCII is a 400.

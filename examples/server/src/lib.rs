@@ -8,6 +8,7 @@
 
 pub mod app;
 pub mod config;
+pub mod contract;
 pub mod demo;
 pub mod dto;
 pub mod error;

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::ids::{EventId, VenueId, ZoneCode};
 use super::money::{Currency, Money};
-use super::venue::Venue;
+use super::venue::{Venue, check_name};
 use crate::Error;
 
 /// Shortest payment window an event may have.
@@ -57,9 +57,7 @@ impl Event {
     /// a hold time within [`MIN_HOLD_TIME`]..=[`MAX_HOLD_TIME`] and a limit within
     /// 1..=[`MAX_PER_CUSTOMER_LIMIT`].
     pub fn new(id: EventId, spec: EventSpec, venue: &Venue) -> Result<Self, Error> {
-        if spec.name.trim().is_empty() || spec.name.len() > 200 {
-            return Err(Error::invalid("name", "must be 1 to 200 characters"));
-        }
+        check_name("name", &spec.name)?;
         if spec.venue_id != venue.id() {
             return Err(Error::invalid("venue_id", "does not match the venue"));
         }

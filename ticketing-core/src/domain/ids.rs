@@ -110,6 +110,9 @@ macro_rules! token_id {
         pub struct $name(String);
 
         impl $name {
+            /// Longest accepted value, in bytes (every accepted character is one byte).
+            pub const MAX_LEN: usize = $max;
+
             /// Parses and checks the value (letters, digits, `_ - . @ +`, bounded length).
             pub fn new(value: impl Into<String>) -> Result<Self, Error> {
                 let value = value.into();

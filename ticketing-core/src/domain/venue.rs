@@ -12,6 +12,10 @@ use crate::Error;
 /// Largest number of seats in one row and places in one general-admission zone.
 pub const MAX_ZONE_CAPACITY: u32 = 1_000_000;
 
+/// Longest display name of a venue, a zone or an event, in characters (what a `VARCHAR(200)`
+/// column of MySQL holds).
+pub const MAX_NAME_CHARS: usize = 200;
+
 /// One seat: (zone, row label, seat number). Its [`SeatRef::key`] is the seat's identity in storage.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct SeatRef {
@@ -205,9 +209,14 @@ impl Venue {
     }
 }
 
-fn check_name(field: &'static str, name: &str) -> Result<(), Error> {
-    if name.trim().is_empty() || name.len() > 200 {
-        return Err(Error::invalid(field, "must be 1 to 200 characters"));
+/// A display name: at least one character that is not white space, at most [`MAX_NAME_CHARS`]
+/// characters.
+pub(crate) fn check_name(field: &'static str, name: &str) -> Result<(), Error> {
+    if name.trim().is_empty() || name.chars().count() > MAX_NAME_CHARS {
+        return Err(Error::invalid(
+            field,
+            format!("must be 1 to {MAX_NAME_CHARS} characters, not all white space"),
+        ));
     }
     Ok(())
 }
@@ -285,6 +294,14 @@ mod tests {
         assert!(!v.has_seat(&"A:1:3".parse().unwrap()));
         assert!(!v.has_seat(&"GA:1:1".parse().unwrap()));
         assert_eq!(v.zone(&"A".parse().unwrap()).unwrap().seats().count(), 2);
+    }
+
+    #[test]
+    fn names_are_counted_in_characters() {
+        assert!(check_name("name", &"é".repeat(MAX_NAME_CHARS)).is_ok());
+        assert!(check_name("name", &"é".repeat(MAX_NAME_CHARS + 1)).is_err());
+        assert!(check_name("name", " \t\u{3000}").is_err());
+        assert!(check_name("name", "\u{1c}").is_ok());
     }
 
     #[test]

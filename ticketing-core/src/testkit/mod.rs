@@ -10,7 +10,9 @@
 //! ticketing_core::conformance_suite!(harness);
 //! ```
 //!
-//! Each check is also a plain `pub async fn` here, so an adapter can run a subset.
+//! Each check is also a plain `pub async fn` here, so an adapter can run a subset, and
+//! [`run_all`] runs them all outside the test harness (in a doctest or an example). The READMEs of
+//! `ticketing-redis` and `ticketing-sqlx` show a whole adapter tested this way.
 
 mod checks;
 mod fixture;
@@ -75,12 +77,28 @@ impl Harness {
     }
 }
 
-/// Expands one `#[tokio::test]` per conformance check, each with a fresh harness from `$harness`
-/// (a path to an `async fn() -> Harness`).
+/// Runs every conformance check, each on a fresh harness from `harness`, in the order
+/// [`conformance_suite!`](crate::conformance_suite) expands them. A check that fails panics.
+pub async fn run_all<F, Fut>(harness: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Harness>,
+{
+    macro_rules! run_each {
+        ($($check:ident),* $(,)?) => {
+            $( $check(harness().await).await; )*
+        };
+    }
+    crate::__conformance_checks!(run_each;);
+}
+
+/// Calls `$callback!($($prefix)* check, check, …)` with every check's name: the one list
+/// [`conformance_suite!`](crate::conformance_suite) and [`run_all`] share.
+#[doc(hidden)]
 #[macro_export]
-macro_rules! conformance_suite {
-    ($harness:path) => {
-        $crate::conformance_suite!(@checks $harness;
+macro_rules! __conformance_checks {
+    ($callback:path; $($prefix:tt)*) => {
+        $callback!($($prefix)*
             lifecycle_round_trip,
             seats_are_sold_once,
             general_admission_never_exceeds_capacity,
@@ -94,6 +112,16 @@ macro_rules! conformance_suite {
             seat_lock_data_loss_is_harmless,
             bad_requests_write_nothing,
         );
+    };
+}
+
+/// Expands one `#[tokio::test]` per conformance check, each with a fresh harness from `$harness`
+/// (a path to an `async fn() -> Harness`).
+#[cfg_attr(docsrs, doc(cfg(feature = "testkit")))]
+#[macro_export]
+macro_rules! conformance_suite {
+    ($harness:path) => {
+        $crate::__conformance_checks!($crate::conformance_suite; @checks $harness;);
     };
     (@checks $harness:path; $($check:ident),* $(,)?) => {
         $(

@@ -12,13 +12,18 @@ use crate::extract::{ApiJson, ApiPath, parse_id};
 
 /// Creates a venue with seated and general-admission zones.
 #[utoipa::path(
-    post, path = "/api/admin/venues", tag = "admin",
+    post, path = "/api/admin/venues", tag = "admin", operation_id = "createVenue",
     request_body = CreateVenueDto,
     security(("admin" = [])),
     responses(
-        (status = 201, body = VenueDto),
-        (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody),
+        (status = 201, description = "The venue, with a new id", body = VenueDto),
+        (status = 400, description = "INVALID_REQUEST: the body breaks this schema", body = ErrorBody),
+        (status = 401, description = "UNAUTHORIZED: no or a wrong admin bearer token", body = ErrorBody),
+        (status = 413, description = "PAYLOAD_TOO_LARGE: a body over 64 KiB", body = ErrorBody),
+        (status = 415, description = "UNSUPPORTED_MEDIA_TYPE: the body is not sent as application/json", body = ErrorBody),
+        (status = 422, description = "INCONSISTENT_REQUEST: a zone code twice in the venue, or a row label twice in a zone", body = ErrorBody),
+        (status = 500, description = "INTERNAL: a bug or broken stored data", body = ErrorBody),
+        (status = 503, description = "UNAVAILABLE: a backend failed; retry", body = ErrorBody),
     )
 )]
 pub async fn create_venue(
@@ -32,14 +37,20 @@ pub async fn create_venue(
 
 /// Creates an event at a venue with prices per zone.
 #[utoipa::path(
-    post, path = "/api/admin/events", tag = "admin",
+    post, path = "/api/admin/events", tag = "admin", operation_id = "createEvent",
     request_body = CreateEventDto,
     security(("admin" = [])),
     responses(
-        (status = 201, body = EventDto),
-        (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody),
-        (status = 404, description = "Unknown venue", body = ErrorBody),
+        (status = 201, description = "The event, with a new id", body = EventDto),
+        (status = 400, description = "INVALID_REQUEST: the body breaks this schema", body = ErrorBody),
+        (status = 401, description = "UNAUTHORIZED: no or a wrong admin bearer token", body = ErrorBody),
+        (status = 404, description = "NOT_FOUND: no such venue", body = ErrorBody),
+        (status = 413, description = "PAYLOAD_TOO_LARGE: a body over 64 KiB", body = ErrorBody),
+        (status = 415, description = "UNSUPPORTED_MEDIA_TYPE: the body is not sent as application/json", body = ErrorBody),
+        (status = 422, description = "INCONSISTENT_REQUEST: the sale closes before it opens, a price names \
+            a zone the venue lacks or a zone twice, or the prices use more than one currency", body = ErrorBody),
+        (status = 500, description = "INTERNAL: a bug or broken stored data", body = ErrorBody),
+        (status = 503, description = "UNAVAILABLE: a backend failed; retry", body = ErrorBody),
     )
 )]
 pub async fn create_event(
@@ -53,14 +64,18 @@ pub async fn create_event(
 
 /// Refunds a paid order and frees its seats.
 #[utoipa::path(
-    post, path = "/api/admin/orders/{orderId}/refund", tag = "admin",
-    params(("orderId" = String, Path, description = "Order id (UUID)")),
+    post, path = "/api/admin/orders/{orderId}/refund", tag = "admin", operation_id = "refundOrder",
+    params(("orderId" = uuid::Uuid, Path, description = "Order id", example = "01936a6e-70aa-7cde-8a11-5b6c7d8e9f00")),
     security(("admin" = [])),
     responses(
-        (status = 200, body = OrderDto),
-        (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody),
-        (status = 409, description = "INVALID_TRANSITION (not paid)", body = ErrorBody),
+        (status = 200, description = "The refunded order", body = OrderDto),
+        (status = 400, description = "INVALID_REQUEST: the id is not a hyphenated UUID", body = ErrorBody),
+        (status = 401, description = "UNAUTHORIZED: no or a wrong admin bearer token", body = ErrorBody),
+        (status = 404, description = "NOT_FOUND: no such order", body = ErrorBody),
+        (status = 409, description = "INVALID_TRANSITION: the order is not paid", body = ErrorBody),
+        (status = 413, description = "PAYLOAD_TOO_LARGE: a body over 64 KiB", body = ErrorBody),
+        (status = 500, description = "INTERNAL: a bug or broken stored data", body = ErrorBody),
+        (status = 503, description = "UNAVAILABLE: a backend failed; retry", body = ErrorBody),
     )
 )]
 pub async fn refund_order(

@@ -11,9 +11,15 @@ use crate::extract::{ApiPath, parse_id};
 
 /// An event: venue, sale window, prices, payment window, limit.
 #[utoipa::path(
-    get, path = "/api/events/{eventId}", tag = "events",
-    params(("eventId" = String, Path, description = "Event id (UUID)")),
-    responses((status = 200, body = EventDto), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody))
+    get, path = "/api/events/{eventId}", tag = "events", operation_id = "getEvent",
+    params(("eventId" = uuid::Uuid, Path, description = "Event id", example = "01936a6e-70aa-7cde-8a11-5b6c7d8e9f00")),
+    responses(
+        (status = 200, description = "The event", body = EventDto),
+        (status = 400, description = "INVALID_REQUEST: the id is not a hyphenated UUID", body = ErrorBody),
+        (status = 404, description = "NOT_FOUND: no such event", body = ErrorBody),
+        (status = 500, description = "INTERNAL: a bug or broken stored data", body = ErrorBody),
+        (status = 503, description = "UNAVAILABLE: a backend failed; retry", body = ErrorBody),
+    )
 )]
 pub async fn event(
     State(state): State<AppState>,
@@ -26,9 +32,15 @@ pub async fn event(
 
 /// A venue with its zones and rows.
 #[utoipa::path(
-    get, path = "/api/venues/{venueId}", tag = "events",
-    params(("venueId" = String, Path, description = "Venue id (UUID)")),
-    responses((status = 200, body = VenueDto), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody))
+    get, path = "/api/venues/{venueId}", tag = "events", operation_id = "getVenue",
+    params(("venueId" = uuid::Uuid, Path, description = "Venue id", example = "01936a6e-70aa-7cde-8a11-5b6c7d8e9f00")),
+    responses(
+        (status = 200, description = "The venue", body = VenueDto),
+        (status = 400, description = "INVALID_REQUEST: the id is not a hyphenated UUID", body = ErrorBody),
+        (status = 404, description = "NOT_FOUND: no such venue", body = ErrorBody),
+        (status = 500, description = "INTERNAL: a bug or broken stored data", body = ErrorBody),
+        (status = 503, description = "UNAVAILABLE: a backend failed; retry", body = ErrorBody),
+    )
 )]
 pub async fn venue(
     State(state): State<AppState>,
@@ -41,9 +53,15 @@ pub async fn venue(
 
 /// How many tickets of the event are PAID.
 #[utoipa::path(
-    get, path = "/api/events/{eventId}/sold-count", tag = "events",
-    params(("eventId" = String, Path, description = "Event id (UUID)")),
-    responses((status = 200, body = SoldCountDto), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody))
+    get, path = "/api/events/{eventId}/sold-count", tag = "events", operation_id = "getSoldCount",
+    params(("eventId" = uuid::Uuid, Path, description = "Event id", example = "01936a6e-70aa-7cde-8a11-5b6c7d8e9f00")),
+    responses(
+        (status = 200, description = "PAID tickets of the event", body = SoldCountDto),
+        (status = 400, description = "INVALID_REQUEST: the id is not a hyphenated UUID", body = ErrorBody),
+        (status = 404, description = "NOT_FOUND: no such event", body = ErrorBody),
+        (status = 500, description = "INTERNAL: a bug or broken stored data", body = ErrorBody),
+        (status = 503, description = "UNAVAILABLE: a backend failed; retry", body = ErrorBody),
+    )
 )]
 pub async fn sold_count(
     State(state): State<AppState>,
@@ -59,12 +77,18 @@ pub async fn sold_count(
 
 /// The sum of PAID ticket prices of an event at a venue.
 #[utoipa::path(
-    get, path = "/api/venues/{venueId}/events/{eventId}/revenue", tag = "events",
+    get, path = "/api/venues/{venueId}/events/{eventId}/revenue", tag = "events", operation_id = "getRevenue",
     params(
-        ("venueId" = String, Path, description = "Venue id (UUID)"),
-        ("eventId" = String, Path, description = "Event id (UUID)"),
+        ("venueId" = uuid::Uuid, Path, description = "Venue id", example = "01936a6e-70aa-7cde-8a11-5b6c7d8e9f00"),
+        ("eventId" = uuid::Uuid, Path, description = "Event id", example = "01936a6e-70aa-7cde-8a11-5b6c7d8e9f00"),
     ),
-    responses((status = 200, body = RevenueDto), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody))
+    responses(
+        (status = 200, description = "Revenue of PAID tickets", body = RevenueDto),
+        (status = 400, description = "INVALID_REQUEST: the id is not a hyphenated UUID", body = ErrorBody),
+        (status = 404, description = "NOT_FOUND: no such event at this venue", body = ErrorBody),
+        (status = 500, description = "INTERNAL: a bug or broken stored data", body = ErrorBody),
+        (status = 503, description = "UNAVAILABLE: a backend failed; retry", body = ErrorBody),
+    )
 )]
 pub async fn revenue(
     State(state): State<AppState>,
@@ -82,13 +106,14 @@ pub async fn revenue(
 
 /// Free, held and sold seats, and the places left per general-admission zone.
 #[utoipa::path(
-    get, path = "/api/events/{eventId}/seats", tag = "events",
-    params(("eventId" = String, Path, description = "Event id (UUID)")),
+    get, path = "/api/events/{eventId}/seats", tag = "events", operation_id = "getSeatMap",
+    params(("eventId" = uuid::Uuid, Path, description = "Event id", example = "01936a6e-70aa-7cde-8a11-5b6c7d8e9f00")),
     responses(
-        (status = 200, body = SeatMapDto),
-        (status = 400, body = ErrorBody),
-        (status = 404, body = ErrorBody),
-        (status = 503, body = ErrorBody),
+        (status = 200, description = "The seat map", body = SeatMapDto),
+        (status = 400, description = "INVALID_REQUEST: the id is not a hyphenated UUID", body = ErrorBody),
+        (status = 404, description = "NOT_FOUND: no such event", body = ErrorBody),
+        (status = 500, description = "INTERNAL: a bug or broken stored data", body = ErrorBody),
+        (status = 503, description = "UNAVAILABLE: a backend failed; retry", body = ErrorBody),
     )
 )]
 pub async fn seat_map(

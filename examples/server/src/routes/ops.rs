@@ -7,13 +7,12 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use ticketing_core::domain::{EventId, TicketId};
-use utoipa::OpenApi;
 use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::dto::HealthDto;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::openapi::ApiDoc;
+use crate::openapi::document;
 
 /// How long each health check may take.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
@@ -21,8 +20,12 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
 /// Checks the ticket repository (a lookup) and the seat lock (a snapshot of a random event, which
 /// runs the lock's script path on Redis, not just PING). `503` when either fails.
 #[utoipa::path(
-    get, path = "/health", tag = "ops",
-    responses((status = 200, body = HealthDto), (status = 503, body = ErrorBody))
+    get, path = "/health", tag = "ops", operation_id = "health",
+    responses(
+        (status = 200, description = "Both checks passed", body = HealthDto),
+        (status = 500, description = "INTERNAL: a bug or broken stored data", body = ErrorBody),
+        (status = 503, description = "UNAVAILABLE: a check failed or timed out", body = ErrorBody),
+    )
 )]
 pub async fn health(State(state): State<AppState>) -> ApiResult<Json<HealthDto>> {
     let b = state.backends();
@@ -60,7 +63,7 @@ async fn check<T>(
 
 /// Prometheus text exposition.
 #[utoipa::path(
-    get, path = "/metrics", tag = "ops",
+    get, path = "/metrics", tag = "ops", operation_id = "metrics",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String))
 )]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
@@ -73,11 +76,11 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
-/// This API's OpenAPI 3 document.
+/// This API's OpenAPI 3 document (with the demo routes in demo mode).
 #[utoipa::path(
-    get, path = "/openapi.json", tag = "ops",
+    get, path = "/openapi.json", tag = "ops", operation_id = "openapi",
     responses((status = 200, description = "OpenAPI document", content_type = "application/json"))
 )]
-pub async fn openapi() -> impl IntoResponse {
-    Json(ApiDoc::openapi())
+pub async fn openapi(State(state): State<AppState>) -> impl IntoResponse {
+    Json(document(state.demo().is_some()))
 }

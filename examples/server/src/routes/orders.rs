@@ -11,12 +11,14 @@ use crate::extract::{ApiPath, parse_id};
 
 /// An order with its tickets.
 #[utoipa::path(
-    get, path = "/api/orders/{orderId}", tag = "orders",
-    params(("orderId" = String, Path, description = "Order id (UUID)")),
+    get, path = "/api/orders/{orderId}", tag = "orders", operation_id = "getOrder",
+    params(("orderId" = uuid::Uuid, Path, description = "Order id", example = "01936a6e-70aa-7cde-8a11-5b6c7d8e9f00")),
     responses(
-        (status = 200, body = OrderDto),
-        (status = 400, description = "Not a UUID", body = ErrorBody),
-        (status = 404, body = ErrorBody),
+        (status = 200, description = "The order", body = OrderDto),
+        (status = 400, description = "INVALID_REQUEST: the id is not a hyphenated UUID", body = ErrorBody),
+        (status = 404, description = "NOT_FOUND: no such order", body = ErrorBody),
+        (status = 500, description = "INTERNAL: a bug or broken stored data", body = ErrorBody),
+        (status = 503, description = "UNAVAILABLE: a backend failed; retry", body = ErrorBody),
     )
 )]
 pub async fn order(
@@ -30,12 +32,16 @@ pub async fn order(
 
 /// Cancels an unpaid order and frees its seats. Cancelling again returns the cancelled order.
 #[utoipa::path(
-    post, path = "/api/orders/{orderId}/cancel", tag = "orders",
-    params(("orderId" = String, Path, description = "Order id (UUID)")),
+    post, path = "/api/orders/{orderId}/cancel", tag = "orders", operation_id = "cancelOrder",
+    params(("orderId" = uuid::Uuid, Path, description = "Order id", example = "01936a6e-70aa-7cde-8a11-5b6c7d8e9f00")),
     responses(
         (status = 200, description = "The cancelled order", body = OrderDto),
-        (status = 404, body = ErrorBody),
-        (status = 409, description = "INVALID_TRANSITION (already paid or expired)", body = ErrorBody),
+        (status = 400, description = "INVALID_REQUEST: the id is not a hyphenated UUID", body = ErrorBody),
+        (status = 404, description = "NOT_FOUND: no such order", body = ErrorBody),
+        (status = 409, description = "INVALID_TRANSITION: the order is paid, expired or refunded", body = ErrorBody),
+        (status = 413, description = "PAYLOAD_TOO_LARGE: a body over 64 KiB", body = ErrorBody),
+        (status = 500, description = "INTERNAL: a bug or broken stored data", body = ErrorBody),
+        (status = 503, description = "UNAVAILABLE: a backend failed; retry", body = ErrorBody),
     )
 )]
 pub async fn cancel(

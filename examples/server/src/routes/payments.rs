@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use ticketing_core::domain::{OrderId, PaymentRef};
 
 use crate::app::AppState;
+use crate::contract::{self, MAX_WEBHOOK_ID_CHARS};
 use crate::dto::{OrderDto, PaymentWebhookDto, WebhookAnswerDto};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::header_text;
@@ -22,15 +23,21 @@ pub const REPLAYED_HEADER: &str = "x-webhook-replayed";
 /// than 300 s away is `401`. A replayed webhook id gets the same answer and has no second effect.
 /// A payment after the deadline is `409 PAYMENT_TOO_LATE`.
 #[utoipa::path(
-    post, path = "/api/payments/webhook", tag = "payments",
+    post, path = "/api/payments/webhook", tag = "payments", operation_id = "paymentWebhook",
     request_body = PaymentWebhookDto,
-    params(("webhook-signature" = String, Header, description = "t=<unix seconds>,v1=<hex HMAC-SHA256>")),
+    params(("webhook-signature" = String, Header, description = "t=<unix seconds>,v1=<hex HMAC-SHA256>; \
+        checked before the body is read")),
     responses(
-        (status = 200, description = "The paid order", body = WebhookAnswerDto),
-        (status = 400, body = ErrorBody),
-        (status = 401, description = "Bad or stale signature", body = ErrorBody),
-        (status = 404, body = ErrorBody),
-        (status = 409, description = "PAYMENT_TOO_LATE or INVALID_TRANSITION", body = ErrorBody),
+        (status = 200, description = "The paid order", body = WebhookAnswerDto,
+            headers(("x-webhook-replayed" = String, description = "`true` on the answer to a webhook id processed before"))),
+        (status = 400, description = "INVALID_REQUEST: a signed body that breaks this schema, or a signature header that is not visible ASCII", body = ErrorBody),
+        (status = 401, description = "UNAUTHORIZED: no, a wrong or a stale (over 300 s) signature", body = ErrorBody),
+        (status = 404, description = "NOT_FOUND: no such order", body = ErrorBody),
+        (status = 409, description = "PAYMENT_TOO_LATE (details.deadline) or INVALID_TRANSITION: the order is \
+            cancelled, expired or paid with another reference", body = ErrorBody),
+        (status = 413, description = "PAYLOAD_TOO_LARGE: a body over 64 KiB", body = ErrorBody),
+        (status = 500, description = "INTERNAL: a bug or broken stored data", body = ErrorBody),
+        (status = 503, description = "UNAVAILABLE: a backend failed; retry", body = ErrorBody),
     )
 )]
 pub async fn webhook(
@@ -74,11 +81,14 @@ pub async fn process_webhook(
     state.webhook_secret().verify(signature, body, now)?;
     let payload: PaymentWebhookDto = serde_json::from_slice(body)
         .map_err(|e| ApiError::invalid(format!("invalid webhook body: {e}")))?;
-    if payload.id.is_empty() || payload.id.len() > 255 {
-        return Err(ApiError::invalid("webhook id must be 1 to 255 characters"));
+    let id_chars = payload.id.chars().count();
+    if id_chars == 0 || id_chars > MAX_WEBHOOK_ID_CHARS {
+        return Err(ApiError::invalid(format!(
+            "webhook id must be 1 to {MAX_WEBHOOK_ID_CHARS} characters"
+        )));
     }
     let order = OrderId::from_uuid(payload.order_id);
-    let reference: PaymentRef = payload.payment_reference.parse()?;
+    let reference: PaymentRef = contract::parse(&payload.payment_reference)?;
     let tickets = state.tickets().clone();
     let (answer, replayed) = state
         .webhooks()

@@ -8,6 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use ticketing_core::domain::TicketId;
 
 use crate::app::AppState;
+use crate::contract;
 use crate::dto::{OrderDto, PurchaseRequestDto, TicketDto};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, header_text, parse_id};
@@ -15,20 +16,32 @@ use crate::extract::{ApiJson, ApiPath, header_text, parse_id};
 /// The header that makes a purchase safe to retry.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
+/// The headers of a purchase.
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct PurchaseHeaders {
+    /// Same key + same request → same order; same key + another request → 409.
+    #[param(rename = "Idempotency-Key", schema_with = contract::idempotency_key)]
+    pub idempotency_key: Option<String>,
+}
+
 /// Buys seats or general-admission places. The order is PENDING_PAYMENT until its payment
 /// webhook arrives, and expires at `expiresAt`.
 #[utoipa::path(
-    post, path = "/api/tickets", tag = "tickets",
+    post, path = "/api/tickets", tag = "tickets", operation_id = "purchase",
     request_body = PurchaseRequestDto,
-    params(("Idempotency-Key" = Option<String>, Header,
-        description = "Same key + same request → same order; same key + another request → 409")),
+    params(PurchaseHeaders),
     responses(
         (status = 201, description = "The order, PENDING_PAYMENT", body = OrderDto),
-        (status = 400, description = "Malformed request", body = ErrorBody),
-        (status = 404, description = "Unknown event", body = ErrorBody),
-        (status = 409, description = "SEATS_TAKEN, SOLD_OUT, NOT_ON_SALE or IDEMPOTENCY_CONFLICT", body = ErrorBody),
-        (status = 422, description = "LIMIT_EXCEEDED", body = ErrorBody),
-        (status = 503, description = "A backend is unavailable; retry", body = ErrorBody),
+        (status = 400, description = "INVALID_REQUEST: the body or the Idempotency-Key header breaks this schema", body = ErrorBody),
+        (status = 404, description = "NOT_FOUND: no such event", body = ErrorBody),
+        (status = 409, description = "SEATS_TAKEN (details.seats), SOLD_OUT, NOT_ON_SALE or IDEMPOTENCY_CONFLICT", body = ErrorBody),
+        (status = 413, description = "PAYLOAD_TOO_LARGE: a body over 64 KiB", body = ErrorBody),
+        (status = 415, description = "UNSUPPORTED_MEDIA_TYPE: the body is not sent as application/json", body = ErrorBody),
+        (status = 422, description = "LIMIT_EXCEEDED: more tickets than the event allows a customer; \
+            INCONSISTENT_REQUEST: a seat or zone the event does not sell (details.field)", body = ErrorBody),
+        (status = 500, description = "INTERNAL: a bug or broken stored data", body = ErrorBody),
+        (status = 503, description = "UNAVAILABLE: a backend failed; retry", body = ErrorBody),
     )
 )]
 pub async fn purchase(
@@ -61,12 +74,14 @@ pub async fn purchase(
 
 /// One ticket.
 #[utoipa::path(
-    get, path = "/api/tickets/{ticketId}", tag = "tickets",
-    params(("ticketId" = String, Path, description = "Ticket id (UUID)")),
+    get, path = "/api/tickets/{ticketId}", tag = "tickets", operation_id = "getTicket",
+    params(("ticketId" = uuid::Uuid, Path, description = "Ticket id", example = "01936a6e-70aa-7cde-8a11-5b6c7d8e9f00")),
     responses(
-        (status = 200, body = TicketDto),
-        (status = 400, description = "Not a UUID", body = ErrorBody),
-        (status = 404, body = ErrorBody),
+        (status = 200, description = "The ticket", body = TicketDto),
+        (status = 400, description = "INVALID_REQUEST: the id is not a hyphenated UUID", body = ErrorBody),
+        (status = 404, description = "NOT_FOUND: no such ticket", body = ErrorBody),
+        (status = 500, description = "INTERNAL: a bug or broken stored data", body = ErrorBody),
+        (status = 503, description = "UNAVAILABLE: a backend failed; retry", body = ErrorBody),
     )
 )]
 pub async fn ticket(

@@ -101,7 +101,7 @@ pub async fn taken_seat_is_409(app: TestApp) {
         .expect(StatusCode::CREATED, None);
 }
 
-/// Domain refusals of a purchase map to 400, 404, 409 and 422.
+/// Refusals of a purchase map to 400 (breaks the schema), 404, 409 and 422.
 pub async fn purchase_refusals(app: TestApp) {
     // More than the per-customer limit (6) → 422.
     let seats: Vec<String> = (1..=7).map(|n| format!("STALLS:C:{n}")).collect();
@@ -109,9 +109,12 @@ pub async fn purchase_refusals(app: TestApp) {
     app.buy("greedy", &seats)
         .await
         .expect(StatusCode::UNPROCESSABLE_ENTITY, Some("LIMIT_EXCEEDED"));
-    // A seat the venue does not have → 400.
+    // A seat the venue does not have → 422 (the request is well formed).
     let answer = app.buy("alice", &["STALLS:Z:1"]).await;
-    answer.expect(StatusCode::BAD_REQUEST, Some("INVALID_REQUEST"));
+    answer.expect(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("INCONSISTENT_REQUEST"),
+    );
     assert_eq!(answer.body["details"]["field"], "seats");
     // Seats and general admission at once → 400.
     let mut body = purchase(app.demo.event.to_string(), "alice", &["STALLS:C:1"]);
@@ -431,7 +434,8 @@ pub async fn admin_routes(app: TestApp) {
         .await
         .expect(StatusCode::CREATED, None);
 
-    // A seated zone without rows, a zone priced twice, an unknown venue.
+    // A seated zone without rows breaks the schema (400); a zone priced twice is a rule no
+    // schema states (422); an unknown venue is 404.
     let bad = json!({"name": "Bad", "zones": [{"code": "X", "name": "X", "kind": "seated"}]});
     app.admin_post("/api/admin/venues", &bad)
         .await
@@ -439,9 +443,10 @@ pub async fn admin_routes(app: TestApp) {
     let mut twice = event.clone();
     twice["prices"] = json!([{"zone": "MAIN", "amountMinor": 1, "currency": "EUR"},
                              {"zone": "MAIN", "amountMinor": 2, "currency": "EUR"}]);
-    app.admin_post("/api/admin/events", &twice)
-        .await
-        .expect(StatusCode::BAD_REQUEST, Some("INVALID_REQUEST"));
+    app.admin_post("/api/admin/events", &twice).await.expect(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("INCONSISTENT_REQUEST"),
+    );
     let mut elsewhere = event.clone();
     elsewhere["venueId"] = json!(uuid::Uuid::now_v7().to_string());
     app.admin_post("/api/admin/events", &elsewhere)

@@ -1,0 +1,395 @@
+//! The OpenAPI document states what a client relies on: typed path parameters, the bounds the
+//! domain checks, the `oneOf` selection, every status each route answers, and the links between
+//! operations; and the router answers within it. `scripts/api-contract` runs schemathesis against
+//! the same document; this test keeps a regression from waiting for that run.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use common::{ADMIN, TestApp, purchase};
+use serde_json::{Value, json};
+use ticketing_core::domain::{
+    CustomerId, IdempotencyKey, MAX_HOLD_TIME, MAX_NAME_CHARS, MAX_PER_CUSTOMER_LIMIT,
+    MAX_ZONE_CAPACITY, PaymentRef, RowLabel, ZoneCode,
+};
+use ticketing_server::openapi::document;
+
+/// Every operation with the statuses it must document.
+const STATUSES: &[(&str, &[u16])] = &[
+    ("purchase", &[201, 400, 404, 409, 413, 415, 422, 500, 503]),
+    ("getTicket", &[200, 400, 404, 500, 503]),
+    ("getOrder", &[200, 400, 404, 500, 503]),
+    ("cancelOrder", &[200, 400, 404, 409, 413, 500, 503]),
+    ("getEvent", &[200, 400, 404, 500, 503]),
+    ("getVenue", &[200, 400, 404, 500, 503]),
+    ("getSoldCount", &[200, 400, 404, 500, 503]),
+    ("getRevenue", &[200, 400, 404, 500, 503]),
+    ("getSeatMap", &[200, 400, 404, 500, 503]),
+    ("paymentWebhook", &[200, 400, 401, 404, 409, 413, 500, 503]),
+    ("createVenue", &[201, 400, 401, 413, 415, 422, 500, 503]),
+    (
+        "createEvent",
+        &[201, 400, 401, 404, 413, 415, 422, 500, 503],
+    ),
+    ("refundOrder", &[200, 400, 401, 404, 409, 413, 500, 503]),
+    ("health", &[200, 500, 503]),
+    ("metrics", &[200]),
+    ("openapi", &[200]),
+    ("demoPage", &[200]),
+    ("demoConfig", &[200, 500, 503]),
+    ("demoPay", &[200, 400, 404, 409, 413, 500, 503]),
+];
+
+/// (path, method, operation) of every operation in `doc`.
+fn operations(doc: &Value) -> Vec<(String, String, &Value)> {
+    let mut found = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            found.push((path.clone(), method.clone(), operation));
+        }
+    }
+    found
+}
+
+fn operation<'a>(doc: &'a Value, id: &str) -> &'a Value {
+    operations(doc)
+        .into_iter()
+        .find(|(_, _, op)| op["operationId"] == id)
+        .unwrap_or_else(|| panic!("no operation {id}"))
+        .2
+}
+
+fn statuses(operation: &Value) -> BTreeSet<u16> {
+    operation["responses"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|status| status.parse().unwrap())
+        .collect()
+}
+
+fn schema<'a>(doc: &'a Value, name: &str) -> &'a Value {
+    &doc["components"]["schemas"][name]
+}
+
+#[test]
+fn path_parameters_are_uuids() {
+    let doc = document(true);
+    let mut seen = 0;
+    for (path, method, operation) in operations(&doc) {
+        for parameter in operation["parameters"].as_array().into_iter().flatten() {
+            if parameter["in"] != "path" {
+                continue;
+            }
+            seen += 1;
+            assert_eq!(parameter["required"], true, "{method} {path}");
+            assert_eq!(
+                parameter["schema"],
+                json!({"type": "string", "format": "uuid"}),
+                "{method} {path} {}",
+                parameter["name"]
+            );
+        }
+    }
+    assert_eq!(seen, 11, "path parameters in the document");
+}
+
+#[test]
+fn every_route_lists_every_status_it_answers() {
+    let doc = document(true);
+    let listed: BTreeMap<_, _> = operations(&doc)
+        .into_iter()
+        .map(|(_, _, op)| (op["operationId"].as_str().unwrap().to_owned(), op))
+        .collect();
+    let expected: BTreeSet<_> = STATUSES.iter().map(|(id, _)| (*id).to_owned()).collect();
+    assert_eq!(
+        listed.keys().cloned().collect::<BTreeSet<_>>(),
+        expected,
+        "operations"
+    );
+    for (id, codes) in STATUSES {
+        let operation = listed[*id];
+        assert_eq!(
+            statuses(operation),
+            codes.iter().copied().collect(),
+            "statuses of {id}"
+        );
+        for (status, response) in operation["responses"].as_object().unwrap() {
+            assert!(
+                response["headers"]["x-request-id"].is_object(),
+                "{id} {status}: x-request-id"
+            );
+            if status.starts_with('4') || status.starts_with('5') {
+                assert_eq!(
+                    response["content"]["application/json"]["schema"]["$ref"],
+                    "#/components/schemas/ErrorBody",
+                    "{id} {status}"
+                );
+                let description = response["description"].as_str().unwrap();
+                let code = description.split([' ', ':']).next().unwrap_or_default();
+                assert!(
+                    code.len() > 3 && code.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'),
+                    "{id} {status} starts with its error code: {description}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_selection_is_exactly_one_of_seats_or_general_admission() {
+    let doc = document(false);
+    let branches = schema(&doc, "PurchaseRequestDto")["oneOf"]
+        .as_array()
+        .expect("oneOf");
+    assert_eq!(branches.len(), 2);
+    for (branch, selection) in branches.iter().zip(["seats", "generalAdmission"]) {
+        assert_eq!(branch["additionalProperties"], false, "{selection}");
+        assert_eq!(
+            branch["required"],
+            json!(["eventId", "customerId", selection])
+        );
+        assert_eq!(branch["properties"]["eventId"]["format"], "uuid");
+    }
+    let seats = &branches[0]["properties"]["seats"];
+    assert_eq!(seats["minItems"], 1);
+    assert_eq!(seats["maxItems"], MAX_PER_CUSTOMER_LIMIT);
+    assert_eq!(seats["uniqueItems"], true);
+
+    let zones = schema(&doc, "ZoneDto")["oneOf"].as_array().expect("oneOf");
+    let kinds: Vec<_> = zones
+        .iter()
+        .map(|z| z["properties"]["kind"]["enum"].clone())
+        .collect();
+    assert_eq!(kinds, [json!(["seated"]), json!(["generalAdmission"])]);
+    assert_eq!(zones[0]["required"][3], "rows");
+    assert_eq!(zones[1]["required"][3], "capacity");
+}
+
+#[test]
+fn bounds_are_the_domain_s() {
+    let doc = document(false);
+    let token = |schema: &Value, max: usize| {
+        assert_eq!(schema["minLength"], 1, "{schema}");
+        assert_eq!(schema["maxLength"], max, "{schema}");
+        assert_eq!(schema["pattern"], "^[A-Za-z0-9_.@+-]+$", "{schema}");
+    };
+    let purchase = &schema(&doc, "PurchaseRequestDto")["oneOf"][0]["properties"];
+    token(&purchase["customerId"], CustomerId::MAX_LEN);
+    let seat = &schema(&doc, "SeatDto")["properties"];
+    token(&seat["zone"], ZoneCode::MAX_LEN);
+    token(&seat["row"], RowLabel::MAX_LEN);
+    assert_eq!(seat["number"]["minimum"], 1);
+    assert_eq!(seat["number"]["maximum"], u32::MAX);
+    let ga = &schema(&doc, "GeneralAdmissionDto")["properties"];
+    assert_eq!(ga["quantity"]["minimum"], 1);
+    assert_eq!(ga["quantity"]["maximum"], MAX_PER_CUSTOMER_LIMIT);
+    let row = &schema(&doc, "RowDto")["properties"];
+    assert_eq!(row["seats"]["maximum"], MAX_ZONE_CAPACITY);
+    let event = &schema(&doc, "CreateEventDto")["properties"];
+    assert_eq!(event["name"]["maxLength"], MAX_NAME_CHARS);
+    assert_eq!(
+        event["holdTimeSeconds"]["maximum"],
+        MAX_HOLD_TIME.num_seconds()
+    );
+    assert_eq!(event["perCustomerLimit"]["maximum"], MAX_PER_CUSTOMER_LIMIT);
+    assert_eq!(event["prices"]["minItems"], 1);
+    let price = &schema(&doc, "PriceDto")["properties"];
+    assert_eq!(price["amountMinor"]["minimum"], 0);
+    assert_eq!(price["currency"]["pattern"], "^[A-Z]{3}$");
+    let webhook = &schema(&doc, "PaymentWebhookDto")["properties"];
+    token(&webhook["paymentReference"], PaymentRef::MAX_LEN);
+    let key = &operation(&doc, "purchase")["parameters"][0];
+    assert_eq!(key["name"], "Idempotency-Key");
+    token(&key["schema"], IdempotencyKey::MAX_LEN);
+}
+
+#[test]
+fn links_chain_venue_event_purchase_pay_read() {
+    let doc = document(true);
+    let link = |from: &str, status: &str, name: &str| -> Value {
+        let link = operation(&doc, from)["responses"][status]["links"][name].clone();
+        let target = link["operationId"].as_str().unwrap_or_default();
+        operation(&doc, target); // resolves
+        link
+    };
+    let event = link("createVenue", "201", "CreateEvent");
+    assert_eq!(event["requestBody"]["venueId"], "$response.body#/id");
+    let buy = link("createEvent", "201", "BuyPlaces");
+    assert_eq!(buy["operationId"], "purchase");
+    assert_eq!(buy["requestBody"]["eventId"], "$response.body#/id");
+    let pay = link("purchase", "201", "PayInDemo");
+    assert_eq!(pay["parameters"]["orderId"], "$response.body#/id");
+    assert_eq!(
+        link("purchase", "201", "Pay")["operationId"],
+        "paymentWebhook"
+    );
+    let read = link("demoPay", "200", "GetOrder");
+    assert_eq!(read["parameters"]["orderId"], "$response.body#/order/id");
+
+    // Without the demo routes, no link points at them.
+    let doc = document(false);
+    let text = doc.to_string();
+    assert!(!text.contains("demoPay") && !text.contains("/demo/"));
+    assert!(text.contains("\"operationId\":\"paymentWebhook\""));
+}
+
+/// Answers the router gives, each within what its operation documents.
+#[tokio::test]
+async fn the_router_answers_within_the_document() {
+    let app = TestApp::in_memory().await;
+    let doc = document(true);
+    let event = app.demo.event.to_string();
+    let seat =
+        |zone: &str, row: &str, number: Value| json!({"zone": zone, "row": row, "number": number});
+    let zone = |code: &str| json!({"code": code, "name": "Floor", "kind": "generalAdmission", "capacity": 10});
+    let checks: Vec<(&str, StatusCode, Option<&str>, axum::http::Request<Body>)> = vec![
+        // A whole number written as a float is an integer in JSON Schema.
+        (
+            "purchase",
+            StatusCode::CREATED,
+            None,
+            json_post(
+                "/api/tickets",
+                &json!({"eventId": event, "customerId": "ann", "seats": [seat("STALLS", "A", json!(3.0))]}),
+            ),
+        ),
+        (
+            "purchase",
+            StatusCode::BAD_REQUEST,
+            Some("INVALID_REQUEST"),
+            json_post(
+                "/api/tickets",
+                &json!({"eventId": event, "customerId": "ann", "seats": [seat("STALLS", "A", json!(4)), seat("STALLS", "A", json!(4))]}),
+            ),
+        ),
+        (
+            "purchase",
+            StatusCode::BAD_REQUEST,
+            Some("INVALID_REQUEST"),
+            json_post(
+                "/api/tickets",
+                &json!({"eventId": event.replace('-', ""), "customerId": "ann", "seats": [seat("STALLS", "A", json!(5))]}),
+            ),
+        ),
+        (
+            "purchase",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("INCONSISTENT_REQUEST"),
+            json_post(
+                "/api/tickets",
+                &purchase(event.clone(), "ann", &["STALLS:Z:1"]),
+            ),
+        ),
+        (
+            "purchase",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Some("UNSUPPORTED_MEDIA_TYPE"),
+            Request::post("/api/tickets")
+                .body(Body::from("{}"))
+                .unwrap(),
+        ),
+        (
+            "purchase",
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Some("PAYLOAD_TOO_LARGE"),
+            json_post("/api/tickets", &json!({"pad": "x".repeat(70_000)})),
+        ),
+        (
+            "getEvent",
+            StatusCode::BAD_REQUEST,
+            Some("INVALID_REQUEST"),
+            Request::get(format!("/api/events/{}", event.replace('-', "")))
+                .body(Body::empty())
+                .unwrap(),
+        ),
+        (
+            "createVenue",
+            StatusCode::BAD_REQUEST,
+            Some("INVALID_REQUEST"),
+            admin_post(
+                "/api/admin/venues",
+                &json!({"name": "é".repeat(MAX_NAME_CHARS + 1), "zones": [zone("A")]}),
+            ),
+        ),
+        (
+            "createVenue",
+            StatusCode::CREATED,
+            None,
+            admin_post(
+                "/api/admin/venues",
+                &json!({"name": "é".repeat(MAX_NAME_CHARS), "zones": [zone("A")]}),
+            ),
+        ),
+        (
+            "createVenue",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("INCONSISTENT_REQUEST"),
+            admin_post(
+                "/api/admin/venues",
+                &json!({"name": "Hall", "zones": [zone("A"), zone("A")]}),
+            ),
+        ),
+        (
+            "createVenue",
+            StatusCode::UNAUTHORIZED,
+            Some("UNAUTHORIZED"),
+            json_post(
+                "/api/admin/venues",
+                &json!({"name": "Hall", "zones": [zone("A")]}),
+            ),
+        ),
+        (
+            "createEvent",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("INCONSISTENT_REQUEST"),
+            admin_post(
+                "/api/admin/events",
+                &json!({"venueId": app.demo.venue.to_string(), "name": "Late", "saleOpens": "2030-01-02T00:00:00Z",
+                "saleCloses": "2030-01-01T00:00:00Z", "prices": [{"zone": "FLOOR", "amountMinor": 100, "currency": "EUR"}],
+                "holdTimeSeconds": 60, "perCustomerLimit": 2}),
+            ),
+        ),
+        (
+            "createEvent",
+            StatusCode::BAD_REQUEST,
+            Some("INVALID_REQUEST"),
+            admin_post(
+                "/api/admin/events",
+                &json!({"venueId": app.demo.venue.to_string(), "name": "Long hold", "saleOpens": "2030-01-01T00:00:00Z",
+                "saleCloses": "2030-01-02T00:00:00Z", "prices": [{"zone": "FLOOR", "amountMinor": 100, "currency": "EUR"}],
+                "holdTimeSeconds": MAX_HOLD_TIME.num_seconds() + 1, "perCustomerLimit": 2}),
+            ),
+        ),
+    ];
+    for (id, status, code, request) in checks {
+        let what = format!("{} {}", request.method(), request.uri());
+        let answer = app.send(request).await;
+        answer.expect(status, code);
+        assert!(
+            statuses(operation(&doc, id)).contains(&status.as_u16()),
+            "{what}: {status} is not documented for {id}"
+        );
+    }
+}
+
+fn json_post(path: &str, body: &Value) -> Request<Body> {
+    Request::builder()
+        .method(Method::POST)
+        .uri(path)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
+fn admin_post(path: &str, body: &Value) -> Request<Body> {
+    let mut request = json_post(path, body);
+    request.headers_mut().insert(
+        header::AUTHORIZATION,
+        format!("Bearer {ADMIN}").parse().unwrap(),
+    );
+    request
+}
