@@ -19,17 +19,11 @@ use crate::error::StoreResult;
 /// nearly always finds an unlocked shard with room.
 pub(super) const MAX_SHARDS: u32 = 32;
 
-/// Binds: event, zone, first shard, how many rows. Shards with room from `first` on, skipping
-/// rows other transactions hold.
-const TAKE_FREE_FROM: &str = "SELECT shard, CAST(capacity AS SIGNED) - CAST(active AS SIGNED) AS room FROM zone_usage \
-     WHERE event_id = ? AND zone_code = ? AND shard >= ? AND active < capacity \
-     ORDER BY shard LIMIT ? FOR UPDATE SKIP LOCKED";
-
-/// Binds: event, zone, end shard (exclusive), how many rows. The wrap-around of
-/// [`TAKE_FREE_FROM`].
-const TAKE_FREE_BEFORE: &str = "SELECT shard, CAST(capacity AS SIGNED) - CAST(active AS SIGNED) AS room FROM zone_usage \
-     WHERE event_id = ? AND zone_code = ? AND shard < ? AND active < capacity \
-     ORDER BY shard LIMIT ? FOR UPDATE SKIP LOCKED";
+/// Binds: event, zone, first shard, end shard (exclusive), how many rows. Shards with room in
+/// that range, skipping rows other transactions hold.
+const TAKE_FREE: &str = "SELECT shard, CAST(capacity AS SIGNED) - CAST(active AS SIGNED) AS room \
+     FROM zone_usage WHERE event_id = ? AND zone_code = ? AND shard >= ? AND shard < ? \
+     AND active < capacity ORDER BY shard LIMIT ? FOR UPDATE SKIP LOCKED";
 
 /// Binds: event, zone. Every shard, waiting for the ones other transactions hold: the definite
 /// answer when the unlocked shards had too little room.
@@ -100,7 +94,10 @@ fn total(rooms: &Rooms) -> u32 {
     rooms.values().fold(0u32, |sum, r| sum.saturating_add(*r))
 }
 
-/// Up to `n` unlocked shards with room, from shard `start % MAX_SHARDS` on and wrapping around.
+/// Unlocked shards with room, from shard `start % MAX_SHARDS` on and wrapping around, until they
+/// hold `n` places or none is left. Each read locks only the rows it returns, and it asks for one
+/// shard first, then twice as many each time: a purchase in a zone with room locks one shard,
+/// leaving the others to concurrent purchases (a read of all shards at once would lock them all).
 async fn free_unlocked(
     conn: &mut MySqlConnection,
     event: EventId,
@@ -109,12 +106,19 @@ async fn free_unlocked(
     start: u32,
 ) -> StoreResult<Rooms> {
     let first = start % MAX_SHARDS;
-    let mut rooms = select_rooms(conn, TAKE_FREE_FROM, event, zone, Some((first, n))).await?;
-    if total(&rooms) < n && first > 0 {
-        let wanted = n - total(&rooms);
-        rooms.extend(
-            select_rooms(conn, TAKE_FREE_BEFORE, event, zone, Some((first, wanted))).await?,
-        );
+    let mut rooms = Rooms::new();
+    let mut rows = 1;
+    for (from, end) in [(first, MAX_SHARDS), (0, first)] {
+        let mut from = from;
+        while from < end && total(&rooms) < n {
+            let found = select_rooms(conn, TAKE_FREE, event, zone, Some((from, end, rows))).await?;
+            let Some(&last) = found.keys().next_back() else {
+                break;
+            };
+            rooms.extend(found);
+            from = u32::from(last) + 1;
+            rows = (rows * 2).min(MAX_SHARDS);
+        }
     }
     Ok(rooms)
 }
@@ -133,13 +137,13 @@ async fn select_rooms(
     statement: &'static str,
     event: EventId,
     zone: &ZoneCode,
-    bounds: Option<(u32, u32)>,
+    range: Option<(u32, u32, u32)>,
 ) -> StoreResult<Rooms> {
     let mut query = sqlx::query(statement)
         .bind(event.as_uuid())
         .bind(zone.as_str());
-    if let Some((shard, rows)) = bounds {
-        query = query.bind(shard).bind(rows);
+    if let Some((from, end, rows)) = range {
+        query = query.bind(from).bind(end).bind(rows);
     }
     let mut rooms = Rooms::new();
     for row in query.fetch_all(&mut *conn).await? {
