@@ -309,8 +309,8 @@ fn payment_error(base: &str, error: RequestError) -> BenchError {
     }
 }
 
-/// A purchase of a seat in a zone the venue does not have: `400` once the server has loaded the
-/// event, `404` when it does not know it.
+/// A purchase of a seat in a zone the venue does not have: `422 INCONSISTENT_REQUEST` once the
+/// server has loaded the event, `404` when it does not know it.
 async fn check_knows_event(buyer: &HttpBuyer, event: EventId) -> Result<(), BenchError> {
     let request = PurchaseRequest {
         event,
@@ -322,7 +322,7 @@ async fn check_knows_event(buyer: &HttpBuyer, event: EventId) -> Result<(), Benc
         Attempt {
             failure: Some(failure),
             ..
-        } if failure.kind == "HTTP 400 INVALID_REQUEST" => Ok(()),
+        } if failure.kind == "HTTP 422 INCONSISTENT_REQUEST" => Ok(()),
         Attempt {
             failure: Some(failure),
             ..
@@ -333,7 +333,7 @@ async fn check_knows_event(buyer: &HttpBuyer, event: EventId) -> Result<(), Benc
         )
         .into()),
         other => Err(format!(
-            "{}: a purchase of a seat the venue lacks should be refused with 400, got {other:?}",
+            "{}: a purchase of a seat the venue lacks should be refused with 422, got {other:?}",
             buyer.base()
         )
         .into()),
