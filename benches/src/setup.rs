@@ -199,7 +199,12 @@ impl RunDatabase {
             .max_connections(pool_size.max(1))
             .min_connections(pool_size.max(1))
             .acquire_timeout(Duration::from_secs(60))
-            .connect_with(server.clone().database(&name))
+            .connect_with(
+                server
+                    .clone()
+                    .database(&name)
+                    .statement_cache_capacity(ticketing_sqlx::STATEMENT_CACHE_CAPACITY),
+            )
             .await?;
         ticketing_sqlx::migrations().run(&pool).await?;
         Ok(Self { pool, name, server })

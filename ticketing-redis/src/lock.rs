@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use redis::aio::ConnectionManager;
-use redis::{Client, ErrorKind, Script, ScriptInvocation, ServerErrorKind, Value};
+use redis::{ErrorKind, Script, ScriptInvocation, ServerErrorKind, Value};
 use ticketing_core::domain::{EventId, OrderId, SeatRef, ZoneCode};
 use ticketing_core::ports::{
     HoldItem, HoldOutcome, HoldRequest, HoldSource, LockSnapshot, SeatLock, SeatState,
@@ -59,7 +59,7 @@ impl RedisSeatLock {
     /// An unreachable server is [`Error::Unavailable`]; a malformed URL is
     /// [`Error::InvalidRequest`].
     pub async fn connect(url: &str, config: RedisSeatLockConfig) -> Result<Self> {
-        let client = Client::open(url).map_err(|e| Error::invalid("redis_url", e.to_string()))?;
+        let client = crate::client::open(url)?;
         let conn = ConnectionManager::new(client)
             .await
             .map_err(RedisLockError::from)?;

@@ -38,7 +38,7 @@ fn manager_config() -> ConnectionManagerConfig {
 
 /// A new reconnecting connection to `url`; panics naming `TICKETING_REDIS_URL` when unreachable.
 pub async fn connect(url: &str) -> ConnectionManager {
-    let client = redis::Client::open(url)
+    let client = crate::client::open(url)
         .unwrap_or_else(|e| panic!("bad Redis URL {url} (from TICKETING_REDIS_URL): {e}"));
     ConnectionManager::new_with_config(client, manager_config())
         .await

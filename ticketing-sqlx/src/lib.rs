@@ -17,7 +17,7 @@ mod tickets;
 pub mod testing;
 
 pub use catalog::MySqlCatalog;
-pub use pool::connect;
+pub use pool::{STATEMENT_CACHE_CAPACITY, connect};
 pub use seat_lock::SqlSeatLock;
 pub use tickets::{BatchConfig, MySqlTicketRepository};
 

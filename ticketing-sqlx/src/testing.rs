@@ -54,7 +54,12 @@ impl TestDatabase {
             pool: MySqlPoolOptions::new()
                 .max_connections(max_connections.max(1))
                 .acquire_timeout(Duration::from_secs(30))
-                .connect_with(server.clone().database(&name))
+                .connect_with(
+                    server
+                        .clone()
+                        .database(&name)
+                        .statement_cache_capacity(crate::STATEMENT_CACHE_CAPACITY),
+                )
                 .await
                 .map_err(unreachable)?,
             name,

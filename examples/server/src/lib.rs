@@ -24,6 +24,8 @@ use std::future::Future;
 
 use std::sync::Arc;
 
+use axum::serve::ListenerExt;
+
 use ticketing_core::service::{SeatLockSync, ServiceConfig};
 use uuid::Uuid;
 
@@ -98,6 +100,13 @@ pub async fn run(
     if !events.running().is_empty() {
         println!("event stream: {}", events.running().join(", "));
     }
+    // Each response goes out at once (TCP_NODELAY): with Nagle's algorithm a response written
+    // behind an unacknowledged one waits for the client's delayed ACK.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "could not set TCP_NODELAY on a connection");
+        }
+    });
     axum::serve(listener, app::router(state))
         .with_graceful_shutdown(shutdown)
         .await?;

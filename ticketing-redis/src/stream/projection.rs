@@ -6,7 +6,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
-use redis::{Client, FromRedisValue, RedisError, Value};
+use redis::{FromRedisValue, RedisError, Value};
 use ticketing_core::domain::{EventId, OutboxEvent, OutboxKind, ZoneCode};
 use ticketing_core::{Error, Result};
 
@@ -144,7 +144,7 @@ impl RedisProjection {
 
     /// Connects to `url` with a default [`ConnectionManager`].
     pub async fn connect(url: &str, config: ProjectionConfig) -> Result<Self> {
-        let client = Client::open(url).map_err(|e| Error::invalid("redis_url", e.to_string()))?;
+        let client = crate::client::open(url)?;
         let conn = ConnectionManager::new(client)
             .await
             .map_err(RedisLockError::from)?;

@@ -1,8 +1,8 @@
 //! [`RedisEventSink`]: the outbox relay's sink on a Redis stream.
 
 use async_trait::async_trait;
+use redis::ScriptInvocation;
 use redis::aio::ConnectionManager;
-use redis::{Client, ScriptInvocation};
 use ticketing_core::domain::OutboxEntry;
 use ticketing_core::ports::EventSink;
 use ticketing_core::{Error, Result};
@@ -63,7 +63,7 @@ impl RedisEventSink {
 
     /// Connects to `url` with a default [`ConnectionManager`].
     pub async fn connect(url: &str, config: RedisEventSinkConfig) -> Result<Self> {
-        let client = Client::open(url).map_err(|e| Error::invalid("redis_url", e.to_string()))?;
+        let client = crate::client::open(url)?;
         let conn = ConnectionManager::new(client)
             .await
             .map_err(RedisLockError::from)?;
