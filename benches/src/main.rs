@@ -44,9 +44,13 @@ struct Args {
     /// How buyers choose seats.
     #[arg(long, value_enum, default_value_t = SeatChoice::Random)]
     choice: SeatChoice,
-    /// Seats per order.
+    /// Seats per order (places, with --general).
     #[arg(long, default_value_t = 1)]
     seats_per_order: usize,
+    /// Sell S places of one general-admission zone instead of S numbered seats (--choice is
+    /// then unused).
+    #[arg(long)]
+    general: bool,
     /// The seat lock.
     #[arg(long, value_enum, default_value_t = LockKind::Redis)]
     lock: LockKind,
@@ -142,6 +146,11 @@ fn load_average() -> Option<String> {
 }
 
 async fn run(args: Args) -> Result<bool, BenchError> {
+    if args.general && args.mode == Mode::Http {
+        return Err(
+            "--general buys through the library (--mode direct): the HTTP buyer sends seats".into(),
+        );
+    }
     let started_at = chrono::Utc::now().to_rfc3339();
     let load = load_average();
     println!(
@@ -222,6 +231,11 @@ async fn run(args: Args) -> Result<bool, BenchError> {
 
     println!();
     println!("{}", report::table(&runs));
+    for run in &runs {
+        if let Some(line) = report::by_tickets_sold_line(run) {
+            println!("{line}");
+        }
+    }
     if let Some(limits) = &raw_limits {
         println!(
             "raw limits ({} clients, unpipelined): EVALSHA one-seat hold {:.0}/s; single-row autocommit INSERT {:.0}/s; {}-row INSERT {:.0} rows/s",
@@ -302,12 +316,16 @@ async fn scenario_run(
     choice: SeatChoice,
     attempts: u64,
 ) -> Result<RunReport, BenchError> {
-    let label = label(lock, repo, batching, choice);
+    let mut label = label(lock, repo, batching, choice);
+    if args.general {
+        label.push_str(" general admission");
+    }
     let spec = SetupSpec {
         lock,
         repo,
         batching,
         seats: args.seats,
+        general: args.general,
         per_customer_limit: (args.seats_per_order as u32).max(4),
         pool_size: args.pool,
     };
@@ -356,6 +374,7 @@ async fn drive(
         concurrency: args.concurrency,
         choice,
         seats_per_order: args.seats_per_order,
+        general_zone: rig.general_zone.clone(),
         seed: args.seed,
         progress: !args.no_progress,
         customer_prefix: "b".into(),
@@ -462,5 +481,10 @@ async fn drive(
         audit,
         failure_examples: raw.failures.clone(),
         series: report::series(&raw.samples, raw.elapsed, 120),
+        purchases_per_s_by_tickets_sold: report::rate_by_tickets_sold(
+            &raw.samples,
+            args.seats_per_order,
+            report::SOLD_WINDOW,
+        ),
     })
 }

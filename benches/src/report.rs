@@ -169,6 +169,35 @@ pub struct RunReport {
     pub failure_examples: Vec<String>,
     /// Throughput and latency over time.
     pub series: Vec<Point>,
+    /// Successful purchases per second while each consecutive [`SOLD_WINDOW`] tickets sold.
+    pub purchases_per_s_by_tickets_sold: Vec<f64>,
+}
+
+/// Tickets per entry of [`RunReport::purchases_per_s_by_tickets_sold`].
+pub const SOLD_WINDOW: u64 = 10_000;
+
+/// Successful purchases per second while each consecutive `window` tickets were sold: the first
+/// entry covers tickets 0 to `window` (from the start of the run), the next `window` to
+/// `2 * window`, and so on; a last, partial window is left out. Flat means a purchase costs the
+/// same however many tickets the event holds already.
+pub fn rate_by_tickets_sold(samples: &[Sample], tickets_per_order: usize, window: u64) -> Vec<f64> {
+    let per_order = tickets_per_order.max(1) as u64;
+    let mut rates = Vec::new();
+    let (mut sold, mut orders, mut window_start) = (0u64, 0u64, Duration::ZERO);
+    for sample in samples.iter().filter(|s| s.outcome == Outcome::Success) {
+        sold += per_order;
+        orders += 1;
+        if sold >= window * (rates.len() as u64 + 1) {
+            let secs = (sample.end - window_start).as_secs_f64();
+            rates.push(if secs > 0.0 {
+                orders as f64 / secs
+            } else {
+                0.0
+            });
+            (orders, window_start) = (0, sample.end);
+        }
+    }
+    rates
 }
 
 /// Numbers of the main phase: (successes, rejections, failures, purchases/s, sell-out seconds).
@@ -196,6 +225,28 @@ pub fn tally(
         purchases_per_s,
         if sold_out { last_success } else { None },
     )
+}
+
+/// One line on how throughput held up as tickets accumulated, `None` for a run shorter than
+/// two windows: purchases/s per window and the cost of a purchase in the last full window
+/// relative to the first.
+pub fn by_tickets_sold_line(run: &RunReport) -> Option<String> {
+    let rates = &run.purchases_per_s_by_tickets_sold;
+    let (first, last) = (rates.first()?, rates.last()?);
+    if rates.len() < 2 || *last <= 0.0 {
+        return None;
+    }
+    let windows: Vec<String> = rates.iter().map(|r| format!("{r:.0}")).collect();
+    Some(format!(
+        "{}: purchases/s per {} tickets sold: {}; cost of a purchase, tickets {}k–{}k vs the first {}k: {:.2}x",
+        run.label,
+        SOLD_WINDOW,
+        windows.join(", "),
+        (rates.len() as u64 - 1) * SOLD_WINDOW / 1_000,
+        rates.len() as u64 * SOLD_WINDOW / 1_000,
+        SOLD_WINDOW / 1_000,
+        first / last
+    ))
 }
 
 fn opt(value: Option<f64>, digits: usize) -> String {

@@ -9,7 +9,7 @@ use clap::ValueEnum;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use ticketing_core::Error;
-use ticketing_core::domain::{EventId, SeatRef};
+use ticketing_core::domain::{EventId, SeatRef, ZoneCode};
 use ticketing_core::service::{PurchaseRequest, Selection, TicketService};
 
 use crate::http::HttpBuyer;
@@ -84,8 +84,10 @@ pub struct LoadSpec {
     pub concurrency: usize,
     /// How seats are chosen.
     pub choice: SeatChoice,
-    /// Seats per order.
+    /// Seats per order (places, for general admission).
     pub seats_per_order: usize,
+    /// Buy places of this general-admission zone instead of seats (`choice` is then unused).
+    pub general_zone: Option<ZoneCode>,
     /// Seed of the seat choice, so runs are repeatable.
     pub seed: u64,
     /// Draw a progress bar.
@@ -99,7 +101,7 @@ pub struct LoadSpec {
 pub struct RawResult {
     /// Every attempt.
     pub samples: Vec<Sample>,
-    /// The seats of successful orders.
+    /// The seats of successful orders (none for general admission).
     pub sold: Vec<SeatRef>,
     /// Wall time of the whole run.
     pub elapsed: Duration,
@@ -195,13 +197,27 @@ pub async fn run(buyer: &Buyer, event: EventId, seats: &[SeatRef], spec: &LoadSp
                 if index >= spec.attempts {
                     break;
                 }
-                let wanted = choose(&seats, &spec, index, &mut rng);
+                let (selection, wanted, tickets) = match &spec.general_zone {
+                    Some(zone) => {
+                        let quantity = spec.seats_per_order.max(1);
+                        let selection = Selection::General {
+                            zone: zone.clone(),
+                            quantity: quantity as u32,
+                        };
+                        (selection, Vec::new(), quantity as u64)
+                    }
+                    None => {
+                        let wanted = choose(&seats, &spec, index, &mut rng);
+                        let tickets = wanted.len() as u64;
+                        (Selection::Seats(wanted.clone()), wanted, tickets)
+                    }
+                };
                 let request = PurchaseRequest {
                     event,
                     customer: format!("{}{index}", spec.customer_prefix)
                         .parse()
                         .expect("customer ids of letters and digits are valid"),
-                    selection: Selection::Seats(wanted.clone()),
+                    selection,
                     idempotency_key: None,
                 };
                 let begun = Instant::now();
@@ -214,9 +230,9 @@ pub async fn run(buyer: &Buyer, event: EventId, seats: &[SeatRef], spec: &LoadSp
                 });
                 match outcome {
                     Outcome::Success => {
-                        let sold = sold_count.fetch_add(wanted.len() as u64, Ordering::Relaxed);
-                        if sold % 500 < wanted.len() as u64 {
-                            bar.set_message(format!("{} seats sold", sold + wanted.len() as u64));
+                        let sold = sold_count.fetch_add(tickets, Ordering::Relaxed);
+                        if sold % 500 < tickets {
+                            bar.set_message(format!("{} tickets sold", sold + tickets));
                         }
                         local.sold.extend(wanted);
                     }

@@ -1,5 +1,6 @@
 //! Building what a run sells through: its own database (created and dropped), its own Redis key
-//! prefix, the adapters of the chosen lock and repository, and a venue with one seated zone.
+//! prefix, the adapters of the chosen lock and repository, and a venue with one zone: seated, or
+//! general admission.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -10,7 +11,9 @@ use clap::ValueEnum;
 use serde::Serialize;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, MySqlPool};
-use ticketing_core::domain::{Currency, EventId, EventSpec, Money, Row, SeatRef, Zone, ZoneKind};
+use ticketing_core::domain::{
+    Currency, EventId, EventSpec, Money, Row, SeatRef, Zone, ZoneCode, ZoneKind,
+};
 use ticketing_core::memory::{InMemoryCatalog, InMemorySeatLock, InMemoryTicketRepository};
 use ticketing_core::ports::{
     CatalogRepository, SeatLock, SystemClock, TicketRepository, UuidV7Ids,
@@ -60,8 +63,10 @@ pub struct SetupSpec {
     pub repo: RepoKind,
     /// Write batching of the MySQL repository; `None` writes each order alone.
     pub batching: Option<BatchConfig>,
-    /// Seats of the event.
+    /// Seats of the event (places, for general admission).
     pub seats: u32,
+    /// Sell places of one general-admission zone instead of numbered seats.
+    pub general: bool,
     /// Most tickets per customer (at least the seats per order).
     pub per_customer_limit: u32,
     /// Connections of the MySQL pool.
@@ -129,8 +134,10 @@ pub struct Rig {
     pub redis: Option<Arc<RedisSeatLock>>,
     /// The event on sale.
     pub event: EventId,
-    /// Every seat of the venue, in order (front rows first).
+    /// Every seat of the venue, in order (front rows first); empty for general admission.
     pub seats: Vec<SeatRef>,
+    /// The general-admission zone, when the venue has one instead of seats.
+    pub general_zone: Option<ZoneCode>,
 }
 
 impl Rig {
@@ -192,6 +199,7 @@ impl Rig {
             redis,
             event,
             seats,
+            general_zone: spec.general.then(|| ZONE.parse()).transpose()?,
         })
     }
 
@@ -219,33 +227,24 @@ impl Rig {
     }
 }
 
-/// A venue with one seated zone of `spec.seats` seats in rows of [`SEATS_PER_ROW`], and an event
-/// on sale from now for a day.
+/// A venue with one zone, seated (`spec.seats` seats in rows of [`SEATS_PER_ROW`]) or general
+/// admission (`spec.seats` places), and an event on sale from now for a day. Returns the seats
+/// (none for general admission).
 async fn create_event(
     backends: &Backends,
     spec: &SetupSpec,
 ) -> Result<(EventId, Vec<SeatRef>), BenchError> {
     let catalog = CatalogService::new(backends.clone());
-    let mut rows = Vec::new();
-    let mut seats = Vec::new();
-    let mut left = spec.seats.max(1);
-    let mut row = 1;
-    while left > 0 {
-        let in_row = left.min(SEATS_PER_ROW);
-        rows.push(Row {
-            label: row.to_string().parse()?,
-            seats: in_row,
-        });
-        for number in 1..=in_row {
-            seats.push(format!("{ZONE}:{row}:{number}").parse()?);
-        }
-        left -= in_row;
-        row += 1;
-    }
+    let (kind, seats) = if spec.general {
+        let capacity = spec.seats.max(1);
+        (ZoneKind::GeneralAdmission { capacity }, Vec::new())
+    } else {
+        seated_zone(spec.seats)?
+    };
     let zone = Zone {
         code: ZONE.parse()?,
         name: "Arena".into(),
-        kind: ZoneKind::Seated { rows },
+        kind,
     };
     let venue = catalog.create_venue("Flash-sale arena", vec![zone]).await?;
     let now = Utc::now();
@@ -261,4 +260,25 @@ async fn create_event(
         })
         .await?;
     Ok((event.id(), seats))
+}
+
+/// A seated zone of `seats` seats in rows of [`SEATS_PER_ROW`], and its seats in order.
+fn seated_zone(seats: u32) -> Result<(ZoneKind, Vec<SeatRef>), BenchError> {
+    let mut rows = Vec::new();
+    let mut refs = Vec::new();
+    let mut left = seats.max(1);
+    let mut row = 1;
+    while left > 0 {
+        let in_row = left.min(SEATS_PER_ROW);
+        rows.push(Row {
+            label: row.to_string().parse()?,
+            seats: in_row,
+        });
+        for number in 1..=in_row {
+            refs.push(format!("{ZONE}:{row}:{number}").parse()?);
+        }
+        left -= in_row;
+        row += 1;
+    }
+    Ok((ZoneKind::Seated { rows }, refs))
 }
