@@ -31,8 +31,8 @@ impl GeneralHold {
 /// The holds of one zone. A hold asks how many places other orders have at its `now`; summing
 /// every hold for that made each hold O(holds in the zone). Instead the zone keeps the sold
 /// places and the held places still live at `counted_after`, and lapses holds from a
-/// deadline-ordered index as callers' clocks move past them: each hold is uncounted once, so the
-/// work per call is amortised constant while callers' clocks move forward.
+/// deadline-ordered index as callers' clocks move past them: each hold is uncounted once, so a
+/// call costs O(log n), amortised, while callers' clocks move forward.
 #[derive(Debug)]
 pub(super) struct GeneralZone {
     /// Per order. A lapsed hold stays until a successful hold in the zone purges it, so a late
