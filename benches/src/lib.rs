@@ -6,7 +6,7 @@
 //! the same run.
 //!
 //! The binary is `flash-sale` (`cargo run --release -p ticketing-bench -- --help`); the criterion
-//! benches of the seat locks are in `benches/`.
+//! benches (seat locks; in-memory adapter calls as an event fills up) are in `benches/`.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 

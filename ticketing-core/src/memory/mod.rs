@@ -3,6 +3,7 @@
 //! parallelism; they keep nothing across restarts.
 
 mod catalog;
+mod general_zone;
 mod seat_lock;
 mod sink;
 mod tickets;

@@ -1,4 +1,4 @@
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -16,6 +16,10 @@ use crate::{Error, Result};
 
 /// Tickets, idempotency records and the outbox in memory. One mutex makes every call one
 /// transaction, so this is the reference model the database adapters are compared with.
+///
+/// No call scans every ticket or outbox entry: the sweep and the read side use indexes kept next
+/// to the tickets (as a database keeps its indexes) and the relay reads from its cursor, so a
+/// purchase, a payment or a relay round costs the same on a full event as on an empty one.
 ///
 /// It is also the relay's [`OutboxStore`]: the sent cursor and the relay lease live next to the
 /// outbox.
@@ -35,11 +39,98 @@ struct State {
     /// Active tickets per customer (invariant 6).
     customer_active: HashMap<(EventId, CustomerId), u32>,
     idempotency: HashMap<(CustomerId, IdempotencyKey), IdempotencyRecord>,
+    /// Indexes over `tickets` for the sweep and the read side, kept by [`State::store_ticket`].
+    index: TicketIndex,
+    /// The entry with sequence number `n` is at `n - 1`: reads after a cursor are slices.
     outbox: Vec<OutboxEntry>,
     /// Every entry up to this sequence number was published.
     sent_up_to: u64,
     /// The relay lease: holder and valid until.
     lease: Option<(String, DateTime<Utc>)>,
+}
+
+/// What the sweep and the read side ask of the tickets, kept up to date on every write of a
+/// ticket so that no call scans them all.
+#[derive(Debug, Default)]
+struct TicketIndex {
+    /// (payment deadline, order) of every unpaid ticket: the sweep reads the due orders from the
+    /// front, in the order it expires them. An order's tickets leave PENDING_PAYMENT together,
+    /// so one key stands for all its tickets with that deadline.
+    pending_by_deadline: BTreeSet<(DateTime<Utc>, OrderId)>,
+    /// The active tickets of each event, for seat-lock rebuilds and audits.
+    active_by_event: HashMap<EventId, HashSet<TicketId>>,
+    /// Tickets per event and status.
+    by_status: HashMap<(EventId, TicketStatus), u64>,
+    /// Sum of the prices of PAID tickets per venue and event, in minor units (wrapping, as the
+    /// sum it replaces did in release builds).
+    paid_minor: HashMap<(VenueId, EventId), i64>,
+}
+
+impl TicketIndex {
+    /// Counts `ticket` in.
+    fn add(&mut self, ticket: &Ticket) {
+        if ticket.status == TicketStatus::PendingPayment {
+            self.pending_by_deadline
+                .insert((ticket.expires_at, ticket.order_id));
+        }
+        if ticket.status.is_active() {
+            self.active_by_event
+                .entry(ticket.event_id)
+                .or_default()
+                .insert(ticket.id);
+        }
+        *self
+            .by_status
+            .entry((ticket.event_id, ticket.status))
+            .or_default() += 1;
+        if ticket.status == TicketStatus::Paid {
+            let paid = self
+                .paid_minor
+                .entry((ticket.venue_id, ticket.event_id))
+                .or_default();
+            *paid = paid.wrapping_add(ticket.price.minor);
+        }
+    }
+
+    /// Counts `ticket` out again, undoing [`add`](Self::add).
+    fn remove(&mut self, ticket: &Ticket) {
+        if ticket.status == TicketStatus::PendingPayment {
+            self.pending_by_deadline
+                .remove(&(ticket.expires_at, ticket.order_id));
+        }
+        if ticket.status.is_active()
+            && let Some(active) = self.active_by_event.get_mut(&ticket.event_id)
+        {
+            active.remove(&ticket.id);
+        }
+        if let Some(n) = self.by_status.get_mut(&(ticket.event_id, ticket.status)) {
+            *n -= 1;
+        }
+        if ticket.status == TicketStatus::Paid
+            && let Some(paid) = self.paid_minor.get_mut(&(ticket.venue_id, ticket.event_id))
+        {
+            *paid = paid.wrapping_sub(ticket.price.minor);
+        }
+    }
+
+    /// Up to `limit` orders with an unpaid ticket due at `now`, by (deadline, order id) without
+    /// repeating an order in a row: the orders the sweep expires, in its order.
+    fn due_orders(&self, now: DateTime<Utc>, limit: u32) -> Vec<OrderId> {
+        let mut due: Vec<OrderId> = Vec::new();
+        let due_keys = self
+            .pending_by_deadline
+            .iter()
+            .take_while(|(deadline, _)| *deadline <= now);
+        for (_, order) in due_keys {
+            if due.len() >= limit as usize {
+                break;
+            }
+            if due.last() != Some(order) {
+                due.push(*order);
+            }
+        }
+        due
+    }
 }
 
 impl InMemoryTicketRepository {
@@ -63,6 +154,36 @@ impl State {
             .filter_map(|t| self.tickets.get(t).cloned())
             .collect();
         Order::from_tickets(tickets).ok().flatten()
+    }
+
+    /// Writes `ticket`, new or changed, and keeps the index in step.
+    fn store_ticket(&mut self, ticket: Ticket) {
+        if let Some(old) = self.tickets.get(&ticket.id) {
+            self.index.remove(old);
+        }
+        self.index.add(&ticket);
+        self.tickets.insert(ticket.id, ticket);
+    }
+
+    fn active_tickets(&self, event: EventId) -> Vec<Ticket> {
+        self.index
+            .active_by_event
+            .get(&event)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.tickets.get(id).cloned())
+            .collect()
+    }
+
+    /// Up to `limit` outbox entries with a sequence number above `after`, in order: a slice, so
+    /// the relay's cursor costs nothing however long the outbox grew.
+    fn outbox_after(&self, after: u64, limit: u32) -> Vec<OutboxEntry> {
+        let start = usize::try_from(after).map_or(self.outbox.len(), |a| a.min(self.outbox.len()));
+        self.outbox[start..]
+            .iter()
+            .take(limit as usize)
+            .cloned()
+            .collect()
     }
 
     fn record(&mut self, kind: OutboxKind, order: &Order, at: DateTime<Utc>) {
@@ -95,12 +216,13 @@ impl State {
         }
         let to = action.target();
         for ticket in &order.tickets {
-            let stored = self.tickets.get_mut(&ticket.id)?;
-            stored.status = to;
+            let mut moved = ticket.clone();
+            moved.status = to;
             if action == TicketAction::Pay {
-                stored.paid_at = Some(now);
-                stored.payment_ref = payment_ref.cloned();
+                moved.paid_at = Some(now);
+                moved.payment_ref = payment_ref.cloned();
             }
+            self.store_ticket(moved);
             if to.is_terminal() {
                 if let Some(seat) = &ticket.seat {
                     self.active_seats.remove(&(ticket.event_id, seat.clone()));
@@ -187,7 +309,7 @@ impl TicketRepository for InMemoryTicketRepository {
                     .active_seats
                     .insert((order.event_id, seat.clone()), ticket.id);
             }
-            state.tickets.insert(ticket.id, ticket.clone());
+            state.store_ticket(ticket.clone());
         }
         if let Some((zone, _)) = &new.general_admission {
             *state
@@ -237,16 +359,9 @@ impl TicketRepository for InMemoryTicketRepository {
 
     async fn expire_due(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Order>> {
         let mut state = lock(&self.state);
-        let mut due: Vec<(DateTime<Utc>, OrderId)> = state
-            .tickets
-            .values()
-            .filter(|t| t.status == TicketStatus::PendingPayment && t.expires_at <= now)
-            .map(|t| (t.expires_at, t.order_id))
-            .collect();
-        due.sort();
-        due.dedup_by_key(|(_, order)| *order);
+        let due = state.index.due_orders(now, limit);
         let mut expired = Vec::new();
-        for (_, order) in due.into_iter().take(limit as usize) {
+        for order in due {
             if let Some(order) = state.transition(order, TicketAction::Expire, now, None) {
                 expired.push(order);
             }
@@ -263,31 +378,25 @@ impl TicketRepository for InMemoryTicketRepository {
     }
 
     async fn active_tickets(&self, event: EventId) -> Result<Vec<Ticket>> {
-        Ok(lock(&self.state)
-            .tickets
-            .values()
-            .filter(|t| t.event_id == event && t.status.is_active())
-            .cloned()
-            .collect())
+        Ok(lock(&self.state).active_tickets(event))
     }
 
     async fn count_by_status(&self, event: EventId, status: TicketStatus) -> Result<u64> {
         Ok(lock(&self.state)
-            .tickets
-            .values()
-            .filter(|t| t.event_id == event && t.status == status)
-            .count() as u64)
+            .index
+            .by_status
+            .get(&(event, status))
+            .copied()
+            .unwrap_or(0))
     }
 
     async fn revenue_minor(&self, venue: VenueId, event: EventId) -> Result<i64> {
         Ok(lock(&self.state)
-            .tickets
-            .values()
-            .filter(|t| {
-                t.venue_id == venue && t.event_id == event && t.status == TicketStatus::Paid
-            })
-            .map(|t| t.price.minor)
-            .sum())
+            .index
+            .paid_minor
+            .get(&(venue, event))
+            .copied()
+            .unwrap_or(0))
     }
 
     async fn outbox_head(&self) -> Result<Option<u64>> {
@@ -295,13 +404,7 @@ impl TicketRepository for InMemoryTicketRepository {
     }
 
     async fn outbox_after(&self, after: u64, limit: u32) -> Result<Vec<OutboxEntry>> {
-        Ok(lock(&self.state)
-            .outbox
-            .iter()
-            .filter(|e| e.seq > after)
-            .take(limit as usize)
-            .cloned()
-            .collect())
+        Ok(lock(&self.state).outbox_after(after, limit))
     }
 }
 
@@ -334,13 +437,7 @@ impl OutboxStore for InMemoryTicketRepository {
 
     async fn unsent(&self, limit: u32) -> Result<Vec<OutboxEntry>> {
         let state = lock(&self.state);
-        Ok(state
-            .outbox
-            .iter()
-            .filter(|e| e.seq > state.sent_up_to)
-            .take(limit as usize)
-            .cloned()
-            .collect())
+        Ok(state.outbox_after(state.sent_up_to, limit))
     }
 
     async fn mark_sent(&self, relay: &str, up_to: u64) -> Result<bool> {
@@ -363,5 +460,325 @@ impl OutboxStore for InMemoryTicketRepository {
 
     async fn sent_up_to(&self) -> Result<u64> {
         Ok(lock(&self.state).sent_up_to)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeDelta;
+    use futures::executor::block_on;
+    use proptest::prelude::*;
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::domain::{Currency, Money, PaymentRef};
+
+    fn at(second: i64) -> DateTime<Utc> {
+        DateTime::<Utc>::UNIX_EPOCH + TimeDelta::seconds(second)
+    }
+
+    fn event(n: usize) -> EventId {
+        EventId::from_uuid(Uuid::from_u128(10 + n as u128))
+    }
+
+    fn venue(n: usize) -> VenueId {
+        VenueId::from_uuid(Uuid::from_u128(20 + n as u128))
+    }
+
+    const ACTIONS: [TicketAction; 4] = [
+        TicketAction::Pay,
+        TicketAction::Expire,
+        TicketAction::Cancel,
+        TicketAction::Refund,
+    ];
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        /// Seats by number out of a small pool (none = `places` general-admission places); the
+        /// last ticket's deadline is `skew` seconds after the others'.
+        Insert {
+            event: usize,
+            seats: Vec<u8>,
+            places: u32,
+            customer: u8,
+            deadline: i64,
+            skew: i64,
+            price: i64,
+            key: Option<u8>,
+        },
+        Transition {
+            order: usize,
+            action: usize,
+            now: i64,
+        },
+        ExpireDue {
+            now: i64,
+            limit: u32,
+        },
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        let insert = (
+            0usize..2,
+            proptest::collection::vec(0u8..6, 0..3),
+            (
+                1u32..4,
+                0u8..3,
+                0i64..20,
+                prop_oneof![4 => Just(0i64), 1 => -2i64..3],
+            ),
+            (0i64..500, proptest::option::weighted(0.3, 0u8..3)),
+        )
+            .prop_map(
+                |(event, seats, (places, customer, deadline, skew), (price, key))| Step::Insert {
+                    event,
+                    seats,
+                    places,
+                    customer,
+                    deadline,
+                    skew,
+                    price,
+                    key,
+                },
+            );
+        prop_oneof![
+            3 => insert,
+            3 => (0usize..40, 0usize..4, 0i64..25)
+                .prop_map(|(order, action, now)| Step::Transition { order, action, now }),
+            1 => (0i64..25, 1u32..4).prop_map(|(now, limit)| Step::ExpireDue { now, limit }),
+        ]
+    }
+
+    /// Builds the order of an insert step; ids come from `next_id`.
+    fn new_order(step: &Step, next_id: &mut u128) -> Option<NewOrder> {
+        let Step::Insert {
+            event: e,
+            seats,
+            places,
+            customer,
+            deadline,
+            skew,
+            price,
+            key,
+        } = step
+        else {
+            return None;
+        };
+        let mut seats: Vec<SeatRef> = seats
+            .iter()
+            .map(|n| format!("A:1:{}", n + 1).parse().expect("seat"))
+            .collect();
+        seats.sort();
+        seats.dedup();
+        let customer = CustomerId::new(format!("c{customer}")).expect("customer");
+        let key = key.map(|k| IdempotencyKey::new(format!("k{k}")).expect("key"));
+        *next_id += 1;
+        let order_id = match &key {
+            Some(key) => OrderId::for_idempotency_key(&customer, key),
+            None => OrderId::from_uuid(Uuid::from_u128(1 << 64 | *next_id)),
+        };
+        let ga_zone: ZoneCode = "GA".parse().expect("zone");
+        let places: Vec<(ZoneCode, Option<SeatRef>)> = if seats.is_empty() {
+            (0..*places).map(|_| (ga_zone.clone(), None)).collect()
+        } else {
+            seats
+                .into_iter()
+                .map(|s| (s.zone.clone(), Some(s)))
+                .collect()
+        };
+        let count = places.len();
+        let tickets = places
+            .into_iter()
+            .enumerate()
+            .map(|(i, (zone, seat))| {
+                *next_id += 1;
+                let late = if i + 1 == count { *skew } else { 0 };
+                Ticket {
+                    id: TicketId::from_uuid(Uuid::from_u128(*next_id)),
+                    order_id,
+                    event_id: event(*e),
+                    venue_id: venue(*e),
+                    zone,
+                    seat,
+                    customer: customer.clone(),
+                    price: Money::new(*price, Currency::new("EUR").expect("currency")),
+                    status: TicketStatus::PendingPayment,
+                    created_on: at(0),
+                    expires_at: at(deadline + late),
+                    paid_at: None,
+                    payment_ref: None,
+                }
+            })
+            .collect();
+        let order = Order::from_tickets(tickets).expect("one order")?;
+        let general_admission = order
+            .tickets
+            .iter()
+            .all(|t| t.seat.is_none())
+            .then_some((ga_zone, 1_000));
+        Some(NewOrder {
+            per_customer_limit: 100,
+            general_admission,
+            idempotency: key.map(|key| IdempotencyRecord {
+                customer,
+                key,
+                fingerprint: "f".into(),
+                order_id,
+            }),
+            order,
+        })
+    }
+
+    /// The expiry sweep's choice as it was made by scanning every ticket.
+    fn due_by_scan(state: &State, now: DateTime<Utc>, limit: u32) -> Vec<OrderId> {
+        let mut due: Vec<(DateTime<Utc>, OrderId)> = state
+            .tickets
+            .values()
+            .filter(|t| t.status == TicketStatus::PendingPayment && t.expires_at <= now)
+            .map(|t| (t.expires_at, t.order_id))
+            .collect();
+        due.sort();
+        due.dedup_by_key(|(_, order)| *order);
+        due.into_iter()
+            .take(limit as usize)
+            .map(|(_, order)| order)
+            .collect()
+    }
+
+    /// Every answer the index gives equals a scan of every ticket and every outbox entry.
+    fn assert_index_matches_a_scan(repo: &InMemoryTicketRepository) -> Result<(), TestCaseError> {
+        for e in 0..2 {
+            for status in TicketStatus::ALL {
+                let scanned = lock(&repo.state)
+                    .tickets
+                    .values()
+                    .filter(|t| t.event_id == event(e) && t.status == status)
+                    .count() as u64;
+                let counted = block_on(repo.count_by_status(event(e), status)).expect("count");
+                prop_assert_eq!(counted, scanned, "{:?} of event {}", status, e);
+            }
+            for v in 0..2 {
+                let scanned: i64 = lock(&repo.state)
+                    .tickets
+                    .values()
+                    .filter(|t| {
+                        t.venue_id == venue(v)
+                            && t.event_id == event(e)
+                            && t.status == TicketStatus::Paid
+                    })
+                    .map(|t| t.price.minor)
+                    .sum();
+                let summed = block_on(repo.revenue_minor(venue(v), event(e))).expect("revenue");
+                prop_assert_eq!(summed, scanned);
+            }
+            let mut scanned: Vec<TicketId> = lock(&repo.state)
+                .tickets
+                .values()
+                .filter(|t| t.event_id == event(e) && t.status.is_active())
+                .map(|t| t.id)
+                .collect();
+            let mut indexed: Vec<TicketId> = block_on(repo.active_tickets(event(e)))
+                .expect("active")
+                .iter()
+                .map(|t| t.id)
+                .collect();
+            scanned.sort();
+            indexed.sort();
+            prop_assert_eq!(indexed, scanned);
+        }
+        let state = lock(&repo.state);
+        for now in [0, 5, 10, 19, 30] {
+            for limit in [1, 2, 100] {
+                prop_assert_eq!(
+                    state.index.due_orders(at(now), limit),
+                    due_by_scan(&state, at(now), limit)
+                );
+            }
+        }
+        let len = state.outbox.len() as u64;
+        for after in [0, len / 2, len.saturating_sub(1), len, len + 3] {
+            let scanned: Vec<OutboxEntry> = state
+                .outbox
+                .iter()
+                .filter(|e| e.seq > after)
+                .take(2)
+                .cloned()
+                .collect();
+            prop_assert_eq!(state.outbox_after(after, 2), scanned);
+        }
+        Ok(())
+    }
+
+    proptest! {
+        /// Random orders (seated and general admission, some with a straggling deadline, some
+        /// retried by idempotency key), transitions at random instants and expiry sweeps: the
+        /// counters, the active-ticket index, the sweep's choice and outbox reads always equal a
+        /// scan of everything.
+        #[test]
+        fn indexes_match_a_scan(steps in proptest::collection::vec(step(), 1..60)) {
+            let repo = InMemoryTicketRepository::new();
+            let (mut next_id, mut orders) = (0u128, Vec::new());
+            for step in steps {
+                match &step {
+                    Step::Insert { .. } => {
+                        if let Some(new) = new_order(&step, &mut next_id)
+                            && let Ok(InsertOutcome::Inserted) = block_on(repo.insert_order(&new))
+                        {
+                            orders.push(new.order.id);
+                        }
+                    }
+                    Step::Transition { order, action, now } => {
+                        if !orders.is_empty() {
+                            let transition = Transition {
+                                order: orders[order % orders.len()],
+                                action: ACTIONS[*action],
+                                now: at(*now),
+                                payment_ref: Some(PaymentRef::new("p").expect("ref")),
+                            };
+                            block_on(repo.transition(&transition)).expect("transition");
+                        }
+                    }
+                    Step::ExpireDue { now, limit } => {
+                        block_on(repo.expire_due(at(*now), *limit)).expect("sweep");
+                    }
+                }
+                assert_index_matches_a_scan(&repo)?;
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_relay_reads_from_its_cursor() {
+        let repo = InMemoryTicketRepository::new();
+        let mut next_id = 0;
+        for deadline in 0..5 {
+            let step = Step::Insert {
+                event: 0,
+                seats: Vec::new(),
+                places: 1,
+                customer: 0,
+                deadline,
+                skew: 0,
+                price: 100,
+                key: None,
+            };
+            let new = new_order(&step, &mut next_id).expect("an order");
+            repo.insert_order(&new).await.expect("insert");
+        }
+        assert!(
+            repo.try_acquire_lease("r", at(0), TimeDelta::seconds(5))
+                .await
+                .unwrap()
+        );
+        assert!(repo.mark_sent("r", 3).await.unwrap());
+        let seqs = |entries: Vec<OutboxEntry>| entries.iter().map(|e| e.seq).collect::<Vec<_>>();
+        assert_eq!(seqs(repo.unsent(10).await.unwrap()), [4, 5]);
+        assert_eq!(seqs(repo.unsent(1).await.unwrap()), [4]);
+        assert!(repo.rewind("r", 1).await.unwrap());
+        assert_eq!(seqs(repo.unsent(10).await.unwrap()), [2, 3, 4, 5]);
+        assert_eq!(
+            seqs(repo.outbox_after(5, 10).await.unwrap()),
+            Vec::<u64>::new()
+        );
     }
 }
