@@ -108,9 +108,15 @@ pub(crate) async fn number_committed(pool: &MySqlPool, limit: u32) -> StoreResul
         tx.rollback().await?;
         return Ok(0);
     }
-    let list = markers(ids.len());
+    // The list is padded to a power of two with the last id (FIELD answers its first position,
+    // IN ignores repeats), so a relay numbering batches of every size prepares a handful of
+    // statements instead of one per size (see `STATEMENT_CACHE_CAPACITY`).
+    let padded = ids.len().next_power_of_two();
+    let list = markers(padded);
+    let last_id = ids[ids.len() - 1];
+    let padding = std::iter::repeat_n(&last_id, padded - ids.len());
     let mut number = sqlx::query(expand(NUMBER_ROWS, &list)).bind(last);
-    for id in ids.iter().chain(&ids) {
+    for id in ids.iter().chain(padding.clone()).chain(&ids).chain(padding) {
         number = number.bind(*id);
     }
     let numbered = number.execute(&mut *tx).await?.rows_affected();
