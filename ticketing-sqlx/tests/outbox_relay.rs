@@ -92,16 +92,14 @@ async fn unsent_reads_after_the_cursor_in_order() {
     db.drop_database().await.unwrap();
 }
 
-/// Writers and three relays at once: the sink ends with every entry exactly once, in order.
-#[tokio::test]
-async fn concurrent_relays_publish_every_entry_once_in_order() {
-    const WRITERS: usize = 4;
-    const ORDERS_PER_WRITER: usize = 15;
-    let db = database(16).await;
-    let repo = Arc::new(MySqlTicketRepository::new(db.pool().clone()));
-    let sink = Arc::new(InMemoryEventSink::new());
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let relays: Vec<_> = (0..3)
+/// Three relays from `repo` to `sink` running until `stopped` turns true, each with its task.
+fn spawn_relays(
+    repo: &Arc<MySqlTicketRepository>,
+    sink: &Arc<InMemoryEventSink>,
+    batch_size: u32,
+    stopped: &tokio::sync::watch::Receiver<bool>,
+) -> Vec<(Arc<OutboxRelay>, tokio::task::JoinHandle<()>)> {
+    (0..3)
         .map(|n| {
             let relay = Arc::new(
                 OutboxRelay::new(
@@ -110,7 +108,7 @@ async fn concurrent_relays_publish_every_entry_once_in_order() {
                     Arc::new(SystemClock),
                     RelayConfig {
                         relay_id: format!("relay-{n}"),
-                        batch_size: 7,
+                        batch_size,
                         poll_interval: Duration::from_millis(2),
                         ..RelayConfig::default()
                     },
@@ -130,7 +128,19 @@ async fn concurrent_relays_publish_every_entry_once_in_order() {
             });
             (relay, task)
         })
-        .collect();
+        .collect()
+}
+
+/// Writers and three relays at once: the sink ends with every entry exactly once, in order.
+#[tokio::test]
+async fn concurrent_relays_publish_every_entry_once_in_order() {
+    const WRITERS: usize = 4;
+    const ORDERS_PER_WRITER: usize = 15;
+    let db = database(16).await;
+    let repo = Arc::new(MySqlTicketRepository::new(db.pool().clone()));
+    let sink = Arc::new(InMemoryEventSink::new());
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let relays = spawn_relays(&repo, &sink, 7, &stopped);
     let show = Arc::new(Show::new());
     let writers: Vec<_> = (0..WRITERS)
         .map(|w| {
@@ -181,30 +191,7 @@ async fn each_orders_changes_are_published_in_their_order() {
     let repo = Arc::new(MySqlTicketRepository::new(db.pool().clone()));
     let sink = Arc::new(InMemoryEventSink::new());
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let relays: Vec<_> = (0..3)
-        .map(|n| {
-            let relay = OutboxRelay::new(
-                repo.clone(),
-                sink.clone(),
-                Arc::new(SystemClock),
-                RelayConfig {
-                    relay_id: format!("relay-{n}"),
-                    batch_size: 5,
-                    poll_interval: Duration::from_millis(1),
-                    ..RelayConfig::default()
-                },
-            )
-            .unwrap();
-            let mut stopped = stopped.clone();
-            tokio::spawn(async move {
-                relay
-                    .run(async move {
-                        let _ = stopped.wait_for(|s| *s).await;
-                    })
-                    .await
-            })
-        })
-        .collect();
+    let relays = spawn_relays(&repo, &sink, 5, &stopped);
     let show = Arc::new(Show::new());
     let writers: Vec<_> = (0..WRITERS)
         .map(|w| {
@@ -241,8 +228,8 @@ async fn each_orders_changes_are_published_in_their_order() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     stop.send(true).unwrap();
-    for relay in relays {
-        relay.await.unwrap();
+    for (_, task) in relays {
+        task.await.unwrap();
     }
     let entries = sink.entries();
     let seqs: Vec<u64> = entries.iter().map(|e| e.seq).collect();
