@@ -38,46 +38,62 @@ struct Server {
 
 impl Server {
     /// Starts the server with the in-memory backends, the demo event and `flags`, and waits until
-    /// it answers.
+    /// it answers. A port from [`free_port`] can be taken again before the server binds it (by
+    /// another test's server or by a client socket of the slowloris test), so the server proves
+    /// it is this one with its own admin token, and a server that cannot bind is started again
+    /// on another port.
     async fn start(flags: &[&str]) -> Self {
-        let address: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let listen = address.to_string();
-        let mut argv = vec![
-            "ticketing-server",
-            "--listen",
-            &listen,
-            "--demo",
-            "true",
-            "--admin-token",
-            "admin",
-            "--webhook-secret",
-            "whsec_test",
-        ];
-        argv.extend_from_slice(flags);
-        let args = Args::parse_from(argv);
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(ticketing_server::run(args, async move {
-            let _ = stopped.await;
-        }));
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(answer) = try_exchange(address, &get("/demo/config")).await
-                && answer.status == 200
-            {
-                let event = answer.body["event"]["id"].as_str().expect("event id");
-                return Self {
-                    address,
-                    event: event.to_owned(),
-                    stop,
-                    task,
-                };
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the server did not come up on {address}"
+        for _attempt in 0..5 {
+            let address: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+            let listen = address.to_string();
+            let token = uuid::Uuid::new_v4().simple().to_string();
+            let mut argv = vec![
+                "ticketing-server",
+                "--listen",
+                &listen,
+                "--demo",
+                "true",
+                "--admin-token",
+                &token,
+                "--webhook-secret",
+                "whsec_test",
+            ];
+            argv.extend_from_slice(flags);
+            let args = Args::parse_from(argv);
+            let (stop, stopped) = oneshot::channel::<()>();
+            let task = tokio::spawn(ticketing_server::run(args, async move {
+                let _ = stopped.await;
+            }));
+            // With its token, an empty venue is a 400 from this server (a 401 from another).
+            let whoami = format!(
+                "POST /api/admin/venues HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\
+                 authorization: Bearer {token}\r\ncontent-type: application/json\r\n\
+                 content-length: 2\r\n\r\n{{}}"
             );
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while !task.is_finished() {
+                if let Ok(answer) = try_exchange(address, whoami.as_bytes()).await
+                    && answer.status == 400
+                {
+                    let config = exchange(address, &get("/demo/config")).await;
+                    let event = config.body["event"]["id"].as_str().expect("event id");
+                    return Self {
+                        address,
+                        event: event.to_owned(),
+                        stop,
+                        task,
+                    };
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "the server did not come up on {address}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let ended = task.await.expect("the server task");
+            eprintln!("the server did not start on {address} ({ended:?}); another port");
         }
+        panic!("the server did not start on any of five ports");
     }
 
     /// Sends the shutdown signal and returns how long `run` took to return after it.
