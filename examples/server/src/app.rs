@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::HeaderName;
+use axum::http::{HeaderName, StatusCode};
 use axum::middleware::{from_fn_with_state, map_request};
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use ticketing_core::domain::{EventId, VenueId};
 use ticketing_core::service::{
@@ -16,7 +17,9 @@ use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 
+use crate::limits::{HttpLimits, InFlight, shed_load};
 use crate::metrics::{Metrics, TimedSeatLock};
 use crate::middleware::{REQUEST_ID, drop_odd_request_id, no_route, observe, require_admin};
 use crate::routes;
@@ -118,9 +121,18 @@ impl AppState {
     }
 }
 
-/// The whole HTTP API with its layers: request ids (generated when absent, echoed on every
-/// answer), JSON error rendering, one log line per request, a body limit and panic catching.
+/// The whole HTTP API with its layers and the default [`HttpLimits`]; see
+/// [`router_with_limits`].
 pub fn router(state: AppState) -> Router {
+    router_with_limits(state, &HttpLimits::default())
+}
+
+/// The whole HTTP API with its layers: request ids (generated when absent, echoed on every
+/// answer), JSON error rendering, one log line per request, load shedding beyond
+/// `limits.max_in_flight` requests, the request and body-read timeouts (`408`), a body limit and
+/// panic catching. The header-read timeout and the shutdown grace belong to the connection
+/// ([`crate::limits::serve`]).
+pub fn router_with_limits(state: AppState, limits: &HttpLimits) -> Router {
     let admin = Router::new()
         .route("/api/admin/venues", post(routes::admin::create_venue))
         .route("/api/admin/events", post(routes::admin::create_event))
@@ -161,6 +173,18 @@ pub fn router(state: AppState) -> Router {
                 .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
                 .layer(PropagateRequestIdLayer::new(request_id))
                 .layer(from_fn_with_state(state.clone(), observe))
+                // Inside `observe`, so a shed request and a timeout get the JSON error body.
+                .layer(from_fn_with_state(
+                    InFlight::new(limits.max_in_flight),
+                    shed_load,
+                ))
+                .layer(TimeoutLayer::with_status_code(
+                    StatusCode::REQUEST_TIMEOUT,
+                    limits.request_timeout,
+                ))
+                // The timeout answers with an empty body of the inner services' body type.
+                .map_response(IntoResponse::into_response)
+                .layer(RequestBodyTimeoutLayer::new(limits.body_read_timeout))
                 .layer(DefaultBodyLimit::max(BODY_LIMIT))
                 .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
                 .layer(CatchPanicLayer::new()),

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::limits::HttpLimits;
 use clap::{Parser, ValueEnum};
 use ticketing_core::Result;
 use ticketing_core::memory::InMemoryTicketRepository;
@@ -75,6 +76,28 @@ pub struct Args {
     #[arg(long, env = "TICKETING_NO_PROJECTION")]
     pub no_projection: bool,
 
+    /// Longest time a client may take to send a request's header (also how long an idle
+    /// keep-alive connection stays open); the connection is closed after it.
+    #[arg(long, env = "TICKETING_HEADER_READ_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub header_read_timeout: Duration,
+
+    /// Longest time from a request's header to its response; `408 REQUEST_TIMEOUT` after it.
+    #[arg(long, env = "TICKETING_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+
+    /// Longest pause while a request body is read; `408 REQUEST_TIMEOUT` after it.
+    #[arg(long, env = "TICKETING_BODY_READ_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub body_read_timeout: Duration,
+
+    /// Most requests handled at once; the rest are refused at once with `503 UNAVAILABLE` and
+    /// `Retry-After` (`/health` and `/metrics` are exempt).
+    #[arg(long, env = "TICKETING_MAX_IN_FLIGHT", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_in_flight: u32,
+
+    /// After Ctrl-C or SIGTERM, how long open connections get to finish before they are closed.
+    #[arg(long, env = "TICKETING_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+
     /// Log line format.
     #[arg(long, env = "TICKETING_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -90,6 +113,17 @@ pub enum LogFormat {
 }
 
 impl Args {
+    /// The HTTP limits these flags set.
+    pub fn http_limits(&self) -> HttpLimits {
+        HttpLimits {
+            header_read_timeout: self.header_read_timeout,
+            request_timeout: self.request_timeout,
+            body_read_timeout: self.body_read_timeout,
+            max_in_flight: self.max_in_flight as usize,
+            shutdown_grace: self.shutdown_grace,
+        }
+    }
+
     /// Whether demo mode is on.
     pub fn demo_mode(&self) -> bool {
         self.demo.unwrap_or(self.database_url.is_none())
@@ -212,6 +246,32 @@ mod tests {
         assert!(!args.no_outbox_relay && !args.no_projection);
         let args = Args::parse_from(["ticketing-server", "--no-outbox-relay", "--no-projection"]);
         assert!(args.no_outbox_relay && args.no_projection);
+    }
+
+    #[test]
+    fn http_limit_defaults_are_the_library_defaults() {
+        let args = Args::parse_from(["ticketing-server"]);
+        assert_eq!(args.http_limits(), HttpLimits::default());
+        let args = Args::parse_from([
+            "ticketing-server",
+            "--header-read-timeout",
+            "2s",
+            "--request-timeout",
+            "3s",
+            "--body-read-timeout",
+            "500ms",
+            "--max-in-flight",
+            "2",
+            "--shutdown-grace",
+            "1s",
+        ]);
+        let limits = args.http_limits();
+        assert_eq!(limits.header_read_timeout, Duration::from_secs(2));
+        assert_eq!(limits.request_timeout, Duration::from_secs(3));
+        assert_eq!(limits.body_read_timeout, Duration::from_millis(500));
+        assert_eq!(limits.max_in_flight, 2);
+        assert_eq!(limits.shutdown_grace, Duration::from_secs(1));
+        assert!(Args::try_parse_from(["ticketing-server", "--max-in-flight", "0"]).is_err());
     }
 
     #[test]

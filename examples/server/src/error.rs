@@ -184,13 +184,32 @@ impl From<JsonRejection> for ApiError {
 }
 
 impl From<BytesRejection> for ApiError {
+    /// A body over the limit is `413`, a body that stalls past `--body-read-timeout` is `408`.
     fn from(rejection: BytesRejection) -> Self {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::from_status(StatusCode::PAYLOAD_TOO_LARGE)
+        } else if body_timed_out(&rejection) {
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "REQUEST_TIMEOUT",
+                "the request body arrived too slowly",
+            )
         } else {
             ApiError::invalid(format!("cannot read the body: {}", rejection.body_text()))
         }
     }
+}
+
+/// Whether reading the body failed on the body-read timeout (`tower_http`'s `TimeoutBody`).
+fn body_timed_out(rejection: &BytesRejection) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(rejection);
+    while let Some(error) = cause {
+        if error.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
 }
 
 impl From<PathRejection> for ApiError {

@@ -14,6 +14,7 @@ pub mod dto;
 pub mod error;
 pub mod event_stream;
 pub mod extract;
+pub mod limits;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;
@@ -23,8 +24,6 @@ pub mod webhook;
 use std::future::Future;
 
 use std::sync::Arc;
-
-use axum::serve::ListenerExt;
 
 use ticketing_core::service::{SeatLockSync, ServiceConfig};
 use uuid::Uuid;
@@ -37,7 +36,7 @@ use crate::webhook::WebhookSecret;
 pub type StartError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Connects the backends, seeds the demo, serves until `shutdown` completes, then lets in-flight
-/// requests finish and stops the expiry sweep.
+/// requests finish (for at most `--shutdown-grace`) and stops the expiry sweep.
 pub async fn run(
     args: Args,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -100,16 +99,9 @@ pub async fn run(
     if !events.running().is_empty() {
         println!("event stream: {}", events.running().join(", "));
     }
-    // Each response goes out at once (TCP_NODELAY): with Nagle's algorithm a response written
-    // behind an unacknowledged one waits for the client's delayed ACK.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(error) = tcp.set_nodelay(true) {
-            tracing::debug!(%error, "could not set TCP_NODELAY on a connection");
-        }
-    });
-    axum::serve(listener, app::router(state))
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let limits = args.http_limits();
+    let router = app::router_with_limits(state, &limits);
+    limits::serve(listener, router, limits, shutdown).await;
     let _ = stop_sweep.send(true);
     let _ = sweeper.await;
     events.stop().await;
