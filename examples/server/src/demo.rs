@@ -105,7 +105,8 @@ fn demo_event(state: &AppState) -> ApiResult<DemoEvent> {
     responses(
         (status = 200, description = "The demo event and venue", body = DemoConfigDto),
         (status = 500, description = "INTERNAL: a bug or broken stored data", body = ErrorBody),
-        (status = 503, description = "UNAVAILABLE: a backend failed; retry", body = ErrorBody),
+        (status = 408, description = "REQUEST_TIMEOUT: the request or its body took longer than the server allows", body = ErrorBody),
+        (status = 503, description = "UNAVAILABLE: a backend failed, or the server is at its in-flight limit (see Retry-After); retry", body = ErrorBody),
     )
 )]
 pub async fn config(State(state): State<AppState>) -> ApiResult<Json<DemoConfigDto>> {
@@ -131,7 +132,8 @@ pub async fn config(State(state): State<AppState>) -> ApiResult<Json<DemoConfigD
             is cancelled, expired or paid already", body = ErrorBody),
         (status = 413, description = "PAYLOAD_TOO_LARGE: a body over 64 KiB", body = ErrorBody),
         (status = 500, description = "INTERNAL: a bug or broken stored data", body = ErrorBody),
-        (status = 503, description = "UNAVAILABLE: a backend failed; retry", body = ErrorBody),
+        (status = 408, description = "REQUEST_TIMEOUT: the request or its body took longer than the server allows", body = ErrorBody),
+        (status = 503, description = "UNAVAILABLE: a backend failed, or the server is at its in-flight limit (see Retry-After); retry", body = ErrorBody),
     )
 )]
 pub async fn simulate_payment(

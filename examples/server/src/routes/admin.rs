@@ -23,7 +23,8 @@ use crate::extract::{ApiJson, ApiPath, parse_id};
         (status = 415, description = "UNSUPPORTED_MEDIA_TYPE: the body is not sent as application/json", body = ErrorBody),
         (status = 422, description = "INCONSISTENT_REQUEST: a zone code twice in the venue, or a row label twice in a zone", body = ErrorBody),
         (status = 500, description = "INTERNAL: a bug or broken stored data", body = ErrorBody),
-        (status = 503, description = "UNAVAILABLE: a backend failed; retry", body = ErrorBody),
+        (status = 408, description = "REQUEST_TIMEOUT: the request or its body took longer than the server allows", body = ErrorBody),
+        (status = 503, description = "UNAVAILABLE: a backend failed, or the server is at its in-flight limit (see Retry-After); retry", body = ErrorBody),
     )
 )]
 pub async fn create_venue(
@@ -50,7 +51,8 @@ pub async fn create_venue(
         (status = 422, description = "INCONSISTENT_REQUEST: the sale closes before it opens, a price names \
             a zone the venue lacks or a zone twice, or the prices use more than one currency", body = ErrorBody),
         (status = 500, description = "INTERNAL: a bug or broken stored data", body = ErrorBody),
-        (status = 503, description = "UNAVAILABLE: a backend failed; retry", body = ErrorBody),
+        (status = 408, description = "REQUEST_TIMEOUT: the request or its body took longer than the server allows", body = ErrorBody),
+        (status = 503, description = "UNAVAILABLE: a backend failed, or the server is at its in-flight limit (see Retry-After); retry", body = ErrorBody),
     )
 )]
 pub async fn create_event(
@@ -75,7 +77,8 @@ pub async fn create_event(
         (status = 409, description = "INVALID_TRANSITION: the order is not paid", body = ErrorBody),
         (status = 413, description = "PAYLOAD_TOO_LARGE: a body over 64 KiB", body = ErrorBody),
         (status = 500, description = "INTERNAL: a bug or broken stored data", body = ErrorBody),
-        (status = 503, description = "UNAVAILABLE: a backend failed; retry", body = ErrorBody),
+        (status = 408, description = "REQUEST_TIMEOUT: the request or its body took longer than the server allows", body = ErrorBody),
+        (status = 503, description = "UNAVAILABLE: a backend failed, or the server is at its in-flight limit (see Retry-After); retry", body = ErrorBody),
     )
 )]
 pub async fn refund_order(

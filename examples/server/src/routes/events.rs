@@ -18,7 +18,8 @@ use crate::extract::{ApiPath, parse_id};
         (status = 400, description = "INVALID_REQUEST: the id is not a hyphenated UUID", body = ErrorBody),
         (status = 404, description = "NOT_FOUND: no such event", body = ErrorBody),
         (status = 500, description = "INTERNAL: a bug or broken stored data", body = ErrorBody),
-        (status = 503, description = "UNAVAILABLE: a backend failed; retry", body = ErrorBody),
+        (status = 408, description = "REQUEST_TIMEOUT: the request or its body took longer than the server allows", body = ErrorBody),
+        (status = 503, description = "UNAVAILABLE: a backend failed, or the server is at its in-flight limit (see Retry-After); retry", body = ErrorBody),
     )
 )]
 pub async fn event(
@@ -39,7 +40,8 @@ pub async fn event(
         (status = 400, description = "INVALID_REQUEST: the id is not a hyphenated UUID", body = ErrorBody),
         (status = 404, description = "NOT_FOUND: no such venue", body = ErrorBody),
         (status = 500, description = "INTERNAL: a bug or broken stored data", body = ErrorBody),
-        (status = 503, description = "UNAVAILABLE: a backend failed; retry", body = ErrorBody),
+        (status = 408, description = "REQUEST_TIMEOUT: the request or its body took longer than the server allows", body = ErrorBody),
+        (status = 503, description = "UNAVAILABLE: a backend failed, or the server is at its in-flight limit (see Retry-After); retry", body = ErrorBody),
     )
 )]
 pub async fn venue(
@@ -60,7 +62,8 @@ pub async fn venue(
         (status = 400, description = "INVALID_REQUEST: the id is not a hyphenated UUID", body = ErrorBody),
         (status = 404, description = "NOT_FOUND: no such event", body = ErrorBody),
         (status = 500, description = "INTERNAL: a bug or broken stored data", body = ErrorBody),
-        (status = 503, description = "UNAVAILABLE: a backend failed; retry", body = ErrorBody),
+        (status = 408, description = "REQUEST_TIMEOUT: the request or its body took longer than the server allows", body = ErrorBody),
+        (status = 503, description = "UNAVAILABLE: a backend failed, or the server is at its in-flight limit (see Retry-After); retry", body = ErrorBody),
     )
 )]
 pub async fn sold_count(
@@ -87,7 +90,8 @@ pub async fn sold_count(
         (status = 400, description = "INVALID_REQUEST: the id is not a hyphenated UUID", body = ErrorBody),
         (status = 404, description = "NOT_FOUND: no such event at this venue", body = ErrorBody),
         (status = 500, description = "INTERNAL: a bug or broken stored data", body = ErrorBody),
-        (status = 503, description = "UNAVAILABLE: a backend failed; retry", body = ErrorBody),
+        (status = 408, description = "REQUEST_TIMEOUT: the request or its body took longer than the server allows", body = ErrorBody),
+        (status = 503, description = "UNAVAILABLE: a backend failed, or the server is at its in-flight limit (see Retry-After); retry", body = ErrorBody),
     )
 )]
 pub async fn revenue(
@@ -113,7 +117,8 @@ pub async fn revenue(
         (status = 400, description = "INVALID_REQUEST: the id is not a hyphenated UUID", body = ErrorBody),
         (status = 404, description = "NOT_FOUND: no such event", body = ErrorBody),
         (status = 500, description = "INTERNAL: a bug or broken stored data", body = ErrorBody),
-        (status = 503, description = "UNAVAILABLE: a backend failed; retry", body = ErrorBody),
+        (status = 408, description = "REQUEST_TIMEOUT: the request or its body took longer than the server allows", body = ErrorBody),
+        (status = 503, description = "UNAVAILABLE: a backend failed, or the server is at its in-flight limit (see Retry-After); retry", body = ErrorBody),
     )
 )]
 pub async fn seat_map(

@@ -41,7 +41,8 @@ pub struct PurchaseHeaders {
         (status = 422, description = "LIMIT_EXCEEDED: more tickets than the event allows a customer; \
             INCONSISTENT_REQUEST: a seat or zone the event does not sell (details.field)", body = ErrorBody),
         (status = 500, description = "INTERNAL: a bug or broken stored data", body = ErrorBody),
-        (status = 503, description = "UNAVAILABLE: a backend failed; retry", body = ErrorBody),
+        (status = 408, description = "REQUEST_TIMEOUT: the request or its body took longer than the server allows", body = ErrorBody),
+        (status = 503, description = "UNAVAILABLE: a backend failed, or the server is at its in-flight limit (see Retry-After); retry", body = ErrorBody),
     )
 )]
 pub async fn purchase(
@@ -81,7 +82,8 @@ pub async fn purchase(
         (status = 400, description = "INVALID_REQUEST: the id is not a hyphenated UUID", body = ErrorBody),
         (status = 404, description = "NOT_FOUND: no such ticket", body = ErrorBody),
         (status = 500, description = "INTERNAL: a bug or broken stored data", body = ErrorBody),
-        (status = 503, description = "UNAVAILABLE: a backend failed; retry", body = ErrorBody),
+        (status = 408, description = "REQUEST_TIMEOUT: the request or its body took longer than the server allows", body = ErrorBody),
+        (status = 503, description = "UNAVAILABLE: a backend failed, or the server is at its in-flight limit (see Retry-After); retry", body = ErrorBody),
     )
 )]
 pub async fn ticket(
