@@ -201,11 +201,7 @@ impl AdminApi {
             prices: spec
                 .prices
                 .iter()
-                .map(|(zone, money)| PriceDto {
-                    zone: zone.to_string(),
-                    amount_minor: money.minor,
-                    currency: money.currency.to_string(),
-                })
+                .map(|(zone, money)| PriceDto::new(zone, money))
                 .collect(),
             hold_time_seconds: u32::try_from(spec.hold_time.num_seconds())?,
             per_customer_limit: spec.per_customer_limit,

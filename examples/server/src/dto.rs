@@ -714,6 +714,17 @@ pub struct PriceDto {
     pub currency: String,
 }
 
+impl PriceDto {
+    /// The wire form of `zone`'s price `money`.
+    pub fn new(zone: &ZoneCode, money: &Money) -> Self {
+        Self {
+            zone: zone.to_string(),
+            amount_minor: money.minor,
+            currency: money.currency.to_string(),
+        }
+    }
+}
+
 /// `POST /api/admin/events`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -828,11 +839,7 @@ impl From<&Event> for EventDto {
             prices: e
                 .prices()
                 .iter()
-                .map(|(zone, money)| PriceDto {
-                    zone: zone.to_string(),
-                    amount_minor: money.minor,
-                    currency: money.currency.to_string(),
-                })
+                .map(|(zone, money)| PriceDto::new(zone, money))
                 .collect(),
             hold_time_seconds: e.hold_time().num_seconds(),
             per_customer_limit: e.per_customer_limit(),

@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::net::TcpListener as StdListener;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -34,14 +33,6 @@ fn find_executable(candidates: &[&str]) -> Option<PathBuf> {
                     .find(|p| p.is_file())
             })
         })
-}
-
-fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Polls `check` until it is true or `timeout` passes.
@@ -89,7 +80,7 @@ async fn demo_page_buys_and_pays_a_seat_in_chromium() {
     let server = tokio::spawn(async move { axum::serve(listener, router).await });
 
     // chromedriver on a free port, killed when the test ends.
-    let port = free_port();
+    let port = common::free_port();
     let mut chromedriver = tokio::process::Command::new(&driver)
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())

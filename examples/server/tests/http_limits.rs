@@ -6,12 +6,15 @@
 //!
 //! Each test fails without its limit; how that was checked is written at each test.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use common::free_port;
 use serde_json::{Value, json};
 use ticketing_server::StartError;
 use ticketing_server::config::Args;
@@ -19,14 +22,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-
-/// A free loopback port (bound once and released).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
 
 /// `ticketing_server::run` in this process, until [`Server::stop`].
 struct Server {

@@ -3,12 +3,15 @@
 //! seat lock without Redis. A fresh database per test, from `TICKETING_MYSQL_URL` (default
 //! `mysql://root@127.0.0.1:3306/test`).
 
+mod common;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::http::{Method, Request, StatusCode};
 use clap::Parser;
+use common::free_port;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -22,14 +25,6 @@ use ticketing_sqlx::testing::{DEFAULT_URL, TestDatabase, URL_VAR};
 use uuid::Uuid;
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
-
-/// A free loopback port (bound once and released).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
 
 /// The URL of the test database `name` on the test server.
 fn database_url(name: &str) -> String {

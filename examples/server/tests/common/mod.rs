@@ -98,6 +98,15 @@ pub fn assert_error_shape(answer: &Answer) {
     assert_eq!(answer.body["traceId"], header);
 }
 
+/// A free loopback port for a server started by a test (bound once and released, so another
+/// process may take it before the server binds it).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
 /// Now, truncated to milliseconds like the services do.
 pub fn now_ms() -> DateTime<Utc> {
     Utc::now()
