@@ -94,7 +94,19 @@ pub(crate) async fn append(conn: &mut MySqlConnection, events: &[OutboxEvent]) -
 /// Numbers up to `limit` committed, unnumbered rows in id order, continuing from the last number
 /// given; returns how many it numbered. Numbering transactions queue on the `outbox_relay` row,
 /// so each one sees every row the previous one numbered and numbers strictly after it.
+///
+/// The transaction runs in a task of its own, so a caller that is cancelled (a relay task
+/// aborted, a request dropped) cannot stop it half-way: a future dropped inside `BEGIN` can hand
+/// its connection back to the pool with the server's transaction open, and the next `BEGIN` on it
+/// then fails with 1568 ("transaction characteristics can't be changed").
 pub(crate) async fn number_committed(pool: &MySqlPool, limit: u32) -> StoreResult<u32> {
+    let pool = pool.clone();
+    tokio::spawn(async move { number_committed_once(&pool, limit).await })
+        .await
+        .map_err(|e| Error::internal(format!("outbox numbering task failed: {e}")))?
+}
+
+async fn number_committed_once(pool: &MySqlPool, limit: u32) -> StoreResult<u32> {
     let mut tx = begin(pool).await?;
     let last: u64 = sqlx::query_scalar(LOCK_NUMBERING)
         .fetch_optional(&mut *tx)

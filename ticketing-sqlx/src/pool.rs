@@ -44,18 +44,8 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<MySqlPool> {
 /// the latest committed rows at any isolation level. READ COMMITTED only spares us InnoDB's gap
 /// locks, which under REPEATABLE READ would make concurrent purchases and sweeps block each other
 /// (and deadlock) on index ranges they do not really share.
-///
-/// The `BEGIN` runs in a task of its own, so a caller cancelled while it waits (a relay task
-/// aborted, a request dropped) cannot stop it half-way: a future dropped between the server
-/// starting the transaction and sqlx recording it hands the connection back to the pool with the
-/// transaction open, and the next `BEGIN` on it fails with 1568 ("transaction characteristics
-/// can't be changed"). Run to the end, the transaction is dropped unused if nobody waits for it,
-/// which rolls it back.
 pub(crate) async fn begin(pool: &MySqlPool) -> Result<Transaction<'static, MySql>, sqlx::Error> {
-    let pool = pool.clone();
-    tokio::spawn(async move { pool.begin_with(BEGIN_READ_COMMITTED).await })
-        .await
-        .map_err(|e| sqlx::Error::Io(std::io::Error::other(e)))?
+    pool.begin_with(BEGIN_READ_COMMITTED).await
 }
 
 /// The statement [`begin`] starts a transaction with.
