@@ -4,8 +4,6 @@
 //! to the database for a seat that is sold.
 //!
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
 use ticketing_core::Result;
 use ticketing_core::domain::{EventId, OrderId, PaymentRef, TicketAction, TicketStatus};
@@ -45,7 +43,7 @@ async fn a_payment_during_a_rebuild_leaves_the_seat_sold() {
     let f = Fixture::new(&harness, Layout::default()).await;
     let order = f.buy("alice", vec![f.seat(0)]).await;
     (harness.wipe_seat_lock)().await;
-    let source = Arc::new(PaymentDuringTheRead {
+    let source = PaymentDuringTheRead {
         inner: RepositoryHolds::new(
             f.backends.tickets.clone(),
             f.config.hold_grace,
@@ -54,10 +52,10 @@ async fn a_payment_during_a_rebuild_leaves_the_seat_sold() {
         tickets: f.tickets.clone(),
         order: order.id,
         reference: PaymentRef::new("pay_1").expect("ref"),
-    });
+    };
     f.backends
         .seat_lock
-        .rebuild(f.event.id(), source.clone())
+        .rebuild(f.event.id(), &source)
         .await
         .expect("rebuild");
     source

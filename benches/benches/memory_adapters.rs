@@ -12,7 +12,6 @@
 //!
 //! `cargo bench -p ticketing-bench --bench memory_adapters`
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -69,7 +68,7 @@ impl Filled {
         };
         filled
             .lock
-            .rebuild(filled.event, Arc::new(Empty))
+            .rebuild(filled.event, &(Empty))
             .await
             .expect("load the event");
         for n in 0..orders {

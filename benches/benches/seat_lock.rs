@@ -117,7 +117,7 @@ fn seat_locks(c: &mut Criterion) {
     let event = EventId::from_uuid(Uuid::now_v7());
     for (_, lock) in &locks {
         runtime
-            .block_on(lock.rebuild(event, Arc::new(Empty)))
+            .block_on(lock.rebuild(event, &(Empty)))
             .expect("load the bench event");
     }
     let mut group = c.benchmark_group("hold_release");

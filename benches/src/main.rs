@@ -95,7 +95,7 @@ struct Args {
     /// Attempts of the rejection-only phase that measures what a rejection costs (0: skip).
     #[arg(long, default_value_t = 20_000)]
     rejection_attempts: u64,
-    /// Run Redis (batched and unbatched) against SqlSeatLock on MySQL, re-measure the raw
+    /// Run Redis (batched and unbatched) against MySqlSeatLock on MySQL, re-measure the raw
     /// limits, and print the ratios.
     #[arg(long)]
     compare: bool,
@@ -216,7 +216,7 @@ impl Args {
 /// Ratios of a `--compare` run.
 #[derive(Debug, Clone, Copy, Serialize)]
 struct Ratios {
-    /// Redis (batched) purchases/s ÷ SqlSeatLock purchases/s. Goal ≥ 5.
+    /// Redis (batched) purchases/s ÷ MySqlSeatLock purchases/s. Goal ≥ 5.
     redis_vs_sql_purchases: f64,
     /// Rejection-only phase rejections/s (Redis) ÷ raw EVALSHA/s. Goal ≥ 0.5.
     rejections_vs_raw_evalsha: Option<f64>,
@@ -300,7 +300,7 @@ async fn run(args: Args) -> Result<bool, BenchError> {
     if let Some(r) = &ratios {
         let show = |v: Option<f64>| v.map_or_else(|| "–".into(), |v| format!("{v:.2}"));
         println!(
-            "ratios: Redis/SqlSeatLock purchases/s {:.2}x (goal 5x); rejections/s / raw EVALSHA {} (goal 0.5); pipeline / single-row commits {}x batched, {}x unbatched (goal 1.0x)",
+            "ratios: Redis/MySqlSeatLock purchases/s {:.2}x (goal 5x); rejections/s / raw EVALSHA {} (goal 0.5); pipeline / single-row commits {}x batched, {}x unbatched (goal 1.0x)",
             r.redis_vs_sql_purchases,
             show(r.rejections_vs_raw_evalsha),
             show(r.pipeline_vs_single_insert),

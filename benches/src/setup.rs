@@ -21,7 +21,7 @@ use ticketing_core::ports::{
 };
 use ticketing_core::service::{Backends, CatalogService, RepositoryHolds, ServiceConfig};
 use ticketing_redis::{RedisSeatLock, RedisSeatLockConfig};
-use ticketing_sqlx::{BatchConfig, MySqlCatalog, MySqlTicketRepository, SqlSeatLock};
+use ticketing_sqlx::{BatchConfig, MySqlCatalog, MySqlSeatLock, MySqlTicketRepository};
 use uuid::Uuid;
 
 use crate::BenchError;
@@ -136,7 +136,7 @@ pub fn sale_event(
 pub enum LockKind {
     /// `RedisSeatLock`: one Lua call per hold.
     Redis,
-    /// `SqlSeatLock`: `SELECT … FOR UPDATE` on seat rows (the database-lock baseline).
+    /// `MySqlSeatLock`: `SELECT … FOR UPDATE` on seat rows (the database-lock baseline).
     Sql,
     /// `InMemorySeatLock`: one mutex.
     Memory,
@@ -294,7 +294,7 @@ impl Rig {
                 redis = Some(lock.clone());
                 lock
             }
-            (LockKind::Sql, Some(pool)) => Arc::new(SqlSeatLock::new(pool.clone())),
+            (LockKind::Sql, Some(pool)) => Arc::new(MySqlSeatLock::new(pool.clone())),
             _ => Arc::new(InMemorySeatLock::new()),
         };
         let (counting, calls) = CountingRepository::new(tickets);
@@ -319,12 +319,12 @@ impl Rig {
     /// Before the clock starts: loads the event into the seat lock from the repository, as the
     /// service would on its first hold, so the run measures the sale, not the set-up.
     pub async fn warm_up(&self) -> Result<(), BenchError> {
-        let source = Arc::new(RepositoryHolds::new(
+        let source = RepositoryHolds::new(
             self.backends.tickets.clone(),
             ServiceConfig::default().hold_grace,
             HashMap::new(),
-        ));
-        self.backends.seat_lock.rebuild(self.event, source).await?;
+        );
+        self.backends.seat_lock.rebuild(self.event, &source).await?;
         Ok(())
     }
 

@@ -12,7 +12,7 @@ use ticketing_bench::remote::{self, TargetConfig, TargetOutcome};
 use ticketing_bench::scenario::{LoadSpec, SeatChoice};
 use ticketing_bench::setup::{RunDatabase, SaleKind};
 use ticketing_core::service::Backends;
-use ticketing_sqlx::{MySqlCatalog, MySqlTicketRepository, SqlSeatLock};
+use ticketing_sqlx::{MySqlCatalog, MySqlSeatLock, MySqlTicketRepository};
 
 fn load(attempts: u64, concurrency: usize, pay: bool) -> LoadSpec {
     LoadSpec {
@@ -198,7 +198,7 @@ async fn a_target_on_mysql_is_audited_with_sql_in_its_database() {
     let mut backends = Backends::in_memory();
     backends.tickets = Arc::new(MySqlTicketRepository::new(pool.clone()));
     backends.catalog = Arc::new(MySqlCatalog::new(pool.clone()));
-    backends.seat_lock = Arc::new(SqlSeatLock::new(pool));
+    backends.seat_lock = Arc::new(MySqlSeatLock::new(pool));
     let server = InProcessServer::start(backends).await.unwrap();
 
     let mut run = config(&[&server], SaleKind::General(40), load(100, 8, true));

@@ -237,8 +237,8 @@ impl SeatLock for RedisSeatLock {
         Ok(snapshot(event, &reply, now)?)
     }
 
-    async fn rebuild(&self, event: EventId, source: Arc<dyn HoldSource>) -> Result<()> {
-        self.rebuild_event(event, source.as_ref(), false).await
+    async fn rebuild(&self, event: EventId, source: &dyn HoldSource) -> Result<()> {
+        self.rebuild_event(event, source, false).await
     }
 }
 

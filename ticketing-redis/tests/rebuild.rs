@@ -53,7 +53,7 @@ async fn concurrent_rebuilds_read_the_source_once() {
             )
             .await;
             if first == HoldOutcome::NotLoaded {
-                lock.rebuild(ev, source).await.expect("rebuild");
+                lock.rebuild(ev, &*source).await.expect("rebuild");
             }
             let second = hold(lock.as_ref(), ev, buyer, wanted, t0(), t0() + secs(60)).await;
             (first, second)
@@ -99,13 +99,13 @@ async fn rebuilding_a_loaded_event_is_a_no_op_but_reload_replaces_it() {
     let lock = redis.lock().await;
     let (ev, a, stale) = (event(), order(), order());
     let first = Arc::new(CountingSource::new(vec![seat_hold("A:1:1", a, false)]));
-    lock.rebuild(ev, first.clone()).await.unwrap();
+    lock.rebuild(ev, &*first).await.unwrap();
     assert_eq!(
         hold(&lock, ev, stale, seats(&["A:1:9"]), t0(), t0() + secs(60)).await,
         HoldOutcome::Held
     );
 
-    lock.rebuild(ev, first.clone()).await.unwrap();
+    lock.rebuild(ev, &*first).await.unwrap();
     assert_eq!(first.calls(), 1, "the event was loaded: no second read");
     assert_eq!(
         lock.snapshot(ev, t0()).await.unwrap().unwrap().seats.len(),
@@ -136,7 +136,7 @@ async fn a_dead_rebuilders_lock_is_taken_over_after_its_ttl() {
         .await
         .unwrap();
     let source = Arc::new(CountingSource::new(vec![seat_hold("A:1:1", order(), true)]));
-    lock.rebuild(ev, source.clone())
+    lock.rebuild(ev, &*source)
         .await
         .expect("waits, then takes over");
     assert_eq!(source.calls(), 1);
@@ -162,7 +162,7 @@ async fn waiting_for_a_rebuild_that_never_finishes_is_bounded() {
     let _: () = raw.set(&lock_key, "a-rebuilder-that-hangs").await.unwrap();
 
     let source = Arc::new(CountingSource::new(vec![]));
-    let err = lock.rebuild(ev, source.clone()).await.unwrap_err();
+    let err = lock.rebuild(ev, &*source).await.unwrap_err();
     assert!(
         matches!(
             err,
@@ -223,7 +223,7 @@ async fn a_rebuilder_that_lost_its_lock_writes_nothing() {
         newer: format!("S|{newer_order}"),
         stale: vec![seat_hold("A:1:1", order(), false)],
     };
-    lock.rebuild(ev, Arc::new(source))
+    lock.rebuild(ev, &(source))
         .await
         .expect("the other rebuild counts");
     let snapshot = lock.snapshot(ev, t0()).await.unwrap().unwrap();
@@ -244,7 +244,7 @@ async fn a_failed_source_read_frees_the_lock_at_once() {
     let lock = redis.lock().await;
     let ev = event();
     let err = lock
-        .rebuild(ev, Arc::new(CountingSource::failing()))
+        .rebuild(ev, &(CountingSource::failing()))
         .await
         .unwrap_err();
     assert!(
@@ -271,7 +271,7 @@ async fn a_failed_source_read_frees_the_lock_at_once() {
         })
         .await;
     impatient
-        .rebuild(ev, Arc::new(CountingSource::new(vec![])))
+        .rebuild(ev, &(CountingSource::new(vec![])))
         .await
         .expect("lock was free");
     assert!(impatient.snapshot(ev, t0()).await.unwrap().is_some());
@@ -297,7 +297,7 @@ async fn a_large_event_is_rebuilt_in_one_script() {
         item: general("GA", 2, 2_000),
         until: Some(t0() + secs(600)),
     }));
-    lock.rebuild(ev, Arc::new(CountingSource::new(holds)))
+    lock.rebuild(ev, &(CountingSource::new(holds)))
         .await
         .expect("rebuild");
     let snapshot = lock.snapshot(ev, t0()).await.unwrap().unwrap();

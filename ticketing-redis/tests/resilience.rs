@@ -74,7 +74,7 @@ async fn lose_and_rebuild(
 ) {
     let (a, b, c) = (order(), order(), order());
     let source = Arc::new(CountingSource::new(truth(a, c)));
-    lock.rebuild(ev, source.clone()).await.unwrap();
+    lock.rebuild(ev, &*source).await.unwrap();
     assert_matches_truth(lock.snapshot(ev, t0()).await.unwrap().unwrap(), a, c);
 
     lost().await;
@@ -91,7 +91,7 @@ async fn lose_and_rebuild(
         "NotLoaded changes nothing"
     );
 
-    lock.rebuild(ev, source.clone()).await.unwrap();
+    lock.rebuild(ev, &*source).await.unwrap();
     assert_eq!(source.calls(), 2);
     assert_matches_truth(lock.snapshot(ev, t0()).await.unwrap().unwrap(), a, c);
     assert_eq!(
@@ -133,7 +133,7 @@ async fn an_emptied_script_cache_is_invisible_to_callers() {
         HoldOutcome::NotLoaded
     );
     script_flush(&mut raw).await;
-    lock.rebuild(ev, Arc::new(CountingSource::new(vec![])))
+    lock.rebuild(ev, &(CountingSource::new(vec![])))
         .await
         .expect("rebuild after flush");
     script_flush(&mut raw).await;

@@ -1,4 +1,4 @@
--- The database-only seat lock (`SqlSeatLock`): seat inventory rows locked with SELECT … FOR UPDATE,
+-- The database-only seat lock (`MySqlSeatLock`): seat inventory rows locked with SELECT … FOR UPDATE,
 -- as pretix and alf.io do. It knows no venue layout: a seat or zone row is created the first time
 -- it is asked for, and a missing row means "free".
 

@@ -18,7 +18,7 @@ pub mod testing;
 
 pub use catalog::MySqlCatalog;
 pub use pool::{STATEMENT_CACHE_CAPACITY, connect};
-pub use seat_lock::SqlSeatLock;
+pub use seat_lock::MySqlSeatLock;
 pub use tickets::{BatchConfig, MySqlTicketRepository};
 
 /// The adapter name in [`ticketing_core::Error::Unavailable`].

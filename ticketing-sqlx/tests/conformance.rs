@@ -1,5 +1,5 @@
 //! The core conformance suite on MySQL: `MySqlTicketRepository`, `MySqlCatalog` and
-//! `SqlSeatLock`, each test on its own database.
+//! `MySqlSeatLock`, each test on its own database.
 
 mod support;
 

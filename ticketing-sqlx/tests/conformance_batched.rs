@@ -1,5 +1,5 @@
 //! The core conformance suite on MySQL with write batching on: `MySqlTicketRepository` built
-//! with [`MySqlTicketRepository::with_batching`] behind `SqlSeatLock`, each test on its own
+//! with [`MySqlTicketRepository::with_batching`] behind `MySqlSeatLock`, each test on its own
 //! database. A short `max_wait` makes concurrent checks really share transactions.
 
 mod support;

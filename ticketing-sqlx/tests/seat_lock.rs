@@ -1,4 +1,4 @@
-//! `SqlSeatLock`: all-or-nothing holds, fencing, deadlines on the caller's clock, general
+//! `MySqlSeatLock`: all-or-nothing holds, fencing, deadlines on the caller's clock, general
 //! admission, snapshots, the NotLoaded / rebuild protocol, and a real race.
 
 mod support;
@@ -15,7 +15,7 @@ use ticketing_core::domain::{EventId, OrderId, SeatRef};
 use ticketing_core::ports::{
     ActiveHold, HoldItem, HoldOutcome, HoldRequest, HoldSource, LockSnapshot, SeatLock, SeatState,
 };
-use ticketing_sqlx::SqlSeatLock;
+use ticketing_sqlx::MySqlSeatLock;
 use tokio::sync::Barrier;
 use uuid::Uuid;
 
@@ -75,14 +75,16 @@ impl HoldSource for Source {
     }
 }
 
-async fn loaded(lock: &SqlSeatLock, event: EventId) {
-    lock.rebuild(event, Source::new(Vec::new())).await.unwrap();
+async fn loaded(lock: &MySqlSeatLock, event: EventId) {
+    lock.rebuild(event, &*Source::new(Vec::new()))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
 async fn holds_are_all_or_nothing_and_fenced_by_order() {
     let db = database(4).await;
-    let lock = SqlSeatLock::new(db.pool().clone());
+    let lock = MySqlSeatLock::new(db.pool().clone());
     let event = Show::new().event;
     let (a, b) = (new_order(), new_order());
     assert_eq!(
@@ -168,7 +170,7 @@ async fn holds_are_all_or_nothing_and_fenced_by_order() {
 #[tokio::test]
 async fn deadlines_follow_the_callers_clock_and_sales_never_lapse() {
     let db = database(4).await;
-    let lock = SqlSeatLock::new(db.pool().clone());
+    let lock = MySqlSeatLock::new(db.pool().clone());
     let event = Show::new().event;
     loaded(&lock, event).await;
     let (a, b) = (new_order(), new_order());
@@ -250,7 +252,7 @@ async fn deadlines_follow_the_callers_clock_and_sales_never_lapse() {
 #[tokio::test]
 async fn general_admission_counts_places_of_other_orders() {
     let db = database(4).await;
-    let lock = SqlSeatLock::new(db.pool().clone());
+    let lock = MySqlSeatLock::new(db.pool().clone());
     let event = Show::new().event;
     loaded(&lock, event).await;
     let (a, b, c) = (new_order(), new_order(), new_order());
@@ -341,8 +343,8 @@ async fn general_admission_counts_places_of_other_orders() {
 #[tokio::test]
 async fn rebuild_restores_the_source_once_and_forgetting_means_not_loaded() {
     let db = database(8).await;
-    let lock = Arc::new(SqlSeatLock::new(db.pool().clone()));
-    let other_process = Arc::new(SqlSeatLock::new(db.pool().clone()));
+    let lock = Arc::new(MySqlSeatLock::new(db.pool().clone()));
+    let other_process = Arc::new(MySqlSeatLock::new(db.pool().clone()));
     let event = Show::new().event;
     let (held, sold, general) = (new_order(), new_order(), new_order());
     let until = t0() + TimeDelta::minutes(5);
@@ -379,7 +381,7 @@ async fn rebuild_restores_the_source_once_and_forgetting_means_not_loaded() {
         let (barrier, source) = (barrier.clone(), source.clone());
         tokio::spawn(async move {
             barrier.wait().await;
-            lock.rebuild(event, source).await
+            lock.rebuild(event, &*source).await
         })
     });
     for result in join_all(calls).await {
@@ -424,7 +426,9 @@ async fn rebuild_restores_the_source_once_and_forgetting_means_not_loaded() {
         .unwrap();
     assert_eq!(lock.snapshot(second, t0()).await.unwrap(), None);
     // A rebuild replaces whatever was written meanwhile with the source.
-    lock.rebuild(second, Source::new(Vec::new())).await.unwrap();
+    lock.rebuild(second, &*Source::new(Vec::new()))
+        .await
+        .unwrap();
     assert_eq!(
         lock.snapshot(second, t0()).await.unwrap(),
         Some(LockSnapshot::default())
@@ -435,7 +439,7 @@ async fn rebuild_restores_the_source_once_and_forgetting_means_not_loaded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sixty_four_buyers_for_ten_seats_give_ten_winners() {
     let db = database(16).await;
-    let lock = Arc::new(SqlSeatLock::new(db.pool().clone()));
+    let lock = Arc::new(MySqlSeatLock::new(db.pool().clone()));
     let event = Show::new().event;
     loaded(&lock, event).await;
     let barrier = Arc::new(Barrier::new(64));
@@ -505,7 +509,7 @@ async fn sixty_four_buyers_for_ten_seats_give_ten_winners() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn overlapping_multi_seat_holds_never_deadlock_out_and_never_share_a_seat() {
     let db = database(16).await;
-    let lock = Arc::new(SqlSeatLock::new(db.pool().clone()));
+    let lock = Arc::new(MySqlSeatLock::new(db.pool().clone()));
     let event = Show::new().event;
     loaded(&lock, event).await;
     let barrier = Arc::new(Barrier::new(40));

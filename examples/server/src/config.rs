@@ -11,7 +11,7 @@ use ticketing_core::memory::InMemoryTicketRepository;
 use ticketing_core::ports::OutboxStore;
 use ticketing_core::service::Backends;
 use ticketing_redis::{RedisSeatLock, RedisSeatLockConfig};
-use ticketing_sqlx::{BatchConfig, MySqlCatalog, MySqlTicketRepository, SqlSeatLock};
+use ticketing_sqlx::{BatchConfig, MySqlCatalog, MySqlSeatLock, MySqlTicketRepository};
 
 /// The example ticketing server. Without `--database-url` it runs on the embedded in-memory
 /// adapters with a demo venue and event.
@@ -177,7 +177,7 @@ impl Args {
             backends.tickets = repository.clone();
             outbox = repository;
             backends.catalog = Arc::new(MySqlCatalog::new(pool.clone()));
-            backends.seat_lock = Arc::new(SqlSeatLock::new(pool));
+            backends.seat_lock = Arc::new(MySqlSeatLock::new(pool));
         }
         if let Some(url) = &self.redis_url {
             let config = RedisSeatLockConfig {

@@ -177,7 +177,7 @@ impl SeatLock for TimedSeatLock {
         self.inner.snapshot(event, now).await
     }
 
-    async fn rebuild(&self, event: EventId, source: Arc<dyn HoldSource>) -> Result<()> {
+    async fn rebuild(&self, event: EventId, source: &dyn HoldSource) -> Result<()> {
         self.inner.rebuild(event, source).await
     }
 }

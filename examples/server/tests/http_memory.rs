@@ -35,7 +35,7 @@ impl SeatLock for FailingLock {
     async fn snapshot(&self, _: EventId, _: DateTime<Utc>) -> Result<Option<LockSnapshot>> {
         Err((self.0)())
     }
-    async fn rebuild(&self, _: EventId, _: Arc<dyn HoldSource>) -> Result<()> {
+    async fn rebuild(&self, _: EventId, _: &dyn HoldSource) -> Result<()> {
         Err((self.0)())
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use common::TestApp;
 use ticketing_core::service::Backends;
 use ticketing_sqlx::testing::TestDatabase;
-use ticketing_sqlx::{MySqlCatalog, MySqlTicketRepository, SqlSeatLock};
+use ticketing_sqlx::{MySqlCatalog, MySqlSeatLock, MySqlTicketRepository};
 
 async fn mysql() -> TestApp {
     let database = TestDatabase::create(8)
@@ -19,7 +19,7 @@ async fn mysql() -> TestApp {
     let mut backends = Backends::in_memory();
     backends.tickets = Arc::new(MySqlTicketRepository::new(pool.clone()));
     backends.catalog = Arc::new(MySqlCatalog::new(pool.clone()));
-    backends.seat_lock = Arc::new(SqlSeatLock::new(pool));
+    backends.seat_lock = Arc::new(MySqlSeatLock::new(pool));
     TestApp::new(backends, Some(Box::new(database))).await
 }
 

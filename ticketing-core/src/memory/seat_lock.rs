@@ -1,5 +1,4 @@
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -216,7 +215,7 @@ impl SeatLock for InMemorySeatLock {
         Ok(Some(LockSnapshot { seats, general }))
     }
 
-    async fn rebuild(&self, event: EventId, source: Arc<dyn HoldSource>) -> Result<()> {
+    async fn rebuild(&self, event: EventId, source: &dyn HoldSource) -> Result<()> {
         let _rebuilding = self.rebuilding.lock().await;
         if lock(&self.events).contains_key(&event) {
             return Ok(()); // Someone else rebuilt it while we waited.
@@ -437,7 +436,7 @@ mod tests {
             let lock = InMemorySeatLock::new();
             let event = EventId::from_uuid(Uuid::from_u128(7));
             let mut model = Recount::default();
-            block_on(lock.rebuild(event, Arc::new(Source(Vec::new())))).expect("load");
+            block_on(lock.rebuild(event, &Source(Vec::new()))).expect("load");
             for (step, now, read_at) in steps {
                 let now = at(now);
                 match step {
@@ -467,8 +466,8 @@ mod tests {
                     }
                     Step::Rebuild => {
                         lock.wipe();
-                        let source = Arc::new(Source(model.reload()));
-                        block_on(lock.rebuild(event, source)).expect("rebuild");
+                        let source = Source(model.reload());
+                        block_on(lock.rebuild(event, &source)).expect("rebuild");
                     }
                 }
                 let snapshot = block_on(lock.snapshot(event, at(read_at)))
@@ -483,7 +482,7 @@ mod tests {
     async fn an_expired_hold_frees_its_places_without_a_release() {
         let lock = InMemorySeatLock::new();
         let event = EventId::from_uuid(Uuid::from_u128(7));
-        lock.rebuild(event, Arc::new(Source(Vec::new())))
+        lock.rebuild(event, &Source(Vec::new()))
             .await
             .expect("load");
         let hold = |o: u8, now: i64| HoldRequest {

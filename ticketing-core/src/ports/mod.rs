@@ -17,6 +17,5 @@ pub use seat_lock::{
 pub use tickets::{IdempotencyRecord, InsertOutcome, NewOrder, TicketRepository, Transition};
 
 #[cfg(test)]
-pub(crate) use seat_lock::MockSeatLock;
 #[cfg(test)]
 pub(crate) use tickets::MockTicketRepository;

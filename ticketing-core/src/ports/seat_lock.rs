@@ -6,7 +6,6 @@
 //! [`TicketRepository`](super::TicketRepository).
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -111,7 +110,6 @@ pub trait HoldSource: Send + Sync {
 /// The seat-lock port. Implementations: in memory, Redis (Lua), SQL (`SELECT … FOR UPDATE`).
 ///
 /// Every method is safe to call from many tasks and many processes at once.
-#[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait SeatLock: Send + Sync {
     /// Holds all items for `request.order`, or none of them.
@@ -146,5 +144,5 @@ pub trait SeatLock: Send + Sync {
     /// implementation reads `source` once per event under a short lock and lets the others wait
     /// for that rebuild instead of repeating it. A waiter that gives up returns
     /// [`Error::Unavailable`](crate::Error::Unavailable).
-    async fn rebuild(&self, event: EventId, source: Arc<dyn HoldSource>) -> Result<()>;
+    async fn rebuild(&self, event: EventId, source: &dyn HoldSource) -> Result<()>;
 }

@@ -190,7 +190,7 @@ pub(crate) fn items_of(order: &Order, capacities: &HashMap<ZoneCode, u32>) -> Ve
 /// common path, a hold that wins or loses, allocates nothing for it.
 pub(crate) async fn hold_with_rebuild(
     lock: &dyn SeatLock,
-    source: impl Fn() -> Arc<RepositoryHolds>,
+    source: impl Fn() -> RepositoryHolds,
     request: &HoldRequest,
     attempts: u32,
 ) -> Result<HoldOutcome> {
@@ -199,7 +199,7 @@ pub(crate) async fn hold_with_rebuild(
             HoldOutcome::NotLoaded => {
                 tracing::info!(event = %request.event, "seat lock not loaded, rebuilding from the repository");
                 let source = source();
-                lock.rebuild(request.event, source.clone()).await?;
+                lock.rebuild(request.event, &source).await?;
                 source.catch_up(lock, request.event, request.now).await;
             }
             outcome => return Ok(outcome),
@@ -211,7 +211,7 @@ pub(crate) async fn hold_with_rebuild(
 /// The lock's snapshot of an event, rebuilding it first when it is not loaded.
 pub(crate) async fn snapshot_with_rebuild(
     lock: &dyn SeatLock,
-    source: impl Fn() -> Arc<RepositoryHolds>,
+    source: impl Fn() -> RepositoryHolds,
     event: EventId,
     now: DateTime<Utc>,
     attempts: u32,
@@ -221,7 +221,7 @@ pub(crate) async fn snapshot_with_rebuild(
             Some(snapshot) => return Ok(snapshot),
             None => {
                 let source = source();
-                lock.rebuild(event, source.clone()).await?;
+                lock.rebuild(event, &source).await?;
                 source.catch_up(lock, event, now).await;
             }
         }

@@ -122,11 +122,11 @@ impl QueryService {
     pub async fn seat_map(&self, event: EventId) -> Result<SeatMap> {
         let info = self.events.get(&*self.backends.catalog, event).await?;
         let source = || {
-            Arc::new(RepositoryHolds::new(
+            RepositoryHolds::new(
                 self.backends.tickets.clone(),
                 self.config.hold_grace,
                 info.capacities.clone(),
-            ))
+            )
         };
         let now = self.backends.now();
         let snapshot = snapshot_with_rebuild(

@@ -37,12 +37,12 @@ impl TicketService {
         }
     }
 
-    fn hold_source(&self, info: &EventInfo) -> Arc<RepositoryHolds> {
-        Arc::new(RepositoryHolds::new(
+    fn hold_source(&self, info: &EventInfo) -> RepositoryHolds {
+        RepositoryHolds::new(
             self.backends.tickets.clone(),
             self.config.hold_grace,
             info.capacities.clone(),
-        ))
+        )
     }
 
     /// Buys the selected seats or places: validate, hold all in the seat lock (a loser costs one

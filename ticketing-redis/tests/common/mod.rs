@@ -3,7 +3,6 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -84,7 +83,7 @@ pub async fn hold(
 
 /// Marks `event` loaded with no holds.
 pub async fn load_empty(lock: &dyn SeatLock, event: EventId) {
-    lock.rebuild(event, Arc::new(CountingSource::new(vec![])))
+    lock.rebuild(event, &(CountingSource::new(vec![])))
         .await
         .expect("rebuild");
 }

@@ -3,7 +3,6 @@
 mod sql;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -43,13 +42,13 @@ const REBUILD_CHUNK: usize = 1_000;
 /// event's rows with the holds from the source and marks it loaded; holds arriving meanwhile
 /// answer `NotLoaded` at once instead of queueing on the marker with a connection each.
 #[derive(Debug)]
-pub struct SqlSeatLock {
+pub struct MySqlSeatLock {
     pool: MySqlPool,
     /// One rebuild at a time per process; the others wait here without holding a connection.
     rebuilding: Mutex<()>,
 }
 
-impl SqlSeatLock {
+impl MySqlSeatLock {
     /// A seat lock on `pool` (migrated with [`crate::migrations`]).
     pub fn new(pool: MySqlPool) -> Self {
         Self {
@@ -350,7 +349,7 @@ impl SqlSeatLock {
         Ok(loaded.then_some(snapshot))
     }
 
-    async fn rebuild_once(&self, event: EventId, source: &Arc<dyn HoldSource>) -> StoreResult<()> {
+    async fn rebuild_once(&self, event: EventId, source: &dyn HoldSource) -> StoreResult<()> {
         let id = event.as_uuid();
         // Loaded already (by whoever we waited for): done, without locking the marker
         // exclusively, which would turn concurrent holds away. The shared lock waits for a
@@ -481,7 +480,7 @@ impl Wanted {
 }
 
 #[async_trait]
-impl SeatLock for SqlSeatLock {
+impl SeatLock for MySqlSeatLock {
     async fn hold(&self, request: &HoldRequest) -> Result<HoldOutcome> {
         Ok(with_retry("hold", || self.hold_once(request)).await?)
     }
@@ -498,8 +497,8 @@ impl SeatLock for SqlSeatLock {
         Ok(with_retry("snapshot", || self.snapshot_once(event, now)).await?)
     }
 
-    async fn rebuild(&self, event: EventId, source: Arc<dyn HoldSource>) -> Result<()> {
+    async fn rebuild(&self, event: EventId, source: &dyn HoldSource) -> Result<()> {
         let _one_at_a_time = self.rebuilding.lock().await;
-        Ok(with_retry("rebuild", || self.rebuild_once(event, &source)).await?)
+        Ok(with_retry("rebuild", || self.rebuild_once(event, source)).await?)
     }
 }

@@ -156,18 +156,18 @@ pub fn with_key(mut new: NewOrder, key: &str, fingerprint: &str) -> NewOrder {
     new
 }
 
-/// The conformance harness on MySQL alone: `SqlSeatLock` in front of the repository that
+/// The conformance harness on MySQL alone: `MySqlSeatLock` in front of the repository that
 /// `tickets` builds on the test database's pool (plain or batched), and `MySqlCatalog`.
 pub async fn sql_lock_harness(
     tickets: impl FnOnce(sqlx::MySqlPool) -> ticketing_sqlx::MySqlTicketRepository,
 ) -> ticketing_core::testkit::Harness {
     use std::sync::Arc;
     use ticketing_core::testkit::{BoxFuture, Harness};
-    use ticketing_sqlx::{MySqlCatalog, SqlSeatLock};
+    use ticketing_sqlx::{MySqlCatalog, MySqlSeatLock};
 
     let db = database(16).await;
     let pool = db.pool().clone();
-    let seat_lock = Arc::new(SqlSeatLock::new(pool.clone()));
+    let seat_lock = Arc::new(MySqlSeatLock::new(pool.clone()));
     let wiped = seat_lock.clone();
     Harness {
         seat_lock,

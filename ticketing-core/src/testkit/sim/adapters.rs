@@ -103,7 +103,7 @@ impl SeatLock for FaultySeatLock {
         self.inner.snapshot(event, now).await
     }
 
-    async fn rebuild(&self, event: EventId, source: Arc<dyn HoldSource>) -> Result<()> {
+    async fn rebuild(&self, event: EventId, source: &dyn HoldSource) -> Result<()> {
         self.before("rebuild").await?;
         let result = self.inner.rebuild(event, source).await;
         self.after("rebuild", result).await
