@@ -129,7 +129,7 @@ async fn flash_sale_survives_killed_database_connections() {
 
     // Reconciled from the database, the lock must equal it exactly.
     let source = Arc::new(RepositoryHolds::new(
-        fixture.backends.tickets.clone(),
+        fixture.backends.tickets().clone(),
         fixture.config.hold_grace,
         HashMap::from([("GA".parse().expect("zone"), GA_CAPACITY)]),
     ));

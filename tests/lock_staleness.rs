@@ -45,7 +45,7 @@ async fn a_payment_during_a_rebuild_leaves_the_seat_sold() {
     (harness.wipe_seat_lock)().await;
     let source = PaymentDuringTheRead {
         inner: RepositoryHolds::new(
-            f.backends.tickets.clone(),
+            f.backends.tickets().clone(),
             f.config.hold_grace,
             Default::default(),
         ),
@@ -54,14 +54,14 @@ async fn a_payment_during_a_rebuild_leaves_the_seat_sold() {
         reference: PaymentRef::new("pay_1").expect("ref"),
     };
     f.backends
-        .seat_lock
+        .seat_lock()
         .rebuild(f.event.id(), &source)
         .await
         .expect("rebuild");
     source
         .inner
         .catch_up(
-            &*f.backends.seat_lock,
+            &**f.backends.seat_lock(),
             f.event.id(),
             f.clock.now_for_tests(),
         )
@@ -82,7 +82,7 @@ async fn a_retried_payment_marks_the_seat_sold() {
     // What the failed attempt left behind: the payment committed, the lock never told.
     let moved = f
         .backends
-        .tickets
+        .tickets()
         .transition(&Transition {
             order: order.id,
             action: TicketAction::Pay,

@@ -546,7 +546,7 @@ async fn drive(args: &Args, plan: &Plan, rig: &Rig) -> Result<RunReport, BenchEr
         _ => {
             let general = matches!(rig.goods, Goods::General { .. }).then_some(capacity);
             audit::audit_repository(
-                &*rig.backends.tickets,
+                &**rig.backends.tickets(),
                 rig.event,
                 capacity,
                 general,

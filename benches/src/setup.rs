@@ -16,9 +16,7 @@ use ticketing_core::domain::{
     Currency, EventId, EventSpec, Money, Row, SeatRef, VenueId, Zone, ZoneCode, ZoneKind,
 };
 use ticketing_core::memory::{InMemoryCatalog, InMemorySeatLock, InMemoryTicketRepository};
-use ticketing_core::ports::{
-    CatalogRepository, SeatLock, SystemClock, TicketRepository, UuidV7Ids,
-};
+use ticketing_core::ports::{CatalogRepository, SeatLock, TicketRepository};
 use ticketing_core::service::{Backends, CatalogService, RepositoryHolds, ServiceConfig};
 use ticketing_redis::{RedisSeatLock, RedisSeatLockConfig};
 use ticketing_sqlx::{BatchConfig, MySqlCatalog, MySqlSeatLock, MySqlTicketRepository};
@@ -298,13 +296,11 @@ impl Rig {
             _ => Arc::new(InMemorySeatLock::new()),
         };
         let (counting, calls) = CountingRepository::new(tickets);
-        let backends = Backends {
-            catalog,
-            tickets: Arc::new(counting),
-            seat_lock,
-            clock: Arc::new(SystemClock),
-            ids: Arc::new(UuidV7Ids),
-        };
+        let backends = Backends::builder()
+            .catalog(catalog)
+            .tickets(Arc::new(counting))
+            .seat_lock(seat_lock)
+            .build()?;
         let (event, goods) = create_event(&backends, spec).await?;
         Ok(Self {
             backends,
@@ -320,11 +316,14 @@ impl Rig {
     /// service would on its first hold, so the run measures the sale, not the set-up.
     pub async fn warm_up(&self) -> Result<(), BenchError> {
         let source = RepositoryHolds::new(
-            self.backends.tickets.clone(),
+            self.backends.tickets().clone(),
             ServiceConfig::default().hold_grace,
             HashMap::new(),
         );
-        self.backends.seat_lock.rebuild(self.event, &source).await?;
+        self.backends
+            .seat_lock()
+            .rebuild(self.event, &source)
+            .await?;
         Ok(())
     }
 

@@ -195,10 +195,12 @@ async fn a_target_on_mysql_is_audited_with_sql_in_its_database() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let pool = database.pool.clone();
-    let mut backends = Backends::in_memory();
-    backends.tickets = Arc::new(MySqlTicketRepository::new(pool.clone()));
-    backends.catalog = Arc::new(MySqlCatalog::new(pool.clone()));
-    backends.seat_lock = Arc::new(MySqlSeatLock::new(pool));
+    let backends = Backends::builder()
+        .tickets(Arc::new(MySqlTicketRepository::new(pool.clone())))
+        .catalog(Arc::new(MySqlCatalog::new(pool.clone())))
+        .seat_lock(Arc::new(MySqlSeatLock::new(pool)))
+        .build()
+        .expect("every adapter given");
     let server = InProcessServer::start(backends).await.unwrap();
 
     let mut run = config(&[&server], SaleKind::General(40), load(100, 8, true));

@@ -245,7 +245,7 @@ impl Sale {
             let order = self
                 .fixture
                 .backends
-                .tickets
+                .tickets()
                 .order(*id)
                 .await
                 .expect("read an order")
@@ -446,7 +446,7 @@ impl Buyer {
     /// as "not known").
     async fn committed_order(&mut self, order: OrderId) -> Option<Vec<TicketId>> {
         for attempt in 1..=5 {
-            match self.fixture.backends.tickets.order(order).await {
+            match self.fixture.backends.tickets().order(order).await {
                 Ok(found) => return found.map(|o| o.tickets.iter().map(|t| t.id).collect()),
                 Err(Error::Unavailable { .. }) => {
                     SaleStats::add(&self.stats.unavailable);
@@ -835,9 +835,9 @@ pub async fn assert_lock_equals_repository(fixture: &Fixture) -> u64 {
 pub async fn lock_disagreements(fixture: &Fixture) -> Vec<String> {
     let event = fixture.event.id();
     let backends = &fixture.backends;
-    let now = backends.clock.now();
+    let now = backends.clock().now();
     let snapshot = match backends
-        .seat_lock
+        .seat_lock()
         .snapshot(event, now)
         .await
         .expect("snapshot")
@@ -846,7 +846,7 @@ pub async fn lock_disagreements(fixture: &Fixture) -> Vec<String> {
         None => panic!("the seat lock is not loaded at the end of the run"),
     };
     let active = backends
-        .tickets
+        .tickets()
         .active_tickets(event)
         .await
         .expect("active tickets");

@@ -85,6 +85,15 @@ pub enum Error {
         #[source]
         source: BoxError,
     },
+    /// A setting given to an adapter or a service is unusable (a malformed URL, a zero batch
+    /// size, a missing adapter): a deployment mistake, found at start-up, not a bad request.
+    #[error("invalid setting {setting}: {reason}")]
+    Config {
+        /// The setting, named as in the configuration struct or command-line flag.
+        setting: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A bug or broken stored data; not the caller's fault and not retryable.
     #[error("internal error: {message}")]
     Internal {
@@ -98,6 +107,14 @@ impl Error {
     pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
         Error::InvalidRequest {
             field,
+            reason: reason.into(),
+        }
+    }
+
+    /// An [`Error::Config`].
+    pub fn config(setting: &'static str, reason: impl Into<String>) -> Self {
+        Error::Config {
+            setting,
             reason: reason.into(),
         }
     }
@@ -138,6 +155,7 @@ impl Error {
             Error::PaymentTooLate { .. } => "PAYMENT_TOO_LATE",
             Error::IdempotencyConflict { .. } => "IDEMPOTENCY_CONFLICT",
             Error::Unavailable { .. } => "UNAVAILABLE",
+            Error::Config { .. } => "CONFIG",
             Error::Internal { .. } => "INTERNAL",
         }
     }

@@ -45,16 +45,16 @@ impl RedisSeatLockConfig {
     /// non-zero poll interval.
     pub(crate) fn validate(&self) -> Result<()> {
         if self.key_prefix.contains(['{', '}']) {
-            return Err(Error::invalid(
+            return Err(Error::config(
                 "key_prefix",
                 "must not contain { or } (the event's hash tag must be the first one in each key)",
             ));
         }
         if self.rebuild_lock_ttl < Duration::from_millis(1) {
-            return Err(Error::invalid("rebuild_lock_ttl", "must be at least 1 ms"));
+            return Err(Error::config("rebuild_lock_ttl", "must be at least 1 ms"));
         }
         if self.rebuild_poll_interval.is_zero() {
-            return Err(Error::invalid("rebuild_poll_interval", "must not be zero"));
+            return Err(Error::config("rebuild_poll_interval", "must not be zero"));
         }
         Ok(())
     }
@@ -72,8 +72,8 @@ mod tests {
         };
         assert!(matches!(
             config.validate(),
-            Err(Error::InvalidRequest {
-                field: "key_prefix",
+            Err(Error::Config {
+                setting: "key_prefix",
                 ..
             })
         ));

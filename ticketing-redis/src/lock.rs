@@ -44,7 +44,7 @@ impl std::fmt::Debug for RedisSeatLock {
 
 impl RedisSeatLock {
     /// A seat lock over an existing connection manager. Fails with
-    /// [`Error::InvalidRequest`] when `config` is unusable (see [`RedisSeatLockConfig`]).
+    /// [`Error::Config`] when `config` is unusable (see [`RedisSeatLockConfig`]).
     pub fn new(conn: ConnectionManager, config: RedisSeatLockConfig) -> Result<Self> {
         config.validate()?;
         Ok(Self {
@@ -57,7 +57,7 @@ impl RedisSeatLock {
 
     /// Connects to `url` (e.g. `redis://127.0.0.1:6379`) with a default [`ConnectionManager`].
     /// An unreachable server is [`Error::Unavailable`]; a malformed URL is
-    /// [`Error::InvalidRequest`].
+    /// [`Error::Config`].
     pub async fn connect(url: &str, config: RedisSeatLockConfig) -> Result<Self> {
         let client = crate::client::open(url)?;
         let conn = ConnectionManager::new(client)

@@ -24,12 +24,12 @@ pub const STATEMENT_CACHE_CAPACITY: usize = 512;
 /// (`mysql://user:password@host:port/database`), each keeping up to
 /// [`STATEMENT_CACHE_CAPACITY`] prepared statements.
 ///
-/// A malformed URL is [`Error::InvalidRequest`]; an unreachable server is [`Error::Unavailable`].
+/// A malformed URL is [`Error::Config`]; an unreachable server is [`Error::Unavailable`].
 /// The adapters also work on a pool built by the caller.
 pub async fn connect(url: &str, max_connections: u32) -> Result<MySqlPool> {
     let options: MySqlConnectOptions = url
         .parse()
-        .map_err(|e: sqlx::Error| Error::invalid("mysql_url", e.to_string()))?;
+        .map_err(|e: sqlx::Error| Error::config("mysql_url", e.to_string()))?;
     MySqlPoolOptions::new()
         .max_connections(max_connections.max(1))
         .acquire_timeout(Duration::from_secs(10))

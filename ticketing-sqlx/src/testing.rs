@@ -42,7 +42,7 @@ impl TestDatabase {
         };
         let server: MySqlConnectOptions = url
             .parse()
-            .map_err(|e: sqlx::Error| Error::invalid("TICKETING_MYSQL_URL", e.to_string()))?;
+            .map_err(|e: sqlx::Error| Error::config("TICKETING_MYSQL_URL", e.to_string()))?;
         let name = format!("t_{}", Uuid::new_v4().simple());
         let mut admin = server.connect().await.map_err(unreachable)?;
         sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE `{name}`")))

@@ -66,12 +66,14 @@ struct Inner {
 
 impl AppState {
     /// Builds the services over `backends`; the seat lock is wrapped to record hold latency.
-    pub fn new(mut backends: Backends, config: AppConfig) -> Self {
+    pub fn new(backends: Backends, config: AppConfig) -> Self {
         let metrics = Metrics::new();
-        backends.seat_lock = Arc::new(TimedSeatLock::new(
-            backends.seat_lock.clone(),
-            metrics.clone(),
-        ));
+        let timed = TimedSeatLock::new(backends.seat_lock().clone(), metrics.clone());
+        let backends = backends
+            .to_builder()
+            .seat_lock(Arc::new(timed))
+            .build()
+            .expect("every adapter comes from complete backends");
         Self(Arc::new(Inner {
             tickets: TicketService::new(backends.clone(), config.service.clone()),
             queries: QueryService::new(backends.clone(), config.service.clone()),

@@ -159,9 +159,9 @@ impl Args {
     /// [`connect_backends`](Self::connect_backends), plus the ticket repository as the outbox
     /// relay's store.
     pub async fn connect_backends_with_outbox(&self) -> Result<(Backends, Arc<dyn OutboxStore>)> {
-        let mut backends = Backends::in_memory();
+        let mut backends = Backends::in_memory().to_builder();
         let memory = Arc::new(InMemoryTicketRepository::new());
-        backends.tickets = memory.clone();
+        backends = backends.tickets(memory.clone());
         let mut outbox: Arc<dyn OutboxStore> = memory;
         if let Some(url) = &self.database_url {
             let pool = ticketing_sqlx::connect(url, self.database_connections).await?;
@@ -174,18 +174,20 @@ impl Args {
             } else {
                 MySqlTicketRepository::with_batching(pool.clone(), BatchConfig::default())
             });
-            backends.tickets = repository.clone();
-            outbox = repository;
-            backends.catalog = Arc::new(MySqlCatalog::new(pool.clone()));
-            backends.seat_lock = Arc::new(MySqlSeatLock::new(pool));
+            outbox = repository.clone();
+            backends = backends
+                .tickets(repository)
+                .catalog(Arc::new(MySqlCatalog::new(pool.clone())))
+                .seat_lock(Arc::new(MySqlSeatLock::new(pool)));
         }
         if let Some(url) = &self.redis_url {
             let config = RedisSeatLockConfig {
                 key_prefix: self.redis_key_prefix.clone(),
                 ..Default::default()
             };
-            backends.seat_lock = Arc::new(RedisSeatLock::connect(url, config).await?);
+            backends = backends.seat_lock(Arc::new(RedisSeatLock::connect(url, config).await?));
         }
+        let backends = backends.build()?;
         Ok((backends, outbox))
     }
 }

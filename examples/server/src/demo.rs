@@ -149,7 +149,7 @@ pub async fn simulate_payment(
     };
     let body = serde_json::to_vec(&payload)
         .map_err(|e| ApiError::from(ticketing_core::Error::internal(e.to_string())))?;
-    let now = state.backends().clock.now().timestamp();
+    let now = state.backends().clock().now().timestamp();
     let signature = state.webhook_secret().sign(now, &body);
     let outcome = process_webhook(&state, Some(&signature), &body).await?;
     Ok(Json(outcome.answer?))

@@ -130,6 +130,8 @@ impl From<Error> for ApiError {
         let status = status_of(&error);
         let code = match &error {
             Error::InvalidRequest { .. } => INCONSISTENT_REQUEST,
+            // A setting found unusable while serving is the operator's, not the client's.
+            Error::Config { .. } => "INTERNAL",
             _ => error.code(),
         };
         let (message, details) = match &error {

@@ -42,7 +42,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
     let (backends, outbox) = args.connect_backends_with_outbox().await?;
-    let clock = backends.clock.clone();
+    let clock = backends.clock().clone();
     // The relay also mirrors every committed change into the seat lock, repairing an update
     // that was lost between a commit and the service's own lock call.
     let lock_sync = Arc::new(SeatLockSync::new(
@@ -68,7 +68,7 @@ pub async fn run(
     };
     let demo = if args.demo_mode() {
         let catalog = ticketing_core::service::CatalogService::new(backends.clone());
-        Some(demo::seed(&catalog, backends.clock.now()).await?)
+        Some(demo::seed(&catalog, backends.clock().now()).await?)
     } else {
         None
     };

@@ -41,8 +41,11 @@ impl SeatLock for FailingLock {
 }
 
 async fn app_with_lock(make: fn() -> Error) -> TestApp {
-    let mut backends = Backends::in_memory();
-    backends.seat_lock = Arc::new(FailingLock(make));
+    let backends = Backends::in_memory()
+        .to_builder()
+        .seat_lock(Arc::new(FailingLock(make)))
+        .build()
+        .expect("complete backends");
     TestApp::new(backends, None).await
 }
 

@@ -16,10 +16,12 @@ async fn mysql() -> TestApp {
         .await
         .unwrap_or_else(|e| panic!("cannot create a test database (set TICKETING_MYSQL_URL): {e}"));
     let pool = database.pool().clone();
-    let mut backends = Backends::in_memory();
-    backends.tickets = Arc::new(MySqlTicketRepository::new(pool.clone()));
-    backends.catalog = Arc::new(MySqlCatalog::new(pool.clone()));
-    backends.seat_lock = Arc::new(MySqlSeatLock::new(pool));
+    let backends = Backends::builder()
+        .tickets(Arc::new(MySqlTicketRepository::new(pool.clone())))
+        .catalog(Arc::new(MySqlCatalog::new(pool.clone())))
+        .seat_lock(Arc::new(MySqlSeatLock::new(pool)))
+        .build()
+        .expect("every adapter given");
     TestApp::new(backends, Some(Box::new(database))).await
 }
 

@@ -29,10 +29,12 @@ async fn mysql_redis() -> TestApp {
         .await
         .unwrap_or_else(|e| panic!("cannot reach Redis at {url} (set {REDIS_VAR}): {e}"));
     let pool = database.pool().clone();
-    let mut backends = Backends::in_memory();
-    backends.tickets = Arc::new(MySqlTicketRepository::new(pool.clone()));
-    backends.catalog = Arc::new(MySqlCatalog::new(pool));
-    backends.seat_lock = Arc::new(lock);
+    let backends = Backends::builder()
+        .tickets(Arc::new(MySqlTicketRepository::new(pool.clone())))
+        .catalog(Arc::new(MySqlCatalog::new(pool)))
+        .seat_lock(Arc::new(lock))
+        .build()
+        .expect("every adapter given");
     TestApp::new(backends, Some(Box::new(database))).await
 }
 

@@ -24,18 +24,16 @@ pub use tickets::TicketService;
 use crate::ports::{CatalogRepository, Clock, IdGenerator, SeatLock, TicketRepository};
 
 /// The adapters a service works with. Cheap to clone; share one between all services.
+///
+/// Made with [`Backends::builder`] (or [`Backends::in_memory`] for the embedded default), so a
+/// port added later gets a builder method instead of breaking every caller.
 #[derive(Clone)]
 pub struct Backends {
-    /// Venues and events.
-    pub catalog: Arc<dyn CatalogRepository>,
-    /// Tickets: the source of truth.
-    pub tickets: Arc<dyn TicketRepository>,
-    /// The admission filter in front of the repository.
-    pub seat_lock: Arc<dyn SeatLock>,
-    /// Time.
-    pub clock: Arc<dyn Clock>,
-    /// Ids.
-    pub ids: Arc<dyn IdGenerator>,
+    pub(crate) catalog: Arc<dyn CatalogRepository>,
+    pub(crate) tickets: Arc<dyn TicketRepository>,
+    pub(crate) seat_lock: Arc<dyn SeatLock>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) ids: Arc<dyn IdGenerator>,
 }
 
 impl Backends {
@@ -50,12 +48,116 @@ impl Backends {
         }
     }
 
+    /// A builder that needs the catalog, the ticket repository and the seat lock; the clock
+    /// and the ids default to the system clock and UUID v7.
+    pub fn builder() -> BackendsBuilder {
+        BackendsBuilder::default()
+    }
+
+    /// A builder that starts from these adapters, to replace some of them (a test's clock, a
+    /// wrapper that counts calls).
+    pub fn to_builder(&self) -> BackendsBuilder {
+        BackendsBuilder {
+            catalog: Some(self.catalog.clone()),
+            tickets: Some(self.tickets.clone()),
+            seat_lock: Some(self.seat_lock.clone()),
+            clock: Some(self.clock.clone()),
+            ids: Some(self.ids.clone()),
+        }
+    }
+
+    /// Venues and events.
+    pub fn catalog(&self) -> &Arc<dyn CatalogRepository> {
+        &self.catalog
+    }
+
+    /// Tickets: the source of truth.
+    pub fn tickets(&self) -> &Arc<dyn TicketRepository> {
+        &self.tickets
+    }
+
+    /// The admission filter in front of the repository.
+    pub fn seat_lock(&self) -> &Arc<dyn SeatLock> {
+        &self.seat_lock
+    }
+
+    /// Time.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// Ids.
+    pub fn ids(&self) -> &Arc<dyn IdGenerator> {
+        &self.ids
+    }
+
     /// Now, truncated to whole milliseconds: the precision every backend stores, so a time
     /// written and read back compares equal.
     pub(crate) fn now(&self) -> DateTime<Utc> {
         let now = self.clock.now();
         now.duration_trunc(TimeDelta::milliseconds(1))
             .unwrap_or(now)
+    }
+}
+
+/// Collects the adapters of [`Backends`]; [`BackendsBuilder::build`] says which one is missing.
+#[derive(Default, Clone)]
+#[must_use]
+pub struct BackendsBuilder {
+    catalog: Option<Arc<dyn CatalogRepository>>,
+    tickets: Option<Arc<dyn TicketRepository>>,
+    seat_lock: Option<Arc<dyn SeatLock>>,
+    clock: Option<Arc<dyn Clock>>,
+    ids: Option<Arc<dyn IdGenerator>>,
+}
+
+impl BackendsBuilder {
+    /// Venues and events.
+    pub fn catalog(mut self, catalog: Arc<dyn CatalogRepository>) -> Self {
+        self.catalog = Some(catalog);
+        self
+    }
+
+    /// Tickets: the source of truth.
+    pub fn tickets(mut self, tickets: Arc<dyn TicketRepository>) -> Self {
+        self.tickets = Some(tickets);
+        self
+    }
+
+    /// The admission filter in front of the repository.
+    pub fn seat_lock(mut self, seat_lock: Arc<dyn SeatLock>) -> Self {
+        self.seat_lock = Some(seat_lock);
+        self
+    }
+
+    /// Time; the system clock when not set.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Ids; UUID v7 when not set.
+    pub fn ids(mut self, ids: Arc<dyn IdGenerator>) -> Self {
+        self.ids = Some(ids);
+        self
+    }
+
+    /// The backends, or [`Error::Config`](crate::Error::Config) naming the adapter that was
+    /// not given: the stores have no default, because an in-memory store standing in for a
+    /// forgotten database would lose every sale on restart.
+    pub fn build(self) -> crate::Result<Backends> {
+        let missing = |setting| crate::Error::config(setting, "no adapter was given");
+        Ok(Backends {
+            catalog: self.catalog.ok_or_else(|| missing("catalog"))?,
+            tickets: self.tickets.ok_or_else(|| missing("tickets"))?,
+            seat_lock: self.seat_lock.ok_or_else(|| missing("seat_lock"))?,
+            clock: self
+                .clock
+                .unwrap_or_else(|| Arc::new(crate::ports::SystemClock)),
+            ids: self
+                .ids
+                .unwrap_or_else(|| Arc::new(crate::ports::UuidV7Ids)),
+        })
     }
 }
 
@@ -84,3 +186,46 @@ impl Default for ServiceConfig {
 
 #[cfg(test)]
 mod failure_tests;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Error;
+
+    #[test]
+    fn a_builder_without_a_store_names_the_missing_one() {
+        let memory = Backends::in_memory();
+        let result = Backends::builder()
+            .catalog(memory.catalog().clone())
+            .seat_lock(memory.seat_lock().clone())
+            .build();
+        assert!(
+            matches!(
+                result,
+                Err(Error::Config {
+                    setting: "tickets",
+                    ..
+                })
+            ),
+            "got {:?}",
+            result.err()
+        );
+    }
+
+    #[test]
+    fn a_builder_keeps_what_it_was_given_and_defaults_only_time_and_ids() {
+        let memory = Backends::in_memory();
+        let backends = Backends::builder()
+            .catalog(memory.catalog().clone())
+            .tickets(memory.tickets().clone())
+            .seat_lock(memory.seat_lock().clone())
+            .build()
+            .expect("complete");
+        assert!(Arc::ptr_eq(backends.tickets(), memory.tickets()));
+        assert!(Arc::ptr_eq(backends.seat_lock(), memory.seat_lock()));
+        let clock = Arc::new(crate::ports::ManualClock::new(chrono::DateTime::UNIX_EPOCH));
+        let replaced = backends.to_builder().clock(clock.clone()).build().unwrap();
+        assert_eq!(replaced.clock().now(), chrono::DateTime::UNIX_EPOCH);
+        assert!(Arc::ptr_eq(replaced.catalog(), memory.catalog()));
+    }
+}

@@ -123,7 +123,7 @@ impl std::fmt::Debug for OutboxRelay {
 
 impl OutboxRelay {
     /// A relay from `store` to `sink`, timing its lease with `clock`. Fails with
-    /// [`Error::InvalidRequest`] for a zero batch size, an empty relay id or a lease TTL that
+    /// [`Error::Config`] for a zero batch size, an empty relay id or a lease TTL that
     /// does not fit a [`TimeDelta`].
     pub fn new(
         store: Arc<dyn OutboxStore>,
@@ -132,13 +132,13 @@ impl OutboxRelay {
         config: RelayConfig,
     ) -> Result<Self> {
         if config.batch_size == 0 {
-            return Err(Error::invalid("batch_size", "must be at least 1"));
+            return Err(Error::config("batch_size", "must be at least 1"));
         }
         if config.relay_id.is_empty() {
-            return Err(Error::invalid("relay_id", "must not be empty"));
+            return Err(Error::config("relay_id", "must not be empty"));
         }
         if TimeDelta::from_std(config.lease_ttl).is_err() || config.lease_ttl.is_zero() {
-            return Err(Error::invalid("lease_ttl", "must be positive and finite"));
+            return Err(Error::config("lease_ttl", "must be positive and finite"));
         }
         Ok(Self {
             store,

@@ -488,7 +488,7 @@ pub async fn late_mark_sold_does_not_resurrect_a_refunded_seat(harness: Harness)
 /// (a refund's release, a payment's mark, a cancel's release), also when published twice.
 pub async fn lost_lock_updates_are_repaired_from_the_outbox(harness: Harness) {
     let f = Fixture::new(&harness, Layout::default()).await;
-    let repo = &f.backends.tickets;
+    let repo = &f.backends.tickets();
     let head = repo
         .outbox_after(0, 1_000_000)
         .await

@@ -35,7 +35,7 @@ pub(crate) struct StreamKeys {
 impl StreamKeys {
     pub fn new(prefix: &str) -> Result<Self> {
         if prefix.contains(['{', '}']) {
-            return Err(Error::invalid(
+            return Err(Error::config(
                 "key_prefix",
                 "must not contain { or } (the stream's hash tag must be the first one in each key)",
             ));

@@ -125,14 +125,14 @@ type RawEntry = (String, Option<Vec<(String, String)>>);
 type Deltas = (Vec<(&'static str, i64)>, Vec<(String, i64)>);
 
 impl RedisProjection {
-    /// A consumer over its own connection (blocking reads hold it). [`Error::InvalidRequest`]
+    /// A consumer over its own connection (blocking reads hold it). [`Error::Config`]
     /// for a prefix with braces, an empty group or consumer name, or a zero batch size.
     pub fn new(conn: ConnectionManager, config: ProjectionConfig) -> Result<Self> {
         if config.group.is_empty() || config.consumer.is_empty() {
-            return Err(Error::invalid("group", "group and consumer must be named"));
+            return Err(Error::config("group", "group and consumer must be named"));
         }
         if config.batch_size == 0 {
-            return Err(Error::invalid("batch_size", "must be at least 1"));
+            return Err(Error::config("batch_size", "must be at least 1"));
         }
         Ok(Self {
             conn,

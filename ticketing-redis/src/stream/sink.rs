@@ -51,7 +51,7 @@ impl std::fmt::Debug for RedisEventSink {
 }
 
 impl RedisEventSink {
-    /// A sink over an existing connection. [`Error::InvalidRequest`] for a prefix with braces.
+    /// A sink over an existing connection. [`Error::Config`] for a prefix with braces.
     pub fn new(conn: ConnectionManager, config: RedisEventSinkConfig) -> Result<Self> {
         Ok(Self {
             conn,

@@ -30,9 +30,9 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
 pub async fn health(State(state): State<AppState>) -> ApiResult<Json<HealthDto>> {
     let b = state.backends();
     let probe = TicketId::from_uuid(Uuid::new_v4());
-    check("repository", b.tickets.ticket(probe)).await?;
+    check("repository", b.tickets().ticket(probe)).await?;
     let event = EventId::from_uuid(Uuid::new_v4());
-    check("seat lock", b.seat_lock.snapshot(event, b.clock.now())).await?;
+    check("seat lock", b.seat_lock().snapshot(event, b.clock().now())).await?;
     Ok(Json(HealthDto {
         status: "ok".into(),
         repository: "ok".into(),

@@ -78,7 +78,7 @@ pub async fn process_webhook(
     signature: Option<&str>,
     body: &[u8],
 ) -> ApiResult<WebhookOutcome> {
-    let now = state.backends().clock.now().timestamp();
+    let now = state.backends().clock().now().timestamp();
     state.webhook_secret().verify(signature, body, now)?;
     let payload: PaymentWebhookDto = serde_json::from_slice(body)
         .map_err(|e| ApiError::invalid(format!("invalid webhook body: {e}")))?;

@@ -117,9 +117,13 @@ pub fn now_ms() -> DateTime<Utc> {
 impl TestApp {
     /// An app over `backends` (its clock is replaced by a manual one); `guard` lives as long as
     /// the app (e.g. a test database).
-    pub async fn new(mut backends: Backends, guard: Option<Box<dyn Any + Send + Sync>>) -> Self {
+    pub async fn new(backends: Backends, guard: Option<Box<dyn Any + Send + Sync>>) -> Self {
         let clock = Arc::new(ManualClock::new(now_ms()));
-        backends.clock = clock.clone();
+        let backends = backends
+            .to_builder()
+            .clock(clock.clone())
+            .build()
+            .expect("complete backends");
         let demo = ticketing_server::demo::seed(
             &CatalogService::new(backends.clone()),
             clock.now_for_tests(),

@@ -480,7 +480,7 @@ impl World {
                 .lock_sync
                 .then(|| Arc::new(SeatLockSync::new(backends.clone(), service_config.clone()))),
             relay_cursor: Arc::new(AtomicU64::new(0)),
-            outbox: backends.tickets.clone(),
+            outbox: backends.tickets().clone(),
             queries: QueryService::new(backends, service_config),
             event: event.id(),
             seats,
