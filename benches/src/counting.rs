@@ -152,4 +152,9 @@ impl TicketRepository for CountingRepository {
         bump(&self.counts.reads);
         self.inner.outbox_after(after, limit).await
     }
+
+    async fn outbox_head(&self) -> Result<Option<u64>> {
+        bump(&self.counts.reads);
+        self.inner.outbox_head().await
+    }
 }

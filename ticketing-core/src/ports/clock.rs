@@ -5,7 +5,7 @@ use std::sync::Mutex;
 use chrono::{DateTime, TimeDelta, Utc};
 use uuid::Uuid;
 
-use crate::domain::{OrderId, TicketId};
+use crate::domain::{EventId, OrderId, TicketId, VenueId};
 
 /// The current time. Services truncate it to whole milliseconds, the precision every backend keeps.
 pub trait Clock: Send + Sync {
@@ -63,11 +63,10 @@ pub trait IdGenerator: Send + Sync {
     /// A new order id for a purchase without an idempotency key.
     fn order_id(&self) -> OrderId;
 
-    /// A new id for a venue or an event. Defaults to a UUID v7; deterministic generators
-    /// override it.
-    fn catalog_id(&self) -> Uuid {
-        Uuid::now_v7()
-    }
+    /// A new venue id.
+    fn venue_id(&self) -> VenueId;
+    /// A new event id.
+    fn event_id(&self) -> EventId;
 }
 
 /// UUID v7 ids from the system clock and a random source.
@@ -81,5 +80,13 @@ impl IdGenerator for UuidV7Ids {
 
     fn order_id(&self) -> OrderId {
         OrderId::from_uuid(Uuid::now_v7())
+    }
+
+    fn venue_id(&self) -> VenueId {
+        VenueId::from_uuid(Uuid::now_v7())
+    }
+
+    fn event_id(&self) -> EventId {
+        EventId::from_uuid(Uuid::now_v7())
     }
 }

@@ -30,10 +30,9 @@ pub trait EventSink: Send + Sync {
     ///
     /// The relay compares it with its cursor: a sink that answers less than what was marked sent
     /// lost data (a Redis restart without persistence, a stream deleted by hand), and the relay
-    /// rewinds to republish from there.
-    async fn high_water_mark(&self) -> Result<Option<u64>> {
-        Ok(None)
-    }
+    /// rewinds to republish from there. Required, so that a new sink says on purpose whether
+    /// it can detect a loss.
+    async fn high_water_mark(&self) -> Result<Option<u64>>;
 }
 
 /// The outbox as the relay sees it: the entries not yet published, a cursor of what was

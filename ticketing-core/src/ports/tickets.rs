@@ -114,10 +114,9 @@ pub trait TicketRepository: Send + Sync {
 
     /// The sequence number of the newest committed outbox entry (0 when there is none), or
     /// `None` when the repository cannot tell. A seat-lock rebuild notes it before reading the
-    /// active tickets and then catches up with the orders changed since.
-    async fn outbox_head(&self) -> Result<Option<u64>> {
-        Ok(None)
-    }
+    /// active tickets and then catches up with the orders changed since. Required: a wrapper
+    /// that forgot to forward it would silently turn that catch-up off.
+    async fn outbox_head(&self) -> Result<Option<u64>>;
 
     /// Up to `limit` outbox entries with a sequence number greater than `after`, in order.
     async fn outbox_after(&self, after: u64, limit: u32) -> Result<Vec<OutboxEntry>>;

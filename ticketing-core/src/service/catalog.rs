@@ -86,7 +86,7 @@ impl CatalogService {
     /// Creates a venue with a new id after checking its layout.
     pub async fn create_venue(&self, name: &str, zones: Vec<Zone>) -> Result<Venue> {
         let venue = Venue::new(
-            VenueId::from_uuid(self.backends.ids.catalog_id()),
+            self.backends.ids.venue_id(),
             name,
             zones,
         )?;
@@ -103,7 +103,7 @@ impl CatalogService {
             .await?
             .ok_or_else(|| Error::not_found("venue", spec.venue_id))?;
         let event = Event::new(
-            EventId::from_uuid(self.backends.ids.catalog_id()),
+            self.backends.ids.event_id(),
             spec,
             &venue,
         )?;

@@ -42,6 +42,12 @@ impl SeatLockSync {
 
 #[async_trait]
 impl EventSink for SeatLockSync {
+    /// The lock keeps no sequence numbers, so it cannot tell a loss; a lost lock is rebuilt
+    /// from the repository instead (`NotLoaded`).
+    async fn high_water_mark(&self) -> Result<Option<u64>> {
+        Ok(None)
+    }
+
     async fn publish(&self, entries: &[OutboxEntry]) -> Result<()> {
         // Each order once per batch: its current state already includes all its changes.
         let mut seen = HashSet::new();

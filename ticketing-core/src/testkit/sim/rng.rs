@@ -7,7 +7,7 @@ use std::sync::Mutex;
 
 use uuid::Uuid;
 
-use crate::domain::{OrderId, TicketId};
+use crate::domain::{EventId, OrderId, TicketId, VenueId};
 use crate::ports::IdGenerator;
 
 /// SplitMix64: a seeded pseudo-random stream. Never use it for anything but simulations.
@@ -93,8 +93,12 @@ impl IdGenerator for SeededIds {
         OrderId::from_uuid(self.next())
     }
 
-    fn catalog_id(&self) -> Uuid {
-        self.next()
+    fn venue_id(&self) -> VenueId {
+        VenueId::from_uuid(self.next())
+    }
+
+    fn event_id(&self) -> EventId {
+        EventId::from_uuid(self.next())
     }
 }
 
