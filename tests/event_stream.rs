@@ -310,6 +310,7 @@ async fn assert_stream_is_the_outbox(repo: &MySqlTicketRepository, url: &str, ke
             TicketRefunded => TicketStatus::Refunded,
             TicketExpired => TicketStatus::Expired,
             TicketCancelled => TicketStatus::Cancelled,
+            other => panic!("order {order}: the test makes no {other:?} change"),
         };
         assert_eq!(
             status, expected,

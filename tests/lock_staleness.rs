@@ -7,7 +7,7 @@
 use async_trait::async_trait;
 use ticketing_core::Result;
 use ticketing_core::domain::{EventId, OrderId, PaymentRef, TicketAction, TicketStatus};
-use ticketing_core::ports::{ActiveHold, HoldSource, Transition};
+use ticketing_core::ports::{ActiveHold, Clock, HoldSource, Transition};
 use ticketing_core::service::{RepositoryHolds, TicketService};
 use ticketing_core::testkit::{Fixture, Layout};
 use ticketing_tests::redis_mysql_harness;
@@ -60,11 +60,7 @@ async fn a_payment_during_a_rebuild_leaves_the_seat_sold() {
         .expect("rebuild");
     source
         .inner
-        .catch_up(
-            &**f.backends.seat_lock(),
-            f.event.id(),
-            f.clock.now_for_tests(),
-        )
+        .catch_up(&**f.backends.seat_lock(), f.event.id(), f.clock.now())
         .await;
     f.assert_seat_map_matches_repository().await;
     harness.finish().await;
@@ -86,7 +82,7 @@ async fn a_retried_payment_marks_the_seat_sold() {
         .transition(&Transition {
             order: order.id,
             action: TicketAction::Pay,
-            now: f.clock.now_for_tests(),
+            now: f.clock.now(),
             payment_ref: Some(reference.clone()),
         })
         .await

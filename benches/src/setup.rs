@@ -3,7 +3,7 @@
 //! seats or general admission). The venue and event shapes are shared with `--target` runs,
 //! which create them through the server's admin API.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +17,7 @@ use ticketing_core::domain::{
 };
 use ticketing_core::memory::{InMemoryCatalog, InMemorySeatLock, InMemoryTicketRepository};
 use ticketing_core::ports::{CatalogRepository, SeatLock, TicketRepository};
-use ticketing_core::service::{Backends, CatalogService, RepositoryHolds, ServiceConfig};
+use ticketing_core::service::{Backends, CatalogService, ServiceConfig, TicketService};
 use ticketing_redis::{RedisSeatLock, RedisSeatLockConfig};
 use ticketing_sqlx::{BatchConfig, MySqlCatalog, MySqlSeatLock, MySqlTicketRepository};
 use uuid::Uuid;
@@ -315,14 +315,8 @@ impl Rig {
     /// Before the clock starts: loads the event into the seat lock from the repository, as the
     /// service would on its first hold, so the run measures the sale, not the set-up.
     pub async fn warm_up(&self) -> Result<(), BenchError> {
-        let source = RepositoryHolds::new(
-            self.backends.tickets().clone(),
-            ServiceConfig::default().hold_grace,
-            HashMap::new(),
-        );
-        self.backends
-            .seat_lock()
-            .rebuild(self.event, &source)
+        TicketService::new(self.backends.clone(), ServiceConfig::default())
+            .load_seat_lock(self.event)
             .await?;
         Ok(())
     }

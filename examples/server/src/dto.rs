@@ -467,6 +467,8 @@ impl From<&SeatMap> for SeatMapDto {
                         SeatAvailability::Free => SeatStateDto::Free,
                         SeatAvailability::Held => SeatStateDto::Held,
                         SeatAvailability::Sold => SeatStateDto::Sold,
+                        // A state added to the library later is shown as not buyable.
+                        _ => SeatStateDto::Held,
                     },
                 })
                 .collect(),

@@ -19,6 +19,7 @@ pub const OUTBOX_SCHEMA_VERSION: u16 = 2;
 
 /// What happened to an order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum OutboxKind {
     /// Tickets created, PENDING_PAYMENT.
     TicketReserved,

@@ -38,11 +38,6 @@ impl ManualClock {
         *self.0.lock().unwrap_or_else(|e| e.into_inner()) = to;
     }
 
-    /// The time the clock stands at (same as [`Clock::now`], without importing the trait).
-    pub fn now_for_tests(&self) -> DateTime<Utc> {
-        self.now()
-    }
-
     /// Moves the clock forward by `by`.
     pub fn advance(&self, by: TimeDelta) {
         let mut now = self.0.lock().unwrap_or_else(|e| e.into_inner());

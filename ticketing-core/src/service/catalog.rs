@@ -11,25 +11,25 @@ use super::Backends;
 
 /// An event with its venue, as purchases need them.
 #[derive(Debug)]
-pub struct EventInfo {
+pub(crate) struct EventInfo {
     /// The event.
-    pub event: Event,
+    pub(crate) event: Event,
     /// Its venue.
-    pub venue: Venue,
+    pub(crate) venue: Venue,
     /// Capacity of each general-admission zone.
-    pub capacities: HashMap<ZoneCode, u32>,
+    pub(crate) capacities: HashMap<ZoneCode, u32>,
 }
 
 /// Events and venues never change once created, so every service keeps them in memory: a purchase
 /// reads no catalog row from the database after the first one per event.
 #[derive(Default)]
-pub struct EventCache {
+pub(crate) struct EventCache {
     events: RwLock<HashMap<EventId, Arc<EventInfo>>>,
 }
 
 impl EventCache {
     /// The event with its venue, from the cache or else from `catalog`.
-    pub async fn get(
+    pub(crate) async fn get(
         &self,
         catalog: &dyn CatalogRepository,
         id: EventId,
@@ -85,11 +85,7 @@ impl CatalogService {
 
     /// Creates a venue with a new id after checking its layout.
     pub async fn create_venue(&self, name: &str, zones: Vec<Zone>) -> Result<Venue> {
-        let venue = Venue::new(
-            self.backends.ids.venue_id(),
-            name,
-            zones,
-        )?;
+        let venue = Venue::new(self.backends.ids.venue_id(), name, zones)?;
         self.backends.catalog.insert_venue(&venue).await?;
         Ok(venue)
     }
@@ -102,11 +98,7 @@ impl CatalogService {
             .venue(spec.venue_id)
             .await?
             .ok_or_else(|| Error::not_found("venue", spec.venue_id))?;
-        let event = Event::new(
-            self.backends.ids.event_id(),
-            spec,
-            &venue,
-        )?;
+        let event = Event::new(self.backends.ids.event_id(), spec, &venue)?;
         self.backends.catalog.insert_event(&event).await?;
         Ok(event)
     }

@@ -23,6 +23,11 @@ const CATCH_UP_LIMIT: u32 = 10_000;
 /// It also notes the outbox head before reading, so that the rebuilder can catch up afterwards
 /// with the orders that changed while the lock was being rebuilt (a payment whose `mark_sold`
 /// found the event not loaded, an order committed after the read).
+///
+/// The services make their own; build one to reload a lock by hand (e.g.
+/// `RedisSeatLock::reload` after repairing Redis), then call [`RepositoryHolds::catch_up`].
+/// To load an event before an on-sale, [`TicketService::load_seat_lock`](super::TicketService::load_seat_lock)
+/// is simpler.
 pub struct RepositoryHolds {
     tickets: Arc<dyn TicketRepository>,
     grace: TimeDelta,

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 
-pub use catalog::{CatalogService, EventCache};
+pub use catalog::CatalogService;
 pub use holds::RepositoryHolds;
 pub use lock_sync::{FanOutSink, SeatLockSync};
 pub use purchase::{PurchaseRequest, Selection};

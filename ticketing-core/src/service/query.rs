@@ -17,6 +17,7 @@ use super::{Backends, ServiceConfig};
 /// Whether a seat can be bought.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum SeatAvailability {
     /// Nobody holds it.
     Free,

@@ -55,6 +55,7 @@ impl RelayConfig {
 
 /// What one [`OutboxRelay::run_once`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RelayRound {
     /// Another relay holds the lease (or took it during the round); nothing was marked sent.
     Standby,

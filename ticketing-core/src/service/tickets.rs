@@ -3,14 +3,14 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use crate::domain::{Order, OrderId, PaymentRef, Ticket, TicketAction, TicketStatus};
+use crate::domain::{EventId, Order, OrderId, PaymentRef, Ticket, TicketAction, TicketStatus};
 use crate::ports::{
     HoldItem, HoldOutcome, HoldRequest, IdempotencyRecord, InsertOutcome, NewOrder, Transition,
 };
 use crate::{Error, Result};
 
 use super::catalog::{EventCache, EventInfo};
-use super::holds::{RepositoryHolds, hold_with_rebuild, items_of};
+use super::holds::{RepositoryHolds, hold_with_rebuild, items_of, snapshot_with_rebuild};
 use super::purchase::PurchaseRequest;
 use super::{Backends, ServiceConfig};
 
@@ -431,6 +431,22 @@ impl TicketService {
             }
         }
         Ok(expired)
+    }
+
+    /// Loads `event` into the seat lock from the repository if the lock does not hold it, as
+    /// the first purchase would: call it before an on-sale so that the first buyers do not wait
+    /// for the rebuild. Reads the event's whole lock state once, so it is not for the hot path.
+    pub async fn load_seat_lock(&self, event: EventId) -> Result<()> {
+        let info = self.events.get(&*self.backends.catalog, event).await?;
+        snapshot_with_rebuild(
+            &*self.backends.seat_lock,
+            || self.hold_source(&info),
+            event,
+            self.backends.now(),
+            self.config.rebuild_attempts,
+        )
+        .await
+        .map(drop)
     }
 }
 

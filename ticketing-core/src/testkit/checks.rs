@@ -9,7 +9,7 @@ use tokio::sync::Barrier;
 
 use crate::Error;
 use crate::domain::{IdempotencyKey, OutboxKind, PaymentRef, TicketAction, TicketStatus};
-use crate::ports::{HoldItem, HoldOutcome, HoldRequest, ManualClock};
+use crate::ports::{Clock, HoldItem, HoldOutcome, HoldRequest, ManualClock};
 use crate::service::{SeatAvailability, Selection};
 
 use super::Harness;
@@ -78,10 +78,7 @@ pub async fn lifecycle_round_trip(harness: Harness) {
     assert_eq!(order.status, TicketStatus::PendingPayment);
     assert_eq!(order.tickets.len(), 2);
     assert_eq!(order.total.minor, 2 * PRICE_MINOR);
-    assert_eq!(
-        order.expires_at,
-        f.clock.now_for_tests() + f.event.hold_time()
-    );
+    assert_eq!(order.expires_at, f.clock.now() + f.event.hold_time());
     let ticket = f
         .queries
         .ticket(order.tickets[0].id)
@@ -108,7 +105,7 @@ pub async fn lifecycle_round_trip(harness: Harness) {
     assert!(
         paid.tickets
             .iter()
-            .all(|t| t.paid_at == Some(f.clock.now_for_tests()))
+            .all(|t| t.paid_at == Some(f.clock.now()))
     );
     assert_eq!(
         f.queries
@@ -498,7 +495,7 @@ pub async fn lost_lock_updates_are_repaired_from_the_outbox(harness: Harness) {
     let commit_only = |order, action, payment_ref: Option<&str>| crate::ports::Transition {
         order,
         action,
-        now: f.clock.now_for_tests(),
+        now: f.clock.now(),
         payment_ref: payment_ref.map(|r| PaymentRef::new(r).unwrap()),
     };
     let refunded = f.buy("refunded", vec![f.seat(0)]).await;
@@ -553,7 +550,7 @@ pub async fn lost_lock_updates_are_repaired_from_the_outbox(harness: Harness) {
 /// deadline; an unpaid ticket is expired by the sweep and its seat sold again.
 pub async fn abandoned_holds_free_their_seats(harness: Harness) {
     let f = Fixture::new(&harness, Layout::default()).await;
-    let now = f.clock.now_for_tests();
+    let now = f.clock.now();
     // Load the lock, then "crash" after a hold: nothing persisted, nothing released.
     f.queries.seat_map(f.event.id()).await.expect("seat map");
     let ghost = crate::domain::OrderId::from_uuid(uuid::Uuid::now_v7());

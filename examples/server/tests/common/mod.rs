@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, Method, Request, StatusCode};
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use ticketing_core::ports::ManualClock;
+use ticketing_core::ports::{Clock, ManualClock};
 use ticketing_core::service::{Backends, CatalogService, ServiceConfig};
 use ticketing_server::app::{AppConfig, AppState, DemoEvent, router};
 use ticketing_server::webhook::{SIGNATURE_HEADER, WebhookSecret};
@@ -124,12 +124,10 @@ impl TestApp {
             .clock(clock.clone())
             .build()
             .expect("complete backends");
-        let demo = ticketing_server::demo::seed(
-            &CatalogService::new(backends.clone()),
-            clock.now_for_tests(),
-        )
-        .await
-        .expect("seeding the demo event");
+        let demo =
+            ticketing_server::demo::seed(&CatalogService::new(backends.clone()), clock.now())
+                .await
+                .expect("seeding the demo event");
         let state = AppState::new(
             backends,
             AppConfig {
@@ -221,8 +219,8 @@ impl TestApp {
     /// Sends a payment webhook signed at the test clock's now.
     pub async fn webhook(&self, id: &str, order: &str, reference: &str) -> Answer {
         let body = json!({"id": id, "orderId": order, "paymentReference": reference}).to_string();
-        let signature = WebhookSecret::new(SECRET)
-            .sign(self.clock.now_for_tests().timestamp(), body.as_bytes());
+        let signature =
+            WebhookSecret::new(SECRET).sign(self.clock.now().timestamp(), body.as_bytes());
         self.signed_webhook(body, &signature).await
     }
 

@@ -3,6 +3,7 @@
 use axum::http::{Method, StatusCode};
 use chrono::TimeDelta;
 use serde_json::{Value, json};
+use ticketing_core::ports::Clock;
 
 use super::{ADMIN, TestApp, assert_error_shape, purchase};
 
@@ -132,7 +133,7 @@ pub async fn purchase_refusals(app: TestApp) {
         .await
         .expect(StatusCode::NOT_FOUND, Some("NOT_FOUND"));
     // An event whose sale has not opened → 409 NOT_ON_SALE.
-    let now = app.clock.now_for_tests();
+    let now = app.clock.now();
     let event = app
         .admin_post(
             "/api/admin/events",
@@ -242,7 +243,7 @@ pub async fn webhook_refusals(app: TestApp) {
     let bought = app.buy("alice", &["STALLS:A:7"]).await;
     let order = order_id(&bought);
     let body = json!({"id": "evt_x", "orderId": order, "paymentReference": "pi_x"}).to_string();
-    let now = app.clock.now_for_tests().timestamp();
+    let now = app.clock.now().timestamp();
     let secret = ticketing_server::webhook::WebhookSecret::new(super::SECRET);
     let wrong = ticketing_server::webhook::WebhookSecret::new("not-the-secret");
     for signature in [
@@ -417,7 +418,7 @@ pub async fn admin_routes(app: TestApp) {
         .await
         .expect(StatusCode::OK, None);
 
-    let now = app.clock.now_for_tests();
+    let now = app.clock.now();
     let event = json!({"venueId": venue_id, "name": "Gig",
         "saleOpens": now - TimeDelta::minutes(1), "saleCloses": now + TimeDelta::days(1),
         "prices": [{"zone": "MAIN", "amountMinor": 3000, "currency": "EUR"},
