@@ -429,7 +429,7 @@ async fn unreadable_entries_count_as_free_and_never_panic() {
 }
 
 #[tokio::test]
-async fn duplicate_items_and_bad_prefixes_are_invalid_requests() {
+async fn duplicate_items_are_invalid_requests_and_bad_prefixes_config_errors() {
     let redis = TestRedis::shared();
     let lock = redis.lock().await;
     let (ev, a) = (event(), order());
@@ -454,8 +454,8 @@ async fn duplicate_items_and_bad_prefixes_are_invalid_requests() {
     assert!(
         matches!(
             err,
-            Error::InvalidRequest {
-                field: "key_prefix",
+            Error::Config {
+                setting: "key_prefix",
                 ..
             }
         ),

@@ -21,6 +21,10 @@ pub use pool::{STATEMENT_CACHE_CAPACITY, connect};
 pub use seat_lock::MySqlSeatLock;
 pub use tickets::{BatchConfig, MySqlTicketRepository};
 
+/// The sqlx this crate is built with, so that callers make their `MySqlPool` with the same
+/// version (a pool from another sqlx version is a different type).
+pub use sqlx;
+
 /// The adapter name in [`ticketing_core::Error::Unavailable`].
 pub const ADAPTER: &str = "mysql";
 
