@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
-use serde::Serialize;
 
 use super::ids::{EventId, VenueId, ZoneCode};
 use super::money::{Currency, Money};
@@ -37,7 +36,7 @@ pub struct EventSpec {
 }
 
 /// An event on sale at a venue. Built only through [`Event::new`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
     id: EventId,
     name: String,
@@ -46,7 +45,6 @@ pub struct Event {
     sale_closes: DateTime<Utc>,
     prices: BTreeMap<ZoneCode, Money>,
     currency: Currency,
-    #[serde(with = "millis")]
     hold_time: TimeDelta,
     per_customer_limit: u32,
 }
@@ -156,13 +154,4 @@ impl Event {
 /// reads; otherwise a sale opening "now" would not have opened yet for a truncated clock.
 fn to_millis(t: DateTime<Utc>) -> DateTime<Utc> {
     t.duration_trunc(TimeDelta::milliseconds(1)).unwrap_or(t)
-}
-
-mod millis {
-    use chrono::TimeDelta;
-    use serde::Serializer;
-
-    pub fn serialize<S: Serializer>(d: &TimeDelta, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_i64(d.num_milliseconds())
-    }
 }

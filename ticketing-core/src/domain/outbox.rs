@@ -138,3 +138,48 @@ pub struct OutboxEntry {
     /// The event.
     pub event: OutboxEvent,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A version-2 payload as the relay stores it, with `seat` put in by the caller.
+    fn payload(seat: &str, customer: &str) -> String {
+        format!(
+            r#"{{"version":2,"kind":"TicketPaid",
+                "order_id":"0190f4c4-0000-7000-8000-000000000001",
+                "event_id":"0190f4c4-0000-7000-8000-000000000002",
+                "venue_id":"0190f4c4-0000-7000-8000-000000000003",
+                "customer":"{customer}",
+                "ticket_ids":["0190f4c4-0000-7000-8000-000000000004"],
+                "seats":[{seat}],
+                "amount":{{"minor":1250,"currency":"EUR"}},
+                "at":"2026-12-07T10:00:00Z",
+                "lines":[]}}"#
+        )
+    }
+
+    #[test]
+    fn a_stored_event_parses_back_to_what_was_written() {
+        let seat = r#"{"zone":"STALLS","row":"A","number":12}"#;
+        let event: OutboxEvent = serde_json::from_str(&payload(seat, "alice")).unwrap();
+        assert_eq!(event.seats, vec!["STALLS:A:12".parse().unwrap()]);
+        let again: OutboxEvent =
+            serde_json::from_str(&serde_json::to_string(&event).unwrap()).unwrap();
+        assert_eq!(again, event);
+    }
+
+    #[test]
+    fn a_payload_cannot_deserialise_around_the_domain_checks() {
+        let seat_zero = r#"{"zone":"STALLS","row":"A","number":0}"#;
+        let err = serde_json::from_str::<OutboxEvent>(&payload(seat_zero, "alice")).unwrap_err();
+        assert!(err.to_string().contains("seat numbers start at 1"), "{err}");
+
+        let seat = r#"{"zone":"STALLS","row":"A","number":1}"#;
+        let err = serde_json::from_str::<OutboxEvent>(&payload(seat, "a b")).unwrap_err();
+        assert!(err.to_string().contains("customer"), "{err}");
+
+        let bad_zone = r#"{"zone":"ST:ALLS","row":"A","number":1}"#;
+        assert!(serde_json::from_str::<OutboxEvent>(&payload(bad_zone, "alice")).is_err());
+    }
+}

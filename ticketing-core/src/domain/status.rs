@@ -10,13 +10,11 @@ use std::fmt;
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 
 use crate::Error;
 
 /// Where a ticket is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TicketStatus {
     /// Seat reserved, waiting for payment until the ticket's `expires_at`.
     PendingPayment,
@@ -31,8 +29,7 @@ pub enum TicketStatus {
 }
 
 /// A request to move a ticket (or all tickets of an order) to another status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TicketAction {
     /// Confirm payment: PENDING_PAYMENT → PAID, only before the deadline.
     Pay,

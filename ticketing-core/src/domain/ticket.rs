@@ -1,7 +1,6 @@
 //! Tickets and orders.
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 
 use super::ids::{CustomerId, EventId, OrderId, PaymentRef, TicketId, VenueId, ZoneCode};
 use super::money::Money;
@@ -10,7 +9,7 @@ use super::venue::SeatRef;
 use crate::Error;
 
 /// One ticket: one seat (or one general-admission place) of one event for one customer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ticket {
     /// Time-ordered id (UUID v7).
     pub id: TicketId,
@@ -42,7 +41,7 @@ pub struct Ticket {
 
 /// The tickets of one purchase. Every transition moves all tickets of an order together, so they
 /// always share one status.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Order {
     /// The order id.
     pub id: OrderId,

@@ -17,7 +17,11 @@ pub const MAX_ZONE_CAPACITY: u32 = 1_000_000;
 pub const MAX_NAME_CHARS: usize = 200;
 
 /// One seat: (zone, row label, seat number). Its [`SeatRef::key`] is the seat's identity in storage.
+///
+/// It is part of the [`OutboxEvent`](super::OutboxEvent) wire format, so it deserialises, but only
+/// through [`SeatRef::new`]: a payload with seat number 0 is refused, not let in.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "SeatRefFields")]
 pub struct SeatRef {
     /// The zone the seat is in.
     pub zone: ZoneCode,
@@ -39,6 +43,22 @@ impl SeatRef {
     /// The storage key `zone:row:number`. Zone and row never contain `:`, so the key is unambiguous.
     pub fn key(&self) -> String {
         format!("{}:{}:{}", self.zone, self.row, self.number)
+    }
+}
+
+/// The serialised fields of a [`SeatRef`], before [`SeatRef::new`] checks them.
+#[derive(Deserialize)]
+struct SeatRefFields {
+    zone: ZoneCode,
+    row: RowLabel,
+    number: u32,
+}
+
+impl TryFrom<SeatRefFields> for SeatRef {
+    type Error = Error;
+
+    fn try_from(fields: SeatRefFields) -> Result<Self, Error> {
+        SeatRef::new(fields.zone, fields.row, fields.number)
     }
 }
 
@@ -67,7 +87,7 @@ impl FromStr for SeatRef {
 }
 
 /// A row of a seated zone: seats are numbered `1..=seats`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Row {
     /// The row's label.
     pub label: RowLabel,
@@ -76,8 +96,7 @@ pub struct Row {
 }
 
 /// What kind of zone: rows of numbered seats, or a standing area with a capacity.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ZoneKind {
     /// Rows of numbered seats; every ticket names one seat.
     Seated {
@@ -92,7 +111,7 @@ pub enum ZoneKind {
 }
 
 /// A zone of a venue.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Zone {
     /// The zone's code, unique within the venue.
     pub code: ZoneCode,
@@ -128,7 +147,7 @@ impl Zone {
 }
 
 /// A venue with its zones. Built only through [`Venue::new`], which rejects inconsistent layouts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Venue {
     id: VenueId,
     name: String,

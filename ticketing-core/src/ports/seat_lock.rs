@@ -9,13 +9,12 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 
 use crate::Result;
 use crate::domain::{EventId, OrderId, SeatRef, ZoneCode};
 
 /// One thing an order holds.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum HoldItem {
     /// A numbered seat.
     Seat(SeatRef),
@@ -63,7 +62,7 @@ pub enum HoldOutcome {
 }
 
 /// The state of one seat in the lock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SeatState {
     /// Held by an order until a deadline.
     Held {

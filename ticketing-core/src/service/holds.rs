@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
@@ -36,15 +37,16 @@ pub struct RepositoryHolds {
 }
 
 impl RepositoryHolds {
-    /// A source over `tickets`; `capacities` are the event's general-admission zone capacities.
+    /// A source over `tickets`; `grace` is the services' [`hold_grace`](super::ServiceConfig::hold_grace)
+    /// and `capacities` are the event's general-admission zone capacities.
     pub fn new(
         tickets: Arc<dyn TicketRepository>,
-        grace: TimeDelta,
+        grace: Duration,
         capacities: HashMap<ZoneCode, u32>,
     ) -> Self {
         Self {
             tickets,
-            grace,
+            grace: super::grace_span(grace),
             capacities,
             read_at: Mutex::new(None),
         }

@@ -66,7 +66,7 @@ impl EventSink for SeatLockSync {
                 &*self.backends.seat_lock,
                 &order,
                 &info.capacities,
-                self.config.hold_grace,
+                self.config.grace(),
                 now,
             )
             .await?;

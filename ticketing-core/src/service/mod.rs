@@ -10,6 +10,7 @@ mod relay;
 mod tickets;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 
@@ -162,11 +163,15 @@ impl BackendsBuilder {
 }
 
 /// Tuning knobs of the services. `Default` gives production values.
+///
+/// Like every configuration struct of the workspace, it gives spans as [`std::time::Duration`];
+/// chrono types are kept for domain values (deadlines, an event's hold time).
 #[derive(Debug, Clone)]
 pub struct ServiceConfig {
     /// Extra time a seat hold outlives the payment deadline, so the sweeper expires the ticket
-    /// before the hold lapses (invariant 4: hold time + grace).
-    pub hold_grace: TimeDelta,
+    /// before the hold lapses (invariant 4: hold time + grace). At most [`MAX_HOLD_GRACE`]; a
+    /// longer grace is taken as that.
+    pub hold_grace: Duration,
     /// How often a purchase rebuilds a seat lock that lost its state before giving up with
     /// [`Error::Unavailable`](crate::Error::Unavailable).
     pub rebuild_attempts: u32,
@@ -174,10 +179,26 @@ pub struct ServiceConfig {
     pub sweep_batch: u32,
 }
 
+/// Longest [`ServiceConfig::hold_grace`] honoured: a day, like the longest hold time, so a
+/// deadline plus grace always stays a representable instant.
+pub const MAX_HOLD_GRACE: Duration = Duration::from_secs(24 * 60 * 60);
+
+impl ServiceConfig {
+    /// The grace as the domain's time span, capped at [`MAX_HOLD_GRACE`].
+    pub(crate) fn grace(&self) -> TimeDelta {
+        grace_span(self.hold_grace)
+    }
+}
+
+/// A hold grace as the domain's time span, capped at [`MAX_HOLD_GRACE`].
+pub(crate) fn grace_span(grace: Duration) -> TimeDelta {
+    TimeDelta::from_std(grace.min(MAX_HOLD_GRACE)).unwrap_or(TimeDelta::days(1))
+}
+
 impl Default for ServiceConfig {
     fn default() -> Self {
         Self {
-            hold_grace: TimeDelta::seconds(30),
+            hold_grace: Duration::from_secs(30),
             rebuild_attempts: 3,
             sweep_batch: 500,
         }

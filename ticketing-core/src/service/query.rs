@@ -2,8 +2,6 @@
 
 use std::sync::Arc;
 
-use serde::Serialize;
-
 use crate::domain::{
     EventId, Money, Order, OrderId, SeatRef, Ticket, TicketId, TicketStatus, VenueId, ZoneCode,
 };
@@ -15,8 +13,7 @@ use super::holds::{RepositoryHolds, snapshot_with_rebuild};
 use super::{Backends, ServiceConfig};
 
 /// Whether a seat can be bought.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SeatAvailability {
     /// Nobody holds it.
@@ -28,7 +25,7 @@ pub enum SeatAvailability {
 }
 
 /// One seat on the map.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SeatView {
     /// The seat.
     pub seat: SeatRef,
@@ -37,7 +34,7 @@ pub struct SeatView {
 }
 
 /// Places of a general-admission zone.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GeneralAvailability {
     /// The zone.
     pub zone: ZoneCode,
@@ -50,7 +47,7 @@ pub struct GeneralAvailability {
 }
 
 /// The availability of every seat and general-admission zone of an event that is on sale.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SeatMap {
     /// The event.
     pub event: EventId,

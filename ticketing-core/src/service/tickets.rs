@@ -74,7 +74,7 @@ impl TicketService {
             order: order_id,
             items: checked.items.clone(),
             now,
-            until: expires_at + self.config.hold_grace,
+            until: expires_at + self.config.grace(),
         };
         match hold_with_rebuild(
             &*b.seat_lock,
@@ -284,7 +284,7 @@ impl TicketService {
                 order: record.order_id,
                 items: restore,
                 now: self.backends.now(),
-                until: stored.expires_at + self.config.hold_grace,
+                until: stored.expires_at + self.config.grace(),
             };
             if let Err(error) = self.backends.seat_lock.hold(&hold).await {
                 tracing::warn!(order = %record.order_id, %error, "restoring the stored order's hold failed");

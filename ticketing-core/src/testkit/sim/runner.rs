@@ -7,6 +7,7 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
@@ -45,9 +46,9 @@ pub struct SimConfig {
     /// The event's per-customer limit.
     pub per_customer_limit: u32,
     /// The event's payment window.
-    pub hold_time: TimeDelta,
+    pub hold_time: Duration,
     /// The services' hold grace.
-    pub hold_grace: TimeDelta,
+    pub hold_grace: Duration,
     /// Most operations in flight at once.
     pub max_in_flight: usize,
     /// Fault rates.
@@ -78,8 +79,8 @@ impl Default for SimConfig {
             seats_per_row: 4,
             general_capacity: 6,
             per_customer_limit: 4,
-            hold_time: TimeDelta::seconds(60),
-            hold_grace: TimeDelta::seconds(5),
+            hold_time: Duration::from_secs(60),
+            hold_grace: Duration::from_secs(5),
             max_in_flight: 8,
             faults: FaultConfig::default(),
             bug: PlantedBug::None,
@@ -439,7 +440,7 @@ impl World {
                     (zone("GA"), Money::new(1500, eur)),
                 ]
                 .into(),
-                hold_time: config.hold_time,
+                hold_time: span(config.hold_time),
                 per_customer_limit: config.per_customer_limit,
             },
             &venue,
@@ -490,7 +491,7 @@ impl World {
                 event: event.id(),
                 capacity: config.general_capacity,
                 limit: config.per_customer_limit,
-                window: config.hold_time + config.hold_grace,
+                window: span(config.hold_time) + span(config.hold_grace),
                 strict_sold_marks: config.strict_sold_marks,
             }),
             in_flight: Vec::new(),
@@ -542,7 +543,7 @@ impl World {
             return Ok(self.crash_one());
         }
         if faults.roll(FaultKind::ClockJumpForward, |c| c.clock_jump) {
-            let window = self.config.hold_time.num_milliseconds();
+            let window = span(self.config.hold_time).num_milliseconds();
             let by = self.ms(1000, 2 * window);
             self.set_clock(self.now() + by);
             return Ok(format!("{} fault: the clock jumps forward {by}", self.at()));
@@ -737,7 +738,7 @@ impl World {
         }
         self.customers.unpaid.push((order.id, order.expires_at));
         if self.rng.below(100) < 65 {
-            let window = self.config.hold_time.num_milliseconds();
+            let window = span(self.config.hold_time).num_milliseconds();
             let delay = if self.rng.chance(self.config.faults.webhook_late) {
                 self.ms(window, window * 3 / 2)
             } else {
@@ -949,7 +950,8 @@ impl World {
         let dropped = self.in_flight.len();
         self.in_flight.clear();
         self.faults.set_enabled(false);
-        let settle = self.config.hold_time + self.config.hold_grace + TimeDelta::seconds(1);
+        let settle =
+            span(self.config.hold_time) + span(self.config.hold_grace) + TimeDelta::seconds(1);
         for _ in 0..2 {
             self.set_clock(self.latest + settle);
             if let OpOutput::Swept(Err(error)) = self.drive(OpKind::Sweep)? {
@@ -979,4 +981,10 @@ impl World {
             "{FINAL_AUDIT}: dropped {dropped} operations in flight, settled, swept, wiped and rebuilt the lock; {acked} acknowledged orders all present"
         ))
     }
+}
+
+/// A configured span as the domain's time span; one too long for chrono becomes the longest one,
+/// which [`Event::new`](crate::domain::Event::new) then refuses as a hold time.
+fn span(d: Duration) -> TimeDelta {
+    TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX)
 }
