@@ -3,8 +3,8 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
-mod client;
 mod config;
+mod connection;
 mod error;
 mod health;
 mod keys;
@@ -18,6 +18,7 @@ pub mod testing;
 mod values;
 
 pub use config::RedisSeatLockConfig;
+pub use connection::{RedisConnection, RedisConnectionConfig};
 pub use lock::RedisSeatLock;
 /// The `redis` crate this adapter is built on (for `redis::Client` and connection settings).
 pub use redis;

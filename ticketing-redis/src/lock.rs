@@ -5,7 +5,6 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use redis::aio::ConnectionManager;
 use redis::{ErrorKind, Script, ScriptInvocation, ServerErrorKind, Value};
 use ticketing_core::domain::{EventId, OrderId, SeatRef, ZoneCode};
 use ticketing_core::ports::{
@@ -15,6 +14,7 @@ use ticketing_core::{Error, Result};
 use uuid::Uuid;
 
 use crate::config::RedisSeatLockConfig;
+use crate::connection::{RedisConnection, RedisConnectionConfig};
 use crate::error::RedisLockError;
 use crate::keys::EventKeys;
 use crate::scripts::Scripts;
@@ -23,10 +23,10 @@ use crate::values::{self, millis, parse_seat_value};
 /// The seat lock on Redis: one Lua script per operation, run atomically by Redis.
 ///
 /// Cheap to share (`Arc<dyn SeatLock>`); every call clones the reconnecting
-/// [`ConnectionManager`], which multiplexes all calls over one connection and reconnects by
-/// itself after Redis restarts.
+/// [`RedisConnection`], which multiplexes all calls over one connection per node and reconnects
+/// by itself after Redis restarts or, on a cluster, a failover.
 pub struct RedisSeatLock {
-    pub(crate) conn: ConnectionManager,
+    pub(crate) conn: RedisConnection,
     pub(crate) config: RedisSeatLockConfig,
     pub(crate) scripts: Scripts,
     /// The keys of the event used last: a sale hammers one event, and building its six key
@@ -43,26 +43,24 @@ impl std::fmt::Debug for RedisSeatLock {
 }
 
 impl RedisSeatLock {
-    /// A seat lock over an existing connection manager. Fails with
-    /// [`Error::Config`] when `config` is unusable (see [`RedisSeatLockConfig`]).
-    pub fn new(conn: ConnectionManager, config: RedisSeatLockConfig) -> Result<Self> {
+    /// A seat lock over an existing connection (a [`RedisConnection`], or a redis-rs
+    /// `ConnectionManager` or cluster connection). Fails with [`Error::Config`] when `config` is
+    /// unusable (see [`RedisSeatLockConfig`]).
+    pub fn new(conn: impl Into<RedisConnection>, config: RedisSeatLockConfig) -> Result<Self> {
         config.validate()?;
         Ok(Self {
-            conn,
+            conn: conn.into(),
             config,
             scripts: Scripts::new(),
             last_keys: Mutex::new(None),
         })
     }
 
-    /// Connects to `url` (e.g. `redis://127.0.0.1:6379`) with a default [`ConnectionManager`].
-    /// An unreachable server is [`Error::Unavailable`]; a malformed URL is
-    /// [`Error::Config`].
-    pub async fn connect(url: &str, config: RedisSeatLockConfig) -> Result<Self> {
-        let client = crate::client::open(url)?;
-        let conn = ConnectionManager::new(client)
-            .await
-            .map_err(RedisLockError::from)?;
+    /// Connects to `nodes` (see [`RedisConnection::connect`]: `redis://127.0.0.1:6379`, or a
+    /// comma-separated list of a cluster's seed nodes) with default timeouts. An unreachable
+    /// server is [`Error::Unavailable`]; a malformed URL is [`Error::Config`].
+    pub async fn connect(nodes: &str, config: RedisSeatLockConfig) -> Result<Self> {
+        let conn = RedisConnection::connect(nodes, RedisConnectionConfig::default()).await?;
         Self::new(conn, config)
     }
 

@@ -2,7 +2,7 @@
 //! private `redis-server` processes for tests that flush or restart Redis.
 //!
 //! The shared server's URL comes from [`URL_VAR`] (default [`DEFAULT_URL`]); a test fails, never
-//! skips, when it cannot be reached.
+//! skips, when it cannot be reached. [`PrivateCluster`] starts a Redis Cluster of a test alone.
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -11,9 +11,13 @@ use std::time::Duration;
 use ticketing_core::domain::EventId;
 use uuid::Uuid;
 
-use crate::redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use crate::redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use crate::redis::{self, AsyncCommands};
 use crate::{RedisSeatLock, RedisSeatLockConfig};
+
+mod cluster;
+
+pub use cluster::{PRIMARIES, PrivateCluster};
 
 /// The environment variable naming the shared test server.
 pub const URL_VAR: &str = "TICKETING_REDIS_URL";
@@ -38,7 +42,7 @@ fn manager_config() -> ConnectionManagerConfig {
 
 /// A new reconnecting connection to `url`; panics naming `TICKETING_REDIS_URL` when unreachable.
 pub async fn connect(url: &str) -> ConnectionManager {
-    let client = crate::client::open(url)
+    let client = crate::connection::open_client(url)
         .unwrap_or_else(|e| panic!("bad Redis URL {url} (from TICKETING_REDIS_URL): {e}"));
     ConnectionManager::new_with_config(client, manager_config())
         .await
@@ -50,7 +54,7 @@ pub async fn connect(url: &str) -> ConnectionManager {
 }
 
 /// Deletes every key starting with `prefix` (SCAN + DEL).
-pub async fn delete_prefix(conn: &mut ConnectionManager, prefix: &str) {
+pub async fn delete_prefix(conn: &mut (impl ConnectionLike + Send + Sync), prefix: &str) {
     let keys = keys_with_prefix(conn, prefix).await;
     if !keys.is_empty() {
         let _: () = conn.del(keys).await.expect("DEL test keys");
@@ -58,7 +62,10 @@ pub async fn delete_prefix(conn: &mut ConnectionManager, prefix: &str) {
 }
 
 /// Every key starting with `prefix`.
-pub async fn keys_with_prefix(conn: &mut ConnectionManager, prefix: &str) -> Vec<String> {
+pub async fn keys_with_prefix(
+    conn: &mut (impl ConnectionLike + Send + Sync),
+    prefix: &str,
+) -> Vec<String> {
     let mut cursor = 0u64;
     let mut keys = Vec::new();
     loop {

@@ -31,8 +31,9 @@ pub struct Args {
     #[arg(long, env = "TICKETING_DATABASE_CONNECTIONS", default_value_t = 16)]
     pub database_connections: u32,
 
-    /// Redis URL (`redis://127.0.0.1:6379`) for the seat lock. Without it the seat lock lives in
-    /// the database (or in memory).
+    /// Redis URL (`redis://127.0.0.1:6379`) for the seat lock, or the seed nodes of a Redis
+    /// Cluster separated by commas (`redis://10.0.0.1:7000,redis://10.0.0.2:7000`). Without it
+    /// the seat lock lives in the database (or in memory).
     #[arg(long, env = "TICKETING_REDIS_URL")]
     pub redis_url: Option<String>,
 

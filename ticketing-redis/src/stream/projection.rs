@@ -5,12 +5,12 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
 use redis::{FromRedisValue, RedisError, Value};
 use ticketing_core::domain::{EventId, OutboxEvent, OutboxKind, ZoneCode};
 use ticketing_core::{Error, Result};
 
 use super::{StreamKeys, StreamScripts};
+use crate::connection::{RedisConnection, RedisConnectionConfig};
 use crate::error::RedisLockError;
 
 /// Settings of a [`RedisProjection`].
@@ -104,7 +104,7 @@ pub struct EventTotals {
 /// and is taken up again. A consumer that died with entries pending is relieved of them by
 /// `XAUTOCLAIM` once they were idle for [`ProjectionConfig::claim_min_idle`].
 pub struct RedisProjection {
-    conn: ConnectionManager,
+    conn: RedisConnection,
     config: ProjectionConfig,
     keys: StreamKeys,
     scripts: StreamScripts,
@@ -127,7 +127,7 @@ type Deltas = (Vec<(&'static str, i64)>, Vec<(String, i64)>);
 impl RedisProjection {
     /// A consumer over its own connection (blocking reads hold it). [`Error::Config`]
     /// for a prefix with braces, an empty group or consumer name, or a zero batch size.
-    pub fn new(conn: ConnectionManager, config: ProjectionConfig) -> Result<Self> {
+    pub fn new(conn: impl Into<RedisConnection>, config: ProjectionConfig) -> Result<Self> {
         if config.group.is_empty() || config.consumer.is_empty() {
             return Err(Error::config("group", "group and consumer must be named"));
         }
@@ -135,19 +135,21 @@ impl RedisProjection {
             return Err(Error::config("batch_size", "must be at least 1"));
         }
         Ok(Self {
-            conn,
+            conn: conn.into(),
             keys: StreamKeys::new(&config.key_prefix)?,
             config,
             scripts: StreamScripts::new(),
         })
     }
 
-    /// Connects to `url` with a default [`ConnectionManager`].
-    pub async fn connect(url: &str, config: ProjectionConfig) -> Result<Self> {
-        let client = crate::client::open(url)?;
-        let conn = ConnectionManager::new(client)
-            .await
-            .map_err(RedisLockError::from)?;
+    /// Connects to `nodes` (one URL, or a cluster's seed nodes separated by commas; see
+    /// [`RedisConnection::connect`]), waiting for each reply longer than a blocking read lasts.
+    pub async fn connect(nodes: &str, config: ProjectionConfig) -> Result<Self> {
+        let timeouts = RedisConnectionConfig {
+            response_timeout: config.block + RedisConnectionConfig::default().response_timeout,
+            ..RedisConnectionConfig::default()
+        };
+        let conn = RedisConnection::connect(nodes, timeouts).await?;
         Self::new(conn, config)
     }
 

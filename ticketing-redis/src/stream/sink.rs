@@ -2,12 +2,12 @@
 
 use async_trait::async_trait;
 use redis::ScriptInvocation;
-use redis::aio::ConnectionManager;
 use ticketing_core::domain::OutboxEntry;
 use ticketing_core::ports::EventSink;
 use ticketing_core::{Error, Result};
 
 use super::{StreamKeys, StreamScripts};
+use crate::connection::{RedisConnection, RedisConnectionConfig};
 use crate::error::RedisLockError;
 
 /// Settings of a [`RedisEventSink`].
@@ -35,7 +35,7 @@ impl Default for RedisEventSinkConfig {
 /// stream's last generated id) and counted as a duplicate, so the stream holds every sequence
 /// number once, in order, however often the relay publishes it.
 pub struct RedisEventSink {
-    conn: ConnectionManager,
+    conn: RedisConnection,
     keys: StreamKeys,
     max_len: u64,
     scripts: StreamScripts,
@@ -52,21 +52,19 @@ impl std::fmt::Debug for RedisEventSink {
 
 impl RedisEventSink {
     /// A sink over an existing connection. [`Error::Config`] for a prefix with braces.
-    pub fn new(conn: ConnectionManager, config: RedisEventSinkConfig) -> Result<Self> {
+    pub fn new(conn: impl Into<RedisConnection>, config: RedisEventSinkConfig) -> Result<Self> {
         Ok(Self {
-            conn,
+            conn: conn.into(),
             keys: StreamKeys::new(&config.key_prefix)?,
             max_len: config.max_len.unwrap_or(0),
             scripts: StreamScripts::new(),
         })
     }
 
-    /// Connects to `url` with a default [`ConnectionManager`].
-    pub async fn connect(url: &str, config: RedisEventSinkConfig) -> Result<Self> {
-        let client = crate::client::open(url)?;
-        let conn = ConnectionManager::new(client)
-            .await
-            .map_err(RedisLockError::from)?;
+    /// Connects to `nodes` (one URL, or a cluster's seed nodes separated by commas; see
+    /// [`RedisConnection::connect`]) with default timeouts.
+    pub async fn connect(nodes: &str, config: RedisEventSinkConfig) -> Result<Self> {
+        let conn = RedisConnection::connect(nodes, RedisConnectionConfig::default()).await?;
         Self::new(conn, config)
     }
 
