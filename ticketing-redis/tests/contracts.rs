@@ -5,9 +5,7 @@
 use std::sync::Arc;
 
 use ticketing_core::ports::SeatLock;
-use ticketing_core::testkit::contracts::seat_lock::{
-    self, SeatLockCapabilities, SeatLockContext,
-};
+use ticketing_core::testkit::contracts::seat_lock::{self, SeatLockCapabilities, SeatLockContext};
 use ticketing_redis::RedisSeatLock;
 use ticketing_redis::testing::{TestRedis, connect};
 
@@ -92,6 +90,9 @@ async fn duplicate_items() {
 #[tokio::test]
 async fn forgetting_an_event_drops_only_that_event() {
     let (context, _redis) = context().await;
-    let forget = context.forget.as_ref().expect("RedisSeatLock forgets one event");
+    let forget = context
+        .forget
+        .as_ref()
+        .expect("RedisSeatLock forgets one event");
     seat_lock::forgetting_an_event_drops_only_that_event(context.lock.as_ref(), forget).await;
 }

@@ -98,7 +98,10 @@ mod seat_lock {
     #[tokio::test]
     async fn forgetting_an_event_drops_only_that_event() {
         let (context, db) = context().await;
-        let forget = context.forget.as_ref().expect("MySqlSeatLock forgets one event");
+        let forget = context
+            .forget
+            .as_ref()
+            .expect("MySqlSeatLock forgets one event");
         seat_lock::forgetting_an_event_drops_only_that_event(context.lock.as_ref(), forget).await;
         db.drop_database().await.expect("drop the test database");
     }

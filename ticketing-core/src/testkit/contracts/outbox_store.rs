@@ -24,7 +24,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use super::{ms, new_event, new_order, secs, seat, t0, zone};
+use super::{ms, new_event, new_order, seat, secs, t0, zone};
 use crate::Result;
 use crate::domain::{
     Currency, CustomerId, Money, Order, OrderId, OutboxEntry, Ticket, TicketId, TicketStatus,
@@ -237,7 +237,10 @@ pub async fn only_the_holder_releases_the_lease(store: &dyn OutboxStore) {
             .expect("lease"),
         "a release by another relay changes nothing"
     );
-    store.release_lease(&a).await.expect("release by the holder");
+    store
+        .release_lease(&a)
+        .await
+        .expect("release by the holder");
     assert!(
         store
             .try_acquire_lease(&b, t0() + secs(1), ttl)
@@ -264,13 +267,20 @@ pub async fn only_the_lease_holder_moves_the_cursor(
     let (first, last) = (entries[0].seq, entries[2].seq);
     let ttl = secs(10);
 
-    assert!(!store.mark_sent(&a, last).await.expect("mark_sent"), "no lease");
+    assert!(
+        !store.mark_sent(&a, last).await.expect("mark_sent"),
+        "no lease"
+    );
     assert_eq!(store.sent_up_to().await.expect("cursor"), 0);
 
     assert!(store.try_acquire_lease(&a, t0(), ttl).await.expect("lease"));
     assert!(!store.mark_sent(&b, last).await.expect("mark_sent"));
     assert!(!store.rewind(&b, 0).await.expect("rewind"));
-    assert_eq!(store.sent_up_to().await.expect("cursor"), 0, "b is not the holder");
+    assert_eq!(
+        store.sent_up_to().await.expect("cursor"),
+        0,
+        "b is not the holder"
+    );
     assert!(store.mark_sent(&a, first).await.expect("mark_sent"));
     assert_eq!(store.sent_up_to().await.expect("cursor"), first);
 
@@ -295,12 +305,24 @@ pub async fn mark_sent_never_moves_the_cursor_back(store: &dyn OutboxStore, feed
     let orders = commit(feed, 5).await;
     let entries = unsent_of(store, &orders).await;
     let s = seqs(&entries);
-    assert!(store.try_acquire_lease(&r, t0(), secs(10)).await.expect("lease"));
+    assert!(
+        store
+            .try_acquire_lease(&r, t0(), secs(10))
+            .await
+            .expect("lease")
+    );
 
     assert!(store.mark_sent(&r, s[2]).await.expect("mark_sent"));
     assert_eq!(store.sent_up_to().await.expect("cursor"), s[2]);
-    assert!(store.mark_sent(&r, s[0]).await.expect("mark_sent"), "holder may call");
-    assert_eq!(store.sent_up_to().await.expect("cursor"), s[2], "never backwards");
+    assert!(
+        store.mark_sent(&r, s[0]).await.expect("mark_sent"),
+        "holder may call"
+    );
+    assert_eq!(
+        store.sent_up_to().await.expect("cursor"),
+        s[2],
+        "never backwards"
+    );
     assert_eq!(seqs(&store.unsent(100).await.expect("unsent")), &s[3..]);
     assert!(store.mark_sent(&r, s[4]).await.expect("mark_sent"));
     assert!(store.unsent(100).await.expect("unsent").is_empty());
@@ -313,7 +335,12 @@ pub async fn rewind_moves_the_cursor_back_only(store: &dyn OutboxStore, feed: &d
     let orders = commit(feed, 5).await;
     let entries = unsent_of(store, &orders).await;
     let s = seqs(&entries);
-    assert!(store.try_acquire_lease(&r, t0(), secs(10)).await.expect("lease"));
+    assert!(
+        store
+            .try_acquire_lease(&r, t0(), secs(10))
+            .await
+            .expect("lease")
+    );
     assert!(store.mark_sent(&r, s[4]).await.expect("mark_sent"));
 
     assert!(store.rewind(&r, s[1]).await.expect("rewind"));
@@ -323,8 +350,15 @@ pub async fn rewind_moves_the_cursor_back_only(store: &dyn OutboxStore, feed: &d
         entries[2..].to_vec(),
         "the entries after the cursor are read again, unchanged"
     );
-    assert!(store.rewind(&r, s[3]).await.expect("rewind"), "holder may call");
-    assert_eq!(store.sent_up_to().await.expect("cursor"), s[1], "never forwards");
+    assert!(
+        store.rewind(&r, s[3]).await.expect("rewind"),
+        "holder may call"
+    );
+    assert_eq!(
+        store.sent_up_to().await.expect("cursor"),
+        s[1],
+        "never forwards"
+    );
     assert!(store.rewind(&r, 0).await.expect("rewind"));
     assert_eq!(store.unsent(100).await.expect("unsent"), entries);
 }
@@ -337,7 +371,11 @@ pub async fn unsent_reads_after_the_cursor_in_sequence_order(
     feed: &dyn OutboxFeed,
 ) {
     let r = relay("r");
-    assert_eq!(store.sent_up_to().await.expect("cursor"), 0, "a fresh store");
+    assert_eq!(
+        store.sent_up_to().await.expect("cursor"),
+        0,
+        "a fresh store"
+    );
     assert!(store.unsent(100).await.expect("unsent").is_empty());
 
     let mut orders = commit(feed, 4).await;
@@ -348,9 +386,17 @@ pub async fn unsent_reads_after_the_cursor_in_sequence_order(
         "increasing sequence numbers above the cursor: {s:?}"
     );
 
-    assert!(store.try_acquire_lease(&r, t0(), secs(10)).await.expect("lease"));
+    assert!(
+        store
+            .try_acquire_lease(&r, t0(), secs(10))
+            .await
+            .expect("lease")
+    );
     assert!(store.mark_sent(&r, s[1]).await.expect("mark_sent"));
-    assert_eq!(store.unsent(100).await.expect("unsent"), entries[2..].to_vec());
+    assert_eq!(
+        store.unsent(100).await.expect("unsent"),
+        entries[2..].to_vec()
+    );
 
     orders.extend(commit(feed, 2).await);
     let more = store.unsent(100).await.expect("unsent");
@@ -363,7 +409,10 @@ pub async fn unsent_reads_after_the_cursor_in_sequence_order(
 }
 
 /// `unsent(limit)` returns at most `limit` entries: the first ones after the cursor.
-pub async fn unsent_returns_at_most_the_batch_limit(store: &dyn OutboxStore, feed: &dyn OutboxFeed) {
+pub async fn unsent_returns_at_most_the_batch_limit(
+    store: &dyn OutboxStore,
+    feed: &dyn OutboxFeed,
+) {
     let r = relay("r");
     let orders = commit(feed, 5).await;
     let entries = unsent_of(store, &orders).await;
@@ -375,9 +424,22 @@ pub async fn unsent_returns_at_most_the_batch_limit(store: &dyn OutboxStore, fee
             "limit {limit}"
         );
     }
-    assert!(store.try_acquire_lease(&r, t0(), secs(10)).await.expect("lease"));
-    assert!(store.mark_sent(&r, entries[1].seq).await.expect("mark_sent"));
-    assert_eq!(store.unsent(2).await.expect("unsent"), entries[2..4].to_vec());
+    assert!(
+        store
+            .try_acquire_lease(&r, t0(), secs(10))
+            .await
+            .expect("lease")
+    );
+    assert!(
+        store
+            .mark_sent(&r, entries[1].seq)
+            .await
+            .expect("mark_sent")
+    );
+    assert_eq!(
+        store.unsent(2).await.expect("unsent"),
+        entries[2..4].to_vec()
+    );
 }
 
 /// What the outbox checks need: a fresh store and a feed writing into it.

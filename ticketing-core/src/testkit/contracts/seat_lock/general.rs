@@ -21,7 +21,11 @@ pub async fn general_admission_counts_other_orders_and_replaces_the_own_hold(loc
         hold(lock, event, a, &ga(3), t0(), until).await,
         HoldOutcome::Held
     );
-    assert_taken(&hold(lock, event, b, &ga(3), t0(), until).await, &[], &["GA"]);
+    assert_taken(
+        &hold(lock, event, b, &ga(3), t0(), until).await,
+        &[],
+        &["GA"],
+    );
     assert_eq!(
         hold(lock, event, b, &ga(2), t0(), until).await,
         HoldOutcome::Held,
@@ -35,7 +39,11 @@ pub async fn general_admission_counts_other_orders_and_replaces_the_own_hold(loc
         HoldOutcome::Held
     );
     assert_eq!(places(&snapshot(lock, event, t0()).await, "GA"), 3);
-    assert_taken(&hold(lock, event, a, &ga(4), t0(), until).await, &[], &["GA"]);
+    assert_taken(
+        &hold(lock, event, a, &ga(4), t0(), until).await,
+        &[],
+        &["GA"],
+    );
     assert_eq!(
         places(&snapshot(lock, event, t0()).await, "GA"),
         3,
@@ -57,15 +65,7 @@ pub async fn general_admission_counts_other_orders_and_replaces_the_own_hold(loc
 
     // Zones are counted apart.
     assert_eq!(
-        hold(
-            lock,
-            event,
-            a,
-            &[general("BALCONY", 5, 5)],
-            t0(),
-            until
-        )
-        .await,
+        hold(lock, event, a, &[general("BALCONY", 5, 5)], t0(), until).await,
         HoldOutcome::Held
     );
     let after = snapshot(lock, event, t0()).await;

@@ -3,7 +3,7 @@
 use crate::Error;
 use crate::ports::{HoldOutcome, HoldRequest, LockSnapshot, SeatLock, SeatState};
 
-use super::super::{ms, new_event, new_order, secs, seat, t0};
+use super::super::{ms, new_event, new_order, seat, secs, t0};
 use super::{assert_taken, general, hold, load_empty, places, seats, snapshot};
 
 /// An event the lock has no state for answers `NotLoaded` to a hold and `None` to a snapshot;
@@ -163,9 +163,13 @@ pub async fn release_is_fenced_by_the_order(lock: &dyn SeatLock) {
     );
 
     // Releasing what nobody holds is not an error.
-    lock.release(event, a, &[seats(&["B:9:9"]), vec![general("NONE", 1, 1)]].concat())
-        .await
-        .expect("releasing nothing is not an error");
+    lock.release(
+        event,
+        a,
+        &[seats(&["B:9:9"]), vec![general("NONE", 1, 1)]].concat(),
+    )
+    .await
+    .expect("releasing nothing is not an error");
 }
 
 /// The holder holding again extends its hold to the new deadline (seats and places), and the

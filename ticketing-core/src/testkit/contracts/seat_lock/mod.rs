@@ -42,9 +42,10 @@ pub use general::{
     sold_places_stay_sold_and_never_lapse,
 };
 pub use holds::{
-    a_hold_lapses_exactly_at_its_deadline, an_event_not_loaded_answers_not_loaded_and_writes_nothing,
-    duplicate_items, holds_are_all_or_nothing_and_name_every_conflict,
-    re_holding_extends_the_hold, release_is_fenced_by_the_order,
+    a_hold_lapses_exactly_at_its_deadline,
+    an_event_not_loaded_answers_not_loaded_and_writes_nothing, duplicate_items,
+    holds_are_all_or_nothing_and_name_every_conflict, re_holding_extends_the_hold,
+    release_is_fenced_by_the_order,
 };
 pub use races::{
     concurrent_rebuilds_read_the_source_once, general_admission_race_never_exceeds_capacity,

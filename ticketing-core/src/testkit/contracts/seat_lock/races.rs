@@ -9,10 +9,8 @@ use crate::domain::{EventId, OrderId, SeatRef};
 use crate::ports::{ActiveHold, HoldItem, HoldOutcome, SeatLock, SeatState};
 use crate::testkit::checks::race;
 
-use super::super::{new_event, new_order, secs, seat, t0, zone};
-use super::{
-    CountingSource, OpenLock, general, hold, holder, load_empty, places, seats, snapshot,
-};
+use super::super::{new_event, new_order, seat, secs, t0, zone};
+use super::{CountingSource, OpenLock, general, hold, holder, load_empty, places, seats, snapshot};
 
 /// Buyers per race.
 const BUYERS: usize = 48;
@@ -38,15 +36,7 @@ async fn race_holds(
         async move {
             let order = new_order();
             let items = wants[i].clone();
-            let outcome = hold(
-                lock.as_ref(),
-                event,
-                order,
-                &items,
-                t0(),
-                t0() + secs(600),
-            )
-            .await;
+            let outcome = hold(lock.as_ref(), event, order, &items, t0(), t0() + secs(600)).await;
             (order, items, outcome)
         }
     })
@@ -185,7 +175,11 @@ pub async fn overlapping_multi_seat_holds_never_share_a_seat(open: &OpenLock) {
                 HoldOutcome::Taken { seats, zones } => {
                     assert!(zones.is_empty() && !seats.is_empty(), "{outcome:?}");
                     for s in &wanted {
-                        assert_ne!(holder_of(s), Some(*order), "a loser holds none of its seats");
+                        assert_ne!(
+                            holder_of(s),
+                            Some(*order),
+                            "a loser holds none of its seats"
+                        );
                     }
                     for conflict in seats {
                         assert!(wanted.contains(conflict), "{conflict} was not asked for");
@@ -277,9 +271,7 @@ pub async fn concurrent_rebuilds_read_the_source_once(open: &OpenLock) {
             let until = t0() + secs(60);
             let first = hold(lock.as_ref(), event, buyer, &wanted, t0(), until).await;
             if first == HoldOutcome::NotLoaded {
-                lock.rebuild(event, source.as_ref())
-                    .await
-                    .expect("rebuild");
+                lock.rebuild(event, source.as_ref()).await.expect("rebuild");
             }
             let second = hold(lock.as_ref(), event, buyer, &wanted, t0(), until).await;
             (first, second)
@@ -293,7 +285,9 @@ pub async fn concurrent_rebuilds_read_the_source_once(open: &OpenLock) {
         .count();
     assert!(asked >= 1, "the event started not loaded");
     assert!(
-        results.iter().all(|(_, second)| *second == HoldOutcome::Held),
+        results
+            .iter()
+            .all(|(_, second)| *second == HoldOutcome::Held),
         "{results:?}"
     );
     assert_eq!(

@@ -8,7 +8,7 @@ use crate::Error;
 use crate::domain::OrderId;
 use crate::ports::{ActiveHold, HoldItem, HoldOutcome, SeatLock, SeatState};
 
-use super::super::{new_event, new_order, secs, seat, t0};
+use super::super::{new_event, new_order, seat, secs, t0};
 use super::{
     CountingSource, ForgetEvent, assert_taken, general, hold, load_empty, places, seats, snapshot,
 };
@@ -83,14 +83,26 @@ pub async fn rebuild_restores_every_active_hold(lock: &dyn SeatLock) {
         "per-ticket holds last until the latest deadline, or for ever when one is sold: {between:?}"
     );
     let after = snapshot(lock, event, later).await;
-    assert_eq!(places(&after, "GA"), 2, "only the sold order's places remain");
+    assert_eq!(
+        places(&after, "GA"),
+        2,
+        "only the sold order's places remain"
+    );
     assert_eq!(after.seats.len(), 1, "only the sold seat remains");
 
     // The restored holds act as holds: they refuse others, the lapsed one does not.
     let other = new_order();
     let deadline = t0() + secs(60);
     assert_taken(
-        &hold(lock, event, other, &seats(&["A:1:1", "A:1:2"]), t0(), deadline).await,
+        &hold(
+            lock,
+            event,
+            other,
+            &seats(&["A:1:1", "A:1:2"]),
+            t0(),
+            deadline,
+        )
+        .await,
         &["A:1:1", "A:1:2"],
         &[],
     );
@@ -105,7 +117,15 @@ pub async fn rebuild_restores_every_active_hold(lock: &dyn SeatLock) {
     );
     // The per-ticket holds are one hold of the order: re-holding replaces it, a release frees it.
     assert_eq!(
-        hold(lock, event, per_ticket, &[general("GA", 1, 6)], t0(), deadline).await,
+        hold(
+            lock,
+            event,
+            per_ticket,
+            &[general("GA", 1, 6)],
+            t0(),
+            deadline
+        )
+        .await,
         HoldOutcome::Held
     );
     assert_eq!(places(&snapshot(lock, event, t0()).await, "GA"), 3);
@@ -202,7 +222,11 @@ pub async fn forgetting_an_event_drops_only_that_event(lock: &dyn SeatLock, forg
 
     let source = CountingSource::new(Vec::new());
     lock.rebuild(gone, &source).await.expect("rebuild");
-    assert_eq!(source.reads(), 1, "a forgotten event is read from its source");
+    assert_eq!(
+        source.reads(),
+        1,
+        "a forgotten event is read from its source"
+    );
     let reloaded = snapshot(lock, gone, t0()).await;
     assert!(
         reloaded.seats.is_empty() && places(&reloaded, "GA") == 0,

@@ -4,7 +4,7 @@ use chrono::TimeDelta;
 
 use crate::ports::{HoldOutcome, SeatLock, SeatState};
 
-use super::super::{new_event, new_order, secs, seat, t0};
+use super::super::{new_event, new_order, seat, secs, t0};
 use super::{assert_taken, general, hold, load_empty, places, seats, snapshot};
 
 /// `mark_sold` overwrites any other holder of a seat; the sale never lapses, refuses everyone else
