@@ -223,6 +223,10 @@ impl SeatLock for InMemorySeatLock {
         let holds = source.active_holds(event).await?;
         self.rebuilds.fetch_add(1, Ordering::Relaxed);
         let mut locks = EventLocks::default();
+        // The source lists a general-admission order once per ticket: one order's holds in one
+        // zone merge into one entry of their summed places, sold if any is, else until the
+        // latest deadline (as the Redis and SQL locks rebuild them).
+        let mut general: HashMap<(ZoneCode, OrderId), GeneralHold> = HashMap::new();
         for hold in holds {
             match hold.item {
                 HoldItem::Seat(seat) => {
@@ -236,15 +240,20 @@ impl SeatLock for InMemorySeatLock {
                     locks.seats.insert(seat, state);
                 }
                 HoldItem::General { zone, quantity, .. } => {
-                    locks.general.entry(zone).or_default().put(
-                        hold.order,
-                        GeneralHold {
-                            quantity,
-                            until: hold.until,
-                        },
-                    );
+                    let merged = general.entry((zone, hold.order)).or_insert(GeneralHold {
+                        quantity: 0,
+                        until: hold.until,
+                    });
+                    merged.quantity = merged.quantity.saturating_add(quantity);
+                    merged.until = match (merged.until, hold.until) {
+                        (Some(a), Some(b)) => Some(a.max(b)),
+                        _ => None,
+                    };
                 }
             }
+        }
+        for ((zone, order), merged) in general {
+            locks.general.entry(zone).or_default().put(order, merged);
         }
         lock(&self.events).insert(event, locks);
         Ok(())

@@ -102,7 +102,9 @@ pub struct ActiveHold {
 /// Where a rebuild reads the active holds of an event from: the repository's active tickets.
 #[async_trait]
 pub trait HoldSource: Send + Sync {
-    /// Every active hold of `event`.
+    /// Every active hold of `event`. An order may be listed several times for one zone (one hold
+    /// per ticket): a rebuild adds its places up, sold if any of them is, else held until the
+    /// latest deadline.
     async fn active_holds(&self, event: EventId) -> Result<Vec<ActiveHold>>;
 }
 

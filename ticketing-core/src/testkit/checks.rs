@@ -17,7 +17,7 @@ use super::fixture::{Fixture, Layout, PRICE_MINOR, outcome};
 
 /// Runs `n` copies of `task` at once (released together by a barrier) and returns their results
 /// in task order.
-async fn race<T, F, Fut>(n: usize, task: F) -> Vec<T>
+pub(super) async fn race<T, F, Fut>(n: usize, task: F) -> Vec<T>
 where
     T: Send + 'static,
     F: Fn(usize) -> Fut,

@@ -15,6 +15,7 @@
 //! `ticketing-redis` and `ticketing-sqlx` show a whole adapter tested this way.
 
 mod checks;
+pub mod contracts;
 mod fixture;
 pub mod sim;
 

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::{MySqlPool, Row};
+use sqlx::{MySql, MySqlPool, Row, Transaction};
 use ticketing_core::domain::{EventId, OrderId, SeatRef, ZoneCode};
 use ticketing_core::ports::{
     HoldItem, HoldOutcome, HoldRequest, HoldSource, LockSnapshot, SeatLock, SeatState,
@@ -22,6 +22,9 @@ use crate::retry::{backoff, with_retry};
 
 /// How often a hold looks at a busy marker again before answering `NotLoaded`.
 const MARKER_BUSY_RETRIES: u32 = 3;
+
+/// How often a rebuild asks for the marker without queueing before it queues for it.
+const MARKER_TAKE_TRIES: u32 = 20;
 
 /// How often a hold creates missing seat or zone rows before giving up.
 const MAX_ROW_ROUNDS: u32 = 5;
@@ -349,37 +352,67 @@ impl MySqlSeatLock {
         Ok(loaded.then_some(snapshot))
     }
 
-    async fn rebuild_once(&self, event: EventId, source: &dyn HoldSource) -> StoreResult<()> {
-        let id = event.as_uuid();
-        // Loaded already (by whoever we waited for): done, without locking the marker
-        // exclusively, which would turn concurrent holds away. The shared lock waits for a
-        // rebuild or a wipe that holds the marker right now, so we answer after it, not before.
-        let mut tx = begin(&self.pool).await?;
-        let loaded: Option<bool> = sqlx::query(sql::SHARE_MARKER)
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|row| row.try_get("loaded"))
-            .transpose()?;
-        tx.commit().await?;
-        if loaded == Some(true) {
-            return Ok(());
-        }
-        sqlx::query(sql::ENSURE_MARKER)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        let mut tx = begin(&self.pool).await?;
-        let loaded: bool = sqlx::query(sql::LOCK_MARKER)
+    /// Locks the marker of a not-loaded event exclusively and returns the transaction holding
+    /// it; `None` when the event is loaded (by whoever we waited for).
+    ///
+    /// An exclusive lock that is merely *requested* turns every hold away (a hold's `NOWAIT`
+    /// share lock conflicts with a waiting exclusive request too), so rebuilders do not queue for
+    /// it: they ask with `NOWAIT` and, when the marker is busy, wait with a shared lock for the
+    /// running rebuild to finish and look again. Only after [`MARKER_TAKE_TRIES`] busy answers
+    /// (a stream of holds keeps sharing it) does a rebuilder queue, so that it cannot starve.
+    async fn take_marker(&self, id: Uuid) -> StoreResult<Option<Transaction<'static, MySql>>> {
+        let mut busy = 0;
+        loop {
+            // Loaded already: done, without locking the marker exclusively. The shared lock waits
+            // for a rebuild or a wipe that holds the marker right now, so we answer after it.
+            let mut tx = begin(&self.pool).await?;
+            let loaded: Option<bool> = sqlx::query(sql::SHARE_MARKER)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|row| row.try_get("loaded"))
+                .transpose()?;
+            tx.commit().await?;
+            if loaded == Some(true) {
+                return Ok(None);
+            }
+            sqlx::query(sql::ENSURE_MARKER)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+            let queue = busy >= MARKER_TAKE_TRIES;
+            let mut tx = begin(&self.pool).await?;
+            let locked = sqlx::query(if queue {
+                sql::LOCK_MARKER
+            } else {
+                sql::LOCK_MARKER_NOWAIT
+            })
             .bind(id)
             .fetch_one(&mut *tx)
-            .await?
-            .try_get("loaded")?;
-        if loaded {
-            // Someone else rebuilt it while we waited for the marker.
-            tx.commit().await?;
-            return Ok(());
+            .await;
+            match locked {
+                Ok(row) => {
+                    if row.try_get::<bool, _>("loaded")? {
+                        tx.commit().await?;
+                        return Ok(None);
+                    }
+                    return Ok(Some(tx));
+                }
+                Err(e) if !queue && crate::error::number(&e) == Some(code::LOCK_WAIT_TIMEOUT) => {
+                    tx.rollback().await?;
+                    busy += 1;
+                    tokio::time::sleep(backoff(busy)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
+    }
+
+    async fn rebuild_once(&self, event: EventId, source: &dyn HoldSource) -> StoreResult<()> {
+        let id = event.as_uuid();
+        let Some(mut tx) = self.take_marker(id).await? else {
+            return Ok(()); // Someone else rebuilt it while we waited.
+        };
         // Clear first, read the source second: a sale recorded before this point is in the
         // source; one marked after it waits for our row locks, or is kept by RESTORE_*.
         for statement in [sql::FORGET_SEATS, sql::FORGET_ZONE_HOLDS] {

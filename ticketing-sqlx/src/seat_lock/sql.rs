@@ -15,6 +15,10 @@ pub(super) const ENSURE_MARKER: &str =
 pub(super) const LOCK_MARKER: &str =
     "SELECT loaded FROM seat_lock_events WHERE event_id = ? FOR UPDATE";
 
+/// [`LOCK_MARKER`] without queueing: fails at once (lock wait timeout) when the marker is busy.
+pub(super) const LOCK_MARKER_NOWAIT: &str =
+    "SELECT loaded FROM seat_lock_events WHERE event_id = ? FOR UPDATE NOWAIT";
+
 pub(super) const SET_LOADED: &str = "UPDATE seat_lock_events SET loaded = TRUE WHERE event_id = ?";
 
 /// Binds: event, seat keys (sorted). Locks the rows in key order.

@@ -1,0 +1,133 @@
+//! The port contracts against the in-memory adapters: `InMemorySeatLock` and the outbox of
+//! `InMemoryTicketRepository`. One test per check, each on a fresh adapter.
+
+mod seat_lock {
+    use std::sync::Arc;
+
+    use ticketing_core::memory::InMemorySeatLock;
+    use ticketing_core::testkit::contracts::seat_lock::{
+        self, SeatLockCapabilities, SeatLockContext,
+    };
+
+    /// The in-memory lock accepts a seat listed twice (the caller's rule, not checked here).
+    const CAPABILITIES: SeatLockCapabilities = SeatLockCapabilities {
+        rejects_duplicate_items: false,
+    };
+
+    /// A fresh lock; every race runs on it (it has no second process).
+    fn context() -> SeatLockContext {
+        SeatLockContext::single(Arc::new(InMemorySeatLock::new()), CAPABILITIES)
+    }
+
+    macro_rules! checks {
+        (lock: $($check:ident),* $(,)?) => {$(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $check() {
+                seat_lock::$check(context().lock.as_ref()).await;
+            }
+        )*};
+        (open: $($check:ident),* $(,)?) => {$(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $check() {
+                seat_lock::$check(&context().open).await;
+            }
+        )*};
+    }
+
+    checks!(lock:
+        an_event_not_loaded_answers_not_loaded_and_writes_nothing,
+        holds_are_all_or_nothing_and_name_every_conflict,
+        release_is_fenced_by_the_order,
+        re_holding_extends_the_hold,
+        a_hold_lapses_exactly_at_its_deadline,
+        mark_sold_overwrites_any_holder_and_never_lapses,
+        mark_sold_leaves_free_seats_and_other_orders_zones_alone,
+        a_bought_seat_stays_sold_when_its_buyer_holds_it_again,
+        general_admission_counts_other_orders_and_replaces_the_own_hold,
+        sold_places_stay_sold_and_never_lapse,
+        rebuild_restores_every_active_hold,
+        rebuilding_a_loaded_event_changes_nothing,
+        a_failed_source_read_leaves_the_event_not_loaded,
+    );
+    checks!(open:
+        one_seat_many_buyers_exactly_one_wins,
+        overlapping_multi_seat_holds_never_share_a_seat,
+        general_admission_race_never_exceeds_capacity,
+        concurrent_rebuilds_read_the_source_once,
+    );
+
+    #[tokio::test]
+    async fn duplicate_items() {
+        seat_lock::duplicate_items(
+            context().lock.as_ref(),
+            CAPABILITIES.rejects_duplicate_items,
+        )
+        .await;
+    }
+
+    // `forgetting_an_event_drops_only_that_event` does not apply: the in-memory lock forgets
+    // every event at once (`wipe`), never one.
+
+    /// The whole suite on one lock, as `run_all` runs it for an adapter outside a test harness.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn run_all_on_one_lock() {
+        seat_lock::run_all(&context()).await;
+    }
+}
+
+mod outbox_store {
+    use std::sync::Arc;
+
+    use ticketing_core::memory::InMemoryTicketRepository;
+    use ticketing_core::testkit::contracts::outbox_store::{
+        self, OutboxStoreContext, ReservationFeed,
+    };
+
+    fn context() -> OutboxStoreContext {
+        let repo = Arc::new(InMemoryTicketRepository::new());
+        OutboxStoreContext {
+            store: repo.clone(),
+            feed: Arc::new(ReservationFeed::new(repo)),
+        }
+    }
+
+    macro_rules! checks {
+        (store: $($check:ident),* $(,)?) => {$(
+            #[tokio::test]
+            async fn $check() {
+                outbox_store::$check(context().store.as_ref()).await;
+            }
+        )*};
+        (fed: $($check:ident),* $(,)?) => {$(
+            #[tokio::test]
+            async fn $check() {
+                let c = context();
+                outbox_store::$check(c.store.as_ref(), c.feed.as_ref()).await;
+            }
+        )*};
+    }
+
+    checks!(store:
+        the_lease_is_exclusive_until_it_lapses,
+        the_holder_renews_its_lease,
+        only_the_holder_releases_the_lease,
+    );
+    checks!(fed:
+        only_the_lease_holder_moves_the_cursor,
+        mark_sent_never_moves_the_cursor_back,
+        rewind_moves_the_cursor_back_only,
+        unsent_reads_after_the_cursor_in_sequence_order,
+        unsent_returns_at_most_the_batch_limit,
+    );
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_relays_take_the_lease_once() {
+        outbox_store::concurrent_relays_take_the_lease_once(&context().store).await;
+    }
+
+    /// The whole suite, each check on a fresh repository.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn run_all_on_fresh_stores() {
+        outbox_store::run_all(|| async { context() }).await;
+    }
+}

@@ -1,0 +1,98 @@
+//! The `SeatLock` contract on `RedisSeatLock`: one test per check, each under its own key prefix
+//! (deleted when the test ends, also when it failed). The racers each get a lock on a connection
+//! of their own, as separate processes would have.
+
+use std::sync::Arc;
+
+use ticketing_core::ports::SeatLock;
+use ticketing_core::testkit::contracts::seat_lock::{self, SeatLockCapabilities, SeatLockContext};
+use ticketing_redis::RedisSeatLock;
+use ticketing_redis::testing::{TestRedis, connect};
+
+/// Hold, release and mark_sold reject a seat or zone listed twice (`Error::InvalidRequest`).
+const CAPABILITIES: SeatLockCapabilities = SeatLockCapabilities {
+    rejects_duplicate_items: true,
+};
+
+/// A fresh prefix and a context on it; keep the `TestRedis` until the check ends.
+async fn context() -> (SeatLockContext, TestRedis) {
+    let redis = TestRedis::shared();
+    let lock = Arc::new(redis.lock().await);
+    let (url, config) = (redis.url.clone(), redis.config());
+    let forgetting = lock.clone();
+    let context = SeatLockContext {
+        lock,
+        open: Arc::new(move || {
+            let (url, config) = (url.clone(), config.clone());
+            Box::pin(async move {
+                let lock = RedisSeatLock::new(connect(&url).await, config).expect("valid config");
+                Arc::new(lock) as Arc<dyn SeatLock>
+            })
+        }),
+        forget: Some(Arc::new(move |event| {
+            let lock = forgetting.clone();
+            Box::pin(async move { lock.forget(event).await })
+        })),
+        capabilities: CAPABILITIES,
+    };
+    (context, redis)
+}
+
+macro_rules! checks {
+    (lock: $($check:ident),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn $check() {
+            let (context, _redis) = context().await;
+            seat_lock::$check(context.lock.as_ref()).await;
+        }
+    )*};
+    (open: $($check:ident),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn $check() {
+            let (context, _redis) = context().await;
+            seat_lock::$check(&context.open).await;
+        }
+    )*};
+}
+
+checks!(lock:
+    an_event_not_loaded_answers_not_loaded_and_writes_nothing,
+    holds_are_all_or_nothing_and_name_every_conflict,
+    release_is_fenced_by_the_order,
+    re_holding_extends_the_hold,
+    a_hold_lapses_exactly_at_its_deadline,
+    mark_sold_overwrites_any_holder_and_never_lapses,
+    mark_sold_leaves_free_seats_and_other_orders_zones_alone,
+    a_bought_seat_stays_sold_when_its_buyer_holds_it_again,
+    general_admission_counts_other_orders_and_replaces_the_own_hold,
+    sold_places_stay_sold_and_never_lapse,
+    rebuild_restores_every_active_hold,
+    rebuilding_a_loaded_event_changes_nothing,
+    a_failed_source_read_leaves_the_event_not_loaded,
+);
+checks!(open:
+    one_seat_many_buyers_exactly_one_wins,
+    overlapping_multi_seat_holds_never_share_a_seat,
+    general_admission_race_never_exceeds_capacity,
+    concurrent_rebuilds_read_the_source_once,
+);
+
+#[tokio::test]
+async fn duplicate_items() {
+    let (context, _redis) = context().await;
+    seat_lock::duplicate_items(
+        context.lock.as_ref(),
+        context.capabilities.rejects_duplicate_items,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn forgetting_an_event_drops_only_that_event() {
+    let (context, _redis) = context().await;
+    let forget = context
+        .forget
+        .as_ref()
+        .expect("RedisSeatLock forgets one event");
+    seat_lock::forgetting_an_event_drops_only_that_event(context.lock.as_ref(), forget).await;
+}
