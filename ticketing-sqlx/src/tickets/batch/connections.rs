@@ -8,7 +8,7 @@ use sqlx::{MySql, MySqlPool};
 /// The connections batches are written on, kept from one batch to the next (at most one per
 /// in-flight slot): each keeps its prepared multi-row statements. Drawn from the pool at random
 /// instead, a connection would prepare them again, which with a 64-connection pool made a large
-/// share of a short sale's statements. Handed back to the pool after [`IDLE_RETURN`] without
+/// share of a short sale's statements. Handed back to the pool after [`IDLE_RETURN`](super::IDLE_RETURN) without
 /// batches, so the pool can close.
 pub(super) struct Connections {
     pool: MySqlPool,

@@ -12,7 +12,7 @@
 //!
 //! One batch transaction:
 //! 1. per general-admission zone (in key order), the batch's places from the zone's shards
-//!    ([`zone_capacity::take`]);
+//!    ([`zone_capacity::take`](super::zone_capacity::take));
 //! 2. `INSERT INTO tickets … VALUES (…), (…)` — the unique active-seat key is invariant 1;
 //! 3. `INSERT INTO idempotency_keys … VALUES …` for the orders that carry a key;
 //! 4. `customer_usage`: one upsert adding each key's sum, then the new values are compared with
@@ -23,7 +23,7 @@
 //! 6. the outbox rows, without numbers (they are numbered after the commit).
 //!
 //! The parts: [`collector`] cuts batches from the queue, [`connections`] keeps the connections
-//! they are written on, [`write`] runs a batch's rounds and answers its callers, [`transaction`]
+//! they are written on, [`write`](mod@write) runs a batch's rounds and answers its callers, [`transaction`]
 //! is the one multi-row transaction, [`customer_limit`] its invariant-6 step, and [`culprits`]
 //! finds the orders a rolled-back batch must leave out.
 
@@ -45,7 +45,7 @@ use tokio::time::Instant;
 
 use super::purchase;
 
-/// Most tickets in one batch: 14 placeholders each keeps the ticket insert far below the
+/// Most tickets in one batch: 15 placeholders each keeps the ticket insert far below the
 /// protocol's 65,535 placeholders per statement.
 const MAX_BATCH_TICKETS: usize = 2_000;
 
