@@ -1,10 +1,11 @@
-//! Between rows and domain values, and the few helpers that build variable-length SQL.
+//! Between rows and domain values, and the one helper variable-length SQL needs beyond sqlx's
+//! [`QueryBuilder`].
 
 use std::fmt::Display;
 
 use chrono::{DateTime, Utc};
 use sqlx::mysql::MySqlRow;
-use sqlx::{AssertSqlSafe, Row};
+use sqlx::{Encode, MySql, QueryBuilder, Row, Type};
 use ticketing_core::Error;
 use ticketing_core::domain::{
     Currency, CustomerId, EventId, Money, OrderId, PaymentRef, SeatRef, Ticket, TicketId,
@@ -56,22 +57,19 @@ pub(crate) fn stored<T, E: Display>(value: Result<T, E>) -> Result<T, Error> {
     value.map_err(|e| Error::internal(format!("invalid value stored in mysql: {e}")))
 }
 
-/// `?, ?, ?` with `n` markers (at least one, so an empty list still parses and matches nothing
-/// when bound to a value no row has).
-pub(crate) fn markers(n: usize) -> String {
-    vec!["?"; n.max(1)].join(", ")
-}
-
-/// `(?, ?), (?, ?)`: `rows` tuples of `columns` markers, for a multi-row `VALUES`.
-pub(crate) fn value_rows(rows: usize, columns: usize) -> String {
-    let row = format!("({})", markers(columns));
-    vec![row; rows.max(1)].join(", ")
-}
-
-/// A statement template with `{list}` replaced by generated markers. Only `?` and punctuation
-/// are ever spliced in, never a value, so the result is as safe as the template.
-pub(crate) fn expand(template: &'static str, list: &str) -> AssertSqlSafe<String> {
-    AssertSqlSafe(template.replace("{list}", list))
+/// Pushes `(?, ?, …)` with one bound marker per value: the list of an `IN`. The caller makes
+/// sure there is at least one value (`IN ()` does not parse).
+pub(crate) fn push_list<'t, T, I>(query: &mut QueryBuilder<MySql>, values: I)
+where
+    I: IntoIterator<Item = T>,
+    T: Encode<'t, MySql> + Type<MySql>,
+{
+    query.push("(");
+    let mut list = query.separated(", ");
+    for value in values {
+        list.push_bind(value);
+    }
+    list.push_unseparated(")");
 }
 
 #[cfg(test)]
@@ -79,10 +77,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn markers_and_rows() {
-        assert_eq!(markers(3), "?, ?, ?");
-        assert_eq!(markers(0), "?");
-        assert_eq!(value_rows(2, 2), "(?, ?), (?, ?)");
-        assert_eq!(expand("IN ({list})", &markers(2)).0, "IN (?, ?)");
+    fn list_has_one_marker_per_value() {
+        let mut query = QueryBuilder::<MySql>::new("SELECT 1 WHERE x IN ");
+        push_list(&mut query, ["a", "b", "c"]);
+        query.push(" AND y = ").push_bind(1u8);
+        assert_eq!(
+            query.sql().as_str(),
+            "SELECT 1 WHERE x IN (?, ?, ?) AND y = ?"
+        );
     }
 }

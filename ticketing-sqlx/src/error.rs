@@ -5,16 +5,14 @@ use ticketing_core::Error;
 
 use crate::ADAPTER;
 
-/// MySQL/MariaDB error numbers this crate reacts to.
+/// MySQL/MariaDB error numbers this crate reacts to that sqlx has no [`sqlx::error::ErrorKind`]
+/// for (duplicate keys and missing parents are [`is_unique_violation`] and
+/// [`is_foreign_key_violation`]).
 pub(crate) mod code {
-    /// `ER_DUP_ENTRY`: a UNIQUE or PRIMARY key would be duplicated.
-    pub const DUPLICATE_KEY: u16 = 1062;
     /// `ER_LOCK_WAIT_TIMEOUT` (also what `NOWAIT` answers when the row is locked).
     pub const LOCK_WAIT_TIMEOUT: u16 = 1205;
     /// `ER_LOCK_DEADLOCK`: InnoDB picked this transaction as the deadlock victim.
     pub const DEADLOCK: u16 = 1213;
-    /// `ER_NO_REFERENCED_ROW_2`: a foreign key points at nothing.
-    pub const MISSING_PARENT: u16 = 1452;
     /// `ER_CHECKREAD`: the record changed since it was read (snapshot isolation in MariaDB 11.6+).
     pub const RECORD_CHANGED: u16 = 1020;
 }
@@ -56,9 +54,24 @@ pub(crate) fn number(e: &sqlx::Error) -> Option<u16> {
         .map(MySqlDatabaseError::number)
 }
 
-/// The message of a server error (names the violated key for `ER_DUP_ENTRY`).
-pub(crate) fn message(e: &sqlx::Error) -> &str {
-    e.as_database_error().map_or("", |d| d.message())
+/// A UNIQUE or PRIMARY key would be duplicated.
+pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .is_some_and(|d| d.is_unique_violation())
+}
+
+/// A duplicate on the unique key named `key` (the server names the key in the message), as
+/// opposed to another unique key of the same table.
+pub(crate) fn violates_unique_key(e: &sqlx::Error, key: &str) -> bool {
+    is_unique_violation(e)
+        && e.as_database_error()
+            .is_some_and(|d| d.message().contains(key))
+}
+
+/// A foreign key would point at nothing (or a referenced row would be orphaned).
+pub(crate) fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .is_some_and(|d| d.is_foreign_key_violation())
 }
 
 impl From<sqlx::Error> for StoreError {

@@ -2,6 +2,7 @@
 
 use std::collections::HashSet;
 
+use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
 use crate::domain::{CustomerId, EventId, IdempotencyKey, SeatRef, ZoneCode, ZoneKind};
@@ -47,6 +48,23 @@ pub(crate) struct CheckedPurchase {
 }
 
 impl PurchaseRequest {
+    /// Checks that the event is on sale at `now`, then the selection ([`PurchaseRequest::check`]).
+    pub(crate) fn validate(&self, info: &EventInfo, now: DateTime<Utc>) -> Result<CheckedPurchase> {
+        let event = &info.event;
+        if !event.is_on_sale(now) {
+            let reason = if now < event.sale_opens() {
+                "the sale has not opened"
+            } else {
+                "the sale is over"
+            };
+            return Err(Error::NotOnSale {
+                event: self.event,
+                reason: reason.into(),
+            });
+        }
+        self.check(info)
+    }
+
     /// Checks the selection against the venue and prices: seats exist, appear once, are in zones
     /// on sale; a general-admission zone exists, is on sale and the quantity is positive; the
     /// number of tickets is within the per-customer limit.

@@ -1,7 +1,10 @@
 //! `TicketService`: purchase, pay, cancel, refund and the expiry sweep.
 
 use std::collections::HashSet;
+use std::ops::ControlFlow;
 use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
 
 use crate::domain::{EventId, Order, OrderId, PaymentRef, Ticket, TicketAction, TicketStatus};
 use crate::ports::{
@@ -11,7 +14,7 @@ use crate::{Error, Result};
 
 use super::catalog::{EventCache, EventInfo};
 use super::holds::{RepositoryHolds, hold_with_rebuild, items_of, snapshot_with_rebuild};
-use super::purchase::PurchaseRequest;
+use super::purchase::{CheckedPurchase, PurchaseRequest};
 use super::{Backends, ServiceConfig};
 
 /// How often a transition re-reads the order after losing a compare-and-set race.
@@ -52,18 +55,7 @@ impl TicketService {
         let b = &self.backends;
         let info = self.events.get(&*b.catalog, request.event).await?;
         let now = b.now();
-        if !info.event.is_on_sale(now) {
-            let reason = if now < info.event.sale_opens() {
-                "the sale has not opened"
-            } else {
-                "the sale is over"
-            };
-            return Err(Error::NotOnSale {
-                event: request.event,
-                reason: reason.into(),
-            });
-        }
-        let checked = request.check(&info)?;
+        let checked = request.validate(&info, now)?;
         let order_id = match &request.idempotency_key {
             Some(key) => OrderId::for_idempotency_key(&request.customer, key),
             None => b.ids.order_id(),
@@ -76,32 +68,61 @@ impl TicketService {
             now,
             until: expires_at + self.config.grace(),
         };
-        match hold_with_rebuild(
-            &*b.seat_lock,
-            || self.hold_source(&info),
-            &hold,
+        let requested = checked.places.len() as u32;
+        if let ControlFlow::Break(answer) = self.hold(&request, &info, &hold, requested).await? {
+            return Ok(answer);
+        }
+        let new_order = self.new_order(&request, &info, checked, &hold, expires_at)?;
+        let persisted = b.tickets.insert_order(&new_order).await;
+        self.settle(&request, &hold, new_order.order, persisted)
+            .await
+    }
+
+    /// Holds every item of the purchase, or none. `Break` carries the request's answer when the
+    /// hold is lost: the order an identical earlier request with the same idempotency key
+    /// produced (a replay); otherwise the loss is `SoldOut` (only zones taken) or `SeatsTaken`.
+    async fn hold(
+        &self,
+        request: &PurchaseRequest,
+        info: &EventInfo,
+        hold: &HoldRequest,
+        requested: u32,
+    ) -> Result<ControlFlow<Order>> {
+        let outcome = hold_with_rebuild(
+            &*self.backends.seat_lock,
+            || self.hold_source(info),
+            hold,
             self.config.rebuild_attempts,
         )
-        .await?
-        {
-            HoldOutcome::Held => {}
+        .await?;
+        match outcome {
+            HoldOutcome::Held => Ok(ControlFlow::Continue(())),
             HoldOutcome::Taken { seats, zones } => {
-                if let Some(order) = self.replay(&request).await? {
-                    return Ok(order);
+                if let Some(order) = self.replay(request).await? {
+                    return Ok(ControlFlow::Break(order));
                 }
-                return Err(match zones.into_iter().next() {
-                    Some(zone) if seats.is_empty() => Error::SoldOut {
-                        zone,
-                        requested: checked.places.len() as u32,
-                    },
+                Err(match zones.into_iter().next() {
+                    Some(zone) if seats.is_empty() => Error::SoldOut { zone, requested },
                     _ => Error::SeatsTaken { seats },
-                });
+                })
             }
             HoldOutcome::NotLoaded => {
-                return Err(Error::internal("hold answered NotLoaded after a rebuild"));
+                Err(Error::internal("hold answered NotLoaded after a rebuild"))
             }
         }
+    }
 
+    /// The order to persist for the held purchase: one PENDING_PAYMENT ticket per place at the
+    /// zone's price, and the idempotency record when the request has a key.
+    fn new_order(
+        &self,
+        request: &PurchaseRequest,
+        info: &EventInfo,
+        checked: CheckedPurchase,
+        hold: &HoldRequest,
+        expires_at: DateTime<Utc>,
+    ) -> Result<NewOrder> {
+        let ids = &self.backends.ids;
         let tickets: Vec<Ticket> = checked
             .places
             .into_iter()
@@ -111,8 +132,8 @@ impl TicketService {
                     .price(&zone)
                     .ok_or_else(|| Error::internal("checked zone lost its price"))?;
                 Ok(Ticket {
-                    id: b.ids.ticket_id(),
-                    order_id,
+                    id: ids.ticket_id(),
+                    order_id: hold.order,
                     event_id: request.event,
                     venue_id: info.event.venue_id(),
                     zone,
@@ -120,7 +141,7 @@ impl TicketService {
                     customer: request.customer.clone(),
                     price,
                     status: TicketStatus::PendingPayment,
-                    created_on: now,
+                    created_on: hold.now,
                     expires_at,
                     paid_at: None,
                     payment_ref: None,
@@ -129,7 +150,7 @@ impl TicketService {
             .collect::<Result<_>>()?;
         let order = Order::from_tickets(tickets)?
             .ok_or_else(|| Error::internal("an order without tickets"))?;
-        let new_order = NewOrder {
+        Ok(NewOrder {
             order,
             per_customer_limit: info.event.per_customer_limit(),
             general_admission: checked.general_admission,
@@ -140,25 +161,37 @@ impl TicketService {
                     customer: request.customer.clone(),
                     key: key.clone(),
                     fingerprint: request.fingerprint(),
-                    order_id,
+                    order_id: hold.order,
                 }),
-        };
-        match b.tickets.insert_order(&new_order).await {
+        })
+    }
+
+    /// Answers the purchase from what persisting `order` returned, and puts the seat lock in
+    /// line with it: stored → re-assert the hold; another request with the same key won → that
+    /// request's order; outcome unknown → look before releasing; refused → release what the
+    /// refusal shows is not ours.
+    async fn settle(
+        &self,
+        request: &PurchaseRequest,
+        hold: &HoldRequest,
+        order: Order,
+        persisted: Result<InsertOutcome>,
+    ) -> Result<Order> {
+        match persisted {
             Ok(InsertOutcome::Inserted) => {
-                self.reassert_hold(&hold).await;
-                Ok(new_order.order)
+                self.reassert_hold(hold).await;
+                Ok(order)
             }
             Ok(InsertOutcome::DuplicateKey(record)) => {
-                self.resolve_duplicate(&request, record, &hold.items).await
+                self.resolve_duplicate(request, record, &hold.items).await
             }
             Err(error) if error.is_retryable() => {
-                self.settle_unknown_outcome(new_order.order, error, &hold.items)
-                    .await
+                self.settle_unknown_outcome(order, error, &hold.items).await
             }
             Err(error) => {
                 let release = releasable_after_failure(&hold.items, &error);
                 if !release.is_empty() {
-                    self.release_quietly(&release, order_id, request.event)
+                    self.release_quietly(&release, hold.order, request.event)
                         .await;
                 }
                 Err(error)

@@ -15,8 +15,8 @@ use ticketing_core::ports::CatalogRepository;
 use ticketing_core::{Error, Result};
 use uuid::Uuid;
 
-use crate::codec::{expand, stored, value_rows};
-use crate::error::{StoreResult, code, number};
+use crate::codec::stored;
+use crate::error::{StoreResult, is_foreign_key_violation, is_unique_violation};
 use crate::pool::begin;
 use crate::retry::with_retry;
 
@@ -43,11 +43,10 @@ impl MySqlCatalog {
             .execute(&mut *tx)
             .await;
         if let Err(e) = inserted {
-            return Err(match number(&e) {
-                Some(code::DUPLICATE_KEY) => {
-                    Error::invalid("venue_id", "a venue with this id exists").into()
-                }
-                _ => e.into(),
+            return Err(if is_unique_violation(&e) {
+                Error::invalid("venue_id", "a venue with this id exists").into()
+            } else {
+                e.into()
             });
         }
         for (position, zone) in venue.zones().iter().enumerate() {
@@ -67,17 +66,10 @@ impl MySqlCatalog {
                 .execute(&mut *tx)
                 .await?;
             if let ZoneKind::Seated { rows } = &zone.kind {
-                let statement = expand(sql::INSERT_SEAT_ROWS, &value_rows(rows.len(), 5));
-                let mut insert = sqlx::query(statement);
-                for (position, row) in rows.iter().enumerate() {
-                    insert = insert
-                        .bind(venue.id().as_uuid())
-                        .bind(zone.code.as_str())
-                        .bind(row.label.as_str())
-                        .bind(position as u32)
-                        .bind(row.seats);
-                }
-                insert.execute(&mut *tx).await?;
+                sql::insert_seat_rows(venue.id().as_uuid(), zone.code.as_str(), rows)
+                    .build()
+                    .execute(&mut *tx)
+                    .await?;
             }
         }
         tx.commit().await?;
@@ -150,23 +142,18 @@ impl MySqlCatalog {
             .execute(&mut *tx)
             .await;
         if let Err(e) = inserted {
-            return Err(match number(&e) {
-                Some(code::DUPLICATE_KEY) => {
-                    Error::invalid("event_id", "an event with this id exists").into()
-                }
-                Some(code::MISSING_PARENT) => Error::not_found("venue", event.venue_id()).into(),
-                _ => e.into(),
+            return Err(if is_unique_violation(&e) {
+                Error::invalid("event_id", "an event with this id exists").into()
+            } else if is_foreign_key_violation(&e) {
+                Error::not_found("venue", event.venue_id()).into()
+            } else {
+                e.into()
             });
         }
-        let statement = expand(sql::INSERT_PRICES, &value_rows(event.prices().len(), 3));
-        let mut insert = sqlx::query(statement);
-        for (zone, price) in event.prices() {
-            insert = insert
-                .bind(event.id().as_uuid())
-                .bind(zone.as_str())
-                .bind(price.minor);
-        }
-        insert.execute(&mut *tx).await?;
+        sql::insert_prices(event.id().as_uuid(), event.prices())
+            .build()
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }

@@ -1,12 +1,29 @@
-//! The catalog's statements.
+//! The catalog's statements. The multi-row inserts are functions that build them with sqlx's
+//! [`QueryBuilder`] and bind their values; each needs at least one row.
+
+use sqlx::{MySql, QueryBuilder};
+use ticketing_core::domain::{Money, Row, ZoneCode};
+use uuid::Uuid;
 
 pub(super) const INSERT_VENUE: &str = "INSERT INTO venues (id, name) VALUES (?, ?)";
 
 pub(super) const INSERT_ZONE: &str =
     "INSERT INTO zones (venue_id, code, position, name, kind, capacity) VALUES (?, ?, ?, ?, ?, ?)";
 
-pub(super) const INSERT_SEAT_ROWS: &str =
-    "INSERT INTO seat_rows (venue_id, zone_code, label, position, seats) VALUES {list}";
+/// The rows of a seated zone, `position` numbering them from 0 in the order given.
+pub(super) fn insert_seat_rows(venue: Uuid, zone: &str, rows: &[Row]) -> QueryBuilder<MySql> {
+    let mut insert =
+        QueryBuilder::new("INSERT INTO seat_rows (venue_id, zone_code, label, position, seats) ");
+    insert.push_values(rows.iter().enumerate(), |mut values, (position, row)| {
+        values
+            .push_bind(venue)
+            .push_bind(zone)
+            .push_bind(row.label.as_str())
+            .push_bind(position as u32)
+            .push_bind(row.seats);
+    });
+    insert
+}
 
 pub(super) const SELECT_VENUE: &str = "SELECT name FROM venues WHERE id = ?";
 
@@ -20,8 +37,21 @@ pub(super) const INSERT_EVENT: &str = "INSERT INTO events \
      (id, venue_id, name, sale_opens, sale_closes, currency, hold_time_ms, per_customer_limit) \
      VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
 
-pub(super) const INSERT_PRICES: &str =
-    "INSERT INTO event_prices (event_id, zone_code, price_minor) VALUES {list}";
+/// An event's price per zone (minor units; the currency is the event's).
+pub(super) fn insert_prices<'a, I>(event: Uuid, prices: I) -> QueryBuilder<MySql>
+where
+    I: IntoIterator<Item = (&'a ZoneCode, &'a Money)>,
+{
+    let mut insert =
+        QueryBuilder::new("INSERT INTO event_prices (event_id, zone_code, price_minor) ");
+    insert.push_values(prices, |mut values, (zone, price)| {
+        values
+            .push_bind(event)
+            .push_bind(zone.as_str())
+            .push_bind(price.minor);
+    });
+    insert
+}
 
 pub(super) const SELECT_EVENT: &str = "SELECT venue_id, name, sale_opens, sale_closes, currency, \
      hold_time_ms, per_customer_limit FROM events WHERE id = ?";

@@ -1,5 +1,6 @@
 //! The seat lock in the database alone: seat inventory rows locked with `SELECT … FOR UPDATE`.
 
+mod hold;
 mod sql;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -15,19 +16,13 @@ use ticketing_core::{Error, Result};
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
-use crate::codec::{expand, markers, stored, value_rows};
+use crate::codec::stored;
 use crate::error::{StoreResult, code};
 use crate::pool::begin;
 use crate::retry::{backoff, with_retry};
 
-/// How often a hold looks at a busy marker again before answering `NotLoaded`.
-const MARKER_BUSY_RETRIES: u32 = 3;
-
 /// How often a rebuild asks for the marker without queueing before it queues for it.
 const MARKER_TAKE_TRIES: u32 = 20;
-
-/// How often a hold creates missing seat or zone rows before giving up.
-const MAX_ROW_ROUNDS: u32 = 5;
 
 /// Rows per multi-row INSERT of a rebuild (well below the 65 535 placeholders of a statement).
 const REBUILD_CHUNK: usize = 1_000;
@@ -95,154 +90,6 @@ impl MySqlSeatLock {
         .await?)
     }
 
-    async fn hold_once(&self, request: &HoldRequest) -> StoreResult<HoldOutcome> {
-        let event = request.event.as_uuid();
-        let order = request.order.as_uuid();
-        let wanted = Wanted::from_items(&request.items)?;
-        let (mut rows_created, mut marker_busy) = (0, 0);
-        loop {
-            let mut tx = begin(&self.pool).await?;
-            let marker = sqlx::query(sql::SHARE_MARKER_NOWAIT)
-                .bind(event)
-                .fetch_optional(&mut *tx)
-                .await;
-            match marker {
-                Ok(Some(row)) if row.try_get::<bool, _>("loaded")? => {}
-                Ok(_) => return Ok(HoldOutcome::NotLoaded),
-                // Someone holds the marker exclusively: a rebuild, or a rebuilder that is about to
-                // find the event loaded. Look again a few times without holding a connection;
-                // then let the caller rebuild (which waits for the running rebuild).
-                Err(e) if crate::error::number(&e) == Some(code::LOCK_WAIT_TIMEOUT) => {
-                    tx.rollback().await?;
-                    marker_busy += 1;
-                    if marker_busy > MARKER_BUSY_RETRIES {
-                        return Ok(HoldOutcome::NotLoaded);
-                    }
-                    tokio::time::sleep(backoff(marker_busy)).await;
-                    continue;
-                }
-                Err(e) => return Err(e.into()),
-            }
-
-            let zones: Vec<&str> = wanted.zones.keys().map(|z| z.as_str()).collect();
-            let mut locked_zones = 0;
-            if !zones.is_empty() {
-                let mut lock =
-                    sqlx::query(expand(sql::LOCK_ZONES, &markers(zones.len()))).bind(event);
-                for zone in &zones {
-                    lock = lock.bind(*zone);
-                }
-                locked_zones = lock.fetch_all(&mut *tx).await?.len();
-            }
-            let keys: Vec<String> = wanted.seats.iter().map(SeatRef::key).collect();
-            let mut seat_rows = Vec::new();
-            if !keys.is_empty() {
-                let mut lock =
-                    sqlx::query(expand(sql::LOCK_SEATS, &markers(keys.len()))).bind(event);
-                for key in &keys {
-                    lock = lock.bind(key);
-                }
-                seat_rows = lock.fetch_all(&mut *tx).await?;
-            }
-            if locked_zones < zones.len() || seat_rows.len() < keys.len() {
-                tx.rollback().await?;
-                // Rows vanish only when the state is forgotten between our creating and locking
-                // them; a few rounds settle that (the marker check then says NotLoaded or the
-                // rebuilt state keeps the rows).
-                rows_created += 1;
-                if rows_created > MAX_ROW_ROUNDS {
-                    return Err(
-                        Error::internal("seat lock rows keep vanishing while holding").into(),
-                    );
-                }
-                self.create_rows(event, &zones, &keys).await?;
-                continue;
-            }
-
-            let mut taken_seats = Vec::new();
-            for row in &seat_rows {
-                let holder: Option<Uuid> = row.try_get("order_id")?;
-                let until: Option<DateTime<Utc>> = row.try_get("until")?;
-                let live = holder.is_some() && until.is_none_or(|u| u > request.now);
-                if live && holder != Some(order) {
-                    let key: String = row.try_get("seat_key")?;
-                    taken_seats.push(stored(key.parse::<SeatRef>())?);
-                }
-            }
-            let mut taken_zones = Vec::new();
-            for (zone, (quantity, capacity)) in &wanted.zones {
-                let taken: i64 = sqlx::query(sql::TAKEN_BY_OTHERS)
-                    .bind(event)
-                    .bind(zone.as_str())
-                    .bind(order)
-                    .bind(request.now)
-                    .fetch_one(&mut *tx)
-                    .await?
-                    .try_get("taken")?;
-                if taken + i64::from(*quantity) > i64::from(*capacity) {
-                    taken_zones.push(zone.clone());
-                }
-            }
-            if !taken_seats.is_empty() || !taken_zones.is_empty() {
-                tx.rollback().await?;
-                taken_seats.sort();
-                return Ok(HoldOutcome::Taken {
-                    seats: taken_seats,
-                    zones: taken_zones,
-                });
-            }
-
-            if !keys.is_empty() {
-                let mut hold = sqlx::query(expand(sql::HOLD_SEATS, &markers(keys.len())))
-                    .bind(order)
-                    .bind(request.until)
-                    .bind(event);
-                for key in &keys {
-                    hold = hold.bind(key);
-                }
-                hold.bind(order).execute(&mut *tx).await?;
-            }
-            for (zone, (quantity, _)) in &wanted.zones {
-                sqlx::query(sql::DROP_LAPSED_ZONE_HOLDS)
-                    .bind(event)
-                    .bind(zone.as_str())
-                    .bind(request.now)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query(sql::HOLD_ZONE)
-                    .bind(event)
-                    .bind(zone.as_str())
-                    .bind(order)
-                    .bind(*quantity)
-                    .bind(request.until)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            tx.commit().await?;
-            return Ok(HoldOutcome::Held);
-        }
-    }
-
-    /// Creates missing seat and zone rows, each statement on its own (autocommit), so the
-    /// brief locks of the duplicate checks end before the hold's transaction starts.
-    async fn create_rows(&self, event: Uuid, zones: &[&str], keys: &[String]) -> StoreResult<()> {
-        if !zones.is_empty() {
-            let mut create = sqlx::query(expand(sql::CREATE_ZONES, &value_rows(zones.len(), 2)));
-            for zone in zones {
-                create = create.bind(event).bind(*zone);
-            }
-            create.execute(&self.pool).await?;
-        }
-        if !keys.is_empty() {
-            let mut create = sqlx::query(expand(sql::CREATE_SEATS, &value_rows(keys.len(), 2)));
-            for key in keys {
-                create = create.bind(event).bind(key);
-            }
-            create.execute(&self.pool).await?;
-        }
-        Ok(())
-    }
-
     async fn release_once(
         &self,
         event: EventId,
@@ -251,22 +98,19 @@ impl MySqlSeatLock {
     ) -> StoreResult<()> {
         let wanted = Wanted::from_items(items)?;
         let (event, order) = (event.as_uuid(), order.as_uuid());
+        let (zones, keys) = (wanted.zone_codes(), wanted.seat_keys());
         let mut tx = begin(&self.pool).await?;
-        if !wanted.zones.is_empty() {
-            let mut release =
-                sqlx::query(expand(sql::RELEASE_ZONES, &markers(wanted.zones.len()))).bind(event);
-            for zone in wanted.zones.keys() {
-                release = release.bind(zone.as_str());
-            }
-            release.bind(order).execute(&mut *tx).await?;
+        if !zones.is_empty() {
+            sql::release_zones(event, &zones, order)
+                .build()
+                .execute(&mut *tx)
+                .await?;
         }
-        if !wanted.seats.is_empty() {
-            let mut release =
-                sqlx::query(expand(sql::RELEASE_SEATS, &markers(wanted.seats.len()))).bind(event);
-            for seat in &wanted.seats {
-                release = release.bind(seat.key());
-            }
-            release.bind(order).execute(&mut *tx).await?;
+        if !keys.is_empty() {
+            sql::release_seats(event, &keys, order)
+                .build()
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -290,14 +134,12 @@ impl MySqlSeatLock {
                 .execute(&mut *tx)
                 .await?;
         }
-        if !wanted.seats.is_empty() {
-            let mut sell = sqlx::query(expand(sql::SELL_SEATS, &markers(wanted.seats.len())))
-                .bind(order)
-                .bind(event);
-            for seat in &wanted.seats {
-                sell = sell.bind(seat.key());
-            }
-            sell.execute(&mut *tx).await?;
+        let keys = wanted.seat_keys();
+        if !keys.is_empty() {
+            sql::sell_seats(event, &keys, order)
+                .build()
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -442,27 +284,19 @@ impl MySqlSeatLock {
                 }
             }
         }
-        let seats: Vec<_> = seats.into_iter().collect();
+        let seats: Vec<sql::SeatRow> = seats.into_iter().collect();
         for chunk in seats.chunks(REBUILD_CHUNK) {
-            let mut restore = sqlx::query(expand(sql::RESTORE_SEATS, &value_rows(chunk.len(), 4)));
-            for (key, (order, until)) in chunk {
-                restore = restore.bind(id).bind(key).bind(*order).bind(*until);
-            }
-            restore.execute(&mut *tx).await?;
+            sql::restore_seats(id, chunk)
+                .build()
+                .execute(&mut *tx)
+                .await?;
         }
-        let zones: Vec<_> = zones.into_iter().collect();
+        let zones: Vec<sql::ZoneRow> = zones.into_iter().collect();
         for chunk in zones.chunks(REBUILD_CHUNK) {
-            let mut restore =
-                sqlx::query(expand(sql::RESTORE_ZONE_HOLDS, &value_rows(chunk.len(), 5)));
-            for ((zone, order), (quantity, until)) in chunk {
-                restore = restore
-                    .bind(id)
-                    .bind(zone)
-                    .bind(*order)
-                    .bind(*quantity)
-                    .bind(*until);
-            }
-            restore.execute(&mut *tx).await?;
+            sql::restore_zone_holds(id, chunk)
+                .build()
+                .execute(&mut *tx)
+                .await?;
         }
         sqlx::query(sql::SET_LOADED)
             .bind(id)
@@ -484,6 +318,16 @@ struct Wanted {
 }
 
 impl Wanted {
+    /// The zone codes, sorted.
+    fn zone_codes(&self) -> Vec<&str> {
+        self.zones.keys().map(ZoneCode::as_str).collect()
+    }
+
+    /// The seat keys, in seat order.
+    fn seat_keys(&self) -> Vec<String> {
+        self.seats.iter().map(SeatRef::key).collect()
+    }
+
     fn from_items(items: &[HoldItem]) -> Result<Self, Error> {
         let mut seats = BTreeSet::new();
         let mut zones = BTreeMap::new();
@@ -515,7 +359,7 @@ impl Wanted {
 #[async_trait]
 impl SeatLock for MySqlSeatLock {
     async fn hold(&self, request: &HoldRequest) -> Result<HoldOutcome> {
-        Ok(with_retry("hold", || self.hold_once(request)).await?)
+        Ok(with_retry("hold", || hold::hold_once(&self.pool, request)).await?)
     }
 
     async fn release(&self, event: EventId, order: OrderId, items: &[HoldItem]) -> Result<()> {

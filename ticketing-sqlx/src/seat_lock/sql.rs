@@ -1,5 +1,15 @@
 //! The SQL seat lock's statements. A missing seat or zone row means "free"; `until` NULL with an
 //! order means "sold".
+//!
+//! Statements with a list of variable length (an `IN` list, the rows of a multi-row `VALUES`)
+//! are functions that build them with sqlx's [`QueryBuilder`] and bind their values, in the
+//! order the text names them; each needs at least one list entry. The rest are constants.
+
+use chrono::{DateTime, Utc};
+use sqlx::{MySql, QueryBuilder};
+use uuid::Uuid;
+
+use crate::codec::push_list;
 
 /// Shared lock on the marker, failing at once (error 1205) while a rebuild holds it exclusively.
 pub(super) const SHARE_MARKER_NOWAIT: &str =
@@ -21,30 +31,69 @@ pub(super) const LOCK_MARKER_NOWAIT: &str =
 
 pub(super) const SET_LOADED: &str = "UPDATE seat_lock_events SET loaded = TRUE WHERE event_id = ?";
 
-/// Binds: event, seat keys (sorted). Locks the rows in key order.
-pub(super) const LOCK_SEATS: &str = "SELECT seat_key, order_id, until FROM seat_lock_seats \
-     WHERE event_id = ? AND seat_key IN ({list}) ORDER BY seat_key FOR UPDATE";
+/// The rows of these seats (keys sorted), locked in key order.
+pub(super) fn lock_seats(event: Uuid, keys: &[String]) -> QueryBuilder<MySql> {
+    let mut lock = QueryBuilder::new(
+        "SELECT seat_key, order_id, until FROM seat_lock_seats WHERE event_id = ",
+    );
+    lock.push_bind(event).push(" AND seat_key IN ");
+    push_list(&mut lock, keys);
+    lock.push(" ORDER BY seat_key FOR UPDATE");
+    lock
+}
 
 /// Rows `(event, seat_key)`; runs outside the hold's transaction, so its brief locks end at once.
-pub(super) const CREATE_SEATS: &str =
-    "INSERT IGNORE INTO seat_lock_seats (event_id, seat_key) VALUES {list}";
+pub(super) fn create_seats(event: Uuid, keys: &[String]) -> QueryBuilder<MySql> {
+    let mut create = QueryBuilder::new("INSERT IGNORE INTO seat_lock_seats (event_id, seat_key) ");
+    create.push_values(keys, |mut row, key| {
+        row.push_bind(event).push_bind(key);
+    });
+    create
+}
 
-/// Binds: event, zone codes (sorted).
-pub(super) const LOCK_ZONES: &str = "SELECT zone_code FROM seat_lock_zones \
-     WHERE event_id = ? AND zone_code IN ({list}) ORDER BY zone_code FOR UPDATE";
+/// The rows of these zones (codes sorted), locked in code order.
+pub(super) fn lock_zones(event: Uuid, zones: &[&str]) -> QueryBuilder<MySql> {
+    let mut lock = QueryBuilder::new("SELECT zone_code FROM seat_lock_zones WHERE event_id = ");
+    lock.push_bind(event).push(" AND zone_code IN ");
+    push_list(&mut lock, zones);
+    lock.push(" ORDER BY zone_code FOR UPDATE");
+    lock
+}
 
 /// Rows `(event, zone_code)`.
-pub(super) const CREATE_ZONES: &str =
-    "INSERT IGNORE INTO seat_lock_zones (event_id, zone_code) VALUES {list}";
+pub(super) fn create_zones(event: Uuid, zones: &[&str]) -> QueryBuilder<MySql> {
+    let mut create = QueryBuilder::new("INSERT IGNORE INTO seat_lock_zones (event_id, zone_code) ");
+    create.push_values(zones, |mut row, zone| {
+        row.push_bind(event).push_bind(*zone);
+    });
+    create
+}
 
 /// Binds: event, zone, order, now. Places held or sold by other orders.
 pub(super) const TAKEN_BY_OTHERS: &str = "SELECT CAST(COALESCE(SUM(quantity), 0) AS SIGNED) AS taken \
      FROM seat_lock_zone_holds WHERE event_id = ? AND zone_code = ? AND order_id <> ? \
      AND (until IS NULL OR until > ?)";
 
-/// Binds: order, until, event, seat keys, order. A seat this order bought stays sold.
-pub(super) const HOLD_SEATS: &str = "UPDATE seat_lock_seats SET order_id = ?, until = ? \
-     WHERE event_id = ? AND seat_key IN ({list}) AND NOT (order_id <=> ? AND until IS NULL)";
+/// Holds these seats for `order` until `until`. A seat this order bought stays sold.
+pub(super) fn hold_seats(
+    event: Uuid,
+    keys: &[String],
+    order: Uuid,
+    until: DateTime<Utc>,
+) -> QueryBuilder<MySql> {
+    let mut hold = QueryBuilder::new("UPDATE seat_lock_seats SET order_id = ");
+    hold.push_bind(order)
+        .push(", until = ")
+        .push_bind(until)
+        .push(" WHERE event_id = ")
+        .push_bind(event)
+        .push(" AND seat_key IN ");
+    push_list(&mut hold, keys);
+    hold.push(" AND NOT (order_id <=> ")
+        .push_bind(order)
+        .push(" AND until IS NULL)");
+    hold
+}
 
 /// Binds: event, zone, now.
 pub(super) const DROP_LAPSED_ZONE_HOLDS: &str = "DELETE FROM seat_lock_zone_holds \
@@ -56,18 +105,38 @@ pub(super) const HOLD_ZONE: &str = "INSERT INTO seat_lock_zone_holds \
      ON DUPLICATE KEY UPDATE quantity = IF(until IS NULL, quantity, VALUES(quantity)), \
      until = IF(until IS NULL, NULL, VALUES(until))";
 
-/// Binds: event, seat keys, order. Fenced: only this order's seats.
-pub(super) const RELEASE_SEATS: &str = "UPDATE seat_lock_seats SET order_id = NULL, until = NULL \
-     WHERE event_id = ? AND seat_key IN ({list}) AND order_id = ?";
+/// Frees these seats. Fenced: only this order's seats.
+pub(super) fn release_seats(event: Uuid, keys: &[String], order: Uuid) -> QueryBuilder<MySql> {
+    let mut release = QueryBuilder::new(
+        "UPDATE seat_lock_seats SET order_id = NULL, until = NULL WHERE event_id = ",
+    );
+    release.push_bind(event).push(" AND seat_key IN ");
+    push_list(&mut release, keys);
+    release.push(" AND order_id = ").push_bind(order);
+    release
+}
 
-/// Binds: event, zone codes, order.
-pub(super) const RELEASE_ZONES: &str = "DELETE FROM seat_lock_zone_holds \
-     WHERE event_id = ? AND zone_code IN ({list}) AND order_id = ?";
+/// Drops this order's holds (or sales) in these zones.
+pub(super) fn release_zones(event: Uuid, zones: &[&str], order: Uuid) -> QueryBuilder<MySql> {
+    let mut release = QueryBuilder::new("DELETE FROM seat_lock_zone_holds WHERE event_id = ");
+    release.push_bind(event).push(" AND zone_code IN ");
+    push_list(&mut release, zones);
+    release.push(" AND order_id = ").push_bind(order);
+    release
+}
 
-/// Binds: order, event, seat keys. Sold to the order, whoever holds the seat; a free seat stays
-/// free (a release that overtook this mark, e.g. a refund, must win).
-pub(super) const SELL_SEATS: &str = "UPDATE seat_lock_seats SET order_id = ?, until = NULL \
-     WHERE event_id = ? AND seat_key IN ({list}) AND order_id IS NOT NULL";
+/// Sells these seats to the order, whoever holds them; a free seat stays free (a release that
+/// overtook this mark, e.g. a refund, must win).
+pub(super) fn sell_seats(event: Uuid, keys: &[String], order: Uuid) -> QueryBuilder<MySql> {
+    let mut sell = QueryBuilder::new("UPDATE seat_lock_seats SET order_id = ");
+    sell.push_bind(order)
+        .push(", until = NULL WHERE event_id = ")
+        .push_bind(event)
+        .push(" AND seat_key IN ");
+    push_list(&mut sell, keys);
+    sell.push(" AND order_id IS NOT NULL");
+    sell
+}
 
 /// Binds: quantity, event, zone, order. Only the order's own entry turns sold; no entry, nothing.
 pub(super) const SELL_ZONE: &str = "UPDATE seat_lock_zone_holds SET quantity = ?, until = NULL \
@@ -99,16 +168,47 @@ pub(super) const FORGET_ALL: [&str; 4] = [
     "DELETE FROM seat_lock_zone_holds",
 ];
 
+/// A seat hold of a rebuild: key, order, deadline (`None` for a sale).
+pub(super) type SeatRow = (String, (Uuid, Option<DateTime<Utc>>));
+
+/// A zone hold of a rebuild: (zone, order), (places, deadline or `None` for a sale).
+pub(super) type ZoneRow = ((String, Uuid), (u32, Option<DateTime<Utc>>));
+
 /// Rows `(event, seat_key, order, until)` restored by a rebuild. A row a concurrent `mark_sold`
 /// wrote meanwhile (sold) is kept: a payment is never downgraded to a hold. MySQL assigns left to
 /// right with the new values, so `until` goes first and `order_id` then sees the new `until`.
-pub(super) const RESTORE_SEATS: &str = "INSERT INTO seat_lock_seats (event_id, seat_key, order_id, until) \
-     VALUES {list} ON DUPLICATE KEY UPDATE \
-     until = IF(until IS NULL AND order_id IS NOT NULL, NULL, VALUES(until)), \
-     order_id = IF(until IS NULL AND order_id IS NOT NULL, order_id, VALUES(order_id))";
+pub(super) fn restore_seats(event: Uuid, rows: &[SeatRow]) -> QueryBuilder<MySql> {
+    let mut restore =
+        QueryBuilder::new("INSERT INTO seat_lock_seats (event_id, seat_key, order_id, until) ");
+    restore.push_values(rows, |mut row, (key, (order, until))| {
+        row.push_bind(event)
+            .push_bind(key)
+            .push_bind(*order)
+            .push_bind(*until);
+    });
+    restore.push(
+        " ON DUPLICATE KEY UPDATE \
+         until = IF(until IS NULL AND order_id IS NOT NULL, NULL, VALUES(until)), \
+         order_id = IF(until IS NULL AND order_id IS NOT NULL, order_id, VALUES(order_id))",
+    );
+    restore
+}
 
 /// Rows `(event, zone, order, quantity, until)`, with the same rule.
-pub(super) const RESTORE_ZONE_HOLDS: &str = "INSERT INTO seat_lock_zone_holds \
-     (event_id, zone_code, order_id, quantity, until) VALUES {list} ON DUPLICATE KEY UPDATE \
-     quantity = IF(until IS NULL, quantity, VALUES(quantity)), \
-     until = IF(until IS NULL, NULL, VALUES(until))";
+pub(super) fn restore_zone_holds(event: Uuid, rows: &[ZoneRow]) -> QueryBuilder<MySql> {
+    let mut restore = QueryBuilder::new(
+        "INSERT INTO seat_lock_zone_holds (event_id, zone_code, order_id, quantity, until) ",
+    );
+    restore.push_values(rows, |mut row, ((zone, order), (quantity, until))| {
+        row.push_bind(event)
+            .push_bind(zone)
+            .push_bind(*order)
+            .push_bind(*quantity)
+            .push_bind(*until);
+    });
+    restore.push(
+        " ON DUPLICATE KEY UPDATE quantity = IF(until IS NULL, quantity, VALUES(quantity)), \
+         until = IF(until IS NULL, NULL, VALUES(until))",
+    );
+    restore
+}

@@ -8,7 +8,6 @@ use uuid::Uuid;
 
 use super::sql;
 use super::transition::{expiry_statuses, load_orders, release_usage};
-use crate::codec::{expand, markers};
 use crate::error::StoreResult;
 use crate::outbox;
 use crate::pool::begin;
@@ -40,20 +39,13 @@ pub(super) async fn expire_due_once(
         return Ok(Vec::new());
     }
 
-    let list = markers(ids.len());
-    let mut expire_orders = sqlx::query(expand(sql::EXPIRE_ORDERS, &list)).bind(expired);
-    let mut expire_tickets = sqlx::query(expand(sql::EXPIRE_TICKETS, &list)).bind(expired);
-    for id in &ids {
-        expire_orders = expire_orders.bind(*id);
-        expire_tickets = expire_tickets.bind(*id);
-    }
-    let orders_moved = expire_orders
-        .bind(pending)
+    let orders_moved = sql::expire_orders(expired, &ids, pending)
+        .build()
         .execute(&mut *tx)
         .await?
         .rows_affected();
-    let tickets_moved = expire_tickets
-        .bind(pending)
+    let tickets_moved = sql::expire_tickets(expired, &ids, pending)
+        .build()
         .execute(&mut *tx)
         .await?
         .rows_affected();

@@ -3,17 +3,18 @@
 
 use std::collections::HashSet;
 
-use sqlx::{MySqlPool, Row};
+use sqlx::{MySqlConnection, MySqlPool, Row};
 use ticketing_core::Error;
 use ticketing_core::domain::{
-    CustomerId, IdempotencyKey, OrderId, OutboxEvent, OutboxKind, SeatRef, TicketStatus,
+    CustomerId, IdempotencyKey, Order, OrderId, OutboxEvent, OutboxKind, SeatRef, Ticket,
+    TicketStatus,
 };
 use ticketing_core::ports::{IdempotencyRecord, InsertOutcome, NewOrder};
 use uuid::Uuid;
 
 use super::{sql, zone_capacity};
-use crate::codec::{expand, markers, stored, value_rows};
-use crate::error::{StoreError, StoreResult, code, message, number};
+use crate::codec::stored;
+use crate::error::{StoreError, StoreResult, is_unique_violation, violates_unique_key};
 use crate::outbox;
 use crate::pool::begin;
 use crate::retry::{MAX_RETRIES, with_retry};
@@ -120,75 +121,99 @@ pub(super) fn check(new: &NewOrder) -> Result<(), Error> {
     Ok(())
 }
 
+/// One attempt at the purchase transaction: the steps below in this order, all or nothing.
 async fn insert_once(pool: &MySqlPool, new: &NewOrder) -> StoreResult<InsertOutcome> {
     let order = &new.order;
-    let count = order.tickets.len() as u32;
     let mut tx = begin(pool).await?;
-
-    // 1. The idempotency key first: a concurrent retry of the same request waits here for us and
-    //    then finds our record, before doing any other work.
-    if let Some(record) = &new.idempotency {
-        let inserted = sqlx::query(sql::INSERT_IDEMPOTENCY)
-            .bind(record.customer.as_str())
-            .bind(record.key.as_str())
-            .bind(&record.fingerprint)
-            .bind(record.order_id.as_uuid())
-            .execute(&mut *tx)
-            .await;
-        if let Err(e) = inserted {
-            if number(&e) != Some(code::DUPLICATE_KEY) {
-                return Err(e.into());
-            }
-            tx.rollback().await?;
-            return match idempotency_record(pool, &record.customer, &record.key).await? {
-                Some(stored) => Ok(InsertOutcome::DuplicateKey(stored)),
-                None => {
-                    Err(Error::internal("idempotency key is duplicate but has no record").into())
-                }
-            };
-        }
+    if let Some(record) = &new.idempotency
+        && !claim_key(&mut tx, record).await?
+    {
+        tx.rollback().await?;
+        return stored_duplicate(pool, record).await;
     }
+    insert_order_row(&mut tx, order).await?;
+    let shards = take_places(&mut tx, new).await?;
+    insert_own_tickets(&mut tx, order, &shards).await?;
+    raise_customer_usage(&mut tx, new).await?;
+    // The outbox row: numbered after the commit, so it takes no lock another writer waits for.
+    outbox::append(&mut tx, &[reserved_event(order)]).await?;
+    tx.commit().await?;
+    Ok(InsertOutcome::Inserted)
+}
 
-    // 2. The order row: the row every later transition compares and sets.
+/// Step 1, the idempotency key first: a concurrent retry of the same request waits here for us
+/// and then finds our record, before doing any other work. `false` when the key is used already.
+async fn claim_key(conn: &mut MySqlConnection, record: &IdempotencyRecord) -> StoreResult<bool> {
+    let inserted = sqlx::query(sql::INSERT_IDEMPOTENCY)
+        .bind(record.customer.as_str())
+        .bind(record.key.as_str())
+        .bind(&record.fingerprint)
+        .bind(record.order_id.as_uuid())
+        .execute(conn)
+        .await;
+    match inserted {
+        Ok(_) => Ok(true),
+        Err(e) if is_unique_violation(&e) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The answer for a used key: the record stored for it (read after our rollback).
+async fn stored_duplicate(
+    pool: &MySqlPool,
+    record: &IdempotencyRecord,
+) -> StoreResult<InsertOutcome> {
+    match idempotency_record(pool, &record.customer, &record.key).await? {
+        Some(stored) => Ok(InsertOutcome::DuplicateKey(stored)),
+        None => Err(Error::internal("idempotency key is duplicate but has no record").into()),
+    }
+}
+
+/// Step 2, the order row: the row every later transition compares and sets.
+async fn insert_order_row(conn: &mut MySqlConnection, order: &Order) -> StoreResult<()> {
     let inserted = sqlx::query(sql::INSERT_ORDER)
         .bind(order.id.as_uuid())
         .bind(order.event_id.as_uuid())
         .bind(order.customer.as_str())
         .bind(TicketStatus::PendingPayment.as_str())
         .bind(order.expires_at)
-        .execute(&mut *tx)
+        .execute(conn)
         .await;
-    if let Err(e) = inserted {
-        return Err(match number(&e) {
-            Some(code::DUPLICATE_KEY) => {
-                Error::internal(format!("order {} exists already", order.id)).into()
-            }
-            _ => e.into(),
-        });
-    }
-
-    // 3. Invariant 2: places of a general-admission zone, from shards with room.
-    let shards = match &new.general_admission {
-        Some((zone, capacity)) => {
-            let start = order.id.as_uuid().as_u128() as u32;
-            match zone_capacity::take(&mut tx, order.event_id, zone, *capacity, count, start)
-                .await?
-            {
-                Some(shards) => shards,
-                None => {
-                    return Err(Error::SoldOut {
-                        zone: zone.clone(),
-                        requested: count,
-                    }
-                    .into());
-                }
-            }
+    match inserted {
+        Ok(_) => Ok(()),
+        Err(e) if is_unique_violation(&e) => {
+            Err(Error::internal(format!("order {} exists already", order.id)).into())
         }
-        None => Vec::new(),
-    };
+        Err(e) => Err(e.into()),
+    }
+}
 
-    // 4. The tickets, in seat order so competing orders meet on the unique key in one order.
-    //    Invariant 1 is the unique key itself.
+/// Step 3, invariant 2: the places of a general-admission order, from shards with room; the
+/// shard of each place (none for a seated order), or `SoldOut`.
+async fn take_places(conn: &mut MySqlConnection, new: &NewOrder) -> StoreResult<Vec<u16>> {
+    let Some((zone, capacity)) = &new.general_admission else {
+        return Ok(Vec::new());
+    };
+    let order = &new.order;
+    let count = order.tickets.len() as u32;
+    let start = order.id.as_uuid().as_u128() as u32;
+    match zone_capacity::take(conn, order.event_id, zone, *capacity, count, start).await? {
+        Some(shards) => Ok(shards),
+        None => Err(Error::SoldOut {
+            zone: zone.clone(),
+            requested: count,
+        }
+        .into()),
+    }
+}
+
+/// Step 4, the tickets, in seat order so competing orders meet on the unique key in one order.
+/// Invariant 1 is the unique key itself: a hit is [`StoreError::SeatConflict`].
+async fn insert_own_tickets(
+    conn: &mut MySqlConnection,
+    order: &Order,
+    shards: &[u16],
+) -> StoreResult<()> {
     let mut tickets: Vec<_> = order.tickets.iter().collect();
     tickets.sort_by(|a, b| a.seat.cmp(&b.seat).then(a.id.cmp(&b.id)));
     let placed: Vec<_> = tickets
@@ -196,23 +221,24 @@ async fn insert_once(pool: &MySqlPool, new: &NewOrder) -> StoreResult<InsertOutc
         .enumerate()
         .map(|(i, t)| (*t, shards.get(i).copied()))
         .collect();
-    if let Err(e) = insert_tickets(&mut tx, &placed).await {
-        return Err(match number(&e) {
-            Some(code::DUPLICATE_KEY) if message(&e).contains(sql::ACTIVE_SEAT_KEY) => {
-                StoreError::SeatConflict
-            }
-            Some(code::DUPLICATE_KEY) => {
-                Error::internal(format!("a ticket of order {} exists already", order.id)).into()
-            }
-            _ => e.into(),
-        });
+    match insert_tickets(conn, &placed).await {
+        Ok(()) => Ok(()),
+        Err(e) if violates_unique_key(&e, sql::ACTIVE_SEAT_KEY) => Err(StoreError::SeatConflict),
+        Err(e) if is_unique_violation(&e) => {
+            Err(Error::internal(format!("a ticket of order {} exists already", order.id)).into())
+        }
+        Err(e) => Err(e.into()),
     }
+}
 
-    // 5. Invariant 6: the customer's active tickets for the event, within the limit.
+/// Step 5, invariant 6: the customer's active tickets for the event, within the limit.
+async fn raise_customer_usage(conn: &mut MySqlConnection, new: &NewOrder) -> StoreResult<()> {
+    let order = &new.order;
+    let count = order.tickets.len() as u32;
     sqlx::query(sql::ENSURE_CUSTOMER_USAGE)
         .bind(order.event_id.as_uuid())
         .bind(order.customer.as_str())
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
     let raised = sqlx::query(sql::RAISE_CUSTOMER_USAGE)
         .bind(count)
@@ -220,7 +246,7 @@ async fn insert_once(pool: &MySqlPool, new: &NewOrder) -> StoreResult<InsertOutc
         .bind(order.customer.as_str())
         .bind(count)
         .bind(new.per_customer_limit)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
     if raised.rows_affected() != 1 {
         return Err(Error::LimitExceeded {
@@ -228,42 +254,32 @@ async fn insert_once(pool: &MySqlPool, new: &NewOrder) -> StoreResult<InsertOutc
         }
         .into());
     }
+    Ok(())
+}
 
-    // 6. The outbox row: numbered after the commit, so it takes no lock another writer waits for.
+/// The outbox event of a new order (the purchase and the batch writer share it), stamped with
+/// the earliest ticket's creation.
+pub(super) fn reserved_event(order: &Order) -> OutboxEvent {
     let at = order
         .tickets
         .iter()
         .map(|t| t.created_on)
         .min()
         .unwrap_or(order.expires_at);
-    outbox::append(
-        &mut tx,
-        &[OutboxEvent::for_order(
-            OutboxKind::TicketReserved,
-            order,
-            at,
-        )],
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(InsertOutcome::Inserted)
+    OutboxEvent::for_order(OutboxKind::TicketReserved, order, at)
 }
 
 /// The seats of `new` that have an active ticket now, read after the failed transaction ended.
 async fn taken_seats(pool: &MySqlPool, new: &NewOrder) -> StoreResult<Vec<SeatRef>> {
-    let wanted: Vec<&SeatRef> = new
+    let wanted = new
         .order
         .tickets
         .iter()
-        .filter_map(|t| t.seat.as_ref())
-        .collect();
-    let mut query = sqlx::query(expand(sql::SELECT_TAKEN_SEATS, &markers(wanted.len())))
-        .bind(new.order.event_id.as_uuid());
-    for seat in &wanted {
-        query = query.bind(seat.key());
-    }
+        .filter_map(|t| t.seat.as_ref().map(SeatRef::key));
+    let mut select = sql::select_taken_seats(new.order.event_id.as_uuid(), wanted);
+    let rows = select.build().fetch_all(pool).await?;
     let mut taken = Vec::new();
-    for row in query.fetch_all(pool).await? {
+    for row in rows {
         let key: String = row.try_get("active_seat")?;
         taken.push(stored(key.parse::<SeatRef>())?);
     }
@@ -274,27 +290,12 @@ async fn taken_seats(pool: &MySqlPool, new: &NewOrder) -> StoreResult<Vec<SeatRe
 /// Inserts tickets in one multi-row statement (the purchase and the batch writer share it), each
 /// with the `zone_usage` shard its place counts in (general admission) or `None` (a seat).
 pub(super) async fn insert_tickets(
-    conn: &mut sqlx::MySqlConnection,
-    tickets: &[(&ticketing_core::domain::Ticket, Option<u16>)],
+    conn: &mut MySqlConnection,
+    tickets: &[(&Ticket, Option<u16>)],
 ) -> sqlx::Result<()> {
-    let mut insert = sqlx::query(expand(sql::INSERT_TICKETS, &value_rows(tickets.len(), 15)));
-    for (t, shard) in tickets {
-        insert = insert
-            .bind(t.id.as_uuid())
-            .bind(t.order_id.as_uuid())
-            .bind(t.event_id.as_uuid())
-            .bind(t.venue_id.as_uuid())
-            .bind(t.zone.as_str())
-            .bind(t.seat.as_ref().map(SeatRef::key))
-            .bind(t.customer.as_str())
-            .bind(t.price.minor)
-            .bind(t.price.currency.as_str())
-            .bind(t.status.as_str())
-            .bind(t.created_on)
-            .bind(t.expires_at)
-            .bind(t.paid_at)
-            .bind(t.payment_ref.as_ref().map(|p| p.as_str()))
-            .bind(*shard);
-    }
-    insert.execute(conn).await.map(|_| ())
+    sql::insert_tickets(tickets)
+        .build()
+        .execute(conn)
+        .await
+        .map(|_| ())
 }

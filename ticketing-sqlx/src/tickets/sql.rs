@@ -1,7 +1,16 @@
 //! The ticket repository's statements. Statuses are bound as parameters (`TicketStatus::as_str`),
 //! times are always the caller's `now`, never the server's `NOW()`.
+//!
+//! Statements with a list of variable length (an `IN` list, the rows of a multi-row `VALUES`)
+//! are functions that build them with sqlx's [`QueryBuilder`] and bind their values, in the
+//! order the text names them; each needs at least one list entry. The rest are constants.
 
-use crate::codec::ticket_columns;
+use sqlx::{MySql, QueryBuilder};
+use ticketing_core::domain::{CustomerId, IdempotencyKey, Order, SeatRef, Ticket, TicketStatus};
+use ticketing_core::ports::IdempotencyRecord;
+use uuid::Uuid;
+
+use crate::codec::{push_list, ticket_columns};
 
 // --- purchase ---------------------------------------------------------------------------------
 
@@ -13,19 +22,125 @@ pub(super) const SELECT_IDEMPOTENCY: &str = "SELECT customer_id, idem_key, finge
 pub(super) const INSERT_ORDER: &str =
     "INSERT INTO orders (id, event_id, customer_id, status, expires_at) VALUES (?, ?, ?, ?, ?)";
 
-/// Fifteen columns per ticket: [`ticket_columns!`], then the `zone_usage` shard of a
-/// general-admission place (NULL for a seat).
-pub(super) const INSERT_TICKETS: &str = concat!(
-    "INSERT INTO tickets (",
-    ticket_columns!(),
-    ", usage_shard) VALUES {list}"
-);
+/// One row per ticket: [`ticket_columns!`], then the `zone_usage` shard of a general-admission
+/// place (`None`, NULL, for a seat).
+pub(super) fn insert_tickets(tickets: &[(&Ticket, Option<u16>)]) -> QueryBuilder<MySql> {
+    let mut insert = QueryBuilder::new(concat!(
+        "INSERT INTO tickets (",
+        ticket_columns!(),
+        ", usage_shard) "
+    ));
+    insert.push_values(tickets, |mut row, (t, shard)| {
+        row.push_bind(t.id.as_uuid())
+            .push_bind(t.order_id.as_uuid())
+            .push_bind(t.event_id.as_uuid())
+            .push_bind(t.venue_id.as_uuid())
+            .push_bind(t.zone.as_str())
+            .push_bind(t.seat.as_ref().map(SeatRef::key))
+            .push_bind(t.customer.as_str())
+            .push_bind(t.price.minor)
+            .push_bind(t.price.currency.as_str())
+            .push_bind(t.status.as_str())
+            .push_bind(t.created_on)
+            .push_bind(t.expires_at)
+            .push_bind(t.paid_at)
+            .push_bind(t.payment_ref.as_ref().map(|p| p.as_str()))
+            .push_bind(*shard);
+    });
+    insert
+}
 
 /// The name of the unique key behind invariant 1, as the server names it in ER_DUP_ENTRY.
 pub(super) const ACTIVE_SEAT_KEY: &str = "uq_tickets_active_seat";
 
-pub(super) const SELECT_TAKEN_SEATS: &str =
-    "SELECT active_seat FROM tickets WHERE event_id = ? AND active_seat IN ({list})";
+/// The seats among `keys` of `event` that have an active ticket.
+pub(super) fn select_taken_seats<I>(event: Uuid, keys: I) -> QueryBuilder<MySql>
+where
+    I: IntoIterator<Item = String>,
+{
+    let mut select = QueryBuilder::new("SELECT active_seat FROM tickets WHERE event_id = ");
+    select.push_bind(event).push(" AND active_seat IN ");
+    push_list(&mut select, keys);
+    select
+}
+
+/// Idempotency records `(customer, key, fingerprint, order)`, one per keyed order of a batch.
+pub(super) fn insert_idempotency_rows<'a, I>(records: I) -> QueryBuilder<MySql>
+where
+    I: IntoIterator<Item = &'a IdempotencyRecord>,
+{
+    let mut insert = QueryBuilder::new(
+        "INSERT INTO idempotency_keys (customer_id, idem_key, fingerprint, order_id) ",
+    );
+    insert.push_values(records, |mut row, record| {
+        row.push_bind(record.customer.as_str())
+            .push_bind(record.key.as_str())
+            .push_bind(record.fingerprint.as_str())
+            .push_bind(record.order_id.as_uuid());
+    });
+    insert
+}
+
+/// Which of these `(customer, key)` pairs have an idempotency record.
+pub(super) fn select_used_keys<'a, I>(keys: I) -> QueryBuilder<MySql>
+where
+    I: IntoIterator<Item = (&'a CustomerId, &'a IdempotencyKey)>,
+{
+    let mut select = QueryBuilder::new("SELECT customer_id, idem_key FROM idempotency_keys WHERE ");
+    let mut any = select.separated(" OR ");
+    for (customer, key) in keys {
+        any.push("(customer_id = ")
+            .push_bind_unseparated(customer.as_str())
+            .push_unseparated(" AND idem_key = ")
+            .push_bind_unseparated(key.as_str())
+            .push_unseparated(")");
+    }
+    select
+}
+
+/// Order rows `(id, event, customer, PENDING_PAYMENT, deadline)`, one per order of a batch.
+pub(super) fn insert_order_rows<'a, I>(orders: I) -> QueryBuilder<MySql>
+where
+    I: IntoIterator<Item = &'a Order>,
+{
+    let mut insert =
+        QueryBuilder::new("INSERT INTO orders (id, event_id, customer_id, status, expires_at) ");
+    insert.push_values(orders, |mut row, order| {
+        row.push_bind(order.id.as_uuid())
+            .push_bind(order.event_id.as_uuid())
+            .push_bind(order.customer.as_str())
+            .push_bind(TicketStatus::PendingPayment.as_str())
+            .push_bind(order.expires_at);
+    });
+    insert
+}
+
+/// Rows `(event, customer, n)`: adds each `n` to the customer's active tickets for the event,
+/// creating the rows that are missing. Reports per row 1 for a created row, 2 for a raised one.
+pub(super) fn add_customer_usage<'a, I>(sums: I) -> QueryBuilder<MySql>
+where
+    I: IntoIterator<Item = (Uuid, &'a str, u32)>,
+{
+    let mut upsert =
+        QueryBuilder::new("INSERT INTO customer_usage (event_id, customer_id, active) ");
+    upsert.push_values(sums, |mut row, (event, customer, n)| {
+        row.push_bind(event).push_bind(customer).push_bind(n);
+    });
+    upsert.push(" ON DUPLICATE KEY UPDATE active = active + VALUES(active)");
+    upsert
+}
+
+/// The active tickets (`active`) of these customers (`customer_id`) for `event`.
+pub(super) fn select_customer_usage<'a, I>(event: Uuid, customers: I) -> QueryBuilder<MySql>
+where
+    I: IntoIterator<Item = &'a str>,
+{
+    let mut select =
+        QueryBuilder::new("SELECT customer_id, active FROM customer_usage WHERE event_id = ");
+    select.push_bind(event).push(" AND customer_id IN ");
+    push_list(&mut select, customers);
+    select
+}
 
 pub(super) const ENSURE_CUSTOMER_USAGE: &str = "INSERT INTO customer_usage (event_id, customer_id, active) \
      VALUES (?, ?, 0) ON DUPLICATE KEY UPDATE active = active";
@@ -56,12 +171,59 @@ pub(super) const MOVE_TICKETS: &str = "UPDATE tickets SET status = ?, \
 pub(super) const LOWER_CUSTOMER_USAGE: &str =
     "UPDATE customer_usage SET active = active - ? WHERE event_id = ? AND customer_id = ?";
 
-/// Binds: the order ids. The general-admission places of these orders per `zone_usage` shard;
-/// tickets from before shards existed count in shard 0.
-pub(super) const PLACES_PER_SHARD: &str = "SELECT event_id, zone_code, \
-     CAST(COALESCE(usage_shard, 0) AS UNSIGNED) AS shard, COUNT(*) AS n FROM tickets \
-     WHERE order_id IN ({list}) AND seat_key IS NULL \
-     GROUP BY event_id, zone_code, shard ORDER BY event_id, zone_code, shard";
+/// The general-admission places of these orders per `zone_usage` shard; tickets from before
+/// shards existed count in shard 0.
+pub(super) fn places_per_shard(orders: &[Uuid]) -> QueryBuilder<MySql> {
+    let mut select = QueryBuilder::new(
+        "SELECT event_id, zone_code, CAST(COALESCE(usage_shard, 0) AS UNSIGNED) AS shard, \
+         COUNT(*) AS n FROM tickets WHERE order_id IN ",
+    );
+    push_list(&mut select, orders);
+    select.push(
+        " AND seat_key IS NULL GROUP BY event_id, zone_code, shard \
+         ORDER BY event_id, zone_code, shard",
+    );
+    select
+}
+
+// --- general-admission capacity (`zone_capacity`) ---------------------------------------------
+
+/// Binds: event, zone, first shard, end shard (exclusive), how many rows. Shards with room in
+/// that range, skipping rows other transactions hold.
+pub(super) const TAKE_FREE_SHARDS: &str = "SELECT shard, \
+     CAST(capacity AS SIGNED) - CAST(active AS SIGNED) AS room \
+     FROM zone_usage WHERE event_id = ? AND zone_code = ? AND shard >= ? AND shard < ? \
+     AND active < capacity ORDER BY shard LIMIT ? FOR UPDATE SKIP LOCKED";
+
+/// Binds: event, zone. Every shard, waiting for the ones other transactions hold: the definite
+/// answer when the unlocked shards had too little room.
+pub(super) const LOCK_ALL_SHARDS: &str = "SELECT shard, \
+     CAST(capacity AS SIGNED) - CAST(active AS SIGNED) AS room FROM zone_usage \
+     WHERE event_id = ? AND zone_code = ? ORDER BY shard FOR UPDATE";
+
+/// Rows `(event, zone, shard, capacity, 0)`, one per slice in shard order. A concurrent first
+/// purchase may create them too.
+pub(super) fn create_shards(event: Uuid, zone: &str, slices: &[u32]) -> QueryBuilder<MySql> {
+    let mut insert = QueryBuilder::new(
+        "INSERT IGNORE INTO zone_usage (event_id, zone_code, shard, capacity, active) ",
+    );
+    insert.push_values(slices.iter().enumerate(), |mut row, (shard, slice)| {
+        row.push_bind(event)
+            .push_bind(zone)
+            .push_bind(shard as u16)
+            .push_bind(*slice)
+            .push_bind(0u32);
+    });
+    insert
+}
+
+/// Binds: n, event, zone, shard, n. Matches no row when the shard would overflow its slice.
+pub(super) const RAISE_SHARD: &str = "UPDATE zone_usage SET active = active + ? \
+     WHERE event_id = ? AND zone_code = ? AND shard = ? AND active + ? <= capacity";
+
+/// Binds: n, event, zone, shard.
+pub(super) const LOWER_SHARD: &str = "UPDATE zone_usage SET active = active - ? \
+     WHERE event_id = ? AND zone_code = ? AND shard = ?";
 
 // --- expiry -----------------------------------------------------------------------------------
 
@@ -71,12 +233,40 @@ pub(super) const LOCK_DUE_ORDERS: &str = "SELECT id FROM orders \
      WHERE status = ? AND expires_at <= ? ORDER BY expires_at, id LIMIT ? FOR UPDATE SKIP LOCKED";
 
 /// Binds: EXPIRED, the order ids, PENDING_PAYMENT.
-pub(super) const EXPIRE_ORDERS: &str =
-    "UPDATE orders SET status = ? WHERE id IN ({list}) AND status = ?";
+pub(super) fn expire_orders(expired: &str, ids: &[Uuid], pending: &str) -> QueryBuilder<MySql> {
+    expire(
+        "UPDATE orders SET status = ",
+        expired,
+        " WHERE id IN ",
+        ids,
+        pending,
+    )
+}
 
 /// Binds: EXPIRED, the order ids, PENDING_PAYMENT.
-pub(super) const EXPIRE_TICKETS: &str =
-    "UPDATE tickets SET status = ? WHERE order_id IN ({list}) AND status = ?";
+pub(super) fn expire_tickets(expired: &str, ids: &[Uuid], pending: &str) -> QueryBuilder<MySql> {
+    expire(
+        "UPDATE tickets SET status = ",
+        expired,
+        " WHERE order_id IN ",
+        ids,
+        pending,
+    )
+}
+
+fn expire(
+    update: &str,
+    expired: &str,
+    filter: &str,
+    ids: &[Uuid],
+    pending: &str,
+) -> QueryBuilder<MySql> {
+    let mut expire = QueryBuilder::new(update);
+    expire.push_bind(expired).push(filter);
+    push_list(&mut expire, ids);
+    expire.push(" AND status = ").push_bind(pending);
+    expire
+}
 
 // --- reads ------------------------------------------------------------------------------------
 
@@ -89,11 +279,16 @@ pub(super) const SELECT_ORDER_TICKETS: &str = concat!(
     " FROM tickets WHERE order_id = ?"
 );
 
-pub(super) const SELECT_TICKETS_OF_ORDERS: &str = concat!(
-    "SELECT ",
-    ticket_columns!(),
-    " FROM tickets WHERE order_id IN ({list})"
-);
+/// The tickets of these orders.
+pub(super) fn select_tickets_of_orders(ids: &[Uuid]) -> QueryBuilder<MySql> {
+    let mut select = QueryBuilder::new(concat!(
+        "SELECT ",
+        ticket_columns!(),
+        " FROM tickets WHERE order_id IN "
+    ));
+    push_list(&mut select, ids);
+    select
+}
 
 /// Binds: event, PENDING_PAYMENT, PAID.
 pub(super) const SELECT_ACTIVE_TICKETS: &str = concat!(

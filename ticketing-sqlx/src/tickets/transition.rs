@@ -9,8 +9,8 @@ use ticketing_core::domain::{Order, OrderId, OutboxEvent, OutboxKind, TicketActi
 use ticketing_core::ports::Transition;
 use uuid::Uuid;
 
-use super::{sql, zone_capacity};
-use crate::codec::{expand, markers, ticket};
+use super::sql;
+use crate::codec::ticket;
 use crate::error::StoreResult;
 use crate::outbox;
 use crate::pool::begin;
@@ -86,12 +86,12 @@ pub(super) async fn load_orders(
     conn: &mut MySqlConnection,
     ids: &[Uuid],
 ) -> StoreResult<Vec<Order>> {
-    let mut query = sqlx::query(expand(sql::SELECT_TICKETS_OF_ORDERS, &markers(ids.len())));
-    for id in ids {
-        query = query.bind(*id);
-    }
+    let rows = sql::select_tickets_of_orders(ids)
+        .build()
+        .fetch_all(&mut *conn)
+        .await?;
     let mut by_order: BTreeMap<Uuid, Vec<_>> = BTreeMap::new();
-    for row in query.fetch_all(&mut *conn).await? {
+    for row in rows {
         let t = ticket(&row)?;
         by_order.entry(t.order_id.as_uuid()).or_default().push(t);
     }
@@ -143,17 +143,16 @@ pub(super) async fn release_usage(conn: &mut MySqlConnection, orders: &[Order]) 
 
 /// Lowers the `zone_usage` shards the general-admission places of `orders` were counted in.
 async fn release_places(conn: &mut MySqlConnection, orders: &[Uuid]) -> StoreResult<()> {
-    let mut query = sqlx::query(expand(sql::PLACES_PER_SHARD, &markers(orders.len())));
-    for id in orders {
-        query = query.bind(*id);
-    }
-    let rows = query.fetch_all(&mut *conn).await?;
+    let rows = sql::places_per_shard(orders)
+        .build()
+        .fetch_all(&mut *conn)
+        .await?;
     for row in rows {
         let event: Uuid = row.try_get("event_id")?;
         let zone: String = row.try_get("zone_code")?;
         let shard: u64 = row.try_get("shard")?;
         let n: i64 = row.try_get("n")?;
-        let lowered = sqlx::query(zone_capacity::LOWER_SHARD)
+        let lowered = sqlx::query(sql::LOWER_SHARD)
             .bind(n)
             .bind(event)
             .bind(&zone)

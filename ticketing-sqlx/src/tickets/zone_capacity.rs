@@ -12,35 +12,12 @@ use sqlx::{MySqlConnection, Row};
 use ticketing_core::Error;
 use ticketing_core::domain::{EventId, ZoneCode};
 
-use crate::codec::{expand, value_rows};
+use super::sql;
 use crate::error::StoreResult;
 
 /// Most shards per zone: more than the connections that usually write at once, so a purchase
 /// nearly always finds an unlocked shard with room.
 pub(super) const MAX_SHARDS: u32 = 32;
-
-/// Binds: event, zone, first shard, end shard (exclusive), how many rows. Shards with room in
-/// that range, skipping rows other transactions hold.
-const TAKE_FREE: &str = "SELECT shard, CAST(capacity AS SIGNED) - CAST(active AS SIGNED) AS room \
-     FROM zone_usage WHERE event_id = ? AND zone_code = ? AND shard >= ? AND shard < ? \
-     AND active < capacity ORDER BY shard LIMIT ? FOR UPDATE SKIP LOCKED";
-
-/// Binds: event, zone. Every shard, waiting for the ones other transactions hold: the definite
-/// answer when the unlocked shards had too little room.
-const LOCK_ALL: &str = "SELECT shard, CAST(capacity AS SIGNED) - CAST(active AS SIGNED) AS room FROM zone_usage \
-     WHERE event_id = ? AND zone_code = ? ORDER BY shard FOR UPDATE";
-
-/// Rows: (event, zone, shard, capacity, 0). A concurrent first purchase may create them too.
-const CREATE_SHARDS: &str =
-    "INSERT IGNORE INTO zone_usage (event_id, zone_code, shard, capacity, active) VALUES {list}";
-
-/// Binds: n, event, zone, shard, n. Matches no row when the shard would overflow its slice.
-const RAISE_SHARD: &str = "UPDATE zone_usage SET active = active + ? \
-     WHERE event_id = ? AND zone_code = ? AND shard = ? AND active + ? <= capacity";
-
-/// Binds: n, event, zone, shard.
-pub(super) const LOWER_SHARD: &str = "UPDATE zone_usage SET active = active - ? \
-     WHERE event_id = ? AND zone_code = ? AND shard = ?";
 
 /// The slices of a zone of `capacity` places: up to [`MAX_SHARDS`] shards, sizes differing by at
 /// most one, adding up to `capacity`.
@@ -111,7 +88,14 @@ async fn free_unlocked(
     for (from, end) in [(first, MAX_SHARDS), (0, first)] {
         let mut from = from;
         while from < end && total(&rooms) < n {
-            let found = select_rooms(conn, TAKE_FREE, event, zone, Some((from, end, rows))).await?;
+            let found = select_rooms(
+                conn,
+                sql::TAKE_FREE_SHARDS,
+                event,
+                zone,
+                Some((from, end, rows)),
+            )
+            .await?;
             let Some(&last) = found.keys().next_back() else {
                 break;
             };
@@ -129,7 +113,7 @@ async fn all_waiting(
     event: EventId,
     zone: &ZoneCode,
 ) -> StoreResult<Rooms> {
-    select_rooms(conn, LOCK_ALL, event, zone, None).await
+    select_rooms(conn, sql::LOCK_ALL_SHARDS, event, zone, None).await
 }
 
 async fn select_rooms(
@@ -164,16 +148,10 @@ async fn create(
     capacity: u32,
 ) -> StoreResult<()> {
     let slices = slices(capacity);
-    let mut insert = sqlx::query(expand(CREATE_SHARDS, &value_rows(slices.len(), 5)));
-    for (shard, slice) in slices.iter().enumerate() {
-        insert = insert
-            .bind(event.as_uuid())
-            .bind(zone.as_str())
-            .bind(shard as u16)
-            .bind(*slice)
-            .bind(0u32);
-    }
-    insert.execute(&mut *conn).await?;
+    sql::create_shards(event.as_uuid(), zone.as_str(), &slices)
+        .build()
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 
@@ -199,7 +177,7 @@ async fn raise(
     shard: u16,
     count: u32,
 ) -> StoreResult<()> {
-    let raised = sqlx::query(RAISE_SHARD)
+    let raised = sqlx::query(sql::RAISE_SHARD)
         .bind(count)
         .bind(event.as_uuid())
         .bind(zone.as_str())

@@ -9,6 +9,8 @@
 //! `unsent`, `outbox_after`, `outbox_head`) number first. docs/DESIGN.md, "The event stream",
 //! argues why no row is skipped and one order's changes keep their order.
 
+mod sql;
+
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use sqlx::{MySqlConnection, MySqlPool, Row};
@@ -17,56 +19,12 @@ use ticketing_core::ports::OutboxStore;
 use ticketing_core::{Error, Result};
 
 use crate::MySqlTicketRepository;
-use crate::codec::{expand, markers, value_rows};
 use crate::error::StoreResult;
 use crate::pool::begin;
 use crate::retry::with_retry;
 
-const INSERT_ROWS: &str = "INSERT INTO outbox (kind, order_id, recorded_at, payload) VALUES {list}";
-
-/// Locks the numbering: one numbering transaction at a time, each continuing from the last.
-const LOCK_NUMBERING: &str = "SELECT numbered_seq FROM outbox_relay WHERE id = 1 FOR UPDATE";
-
-/// Committed rows without a number, oldest id first. A plain read in READ COMMITTED: it sees
-/// committed rows only and waits for no writer.
-const SELECT_UNNUMBERED: &str = "SELECT id FROM outbox WHERE seq IS NULL ORDER BY id LIMIT ?";
-
-/// Binds: the last number before these rows, the ids (in order) for `FIELD`, the ids for `IN`.
-/// Row `ids[i]` gets `first + i + 1`.
-const NUMBER_ROWS: &str =
-    "UPDATE outbox SET seq = ? + FIELD(id, {list}) WHERE seq IS NULL AND id IN ({list})";
-
-const SET_NUMBERED: &str = "UPDATE outbox_relay SET numbered_seq = ? WHERE id = 1";
-
 /// Rows numbered per numbering transaction.
 const NUMBERING_CHUNK: u32 = 1_000;
-
-/// The last number given.
-const SELECT_HEAD: &str = "SELECT numbered_seq FROM outbox_relay WHERE id = 1";
-
-const SELECT_AFTER: &str = "SELECT seq, payload FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?";
-
-/// The lease as a compare-and-set: taken when free, lapsed at the caller's `now`, or the caller's.
-/// The connection reports matched rows (`CLIENT_FOUND_ROWS`), so a renewal that changes nothing
-/// still counts 1.
-const TAKE_LEASE: &str = "UPDATE outbox_relay SET holder = ?, lease_until = ? \
-     WHERE id = 1 AND (holder IS NULL OR holder = ? OR lease_until <= ?)";
-
-const RELEASE_LEASE: &str =
-    "UPDATE outbox_relay SET holder = NULL, lease_until = NULL WHERE id = 1 AND holder = ?";
-
-/// Numbered entries after the sent cursor. Numbers are given in publication order, so no entry
-/// can appear later below one read here.
-const SELECT_UNSENT: &str = "SELECT seq, payload FROM outbox \
-     WHERE seq > (SELECT sent_seq FROM outbox_relay WHERE id = 1) ORDER BY seq LIMIT ?";
-
-const MARK_SENT: &str =
-    "UPDATE outbox_relay SET sent_seq = GREATEST(sent_seq, ?) WHERE id = 1 AND holder = ?";
-
-const REWIND: &str =
-    "UPDATE outbox_relay SET sent_seq = LEAST(sent_seq, ?) WHERE id = 1 AND holder = ?";
-
-const SELECT_SENT: &str = "SELECT sent_seq FROM outbox_relay WHERE id = 1";
 
 /// Appends `events` in order, without a number and without taking any lock another writer waits
 /// for: the rows get theirs from [`number_committed`] once this transaction committed.
@@ -79,15 +37,10 @@ pub(crate) async fn append(conn: &mut MySqlConnection, events: &[OutboxEvent]) -
         .map(serde_json::to_string)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| Error::internal(format!("outbox event does not serialise: {e}")))?;
-    let mut insert = sqlx::query(expand(INSERT_ROWS, &value_rows(events.len(), 4)));
-    for (event, payload) in events.iter().zip(payloads) {
-        insert = insert
-            .bind(event.kind.as_str())
-            .bind(event.order_id.as_uuid())
-            .bind(event.at)
-            .bind(payload);
-    }
-    insert.execute(&mut *conn).await?;
+    sql::insert_rows(events.iter().zip(payloads))
+        .build()
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 
@@ -108,11 +61,11 @@ pub(crate) async fn number_committed(pool: &MySqlPool, limit: u32) -> StoreResul
 
 async fn number_committed_once(pool: &MySqlPool, limit: u32) -> StoreResult<u32> {
     let mut tx = begin(pool).await?;
-    let last: u64 = sqlx::query_scalar(LOCK_NUMBERING)
+    let last: u64 = sqlx::query_scalar(sql::LOCK_NUMBERING)
         .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(relay_row_missing)?;
-    let ids: Vec<u64> = sqlx::query_scalar(SELECT_UNNUMBERED)
+    let ids: Vec<u64> = sqlx::query_scalar(sql::SELECT_UNNUMBERED)
         .bind(limit)
         .fetch_all(&mut *tx)
         .await?;
@@ -123,15 +76,14 @@ async fn number_committed_once(pool: &MySqlPool, limit: u32) -> StoreResult<u32>
     // The list is padded to a power of two with the last id (FIELD answers its first position,
     // IN ignores repeats), so a relay numbering batches of every size prepares a handful of
     // statements instead of one per size (see `STATEMENT_CACHE_CAPACITY`).
-    let padded = ids.len().next_power_of_two();
-    let list = markers(padded);
     let last_id = ids[ids.len() - 1];
-    let padding = std::iter::repeat_n(&last_id, padded - ids.len());
-    let mut number = sqlx::query(expand(NUMBER_ROWS, &list)).bind(last);
-    for id in ids.iter().chain(padding.clone()).chain(&ids).chain(padding) {
-        number = number.bind(*id);
-    }
-    let numbered = number.execute(&mut *tx).await?.rows_affected();
+    let mut padded = ids.clone();
+    padded.resize(ids.len().next_power_of_two(), last_id);
+    let numbered = sql::number_rows(last, &padded)
+        .build()
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
     if numbered != ids.len() as u64 {
         return Err(Error::internal(format!(
             "numbered {numbered} of {} outbox rows; another numbering ran unlocked",
@@ -139,7 +91,7 @@ async fn number_committed_once(pool: &MySqlPool, limit: u32) -> StoreResult<u32>
         ))
         .into());
     }
-    sqlx::query(SET_NUMBERED)
+    sqlx::query(sql::SET_NUMBERED)
         .bind(last + ids.len() as u64)
         .execute(&mut *tx)
         .await?;
@@ -157,7 +109,7 @@ pub(crate) async fn number_all_committed(pool: &MySqlPool) -> StoreResult<()> {
 /// after this call returns gets a greater one.
 pub(crate) async fn head(pool: &MySqlPool) -> StoreResult<u64> {
     number_all_committed(pool).await?;
-    Ok(sqlx::query_scalar(SELECT_HEAD)
+    Ok(sqlx::query_scalar(sql::SELECT_HEAD)
         .fetch_optional(pool)
         .await?
         .ok_or_else(relay_row_missing)?)
@@ -170,7 +122,7 @@ pub(crate) async fn after(
     limit: u32,
 ) -> StoreResult<Vec<OutboxEntry>> {
     number_all_committed(pool).await?;
-    let rows = sqlx::query(SELECT_AFTER)
+    let rows = sqlx::query(sql::SELECT_AFTER)
         .bind(after)
         .bind(limit)
         .fetch_all(pool)
@@ -203,7 +155,7 @@ async fn take_lease(
     now: DateTime<Utc>,
     ttl: TimeDelta,
 ) -> StoreResult<bool> {
-    let done = sqlx::query(TAKE_LEASE)
+    let done = sqlx::query(sql::TAKE_LEASE)
         .bind(relay)
         .bind(now + ttl)
         .bind(relay)
@@ -224,7 +176,7 @@ async fn update_cursor(
 }
 
 async fn sent(pool: &MySqlPool) -> StoreResult<u64> {
-    let row = sqlx::query(SELECT_SENT)
+    let row = sqlx::query(sql::SELECT_SENT)
         .fetch_optional(pool)
         .await?
         .ok_or_else(relay_row_missing)?;
@@ -249,7 +201,7 @@ impl OutboxStore for MySqlTicketRepository {
 
     async fn release_lease(&self, relay: &str) -> Result<()> {
         with_retry("release_lease", || async {
-            sqlx::query(RELEASE_LEASE)
+            sqlx::query(sql::RELEASE_LEASE)
                 .bind(relay)
                 .execute(self.pool())
                 .await?;
@@ -263,7 +215,7 @@ impl OutboxStore for MySqlTicketRepository {
     async fn unsent(&self, limit: u32) -> Result<Vec<OutboxEntry>> {
         Ok(with_retry("unsent", || async {
             number_committed(self.pool(), limit).await?;
-            let rows = sqlx::query(SELECT_UNSENT)
+            let rows = sqlx::query(sql::SELECT_UNSENT)
                 .bind(limit)
                 .fetch_all(self.pool())
                 .await?;
@@ -274,13 +226,16 @@ impl OutboxStore for MySqlTicketRepository {
 
     async fn mark_sent(&self, relay: &str, up_to: u64) -> Result<bool> {
         Ok(with_retry("mark_sent", || {
-            update_cursor(self.pool(), MARK_SENT, relay, up_to)
+            update_cursor(self.pool(), sql::MARK_SENT, relay, up_to)
         })
         .await?)
     }
 
     async fn rewind(&self, relay: &str, to: u64) -> Result<bool> {
-        Ok(with_retry("rewind", || update_cursor(self.pool(), REWIND, relay, to)).await?)
+        Ok(with_retry("rewind", || {
+            update_cursor(self.pool(), sql::REWIND, relay, to)
+        })
+        .await?)
     }
 
     async fn sent_up_to(&self) -> Result<u64> {
