@@ -6,6 +6,7 @@
 mod client;
 mod config;
 mod error;
+mod eviction;
 mod health;
 mod keys;
 mod lock;
@@ -18,6 +19,7 @@ pub mod testing;
 mod values;
 
 pub use config::RedisSeatLockConfig;
+pub use eviction::check_eviction_policy;
 pub use lock::RedisSeatLock;
 /// The `redis` crate this adapter is built on (for `redis::Client` and connection settings).
 pub use redis;

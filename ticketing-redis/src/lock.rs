@@ -45,6 +45,9 @@ impl std::fmt::Debug for RedisSeatLock {
 impl RedisSeatLock {
     /// A seat lock over an existing connection manager. Fails with
     /// [`Error::Config`] when `config` is unusable (see [`RedisSeatLockConfig`]).
+    ///
+    /// Unlike [`RedisSeatLock::connect`], it does not look at the server: call
+    /// [`check_eviction_policy`](crate::check_eviction_policy) on the connection first.
     pub fn new(conn: ConnectionManager, config: RedisSeatLockConfig) -> Result<Self> {
         config.validate()?;
         Ok(Self {
@@ -55,14 +58,18 @@ impl RedisSeatLock {
         })
     }
 
-    /// Connects to `url` (e.g. `redis://127.0.0.1:6379`) with a default [`ConnectionManager`].
-    /// An unreachable server is [`Error::Unavailable`]; a malformed URL is
-    /// [`Error::Config`].
+    /// Connects to `url` (e.g. `redis://127.0.0.1:6379`) with a default [`ConnectionManager`]
+    /// and checks the server's eviction policy
+    /// ([`check_eviction_policy`](crate::check_eviction_policy)). An unreachable server is
+    /// [`Error::Unavailable`]; a malformed URL, or a server whose `maxmemory-policy` may evict
+    /// the lock's keys (`allkeys-*`), is [`Error::Config`].
     pub async fn connect(url: &str, config: RedisSeatLockConfig) -> Result<Self> {
+        config.validate()?;
         let client = crate::client::open(url)?;
         let conn = ConnectionManager::new(client)
             .await
             .map_err(RedisLockError::from)?;
+        crate::check_eviction_policy(&conn).await?;
         Self::new(conn, config)
     }
 
