@@ -86,6 +86,7 @@ pub async fn refund_order(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<OrderDto>> {
     let id: OrderId = parse_id(&id)?;
-    let order = state.tickets().refund(id).await?;
+    let tickets = state.tickets().clone();
+    let order = super::run_detached(async move { tickets.refund(id).await }).await?;
     Ok(Json(OrderDto::from(&order)))
 }

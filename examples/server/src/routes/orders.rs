@@ -51,6 +51,7 @@ pub async fn cancel(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<OrderDto>> {
     let id: OrderId = parse_id(&id)?;
-    let order = state.tickets().cancel(id).await?;
+    let tickets = state.tickets().clone();
+    let order = super::run_detached(async move { tickets.cancel(id).await }).await?;
     Ok(Json(OrderDto::from(&order)))
 }

@@ -94,10 +94,11 @@ pub async fn process_webhook(
     let (answer, replayed) = state
         .webhooks()
         .answer(&payload.id, || async move {
-            match tickets.pay(order, reference).await {
+            // Detached: a provider that gives up waiting must not cut the payment off between
+            // its commit and the seat-lock update.
+            match super::run_detached(async move { tickets.pay(order, reference).await }).await {
                 Ok(order) => Ok(Ok(OrderDto::from(&order))),
                 Err(error) => {
-                    let error = ApiError::from(error);
                     if error.status.is_server_error() {
                         // Retryable: not remembered, the provider's retry runs again.
                         Err(error)

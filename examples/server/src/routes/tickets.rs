@@ -10,7 +10,7 @@ use ticketing_core::domain::TicketId;
 use crate::app::AppState;
 use crate::contract;
 use crate::dto::{OrderDto, PurchaseRequestDto, TicketDto};
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, header_text, parse_id};
 
 /// The header that makes a purchase safe to retry.
@@ -54,11 +54,8 @@ pub async fn purchase(
     let result = async {
         let key = header_text(&headers, IDEMPOTENCY_KEY)?;
         let request = body.to_core(key)?;
-        state
-            .tickets()
-            .purchase(request)
-            .await
-            .map_err(ApiError::from)
+        let tickets = state.tickets().clone();
+        super::run_detached(async move { tickets.purchase(request).await }).await
     }
     .await;
     match result {
