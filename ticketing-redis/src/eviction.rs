@@ -50,7 +50,9 @@ pub async fn check_eviction_policy(conn: &ConnectionManager) -> Result<Option<St
         )),
         Some(policy) => Ok(Some(policy)),
         None => {
-            tracing::warn!("Redis did not report its maxmemory-policy: cannot check that it never evicts the seat lock's keys");
+            tracing::warn!(
+                "Redis did not report its maxmemory-policy: cannot check that it never evicts the seat lock's keys"
+            );
             Ok(None)
         }
     }
@@ -78,7 +80,12 @@ mod tests {
 
     #[test]
     fn only_allkeys_policies_evict_keys_without_a_ttl() {
-        for policy in ["allkeys-lru", "allkeys-lfu", "allkeys-random", "ALLKEYS-LRU"] {
+        for policy in [
+            "allkeys-lru",
+            "allkeys-lfu",
+            "allkeys-random",
+            "ALLKEYS-LRU",
+        ] {
             assert!(evicts_any_key(policy), "{policy}");
         }
         for policy in [

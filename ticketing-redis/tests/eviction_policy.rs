@@ -114,7 +114,10 @@ async fn a_redis_that_refuses_config_is_accepted() {
     let server = PrivateRedis::start_with(&["--rename-command", "CONFIG", ""]).await;
     let url = server.url();
     let conn = connect(&url).await;
-    assert_eq!(check_eviction_policy(&conn).await.expect("not an error"), None);
+    assert_eq!(
+        check_eviction_policy(&conn).await.expect("not an error"),
+        None
+    );
     let lock = RedisSeatLock::connect(&url, TestRedis::on(url.clone()).config())
         .await
         .expect("connects without knowing the policy");

@@ -159,7 +159,6 @@ pub(crate) fn is_transient(e: &sqlx::Error) -> bool {
 /// Short for a result with the private error.
 pub(crate) type StoreResult<T> = Result<T, StoreError>;
 
-
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -170,11 +169,23 @@ mod tests {
     use crate::testing::TestDatabase;
 
     fn is_unavailable(e: &Error) -> bool {
-        matches!(e, Error::Unavailable { adapter: ADAPTER, .. })
+        matches!(
+            e,
+            Error::Unavailable {
+                adapter: ADAPTER,
+                ..
+            }
+        )
     }
 
     fn is_backend(e: &Error) -> bool {
-        matches!(e, Error::Backend { adapter: ADAPTER, .. })
+        matches!(
+            e,
+            Error::Backend {
+                adapter: ADAPTER,
+                ..
+            }
+        )
     }
 
     #[test]
@@ -213,7 +224,9 @@ mod tests {
 
     #[test]
     fn transient_server_error_numbers() {
-        for number in [1205, 1213, 1020, 1040, 1053, 1317, 1927, 1969, 2006, 2013, 3024] {
+        for number in [
+            1205, 1213, 1020, 1040, 1053, 1317, 1927, 1969, 2006, 2013, 3024,
+        ] {
             assert!(code::is_transient(number), "{number} is transient");
         }
         // Duplicate key, missing table, syntax, access denied, unknown column, FK violation.

@@ -6,7 +6,6 @@ use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
 use sqlx::{MySql, MySqlPool, Transaction};
 use ticketing_core::{Error, Result};
 
-
 /// Prepared statements each connection keeps (sqlx's default is 100).
 ///
 /// The write batching and the outbox build statements for many row counts. Once a connection

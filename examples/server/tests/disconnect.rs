@@ -258,9 +258,10 @@ async fn a_purchase_completes_after_its_client_hangs_up() {
 async fn a_payment_completes_after_its_provider_hangs_up() {
     let mut served = Served::start().await;
     let order = served.buy("bob", "STALLS:A:2").await;
-    let body = json!({"id": "evt_gone", "orderId": order, "paymentReference": "pi_gone"})
-        .to_string();
-    let signature = WebhookSecret::new(SECRET).sign(served.app.clock.now().timestamp(), body.as_bytes());
+    let body =
+        json!({"id": "evt_gone", "orderId": order, "paymentReference": "pi_gone"}).to_string();
+    let signature =
+        WebhookSecret::new(SECRET).sign(served.app.clock.now().timestamp(), body.as_bytes());
     served
         .send_and_hang_up(post(
             "/api/payments/webhook",

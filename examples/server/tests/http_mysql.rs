@@ -53,16 +53,25 @@ async fn a_database_failure_no_retry_cures_is_500_internal() {
         .expect("rename the tickets table");
     for answer in [
         app.get(&format!("/api/orders/{order}")).await,
-        app.post(&format!("/api/orders/{order}/cancel"), &serde_json::json!({}))
-            .await,
+        app.post(
+            &format!("/api/orders/{order}/cancel"),
+            &serde_json::json!({}),
+        )
+        .await,
     ] {
-        answer.expect(axum::http::StatusCode::INTERNAL_SERVER_ERROR, Some("INTERNAL"));
+        answer.expect(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            Some("INTERNAL"),
+        );
         assert!(
             !answer.headers.contains_key("retry-after"),
             "{:?}",
             answer.headers
         );
-        assert_eq!(answer.body["message"], "internal error", "no driver message");
+        assert_eq!(
+            answer.body["message"], "internal error",
+            "no driver message"
+        );
     }
     sqlx::query("RENAME TABLE tickets_gone TO tickets")
         .execute(&pool)
@@ -71,5 +80,8 @@ async fn a_database_failure_no_retry_cures_is_500_internal() {
     let answer = app.get(&format!("/api/orders/{order}")).await;
     assert_eq!(answer.status, 200, "{}", answer.text());
     drop(app);
-    database.drop_database().await.expect("drop the test database");
+    database
+        .drop_database()
+        .await
+        .expect("drop the test database");
 }

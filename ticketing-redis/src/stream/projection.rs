@@ -179,8 +179,8 @@ impl RedisProjection {
     /// failure (with the default 500 ms and a 1 s `block`, every idle round failed).
     pub async fn connect(url: &str, config: ProjectionConfig) -> Result<Self> {
         let client = crate::client::open(url)?;
-        let manager = ConnectionManagerConfig::new()
-            .set_response_timeout(Some(config.response_timeout()));
+        let manager =
+            ConnectionManagerConfig::new().set_response_timeout(Some(config.response_timeout()));
         let conn = ConnectionManager::new_with_config(client, manager)
             .await
             .map_err(RedisLockError::from)?;
