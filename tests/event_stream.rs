@@ -85,6 +85,7 @@ fn projection_config(prefix: &str, consumer: &str) -> ProjectionConfig {
         block: Duration::from_millis(50),
         claim_min_idle: Duration::from_millis(100),
         retry_interval: Duration::from_millis(10),
+        retry_max: Duration::from_millis(200),
     }
 }
 

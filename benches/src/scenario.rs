@@ -93,7 +93,10 @@ impl From<RequestError> for Failure {
 
 impl From<Error> for Failure {
     fn from(error: Error) -> Self {
-        let outcome_unknown = matches!(error, Error::Unavailable { .. } | Error::Internal { .. });
+        let outcome_unknown = matches!(
+            error,
+            Error::Unavailable { .. } | Error::Backend { .. } | Error::Internal { .. }
+        );
         Failure {
             kind: error.code().to_owned(),
             message: error.to_string(),

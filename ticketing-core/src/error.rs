@@ -5,7 +5,8 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::{EventId, SeatRef, TicketStatus, ZoneCode};
 
-/// A boxed error from an adapter's driver, kept as the `source` of [`Error::Unavailable`].
+/// A boxed error from an adapter's driver, kept as the `source` of [`Error::Unavailable`] and
+/// [`Error::Backend`].
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Everything that can go wrong, for every adapter. Match on the variant, not on the message.
@@ -94,6 +95,18 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A backend refused the operation for a reason that retrying will not change (a missing
+    /// table, a permission denied, a constraint this library does not expect): an operator has
+    /// to look. Unlike [`Error::Unavailable`], not retryable, so clients and payment providers
+    /// do not retry it forever.
+    #[error("{adapter} failed: {source}")]
+    Backend {
+        /// Which adapter failed, e.g. `"mysql"`.
+        adapter: &'static str,
+        /// The driver's error.
+        #[source]
+        source: BoxError,
+    },
     /// A bug or broken stored data; not the caller's fault and not retryable.
     #[error("internal error: {message}")]
     Internal {
@@ -142,6 +155,14 @@ impl Error {
         }
     }
 
+    /// An [`Error::Backend`] wrapping a driver error that retrying will not cure.
+    pub fn backend(adapter: &'static str, source: impl Into<BoxError>) -> Self {
+        Error::Backend {
+            adapter,
+            source: source.into(),
+        }
+    }
+
     /// A stable, upper-case code for logs and wire formats, e.g. `SEATS_TAKEN`.
     pub fn code(&self) -> &'static str {
         match self {
@@ -156,6 +177,7 @@ impl Error {
             Error::IdempotencyConflict { .. } => "IDEMPOTENCY_CONFLICT",
             Error::Unavailable { .. } => "UNAVAILABLE",
             Error::Config { .. } => "CONFIG",
+            Error::Backend { .. } => "BACKEND_FAILED",
             Error::Internal { .. } => "INTERNAL",
         }
     }
@@ -173,3 +195,18 @@ fn seat_list(seats: &[SeatRef]) -> String {
 
 /// Short for `Result<T, ticketing_core::Error>`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_failures_are_not_retryable_and_unavailable_ones_are() {
+        let backend = Error::backend("mysql", std::io::Error::other("no such table"));
+        assert_eq!(backend.code(), "BACKEND_FAILED");
+        assert!(!backend.is_retryable());
+        assert_eq!(backend.to_string(), "mysql failed: no such table");
+        let unavailable = Error::unavailable("mysql", std::io::Error::other("timed out"));
+        assert!(unavailable.is_retryable());
+    }
+}

@@ -6,6 +6,7 @@
 mod config;
 mod connection;
 mod error;
+mod eviction;
 mod health;
 mod keys;
 mod lock;
@@ -19,6 +20,7 @@ mod values;
 
 pub use config::RedisSeatLockConfig;
 pub use connection::{RedisConnection, RedisConnectionConfig};
+pub use eviction::check_eviction_policy;
 pub use lock::RedisSeatLock;
 /// The `redis` crate this adapter is built on (for `redis::Client` and connection settings).
 pub use redis;

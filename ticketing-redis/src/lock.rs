@@ -46,6 +46,9 @@ impl RedisSeatLock {
     /// A seat lock over an existing connection (a [`RedisConnection`], or a redis-rs
     /// `ConnectionManager` or cluster connection). Fails with [`Error::Config`] when `config` is
     /// unusable (see [`RedisSeatLockConfig`]).
+    ///
+    /// Unlike [`RedisSeatLock::connect`], it does not look at the server: call
+    /// [`check_eviction_policy`](crate::check_eviction_policy) on the connection first.
     pub fn new(conn: impl Into<RedisConnection>, config: RedisSeatLockConfig) -> Result<Self> {
         config.validate()?;
         Ok(Self {
@@ -57,10 +60,14 @@ impl RedisSeatLock {
     }
 
     /// Connects to `nodes` (see [`RedisConnection::connect`]: `redis://127.0.0.1:6379`, or a
-    /// comma-separated list of a cluster's seed nodes) with default timeouts. An unreachable
-    /// server is [`Error::Unavailable`]; a malformed URL is [`Error::Config`].
+    /// comma-separated list of a cluster's seed nodes) with default timeouts, and checks the
+    /// server's eviction policy ([`check_eviction_policy`](crate::check_eviction_policy)). An
+    /// unreachable server is [`Error::Unavailable`]; a malformed URL, or a server whose
+    /// `maxmemory-policy` may evict the lock's keys (`allkeys-*`), is [`Error::Config`].
     pub async fn connect(nodes: &str, config: RedisSeatLockConfig) -> Result<Self> {
+        config.validate()?;
         let conn = RedisConnection::connect(nodes, RedisConnectionConfig::default()).await?;
+        crate::check_eviction_policy(&conn).await?;
         Self::new(conn, config)
     }
 

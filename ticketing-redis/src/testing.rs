@@ -185,14 +185,25 @@ impl Drop for TestRedis {
 pub struct PrivateRedis {
     /// The port it listens on (127.0.0.1).
     pub port: u16,
+    args: Vec<String>,
     child: Option<Child>,
 }
 
 impl PrivateRedis {
     /// Starts `redis-server` on a free port and waits until it answers.
     pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// Starts `redis-server` on a free port with extra command-line settings (e.g.
+    /// `["--rename-command", "CONFIG", ""]`) and waits until it answers.
+    pub async fn start_with(args: &[&str]) -> Self {
         let port = free_port();
-        let mut server = Self { port, child: None };
+        let mut server = Self {
+            port,
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+            child: None,
+        };
         server.spawn().await;
         server
     }
@@ -206,6 +217,7 @@ impl PrivateRedis {
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .args(&self.args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

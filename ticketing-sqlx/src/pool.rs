@@ -6,8 +6,6 @@ use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
 use sqlx::{MySql, MySqlPool, Transaction};
 use ticketing_core::{Error, Result};
 
-use crate::ADAPTER;
-
 /// Prepared statements each connection keeps (sqlx's default is 100).
 ///
 /// The write batching and the outbox build statements for many row counts. Once a connection
@@ -24,7 +22,9 @@ pub const STATEMENT_CACHE_CAPACITY: usize = 512;
 /// (`mysql://user:password@host:port/database`), each keeping up to
 /// [`STATEMENT_CACHE_CAPACITY`] prepared statements.
 ///
-/// A malformed URL is [`Error::Config`]; an unreachable server is [`Error::Unavailable`].
+/// A malformed URL is [`Error::Config`]; an unreachable server is [`Error::Unavailable`]; a
+/// server that refuses the connection for good (wrong password, unknown database) is
+/// [`Error::Backend`].
 /// The adapters also work on a pool built by the caller.
 pub async fn connect(url: &str, max_connections: u32) -> Result<MySqlPool> {
     let options: MySqlConnectOptions = url
@@ -35,7 +35,7 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<MySqlPool> {
         .acquire_timeout(Duration::from_secs(10))
         .connect_with(options.statement_cache_capacity(STATEMENT_CACHE_CAPACITY))
         .await
-        .map_err(|e| Error::unavailable(ADAPTER, e))
+        .map_err(crate::error::classify)
 }
 
 /// Starts a READ COMMITTED transaction, in one round trip.

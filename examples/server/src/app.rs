@@ -194,19 +194,27 @@ pub fn router_with_limits(state: AppState, limits: &HttpLimits) -> Router {
         .with_state(state)
 }
 
+/// Longest pause between two expiry sweeps after failures in a row.
+pub const SWEEP_BACKOFF_CAP: Duration = Duration::from_secs(60);
+
 /// The expiry sweep: every `interval`, expire the orders whose deadline passed and free their
 /// seats, until `stop` turns true. Safe on many servers at once: each expiry is a
 /// compare-and-set in the repository, so two sweepers never expire one order twice.
+///
+/// During an outage the pause doubles with every failed sweep in a row, up to
+/// [`SWEEP_BACKOFF_CAP`] ([`sweep_pause`]), so a database that is down or overloaded is not
+/// hammered, nor the log filled, every interval; the first success returns to `interval`.
 pub async fn sweep(
     state: AppState,
     interval: Duration,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failures = 0u32;
+    // The first sweep runs at once: orders may have lapsed while no server ran.
+    let mut pause = Duration::ZERO;
     loop {
         tokio::select! {
-            _ = ticker.tick() => {}
+            () = tokio::time::sleep(pause) => {}
             _ = stop.changed() => return,
         }
         if *stop.borrow() {
@@ -214,6 +222,7 @@ pub async fn sweep(
         }
         match state.tickets().expire_due().await {
             Ok(expired) => {
+                failures = 0;
                 state.metrics().sweeps.with_label_values(&["ok"]).inc();
                 state.metrics().expired_orders.inc_by(expired);
                 if expired > 0 {
@@ -221,9 +230,35 @@ pub async fn sweep(
                 }
             }
             Err(error) => {
+                failures = failures.saturating_add(1);
                 state.metrics().sweeps.with_label_values(&["error"]).inc();
-                tracing::warn!(%error, "expiry sweep failed; retrying next interval");
+                tracing::warn!(%error, failures, retry_in = ?sweep_pause(interval, failures), "expiry sweep failed");
             }
         }
+        pause = sweep_pause(interval, failures);
+    }
+}
+
+/// The pause before the next sweep after `failures` failed sweeps in a row: `interval`, doubled
+/// per failure, at most [`SWEEP_BACKOFF_CAP`] (or `interval`, if that is longer).
+pub fn sweep_pause(interval: Duration, failures: u32) -> Duration {
+    interval
+        .saturating_mul(1 << failures.min(31))
+        .min(SWEEP_BACKOFF_CAP.max(interval))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sweep_pauses_double_per_failure_up_to_a_minute() {
+        let second = Duration::from_secs(1);
+        let pauses: Vec<u64> = (0..9).map(|n| sweep_pause(second, n).as_secs()).collect();
+        assert_eq!(pauses, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
+        assert_eq!(sweep_pause(second, u32::MAX), SWEEP_BACKOFF_CAP);
+        // An interval above the cap stays what it is.
+        let long = Duration::from_secs(120);
+        assert_eq!(sweep_pause(long, 3), long);
     }
 }

@@ -104,7 +104,7 @@ fn demo_event(state: &AppState) -> ApiResult<DemoEvent> {
     get, path = "/demo/config", tag = "demo", operation_id = "demoConfig",
     responses(
         (status = 200, description = "The demo event and venue", body = DemoConfigDto),
-        (status = 500, description = "INTERNAL: a bug or broken stored data", body = ErrorBody),
+        (status = 500, description = "INTERNAL: a bug, broken stored data, or a backend failure that retrying will not cure (no retry)", body = ErrorBody),
         (status = 408, description = "REQUEST_TIMEOUT: the request or its body took longer than the server allows", body = ErrorBody),
         (status = 503, description = "UNAVAILABLE: a backend failed, or the server is at its in-flight limit (see Retry-After); retry", body = ErrorBody),
     )
@@ -131,7 +131,7 @@ pub async fn config(State(state): State<AppState>) -> ApiResult<Json<DemoConfigD
         (status = 409, description = "PAYMENT_TOO_LATE (details.deadline) or INVALID_TRANSITION: the order \
             is cancelled, expired or paid already", body = ErrorBody),
         (status = 413, description = "PAYLOAD_TOO_LARGE: a body over 64 KiB", body = ErrorBody),
-        (status = 500, description = "INTERNAL: a bug or broken stored data", body = ErrorBody),
+        (status = 500, description = "INTERNAL: a bug, broken stored data, or a backend failure that retrying will not cure (no retry)", body = ErrorBody),
         (status = 408, description = "REQUEST_TIMEOUT: the request or its body took longer than the server allows", body = ErrorBody),
         (status = 503, description = "UNAVAILABLE: a backend failed, or the server is at its in-flight limit (see Retry-After); retry", body = ErrorBody),
     )

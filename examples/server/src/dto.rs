@@ -850,8 +850,11 @@ impl From<&Event> for EventDto {
 }
 
 /// The body of `POST /api/payments/webhook`: the provider confirms that an order was paid.
+///
+/// Unlike the other request bodies, it accepts (and ignores) fields it does not know: providers
+/// add fields to their notifications without notice, and refusing them would stop every payment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct PaymentWebhookDto {
     /// The provider's unique id of this notification; a replay with the same id has no second
     /// effect and gets the same answer.

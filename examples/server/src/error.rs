@@ -130,14 +130,20 @@ impl From<Error> for ApiError {
         let status = status_of(&error);
         let code = match &error {
             Error::InvalidRequest { .. } => INCONSISTENT_REQUEST,
-            // A setting found unusable while serving is the operator's, not the client's.
-            Error::Config { .. } => "INTERNAL",
+            // A setting found unusable while serving, and a backend failure that retrying will
+            // not cure, are the operator's to fix, not the client's: no retry invited.
+            Error::Config { .. } | Error::Backend { .. } => "INTERNAL",
             _ => error.code(),
         };
         let (message, details) = match &error {
             Error::Unavailable { adapter, .. } => {
                 tracing::warn!(%error, "backend unavailable");
                 (format!("{adapter} is unavailable; retry later"), None)
+            }
+            Error::Backend { .. } => {
+                // The driver's message (a table name, a SQL error) stays in the log.
+                tracing::error!(%error, "backend failed");
+                ("internal error".to_owned(), None)
             }
             Error::Internal { .. } => {
                 tracing::error!(%error, "internal error");

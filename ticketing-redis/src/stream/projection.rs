@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use redis::{FromRedisValue, RedisError, Value};
@@ -24,15 +25,42 @@ pub struct ProjectionConfig {
     pub consumer: String,
     /// Most entries read per call.
     pub batch_size: u32,
-    /// How long a read waits for new entries (`XREADGROUP … BLOCK`); keep it below the
-    /// connection's response timeout.
+    /// How long a read waits for new entries (`XREADGROUP … BLOCK`). The connection's response
+    /// timeout must be longer, or every idle read fails as timed out:
+    /// [`RedisProjection::connect`] sets it to [`ProjectionConfig::response_timeout`].
     pub block: Duration,
     /// Entries another consumer received but did not acknowledge for this long are claimed
     /// (`XAUTOCLAIM`): that consumer is presumed dead.
     pub claim_min_idle: Duration,
-    /// Pause before reading again after a gap (an earlier entry still pending elsewhere) or a
-    /// failure.
+    /// Pause before reading again after a gap (an earlier entry still pending elsewhere), and
+    /// after a first failure.
     pub retry_interval: Duration,
+    /// Longest pause between failed rounds: the pause doubles from `retry_interval` with every
+    /// failure in a row, up to this, so an outage is not hammered (nor logged) many times a
+    /// second.
+    pub retry_max: Duration,
+}
+
+/// How much longer than [`ProjectionConfig::block`] the projection's connection waits for an
+/// answer: a blocked read answers after `block` plus a round trip, which under load can take a
+/// while.
+const RESPONSE_MARGIN: Duration = Duration::from_secs(2);
+
+impl ProjectionConfig {
+    /// The response timeout the projection's connection needs: `block` plus a 2 s margin for
+    /// the round trip of a read that blocked the whole time.
+    pub fn response_timeout(&self) -> Duration {
+        self.block + RESPONSE_MARGIN
+    }
+
+    /// The pause after `failures` failed rounds in a row (at least 1): `retry_interval`, doubled
+    /// per further failure, capped at `retry_max`.
+    pub fn failure_pause(&self, failures: u32) -> Duration {
+        let doublings = failures.saturating_sub(1).min(31);
+        self.retry_interval
+            .saturating_mul(1 << doublings)
+            .min(self.retry_max.max(self.retry_interval))
+    }
 }
 
 impl Default for ProjectionConfig {
@@ -45,6 +73,7 @@ impl Default for ProjectionConfig {
             block: Duration::from_millis(1000),
             claim_min_idle: Duration::from_secs(30),
             retry_interval: Duration::from_millis(200),
+            retry_max: Duration::from_secs(30),
         }
     }
 }
@@ -108,6 +137,7 @@ pub struct RedisProjection {
     config: ProjectionConfig,
     keys: StreamKeys,
     scripts: StreamScripts,
+    failed_rounds: AtomicU64,
 }
 
 impl std::fmt::Debug for RedisProjection {
@@ -125,7 +155,8 @@ type RawEntry = (String, Option<Vec<(String, String)>>);
 type Deltas = (Vec<(&'static str, i64)>, Vec<(String, i64)>);
 
 impl RedisProjection {
-    /// A consumer over its own connection (blocking reads hold it). [`Error::Config`]
+    /// A consumer over its own connection (blocking reads hold it), whose response timeout must
+    /// be above `config.block` (see [`ProjectionConfig::response_timeout`]). [`Error::Config`]
     /// for a prefix with braces, an empty group or consumer name, or a zero batch size.
     pub fn new(conn: impl Into<RedisConnection>, config: ProjectionConfig) -> Result<Self> {
         if config.group.is_empty() || config.consumer.is_empty() {
@@ -139,18 +170,26 @@ impl RedisProjection {
             keys: StreamKeys::new(&config.key_prefix)?,
             config,
             scripts: StreamScripts::new(),
+            failed_rounds: AtomicU64::new(0),
         })
     }
 
     /// Connects to `nodes` (one URL, or a cluster's seed nodes separated by commas; see
-    /// [`RedisConnection::connect`]), waiting for each reply longer than a blocking read lasts.
+    /// [`RedisConnection::connect`]) with a response timeout of
+    /// [`ProjectionConfig::response_timeout`], so an idle blocked read is not taken for a failure
+    /// (with the default 500 ms and a 1 s `block`, every idle round failed).
     pub async fn connect(nodes: &str, config: ProjectionConfig) -> Result<Self> {
         let timeouts = RedisConnectionConfig {
-            response_timeout: config.block + RedisConnectionConfig::default().response_timeout,
+            response_timeout: config.response_timeout(),
             ..RedisConnectionConfig::default()
         };
         let conn = RedisConnection::connect(nodes, timeouts).await?;
         Self::new(conn, config)
+    }
+
+    /// How many rounds of [`RedisProjection::run`] failed so far (for metrics and tests).
+    pub fn failed_rounds(&self) -> u64 {
+        self.failed_rounds.load(Ordering::Relaxed)
     }
 
     /// The settings.
@@ -204,17 +243,28 @@ impl RedisProjection {
         Ok(round)
     }
 
-    /// Rounds until `shutdown` completes. Failures (Redis down) are logged and retried after
-    /// `retry_interval`; a gap waits `retry_interval` too.
+    /// Rounds until `shutdown` completes. A failure (Redis down) is logged and retried after
+    /// [`ProjectionConfig::failure_pause`], which grows with every failure in a row; a gap
+    /// waits `retry_interval`.
     pub async fn run(&self, shutdown: impl Future<Output = ()> + Send) {
         let mut shutdown = std::pin::pin!(shutdown);
+        let mut failures = 0u32;
         loop {
             let delay = match self.run_once().await {
-                Ok(round) if round.gap => self.config.retry_interval,
-                Ok(_) => Duration::ZERO,
+                Ok(round) => {
+                    failures = 0;
+                    if round.gap {
+                        self.config.retry_interval
+                    } else {
+                        Duration::ZERO
+                    }
+                }
                 Err(error) => {
-                    tracing::warn!(consumer = %self.config.consumer, %error, "projection round failed");
-                    self.config.retry_interval
+                    failures = failures.saturating_add(1);
+                    self.failed_rounds.fetch_add(1, Ordering::Relaxed);
+                    let pause = self.config.failure_pause(failures);
+                    tracing::warn!(consumer = %self.config.consumer, %error, failures, ?pause, "projection round failed");
+                    pause
                 }
             };
             if tokio::time::timeout(delay, &mut shutdown).await.is_ok() {
@@ -493,6 +543,27 @@ mod tests {
             at: Utc::now(),
             lines,
         }
+    }
+
+    #[test]
+    fn failure_pauses_double_up_to_the_cap_and_the_timeout_covers_a_blocked_read() {
+        let config = ProjectionConfig {
+            retry_interval: Duration::from_millis(200),
+            retry_max: Duration::from_secs(5),
+            ..ProjectionConfig::default()
+        };
+        let pauses: Vec<u64> = (1..=8)
+            .map(|n| config.failure_pause(n).as_millis() as u64)
+            .collect();
+        assert_eq!(pauses, [200, 400, 800, 1600, 3200, 5000, 5000, 5000]);
+        assert_eq!(config.failure_pause(u32::MAX), Duration::from_secs(5));
+        // A cap below the first pause does not shorten it.
+        let small_cap = ProjectionConfig {
+            retry_max: Duration::from_millis(10),
+            ..config.clone()
+        };
+        assert_eq!(small_cap.failure_pause(3), Duration::from_millis(200));
+        assert!(config.response_timeout() >= config.block + Duration::from_secs(2));
     }
 
     #[test]

@@ -23,7 +23,7 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
     get, path = "/health", tag = "ops", operation_id = "health",
     responses(
         (status = 200, description = "Both checks passed", body = HealthDto),
-        (status = 500, description = "INTERNAL: a bug or broken stored data", body = ErrorBody),
+        (status = 500, description = "INTERNAL: a bug, broken stored data, or a backend failure that retrying will not cure (no retry)", body = ErrorBody),
         (status = 503, description = "UNAVAILABLE: a check failed or timed out", body = ErrorBody),
     )
 )]

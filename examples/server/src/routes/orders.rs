@@ -17,7 +17,7 @@ use crate::extract::{ApiPath, parse_id};
         (status = 200, description = "The order", body = OrderDto),
         (status = 400, description = "INVALID_REQUEST: the id is not a hyphenated UUID", body = ErrorBody),
         (status = 404, description = "NOT_FOUND: no such order", body = ErrorBody),
-        (status = 500, description = "INTERNAL: a bug or broken stored data", body = ErrorBody),
+        (status = 500, description = "INTERNAL: a bug, broken stored data, or a backend failure that retrying will not cure (no retry)", body = ErrorBody),
         (status = 408, description = "REQUEST_TIMEOUT: the request or its body took longer than the server allows", body = ErrorBody),
         (status = 503, description = "UNAVAILABLE: a backend failed, or the server is at its in-flight limit (see Retry-After); retry", body = ErrorBody),
     )
@@ -41,7 +41,7 @@ pub async fn order(
         (status = 404, description = "NOT_FOUND: no such order", body = ErrorBody),
         (status = 409, description = "INVALID_TRANSITION: the order is paid, expired or refunded", body = ErrorBody),
         (status = 413, description = "PAYLOAD_TOO_LARGE: a body over 64 KiB", body = ErrorBody),
-        (status = 500, description = "INTERNAL: a bug or broken stored data", body = ErrorBody),
+        (status = 500, description = "INTERNAL: a bug, broken stored data, or a backend failure that retrying will not cure (no retry)", body = ErrorBody),
         (status = 408, description = "REQUEST_TIMEOUT: the request or its body took longer than the server allows", body = ErrorBody),
         (status = 503, description = "UNAVAILABLE: a backend failed, or the server is at its in-flight limit (see Retry-After); retry", body = ErrorBody),
     )
@@ -51,6 +51,7 @@ pub async fn cancel(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<OrderDto>> {
     let id: OrderId = parse_id(&id)?;
-    let order = state.tickets().cancel(id).await?;
+    let tickets = state.tickets().clone();
+    let order = super::run_detached(async move { tickets.cancel(id).await }).await?;
     Ok(Json(OrderDto::from(&order)))
 }

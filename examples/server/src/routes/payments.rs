@@ -36,7 +36,7 @@ pub const REPLAYED_HEADER: &str = "x-webhook-replayed";
         (status = 409, description = "PAYMENT_TOO_LATE (details.deadline) or INVALID_TRANSITION: the order is \
             cancelled, expired or paid with another reference", body = ErrorBody),
         (status = 413, description = "PAYLOAD_TOO_LARGE: a body over 64 KiB", body = ErrorBody),
-        (status = 500, description = "INTERNAL: a bug or broken stored data", body = ErrorBody),
+        (status = 500, description = "INTERNAL: a bug, broken stored data, or a backend failure that retrying will not cure (no retry)", body = ErrorBody),
         (status = 408, description = "REQUEST_TIMEOUT: the request or its body took longer than the server allows", body = ErrorBody),
         (status = 503, description = "UNAVAILABLE: a backend failed, or the server is at its in-flight limit (see Retry-After); retry", body = ErrorBody),
     )
@@ -94,10 +94,11 @@ pub async fn process_webhook(
     let (answer, replayed) = state
         .webhooks()
         .answer(&payload.id, || async move {
-            match tickets.pay(order, reference).await {
+            // Detached: a provider that gives up waiting must not cut the payment off between
+            // its commit and the seat-lock update.
+            match super::run_detached(async move { tickets.pay(order, reference).await }).await {
                 Ok(order) => Ok(Ok(OrderDto::from(&order))),
                 Err(error) => {
-                    let error = ApiError::from(error);
                     if error.status.is_server_error() {
                         // Retryable: not remembered, the provider's retry runs again.
                         Err(error)

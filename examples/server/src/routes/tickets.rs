@@ -10,7 +10,7 @@ use ticketing_core::domain::TicketId;
 use crate::app::AppState;
 use crate::contract;
 use crate::dto::{OrderDto, PurchaseRequestDto, TicketDto};
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, header_text, parse_id};
 
 /// The header that makes a purchase safe to retry.
@@ -40,7 +40,7 @@ pub struct PurchaseHeaders {
         (status = 415, description = "UNSUPPORTED_MEDIA_TYPE: the body is not sent as application/json", body = ErrorBody),
         (status = 422, description = "LIMIT_EXCEEDED: more tickets than the event allows a customer; \
             INCONSISTENT_REQUEST: a seat or zone the event does not sell (details.field)", body = ErrorBody),
-        (status = 500, description = "INTERNAL: a bug or broken stored data", body = ErrorBody),
+        (status = 500, description = "INTERNAL: a bug, broken stored data, or a backend failure that retrying will not cure (no retry)", body = ErrorBody),
         (status = 408, description = "REQUEST_TIMEOUT: the request or its body took longer than the server allows", body = ErrorBody),
         (status = 503, description = "UNAVAILABLE: a backend failed, or the server is at its in-flight limit (see Retry-After); retry", body = ErrorBody),
     )
@@ -54,11 +54,8 @@ pub async fn purchase(
     let result = async {
         let key = header_text(&headers, IDEMPOTENCY_KEY)?;
         let request = body.to_core(key)?;
-        state
-            .tickets()
-            .purchase(request)
-            .await
-            .map_err(ApiError::from)
+        let tickets = state.tickets().clone();
+        super::run_detached(async move { tickets.purchase(request).await }).await
     }
     .await;
     match result {
@@ -81,7 +78,7 @@ pub async fn purchase(
         (status = 200, description = "The ticket", body = TicketDto),
         (status = 400, description = "INVALID_REQUEST: the id is not a hyphenated UUID", body = ErrorBody),
         (status = 404, description = "NOT_FOUND: no such ticket", body = ErrorBody),
-        (status = 500, description = "INTERNAL: a bug or broken stored data", body = ErrorBody),
+        (status = 500, description = "INTERNAL: a bug, broken stored data, or a backend failure that retrying will not cure (no retry)", body = ErrorBody),
         (status = 408, description = "REQUEST_TIMEOUT: the request or its body took longer than the server allows", body = ErrorBody),
         (status = 503, description = "UNAVAILABLE: a backend failed, or the server is at its in-flight limit (see Retry-After); retry", body = ErrorBody),
     )

@@ -291,6 +291,28 @@ pub async fn webhook_refusals(app: TestApp) {
     assert_eq!(again.headers["x-webhook-replayed"], "true");
 }
 
+/// A provider's notification carries more than the fields this server reads (event types, flags,
+/// nested objects): the payment goes through all the same.
+pub async fn webhook_accepts_unknown_fields(app: TestApp) {
+    let bought = app.buy("alice", &["STALLS:A:9"]).await;
+    let order = order_id(&bought);
+    let body = json!({
+        "id": "evt_extra",
+        "orderId": order,
+        "paymentReference": "pi_extra",
+        "type": "payment_intent.succeeded",
+        "livemode": false,
+        "created": 1_900_000_000,
+        "data": {"object": {"amount": 4500, "currency": "eur"}}
+    })
+    .to_string();
+    let signature = ticketing_server::webhook::WebhookSecret::new(super::SECRET)
+        .sign(app.clock.now().timestamp(), body.as_bytes());
+    let paid = app.signed_webhook(body, &signature).await;
+    paid.expect(StatusCode::OK, None);
+    assert_eq!(paid.body["order"]["status"], "PAID", "{}", paid.text());
+}
+
 /// Cancel frees the seats; cancelling a paid order is 409 INVALID_TRANSITION; refund (admin)
 /// frees a paid order's seats.
 pub async fn cancel_and_refund(app: TestApp) {
@@ -686,6 +708,7 @@ macro_rules! http_suite {
             idempotency_key_replays_and_conflicts,
             webhook_pays_and_replays,
             webhook_refusals,
+            webhook_accepts_unknown_fields,
             cancel_and_refund,
             sweep_expires_unpaid_orders,
             admin_routes,
