@@ -242,3 +242,38 @@ async fn many_buyers_loading_an_event_at_once_get_answers() {
     println!("200 buyers held after {:?}", started.elapsed());
     assert_eq!(source.calls(), 1, "the event was read from its source once");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_seat_lock_contract_holds_on_a_redis_cluster() {
+    use ticketing_core::testkit::contracts::seat_lock::{
+        self, SeatLockCapabilities, SeatLockContext,
+    };
+
+    let cluster = Arc::new(PrivateCluster::start().await);
+    let config = RedisSeatLockConfig {
+        key_prefix: format!("test:{}:", Uuid::new_v4()),
+        ..Default::default()
+    };
+    let lock = Arc::new(RedisSeatLock::new(cluster.connect().await, config.clone()).expect("c"));
+    let forgetting = lock.clone();
+    let opening = cluster.clone();
+    let context = SeatLockContext {
+        lock,
+        // Racers get connections of their own, as separate server processes would.
+        open: Arc::new(move || {
+            let (cluster, config) = (opening.clone(), config.clone());
+            Box::pin(async move {
+                let lock = RedisSeatLock::new(cluster.connect().await, config).expect("config");
+                Arc::new(lock) as Arc<dyn SeatLock>
+            })
+        }),
+        forget: Some(Arc::new(move |event| {
+            let lock = forgetting.clone();
+            Box::pin(async move { lock.forget(event).await })
+        })),
+        capabilities: SeatLockCapabilities {
+            rejects_duplicate_items: true,
+        },
+    };
+    seat_lock::run_all(&context).await;
+}
