@@ -9,6 +9,7 @@
 //! benches (seat locks; in-memory adapter calls as an event fills up) are in `benches/`.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
+#![warn(unreachable_pub)]
 
 pub mod audit;
 pub mod client;

@@ -23,7 +23,7 @@ pub(crate) enum RedisLockError {
 }
 
 impl RedisLockError {
-    pub fn reply(script: &'static str, detail: impl Into<String>) -> Self {
+    pub(crate) fn reply(script: &'static str, detail: impl Into<String>) -> Self {
         Self::Reply {
             script,
             detail: detail.into(),

@@ -23,7 +23,7 @@ pub(crate) struct EventKeys {
 }
 
 impl EventKeys {
-    pub fn new(prefix: &str, event: EventId) -> Self {
+    pub(crate) fn new(prefix: &str, event: EventId) -> Self {
         let base = format!("{prefix}{{ev:{event}}}");
         Self {
             event,
@@ -37,7 +37,7 @@ impl EventKeys {
     }
 
     /// The five state keys in the order every state script expects them (`KEYS[1..5]`).
-    pub fn state(&self) -> [&str; 5] {
+    pub(crate) fn state(&self) -> [&str; 5] {
         [
             &self.loaded,
             &self.seats,

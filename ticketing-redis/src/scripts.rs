@@ -18,7 +18,7 @@ pub(crate) struct Scripts {
 }
 
 impl Scripts {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             hold: Script::new(include_str!("lua/hold.lua")),
             release: Script::new(include_str!("lua/release.lua")),

@@ -10,32 +10,32 @@ use crate::ADAPTER;
 /// [`is_foreign_key_violation`]).
 pub(crate) mod code {
     /// `ER_LOCK_WAIT_TIMEOUT` (also what `NOWAIT` answers when the row is locked).
-    pub const LOCK_WAIT_TIMEOUT: u16 = 1205;
+    pub(crate) const LOCK_WAIT_TIMEOUT: u16 = 1205;
     /// `ER_LOCK_DEADLOCK`: InnoDB picked this transaction as the deadlock victim.
-    pub const DEADLOCK: u16 = 1213;
+    pub(crate) const DEADLOCK: u16 = 1213;
     /// `ER_CHECKREAD`: the record changed since it was read (snapshot isolation in MariaDB 11.6+).
-    pub const RECORD_CHANGED: u16 = 1020;
+    pub(crate) const RECORD_CHANGED: u16 = 1020;
     /// `ER_CON_COUNT_ERROR`: the server has no connection slot left right now.
-    pub const TOO_MANY_CONNECTIONS: u16 = 1040;
+    pub(crate) const TOO_MANY_CONNECTIONS: u16 = 1040;
     /// `ER_SERVER_SHUTDOWN`: the server is shutting down.
-    pub const SERVER_SHUTDOWN: u16 = 1053;
+    pub(crate) const SERVER_SHUTDOWN: u16 = 1053;
     /// `ER_QUERY_INTERRUPTED`: the statement was killed (`KILL QUERY`).
-    pub const QUERY_INTERRUPTED: u16 = 1317;
+    pub(crate) const QUERY_INTERRUPTED: u16 = 1317;
     /// `ER_CONNECTION_KILLED` (MariaDB): the connection was killed (`KILL CONNECTION`).
-    pub const CONNECTION_KILLED: u16 = 1927;
+    pub(crate) const CONNECTION_KILLED: u16 = 1927;
     /// `ER_STATEMENT_TIMEOUT` (MariaDB): the statement ran past `max_statement_time`.
-    pub const STATEMENT_TIMEOUT: u16 = 1969;
+    pub(crate) const STATEMENT_TIMEOUT: u16 = 1969;
     /// `CR_SERVER_GONE_ERROR`: the server went away.
-    pub const SERVER_GONE: u16 = 2006;
+    pub(crate) const SERVER_GONE: u16 = 2006;
     /// `CR_SERVER_LOST`: the connection was lost during a query.
-    pub const SERVER_LOST: u16 = 2013;
+    pub(crate) const SERVER_LOST: u16 = 2013;
     /// `ER_QUERY_TIMEOUT` (MySQL): the statement ran past `max_execution_time`.
-    pub const QUERY_TIMEOUT: u16 = 3024;
+    pub(crate) const QUERY_TIMEOUT: u16 = 3024;
 
     /// Server errors after which the same statement may well succeed: lost lock races, a killed
     /// or lost connection, a server restarting or out of connection slots, a statement timeout.
     /// `ER_DUP_ENTRY` and the like are answers, never transient.
-    pub const TRANSIENT: &[u16] = &[
+    pub(crate) const TRANSIENT: &[u16] = &[
         LOCK_WAIT_TIMEOUT,
         DEADLOCK,
         RECORD_CHANGED,
@@ -50,7 +50,7 @@ pub(crate) mod code {
     ];
 
     /// Whether a server error number is in [`TRANSIENT`].
-    pub fn is_transient(number: u16) -> bool {
+    pub(crate) fn is_transient(number: u16) -> bool {
         TRANSIENT.contains(&number)
     }
 }

@@ -5,6 +5,7 @@
 //! [`app::router`] over in-memory or real adapters.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
+#![warn(unreachable_pub)]
 
 pub mod app;
 pub mod config;

@@ -23,7 +23,7 @@ pub(super) struct GeneralHold {
 
 impl GeneralHold {
     /// Held until after `now`, or sold.
-    pub fn is_live(&self, now: DateTime<Utc>) -> bool {
+    pub(super) fn is_live(&self, now: DateTime<Utc>) -> bool {
         self.until.is_none_or(|until| until > now)
     }
 }
@@ -62,13 +62,13 @@ impl Default for GeneralZone {
 
 impl GeneralZone {
     /// Places held (until after `now`) or sold, by every order.
-    pub fn taken(&mut self, now: DateTime<Utc>) -> u64 {
+    pub(super) fn taken(&mut self, now: DateTime<Utc>) -> u64 {
         self.lapse_until(now);
         self.sold + self.held_live + self.lapsed_since(now)
     }
 
     /// Places held or sold at `now` by orders other than `order`.
-    pub fn taken_by_others(&mut self, order: OrderId, now: DateTime<Utc>) -> u64 {
+    pub(super) fn taken_by_others(&mut self, order: OrderId, now: DateTime<Utc>) -> u64 {
         let own = self
             .holds
             .get(&order)
@@ -78,12 +78,12 @@ impl GeneralZone {
     }
 
     /// The entry of `order`, live or lapsed.
-    pub fn get(&self, order: OrderId) -> Option<GeneralHold> {
+    pub(super) fn get(&self, order: OrderId) -> Option<GeneralHold> {
         self.holds.get(&order).copied()
     }
 
     /// Sets the entry of `order`, replacing any it had.
-    pub fn put(&mut self, order: OrderId, hold: GeneralHold) {
+    pub(super) fn put(&mut self, order: OrderId, hold: GeneralHold) {
         self.remove(order);
         self.holds.insert(order, hold);
         match hold.until {
@@ -98,7 +98,7 @@ impl GeneralZone {
     }
 
     /// Removes the entry of `order`, live or lapsed.
-    pub fn remove(&mut self, order: OrderId) -> Option<GeneralHold> {
+    pub(super) fn remove(&mut self, order: OrderId) -> Option<GeneralHold> {
         let hold = self.holds.remove(&order)?;
         match hold.until {
             Some(until) => {
@@ -111,7 +111,7 @@ impl GeneralZone {
     }
 
     /// Drops every hold lapsed at `now`, as a successful hold in the zone does.
-    pub fn purge_lapsed(&mut self, now: DateTime<Utc>) {
+    pub(super) fn purge_lapsed(&mut self, now: DateTime<Utc>) {
         while let Some(entry) = self.deadlines.first_entry() {
             let (until, order) = *entry.key();
             if until > now {
@@ -161,7 +161,7 @@ impl GeneralZone {
 
     /// The same sum as [`taken`](Self::taken), recounted from every entry, for tests.
     #[cfg(test)]
-    pub fn recount(&self, now: DateTime<Utc>) -> u64 {
+    pub(super) fn recount(&self, now: DateTime<Utc>) -> u64 {
         self.holds
             .values()
             .filter(|hold| hold.is_live(now))

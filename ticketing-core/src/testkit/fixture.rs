@@ -285,7 +285,7 @@ impl Fixture {
 }
 
 /// A customer id from a short name.
-pub fn customer_id(name: &str) -> CustomerId {
+pub(super) fn customer_id(name: &str) -> CustomerId {
     CustomerId::new(name).expect("customer id")
 }
 
@@ -294,7 +294,7 @@ fn zone(code: &str) -> ZoneCode {
 }
 
 /// Shorthand used by checks: the result's error code, or `"OK"`.
-pub fn outcome<T>(result: &Result<T>) -> &'static str {
+pub(super) fn outcome<T>(result: &Result<T>) -> &'static str {
     match result {
         Ok(_) => "OK",
         Err(error) => error.code(),

@@ -33,7 +33,7 @@ pub(crate) struct StreamKeys {
 }
 
 impl StreamKeys {
-    pub fn new(prefix: &str) -> Result<Self> {
+    pub(crate) fn new(prefix: &str) -> Result<Self> {
         if prefix.contains(['{', '}']) {
             return Err(Error::config(
                 "key_prefix",
@@ -45,19 +45,19 @@ impl StreamKeys {
         })
     }
 
-    pub fn stream(&self) -> String {
+    pub(crate) fn stream(&self) -> String {
         format!("{}:stream", self.base)
     }
 
-    pub fn last_seq(&self) -> String {
+    pub(crate) fn last_seq(&self) -> String {
         format!("{}:rm:last-seq", self.base)
     }
 
-    pub fn event_totals(&self, event: EventId) -> String {
+    pub(crate) fn event_totals(&self, event: EventId) -> String {
         format!("{}:rm:event:{event}", self.base)
     }
 
-    pub fn zone_totals(&self, event: EventId) -> String {
+    pub(crate) fn zone_totals(&self, event: EventId) -> String {
         format!("{}:rm:zones:{event}", self.base)
     }
 }
@@ -70,7 +70,7 @@ pub(crate) struct StreamScripts {
 }
 
 impl StreamScripts {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             publish: Script::new(include_str!("../lua/stream_publish.lua")),
             high_water: Script::new(include_str!("../lua/stream_high_water.lua")),

@@ -42,17 +42,19 @@ fn violation(invariant: &'static str, message: impl Into<String>) -> Violation {
 
 /// Invariant names, as reports print them.
 pub(crate) mod inv {
-    pub const SEAT: &str = "1 (one active ticket per seat)";
-    pub const CAPACITY: &str = "2 (general admission within capacity)";
-    pub const PAYMENT: &str =
+    pub(crate) const SEAT: &str = "1 (one active ticket per seat)";
+    pub(crate) const CAPACITY: &str = "2 (general admission within capacity)";
+    pub(crate) const PAYMENT: &str =
         "3 (payments: refused after the deadline, PAID changes only by refund)";
-    pub const HOLDS: &str = "4 (no seat blocked without an active ticket beyond hold time + grace)";
-    pub const IDEMPOTENCY: &str = "5 (idempotent purchase)";
-    pub const LIMIT: &str = "6 (per-customer limit)";
-    pub const REBUILD: &str = "7 (seat availability rebuilt from the database)";
-    pub const DURABLE: &str = "durability (every acknowledged purchase is in the repository)";
-    pub const HISTORY: &str = "history (state machine and outbox agree with the repository)";
-    pub const LIVENESS: &str = "liveness (every operation finishes)";
+    pub(crate) const HOLDS: &str =
+        "4 (no seat blocked without an active ticket beyond hold time + grace)";
+    pub(crate) const IDEMPOTENCY: &str = "5 (idempotent purchase)";
+    pub(crate) const LIMIT: &str = "6 (per-customer limit)";
+    pub(crate) const REBUILD: &str = "7 (seat availability rebuilt from the database)";
+    pub(crate) const DURABLE: &str =
+        "durability (every acknowledged purchase is in the repository)";
+    pub(crate) const HISTORY: &str = "history (state machine and outbox agree with the repository)";
+    pub(crate) const LIVENESS: &str = "liveness (every operation finishes)";
 }
 
 /// Runs an in-memory adapter call, which never waits, to completion in one poll.
@@ -114,7 +116,7 @@ pub(crate) struct Checker {
 type Check = Result<(), Violation>;
 
 impl Checker {
-    pub fn new(shape: Shape) -> Self {
+    pub(super) fn new(shape: Shape) -> Self {
         Self {
             shape,
             outbox_seq: 0,
@@ -130,22 +132,22 @@ impl Checker {
         }
     }
 
-    pub fn observe(&mut self, what: &'static str) {
+    pub(super) fn observe(&mut self, what: &'static str) {
         *self.observations.entry(what).or_default() += 1;
     }
 
     /// A refund of `order` was asked for (it may or may not be acknowledged).
-    pub fn refund_requested(&mut self, order: OrderId) {
+    pub(super) fn refund_requested(&mut self, order: OrderId) {
         self.refunds.insert(order);
     }
 
     /// A cancellation of `order` was asked for.
-    pub fn cancel_requested(&mut self, order: OrderId) {
+    pub(super) fn cancel_requested(&mut self, order: OrderId) {
         self.cancels.insert(order);
     }
 
     /// The orders whose purchase was acknowledged.
-    pub fn acked_purchases(&self) -> impl Iterator<Item = (&OrderId, &Vec<TicketId>)> {
+    pub(super) fn acked_purchases(&self) -> impl Iterator<Item = (&OrderId, &Vec<TicketId>)> {
         self.acked_purchases.iter()
     }
 
@@ -279,7 +281,7 @@ impl Checker {
 
     /// The per-step check of invariants 1–6 and the history, and invariant 4 against the lock.
     /// `now` is the clock; `latest` the latest time the clock ever showed.
-    pub fn check_step(
+    pub(super) fn check_step(
         &mut self,
         repo: &dyn TicketRepository,
         lock: &dyn SeatLock,
@@ -455,7 +457,7 @@ impl Checker {
     }
 
     /// A purchase was acknowledged with `order`.
-    pub fn purchase_acked(
+    pub(super) fn purchase_acked(
         &mut self,
         repo: &dyn TicketRepository,
         request: &PurchaseRequest,
@@ -506,7 +508,7 @@ impl Checker {
     }
 
     /// A purchase was refused with `error`.
-    pub fn purchase_refused(
+    pub(super) fn purchase_refused(
         &mut self,
         repo: &dyn TicketRepository,
         request: &PurchaseRequest,
@@ -534,7 +536,7 @@ impl Checker {
     }
 
     /// A payment was acknowledged.
-    pub fn payment_acked(&mut self, order: &Order, payment_ref: &PaymentRef) -> Check {
+    pub(super) fn payment_acked(&mut self, order: &Order, payment_ref: &PaymentRef) -> Check {
         self.checks += 1;
         // The order read back after the payment committed may already be refunded by a refund
         // that ran in between: the payment happened, then the refund.
@@ -572,7 +574,7 @@ impl Checker {
     }
 
     /// A payment was refused with `error`; `latest` is the latest clock while it ran.
-    pub fn payment_refused(
+    pub(super) fn payment_refused(
         &mut self,
         repo: &dyn TicketRepository,
         order: OrderId,
@@ -616,7 +618,11 @@ impl Checker {
 
     /// The final audit's durability check: every acknowledged purchase is in the repository with
     /// the tickets it was acknowledged with, and none is still unpaid past its deadline.
-    pub fn audit_purchases(&mut self, repo: &dyn TicketRepository, now: DateTime<Utc>) -> Check {
+    pub(super) fn audit_purchases(
+        &mut self,
+        repo: &dyn TicketRepository,
+        now: DateTime<Utc>,
+    ) -> Check {
         self.checks += 1;
         for (order, ids) in &self.acked_purchases {
             let stored = ready(repo.order(*order)).ok().flatten().ok_or_else(|| {
@@ -640,7 +646,11 @@ impl Checker {
 
     /// Invariant 7: after the lock lost everything, the seat map rebuilt from the repository
     /// shows every seat with an active ticket, and nothing else.
-    pub fn audit_rebuilt_map(&mut self, repo: &dyn TicketRepository, map: &SeatMap) -> Check {
+    pub(super) fn audit_rebuilt_map(
+        &mut self,
+        repo: &dyn TicketRepository,
+        map: &SeatMap,
+    ) -> Check {
         self.checks += 1;
         let active = ready(repo.active_tickets(self.shape.event))
             .map_err(|e| violation(inv::HISTORY, format!("active tickets unreadable: {e}")))?;
@@ -680,7 +690,7 @@ impl Checker {
     /// Counts paid seats the lock no longer shows as sold (it healed to free after a failed
     /// `mark_sold`, a crash, or a lost update): safe, as the database still refuses the seat, but
     /// the seat map is wrong until the next rebuild.
-    pub fn observe_lock_drift(
+    pub(super) fn observe_lock_drift(
         &mut self,
         repo: &dyn TicketRepository,
         lock: &dyn SeatLock,
