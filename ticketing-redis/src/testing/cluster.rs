@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
-use super::free_port;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
 use crate::redis::{self, AsyncCommands};
 use crate::{RedisConnection, RedisConnectionConfig};
 
@@ -20,6 +21,11 @@ const NODE_TIMEOUT_MS: u64 = 1_000;
 
 /// The longest a cluster may take to form or to heal after a kill.
 const FORM_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// One cluster at a time per test process: six nodes per cluster on two cores would otherwise
+/// starve each other's heartbeats into spurious failovers.
+static ONE_AT_A_TIME: std::sync::LazyLock<std::sync::Arc<Semaphore>> =
+    std::sync::LazyLock::new(|| std::sync::Arc::new(Semaphore::new(1)));
 
 /// One `redis-server --cluster-enabled yes` process.
 struct Node {
@@ -34,6 +40,7 @@ struct Node {
 pub struct PrivateCluster {
     nodes: Vec<Node>,
     dir: PathBuf,
+    _turn: OwnedSemaphorePermit,
 }
 
 impl PrivateCluster {
@@ -41,14 +48,20 @@ impl PrivateCluster {
     /// every slot is served and every replica is in sync. Panics, naming what failed, when
     /// `redis-server`/`redis-cli` are missing or the cluster does not form within a minute.
     pub async fn start() -> Self {
+        let turn = ONE_AT_A_TIME
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
         let dir = std::env::temp_dir().join(format!("ticketing-cluster-{}", Uuid::new_v4()));
         std::fs::create_dir_all(&dir).expect("create the cluster's temporary directory");
         let mut cluster = Self {
             nodes: Vec::new(),
             dir,
+            _turn: turn,
         };
         for _ in 0..PRIMARIES * 2 {
-            let (port, bus_port) = (free_port(), free_port());
+            let (port, bus_port) = (listening_port(), listening_port());
             let child = cluster.spawn_node(port, bus_port);
             cluster.nodes.push(Node {
                 port,
@@ -57,7 +70,7 @@ impl PrivateCluster {
             });
         }
         for node in &cluster.nodes {
-            wait_for_ping(node.port).await;
+            cluster.wait_for_ping(node.port).await;
         }
         cluster.create().await;
         cluster.wait_until_healthy().await;
@@ -76,6 +89,8 @@ impl PrivateCluster {
             .arg(&config_file)
             .args(["--cluster-node-timeout", &NODE_TIMEOUT_MS.to_string()])
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .arg("--logfile")
+            .arg(self.dir.join(format!("node-{port}.log")))
             .arg("--dir")
             .arg(&self.dir)
             .stdout(Stdio::null())
@@ -192,7 +207,7 @@ impl PrivateCluster {
             .unwrap_or_else(|| panic!("no killed node on port {port}"));
         let child = self.spawn_node(port, self.nodes[node].bus_port);
         self.nodes[node].child = Some(child);
-        wait_for_ping(port).await;
+        self.wait_for_ping(port).await;
         self.wait_until_healthy().await;
     }
 
@@ -257,6 +272,28 @@ impl PrivateCluster {
                 let _: i64 = conn.del(key).await.expect("DEL test key");
             }
         }
+    }
+
+    /// Waits (at most 20 s) until the node on `port` answers; panics with the end of its log.
+    async fn wait_for_ping(&self, port: u16) {
+        for _ in 0..800 {
+            if let Ok(mut conn) = node_connection(port).await
+                && redis::cmd("PING")
+                    .query_async::<String>(&mut conn)
+                    .await
+                    .is_ok()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        let log =
+            std::fs::read_to_string(self.dir.join(format!("node-{port}.log"))).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(10).collect();
+        panic!(
+            "cluster node on port {port} did not start; its log ends:\n{}",
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        );
     }
 
     fn live_ports(&self) -> Vec<u16> {
@@ -339,19 +376,16 @@ async fn node_connection(port: u16) -> redis::RedisResult<redis::aio::Multiplexe
         .await
 }
 
-async fn wait_for_ping(port: u16) {
-    for _ in 0..400 {
-        if let Ok(mut conn) = node_connection(port).await
-            && redis::cmd("PING")
-                .query_async::<String>(&mut conn)
-                .await
-                .is_ok()
-        {
-            return;
+/// A port that is free now and outside Linux' ephemeral range (32768–60999), so that no
+/// outgoing connection of the tests takes it as its source port while its node is down between
+/// a kill and a restart.
+fn listening_port() -> u16 {
+    loop {
+        let port = 20_000 + (Uuid::new_v4().as_u128() % 12_000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
         }
-        tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    panic!("cluster node on port {port} did not start");
 }
 
 impl Drop for PrivateCluster {
