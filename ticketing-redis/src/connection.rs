@@ -6,19 +6,20 @@
 //! connection routes each command to the primary owning its slot and follows `MOVED`/`ASK`
 //! redirections and failovers by itself.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use redis::cluster::ClusterClientBuilder;
+use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
 use redis::io::tcp::TcpSettings;
-use redis::{Cmd, IntoConnectionInfo, Pipeline, RedisFuture, Value};
+use redis::{Cmd, IntoConnectionInfo, Pipeline, RedisError, RedisFuture, Value};
 use ticketing_core::{Error, Result};
 
 use crate::error::RedisLockError;
 
 /// Timeouts of a [`RedisConnection`]. `Default`: 1 s to connect, 500 ms per response (redis-rs'
-/// own defaults for one server).
+/// own defaults for one server), 3 s per command on a cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RedisConnectionConfig {
     /// Longest wait for a TCP connection (and its handshake) to one node.
@@ -27,7 +28,8 @@ pub struct RedisConnectionConfig {
     /// its block time.
     pub response_timeout: Duration,
     /// Cluster only: the longest a command may take in all, across its retries while the
-    /// cluster fails over (a replica is promoted after `cluster-node-timeout`).
+    /// cluster fails over (a replica is promoted after `cluster-node-timeout`). A buyer is
+    /// better served by a quick `Unavailable` (and a retry) than by a long wait.
     pub cluster_overall_timeout: Duration,
 }
 
@@ -36,7 +38,7 @@ impl Default for RedisConnectionConfig {
         Self {
             connection_timeout: Duration::from_secs(1),
             response_timeout: Duration::from_millis(500),
-            cluster_overall_timeout: Duration::from_secs(10),
+            cluster_overall_timeout: Duration::from_secs(3),
         }
     }
 }
@@ -51,7 +53,63 @@ pub struct RedisConnection(Inner);
 #[derive(Clone)]
 enum Inner {
     Single(ConnectionManager),
-    Cluster(ClusterConnection),
+    /// Built by us: renewed from its client when a node is lost.
+    Cluster(Arc<ClusterHandle>),
+    /// Given to us ready-made: used as it is.
+    GivenCluster(ClusterConnection),
+}
+
+/// A cluster connection that is replaced by a fresh one (new topology from the seeds) when
+/// commands fail for lack of a node, at most once per [`RENEW_INTERVAL`].
+///
+/// redis-rs (1.8) refreshes its slot map on `MOVED` replies. When the primary of a slot dies,
+/// no node answers `MOVED` for that slot until a command reaches the promoted replica, and under
+/// load the client kept routing the slot to the dead node: every command waited for its
+/// ceiling, also after the failover (docs/DESIGN.md, "What the code taught us").
+struct ClusterHandle {
+    client: ClusterClient,
+    current: std::sync::RwLock<ClusterConnection>,
+    renewed: std::sync::Mutex<Instant>,
+}
+
+/// The shortest time between two renewals of a cluster connection.
+const RENEW_INTERVAL: Duration = Duration::from_millis(500);
+
+impl ClusterHandle {
+    fn connection(&self) -> ClusterConnection {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Opens a new connection and makes it the current one, unless another renewal ran less
+    /// than [`RENEW_INTERVAL`] ago. A failed attempt leaves the current connection in place.
+    async fn renew(&self) {
+        {
+            let mut renewed = self.renewed.lock().unwrap_or_else(|e| e.into_inner());
+            if renewed.elapsed() < RENEW_INTERVAL {
+                return;
+            }
+            *renewed = Instant::now();
+        }
+        match self.client.get_async_connection().await {
+            Ok(fresh) => {
+                tracing::info!("renewed the Redis Cluster connection after a node failure");
+                *self.current.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+            }
+            Err(e) => tracing::warn!(error = %e, "could not renew the Redis Cluster connection"),
+        }
+    }
+}
+
+/// Whether `e` says a node is gone (so the slot map may be stale), not that a command failed.
+fn node_lost(e: &RedisError) -> bool {
+    e.is_timeout()
+        || e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_cluster_error()
 }
 
 impl std::fmt::Debug for RedisConnection {
@@ -115,12 +173,16 @@ impl RedisConnection {
             .get_async_connection()
             .await
             .map_err(RedisLockError::from)?;
-        Ok(Self(Inner::Cluster(conn)))
+        Ok(Self(Inner::Cluster(Arc::new(ClusterHandle {
+            client,
+            current: std::sync::RwLock::new(conn),
+            renewed: std::sync::Mutex::new(Instant::now()),
+        }))))
     }
 
     /// Whether this is a cluster connection.
     pub fn is_cluster(&self) -> bool {
-        matches!(self.0, Inner::Cluster(_))
+        matches!(self.0, Inner::Cluster(_) | Inner::GivenCluster(_))
     }
 }
 
@@ -162,7 +224,7 @@ impl From<ConnectionManager> for RedisConnection {
 
 impl From<ClusterConnection> for RedisConnection {
     fn from(conn: ClusterConnection) -> Self {
-        Self(Inner::Cluster(conn))
+        Self(Inner::GivenCluster(conn))
     }
 }
 
@@ -170,7 +232,19 @@ impl ConnectionLike for RedisConnection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match &mut self.0 {
             Inner::Single(conn) => conn.req_packed_command(cmd),
-            Inner::Cluster(conn) => conn.req_packed_command(cmd),
+            Inner::GivenCluster(conn) => conn.req_packed_command(cmd),
+            Inner::Cluster(handle) => {
+                let handle = handle.clone();
+                Box::pin(async move {
+                    let reply = handle.connection().req_packed_command(cmd).await;
+                    if let Err(e) = &reply
+                        && node_lost(e)
+                    {
+                        handle.renew().await;
+                    }
+                    reply
+                })
+            }
         }
     }
 
@@ -182,14 +256,28 @@ impl ConnectionLike for RedisConnection {
     ) -> RedisFuture<'a, Vec<Value>> {
         match &mut self.0 {
             Inner::Single(conn) => conn.req_packed_commands(pipeline, offset, count),
-            Inner::Cluster(conn) => conn.req_packed_commands(pipeline, offset, count),
+            Inner::GivenCluster(conn) => conn.req_packed_commands(pipeline, offset, count),
+            Inner::Cluster(handle) => {
+                let handle = handle.clone();
+                Box::pin(async move {
+                    let mut conn = handle.connection();
+                    let reply = conn.req_packed_commands(pipeline, offset, count).await;
+                    if let Err(e) = &reply
+                        && node_lost(e)
+                    {
+                        handle.renew().await;
+                    }
+                    reply
+                })
+            }
         }
     }
 
     fn get_db(&self) -> i64 {
         match &self.0 {
             Inner::Single(conn) => conn.get_db(),
-            Inner::Cluster(conn) => conn.get_db(),
+            Inner::GivenCluster(conn) => conn.get_db(),
+            Inner::Cluster(handle) => handle.connection().get_db(),
         }
     }
 }
