@@ -25,6 +25,10 @@ pub(crate) mod code {
     pub(crate) const CONNECTION_KILLED: u16 = 1927;
     /// `ER_STATEMENT_TIMEOUT` (MariaDB): the statement ran past `max_statement_time`.
     pub(crate) const STATEMENT_TIMEOUT: u16 = 1969;
+    /// `ER_UNKNOWN_COM_ERROR`, which a Galera node answers while it is not part of the primary
+    /// component ("WSREP has not yet prepared node for application use"): a node that lost its
+    /// quorum or is still joining. Another node, or this one shortly, takes the write.
+    pub(crate) const WSREP_NOT_READY: u16 = 1047;
     /// `CR_SERVER_GONE_ERROR`: the server went away.
     pub(crate) const SERVER_GONE: u16 = 2006;
     /// `CR_SERVER_LOST`: the connection was lost during a query.
@@ -44,6 +48,7 @@ pub(crate) mod code {
         QUERY_INTERRUPTED,
         CONNECTION_KILLED,
         STATEMENT_TIMEOUT,
+        WSREP_NOT_READY,
         SERVER_GONE,
         SERVER_LOST,
         QUERY_TIMEOUT,

@@ -13,6 +13,10 @@ use uuid::Uuid;
 
 use crate::ADAPTER;
 
+mod galera;
+
+pub use galera::{NODES, PrivateGalera};
+
 /// The environment variable naming the test server.
 pub const URL_VAR: &str = "TICKETING_MYSQL_URL";
 
@@ -34,6 +38,11 @@ impl TestDatabase {
     /// `max_connections` connections to it.
     pub async fn create(max_connections: u32) -> Result<Self> {
         let url = std::env::var(URL_VAR).unwrap_or_else(|_| DEFAULT_URL.to_owned());
+        Self::create_on(&url, max_connections).await
+    }
+
+    /// Like [`TestDatabase::create`], on the server at `url` (a private server of the test).
+    pub async fn create_on(url: &str, max_connections: u32) -> Result<Self> {
         let unreachable = |e: sqlx::Error| {
             Error::unavailable(
                 ADAPTER,
