@@ -204,7 +204,7 @@ impl RunDatabase {
                     .statement_cache_capacity(ticketing_sqlx::STATEMENT_CACHE_CAPACITY),
             )
             .await?;
-        ticketing_sqlx::migrations().run(&pool).await?;
+        ticketing_sqlx::migrate(&pool).await?;
         Ok(Self { pool, name, server })
     }
 

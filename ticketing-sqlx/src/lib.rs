@@ -7,6 +7,7 @@
 mod catalog;
 mod codec;
 mod error;
+mod migrate;
 mod outbox;
 mod pool;
 mod retry;
@@ -18,6 +19,7 @@ mod tickets;
 pub mod testing;
 
 pub use catalog::MySqlCatalog;
+pub use migrate::migrate;
 pub use pool::{STATEMENT_CACHE_CAPACITY, connect};
 pub use seat_lock::MySqlSeatLock;
 pub use tickets::{BatchConfig, MySqlTicketRepository};
@@ -31,7 +33,8 @@ pub const ADAPTER: &str = "mysql";
 
 /// The schema migrations of every table this crate uses, embedded at build time.
 ///
-/// Run them once before use: `ticketing_sqlx::migrations().run(&pool).await?`.
+/// Run them with [`migrate`], which also serialises servers that start together; the
+/// [`Migrator`](sqlx::migrate::Migrator) is here for tools that want it as it is.
 pub fn migrations() -> sqlx::migrate::Migrator {
     sqlx::migrate!("./migrations")
 }

@@ -75,10 +75,7 @@ impl TestDatabase {
             server,
             dropped: false,
         };
-        crate::migrations()
-            .run(&this.pool)
-            .await
-            .map_err(|e| Error::internal(format!("migrations failed: {e}")))?;
+        crate::migrate(&this.pool).await?;
         Ok(this)
     }
 

@@ -31,10 +31,17 @@ fn repositories(pools: &[sqlx::MySqlPool]) -> Vec<Arc<MySqlTicketRepository>> {
 /// Every active seat of the event, read on `repo`; panics on a seat sold twice.
 async fn holders(repo: &MySqlTicketRepository, show: &Show) -> HashMap<SeatRef, OrderId> {
     let mut holder = HashMap::new();
-    for ticket in repo.active_tickets(show.event).await.expect("active tickets") {
+    for ticket in repo
+        .active_tickets(show.event)
+        .await
+        .expect("active tickets")
+    {
         let seat = ticket.seat.expect("seated");
         if let Some(other) = holder.insert(seat.clone(), ticket.order_id) {
-            panic!("seat {seat} sold twice: orders {other} and {}", ticket.order_id);
+            panic!(
+                "seat {seat} sold twice: orders {other} and {}",
+                ticket.order_id
+            );
         }
     }
     holder
@@ -86,7 +93,11 @@ async fn orders_written_to_three_nodes_sell_each_seat_once() {
         }
     }
     assert!(winners >= 1);
-    assert_eq!(holder.len(), winners * 3, "every winner's seats, and no other");
+    assert_eq!(
+        holder.len(),
+        winners * 3,
+        "every winner's seats, and no other"
+    );
     // Every node sees the same sale: Galera commits on all nodes or none.
     for repo in &repos {
         assert_eq!(holders(repo, &show).await, holder);
@@ -98,10 +109,14 @@ async fn orders_written_to_three_nodes_sell_each_seat_once() {
                 .fetch_one(pool)
                 .await
                 .expect("wsrep status");
-            conflicts += sqlx::Row::get::<String, _>(&row, 1).parse::<u64>().unwrap_or(0);
+            conflicts += sqlx::Row::get::<String, _>(&row, 1)
+                .parse::<u64>()
+                .unwrap_or(0);
         }
     }
-    println!("{winners} orders won, {conflicts} cross-node conflicts (certification failures and brute-force aborts) retried");
+    println!(
+        "{winners} orders won, {conflicts} cross-node conflicts (certification failures and brute-force aborts) retried"
+    );
     db.drop_database().await.expect("drop the test database");
 }
 
@@ -122,7 +137,8 @@ async fn a_node_killed_mid_sale_loses_no_acknowledged_order() {
                 while !stop.load(Ordering::SeqCst) && n < 200 {
                     n += 1;
                     let seat = format!("A:{}:{}", b + 1, n);
-                    let order = show.seats(&format!("c{b}"), &[&seat], t0(), TimeDelta::minutes(10));
+                    let order =
+                        show.seats(&format!("c{b}"), &[&seat], t0(), TimeDelta::minutes(10));
                     if let Ok(InsertOutcome::Inserted) = repo.insert_order(&order).await {
                         acknowledged.push(order.order.id);
                     }
@@ -139,7 +155,11 @@ async fn a_node_killed_mid_sale_loses_no_acknowledged_order() {
     for buyer in buyers {
         acknowledged.extend(buyer.await.expect("buyer task"));
     }
-    assert_eq!(galera.cluster_size(0).await, Some(2), "the survivors form the cluster");
+    assert_eq!(
+        galera.cluster_size(0).await,
+        Some(2),
+        "the survivors form the cluster"
+    );
 
     // Every acknowledged order is on both survivors, whichever node took it.
     for repo in &repos[..2] {

@@ -609,3 +609,52 @@ async fn the_catalog_round_trips_venues_and_events() {
     assert_eq!(catalog.event(orphan.id()).await.unwrap(), None);
     db.drop_database().await.unwrap();
 }
+
+/// Servers that start together each migrate the same fresh database: they take turns, all
+/// succeed, and every migration is applied once. (sqlx's own lock, `GET_LOCK(name, -1)`, does
+/// not wait on MariaDB, and one of two servers used to fail on a duplicate version.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn servers_starting_together_migrate_one_after_the_other() {
+    let db = database(1).await;
+    let url = format!(
+        "{}/{}",
+        std::env::var(ticketing_sqlx::testing::URL_VAR)
+            .unwrap_or_else(|_| ticketing_sqlx::testing::DEFAULT_URL.to_owned())
+            .rsplit_once('/')
+            .expect("a URL with a database")
+            .0,
+        db.name()
+    );
+    // A fresh database again: drop what `database` applied.
+    let mut tables: Vec<String> = sqlx::query_scalar("SHOW TABLES")
+        .fetch_all(db.pool())
+        .await
+        .expect("tables");
+    tables.sort();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "SET FOREIGN_KEY_CHECKS = 0; DROP TABLE {}",
+        tables.join(", ")
+    )))
+    .execute(db.pool())
+    .await
+    .expect("drop the tables");
+    let servers = (0..6).map(|_| {
+        let url = url.clone();
+        tokio::spawn(async move {
+            let pool = ticketing_sqlx::connect(&url, 2).await?;
+            ticketing_sqlx::migrate(&pool).await
+        })
+    });
+    for result in futures::future::join_all(servers).await {
+        result.expect("task").expect("every server migrates");
+    }
+    let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations")
+        .fetch_one(db.pool())
+        .await
+        .expect("applied migrations");
+    assert_eq!(
+        applied as usize,
+        ticketing_sqlx::migrations().iter().count()
+    );
+    db.drop_database().await.expect("drop the test database");
+}

@@ -166,10 +166,7 @@ impl Args {
         let mut outbox: Arc<dyn OutboxStore> = memory;
         if let Some(url) = &self.database_url {
             let pool = ticketing_sqlx::connect(url, self.database_connections).await?;
-            ticketing_sqlx::migrations()
-                .run(&pool)
-                .await
-                .map_err(|e| ticketing_core::Error::unavailable(ticketing_sqlx::ADAPTER, e))?;
+            ticketing_sqlx::migrate(&pool).await?;
             let repository = Arc::new(if self.no_write_batching {
                 MySqlTicketRepository::new(pool.clone())
             } else {

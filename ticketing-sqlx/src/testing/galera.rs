@@ -71,7 +71,10 @@ impl PrivateGalera {
 
     /// `mysql://root@127.0.0.1:<port>/<database>` of node `index`.
     pub fn url(&self, index: usize, database: &str) -> String {
-        format!("mysql://root@127.0.0.1:{}/{database}", self.nodes[index].port)
+        format!(
+            "mysql://root@127.0.0.1:{}/{database}",
+            self.nodes[index].port
+        )
     }
 
     /// A migrated test database created through node 0 (Galera replicates the DDL to every node)
@@ -107,7 +110,9 @@ impl PrivateGalera {
 
     /// `wsrep_cluster_size` as node `index` sees it.
     pub async fn cluster_size(&self, index: usize) -> Option<u64> {
-        let mut conn = MySqlConnection::connect(&self.url(index, "mysql")).await.ok()?;
+        let mut conn = MySqlConnection::connect(&self.url(index, "mysql"))
+            .await
+            .ok()?;
         let row = sqlx::query("SHOW STATUS LIKE 'wsrep_cluster_size'")
             .fetch_one(&mut conn)
             .await
@@ -203,8 +208,8 @@ impl PrivateGalera {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        let log = std::fs::read_to_string(self.dir.join(format!("node{index}.err")))
-            .unwrap_or_default();
+        let log =
+            std::fs::read_to_string(self.dir.join(format!("node{index}.err"))).unwrap_or_default();
         let tail: Vec<&str> = log.lines().rev().take(15).collect();
         panic!(
             "Galera node {index} did not join a cluster of {size} within {JOIN_TIMEOUT:?}; its log ends:\n{}",
