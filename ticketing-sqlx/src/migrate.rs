@@ -16,7 +16,7 @@ const LOCK_WAIT_SECONDS: i64 = 300;
 /// MariaDB answers `NULL` at once: on MariaDB two servers starting together both applied the
 /// first migration and one failed on a duplicate version. This takes a lock of its own with a
 /// positive timeout on the connection the migrator then runs on. A database that cannot be
-/// reached, or another migrator holding the lock for [`LOCK_WAIT_SECONDS`], is
+/// reached, or another migrator holding the lock for five minutes, is
 /// [`Error::Unavailable`]; a failed migration is [`Error::Backend`].
 pub async fn migrate(pool: &MySqlPool) -> Result<()> {
     let unavailable = |e: sqlx::Error| Error::unavailable(ADAPTER, e);
