@@ -69,11 +69,15 @@ impl RequestError {
     }
 
     /// Whether the request may have taken effect although its caller saw this error: a timeout,
-    /// a connection lost mid-request, or a 5xx (the server may have committed before failing).
+    /// a connection lost mid-request, a 5xx (the server may have committed before failing), or
+    /// the server's own 408 (it answers when the request outlives its time limit, but the write
+    /// runs on to completion in a task of its own, so it may still commit).
     pub fn outcome_unknown(&self) -> bool {
         match self {
             RequestError::Timeout | RequestError::Transport(_) => true,
-            RequestError::Status { status, .. } => status.is_server_error(),
+            RequestError::Status { status, .. } => {
+                status.is_server_error() || *status == StatusCode::REQUEST_TIMEOUT
+            }
             RequestError::Connect(_) | RequestError::Body(_) => false,
         }
     }
@@ -383,5 +387,8 @@ mod tests {
         assert!(!RequestError::Connect("refused".into()).outcome_unknown());
         let refused = RequestError::from_answer(StatusCode::UNAUTHORIZED, b"{}");
         assert!(!refused.outcome_unknown());
+        // The server's time limit answered, but its detached write may still commit.
+        let timed_out = RequestError::from_answer(StatusCode::REQUEST_TIMEOUT, b"{}");
+        assert!(timed_out.outcome_unknown());
     }
 }

@@ -82,7 +82,9 @@ pub struct Args {
     #[arg(long, env = "TICKETING_HEADER_READ_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
     pub header_read_timeout: Duration,
 
-    /// Longest time from a request's header to its response; `408 REQUEST_TIMEOUT` after it.
+    /// Longest time from a request's header to its response; `408 REQUEST_TIMEOUT` after it. A
+    /// purchase, payment, cancellation or refund that had started runs on to completion, so a
+    /// client retries it with the same idempotency key rather than assuming it failed.
     #[arg(long, env = "TICKETING_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub request_timeout: Duration,
 
