@@ -1,6 +1,6 @@
 //! Venues, zones and seats.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
 
@@ -152,6 +152,9 @@ pub struct Venue {
     id: VenueId,
     name: String,
     zones: Vec<Zone>,
+    /// Seats per row, by zone and row label: every purchase checks its seats here, and scanning
+    /// a zone's rows label by label was a tenth of a flash sale's CPU time with 1,000 rows.
+    row_seats: HashMap<ZoneCode, HashMap<RowLabel, u32>>,
 }
 
 impl Venue {
@@ -194,7 +197,24 @@ impl Venue {
                 ZoneKind::GeneralAdmission { capacity } => check_places("capacity", *capacity)?,
             }
         }
-        Ok(Self { id, name, zones })
+        let row_seats = zones
+            .iter()
+            .map(|zone| {
+                let rows = match &zone.kind {
+                    ZoneKind::Seated { rows } => {
+                        rows.iter().map(|r| (r.label.clone(), r.seats)).collect()
+                    }
+                    ZoneKind::GeneralAdmission { .. } => HashMap::new(),
+                };
+                (zone.code.clone(), rows)
+            })
+            .collect();
+        Ok(Self {
+            id,
+            name,
+            zones,
+            row_seats,
+        })
     }
 
     /// The venue's id.
@@ -219,12 +239,10 @@ impl Venue {
 
     /// Whether the seat exists in this venue (zone is seated, row exists, number within the row).
     pub fn has_seat(&self, seat: &SeatRef) -> bool {
-        match self.zone(&seat.zone).map(|z| &z.kind) {
-            Some(ZoneKind::Seated { rows }) => rows
-                .iter()
-                .any(|r| r.label == seat.row && (1..=r.seats).contains(&seat.number)),
-            _ => false,
-        }
+        self.row_seats
+            .get(&seat.zone)
+            .and_then(|rows| rows.get(&seat.row))
+            .is_some_and(|seats| (1..=*seats).contains(&seat.number))
     }
 }
 
@@ -312,6 +330,8 @@ mod tests {
         assert!(v.has_seat(&"A:1:2".parse().unwrap()));
         assert!(!v.has_seat(&"A:1:3".parse().unwrap()));
         assert!(!v.has_seat(&"GA:1:1".parse().unwrap()));
+        assert!(!v.has_seat(&"A:2:1".parse().unwrap()), "no row 2");
+        assert!(!v.has_seat(&"B:1:1".parse().unwrap()), "no zone B");
         assert_eq!(v.zone(&"A".parse().unwrap()).unwrap().seats().count(), 2);
     }
 
