@@ -260,7 +260,14 @@ impl Drop for PrivateRedis {
     }
 }
 
+/// A port that is free now and outside Linux' ephemeral range (32768–60999), so that no
+/// outgoing connection of the tests takes it as its source port while its server is down between
+/// a kill and a restart on the same port.
 fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("local addr").port()
+    loop {
+        let port = 20_000 + (Uuid::new_v4().as_u128() % 12_000) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::free_port;
 use crate::redis::{self, AsyncCommands};
 use crate::{RedisConnection, RedisConnectionConfig};
 
@@ -61,7 +62,7 @@ impl PrivateCluster {
             _turn: turn,
         };
         for _ in 0..PRIMARIES * 2 {
-            let (port, bus_port) = (listening_port(), listening_port());
+            let (port, bus_port) = (free_port(), free_port());
             let child = cluster.spawn_node(port, bus_port);
             cluster.nodes.push(Node {
                 port,
@@ -374,18 +375,6 @@ async fn node_connection(port: u16) -> redis::RedisResult<redis::aio::Multiplexe
     client
         .get_multiplexed_async_connection_with_config(&config)
         .await
-}
-
-/// A port that is free now and outside Linux' ephemeral range (32768–60999), so that no
-/// outgoing connection of the tests takes it as its source port while its node is down between
-/// a kill and a restart.
-fn listening_port() -> u16 {
-    loop {
-        let port = 20_000 + (Uuid::new_v4().as_u128() % 12_000) as u16;
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
 }
 
 impl Drop for PrivateCluster {
