@@ -9,19 +9,17 @@
 //!
 //! `CHAOS_ROUNDS` sets the number of kills (default 40), `CHAOS_SEED` replays a run's choices.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::{AssertSqlSafe, Connection, MySqlConnection, Row};
-use ticketing_core::service::RepositoryHolds;
 use ticketing_core::testkit::Fixture;
 use ticketing_redis::testing::TestRedis;
 use ticketing_sqlx::testing::{DEFAULT_URL, URL_VAR};
 use ticketing_tests::TEST_POOL_SIZE;
 use ticketing_tests::chaos::{
-    ChaosConfig, ChaosRng, FaultCounts, GA_CAPACITY, SEATS, Sale, assert_lock_equals_repository,
-    check_everything, harness, layout, test_database,
+    ChaosConfig, ChaosRng, FaultCounts, SEATS, Sale, check_everything, harness, layout,
+    reload_and_assert_lock_equals_repository, test_database,
 };
 
 const IN_COMMIT: &str = "KILL during COMMIT";
@@ -128,27 +126,13 @@ async fn flash_sale_survives_killed_database_connections() {
     let (mut checks, stale) = check_everything(&sale, db.pool()).await;
 
     // Reconciled from the database, the lock must equal it exactly.
-    let source = Arc::new(RepositoryHolds::new(
-        fixture.backends.tickets().clone(),
-        fixture.config.hold_grace,
-        HashMap::from([("GA".parse().expect("zone"), GA_CAPACITY)]),
-    ));
-    lock.reload(fixture.event.id(), source.as_ref())
-        .await
-        .expect("reload the seat lock from the database");
-    checks += assert_lock_equals_repository(&fixture).await;
+    checks += reload_and_assert_lock_equals_repository(&lock, &fixture).await;
     println!(
         "chaos_mysql: faults injected {:?} (total {}, {missed} connections gone before the kill); {}; {stale} seats/zones left stale by the traffic (known bug); {checks} checks",
         faults.snapshot(),
         faults.total(),
         sale.stats.summary()
     );
-    assert!(
-        sale.stats
-            .purchases_acknowledged
-            .load(std::sync::atomic::Ordering::Relaxed)
-            > 0,
-        "no purchase succeeded"
-    );
+    sale.assert_some_purchase_acknowledged();
     db.drop_database().await.expect("drop the test database");
 }

@@ -16,18 +16,16 @@
 //!
 //! `CHAOS_ROUNDS` sets the number of failovers (default 2), `CHAOS_SEED` replays a run's choices.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ticketing_core::service::RepositoryHolds;
 use ticketing_core::testkit::Fixture;
 use ticketing_redis::testing::PrivateCluster;
 use ticketing_redis::{RedisSeatLock, RedisSeatLockConfig};
 use ticketing_tests::TEST_POOL_SIZE;
 use ticketing_tests::chaos::{
-    ChaosConfig, ChaosRng, FaultCounts, GA_CAPACITY, SEATS, Sale, assert_lock_equals_repository,
-    check_everything, harness, layout, test_database,
+    ChaosConfig, ChaosRng, FaultCounts, SEATS, Sale, check_everything, harness, layout,
+    reload_and_assert_lock_equals_repository, test_database,
 };
 
 const PRIMARY_KILLED: &str = "primary killed, replica promoted";
@@ -71,27 +69,13 @@ async fn flash_sale_survives_the_primary_of_its_event_failing_over() {
     let (mut checks, stale) = check_everything(&sale, db.pool()).await;
 
     // Reconciled from the database, the lock must equal it exactly.
-    let source = RepositoryHolds::new(
-        fixture.backends.tickets().clone(),
-        fixture.config.hold_grace,
-        HashMap::from([("GA".parse().expect("zone"), GA_CAPACITY)]),
-    );
-    lock.reload(fixture.event.id(), &source)
-        .await
-        .expect("reload the seat lock from the database");
-    checks += assert_lock_equals_repository(&fixture).await;
+    checks += reload_and_assert_lock_equals_repository(&lock, &fixture).await;
     println!(
         "chaos_redis_cluster: faults injected {:?}; failovers took {failovers:?}; {}; {stale} seats/zones left stale by the traffic; {checks} checks",
         faults.snapshot(),
         sale.stats.summary()
     );
     assert_eq!(faults.total(), u64::from(kills));
-    assert!(
-        sale.stats
-            .purchases_acknowledged
-            .load(std::sync::atomic::Ordering::Relaxed)
-            > 0,
-        "no purchase succeeded"
-    );
+    sale.assert_some_purchase_acknowledged();
     db.drop_database().await.expect("drop the test database");
 }

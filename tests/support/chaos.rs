@@ -22,8 +22,9 @@ use ticketing_core::domain::{
     TicketStatus,
 };
 use ticketing_core::ports::{SeatLock, SeatState};
-use ticketing_core::service::{PurchaseRequest, Selection};
+use ticketing_core::service::{PurchaseRequest, RepositoryHolds, Selection};
 use ticketing_core::testkit::{BoxFuture, Fixture, Harness, Layout};
+use ticketing_redis::RedisSeatLock;
 use ticketing_sqlx::testing::{TestDatabase, URL_VAR as MYSQL_URL_VAR};
 use ticketing_sqlx::{MySqlCatalog, MySqlTicketRepository};
 use uuid::Uuid;
@@ -213,6 +214,14 @@ impl Sale {
                 tokio::spawn(buyer.run(stop, max_rounds))
             })
             .collect()
+    }
+
+    /// Fails the run when no purchase at all was acknowledged (the chaos then tested nothing).
+    pub fn assert_some_purchase_acknowledged(&self) {
+        assert!(
+            self.stats.purchases_acknowledged.load(Ordering::Relaxed) > 0,
+            "no purchase succeeded"
+        );
     }
 
     /// Tells the buyers the chaos is over.
@@ -826,6 +835,24 @@ pub async fn assert_lock_equals_repository(fixture: &Fixture) -> u64 {
     );
     fixture.assert_seat_map_matches_repository().await;
     2 * (u64::from(SEATS) + 1)
+}
+
+/// Reloads `lock` from the repository by force (as an operator would after repairing Redis) and
+/// checks that the lock and the seat map then equal the repository exactly. Returns the number of
+/// checks.
+pub async fn reload_and_assert_lock_equals_repository(
+    lock: &RedisSeatLock,
+    fixture: &Fixture,
+) -> u64 {
+    let source = RepositoryHolds::new(
+        fixture.backends.tickets().clone(),
+        fixture.config.hold_grace,
+        HashMap::from([("GA".parse().expect("zone"), GA_CAPACITY)]),
+    );
+    lock.reload(fixture.event.id(), &source)
+        .await
+        .expect("reload the seat lock from the database");
+    assert_lock_equals_repository(fixture).await
 }
 
 /// Compares the seat lock's snapshot with the repository's active tickets, seat by seat, and
