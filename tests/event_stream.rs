@@ -182,8 +182,20 @@ async fn sale(fixture: &Fixture, round: u32, workers: u32, per_worker: u32) -> T
                         .unwrap()
                 };
                 let outcome = match i % 5 {
-                    0 | 4 => tickets.pay(order.id, pay_ref()).await.map(|_| ()),
-                    1 => match tickets.pay(order.id, pay_ref()).await {
+                    0 | 4 => tickets
+                        .pay(ticketing_core::domain::PaymentNotice::for_order(
+                            &order,
+                            pay_ref(),
+                        ))
+                        .await
+                        .map(|_| ()),
+                    1 => match tickets
+                        .pay(ticketing_core::domain::PaymentNotice::for_order(
+                            &order,
+                            pay_ref(),
+                        ))
+                        .await
+                    {
                         Ok(_) => tickets.refund(order.id).await.map(|_| ()),
                         Err(e) => Err(e),
                     },

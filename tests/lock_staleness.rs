@@ -6,7 +6,7 @@
 
 use async_trait::async_trait;
 use ticketing_core::Result;
-use ticketing_core::domain::{EventId, OrderId, PaymentRef, TicketAction, TicketStatus};
+use ticketing_core::domain::{EventId, PaymentNotice, PaymentRef, TicketAction, TicketStatus};
 use ticketing_core::ports::{ActiveHold, Clock, HoldSource, Transition};
 use ticketing_core::service::{RepositoryHolds, TicketService};
 use ticketing_core::testkit::{Fixture, Layout};
@@ -17,8 +17,7 @@ use ticketing_tests::redis_mysql_harness;
 struct PaymentDuringTheRead {
     inner: RepositoryHolds,
     tickets: TicketService,
-    order: OrderId,
-    reference: PaymentRef,
+    payment: PaymentNotice,
 }
 
 #[async_trait]
@@ -27,7 +26,7 @@ impl HoldSource for PaymentDuringTheRead {
         let holds = self.inner.active_holds(event).await?;
         // Commits PAID; its mark_sold finds the event not loaded (the rebuild is in progress)
         // and writes nothing.
-        let paid = self.tickets.pay(self.order, self.reference.clone()).await?;
+        let paid = self.tickets.pay(self.payment.clone()).await?;
         assert_eq!(paid.status, TicketStatus::Paid);
         Ok(holds)
     }
@@ -50,8 +49,7 @@ async fn a_payment_during_a_rebuild_leaves_the_seat_sold() {
             Default::default(),
         ),
         tickets: f.tickets.clone(),
-        order: order.id,
-        reference: PaymentRef::new("pay_1").expect("ref"),
+        payment: PaymentNotice::for_order(&order, PaymentRef::new("pay_1").expect("ref")),
     };
     f.backends
         .seat_lock()
@@ -88,7 +86,11 @@ async fn a_retried_payment_marks_the_seat_sold() {
         .await
         .expect("pay in the repository");
     assert!(moved);
-    let paid = f.tickets.pay(order.id, reference).await.expect("retry");
+    let paid = f
+        .tickets
+        .pay(PaymentNotice::for_order(&order, reference))
+        .await
+        .expect("retry");
     assert_eq!(paid.status, TicketStatus::Paid);
     f.assert_seat_map_matches_repository().await;
     harness.finish().await;

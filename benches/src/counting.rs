@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use ticketing_core::Result;
 use ticketing_core::domain::{
-    CustomerId, EventId, IdempotencyKey, Order, OrderId, OutboxEntry, Ticket, TicketId,
-    TicketStatus, VenueId,
+    CustomerId, EventId, IdempotencyKey, Order, OrderId, OutboxEntry, Payment, PaymentRecorded,
+    PaymentRef, PaymentWrite, Ticket, TicketId, TicketStatus, VenueId,
 };
 use ticketing_core::ports::{
     IdempotencyRecord, InsertOutcome, NewOrder, TicketRepository, Transition,
@@ -116,6 +116,31 @@ impl TicketRepository for CountingRepository {
     async fn transition(&self, transition: &Transition) -> Result<bool> {
         bump(&self.counts.transition);
         self.inner.transition(transition).await
+    }
+
+    async fn record_payment(&self, write: &PaymentWrite) -> Result<PaymentRecorded> {
+        bump(&self.counts.transition);
+        self.inner.record_payment(write).await
+    }
+
+    async fn payment(&self, reference: &PaymentRef) -> Result<Option<Payment>> {
+        bump(&self.counts.reads);
+        self.inner.payment(reference).await
+    }
+
+    async fn payments_of(&self, order: OrderId) -> Result<Vec<Payment>> {
+        bump(&self.counts.reads);
+        self.inner.payments_of(order).await
+    }
+
+    async fn refunds_due(&self, limit: u32) -> Result<Vec<Payment>> {
+        bump(&self.counts.reads);
+        self.inner.refunds_due(limit).await
+    }
+
+    async fn mark_refunded(&self, reference: &PaymentRef, at: DateTime<Utc>) -> Result<bool> {
+        bump(&self.counts.transition);
+        self.inner.mark_refunded(reference, at).await
     }
 
     async fn expire_due(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Order>> {

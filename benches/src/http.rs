@@ -8,7 +8,7 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::http::StatusCode;
 use serde::Deserialize;
-use ticketing_core::domain::{EventId, OrderId};
+use ticketing_core::domain::{EventId, Money, OrderId};
 use ticketing_core::service::{Backends, PurchaseRequest, Selection, ServiceConfig};
 use ticketing_server::app::{AppConfig, AppState, router};
 use ticketing_server::dto::{GeneralAdmissionDto, PurchaseRequestDto, SeatDto, TicketStatusDto};
@@ -155,11 +155,17 @@ impl HttpBuyer {
     /// Pays `order` through `POST /api/payments/webhook`, signed with the webhook secret; `tag`
     /// makes the webhook id unique within the sale of `event`. Success is a `200` whose order is
     /// PAID.
-    pub async fn pay(&self, event: EventId, tag: &str, order: OrderId) -> Result<(), RequestError> {
+    pub async fn pay(
+        &self,
+        event: EventId,
+        tag: &str,
+        order: OrderId,
+        amount: Money,
+    ) -> Result<(), RequestError> {
         let secret = self.webhook_secret.as_deref().ok_or_else(|| {
             RequestError::Connect("no webhook secret to sign payments with".into())
         })?;
-        let body = webhook::payment_body(event, tag, order);
+        let body = webhook::payment_body(event, tag, order, amount);
         let signature = webhook::signature(secret, chrono::Utc::now().timestamp(), &body);
         let answer = self
             .client

@@ -30,7 +30,7 @@ use crate::raw::{self, RawLimits};
 use crate::rejection::{self, CostProbes};
 use crate::report::{RunMeta, RunReport};
 use crate::scenario::{self, Attempt, Buyer, Goods, LoadSpec, RawResult};
-use crate::setup::{RunDatabase, SaleKind, sale_event, sale_zone};
+use crate::setup::{RunDatabase, SaleKind, sale_event, sale_zone, ticket_price};
 
 /// Checks a `--target` value and returns it as `http://host:port` (no trailing slash).
 pub fn parse_target(text: &str) -> Result<String, String> {
@@ -280,7 +280,7 @@ pub async fn warm_up(
         };
         if pay {
             buyer
-                .pay(sale.event, &format!("warmup{i}"), order)
+                .pay(sale.event, &format!("warmup{i}"), order, ticket_price())
                 .await
                 .map_err(|e| payment_error(buyer.base(), e))?;
             admin.refund(order).await?;

@@ -11,12 +11,12 @@ use clap::ValueEnum;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use ticketing_core::Error;
-use ticketing_core::domain::{EventId, OrderId, SeatRef, ZoneCode};
+use ticketing_core::domain::{EventId, Money, OrderId, PaymentNotice, SeatRef, ZoneCode};
 use ticketing_core::service::{PurchaseRequest, Selection, TicketService};
 
 use crate::client::RequestError;
 use crate::http::HttpBuyer;
-use crate::setup::SEATS_PER_ROW;
+use crate::setup::{SEATS_PER_ROW, ticket_price};
 
 /// How buyers choose seats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
@@ -193,17 +193,30 @@ impl Buyer {
 
     /// Pays `order` of the sale of `event`; `tag` makes the payment reference (and over HTTP the
     /// webhook id) unique within the sale.
-    pub async fn pay(&self, event: EventId, tag: &str, order: OrderId) -> Result<(), Failure> {
+    pub async fn pay(
+        &self,
+        event: EventId,
+        tag: &str,
+        order: OrderId,
+        amount: Money,
+    ) -> Result<(), Failure> {
         match self {
             Buyer::Direct(service) => {
                 let reference = format!("pi_bench_{tag}").parse().map_err(Failure::from)?;
                 service
-                    .pay(order, reference)
+                    .pay(PaymentNotice {
+                        order,
+                        reference,
+                        amount,
+                    })
                     .await
                     .map(drop)
                     .map_err(Failure::from)
             }
-            Buyer::Http(http) => http.pay(event, tag, order).await.map_err(Failure::from),
+            Buyer::Http(http) => http
+                .pay(event, tag, order, amount)
+                .await
+                .map_err(Failure::from),
         }
     }
 }
@@ -505,13 +518,17 @@ async fn buyer_task(buyer: Buyer, worker: usize, shared: Arc<RunShared>) -> RawR
         };
         match (attempt.outcome, attempt.order) {
             (Outcome::Success, Some(order)) => {
-                shared.note_sale(places(&selection));
+                let bought = places(&selection);
+                shared.note_sale(bought);
                 if let Selection::Seats(seats) = selection {
                     local.sold.extend(seats);
                 }
                 local.orders.push(order);
                 if spec.pay {
-                    sample.payment = Some(pay(&buyer, &shared, index, order, &mut local).await);
+                    let price = ticket_price();
+                    let total = Money::new(price.minor * bought as i64, price.currency);
+                    sample.payment =
+                        Some(pay(&buyer, &shared, index, order, total, &mut local).await);
                 }
             }
             (Outcome::Failed, _) => {
@@ -533,10 +550,13 @@ async fn pay(
     shared: &RunShared,
     index: u64,
     order: OrderId,
+    total: Money,
     local: &mut RawResult,
 ) -> PaymentSample {
     let begun = Instant::now();
-    let paid = buyer.pay(shared.event, &index.to_string(), order).await;
+    let paid = buyer
+        .pay(shared.event, &index.to_string(), order, total)
+        .await;
     let ended = Instant::now();
     let sample = PaymentSample {
         end: ended - shared.started,

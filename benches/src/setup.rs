@@ -109,7 +109,15 @@ pub fn sale_zone(kind: SaleKind) -> Result<(Zone, Goods), BenchError> {
     }
 }
 
-/// The event of a run at `venue`: `zone` priced at EUR 50, on sale from five minutes ago for a
+/// The price of every ticket of a run: EUR 50 (what its payments carry, times the places).
+pub fn ticket_price() -> Money {
+    Money::new(
+        5_000,
+        Currency::new("EUR").unwrap_or_else(|_| unreachable!("EUR is a currency")),
+    )
+}
+
+/// The event of a run at `venue`: `zone` priced at [`ticket_price`], on sale from five minutes ago for a
 /// day, payment window [`HOLD_TIME`].
 pub fn sale_event(
     venue: VenueId,
@@ -122,7 +130,7 @@ pub fn sale_event(
         venue_id: venue,
         sale_opens: now - TimeDelta::minutes(5),
         sale_closes: now + TimeDelta::days(1),
-        prices: BTreeMap::from([(zone.clone(), Money::new(5_000, Currency::new("EUR")?))]),
+        prices: BTreeMap::from([(zone.clone(), ticket_price())]),
         hold_time: HOLD_TIME,
         per_customer_limit,
     })

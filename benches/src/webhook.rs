@@ -7,7 +7,7 @@
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
-use ticketing_core::domain::{EventId, OrderId};
+use ticketing_core::domain::{EventId, Money, OrderId};
 use ticketing_server::dto::PaymentWebhookDto;
 
 /// The header carrying the signature.
@@ -26,16 +26,18 @@ pub fn signature(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
     )
 }
 
-/// The body confirming the payment of `order` in the sale of `event`; `tag` (letters and
-/// digits) is unique within the sale.
+/// The body confirming the payment of `amount` for `order` in the sale of `event`; `tag`
+/// (letters and digits) is unique within the sale.
 ///
 /// Webhook ids must be unique per server process for about 11 minutes (a repeated id is answered
 /// as a replay of the first), so they carry the event id, which is new for every run.
-pub fn payment_body(event: EventId, tag: &str, order: OrderId) -> Vec<u8> {
+pub fn payment_body(event: EventId, tag: &str, order: OrderId, amount: Money) -> Vec<u8> {
     let payload = PaymentWebhookDto {
         id: format!("bench-{}-{tag}", event.as_uuid().simple()),
         order_id: order.as_uuid(),
         payment_reference: format!("pi_bench_{tag}"),
+        amount_minor: amount.minor,
+        currency: amount.currency.to_string(),
     };
     serde_json::to_vec(&payload).unwrap_or_else(|_| unreachable!("the DTO serialises"))
 }
@@ -50,7 +52,12 @@ mod tests {
     fn the_server_verifier_accepts_the_bench_signature() {
         let secret = b"whsec_bench";
         let event = EventId::from_uuid(Uuid::now_v7());
-        let body = payment_body(event, "7", OrderId::from_uuid(Uuid::now_v7()));
+        let body = payment_body(
+            event,
+            "7",
+            OrderId::from_uuid(Uuid::now_v7()),
+            crate::setup::ticket_price(),
+        );
         let now = chrono::Utc::now().timestamp();
         let header = signature(secret, now, &body);
         let server = WebhookSecret::new(secret);
@@ -79,7 +86,7 @@ mod tests {
     fn the_body_is_what_the_server_parses() {
         let event = EventId::from_uuid(Uuid::now_v7());
         let order = OrderId::from_uuid(Uuid::now_v7());
-        let body = payment_body(event, "3", order);
+        let body = payment_body(event, "3", order, crate::setup::ticket_price());
         let parsed: PaymentWebhookDto = serde_json::from_slice(&body).expect("server DTO parses");
         assert_eq!(parsed.order_id, order.as_uuid());
         assert!(parsed.id.ends_with("-3"));

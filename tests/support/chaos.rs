@@ -18,8 +18,8 @@ use std::time::Duration;
 use sqlx::{AssertSqlSafe, MySqlPool, Row};
 use ticketing_core::Error;
 use ticketing_core::domain::{
-    CustomerId, IdempotencyKey, Order, OrderId, OutboxKind, PaymentRef, SeatRef, TicketId,
-    TicketStatus,
+    CustomerId, IdempotencyKey, Order, OrderId, OutboxKind, PaymentNotice, PaymentRef, SeatRef,
+    TicketId, TicketStatus,
 };
 use ticketing_core::ports::{SeatLock, SeatState};
 use ticketing_core::service::{PurchaseRequest, RepositoryHolds, Selection};
@@ -374,7 +374,7 @@ impl Buyer {
         match self.rng.below(4) {
             0 | 1 => {
                 let reference = PaymentRef::new(format!("pay-{key}")).expect("payment ref");
-                self.pay(order.id, reference).await;
+                self.pay(PaymentNotice::for_order(&order, reference)).await;
             }
             2 => self.cancel(order.id).await,
             _ => {}
@@ -470,9 +470,10 @@ impl Buyer {
         None
     }
 
-    async fn pay(&mut self, order: OrderId, reference: PaymentRef) {
+    async fn pay(&mut self, notice: PaymentNotice) {
+        let (order, reference) = (notice.order, notice.reference.clone());
         for attempt in 1..=MAX_ATTEMPTS {
-            match self.fixture.tickets.pay(order, reference.clone()).await {
+            match self.fixture.tickets.pay(notice.clone()).await {
                 Ok(paid) => {
                     if paid.status != TicketStatus::Paid {
                         self.unexpected(format!("pay {order}: answered {}", paid.status));

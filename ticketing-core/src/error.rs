@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::{EventId, SeatRef, TicketStatus, ZoneCode};
+use crate::domain::{EventId, Money, SeatRef, TicketStatus, ZoneCode};
 
 /// A boxed error from an adapter's driver, kept as the `source` of [`Error::Unavailable`] and
 /// [`Error::Backend`].
@@ -70,6 +70,15 @@ pub enum Error {
     PaymentTooLate {
         /// The deadline that was missed.
         deadline: DateTime<Utc>,
+    },
+    /// A payment's amount or currency differs from its order's total; it was recorded as a
+    /// refund due and did not pay the order.
+    #[error("payment of {received} does not match the order total{}", expected.map(|e| format!(" {e}")).unwrap_or_default())]
+    PaymentMismatch {
+        /// The order's total, when the order exists.
+        expected: Option<Money>,
+        /// What the provider took.
+        received: Money,
     },
     /// The idempotency key was used before for a different request.
     #[error("idempotency key {key} was already used for a different request")]
@@ -174,6 +183,7 @@ impl Error {
             Error::InvalidRequest { .. } => "INVALID_REQUEST",
             Error::InvalidTransition { .. } => "INVALID_TRANSITION",
             Error::PaymentTooLate { .. } => "PAYMENT_TOO_LATE",
+            Error::PaymentMismatch { .. } => "PAYMENT_MISMATCH",
             Error::IdempotencyConflict { .. } => "IDEMPOTENCY_CONFLICT",
             Error::Unavailable { .. } => "UNAVAILABLE",
             Error::Config { .. } => "CONFIG",

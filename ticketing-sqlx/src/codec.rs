@@ -8,8 +8,8 @@ use sqlx::mysql::MySqlRow;
 use sqlx::{Encode, MySql, QueryBuilder, Row, Type};
 use ticketing_core::Error;
 use ticketing_core::domain::{
-    Currency, CustomerId, EventId, Money, OrderId, PaymentRef, SeatRef, Ticket, TicketId,
-    TicketStatus, VenueId, ZoneCode,
+    Currency, CustomerId, EventId, Money, OrderId, Payment, PaymentOutcome, PaymentRef, SeatRef,
+    Ticket, TicketId, TicketStatus, VenueId, ZoneCode,
 };
 use uuid::Uuid;
 
@@ -70,6 +70,23 @@ where
         list.push_bind(value);
     }
     list.push_unseparated(")");
+}
+
+/// A `payments` row as a ledger entry.
+pub(crate) fn payment(row: &MySqlRow) -> StoreResult<Payment> {
+    let currency: String = row.try_get("currency")?;
+    let outcome: String = row.try_get("outcome")?;
+    Ok(Payment {
+        reference: stored(PaymentRef::new(row.try_get::<String, _>("reference")?))?,
+        order: OrderId::from_uuid(row.try_get::<Uuid, _>("order_id")?),
+        amount: Money::new(
+            row.try_get("amount_minor")?,
+            stored(Currency::new(&currency))?,
+        ),
+        received_at: row.try_get::<DateTime<Utc>, _>("received_at")?,
+        outcome: stored(outcome.parse::<PaymentOutcome>())?,
+        refunded_at: row.try_get::<Option<DateTime<Utc>>, _>("refunded_at")?,
+    })
 }
 
 #[cfg(test)]

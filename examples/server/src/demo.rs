@@ -142,10 +142,14 @@ pub async fn simulate_payment(
 ) -> ApiResult<Json<WebhookAnswerDto>> {
     demo_event(&state)?;
     let order: OrderId = parse_id(&order)?;
+    // The demo pays what the order costs (a missing order pays nothing, and is refused).
+    let total = state.queries().order(order).await.ok().map(|o| o.total);
     let payload = PaymentWebhookDto {
         id: format!("demo_{}", Uuid::new_v4().simple()),
         order_id: order.as_uuid(),
         payment_reference: format!("demo_pay_{}", Uuid::new_v4().simple()),
+        amount_minor: total.map_or(0, |t| t.minor),
+        currency: total.map_or_else(|| "EUR".to_owned(), |t| t.currency.to_string()),
     };
     let body = serde_json::to_vec(&payload)
         .map_err(|e| ApiError::from(ticketing_core::Error::internal(e.to_string())))?;

@@ -863,9 +863,25 @@ pub struct PaymentWebhookDto {
     /// The order that was paid.
     #[serde(deserialize_with = "hyphenated")]
     pub order_id: Uuid,
-    /// The provider's payment reference (e.g. a payment-intent id).
+    /// The provider's payment reference (e.g. a payment-intent id). The payments ledger keeps
+    /// one entry per reference: its first outcome is final.
     #[schema(schema_with = contract::payment_reference)]
     pub payment_reference: String,
+    /// The amount the provider took, in minor units; it must equal the order's total, or the
+    /// payment is recorded as a refund due and does not pay the order.
+    #[schema(schema_with = contract::price_minor)]
+    pub amount_minor: i64,
+    /// The ISO 4217 currency of `amountMinor`; it must be the order's.
+    #[schema(schema_with = contract::currency)]
+    pub currency: String,
+}
+
+impl PaymentWebhookDto {
+    /// The amount as the domain's money.
+    pub fn amount(&self) -> ApiResult<Money> {
+        let currency = Currency::new(&self.currency).map_err(malformed)?;
+        Ok(Money::new(self.amount_minor, currency))
+    }
 }
 
 /// The answer to a processed payment webhook.

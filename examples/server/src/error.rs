@@ -119,6 +119,7 @@ pub fn status_of(error: &Error) -> StatusCode {
         }
         Error::InvalidTransition { .. }
         | Error::PaymentTooLate { .. }
+        | Error::PaymentMismatch { .. }
         | Error::IdempotencyConflict { .. } => StatusCode::CONFLICT,
         Error::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
@@ -162,6 +163,13 @@ impl From<Error> for ApiError {
             Error::PaymentTooLate { deadline } => (
                 error.to_string(),
                 Some(serde_json::json!({ "deadline": deadline })),
+            ),
+            Error::PaymentMismatch { expected, received } => (
+                error.to_string(),
+                Some(serde_json::json!({
+                    "expected": expected.map(crate::dto::MoneyDto::from),
+                    "received": crate::dto::MoneyDto::from(*received),
+                })),
             ),
             _ if status.is_server_error() => {
                 tracing::error!(%error, "unexpected error");

@@ -26,8 +26,8 @@ use common::{ADMIN, SECRET, TestApp};
 use serde_json::json;
 use ticketing_core::Result;
 use ticketing_core::domain::{
-    CustomerId, EventId, IdempotencyKey, Order, OrderId, OutboxEntry, SeatRef, Ticket, TicketId,
-    TicketStatus, VenueId,
+    CustomerId, EventId, IdempotencyKey, Order, OrderId, OutboxEntry, Payment, PaymentRecorded,
+    PaymentRef, PaymentWrite, SeatRef, Ticket, TicketId, TicketStatus, VenueId,
 };
 use ticketing_core::ports::{
     Clock, IdempotencyRecord, InsertOutcome, NewOrder, SeatState, TicketRepository, Transition,
@@ -76,6 +76,24 @@ impl TicketRepository for SlowWrites {
         // Committed; the service has not told the seat lock yet.
         self.pause().await;
         committed
+    }
+    async fn record_payment(&self, write: &PaymentWrite) -> Result<PaymentRecorded> {
+        let committed = self.inner.record_payment(write).await;
+        // Committed; the service has not told the seat lock yet.
+        self.pause().await;
+        committed
+    }
+    async fn payment(&self, reference: &PaymentRef) -> Result<Option<Payment>> {
+        self.inner.payment(reference).await
+    }
+    async fn payments_of(&self, order: OrderId) -> Result<Vec<Payment>> {
+        self.inner.payments_of(order).await
+    }
+    async fn refunds_due(&self, limit: u32) -> Result<Vec<Payment>> {
+        self.inner.refunds_due(limit).await
+    }
+    async fn mark_refunded(&self, reference: &PaymentRef, at: DateTime<Utc>) -> Result<bool> {
+        self.inner.mark_refunded(reference, at).await
     }
     async fn expire_due(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Order>> {
         self.inner.expire_due(now, limit).await
@@ -258,8 +276,19 @@ async fn a_purchase_completes_after_its_client_hangs_up() {
 async fn a_payment_completes_after_its_provider_hangs_up() {
     let mut served = Served::start().await;
     let order = served.buy("bob", "STALLS:A:2").await;
-    let body =
-        json!({"id": "evt_gone", "orderId": order, "paymentReference": "pi_gone"}).to_string();
+    let total = served
+        .app
+        .state
+        .queries()
+        .order(order)
+        .await
+        .expect("order")
+        .total;
+    let body = json!({
+        "id": "evt_gone", "orderId": order, "paymentReference": "pi_gone",
+        "amountMinor": total.minor, "currency": total.currency.to_string(),
+    })
+    .to_string();
     let signature =
         WebhookSecret::new(SECRET).sign(served.app.clock.now().timestamp(), body.as_bytes());
     served

@@ -4,6 +4,7 @@ mod event;
 mod ids;
 mod money;
 mod outbox;
+mod payment;
 mod status;
 mod ticket;
 mod venue;
@@ -13,7 +14,13 @@ pub use ids::{
     CustomerId, EventId, IdempotencyKey, OrderId, PaymentRef, RowLabel, TicketId, VenueId, ZoneCode,
 };
 pub use money::{Currency, Money};
-pub use outbox::{OUTBOX_SCHEMA_VERSION, OutboxEntry, OutboxEvent, OutboxKind, OutboxLine};
+pub use outbox::{
+    OUTBOX_SCHEMA_VERSION, OutboxEntry, OutboxEvent, OutboxKind, OutboxLine, OutboxPayment,
+};
+pub use payment::{
+    LatePaymentPolicy, Payment, PaymentDecision, PaymentEffect, PaymentNotice, PaymentOutcome,
+    PaymentRecorded, PaymentWrite, refusal,
+};
 pub use status::{TicketAction, TicketStatus};
 pub use ticket::{Order, Ticket};
 pub use venue::{MAX_NAME_CHARS, MAX_ZONE_CAPACITY, Row, SeatRef, Venue, Zone, ZoneKind};

@@ -4,8 +4,9 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::ids::{CustomerId, EventId, OrderId, TicketId, VenueId, ZoneCode};
+use super::ids::{CustomerId, EventId, OrderId, PaymentRef, TicketId, VenueId, ZoneCode};
 use super::money::Money;
+use super::payment::{Payment, PaymentEffect, PaymentOutcome};
 use super::status::TicketAction;
 use super::ticket::Order;
 use super::venue::SeatRef;
@@ -15,7 +16,9 @@ use super::venue::SeatRef;
 /// - 1: the order-level fields.
 /// - 2: adds [`OutboxEvent::lines`] (zone, seat and price of each ticket), so read models can
 ///   aggregate per zone. A version-1 payload still parses, with `lines` empty.
-pub const OUTBOX_SCHEMA_VERSION: u16 = 2;
+/// - 3: adds [`OutboxEvent::payment`] (the ledger entry behind a `TicketPaid` or
+///   `PaymentRejected`) and the kind `PaymentRejected`. Older payloads parse with `payment` empty.
+pub const OUTBOX_SCHEMA_VERSION: u16 = 3;
 
 /// What happened to an order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -31,6 +34,9 @@ pub enum OutboxKind {
     TicketCancelled,
     /// Refunded.
     TicketRefunded,
+    /// A payment that could not pay the order was recorded: its money is owed back
+    /// ([`OutboxEvent::payment`] says which). The order's tickets did not change.
+    PaymentRejected,
 }
 
 impl OutboxKind {
@@ -52,6 +58,7 @@ impl OutboxKind {
             OutboxKind::TicketExpired => "TicketExpired",
             OutboxKind::TicketCancelled => "TicketCancelled",
             OutboxKind::TicketRefunded => "TicketRefunded",
+            OutboxKind::PaymentRejected => "PaymentRejected",
         }
     }
 }
@@ -82,6 +89,36 @@ pub struct OutboxEvent {
     /// One line per ticket: its zone, seat and price (schema version 2; empty in version 1).
     #[serde(default)]
     pub lines: Vec<OutboxLine>,
+    /// The payment behind a `TicketPaid` or `PaymentRejected` (schema version 3); `None` for
+    /// other kinds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment: Option<OutboxPayment>,
+}
+
+/// The ledger entry an [`OutboxEvent`] reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxPayment {
+    /// The provider's reference.
+    pub reference: PaymentRef,
+    /// The amount taken.
+    pub amount: Money,
+    /// What became of it; a refund is due unless it paid the order.
+    pub outcome: PaymentOutcome,
+    /// Whether it paid an order that had expired (a late payment accepted because its seats
+    /// could still be had): the order left EXPIRED, not PENDING_PAYMENT.
+    #[serde(default)]
+    pub reactivated: bool,
+}
+
+impl From<&Payment> for OutboxPayment {
+    fn from(p: &Payment) -> Self {
+        Self {
+            reference: p.reference.clone(),
+            amount: p.amount,
+            outcome: p.outcome,
+            reactivated: false,
+        }
+    }
 }
 
 /// One ticket of an [`OutboxEvent`].
@@ -125,6 +162,29 @@ impl OutboxEvent {
                     price: t.price,
                 })
                 .collect(),
+            payment: None,
+        }
+    }
+
+    /// The event recording `payment` of `order` (as it is after `effect`): `TicketPaid` when it
+    /// paid the order, `PaymentRejected` when its money is owed back.
+    pub fn for_payment(
+        order: &Order,
+        payment: &Payment,
+        effect: PaymentEffect,
+        at: DateTime<Utc>,
+    ) -> Self {
+        let kind = if payment.outcome.paid() {
+            OutboxKind::TicketPaid
+        } else {
+            OutboxKind::PaymentRejected
+        };
+        Self {
+            payment: Some(OutboxPayment {
+                reactivated: effect == PaymentEffect::Reactivate,
+                ..payment.into()
+            }),
+            ..Self::for_order(kind, order, at)
         }
     }
 }

@@ -7,12 +7,15 @@ use chrono::{DateTime, TimeDelta, Utc};
 use super::lock;
 use crate::domain::{
     CustomerId, EventId, IdempotencyKey, Order, OrderId, OutboxEntry, OutboxEvent, OutboxKind,
-    SeatRef, Ticket, TicketAction, TicketId, TicketStatus, VenueId, ZoneCode,
+    Payment, PaymentRecorded, PaymentRef, PaymentWrite, SeatRef, Ticket, TicketAction, TicketId,
+    TicketStatus, VenueId, ZoneCode,
 };
 use crate::ports::{
     IdempotencyRecord, InsertOutcome, NewOrder, OutboxStore, TicketRepository, Transition,
 };
 use crate::{Error, Result};
+
+mod ledger;
 
 /// Tickets, idempotency records and the outbox in memory. One mutex makes every call one
 /// transaction, so this is the reference model the database adapters are compared with.
@@ -47,6 +50,8 @@ struct State {
     sent_up_to: u64,
     /// The relay lease: holder and valid until.
     lease: Option<(String, DateTime<Utc>)>,
+    /// The payments ledger.
+    ledger: ledger::Ledger,
 }
 
 /// What the sweep and the read side ask of the tickets, kept up to date on every write of a
@@ -187,11 +192,12 @@ impl State {
     }
 
     fn record(&mut self, kind: OutboxKind, order: &Order, at: DateTime<Utc>) {
+        self.append(OutboxEvent::for_order(kind, order, at));
+    }
+
+    fn append(&mut self, event: OutboxEvent) {
         let seq = self.outbox.len() as u64 + 1;
-        self.outbox.push(OutboxEntry {
-            seq,
-            event: OutboxEvent::for_order(kind, order, at),
-        });
+        self.outbox.push(OutboxEntry { seq, event });
     }
 
     /// Applies `action` to every ticket of the order if the compare-and-set guard holds.
@@ -355,6 +361,26 @@ impl TicketRepository for InMemoryTicketRepository {
                 transition.payment_ref.as_ref(),
             )
             .is_some())
+    }
+
+    async fn record_payment(&self, write: &PaymentWrite) -> Result<PaymentRecorded> {
+        lock(&self.state).record_payment(write)
+    }
+
+    async fn payment(&self, reference: &PaymentRef) -> Result<Option<Payment>> {
+        Ok(lock(&self.state).ledger.get(reference).cloned())
+    }
+
+    async fn payments_of(&self, order: OrderId) -> Result<Vec<Payment>> {
+        Ok(lock(&self.state).ledger.of_order(order))
+    }
+
+    async fn refunds_due(&self, limit: u32) -> Result<Vec<Payment>> {
+        Ok(lock(&self.state).ledger.refunds_due(limit))
+    }
+
+    async fn mark_refunded(&self, reference: &PaymentRef, at: DateTime<Utc>) -> Result<bool> {
+        Ok(lock(&self.state).ledger.mark_refunded(reference, at))
     }
 
     async fn expire_due(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Order>> {

@@ -5,9 +5,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::Result;
+#[cfg(doc)]
+use crate::domain::PaymentEffect;
 use crate::domain::{
-    CustomerId, EventId, IdempotencyKey, Order, OrderId, OutboxEntry, PaymentRef, Ticket,
-    TicketAction, TicketId, TicketStatus, VenueId, ZoneCode,
+    CustomerId, EventId, IdempotencyKey, Order, OrderId, OutboxEntry, Payment, PaymentRecorded,
+    PaymentRef, PaymentWrite, Ticket, TicketAction, TicketId, TicketStatus, VenueId, ZoneCode,
 };
 
 /// The idempotency record stored with an order: the key and a fingerprint of the request.
@@ -90,6 +92,38 @@ pub trait TicketRepository: Send + Sync {
     /// Applies `transition` as a compare-and-set. `true` when every ticket of the order moved,
     /// `false` when the guard did not hold (nothing changed). An unknown order is `false`.
     async fn transition(&self, transition: &Transition) -> Result<bool>;
+
+    /// Records a payment notification in the ledger together with its effect on the order, in
+    /// one transaction, or nothing:
+    ///
+    /// - a reference already in the ledger writes nothing and answers
+    ///   [`PaymentRecorded::Replayed`] with the stored entry (replays are idempotent);
+    /// - an order whose status is no longer [`PaymentWrite::decided_on`] (or an order that now
+    ///   exists where none did) writes nothing and answers [`PaymentRecorded::Stale`]; so does a
+    ///   [`PaymentEffect::Pay`] whose deadline is not after `received_at`;
+    /// - [`PaymentEffect::Pay`] and [`PaymentEffect::PayLate`] move the order PENDING_PAYMENT →
+    ///   PAID with `paid_at = received_at`; [`PaymentEffect::Reactivate`] moves it EXPIRED → PAID
+    ///   and fails with [`Error::SeatsTaken`](crate::Error::SeatsTaken),
+    ///   [`Error::SoldOut`](crate::Error::SoldOut) or
+    ///   [`Error::LimitExceeded`](crate::Error::LimitExceeded) when its seats, places or the
+    ///   customer's limit no longer allow it (invariants 1, 2 and 6);
+    /// - the entry is stored, and the outbox gets a `TicketPaid` (it paid) or `PaymentRejected`
+    ///   (refund due) event carrying it; an unknown order gets no outbox event.
+    async fn record_payment(&self, write: &PaymentWrite) -> Result<PaymentRecorded>;
+
+    /// The ledger entry of `reference`.
+    async fn payment(&self, reference: &PaymentRef) -> Result<Option<Payment>>;
+
+    /// The ledger entries naming `order`, oldest first.
+    async fn payments_of(&self, order: OrderId) -> Result<Vec<Payment>>;
+
+    /// Up to `limit` ledger entries whose money is owed back and not yet reported refunded,
+    /// oldest first.
+    async fn refunds_due(&self, limit: u32) -> Result<Vec<Payment>>;
+
+    /// Notes that the refund owed under `reference` was sent at `at`. `false` when no refund is
+    /// owed under it (unknown reference, a payment that paid, or refunded already).
+    async fn mark_refunded(&self, reference: &PaymentRef, at: DateTime<Utc>) -> Result<bool>;
 
     /// Expires up to `limit` orders whose deadline is at or before `now`, each by compare-and-set,
     /// and returns them (with status EXPIRED). Several sweepers may run at once: each order is

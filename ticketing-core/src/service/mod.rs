@@ -4,6 +4,7 @@
 mod catalog;
 mod holds;
 mod lock_sync;
+mod payments;
 mod purchase;
 mod query;
 mod relay;
@@ -22,6 +23,7 @@ pub use query::{GeneralAvailability, QueryService, SeatAvailability, SeatMap, Se
 pub use relay::{OutboxRelay, RelayConfig, RelayRound, RelayStats};
 pub use tickets::TicketService;
 
+use crate::domain::LatePaymentPolicy;
 use crate::ports::{CatalogRepository, Clock, IdGenerator, SeatLock, TicketRepository};
 
 /// The adapters a service works with. Cheap to clone; share one between all services.
@@ -177,6 +179,13 @@ pub struct ServiceConfig {
     pub rebuild_attempts: u32,
     /// Orders expired per repository call in the sweep.
     pub sweep_batch: u32,
+    /// What a payment that arrives after its order's deadline does.
+    pub late_payment: LatePaymentPolicy,
+    /// How long after its deadline an unpaid order is left for the sweep, so that a payment
+    /// that arrived in time (the deadline is judged by arrival) is not expired while it is being
+    /// applied. At most [`hold_grace`](Self::hold_grace), so the seat lock still holds the seats
+    /// until the sweep expires the order; a longer one is taken as that.
+    pub payment_grace: Duration,
 }
 
 /// Longest [`ServiceConfig::hold_grace`] honoured: a day, like the longest hold time, so a
@@ -187,6 +196,11 @@ impl ServiceConfig {
     /// The grace as the domain's time span, capped at [`MAX_HOLD_GRACE`].
     pub(crate) fn grace(&self) -> TimeDelta {
         grace_span(self.hold_grace)
+    }
+
+    /// The payment grace as the domain's time span, capped at the hold grace.
+    pub(crate) fn payment_grace(&self) -> TimeDelta {
+        grace_span(self.payment_grace.min(self.hold_grace))
     }
 }
 
@@ -201,6 +215,8 @@ impl Default for ServiceConfig {
             hold_grace: Duration::from_secs(30),
             rebuild_attempts: 3,
             sweep_batch: 500,
+            late_payment: LatePaymentPolicy::Reject,
+            payment_grace: Duration::from_secs(10),
         }
     }
 }

@@ -315,7 +315,10 @@ mod tests {
             let order = fixture.buy(&format!("c{n}"), vec![fixture.seat(n)]).await;
             fixture
                 .tickets
-                .pay(order.id, format!("pay-{n}").parse().expect("ref"))
+                .pay(crate::domain::PaymentNotice::for_order(
+                    &order,
+                    format!("pay-{n}").parse().expect("ref"),
+                ))
                 .await
                 .expect("pay");
         }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::{EventId, Order, OrderId, PaymentRef, Ticket, TicketAction, TicketStatus};
+use crate::domain::{EventId, Order, OrderId, Ticket, TicketAction, TicketStatus};
 use crate::ports::{
     HoldItem, HoldOutcome, HoldRequest, IdempotencyRecord, InsertOutcome, NewOrder, Transition,
 };
@@ -25,9 +25,9 @@ const MAX_SWEEP_BATCHES: u32 = 100;
 /// The write side: everything that changes tickets.
 #[derive(Clone)]
 pub struct TicketService {
-    backends: Backends,
-    config: ServiceConfig,
-    events: Arc<EventCache>,
+    pub(super) backends: Backends,
+    pub(super) config: ServiceConfig,
+    pub(super) events: Arc<EventCache>,
 }
 
 impl TicketService {
@@ -40,7 +40,7 @@ impl TicketService {
         }
     }
 
-    fn hold_source(&self, info: &EventInfo) -> RepositoryHolds {
+    pub(super) fn hold_source(&self, info: &EventInfo) -> RepositoryHolds {
         RepositoryHolds::new(
             self.backends.tickets.clone(),
             self.config.hold_grace,
@@ -336,7 +336,7 @@ impl TicketService {
 
     /// Releases holds after a failure. If the release fails too, the hold's deadline frees the
     /// seats, so the failure is logged and the caller sees the original error.
-    async fn release_quietly(
+    pub(super) async fn release_quietly(
         &self,
         items: &[HoldItem],
         order: OrderId,
@@ -347,31 +347,18 @@ impl TicketService {
         }
     }
 
-    /// Confirms payment of an order with the provider's reference. Idempotent: paying again with
-    /// the same reference returns the paid order. At or after the deadline:
-    /// [`Error::PaymentTooLate`].
-    pub async fn pay(&self, order: OrderId, payment_ref: PaymentRef) -> Result<Order> {
-        self.transition(order, TicketAction::Pay, Some(payment_ref))
-            .await
-    }
-
     /// Cancels an unpaid order and frees its seats. Cancelling a cancelled order returns it.
     pub async fn cancel(&self, order: OrderId) -> Result<Order> {
-        self.transition(order, TicketAction::Cancel, None).await
+        self.transition(order, TicketAction::Cancel).await
     }
 
     /// Refunds a paid order and frees its seats. Refunding a refunded order returns it.
     pub async fn refund(&self, order: OrderId) -> Result<Order> {
-        self.transition(order, TicketAction::Refund, None).await
+        self.transition(order, TicketAction::Refund).await
     }
 
     /// Read, decide with [`TicketStatus::apply`], compare-and-set; on a lost race, read again.
-    async fn transition(
-        &self,
-        id: OrderId,
-        action: TicketAction,
-        payment_ref: Option<PaymentRef>,
-    ) -> Result<Order> {
+    async fn transition(&self, id: OrderId, action: TicketAction) -> Result<Order> {
         let b = &self.backends;
         for _ in 0..TRANSITION_ATTEMPTS {
             let order = b
@@ -382,7 +369,7 @@ impl TicketService {
             // Read after the order, as close to the compare-and-set as possible: a payment is
             // judged by the time it is applied, not the time its request started.
             let now = b.now();
-            if let Some(done) = already_done(&order, action, payment_ref.as_ref())? {
+            if let Some(done) = already_done(&order, action) {
                 // The earlier attempt may have committed and failed before it told the lock (its
                 // caller saw an error and retried): mirror the transition again. Idempotent.
                 self.sync_lock(&done, action).await;
@@ -400,7 +387,7 @@ impl TicketService {
                 order: id,
                 action,
                 now,
-                payment_ref: payment_ref.clone(),
+                payment_ref: None,
             };
             if b.tickets.transition(&transition).await? {
                 let updated = b
@@ -421,7 +408,7 @@ impl TicketService {
 
     /// Mirrors a committed transition into the seat lock. A failure is logged, not returned: the
     /// database is the truth, and the lock heals by deadline or rebuild.
-    async fn sync_lock(&self, order: &Order, action: TicketAction) {
+    pub(super) async fn sync_lock(&self, order: &Order, action: TicketAction) {
         let info = match self
             .events
             .get(&*self.backends.catalog, order.event_id)
@@ -449,11 +436,13 @@ impl TicketService {
     pub async fn expire_due(&self) -> Result<u64> {
         let mut expired = 0;
         for _ in 0..MAX_SWEEP_BATCHES {
-            let now = self.backends.now();
+            // An order expires only once its deadline plus the payment grace has passed, so a
+            // payment that arrived in time is not raced out while it is being applied.
+            let due = self.backends.now() - self.config.payment_grace();
             let batch = self
                 .backends
                 .tickets
-                .expire_due(now, self.config.sweep_batch)
+                .expire_due(due, self.config.sweep_batch)
                 .await?;
             for order in &batch {
                 self.sync_lock(order, TicketAction::Expire).await;
@@ -504,26 +493,8 @@ fn releasable_after_failure(held: &[HoldItem], error: &Error) -> Vec<HoldItem> {
     }
 }
 
-/// Retries are harmless: an order already in the action's target status is returned as it is,
-/// except a payment with a different reference, which is a conflict.
-fn already_done(
-    order: &Order,
-    action: TicketAction,
-    payment_ref: Option<&PaymentRef>,
-) -> Result<Option<Order>> {
-    if order.status != action.target() {
-        return Ok(None);
-    }
-    match action {
-        TicketAction::Pay
-            if order.tickets.first().and_then(|t| t.payment_ref.as_ref()) != payment_ref =>
-        {
-            Err(Error::InvalidTransition {
-                from: order.status,
-                to: action.target(),
-            })
-        }
-        TicketAction::Pay | TicketAction::Cancel | TicketAction::Refund => Ok(Some(order.clone())),
-        TicketAction::Expire => Ok(None),
-    }
+/// Retries are harmless: an order already in the action's target status is returned as it is.
+fn already_done(order: &Order, action: TicketAction) -> Option<Order> {
+    let done = order.status == action.target() && action != TicketAction::Expire;
+    done.then(|| order.clone())
 }

@@ -8,7 +8,9 @@ use chrono::TimeDelta;
 use tokio::sync::Barrier;
 
 use crate::Error;
-use crate::domain::{IdempotencyKey, OutboxKind, PaymentRef, TicketAction, TicketStatus};
+use crate::domain::{
+    IdempotencyKey, OutboxKind, PaymentNotice, PaymentRef, TicketAction, TicketStatus,
+};
 use crate::ports::{Clock, HoldItem, HoldOutcome, HoldRequest, ManualClock};
 use crate::service::{SeatAvailability, Selection};
 
@@ -98,7 +100,10 @@ pub async fn lifecycle_round_trip(harness: Harness) {
     f.clock.advance(TimeDelta::seconds(5));
     let paid = f
         .tickets
-        .pay(order.id, PaymentRef::new("pay_1").unwrap())
+        .pay(PaymentNotice::for_order(
+            &order,
+            PaymentRef::new("pay_1").unwrap(),
+        ))
         .await
         .expect("pay");
     assert_eq!(paid.status, TicketStatus::Paid);
@@ -283,16 +288,16 @@ pub async fn payment_races_expiry_sweep(harness: Harness) {
         let order = f.buy(&format!("racer{round}"), vec![f.seat(round)]).await;
         let deadline = order.expires_at;
         let payer_clock = Arc::new(ManualClock::new(deadline - TimeDelta::milliseconds(1)));
-        let sweeper_clock = Arc::new(ManualClock::new(deadline));
+        let sweeper_clock = Arc::new(ManualClock::new(f.sweep_due(&order)));
         let payer = f.service_with_clock(payer_clock);
         let sweeper = f.service_with_clock(sweeper_clock);
         let barrier = Arc::new(Barrier::new(2));
         let (b1, b2) = (barrier.clone(), barrier);
+        let notice =
+            PaymentNotice::for_order(&order, PaymentRef::new(format!("pay{round}")).unwrap());
         let pay = tokio::spawn(async move {
             b1.wait().await;
-            payer
-                .pay(order.id, PaymentRef::new(format!("pay{round}")).unwrap())
-                .await
+            payer.pay(notice).await
         });
         let sweep = tokio::spawn(async move {
             b2.wait().await;
@@ -331,7 +336,10 @@ pub async fn payment_races_expiry_sweep(harness: Harness) {
     f.clock.set(order.expires_at);
     let late = f
         .tickets
-        .pay(order.id, PaymentRef::new("late-pay").unwrap())
+        .pay(PaymentNotice::for_order(
+            &order,
+            PaymentRef::new("late-pay").unwrap(),
+        ))
         .await;
     assert!(
         matches!(late, Err(Error::PaymentTooLate { .. })),
@@ -341,10 +349,19 @@ pub async fn payment_races_expiry_sweep(harness: Harness) {
         f.queries.order(order.id).await.unwrap().status,
         TicketStatus::PendingPayment
     );
+    assert_eq!(
+        f.tickets.expire_due().await.expect("sweep"),
+        0,
+        "the sweep leaves an order alone for the payment grace"
+    );
+    f.clock.set(f.sweep_due(&order));
     assert_eq!(f.tickets.expire_due().await.expect("sweep"), 1);
     let after_sweep = f
         .tickets
-        .pay(order.id, PaymentRef::new("late-pay").unwrap())
+        .pay(PaymentNotice::for_order(
+            &order,
+            PaymentRef::new("late-pay").unwrap(),
+        ))
         .await;
     assert!(
         matches!(after_sweep, Err(Error::PaymentTooLate { .. })),
@@ -361,19 +378,22 @@ pub async fn paid_changes_only_by_refund(harness: Harness) {
     let reference = PaymentRef::new("pi_123").unwrap();
     let paid = f
         .tickets
-        .pay(order.id, reference.clone())
+        .pay(PaymentNotice::for_order(&order, reference.clone()))
         .await
         .expect("pay");
     assert_eq!(
         f.tickets
-            .pay(order.id, reference.clone())
+            .pay(PaymentNotice::for_order(&order, reference.clone()))
             .await
             .expect("same payment again"),
         paid
     );
     let other_ref = f
         .tickets
-        .pay(order.id, PaymentRef::new("pi_999").unwrap())
+        .pay(PaymentNotice::for_order(
+            &order,
+            PaymentRef::new("pi_999").unwrap(),
+        ))
         .await;
     assert!(
         matches!(
@@ -425,7 +445,21 @@ pub async fn paid_changes_only_by_refund(harness: Harness) {
             .status,
         TicketStatus::Refunded
     );
-    let pay_again = f.tickets.pay(order.id, reference).await;
+    // The provider replaying the payment gets the ledger's answer (it paid this order) and
+    // changes nothing; another payment for the refunded order is owed back.
+    let replay = f
+        .tickets
+        .pay(PaymentNotice::for_order(&order, reference))
+        .await
+        .expect("replay");
+    assert_eq!(replay.status, TicketStatus::Refunded);
+    let pay_again = f
+        .tickets
+        .pay(PaymentNotice::for_order(
+            &order,
+            PaymentRef::new("pi_again").unwrap(),
+        ))
+        .await;
     assert!(
         matches!(
             pay_again,
@@ -464,7 +498,10 @@ pub async fn late_mark_sold_does_not_resurrect_a_refunded_seat(harness: Harness)
     let f = Fixture::new(&harness, Layout::default()).await;
     let order = f.buy("late-mark", vec![f.seat(3)]).await;
     f.tickets
-        .pay(order.id, PaymentRef::new("pi_late").unwrap())
+        .pay(PaymentNotice::for_order(
+            &order,
+            PaymentRef::new("pi_late").unwrap(),
+        ))
         .await
         .expect("pay");
     f.tickets.refund(order.id).await.expect("refund");
@@ -500,7 +537,10 @@ pub async fn lost_lock_updates_are_repaired_from_the_outbox(harness: Harness) {
     };
     let refunded = f.buy("refunded", vec![f.seat(0)]).await;
     f.tickets
-        .pay(refunded.id, PaymentRef::new("pi_r").unwrap())
+        .pay(PaymentNotice::for_order(
+            &refunded,
+            PaymentRef::new("pi_r").unwrap(),
+        ))
         .await
         .expect("pay");
     let paid = f.buy("paid", vec![f.seat(1)]).await;
@@ -579,16 +619,20 @@ pub async fn abandoned_holds_free_their_seats(harness: Harness) {
     f.clock.set(until);
     let bob = f.buy("bob", vec![f.seat(0)]).await;
     f.tickets
-        .pay(bob.id, PaymentRef::new("bob-pays").unwrap())
+        .pay(PaymentNotice::for_order(
+            &bob,
+            PaymentRef::new("bob-pays").unwrap(),
+        ))
         .await
         .expect("bob pays");
 
     // An unpaid ticket: blocked until the sweep expires it after its deadline.
     f.clock.advance(TimeDelta::seconds(1));
     let unpaid = f.buy("carol", vec![f.seat(1)]).await;
-    f.clock.set(unpaid.expires_at - TimeDelta::milliseconds(1));
+    f.clock
+        .set(f.sweep_due(&unpaid) - TimeDelta::milliseconds(1));
     assert_eq!(f.tickets.expire_due().await.unwrap(), 0, "not due yet");
-    f.clock.set(unpaid.expires_at);
+    f.clock.set(f.sweep_due(&unpaid));
     assert_eq!(f.tickets.expire_due().await.unwrap(), 1);
     assert_eq!(
         f.queries.order(unpaid.id).await.unwrap().status,
@@ -672,7 +716,10 @@ pub async fn purchase_is_idempotent(harness: Harness) {
 
     // A retry after payment returns the paid order.
     f.tickets
-        .pay(first.id, PaymentRef::new("p1").unwrap())
+        .pay(PaymentNotice::for_order(
+            &first,
+            PaymentRef::new("p1").unwrap(),
+        ))
         .await
         .expect("pay");
     let after_pay = f
@@ -783,10 +830,10 @@ pub async fn seat_lock_data_loss_is_harmless(harness: Harness) {
     // Pay some, wipe again: the rebuilt map shows them sold.
     for order in acknowledged.iter().take(5) {
         f.tickets
-            .pay(
-                order.id,
+            .pay(PaymentNotice::for_order(
+                order,
                 PaymentRef::new(format!("p-{}", order.id)).unwrap(),
-            )
+            ))
             .await
             .expect("pay");
     }
@@ -875,7 +922,11 @@ pub async fn bad_requests_write_nothing(harness: Harness) {
     let unknown_order = crate::domain::OrderId::from_uuid(uuid::Uuid::now_v7());
     assert!(matches!(
         f.tickets
-            .pay(unknown_order, PaymentRef::new("x").unwrap())
+            .pay(PaymentNotice {
+                order: unknown_order,
+                reference: PaymentRef::new("x").unwrap(),
+                amount: crate::domain::Money::new(100, "EUR".parse().unwrap()),
+            })
             .await,
         Err(Error::NotFound { .. })
     ));

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use chrono::{DurationRound, TimeDelta, Utc};
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 
 use crate::Result;
 use crate::domain::{
@@ -137,6 +137,14 @@ impl Fixture {
         }
     }
 
+    /// The first instant the sweep expires `order` if it is still unpaid: its deadline plus the
+    /// payment grace.
+    pub fn sweep_due(&self, order: &Order) -> DateTime<Utc> {
+        order.expires_at
+            + TimeDelta::from_std(self.config.payment_grace.min(self.config.hold_grace))
+                .expect("grace fits")
+    }
+
     /// A second ticket service over the same adapters but with its own clock, to race two
     /// instances whose clocks disagree.
     pub fn service_with_clock(&self, clock: Arc<ManualClock>) -> TicketService {
@@ -145,6 +153,12 @@ impl Fixture {
             ..self.backends.clone()
         };
         TicketService::new(backends, self.config.clone())
+    }
+
+    /// A second ticket service over the same adapters and clock with its own configuration (a
+    /// late-payment policy, say).
+    pub fn service_with_config(&self, config: ServiceConfig) -> TicketService {
+        TicketService::new(self.backends.clone(), config)
     }
 
     /// Seat `n` (0-based) of zone A, row by row.

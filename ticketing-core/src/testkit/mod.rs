@@ -17,6 +17,7 @@
 mod checks;
 pub mod contracts;
 mod fixture;
+mod payment_checks;
 pub mod sim;
 
 use std::future::Future;
@@ -32,6 +33,10 @@ pub use checks::{
     seats_are_sold_once,
 };
 pub use fixture::{Fixture, Layout, PRICE_MINOR};
+pub use payment_checks::{
+    late_payment_races_a_resale, late_payments_follow_the_policy,
+    payments_ledger_records_every_notification,
+};
 
 use crate::memory::{InMemoryCatalog, InMemorySeatLock, InMemoryTicketRepository};
 use crate::ports::{CatalogRepository, SeatLock, TicketRepository};
@@ -112,6 +117,9 @@ macro_rules! __conformance_checks {
             customer_limit_holds_under_concurrency,
             seat_lock_data_loss_is_harmless,
             bad_requests_write_nothing,
+            payments_ledger_records_every_notification,
+            late_payments_follow_the_policy,
+            late_payment_races_a_resale,
         );
     };
 }

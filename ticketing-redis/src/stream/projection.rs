@@ -465,7 +465,13 @@ fn deltas(event: &OutboxEvent) -> Deltas {
     let per_kind = |n: i64, amount: i64| -> Vec<(&'static str, i64)> {
         match event.kind {
             OutboxKind::TicketReserved => vec![("pending", n)],
+            // A late payment that took an expired order's seats back left EXPIRED, not pending.
+            OutboxKind::TicketPaid if event.payment.as_ref().is_some_and(|p| p.reactivated) => {
+                vec![("expired", -n), ("sold", n), ("revenue", amount)]
+            }
             OutboxKind::TicketPaid => vec![("pending", -n), ("sold", n), ("revenue", amount)],
+            // The order did not change: its money is owed back, which the ledger keeps.
+            OutboxKind::PaymentRejected => vec![],
             OutboxKind::TicketExpired => vec![("pending", -n), ("expired", n)],
             OutboxKind::TicketCancelled => vec![("pending", -n), ("cancelled", n)],
             OutboxKind::TicketRefunded => vec![("sold", -n), ("revenue", -amount), ("refunded", n)],
@@ -542,6 +548,7 @@ mod tests {
             amount: Money::new(230, eur),
             at: Utc::now(),
             lines,
+            payment: None,
         }
     }
 

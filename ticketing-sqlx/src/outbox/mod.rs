@@ -269,6 +269,7 @@ mod tests {
             amount: Money::new(100, Currency::new("EUR").unwrap()),
             at: Utc.with_ymd_and_hms(2026, 12, 2, 12, 0, 0).unwrap(),
             lines: Vec::new(),
+            payment: None,
         }
     }
 

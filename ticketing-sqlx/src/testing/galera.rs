@@ -122,10 +122,15 @@ impl PrivateGalera {
 
     async fn install(&self, index: usize) {
         let datadir = self.datadir(index);
+        let tmpdir = self.tmpdir(index);
         let run = tokio::task::spawn_blocking(move || {
+            // A temporary directory of the node's own: bootstrap servers of other clusters (other
+            // test processes) sharing /tmp have collided on their temporary table names.
+            std::fs::create_dir_all(&tmpdir)?;
             Command::new("mariadb-install-db")
                 .arg("--no-defaults")
                 .arg(format!("--datadir={}", datadir.display()))
+                .arg(format!("--tmpdir={}", tmpdir.display()))
                 .args([
                     "--user=root",
                     "--auth-root-authentication-method=normal",
@@ -148,6 +153,10 @@ impl PrivateGalera {
         self.dir.join(format!("node{index}"))
     }
 
+    fn tmpdir(&self, index: usize) -> PathBuf {
+        self.dir.join(format!("tmp{index}"))
+    }
+
     /// Starts node `index`; the first one bootstraps a new cluster.
     fn spawn(&mut self, index: usize, bootstrap: bool) {
         let members: Vec<String> = self
@@ -161,6 +170,7 @@ impl PrivateGalera {
         command
             .arg("--no-defaults")
             .arg(format!("--datadir={}", base.display()))
+            .arg(format!("--tmpdir={}", self.tmpdir(index).display()))
             .arg(format!("--socket={}.sock", base.display()))
             .arg(format!("--pid-file={}.pid", base.display()))
             .arg(format!("--log-error={}.err", base.display()))

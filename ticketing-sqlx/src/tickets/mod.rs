@@ -4,6 +4,7 @@ mod batch;
 mod expiry;
 #[cfg(all(test, feature = "testing"))]
 mod explain;
+mod payment;
 mod purchase;
 mod sql;
 mod transition;
@@ -15,8 +16,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{MySqlPool, Row};
 use ticketing_core::domain::{
-    CustomerId, EventId, IdempotencyKey, Order, OrderId, OutboxEntry, Ticket, TicketId,
-    TicketStatus, VenueId,
+    CustomerId, EventId, IdempotencyKey, Order, OrderId, OutboxEntry, Payment, PaymentRecorded,
+    PaymentRef, PaymentWrite, Ticket, TicketId, TicketStatus, VenueId,
 };
 use ticketing_core::ports::{
     IdempotencyRecord, InsertOutcome, NewOrder, TicketRepository, Transition,
@@ -164,6 +165,29 @@ impl TicketRepository for MySqlTicketRepository {
     async fn transition(&self, transition: &Transition) -> Result<bool> {
         Ok(with_retry("transition", || {
             transition::transition_once(&self.pool, transition)
+        })
+        .await?)
+    }
+
+    async fn record_payment(&self, write: &PaymentWrite) -> Result<PaymentRecorded> {
+        Ok(with_retry("record_payment", || payment::record_once(&self.pool, write)).await?)
+    }
+
+    async fn payment(&self, reference: &PaymentRef) -> Result<Option<Payment>> {
+        Ok(with_retry("payment", || payment::select_payment(&self.pool, reference)).await?)
+    }
+
+    async fn payments_of(&self, order: OrderId) -> Result<Vec<Payment>> {
+        Ok(with_retry("payments_of", || payment::payments_of(&self.pool, order)).await?)
+    }
+
+    async fn refunds_due(&self, limit: u32) -> Result<Vec<Payment>> {
+        Ok(with_retry("refunds_due", || payment::refunds_due(&self.pool, limit)).await?)
+    }
+
+    async fn mark_refunded(&self, reference: &PaymentRef, at: DateTime<Utc>) -> Result<bool> {
+        Ok(with_retry("mark_refunded", || {
+            payment::mark_refunded(&self.pool, reference, at)
         })
         .await?)
     }

@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use ticketing_core::domain::{OrderId, PaymentRef};
+use ticketing_core::domain::{OrderId, PaymentNotice, PaymentRef};
 
 use crate::app::AppState;
 use crate::contract::{self, MAX_WEBHOOK_ID_CHARS};
@@ -21,7 +21,11 @@ pub const REPLAYED_HEADER: &str = "x-webhook-replayed";
 /// Confirms the payment of an order. The body must be signed (`webhook-signature:
 /// t=<unix seconds>,v1=<hex HMAC-SHA256 of "{t}.{raw body}">`); a bad signature or a timestamp more
 /// than 300 s away is `401`. A replayed webhook id gets the same answer and has no second effect.
-/// A payment after the deadline is `409 PAYMENT_TOO_LATE`.
+/// Every notification is recorded in the payments ledger (one entry per payment reference) with
+/// its outcome; one that cannot pay its order is a refund due (`GET /api/admin/refunds-due`):
+/// a payment after the deadline is `409 PAYMENT_TOO_LATE` (unless the server accepts late
+/// payments and the seats are still to be had), a wrong amount or currency
+/// `409 PAYMENT_MISMATCH`.
 #[utoipa::path(
     post, path = "/api/payments/webhook", tag = "payments", operation_id = "paymentWebhook",
     request_body = PaymentWebhookDto,
@@ -32,9 +36,10 @@ pub const REPLAYED_HEADER: &str = "x-webhook-replayed";
             headers(("x-webhook-replayed" = String, description = "`true` on the answer to a webhook id processed before"))),
         (status = 400, description = "INVALID_REQUEST: a signed body that breaks this schema, or a signature header that is not visible ASCII", body = ErrorBody),
         (status = 401, description = "UNAUTHORIZED: no, a wrong or a stale (over 300 s) signature", body = ErrorBody),
-        (status = 404, description = "NOT_FOUND: no such order", body = ErrorBody),
-        (status = 409, description = "PAYMENT_TOO_LATE (details.deadline) or INVALID_TRANSITION: the order is \
-            cancelled, expired or paid with another reference", body = ErrorBody),
+        (status = 404, description = "NOT_FOUND: no such order (recorded as a refund due)", body = ErrorBody),
+        (status = 409, description = "PAYMENT_TOO_LATE (details.deadline), PAYMENT_MISMATCH (the amount or currency \
+            is not the order's total) or INVALID_TRANSITION (the order is cancelled, refunded or paid with another \
+            reference); each recorded as a refund due", body = ErrorBody),
         (status = 413, description = "PAYLOAD_TOO_LARGE: a body over 64 KiB", body = ErrorBody),
         (status = 500, description = "INTERNAL: a bug, broken stored data, or a backend failure that retrying will not cure (no retry)", body = ErrorBody),
         (status = 408, description = "REQUEST_TIMEOUT: the request or its body took longer than the server allows", body = ErrorBody),
@@ -88,15 +93,18 @@ pub async fn process_webhook(
             "webhook id must be 1 to {MAX_WEBHOOK_ID_CHARS} characters"
         )));
     }
-    let order = OrderId::from_uuid(payload.order_id);
-    let reference: PaymentRef = contract::parse(&payload.payment_reference)?;
+    let notice = PaymentNotice {
+        order: OrderId::from_uuid(payload.order_id),
+        reference: contract::parse::<PaymentRef>(&payload.payment_reference)?,
+        amount: payload.amount()?,
+    };
     let tickets = state.tickets().clone();
     let (answer, replayed) = state
         .webhooks()
         .answer(&payload.id, || async move {
             // Detached: a provider that gives up waiting must not cut the payment off between
             // its commit and the seat-lock update.
-            match super::run_detached(async move { tickets.pay(order, reference).await }).await {
+            match super::run_detached(async move { tickets.pay(notice).await }).await {
                 Ok(order) => Ok(Ok(OrderDto::from(&order))),
                 Err(error) => {
                     if error.status.is_server_error() {

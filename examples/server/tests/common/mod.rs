@@ -216,9 +216,36 @@ impl TestApp {
         .await
     }
 
-    /// Sends a payment webhook signed at the test clock's now.
+    /// Sends a payment webhook for the order's total, signed at the test clock's now.
     pub async fn webhook(&self, id: &str, order: &str, reference: &str) -> Answer {
-        let body = json!({"id": id, "orderId": order, "paymentReference": reference}).to_string();
+        let total = match order.parse() {
+            Ok(uuid) => self
+                .state
+                .queries()
+                .order(ticketing_core::domain::OrderId::from_uuid(uuid))
+                .await
+                .map(|o| (o.total.minor, o.total.currency.to_string()))
+                .unwrap_or((100, "EUR".to_owned())),
+            Err(_) => (100, "EUR".to_owned()),
+        };
+        self.webhook_paying(id, order, reference, total.0, &total.1)
+            .await
+    }
+
+    /// Sends a payment webhook for `amount_minor` in `currency`, signed at the test clock's now.
+    pub async fn webhook_paying(
+        &self,
+        id: &str,
+        order: &str,
+        reference: &str,
+        amount_minor: i64,
+        currency: &str,
+    ) -> Answer {
+        let body = json!({
+            "id": id, "orderId": order, "paymentReference": reference,
+            "amountMinor": amount_minor, "currency": currency,
+        })
+        .to_string();
         let signature =
             WebhookSecret::new(SECRET).sign(self.clock.now().timestamp(), body.as_bytes());
         self.signed_webhook(body, &signature).await

@@ -242,7 +242,11 @@ pub async fn webhook_pays_and_replays(app: TestApp) {
 pub async fn webhook_refusals(app: TestApp) {
     let bought = app.buy("alice", &["STALLS:A:7"]).await;
     let order = order_id(&bought);
-    let body = json!({"id": "evt_x", "orderId": order, "paymentReference": "pi_x"}).to_string();
+    let body = json!({
+        "id": "evt_x", "orderId": order, "paymentReference": "pi_x",
+        "amountMinor": bought.body["total"]["amountMinor"], "currency": "EUR",
+    })
+    .to_string();
     let now = app.clock.now().timestamp();
     let secret = ticketing_server::webhook::WebhookSecret::new(super::SECRET);
     let wrong = ticketing_server::webhook::WebhookSecret::new("not-the-secret");
@@ -300,6 +304,8 @@ pub async fn webhook_accepts_unknown_fields(app: TestApp) {
         "id": "evt_extra",
         "orderId": order,
         "paymentReference": "pi_extra",
+        "amountMinor": bought.body["total"]["amountMinor"],
+        "currency": bought.body["total"]["currency"],
         "type": "payment_intent.succeeded",
         "livemode": false,
         "created": 1_900_000_000,

@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::domain::{
-    CustomerId, EventId, IdempotencyKey, Order, OrderId, OutboxEntry, TicketAction, TicketId,
-    TicketStatus, VenueId,
+    CustomerId, EventId, IdempotencyKey, Order, OrderId, OutboxEntry, Payment, PaymentRecorded,
+    PaymentRef, PaymentWrite, TicketAction, TicketId, TicketStatus, VenueId,
 };
 use crate::ports::{
     HoldItem, HoldOutcome, HoldRequest, HoldSource, IdempotencyRecord, InsertOutcome, LockSnapshot,
@@ -249,6 +249,33 @@ impl TicketRepository for FaultyTickets {
         self.write_before("transition").await?;
         let result = self.inner.transition(transition).await;
         self.write_after("transition", result).await
+    }
+
+    async fn record_payment(&self, write: &PaymentWrite) -> Result<PaymentRecorded> {
+        self.write_before("record_payment").await?;
+        let result = self.inner.record_payment(write).await;
+        self.write_after("record_payment", result).await
+    }
+
+    async fn payment(&self, reference: &PaymentRef) -> Result<Option<Payment>> {
+        self.read("payment").await?;
+        self.inner.payment(reference).await
+    }
+
+    async fn payments_of(&self, order: OrderId) -> Result<Vec<Payment>> {
+        self.read("payments_of").await?;
+        self.inner.payments_of(order).await
+    }
+
+    async fn refunds_due(&self, limit: u32) -> Result<Vec<Payment>> {
+        self.read("refunds_due").await?;
+        self.inner.refunds_due(limit).await
+    }
+
+    async fn mark_refunded(&self, reference: &PaymentRef, at: DateTime<Utc>) -> Result<bool> {
+        self.write_before("mark_refunded").await?;
+        let result = self.inner.mark_refunded(reference, at).await;
+        self.write_after("mark_refunded", result).await
     }
 
     async fn expire_due(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Order>> {

@@ -217,6 +217,8 @@ impl Checker {
             OutboxKind::TicketCancelled => (TicketStatus::PendingPayment, TicketStatus::Cancelled),
             OutboxKind::TicketRefunded => (TicketStatus::Paid, TicketStatus::Refunded),
             OutboxKind::TicketReserved => unreachable!("handled above"),
+            // The order did not change: a refund is owed (checked against the ledger).
+            OutboxKind::PaymentRejected => return Ok(()),
         };
         if model.status != from {
             let invariant = if model.status == TicketStatus::Paid {
@@ -274,7 +276,13 @@ impl Checker {
         }
         model.status = to;
         if seen_refused_then_paid {
-            self.observe("same payment reference refused as late, then paid by a slower duplicate");
+            // The ledger keeps one outcome per reference: a provider told "refused" refunds.
+            return Err(violation(
+                inv::PAYMENT,
+                format!(
+                    "order {id}: a payment reference refused as late, then paid by a duplicate"
+                ),
+            ));
         }
         Ok(())
     }
@@ -567,6 +575,39 @@ impl Checker {
                 format!(
                     "order {} acknowledged payments {before} and {payment_ref}",
                     order.id
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// An acknowledged payment is in the ledger as paying, and (the policy rejecting late
+    /// payments) arrived before the deadline: a payment is judged by when it arrived, however
+    /// long it then took, and the sweep's grace keeps it from being raced out.
+    pub(super) fn payment_judged_by_arrival(
+        &mut self,
+        repo: &dyn TicketRepository,
+        order: &Order,
+        payment_ref: &PaymentRef,
+    ) -> Check {
+        self.checks += 1;
+        let entry = ready(repo.payment(payment_ref))
+            .ok()
+            .flatten()
+            .ok_or_else(|| {
+                violation(
+                    inv::PAYMENT,
+                    format!("payment {payment_ref} acknowledged but not in the ledger"),
+                )
+            })?;
+        if entry.outcome != crate::domain::PaymentOutcome::Paid
+            || entry.received_at >= order.expires_at
+        {
+            return Err(violation(
+                inv::PAYMENT,
+                format!(
+                    "payment {payment_ref} acknowledged as {} though it arrived at {}, deadline {}",
+                    entry.outcome, entry.received_at, order.expires_at
                 ),
             ));
         }

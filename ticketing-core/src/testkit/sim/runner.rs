@@ -12,8 +12,8 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::domain::{
-    Currency, Event, EventId, EventSpec, Money, Row, SeatRef, TicketStatus, Venue, VenueId, Zone,
-    ZoneCode, ZoneKind,
+    Currency, Event, EventId, EventSpec, Money, PaymentNotice, PaymentRef, Row, SeatRef,
+    TicketStatus, Venue, VenueId, Zone, ZoneCode, ZoneKind,
 };
 use crate::memory::{InMemoryCatalog, InMemorySeatLock, InMemoryTicketRepository};
 use crate::ports::{CatalogRepository, Clock, EventSink, ManualClock, TicketRepository};
@@ -392,9 +392,6 @@ struct World {
     last_head: String,
 }
 
-/// Observation: a payment was acknowledged although the clock passed the deadline while it ran.
-const STALE_PAYMENT: &str = "payment acknowledged though the clock passed the deadline while it ran (the CAS uses the time the request started)";
-
 fn zone(code: &str) -> ZoneCode {
     code.parse().expect("zone code")
 }
@@ -593,10 +590,18 @@ impl World {
                 let (service, request) = (self.tickets.clone(), request.clone());
                 Box::pin(async move { OpOutput::Order(service.purchase(request).await) })
             }
-            OpKind::Pay { order, payment_ref } => {
-                let (service, order, payment_ref) =
-                    (self.tickets.clone(), *order, payment_ref.clone());
-                Box::pin(async move { OpOutput::Order(service.pay(order, payment_ref).await) })
+            OpKind::Pay {
+                order,
+                payment_ref,
+                amount,
+            } => {
+                let notice = PaymentNotice {
+                    order: *order,
+                    reference: payment_ref.clone(),
+                    amount: *amount,
+                };
+                let service = self.tickets.clone();
+                Box::pin(async move { OpOutput::Order(service.pay(notice).await) })
             }
             OpKind::Cancel(order) => {
                 self.checker.cancel_requested(*order);
@@ -681,12 +686,18 @@ impl World {
                 }
                 format!("{head} {error}")
             }
-            (OpKind::Pay { order, payment_ref }, OpOutput::Order(result)) => match result {
+            (
+                OpKind::Pay {
+                    order,
+                    payment_ref,
+                    amount,
+                },
+                OpOutput::Order(result),
+            ) => match result {
                 Ok(paid) => {
                     self.checker.payment_acked(&paid, &payment_ref)?;
-                    if op.latest >= paid.expires_at {
-                        self.checker.observe(STALE_PAYMENT);
-                    }
+                    self.checker
+                        .payment_judged_by_arrival(&*repo, &paid, &payment_ref)?;
                     self.customers.unpaid.retain(|(o, _)| *o != order);
                     if !self.customers.paid.contains(&order) {
                         self.customers.paid.push(order);
@@ -702,7 +713,7 @@ impl World {
                         self.latest,
                     )?;
                     if error.is_retryable() {
-                        self.redeliver(order, payment_ref);
+                        self.redeliver(order, payment_ref, amount);
                     }
                     format!("{head} {error}")
                 }
@@ -737,6 +748,7 @@ impl World {
             return;
         }
         self.customers.unpaid.push((order.id, order.expires_at));
+        self.customers.totals.insert(order.id, order.total);
         if self.rng.below(100) < 65 {
             let window = span(self.config.hold_time).num_milliseconds();
             let delay = if self.rng.chance(self.config.faults.webhook_late) {
@@ -748,10 +760,17 @@ impl World {
             self.customers.next_payment += 1;
             let seq = self.customers.next_webhook;
             self.customers.next_webhook += 1;
+            // Now and then the provider reports a wrong amount: recorded, never paid.
+            let amount = if self.rng.chance(0.03) {
+                Money::new(order.total.minor + 1, order.total.currency)
+            } else {
+                order.total
+            };
             self.customers.webhooks.push(Webhook {
                 seq,
                 order: order.id,
                 payment_ref,
+                amount,
                 due: self.now() + delay,
                 deadline: order.expires_at,
             });
@@ -759,7 +778,7 @@ impl World {
     }
 
     /// The provider retries a webhook that got no 2xx answer.
-    fn redeliver(&mut self, order: crate::domain::OrderId, payment_ref: crate::domain::PaymentRef) {
+    fn redeliver(&mut self, order: crate::domain::OrderId, payment_ref: PaymentRef, amount: Money) {
         let Some(deadline) = self
             .customers
             .unpaid
@@ -776,6 +795,7 @@ impl World {
             seq,
             order,
             payment_ref,
+            amount,
             due,
             deadline,
         });
@@ -860,6 +880,7 @@ impl World {
         Some(self.start(OpKind::Pay {
             order: webhook.order,
             payment_ref: webhook.payment_ref,
+            amount: webhook.amount,
         }))
     }
 
@@ -891,7 +912,11 @@ impl World {
             {
                 self.customers.retries.push(request);
             }
-            OpKind::Pay { order, payment_ref } => self.redeliver(order, payment_ref),
+            OpKind::Pay {
+                order,
+                payment_ref,
+                amount,
+            } => self.redeliver(order, payment_ref, amount),
             _ => {}
         }
         line
@@ -913,7 +938,12 @@ impl World {
         self.set_clock(at);
         let payment_ref = payment(self.customers.next_payment);
         self.customers.next_payment += 1;
-        let pay = self.start(OpKind::Pay { order, payment_ref });
+        let amount = self.customers.totals[&order];
+        let pay = self.start(OpKind::Pay {
+            order,
+            payment_ref,
+            amount,
+        });
         let sweep = self.start(OpKind::Sweep);
         let after = deadline + self.ms(0, 1);
         self.set_clock(after);

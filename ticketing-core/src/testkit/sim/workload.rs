@@ -6,7 +6,9 @@ use std::pin::Pin;
 use chrono::{DateTime, Utc};
 
 use crate::Result;
-use crate::domain::{CustomerId, IdempotencyKey, Order, OrderId, PaymentRef, SeatRef, ZoneCode};
+use crate::domain::{
+    CustomerId, IdempotencyKey, Money, Order, OrderId, PaymentRef, SeatRef, ZoneCode,
+};
 use crate::service::{PurchaseRequest, SeatMap, Selection};
 
 /// What an operation was asked to do.
@@ -16,6 +18,7 @@ pub(crate) enum OpKind {
     Pay {
         order: OrderId,
         payment_ref: PaymentRef,
+        amount: Money,
     },
     Cancel(OrderId),
     Refund(OrderId),
@@ -48,6 +51,8 @@ pub(crate) struct Webhook {
     pub seq: u64,
     pub order: OrderId,
     pub payment_ref: PaymentRef,
+    /// What the provider took: the order's total, or now and then a wrong amount.
+    pub amount: Money,
     pub due: DateTime<Utc>,
     pub deadline: DateTime<Utc>,
 }
@@ -65,6 +70,8 @@ pub(crate) struct Customers {
     pub webhooks: Vec<Webhook>,
     /// Acknowledged unpaid orders with their deadlines.
     pub unpaid: Vec<(OrderId, DateTime<Utc>)>,
+    /// The total of every acknowledged order, which its payments carry.
+    pub totals: std::collections::HashMap<OrderId, Money>,
     /// Acknowledged paid orders.
     pub paid: Vec<OrderId>,
 }
@@ -91,7 +98,11 @@ pub(crate) fn describe(kind: &OpKind) -> String {
                 .map_or_else(String::new, |k| format!(" key {k}"));
             format!("purchase {} {what}{key}", r.customer)
         }
-        OpKind::Pay { order, payment_ref } => format!("pay {} with {payment_ref}", short(*order)),
+        OpKind::Pay {
+            order,
+            payment_ref,
+            amount,
+        } => format!("pay {amount} for {} with {payment_ref}", short(*order)),
         OpKind::Cancel(order) => format!("cancel {}", short(*order)),
         OpKind::Refund(order) => format!("refund {}", short(*order)),
         OpKind::Sweep => "expiry sweep".to_string(),
