@@ -177,7 +177,15 @@ pub struct ServiceConfig {
     pub rebuild_attempts: u32,
     /// Orders expired per repository call in the sweep.
     pub sweep_batch: u32,
+    /// Active tickets a seat-lock rebuild reads per repository call (a keyset page by ticket id).
+    /// The lock writes each page in calls of its own bounded size and renews its rebuild lease
+    /// between them, so the lease has to outlast the read of one page. 0 is taken as 1.
+    pub rebuild_page: u32,
 }
+
+/// The default [`ServiceConfig::rebuild_page`]: a page of this many tickets reads in tens of
+/// milliseconds on MariaDB, far within the rebuild lease of the seat locks.
+pub const DEFAULT_REBUILD_PAGE: u32 = 10_000;
 
 /// Longest [`ServiceConfig::hold_grace`] honoured: a day, like the longest hold time, so a
 /// deadline plus grace always stays a representable instant.
@@ -201,6 +209,7 @@ impl Default for ServiceConfig {
             hold_grace: Duration::from_secs(30),
             rebuild_attempts: 3,
             sweep_batch: 500,
+            rebuild_page: DEFAULT_REBUILD_PAGE,
         }
     }
 }
