@@ -38,9 +38,12 @@ end
 local last_seat_arg = 3 + 2 * seat_count
 for i = 4, last_seat_arg, 2 do
   local seat, value = ARGV[i], ARGV[i + 1]
-  local staged = redis.call('HGET', seats, seat)
-  if not staged or (seat_deadline(value) or 0) > (seat_deadline(staged) or 0) then
-    redis.call('HSET', seats, seat, value)
+  -- One call for a seat not staged yet, the common case.
+  if redis.call('HSETNX', seats, seat, value) == 0 then
+    local staged = redis.call('HGET', seats, seat)
+    if (seat_deadline(value) or 0) > (seat_deadline(staged) or 0) then
+      redis.call('HSET', seats, seat, value)
+    end
   end
 end
 
