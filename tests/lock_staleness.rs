@@ -6,8 +6,10 @@
 
 use async_trait::async_trait;
 use ticketing_core::Result;
-use ticketing_core::domain::{EventId, PaymentNotice, PaymentRef, TicketAction, TicketStatus};
-use ticketing_core::ports::{ActiveHold, Clock, HoldSource, Transition};
+use ticketing_core::domain::{
+    EventId, PaymentNotice, PaymentRef, TicketAction, TicketId, TicketStatus,
+};
+use ticketing_core::ports::{Clock, HoldPage, HoldSource, Transition};
 use ticketing_core::service::{RepositoryHolds, TicketService};
 use ticketing_core::testkit::{Fixture, Layout};
 use ticketing_tests::redis_mysql_harness;
@@ -22,8 +24,8 @@ struct PaymentDuringTheRead {
 
 #[async_trait]
 impl HoldSource for PaymentDuringTheRead {
-    async fn active_holds(&self, event: EventId) -> Result<Vec<ActiveHold>> {
-        let holds = self.inner.active_holds(event).await?;
+    async fn active_holds(&self, event: EventId, after: Option<TicketId>) -> Result<HoldPage> {
+        let holds = self.inner.active_holds(event, after).await?;
         // Commits PAID; its mark_sold finds the event not loaded (the rebuild is in progress)
         // and writes nothing.
         let paid = self.tickets.pay(self.payment.clone()).await?;

@@ -23,7 +23,7 @@ use ticketing_core::domain::{
 };
 use ticketing_core::memory::{InMemorySeatLock, InMemoryTicketRepository};
 use ticketing_core::ports::{
-    ActiveHold, HoldItem, HoldOutcome, HoldRequest, HoldSource, NewOrder, OutboxStore, SeatLock,
+    HoldItem, HoldOutcome, HoldPage, HoldRequest, HoldSource, NewOrder, OutboxStore, SeatLock,
     TicketRepository,
 };
 use uuid::Uuid;
@@ -50,8 +50,12 @@ struct Empty;
 
 #[async_trait]
 impl HoldSource for Empty {
-    async fn active_holds(&self, _: EventId) -> ticketing_core::Result<Vec<ActiveHold>> {
-        Ok(Vec::new())
+    async fn active_holds(
+        &self,
+        _: EventId,
+        _: Option<TicketId>,
+    ) -> ticketing_core::Result<HoldPage> {
+        Ok(HoldPage::default())
     }
 }
 

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use chrono::{TimeDelta, Utc};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use ticketing_core::domain::{EventId, OrderId, SeatRef};
+use ticketing_core::domain::{EventId, OrderId, SeatRef, TicketId};
 use ticketing_core::memory::InMemorySeatLock;
-use ticketing_core::ports::{ActiveHold, HoldItem, HoldOutcome, HoldRequest, HoldSource, SeatLock};
+use ticketing_core::ports::{HoldItem, HoldOutcome, HoldPage, HoldRequest, HoldSource, SeatLock};
 use ticketing_redis::{RedisSeatLock, RedisSeatLockConfig};
 use uuid::Uuid;
 
@@ -22,8 +22,12 @@ struct Empty;
 
 #[async_trait]
 impl HoldSource for Empty {
-    async fn active_holds(&self, _: EventId) -> ticketing_core::Result<Vec<ActiveHold>> {
-        Ok(Vec::new())
+    async fn active_holds(
+        &self,
+        _: EventId,
+        _: Option<TicketId>,
+    ) -> ticketing_core::Result<HoldPage> {
+        Ok(HoldPage::default())
     }
 }
 

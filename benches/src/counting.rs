@@ -178,6 +178,16 @@ impl TicketRepository for CountingRepository {
         self.inner.outbox_after(after, limit).await
     }
 
+    async fn active_tickets_page(
+        &self,
+        event: EventId,
+        after: Option<TicketId>,
+        limit: u32,
+    ) -> Result<Vec<Ticket>> {
+        bump(&self.counts.reads);
+        self.inner.active_tickets_page(event, after, limit).await
+    }
+
     async fn outbox_head(&self) -> Result<Option<u64>> {
         bump(&self.counts.reads);
         self.inner.outbox_head().await

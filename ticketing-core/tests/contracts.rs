@@ -9,9 +9,11 @@ mod seat_lock {
         self, SeatLockCapabilities, SeatLockContext,
     };
 
-    /// The in-memory lock accepts a seat listed twice (the caller's rule, not checked here).
+    /// The in-memory lock accepts a seat listed twice (the caller's rule, not checked here). Its
+    /// rebuild lease is a mutex held for the whole rebuild: it cannot lapse.
     const CAPABILITIES: SeatLockCapabilities = SeatLockCapabilities {
         rejects_duplicate_items: false,
+        rebuild_lease: None,
     };
 
     /// A fresh lock; every race runs on it (it has no second process).
@@ -48,6 +50,7 @@ mod seat_lock {
         rebuild_restores_every_active_hold,
         rebuilding_a_loaded_event_changes_nothing,
         a_failed_source_read_leaves_the_event_not_loaded,
+        a_rebuild_in_pages_restores_what_one_page_does,
     );
     checks!(open:
         one_seat_many_buyers_exactly_one_wins,
@@ -55,6 +58,18 @@ mod seat_lock {
         general_admission_race_never_exceeds_capacity,
         concurrent_rebuilds_read_the_source_once,
     );
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn racing_rebuilders_read_a_slow_paged_source_once() {
+        seat_lock::racing_rebuilders_read_a_slow_paged_source_once(
+            &context().open,
+            CAPABILITIES.rebuild_lease,
+        )
+        .await;
+    }
+
+    // `a_rebuilder_that_lost_its_lease_writes_nothing_more` does not apply: the lease cannot
+    // lapse.
 
     #[tokio::test]
     async fn duplicate_items() {

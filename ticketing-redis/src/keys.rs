@@ -18,8 +18,11 @@ pub(crate) struct EventKeys {
     pub general_taken: String,
     /// ZSET `zone|order` scored by `until_ms`, for the held (not sold) entries of `general`.
     pub general_deadlines: String,
-    /// STRING holding the rebuilder's random token, with a TTL.
+    /// STRING holding the rebuilder's random token, with a TTL: the rebuild lease.
     pub rebuild_lock: String,
+    /// Where a rebuild writes its chunks before it puts them in place of the four state keys
+    /// after `loaded`, in their order and layout.
+    pub staging: [String; 4],
 }
 
 impl EventKeys {
@@ -33,6 +36,12 @@ impl EventKeys {
             general_taken: format!("{base}:ga-taken"),
             general_deadlines: format!("{base}:ga-deadlines"),
             rebuild_lock: format!("{base}:rebuild-lock"),
+            staging: [
+                format!("{base}:rebuild:seats"),
+                format!("{base}:rebuild:ga"),
+                format!("{base}:rebuild:ga-taken"),
+                format!("{base}:rebuild:ga-deadlines"),
+            ],
         }
     }
 
@@ -61,7 +70,10 @@ mod tests {
             keys.seats,
             "tkt:{ev:00000000-0000-0000-0000-000000000000}:seats"
         );
-        for key in keys.state().into_iter().chain([keys.rebuild_lock.as_str()]) {
+        let others = [keys.rebuild_lock.as_str()]
+            .into_iter()
+            .chain(keys.staging.iter().map(String::as_str));
+        for key in keys.state().into_iter().chain(others) {
             assert!(
                 key.starts_with("tkt:{ev:00000000-0000-0000-0000-000000000000}:"),
                 "{key}"

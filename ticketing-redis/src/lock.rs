@@ -80,6 +80,7 @@ impl RedisSeatLock {
         let _: i64 = redis::cmd("DEL")
             .arg(&keys.state()[..])
             .arg(&keys.rebuild_lock)
+            .arg(&keys.staging[..])
             .query_async(&mut conn)
             .await
             .map_err(RedisLockError::from)?;

@@ -1,12 +1,17 @@
-//! Rebuilding an event's state from the database after Redis lost it.
+//! Rebuilding an event's state from the database after Redis lost it, in chunks.
 //!
-//! After a data loss every buyer of the event sees `NotLoaded` at once. One of them claims a short
-//! lock (`SET NX PX` with a random token), reads the active holds from the [`HoldSource`] once, and
-//! replaces the event's state in one script that also sets the loaded marker and frees the lock.
-//! The others poll (claim script, one round trip) until the marker appears, without reading the
-//! source. The write is fenced by the token: a rebuilder whose lock lapsed and was taken over writes
-//! nothing. A dead rebuilder's lock lapses after
-//! [`rebuild_lock_ttl`](crate::RedisSeatLockConfig::rebuild_lock_ttl) and a waiter takes over.
+//! After a data loss every buyer of the event sees `NotLoaded` at once. One of them claims the
+//! rebuild lease (`SET NX PX` with a random token) and reads the [`HoldSource`] page by page; each
+//! page goes to Redis in script calls of at most
+//! [`rebuild_chunk`](crate::RedisSeatLockConfig::rebuild_chunk) holds, written into staging keys
+//! next to the event's state, and each call renews the lease. After the last page one script puts
+//! the staged state in place, sets the loaded marker and frees the lease. The others poll (claim
+//! script, one round trip) until the marker appears, without reading the source.
+//!
+//! Every call is fenced by the token: a rebuilder whose lease lapsed (it stalled for longer than
+//! [`rebuild_lock_ttl`](crate::RedisSeatLockConfig::rebuild_lock_ttl) between two calls) and was
+//! taken over writes nothing more; it goes back to waiting like any caller. The one that took over
+//! clears the staging keys when it claims. A dead rebuilder's lease lapses the same way.
 
 use std::collections::HashMap;
 
@@ -18,6 +23,7 @@ use ticketing_core::ports::{ActiveHold, HoldItem, HoldSource};
 use tokio::time::{Instant, sleep};
 
 use crate::error::RedisLockError;
+use crate::keys::EventKeys;
 use crate::lock::{RedisSeatLock, random_token};
 use crate::values::{self, held_value, millis, sold_value};
 
@@ -25,7 +31,7 @@ use crate::values::{self, held_value, millis, sold_value};
 enum Claim {
     /// The event is loaded: nothing to do.
     Loaded,
-    /// The lock is ours: read the source and write.
+    /// The lease is ours: read the source and write.
     Claimed,
     /// Someone else is rebuilding: wait.
     Busy,
@@ -36,8 +42,9 @@ impl RedisSeatLock {
     /// loaded: for reconciling the lock with the database on purpose (an admin action, a test).
     ///
     /// Like [`rebuild`](ticketing_core::ports::SeatLock::rebuild), it runs under the event's
-    /// rebuild lock, waiting for a rebuild in progress to finish first. Holds taken between the read
-    /// of `source` and the write are lost (the database still enforces every invariant).
+    /// rebuild lease, waiting for a rebuild in progress to finish first, and writes in chunks; the
+    /// old state stays in use until the last chunk is written. Holds taken between the read of
+    /// `source` and the end are lost (the database still enforces every invariant).
     pub async fn reload(&self, event: EventId, source: &dyn HoldSource) -> Result<()> {
         self.rebuild_event(event, source, true).await
     }
@@ -56,10 +63,10 @@ impl RedisSeatLock {
                 Claim::Loaded => return Ok(()),
                 Claim::Claimed => {
                     if self.rebuild_claimed(event, &token, source).await? {
-                        tracing::info!(%event, "seat lock rebuilt from the database");
+                        tracing::info!(%event, elapsed = ?started.elapsed(), "seat lock rebuilt from the database");
                         return Ok(());
                     }
-                    tracing::warn!(%event, "rebuild lock lapsed before the write; nothing written");
+                    tracing::warn!(%event, "rebuild lease lapsed and was taken over; waiting for the other rebuild");
                 }
                 Claim::Busy => {}
             }
@@ -74,16 +81,21 @@ impl RedisSeatLock {
         }
     }
 
+    fn lease_ms(&self) -> u64 {
+        u64::try_from(self.config.rebuild_lock_ttl.as_millis()).unwrap_or(u64::MAX)
+    }
+
     async fn claim(&self, event: EventId, token: &str, force: bool) -> Result<Claim> {
         const SCRIPT: &str = "claim_rebuild";
         let keys = self.keys(event);
-        let ttl_ms = u64::try_from(self.config.rebuild_lock_ttl.as_millis()).unwrap_or(u64::MAX);
         let mut invocation = self.scripts.claim_rebuild.prepare_invoke();
+        invocation.key(&keys.loaded).key(&keys.rebuild_lock);
+        for key in &keys.staging {
+            invocation.key(key);
+        }
         invocation
-            .key(&keys.loaded)
-            .key(&keys.rebuild_lock)
             .arg(token)
-            .arg(ttl_ms)
+            .arg(self.lease_ms())
             .arg(if force { "1" } else { "0" });
         let reply = self.run(&invocation).await?;
         match values::text(SCRIPT, &reply)?.as_str() {
@@ -94,37 +106,83 @@ impl RedisSeatLock {
         }
     }
 
-    /// Reads the source and writes it under the claimed lock. `false` when the lock was lost.
+    /// Reads the source page by page and writes it under the claimed lease. `false` when the
+    /// lease was lost (nothing more is written). A failed read frees the lease at once.
     async fn rebuild_claimed(
         &self,
         event: EventId,
         token: &str,
         source: &dyn HoldSource,
     ) -> Result<bool> {
-        let holds = match source.active_holds(event).await {
-            Ok(holds) => holds,
-            Err(err) => {
-                // Let the next caller try at once instead of waiting for the TTL.
-                if let Err(unclaim) = self.unclaim(event, token).await {
-                    tracing::warn!(%event, error = %unclaim, "could not free the rebuild lock");
-                }
-                return Err(err);
-            }
-        };
-        let state = RebuiltState::from_holds(holds);
         let keys = self.keys(event);
-        let mut invocation = self.scripts.rebuild.prepare_invoke();
-        for key in keys.state() {
+        let mut after = None;
+        loop {
+            let page = match source.active_holds(event, after).await {
+                Ok(page) => page,
+                Err(err) => {
+                    // Let the next caller try at once instead of waiting for the TTL.
+                    if let Err(unclaim) = self.unclaim(&keys, token).await {
+                        tracing::warn!(%event, error = %unclaim, "could not free the rebuild lease");
+                    }
+                    return Err(err);
+                }
+            };
+            if !self.write_page(&keys, token, page.holds).await? {
+                return Ok(false);
+            }
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        Ok(self.finish(&keys, token).await?)
+    }
+
+    /// Writes one page in chunks of at most `rebuild_chunk` holds, each renewing the lease; a page
+    /// without holds still renews it. `false` when the lease was lost.
+    async fn write_page(
+        &self,
+        keys: &EventKeys,
+        token: &str,
+        holds: Vec<ActiveHold>,
+    ) -> Result<bool, RedisLockError> {
+        let state = RebuiltState::from_holds(holds);
+        let seats: Vec<(String, String)> = state.seats.into_iter().collect();
+        let general: Vec<((ZoneCode, OrderId), GeneralEntry)> = state.general.into_iter().collect();
+        let chunk = self.config.rebuild_chunk;
+        if seats.is_empty() && general.is_empty() {
+            return self.write_chunk(keys, token, &[], &[]).await;
+        }
+        for part in seats.chunks(chunk) {
+            if !self.write_chunk(keys, token, part, &[]).await? {
+                return Ok(false);
+            }
+        }
+        for part in general.chunks(chunk) {
+            if !self.write_chunk(keys, token, &[], part).await? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    async fn write_chunk(
+        &self,
+        keys: &EventKeys,
+        token: &str,
+        seats: &[(String, String)],
+        general: &[((ZoneCode, OrderId), GeneralEntry)],
+    ) -> Result<bool, RedisLockError> {
+        let mut invocation = self.scripts.write_rebuild_chunk.prepare_invoke();
+        invocation.key(&keys.rebuild_lock);
+        for key in &keys.staging {
             invocation.key(key);
         }
-        invocation
-            .key(&keys.rebuild_lock)
-            .arg(token)
-            .arg(state.seats.len());
-        for (seat, value) in &state.seats {
+        invocation.arg(token).arg(self.lease_ms()).arg(seats.len());
+        for (seat, value) in seats {
             invocation.arg(seat).arg(value);
         }
-        for ((zone, order), entry) in &state.general {
+        for ((zone, order), entry) in general {
             invocation
                 .arg(zone.as_str())
                 .arg(order.to_string())
@@ -137,19 +195,37 @@ impl RedisSeatLock {
                 );
         }
         let reply = self.run(&invocation).await?;
-        Ok(values::int("rebuild", &reply)? == 1)
+        Ok(values::int("write_rebuild_chunk", &reply)? == 1)
     }
 
-    async fn unclaim(&self, event: EventId, token: &str) -> Result<(), RedisLockError> {
-        let keys = self.keys(event);
+    /// Puts the staged state in place and marks the event loaded. `false` when the lease was lost.
+    async fn finish(&self, keys: &EventKeys, token: &str) -> Result<bool, RedisLockError> {
+        let mut invocation = self.scripts.finish_rebuild.prepare_invoke();
+        for key in keys.state() {
+            invocation.key(key);
+        }
+        invocation.key(&keys.rebuild_lock);
+        for key in &keys.staging {
+            invocation.key(key);
+        }
+        invocation.arg(token);
+        let reply = self.run(&invocation).await?;
+        Ok(values::int("finish_rebuild", &reply)? == 1)
+    }
+
+    async fn unclaim(&self, keys: &EventKeys, token: &str) -> Result<(), RedisLockError> {
         let mut invocation = self.scripts.unclaim_rebuild.prepare_invoke();
-        invocation.key(&keys.rebuild_lock).arg(token);
+        invocation.key(&keys.rebuild_lock);
+        for key in &keys.staging {
+            invocation.key(key);
+        }
+        invocation.arg(token);
         let _: Value = self.run(&invocation).await?;
         Ok(())
     }
 }
 
-/// The active holds of an event, merged into what the rebuild script writes.
+/// The active holds of one page, merged into what the chunk script writes.
 #[derive(Debug, Default, PartialEq)]
 struct RebuiltState {
     /// Seat key → encoded seat value.
@@ -169,6 +245,7 @@ struct GeneralEntry {
 impl RebuiltState {
     /// Merges the holds: one ticket per general-admission place becomes one entry per order and
     /// zone; a seat listed twice (which the database forbids) keeps the sold or the later hold.
+    /// The chunk script merges across pages by the same rules.
     fn from_holds(holds: Vec<ActiveHold>) -> Self {
         let mut seats: HashMap<String, (OrderId, Option<DateTime<Utc>>)> = HashMap::new();
         let mut general: HashMap<(ZoneCode, OrderId), GeneralEntry> = HashMap::new();

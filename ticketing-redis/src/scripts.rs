@@ -12,7 +12,8 @@ pub(crate) struct Scripts {
     pub mark_sold: Script,
     pub snapshot: Script,
     pub claim_rebuild: Script,
-    pub rebuild: Script,
+    pub write_rebuild_chunk: Script,
+    pub finish_rebuild: Script,
     pub unclaim_rebuild: Script,
     pub health: Script,
 }
@@ -25,7 +26,8 @@ impl Scripts {
             mark_sold: Script::new(include_str!("lua/mark_sold.lua")),
             snapshot: Script::new(include_str!("lua/snapshot.lua")),
             claim_rebuild: Script::new(include_str!("lua/claim_rebuild.lua")),
-            rebuild: Script::new(include_str!("lua/rebuild.lua")),
+            write_rebuild_chunk: Script::new(include_str!("lua/write_rebuild_chunk.lua")),
+            finish_rebuild: Script::new(include_str!("lua/finish_rebuild.lua")),
             unclaim_rebuild: Script::new(include_str!("lua/unclaim_rebuild.lua")),
             health: Script::new(include_str!("lua/health.lua")),
         }

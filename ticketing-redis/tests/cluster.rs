@@ -250,8 +250,13 @@ async fn the_seat_lock_contract_holds_on_a_redis_cluster() {
     };
 
     let cluster = Arc::new(PrivateCluster::start().await);
+    // A short lease and tiny rebuild chunks, so that the rebuild checks renew and lose leases
+    // and write in several script calls.
+    let lease = std::time::Duration::from_secs(1);
     let config = RedisSeatLockConfig {
         key_prefix: format!("test:{}:", Uuid::new_v4()),
+        rebuild_lock_ttl: lease,
+        rebuild_chunk: 2,
         ..Default::default()
     };
     let lock = Arc::new(RedisSeatLock::new(cluster.connect().await, config.clone()).expect("c"));
@@ -273,6 +278,7 @@ async fn the_seat_lock_contract_holds_on_a_redis_cluster() {
         })),
         capabilities: SeatLockCapabilities {
             rejects_duplicate_items: true,
+            rebuild_lease: Some(lease),
         },
     };
     seat_lock::run_all(&context).await;

@@ -3,22 +3,38 @@
 //! of their own, as separate processes would have.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use ticketing_core::ports::SeatLock;
 use ticketing_core::testkit::contracts::seat_lock::{self, SeatLockCapabilities, SeatLockContext};
-use ticketing_redis::RedisSeatLock;
 use ticketing_redis::testing::{TestRedis, connect};
+use ticketing_redis::{RedisSeatLock, RedisSeatLockConfig};
 
-/// Hold, release and mark_sold reject a seat or zone listed twice (`Error::InvalidRequest`).
+/// The rebuild lease of the checks: short, so that the lease checks need not wait long.
+const LEASE: Duration = Duration::from_secs(1);
+
+/// Hold, release and mark_sold reject a seat or zone listed twice (`Error::InvalidRequest`); the
+/// rebuild lock lapses after [`LEASE`] without renewal.
 const CAPABILITIES: SeatLockCapabilities = SeatLockCapabilities {
     rejects_duplicate_items: true,
+    rebuild_lease: Some(LEASE),
 };
+
+/// The lock settings of the checks: [`LEASE`], and tiny rebuild chunks so that every rebuild
+/// of the checks writes in several script calls.
+fn config(redis: &TestRedis) -> RedisSeatLockConfig {
+    RedisSeatLockConfig {
+        rebuild_lock_ttl: LEASE,
+        rebuild_chunk: 2,
+        ..redis.config()
+    }
+}
 
 /// A fresh prefix and a context on it; keep the `TestRedis` until the check ends.
 async fn context() -> (SeatLockContext, TestRedis) {
     let redis = TestRedis::shared();
-    let lock = Arc::new(redis.lock().await);
-    let (url, config) = (redis.url.clone(), redis.config());
+    let lock = Arc::new(redis.lock_with(config(&redis)).await);
+    let (url, config) = (redis.url.clone(), config(&redis));
     let forgetting = lock.clone();
     let context = SeatLockContext {
         lock,
@@ -69,6 +85,7 @@ checks!(lock:
     rebuild_restores_every_active_hold,
     rebuilding_a_loaded_event_changes_nothing,
     a_failed_source_read_leaves_the_event_not_loaded,
+    a_rebuild_in_pages_restores_what_one_page_does,
 );
 checks!(open:
     one_seat_many_buyers_exactly_one_wins,
@@ -76,6 +93,18 @@ checks!(open:
     general_admission_race_never_exceeds_capacity,
     concurrent_rebuilds_read_the_source_once,
 );
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_rebuilders_read_a_slow_paged_source_once() {
+    let (context, _redis) = context().await;
+    seat_lock::racing_rebuilders_read_a_slow_paged_source_once(&context.open, Some(LEASE)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rebuilder_that_lost_its_lease_writes_nothing_more() {
+    let (context, _redis) = context().await;
+    seat_lock::a_rebuilder_that_lost_its_lease_writes_nothing_more(&context.open, LEASE).await;
+}
 
 #[tokio::test]
 async fn duplicate_items() {

@@ -1,5 +1,6 @@
 //! Rebuilding after a data loss, beyond the port's contract (which `tests/contracts.rs` runs):
-//! the rebuild lock's key, its TTL and fencing, the bounded wait, `reload`, and a large event.
+//! the rebuild lock's key, its TTL and fencing, the bounded wait, `reload`, and a large event
+//! (written in chunks of the default `rebuild_chunk`).
 
 mod common;
 
@@ -8,8 +9,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use common::*;
-use ticketing_core::domain::EventId;
-use ticketing_core::ports::{ActiveHold, HoldItem, HoldOutcome, HoldSource, SeatLock, SeatState};
+use ticketing_core::domain::{EventId, TicketId};
+use ticketing_core::ports::{
+    ActiveHold, HoldItem, HoldOutcome, HoldPage, HoldSource, SeatLock, SeatState,
+};
 use ticketing_core::{Error, Result};
 use ticketing_redis::RedisSeatLockConfig;
 use ticketing_redis::redis::AsyncCommands;
@@ -132,7 +135,7 @@ struct OvertakenSource {
 
 #[async_trait]
 impl HoldSource for OvertakenSource {
-    async fn active_holds(&self, _event: EventId) -> Result<Vec<ActiveHold>> {
+    async fn active_holds(&self, _event: EventId, _after: Option<TicketId>) -> Result<HoldPage> {
         let mut raw = self.raw.lock().await;
         let _: () = raw
             .set(&self.lock_key, "the-other-rebuilder")
@@ -144,7 +147,7 @@ impl HoldSource for OvertakenSource {
             .unwrap();
         let _: () = raw.set(&self.loaded_key, "1").await.unwrap();
         let _: () = raw.del(&self.lock_key).await.unwrap();
-        Ok(self.stale.clone())
+        Ok(HoldPage::last(self.stale.clone()))
     }
 }
 
@@ -216,7 +219,7 @@ async fn a_failed_source_read_frees_the_lock_at_once() {
 }
 
 #[tokio::test]
-async fn a_large_event_is_rebuilt_in_one_script() {
+async fn a_large_event_is_rebuilt_in_chunks() {
     const SEATS: u32 = 10_000;
     let redis = TestRedis::shared();
     let lock = redis.lock().await;
@@ -238,6 +241,13 @@ async fn a_large_event_is_rebuilt_in_one_script() {
     lock.rebuild(ev, &(CountingSource::new(holds)))
         .await
         .expect("rebuild");
+    let left: Vec<String> = redis
+        .keys()
+        .await
+        .into_iter()
+        .filter(|k| k.contains(":rebuild"))
+        .collect();
+    assert!(left.is_empty(), "no lease or staging key is left: {left:?}");
     let snapshot = lock.snapshot(ev, t0()).await.unwrap().unwrap();
     assert_eq!(snapshot.seats.len(), SEATS as usize);
     assert_eq!(snapshot.general[&zone("GA")], 1_000);

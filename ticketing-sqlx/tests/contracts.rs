@@ -17,21 +17,28 @@ mod seat_lock {
     use super::support::database;
 
     /// Hold, release and mark_sold reject a seat or zone listed twice (`Error::InvalidRequest`).
+    /// The rebuild lease is the marker's row lock, held by the rebuild's transaction: it ends
+    /// with the rebuilder (or its connection), never while it runs.
     const CAPABILITIES: SeatLockCapabilities = SeatLockCapabilities {
         rejects_duplicate_items: true,
+        rebuild_lease: None,
     };
+
+    /// Rows per INSERT of a rebuild: tiny, so that every rebuild of the checks writes in chunks.
+    const REBUILD_CHUNK: usize = 2;
 
     /// A fresh database and a context on it. Every handle `open` gives is another process's
     /// lock: its own rebuild mutex, on the one pool (as many connections as the racers need).
     async fn context() -> (SeatLockContext, TestDatabase) {
         let db = database(24).await;
         let pool = db.pool().clone();
-        let lock = Arc::new(MySqlSeatLock::new(pool.clone()));
+        let lock = Arc::new(MySqlSeatLock::new(pool.clone()).with_rebuild_chunk(REBUILD_CHUNK));
         let forgetting = lock.clone();
         let context = SeatLockContext {
             lock,
             open: Arc::new(move || {
-                let lock: Arc<dyn SeatLock> = Arc::new(MySqlSeatLock::new(pool.clone()));
+                let lock: Arc<dyn SeatLock> =
+                    Arc::new(MySqlSeatLock::new(pool.clone()).with_rebuild_chunk(REBUILD_CHUNK));
                 Box::pin(async move { lock })
             }),
             forget: Some(Arc::new(move |event| {
@@ -76,6 +83,7 @@ mod seat_lock {
         rebuild_restores_every_active_hold,
         rebuilding_a_loaded_event_changes_nothing,
         a_failed_source_read_leaves_the_event_not_loaded,
+        a_rebuild_in_pages_restores_what_one_page_does,
     );
     checks!(open:
         one_seat_many_buyers_exactly_one_wins,
@@ -83,6 +91,20 @@ mod seat_lock {
         general_admission_race_never_exceeds_capacity,
         concurrent_rebuilds_read_the_source_once,
     );
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn racing_rebuilders_read_a_slow_paged_source_once() {
+        let (context, db) = context().await;
+        seat_lock::racing_rebuilders_read_a_slow_paged_source_once(
+            &context.open,
+            CAPABILITIES.rebuild_lease,
+        )
+        .await;
+        db.drop_database().await.expect("drop the test database");
+    }
+
+    // `a_rebuilder_that_lost_its_lease_writes_nothing_more` does not apply: the lease cannot
+    // lapse while the rebuilder runs.
 
     #[tokio::test]
     async fn duplicate_items() {

@@ -6,9 +6,9 @@ mod support;
 use async_trait::async_trait;
 use chrono::TimeDelta;
 use support::*;
-use ticketing_core::domain::{EventId, OrderId};
+use ticketing_core::domain::{EventId, OrderId, TicketId};
 use ticketing_core::ports::{
-    ActiveHold, HoldItem, HoldOutcome, HoldRequest, HoldSource, LockSnapshot, SeatLock,
+    HoldItem, HoldOutcome, HoldPage, HoldRequest, HoldSource, LockSnapshot, SeatLock,
 };
 use ticketing_sqlx::MySqlSeatLock;
 use uuid::Uuid;
@@ -18,8 +18,12 @@ struct Empty;
 
 #[async_trait]
 impl HoldSource for Empty {
-    async fn active_holds(&self, _event: EventId) -> ticketing_core::Result<Vec<ActiveHold>> {
-        Ok(Vec::new())
+    async fn active_holds(
+        &self,
+        _event: EventId,
+        _after: Option<TicketId>,
+    ) -> ticketing_core::Result<HoldPage> {
+        Ok(HoldPage::default())
     }
 }
 

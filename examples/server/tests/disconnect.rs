@@ -119,6 +119,15 @@ impl TicketRepository for SlowWrites {
     async fn outbox_after(&self, after: u64, limit: u32) -> Result<Vec<OutboxEntry>> {
         self.inner.outbox_after(after, limit).await
     }
+
+    async fn active_tickets_page(
+        &self,
+        event: EventId,
+        after: Option<TicketId>,
+        limit: u32,
+    ) -> Result<Vec<Ticket>> {
+        self.inner.active_tickets_page(event, after, limit).await
+    }
 }
 
 /// The server over slowed in-memory backends, on a loopback port.

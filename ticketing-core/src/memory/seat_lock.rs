@@ -216,40 +216,52 @@ impl SeatLock for InMemorySeatLock {
     }
 
     async fn rebuild(&self, event: EventId, source: &dyn HoldSource) -> Result<()> {
+        // The mutex is the lease: it lives as long as this call, in the one process there is.
         let _rebuilding = self.rebuilding.lock().await;
         if lock(&self.events).contains_key(&event) {
             return Ok(()); // Someone else rebuilt it while we waited.
         }
-        let holds = source.active_holds(event).await?;
-        self.rebuilds.fetch_add(1, Ordering::Relaxed);
+        // Built aside page by page and put in place after the last one: until then the event
+        // stays not loaded.
         let mut locks = EventLocks::default();
-        // The source lists a general-admission order once per ticket: one order's holds in one
-        // zone merge into one entry of their summed places, sold if any is, else until the
-        // latest deadline (as the Redis and SQL locks rebuild them).
+        // The source lists a general-admission order once per ticket, on one page or several: one
+        // order's holds in one zone merge into one entry of their summed places, sold if any is,
+        // else until the latest deadline (as the Redis and SQL locks rebuild them).
         let mut general: HashMap<(ZoneCode, OrderId), GeneralHold> = HashMap::new();
-        for hold in holds {
-            match hold.item {
-                HoldItem::Seat(seat) => {
-                    let state = match hold.until {
-                        Some(until) => SeatState::Held {
-                            order: hold.order,
-                            until,
-                        },
-                        None => SeatState::Sold { order: hold.order },
-                    };
-                    locks.seats.insert(seat, state);
+        let mut after = None;
+        loop {
+            let page = source.active_holds(event, after).await?;
+            if after.is_none() {
+                self.rebuilds.fetch_add(1, Ordering::Relaxed);
+            }
+            for hold in page.holds {
+                match hold.item {
+                    HoldItem::Seat(seat) => {
+                        let state = match hold.until {
+                            Some(until) => SeatState::Held {
+                                order: hold.order,
+                                until,
+                            },
+                            None => SeatState::Sold { order: hold.order },
+                        };
+                        locks.seats.insert(seat, state);
+                    }
+                    HoldItem::General { zone, quantity, .. } => {
+                        let merged = general.entry((zone, hold.order)).or_insert(GeneralHold {
+                            quantity: 0,
+                            until: hold.until,
+                        });
+                        merged.quantity = merged.quantity.saturating_add(quantity);
+                        merged.until = match (merged.until, hold.until) {
+                            (Some(a), Some(b)) => Some(a.max(b)),
+                            _ => None,
+                        };
+                    }
                 }
-                HoldItem::General { zone, quantity, .. } => {
-                    let merged = general.entry((zone, hold.order)).or_insert(GeneralHold {
-                        quantity: 0,
-                        until: hold.until,
-                    });
-                    merged.quantity = merged.quantity.saturating_add(quantity);
-                    merged.until = match (merged.until, hold.until) {
-                        (Some(a), Some(b)) => Some(a.max(b)),
-                        _ => None,
-                    };
-                }
+            }
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
             }
         }
         for ((zone, order), merged) in general {
@@ -268,7 +280,8 @@ mod tests {
     use uuid::Uuid;
 
     use super::*;
-    use crate::ports::ActiveHold;
+    use crate::domain::TicketId;
+    use crate::ports::{ActiveHold, HoldPage};
 
     /// Zone capacities of the model: small, so zones fill up and holds lose.
     const CAPACITIES: [u32; 2] = [8, 12];
@@ -396,8 +409,8 @@ mod tests {
 
     #[async_trait]
     impl HoldSource for Source {
-        async fn active_holds(&self, _: EventId) -> Result<Vec<ActiveHold>> {
-            Ok(self.0.clone())
+        async fn active_holds(&self, _: EventId, _: Option<TicketId>) -> Result<HoldPage> {
+            Ok(HoldPage::last(self.0.clone()))
         }
     }
 

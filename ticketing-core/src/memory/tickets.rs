@@ -1,4 +1,5 @@
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
+use std::ops::Bound;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -62,8 +63,9 @@ struct TicketIndex {
     /// front, in the order it expires them. An order's tickets leave PENDING_PAYMENT together,
     /// so one key stands for all its tickets with that deadline.
     pending_by_deadline: BTreeSet<(DateTime<Utc>, OrderId)>,
-    /// The active tickets of each event, for seat-lock rebuilds and audits.
-    active_by_event: HashMap<EventId, HashSet<TicketId>>,
+    /// The active tickets of each event in id order, for seat-lock rebuilds (read in pages) and
+    /// audits.
+    active_by_event: HashMap<EventId, BTreeSet<TicketId>>,
     /// Tickets per event and status.
     by_status: HashMap<(EventId, TicketStatus), u64>,
     /// Sum of the prices of PAID tickets per venue and event, in minor units (wrapping, as the
@@ -176,6 +178,24 @@ impl State {
             .get(&event)
             .into_iter()
             .flatten()
+            .filter_map(|id| self.tickets.get(id).cloned())
+            .collect()
+    }
+
+    /// Up to `limit` active tickets of `event` after `after`, in id order: a range of the index.
+    fn active_tickets_page(
+        &self,
+        event: EventId,
+        after: Option<TicketId>,
+        limit: u32,
+    ) -> Vec<Ticket> {
+        let Some(active) = self.index.active_by_event.get(&event) else {
+            return Vec::new();
+        };
+        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+        active
+            .range((from, Bound::Unbounded))
+            .take(limit as usize)
             .filter_map(|id| self.tickets.get(id).cloned())
             .collect()
     }
@@ -431,6 +451,15 @@ impl TicketRepository for InMemoryTicketRepository {
 
     async fn outbox_after(&self, after: u64, limit: u32) -> Result<Vec<OutboxEntry>> {
         Ok(lock(&self.state).outbox_after(after, limit))
+    }
+
+    async fn active_tickets_page(
+        &self,
+        event: EventId,
+        after: Option<TicketId>,
+        limit: u32,
+    ) -> Result<Vec<Ticket>> {
+        Ok(lock(&self.state).active_tickets_page(event, after, limit))
     }
 }
 
@@ -710,7 +739,21 @@ mod tests {
                 .collect();
             scanned.sort();
             indexed.sort();
-            prop_assert_eq!(indexed, scanned);
+            prop_assert_eq!(&indexed, &scanned);
+            for limit in [1, 2, 7] {
+                let mut paged = Vec::new();
+                let mut after = None;
+                loop {
+                    let page =
+                        block_on(repo.active_tickets_page(event(e), after, limit)).expect("page");
+                    paged.extend(page.iter().map(|t| t.id));
+                    if page.len() < limit as usize {
+                        break;
+                    }
+                    after = page.last().map(|t| t.id);
+                }
+                prop_assert_eq!(&paged, &scanned, "pages of {}", limit);
+            }
         }
         let state = lock(&repo.state);
         for now in [0, 5, 10, 19, 30] {

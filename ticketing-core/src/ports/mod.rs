@@ -12,7 +12,8 @@ pub use catalog::CatalogRepository;
 pub use clock::{Clock, IdGenerator, ManualClock, SystemClock, UuidV7Ids};
 pub use outbox::{EventSink, OutboxStore};
 pub use seat_lock::{
-    ActiveHold, HoldItem, HoldOutcome, HoldRequest, HoldSource, LockSnapshot, SeatLock, SeatState,
+    ActiveHold, HoldItem, HoldOutcome, HoldPage, HoldRequest, HoldSource, LockSnapshot, SeatLock,
+    SeatState,
 };
 pub use tickets::{IdempotencyRecord, InsertOutcome, NewOrder, TicketRepository, Transition};
 

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::Result;
-use crate::domain::{EventId, OrderId, SeatRef, ZoneCode};
+use crate::domain::{EventId, OrderId, SeatRef, TicketId, ZoneCode};
 
 /// One thing an order holds.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -99,13 +99,36 @@ pub struct ActiveHold {
     pub until: Option<DateTime<Utc>>,
 }
 
-/// Where a rebuild reads the active holds of an event from: the repository's active tickets.
+/// One page of an event's active holds, as a [`HoldSource`] reads them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HoldPage {
+    /// The holds of the page's tickets.
+    pub holds: Vec<ActiveHold>,
+    /// The last ticket of the page, to read the next page after; `None` when this is the last
+    /// page.
+    pub next: Option<TicketId>,
+}
+
+impl HoldPage {
+    /// The last page, holding `holds`.
+    pub fn last(holds: Vec<ActiveHold>) -> Self {
+        Self { holds, next: None }
+    }
+}
+
+/// Where a rebuild reads the active holds of an event from: the repository's active tickets, in
+/// pages of a bounded number of tickets ordered by ticket id (keyset pagination), so that no read
+/// and no lock write of a rebuild grows with the event.
 #[async_trait]
 pub trait HoldSource: Send + Sync {
-    /// Every active hold of `event`. An order may be listed several times for one zone (one hold
-    /// per ticket): a rebuild adds its places up, sold if any of them is, else held until the
+    /// The active holds of the page of `event`'s active tickets that starts after ticket `after`
+    /// (at the first ticket when `None`). A read from the first page starts a new pass over the
+    /// event.
+    ///
+    /// An order may be listed several times for one zone (one hold per ticket), on one page or
+    /// on several: a rebuild adds its places up, sold if any of them is, else held until the
     /// latest deadline.
-    async fn active_holds(&self, event: EventId) -> Result<Vec<ActiveHold>>;
+    async fn active_holds(&self, event: EventId, after: Option<TicketId>) -> Result<HoldPage>;
 }
 
 /// The seat-lock port. Implementations: in memory, Redis (Lua), SQL (`SELECT … FOR UPDATE`).
@@ -142,8 +165,16 @@ pub trait SeatLock: Send + Sync {
     /// made since the first rebuild).
     ///
     /// Many callers may ask at once (after a data loss every buyer sees `NotLoaded`): the
-    /// implementation reads `source` once per event under a short lock and lets the others wait
-    /// for that rebuild instead of repeating it. A waiter that gives up returns
+    /// implementation reads `source` once per event under a rebuild lease and lets the others
+    /// wait for that rebuild instead of repeating it. A waiter that gives up returns
     /// [`Error::Unavailable`](crate::Error::Unavailable).
+    ///
+    /// The rebuild works in chunks, whatever the size of the event: it reads `source` page by
+    /// page, writes each page in calls of a bounded size (the adapter's chunk setting), renews its
+    /// lease between chunks, and marks the event loaded only after the last one. Until then the
+    /// event stays not loaded (holds answer `NotLoaded`; a forced reload keeps the old state in
+    /// use). A rebuilder that lost its lease (it stalled for longer than the lease, and another
+    /// one took over) writes nothing more: its next chunk is refused, and it waits for the other
+    /// rebuild like any caller, so two rebuilders never interleave their chunks.
     async fn rebuild(&self, event: EventId, source: &dyn HoldSource) -> Result<()>;
 }

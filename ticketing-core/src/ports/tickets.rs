@@ -154,4 +154,14 @@ pub trait TicketRepository: Send + Sync {
 
     /// Up to `limit` outbox entries with a sequence number greater than `after`, in order.
     async fn outbox_after(&self, after: u64, limit: u32) -> Result<Vec<OutboxEntry>>;
+
+    /// Up to `limit` active tickets of `event` whose id is greater than `after` (from the first
+    /// when `None`), in ticket-id order: the pages a seat-lock rebuild reads. Keyset pagination
+    /// over an index, so a page costs the same on a full event as on an empty one.
+    async fn active_tickets_page(
+        &self,
+        event: EventId,
+        after: Option<TicketId>,
+        limit: u32,
+    ) -> Result<Vec<Ticket>>;
 }

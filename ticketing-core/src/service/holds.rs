@@ -8,9 +8,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 
-use crate::domain::{EventId, Order, OrderId, TicketStatus, ZoneCode};
+use crate::domain::{EventId, Order, OrderId, TicketId, TicketStatus, ZoneCode};
 use crate::ports::{
-    ActiveHold, HoldItem, HoldOutcome, HoldRequest, HoldSource, LockSnapshot, SeatLock,
+    ActiveHold, HoldItem, HoldOutcome, HoldPage, HoldRequest, HoldSource, LockSnapshot, SeatLock,
     TicketRepository,
 };
 use crate::{Error, Result};
@@ -18,10 +18,11 @@ use crate::{Error, Result};
 /// Most outbox entries a rebuild's catch-up reads; a longer gap is left to the deadlines.
 const CATCH_UP_LIMIT: u32 = 10_000;
 
-/// Rebuilds seat-lock state from the repository's active tickets: unpaid tickets are held until
-/// their deadline + grace, paid ones are sold.
+/// Rebuilds seat-lock state from the repository's active tickets, read in pages of
+/// [`ServiceConfig::rebuild_page`](super::ServiceConfig::rebuild_page) tickets by ticket id: unpaid
+/// tickets are held until their deadline + grace, paid ones are sold.
 ///
-/// It also notes the outbox head before reading, so that the rebuilder can catch up afterwards
+/// It also notes the outbox head before reading the first page, so that the rebuilder can catch up afterwards
 /// with the orders that changed while the lock was being rebuilt (a payment whose `mark_sold`
 /// found the event not loaded, an order committed after the read).
 ///
@@ -33,6 +34,7 @@ pub struct RepositoryHolds {
     tickets: Arc<dyn TicketRepository>,
     grace: TimeDelta,
     capacities: HashMap<ZoneCode, u32>,
+    page_size: u32,
     read_at: Mutex<Option<u64>>,
 }
 
@@ -48,8 +50,17 @@ impl RepositoryHolds {
             tickets,
             grace: super::grace_span(grace),
             capacities,
+            page_size: super::DEFAULT_REBUILD_PAGE,
             read_at: Mutex::new(None),
         }
+    }
+
+    /// Reads `tickets` active tickets per page instead of the default
+    /// ([`ServiceConfig::rebuild_page`](super::ServiceConfig::rebuild_page)); 0 is taken as 1.
+    #[must_use]
+    pub fn with_page_size(mut self, tickets: u32) -> Self {
+        self.page_size = tickets.max(1);
+        self
     }
 
     /// After this source was read by a rebuild (the services call it right after
@@ -97,10 +108,20 @@ impl RepositoryHolds {
 
 #[async_trait]
 impl HoldSource for RepositoryHolds {
-    async fn active_holds(&self, event: EventId) -> Result<Vec<ActiveHold>> {
-        let head = self.tickets.outbox_head().await?;
-        *self.read_at.lock().unwrap_or_else(|e| e.into_inner()) = head;
-        let tickets = self.tickets.active_tickets(event).await?;
+    async fn active_holds(&self, event: EventId, after: Option<TicketId>) -> Result<HoldPage> {
+        if after.is_none() {
+            // A new pass: what changes from here on is caught up with afterwards.
+            let head = self.tickets.outbox_head().await?;
+            *self.read_at.lock().unwrap_or_else(|e| e.into_inner()) = head;
+        }
+        let tickets = self
+            .tickets
+            .active_tickets_page(event, after, self.page_size)
+            .await?;
+        let next = match tickets.last() {
+            Some(last) if tickets.len() >= self.page_size as usize => Some(last.id),
+            _ => None,
+        };
         let mut holds = Vec::with_capacity(tickets.len());
         let mut general: HashMap<(OrderId, ZoneCode), ActiveHold> = HashMap::new();
         for ticket in tickets {
@@ -138,7 +159,7 @@ impl HoldSource for RepositoryHolds {
             }
         }
         holds.extend(general.into_values());
-        Ok(holds)
+        Ok(HoldPage { holds, next })
     }
 }
 

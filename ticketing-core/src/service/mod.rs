@@ -186,7 +186,15 @@ pub struct ServiceConfig {
     /// applied. At most [`hold_grace`](Self::hold_grace), so the seat lock still holds the seats
     /// until the sweep expires the order; a longer one is taken as that.
     pub payment_grace: Duration,
+    /// Active tickets a seat-lock rebuild reads per repository call (a keyset page by ticket id).
+    /// The lock writes each page in calls of its own bounded size and renews its rebuild lease
+    /// between them, so the lease has to outlast the read of one page. 0 is taken as 1.
+    pub rebuild_page: u32,
 }
+
+/// The default [`ServiceConfig::rebuild_page`]: a page of this many tickets reads in tens of
+/// milliseconds on MariaDB, far within the rebuild lease of the seat locks.
+pub const DEFAULT_REBUILD_PAGE: u32 = 10_000;
 
 /// Longest [`ServiceConfig::hold_grace`] honoured: a day, like the longest hold time, so a
 /// deadline plus grace always stays a representable instant.
@@ -217,6 +225,7 @@ impl Default for ServiceConfig {
             sweep_batch: 500,
             late_payment: LatePaymentPolicy::Reject,
             payment_grace: Duration::from_secs(10),
+            rebuild_page: DEFAULT_REBUILD_PAGE,
         }
     }
 }

@@ -125,6 +125,7 @@ impl QueryService {
                 self.config.hold_grace,
                 info.capacities.clone(),
             )
+            .with_page_size(self.config.rebuild_page)
         };
         let now = self.backends.now();
         let snapshot = snapshot_with_rebuild(

@@ -46,6 +46,7 @@ impl TicketService {
             self.config.hold_grace,
             info.capacities.clone(),
         )
+        .with_page_size(self.config.rebuild_page)
     }
 
     /// Buys the selected seats or places: validate, hold all in the seat lock (a loser costs one

@@ -843,6 +843,80 @@ pub async fn seat_lock_data_loss_is_harmless(harness: Harness) {
     harness.finish().await;
 }
 
+/// Invariant 7 with a rebuild of many pages ([`REBUILD_PAGE`](super::REBUILD_PAGE) tickets each,
+/// so one order's tickets fall on several): after the lock lost its state, buyers race for every
+/// seat and for the general-admission zone while the rebuild runs. Exactly the seats nobody had
+/// are sold, each once, the zone fills to its capacity and no further, and the rebuilt seat map
+/// shows every earlier sale, paid ones as sold.
+pub async fn a_paged_rebuild_keeps_every_sale(harness: Harness) {
+    const SEATS: u32 = 40;
+    const TAKEN_SEATS: u32 = 24;
+    const CAPACITY: u32 = 30;
+    let f = Arc::new(
+        Fixture::new(
+            &harness,
+            Layout {
+                rows: 4,
+                seats_per_row: SEATS / 4,
+                general_capacity: CAPACITY,
+                limit: 4,
+                ..Layout::default()
+            },
+        )
+        .await,
+    );
+    let mut orders = Vec::new();
+    for k in 0..TAKEN_SEATS / 2 {
+        let seats = vec![f.seat(2 * k), f.seat(2 * k + 1)];
+        orders.push(f.buy(&format!("seated-{k}"), seats).await);
+    }
+    for k in 0..5 {
+        let request = f.general_request(&format!("standing-{k}"), 3);
+        orders.push(f.tickets.purchase(request).await.expect("places"));
+    }
+    for order in orders.iter().step_by(3) {
+        f.tickets
+            .pay(PaymentNotice::for_order(
+                order,
+                PaymentRef::new(format!("p-{}", order.id)).unwrap(),
+            ))
+            .await
+            .expect("pay");
+    }
+    (harness.wipe_seat_lock)().await;
+
+    // 40 buyers of one seat each and 7 of 3 places, for the 15 places left.
+    let results = race(SEATS as usize + 7, |i| {
+        let f = f.clone();
+        async move {
+            let request = match u32::try_from(i).expect("small") {
+                n if n < SEATS => f.seats_request(&format!("late-{n}"), vec![f.seat(n)]),
+                n => f.general_request(&format!("late-{n}"), 3),
+            };
+            f.tickets.purchase(request).await
+        }
+    })
+    .await;
+    let mut sold = Vec::new();
+    let mut places = 0;
+    for (i, result) in results.iter().enumerate() {
+        match (i < SEATS as usize, result) {
+            (true, Ok(order)) => sold.push(order.tickets[0].seat.clone().expect("a seat")),
+            (false, Ok(order)) => places += order.tickets.len() as u32,
+            (_, Err(Error::SeatsTaken { .. } | Error::SoldOut { .. })) => {}
+            (_, Err(other)) => panic!("buyer {i}: unexpected {other}"),
+        }
+    }
+    sold.sort();
+    let mut free: Vec<_> = (TAKEN_SEATS..SEATS).map(|n| f.seat(n)).collect();
+    free.sort();
+    assert_eq!(sold, free, "exactly the seats nobody had are sold");
+    assert_eq!(places, CAPACITY - 15, "the zone fills to its capacity");
+    f.audit().await;
+    f.assert_seat_map_matches_repository().await;
+    harness.finish().await;
+}
+
 /// Bad input is a typed error and writes nothing.
 pub async fn bad_requests_write_nothing(harness: Harness) {
     let f = Fixture::new(&harness, Layout::default()).await;

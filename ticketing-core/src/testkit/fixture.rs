@@ -63,6 +63,10 @@ pub struct Fixture {
     pub config: ServiceConfig,
 }
 
+/// Active tickets per page of the fixture's seat-lock rebuilds: few, so that every rebuild of the
+/// conformance checks reads several pages and one order's tickets can fall on two of them.
+pub const REBUILD_PAGE: u32 = 3;
+
 /// The price of every zone in the fixture: EUR 25.00.
 pub const PRICE_MINOR: i64 = 2500;
 
@@ -81,7 +85,10 @@ impl Fixture {
             clock: clock.clone(),
             ids: Arc::new(UuidV7Ids),
         };
-        let config = ServiceConfig::default();
+        let config = ServiceConfig {
+            rebuild_page: REBUILD_PAGE,
+            ..ServiceConfig::default()
+        };
         let catalog = CatalogService::new(backends.clone());
         let zones = vec![
             Zone {

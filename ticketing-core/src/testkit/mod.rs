@@ -25,14 +25,14 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 pub use checks::{
-    abandoned_holds_free_their_seats, bad_requests_write_nothing,
+    a_paged_rebuild_keeps_every_sale, abandoned_holds_free_their_seats, bad_requests_write_nothing,
     customer_limit_holds_under_concurrency, general_admission_never_exceeds_capacity,
     late_mark_sold_does_not_resurrect_a_refunded_seat, lifecycle_round_trip,
     lost_lock_updates_are_repaired_from_the_outbox, paid_changes_only_by_refund,
     payment_races_expiry_sweep, purchase_is_idempotent, seat_lock_data_loss_is_harmless,
     seats_are_sold_once,
 };
-pub use fixture::{Fixture, Layout, PRICE_MINOR};
+pub use fixture::{Fixture, Layout, PRICE_MINOR, REBUILD_PAGE};
 pub use payment_checks::{
     late_payment_races_a_resale, late_payments_follow_the_policy,
     payments_ledger_records_every_notification,
@@ -116,6 +116,7 @@ macro_rules! __conformance_checks {
             purchase_is_idempotent,
             customer_limit_holds_under_concurrency,
             seat_lock_data_loss_is_harmless,
+            a_paged_rebuild_keeps_every_sale,
             bad_requests_write_nothing,
             payments_ledger_records_every_notification,
             late_payments_follow_the_policy,

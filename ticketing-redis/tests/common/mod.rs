@@ -8,8 +8,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
-use ticketing_core::domain::{EventId, OrderId, SeatRef, ZoneCode};
-use ticketing_core::ports::{ActiveHold, HoldItem, HoldOutcome, HoldRequest, HoldSource, SeatLock};
+use ticketing_core::domain::{EventId, OrderId, SeatRef, TicketId, ZoneCode};
+use ticketing_core::ports::{
+    ActiveHold, HoldItem, HoldOutcome, HoldPage, HoldRequest, HoldSource, SeatLock,
+};
 use ticketing_core::{Error, Result};
 pub use ticketing_redis::testing::*;
 use uuid::Uuid;
@@ -129,14 +131,17 @@ impl CountingSource {
 
 #[async_trait]
 impl HoldSource for CountingSource {
-    async fn active_holds(&self, _event: EventId) -> Result<Vec<ActiveHold>> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
+    /// The holds as one page; a call counts when it starts a pass.
+    async fn active_holds(&self, _event: EventId, after: Option<TicketId>) -> Result<HoldPage> {
+        if after.is_none() {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+        }
         if !self.delay.is_zero() {
             tokio::time::sleep(self.delay).await;
         }
         if self.fail {
             return Err(Error::unavailable("mysql", "test database is down"));
         }
-        Ok(self.holds.clone())
+        Ok(HoldPage::last(self.holds.clone()))
     }
 }

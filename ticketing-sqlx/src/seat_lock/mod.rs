@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{MySql, MySqlPool, Row, Transaction};
 use ticketing_core::domain::{EventId, OrderId, SeatRef, ZoneCode};
 use ticketing_core::ports::{
-    HoldItem, HoldOutcome, HoldRequest, HoldSource, LockSnapshot, SeatLock, SeatState,
+    ActiveHold, HoldItem, HoldOutcome, HoldRequest, HoldSource, LockSnapshot, SeatLock, SeatState,
 };
 use ticketing_core::{Error, Result};
 use tokio::sync::Mutex;
@@ -24,8 +24,9 @@ use crate::retry::{backoff, with_retry};
 /// How often a rebuild asks for the marker without queueing before it queues for it.
 const MARKER_TAKE_TRIES: u32 = 20;
 
-/// Rows per multi-row INSERT of a rebuild (well below the 65 535 placeholders of a statement).
-const REBUILD_CHUNK: usize = 1_000;
+/// Rows per multi-row INSERT of a rebuild by default (well below the 65 535 placeholders of a
+/// statement).
+const DEFAULT_REBUILD_CHUNK: usize = 1_000;
 
 /// A [`SeatLock`] kept in MySQL/MariaDB tables, for deployments without Redis and as the
 /// benchmark baseline (the design pretix and alf.io use).
@@ -37,13 +38,19 @@ const REBUILD_CHUNK: usize = 1_000;
 ///
 /// The marker row says the event was loaded; without it a hold answers
 /// [`HoldOutcome::NotLoaded`]. [`SeatLock::rebuild`] takes the marker exclusively, replaces the
-/// event's rows with the holds from the source and marks it loaded; holds arriving meanwhile
-/// answer `NotLoaded` at once instead of queueing on the marker with a connection each.
+/// event's rows with the holds from the source (read page by page, written in INSERTs of
+/// [`with_rebuild_chunk`](Self::with_rebuild_chunk) rows) and marks it loaded, all in one
+/// transaction; holds arriving meanwhile answer `NotLoaded` at once instead of queueing on the
+/// marker with a connection each. The marker's row lock is the rebuild's lease: it cannot lapse
+/// while the rebuild runs, and ends with its transaction, so a rebuilder that dies (or loses its
+/// connection) leaves nothing written and the event not loaded.
 #[derive(Debug)]
 pub struct MySqlSeatLock {
     pool: MySqlPool,
     /// One rebuild at a time per process; the others wait here without holding a connection.
     rebuilding: Mutex<()>,
+    /// Rows per INSERT of a rebuild.
+    rebuild_chunk: usize,
 }
 
 impl MySqlSeatLock {
@@ -52,7 +59,17 @@ impl MySqlSeatLock {
         Self {
             pool,
             rebuilding: Mutex::new(()),
+            rebuild_chunk: DEFAULT_REBUILD_CHUNK,
         }
+    }
+
+    /// Writes a rebuild's holds in INSERTs of at most `rows` rows (default 1,000; 0 is taken as
+    /// 1, more than 10,000 as 10,000, which keeps a statement within MySQL's 65,535
+    /// placeholders).
+    #[must_use]
+    pub fn with_rebuild_chunk(mut self, rows: usize) -> Self {
+        self.rebuild_chunk = rows.clamp(1, 10_000);
+        self
     }
 
     /// Forgets the lock state of `event`: it answers `NotLoaded` until rebuilt.
@@ -256,12 +273,35 @@ impl MySqlSeatLock {
             return Ok(()); // Someone else rebuilt it while we waited.
         };
         // Clear first, read the source second: a sale recorded before this point is in the
-        // source; one marked after it waits for our row locks, or is kept by RESTORE_*.
+        // source; one marked after it waits for our row locks.
         for statement in [sql::FORGET_SEATS, sql::FORGET_ZONE_HOLDS] {
             sqlx::query(statement).bind(id).execute(&mut *tx).await?;
         }
-        let holds = source.active_holds(event).await?;
+        let mut after = None;
+        loop {
+            let page = source.active_holds(event, after).await?;
+            self.restore_page(&mut tx, id, page.holds).await?;
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        sqlx::query(sql::SET_LOADED)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
 
+    /// Writes one page of holds in INSERTs of at most `rebuild_chunk` rows. A zone hold of an
+    /// order that an earlier page restored adds its places to it.
+    async fn restore_page(
+        &self,
+        tx: &mut Transaction<'static, MySql>,
+        id: Uuid,
+        holds: Vec<ActiveHold>,
+    ) -> StoreResult<()> {
         // Seat key → (order, deadline); (zone, order) → (places, deadline). No deadline = sold.
         let mut seats: BTreeMap<String, (Uuid, Deadline)> = BTreeMap::new();
         let mut zones: BTreeMap<(String, Uuid), (u32, Deadline)> = BTreeMap::new();
@@ -285,24 +325,19 @@ impl MySqlSeatLock {
             }
         }
         let seats: Vec<sql::SeatRow> = seats.into_iter().collect();
-        for chunk in seats.chunks(REBUILD_CHUNK) {
+        for chunk in seats.chunks(self.rebuild_chunk) {
             sql::restore_seats(id, chunk)
                 .build()
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
         }
         let zones: Vec<sql::ZoneRow> = zones.into_iter().collect();
-        for chunk in zones.chunks(REBUILD_CHUNK) {
+        for chunk in zones.chunks(self.rebuild_chunk) {
             sql::restore_zone_holds(id, chunk)
                 .build()
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
         }
-        sqlx::query(sql::SET_LOADED)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
         Ok(())
     }
 }

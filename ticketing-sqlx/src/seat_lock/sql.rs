@@ -194,7 +194,9 @@ pub(super) fn restore_seats(event: Uuid, rows: &[SeatRow]) -> QueryBuilder<MySql
     restore
 }
 
-/// Rows `(event, zone, order, quantity, until)`, with the same rule.
+/// Rows `(event, zone, order, quantity, until)`. An order's row that an earlier page of the same
+/// rebuild wrote (nobody else writes the event's rows while the rebuild holds its marker and its
+/// row locks) takes the places of this one too: sold if either is, else the later deadline.
 pub(super) fn restore_zone_holds(event: Uuid, rows: &[ZoneRow]) -> QueryBuilder<MySql> {
     let mut restore = QueryBuilder::new(
         "INSERT INTO seat_lock_zone_holds (event_id, zone_code, order_id, quantity, until) ",
@@ -207,8 +209,8 @@ pub(super) fn restore_zone_holds(event: Uuid, rows: &[ZoneRow]) -> QueryBuilder<
             .push_bind(*until);
     });
     restore.push(
-        " ON DUPLICATE KEY UPDATE quantity = IF(until IS NULL, quantity, VALUES(quantity)), \
-         until = IF(until IS NULL, NULL, VALUES(until))",
+        " ON DUPLICATE KEY UPDATE quantity = quantity + VALUES(quantity), \
+         until = IF(until IS NULL OR VALUES(until) IS NULL, NULL, GREATEST(until, VALUES(until)))",
     );
     restore
 }

@@ -151,7 +151,11 @@ async fn explain_the_hot_reads() {
         db.pool(),
         "revenue_minor",
         sql::REVENUE_MINOR,
-        vec![event, b"PAID".to_vec(), venue.as_uuid().as_bytes().to_vec()],
+        vec![
+            event.clone(),
+            b"PAID".to_vec(),
+            venue.as_uuid().as_bytes().to_vec(),
+        ],
     )
     .await;
     assert_eq!(revenue.len(), 1);
@@ -162,6 +166,36 @@ async fn explain_the_hot_reads() {
     );
 
     let id = some_ticket.expect("a ticket").as_uuid().as_bytes().to_vec();
+    let statuses = [b"PENDING_PAYMENT".to_vec(), b"PAID".to_vec()];
+    let first_page = explain(
+        db.pool(),
+        "active_tickets_page (first)",
+        sql::SELECT_ACTIVE_TICKETS_FIRST_PAGE,
+        [vec![event.clone()], statuses.to_vec(), vec![b"50".to_vec()]].concat(),
+    )
+    .await;
+    let page = explain(
+        db.pool(),
+        "active_tickets_page",
+        sql::SELECT_ACTIVE_TICKETS_PAGE,
+        [
+            vec![event.clone(), id.clone()],
+            statuses.to_vec(),
+            vec![b"50".to_vec()],
+        ]
+        .concat(),
+    )
+    .await;
+    for plan in [&first_page, &page] {
+        assert_eq!(plan.len(), 1);
+        assert_eq!(field(&plan[0], "key"), "ix_tickets_event_id");
+        assert!(
+            !field(&plan[0], "Extra").contains("filesort"),
+            "a page is read in index order, never sorted"
+        );
+    }
+    assert_eq!(field(&page[0], "type"), "range", "a keyset page is a range");
+
     let one = explain(db.pool(), "ticket", sql::SELECT_TICKET, vec![id]).await;
     assert_eq!(one.len(), 1);
     assert_eq!(field(&one[0], "key"), "PRIMARY");

@@ -121,6 +121,29 @@ impl MySqlTicketRepository {
             .collect()
     }
 
+    async fn active_tickets_page_once(
+        &self,
+        event: EventId,
+        after: Option<TicketId>,
+        limit: u32,
+    ) -> StoreResult<Vec<Ticket>> {
+        let query = match after {
+            None => sqlx::query(sql::SELECT_ACTIVE_TICKETS_FIRST_PAGE).bind(event.as_uuid()),
+            Some(after) => sqlx::query(sql::SELECT_ACTIVE_TICKETS_PAGE)
+                .bind(event.as_uuid())
+                .bind(after.as_uuid()),
+        };
+        query
+            .bind(TicketStatus::PendingPayment.as_str())
+            .bind(TicketStatus::Paid.as_str())
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(ticket)
+            .collect()
+    }
+
     async fn count_by_status_once(&self, event: EventId, status: TicketStatus) -> StoreResult<u64> {
         let row = sqlx::query(sql::COUNT_BY_STATUS)
             .bind(event.as_uuid())
@@ -230,5 +253,17 @@ impl TicketRepository for MySqlTicketRepository {
 
     async fn outbox_after(&self, after: u64, limit: u32) -> Result<Vec<OutboxEntry>> {
         Ok(with_retry("outbox_after", || outbox::after(&self.pool, after, limit)).await?)
+    }
+
+    async fn active_tickets_page(
+        &self,
+        event: EventId,
+        after: Option<TicketId>,
+        limit: u32,
+    ) -> Result<Vec<Ticket>> {
+        Ok(with_retry("active_tickets_page", || {
+            self.active_tickets_page_once(event, after, limit)
+        })
+        .await?)
     }
 }

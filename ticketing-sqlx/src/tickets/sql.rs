@@ -297,6 +297,25 @@ pub(super) const SELECT_ACTIVE_TICKETS: &str = concat!(
     " FROM tickets WHERE event_id = ? AND status IN (?, ?)"
 );
 
+/// Binds: event, PENDING_PAYMENT, PAID, limit. The first page of [`SELECT_ACTIVE_TICKETS_PAGE`].
+pub(super) const SELECT_ACTIVE_TICKETS_FIRST_PAGE: &str = concat!(
+    "SELECT ",
+    ticket_columns!(),
+    " FROM tickets FORCE INDEX (ix_tickets_event_id) \
+     WHERE event_id = ? AND status IN (?, ?) ORDER BY id LIMIT ?"
+);
+
+/// Binds: event, after (a ticket id), PENDING_PAYMENT, PAID, limit. A keyset page of an event's
+/// active tickets: a range of `ix_tickets_event_id` in id order, terminal tickets skipped in the
+/// index. The index is forced: for a cursor among the newest tickets the optimizer would take
+/// the primary key's range `id > ?`, which spans every later ticket of every event.
+pub(super) const SELECT_ACTIVE_TICKETS_PAGE: &str = concat!(
+    "SELECT ",
+    ticket_columns!(),
+    " FROM tickets FORCE INDEX (ix_tickets_event_id) \
+     WHERE event_id = ? AND id > ? AND status IN (?, ?) ORDER BY id LIMIT ?"
+);
+
 /// Binds: event, status. Answered from `ix_tickets_event_status` alone.
 pub(super) const COUNT_BY_STATUS: &str =
     "SELECT COUNT(*) AS n FROM tickets WHERE event_id = ? AND status = ?";

@@ -318,4 +318,14 @@ impl TicketRepository for FaultyTickets {
         self.read("outbox_after").await?;
         self.inner.outbox_after(after, limit).await
     }
+
+    async fn active_tickets_page(
+        &self,
+        event: EventId,
+        after: Option<TicketId>,
+        limit: u32,
+    ) -> Result<Vec<crate::domain::Ticket>> {
+        self.read("active_tickets_page").await?;
+        self.inner.active_tickets_page(event, after, limit).await
+    }
 }

@@ -1,6 +1,7 @@
 //! The [`SeatLock`] contract: all-or-nothing holds naming every conflict, fenced releases, lapsing
 //! exactly at the deadline, `mark_sold`, general-admission counting, the `NotLoaded` / rebuild
-//! protocol, and real races between many buyers and many rebuilders.
+//! protocol (a paged source, a lease renewed between pages and lost by a stalled rebuilder), and
+//! real races between many buyers and many rebuilders.
 //!
 //! An adapter's tests build a [`SeatLockContext`] on a fresh lock and either call [`run_all`] or,
 //! better for failure reports, one check per `#[tokio::test]` (multi-threaded: the race checks
@@ -31,9 +32,12 @@ use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 
 use super::{seat, zone};
-use crate::domain::{EventId, OrderId, SeatRef, ZoneCode};
+use uuid::Uuid;
+
+use crate::domain::{EventId, OrderId, SeatRef, TicketId, ZoneCode};
 use crate::ports::{
-    ActiveHold, HoldItem, HoldOutcome, HoldRequest, HoldSource, LockSnapshot, SeatLock, SeatState,
+    ActiveHold, HoldItem, HoldOutcome, HoldPage, HoldRequest, HoldSource, LockSnapshot, SeatLock,
+    SeatState,
 };
 use crate::{Error, Result};
 
@@ -48,11 +52,14 @@ pub use holds::{
     release_is_fenced_by_the_order,
 };
 pub use races::{
-    concurrent_rebuilds_read_the_source_once, general_admission_race_never_exceeds_capacity,
-    one_seat_many_buyers_exactly_one_wins, overlapping_multi_seat_holds_never_share_a_seat,
+    a_rebuilder_that_lost_its_lease_writes_nothing_more, concurrent_rebuilds_read_the_source_once,
+    general_admission_race_never_exceeds_capacity, one_seat_many_buyers_exactly_one_wins,
+    overlapping_multi_seat_holds_never_share_a_seat,
+    racing_rebuilders_read_a_slow_paged_source_once,
 };
 pub use rebuild::{
-    a_failed_source_read_leaves_the_event_not_loaded, forgetting_an_event_drops_only_that_event,
+    a_failed_source_read_leaves_the_event_not_loaded,
+    a_rebuild_in_pages_restores_what_one_page_does, forgetting_an_event_drops_only_that_event,
     rebuild_restores_every_active_hold, rebuilding_a_loaded_event_changes_nothing,
 };
 pub use sales::{
@@ -80,6 +87,12 @@ pub struct SeatLockCapabilities {
     /// nothing. Without it the lock may accept such a request; [`duplicate_items`] then only asks
     /// that a seat listed twice is held once.
     pub rejects_duplicate_items: bool,
+    /// How long a rebuilder's lease lasts without being renewed, when it can lapse while the
+    /// rebuilder still runs (the Redis lock's `rebuild_lock_ttl`): a rebuilder that stalls longer
+    /// loses it to another. `None` when the lease lasts exactly as long as the rebuilder (the
+    /// in-memory lock's mutex, the SQL lock's transaction);
+    /// [`a_rebuilder_that_lost_its_lease_writes_nothing_more`] is then not run.
+    pub rebuild_lease: Option<Duration>,
 }
 
 /// The lock under test and what the checks need besides it.
@@ -131,7 +144,16 @@ pub async fn run_all(context: &SeatLockContext) {
     overlapping_multi_seat_holds_never_share_a_seat(&context.open).await;
     general_admission_race_never_exceeds_capacity(&context.open).await;
     concurrent_rebuilds_read_the_source_once(&context.open).await;
+    racing_rebuilders_read_a_slow_paged_source_once(
+        &context.open,
+        context.capabilities.rebuild_lease,
+    )
+    .await;
+    if let Some(lease) = context.capabilities.rebuild_lease {
+        a_rebuilder_that_lost_its_lease_writes_nothing_more(&context.open, lease).await;
+    }
     rebuild_restores_every_active_hold(lock).await;
+    a_rebuild_in_pages_restores_what_one_page_does(lock).await;
     rebuilding_a_loaded_event_changes_nothing(lock).await;
     a_failed_source_read_leaves_the_event_not_loaded(lock).await;
     if let Some(forget) = &context.forget {
@@ -220,10 +242,13 @@ fn assert_taken(outcome: &HoldOutcome, seat_keys: &[&str], zone_codes: &[&str]) 
     );
 }
 
-/// A hold source with fixed holds that counts its reads; optionally slow or failing.
+/// A hold source with fixed holds, read in pages of `page_size` holds (one page unless set),
+/// that counts its passes and pages; optionally slow or failing.
 struct CountingSource {
     holds: Vec<ActiveHold>,
+    page_size: usize,
     reads: AtomicUsize,
+    pages: AtomicUsize,
     delay: Duration,
     fail: bool,
 }
@@ -232,7 +257,9 @@ impl CountingSource {
     fn new(holds: Vec<ActiveHold>) -> Self {
         Self {
             holds,
+            page_size: usize::MAX,
             reads: AtomicUsize::new(0),
+            pages: AtomicUsize::new(0),
             delay: Duration::ZERO,
             fail: false,
         }
@@ -254,15 +281,50 @@ impl CountingSource {
         }
     }
 
+    /// Pages of `size` holds (at least 1), each read taking `delay` on top.
+    fn paged(self, size: usize) -> Self {
+        Self {
+            page_size: size.max(1),
+            ..self
+        }
+    }
+
+    /// Passes over the source that were started (reads of the first page).
     fn reads(&self) -> usize {
         self.reads.load(Ordering::SeqCst)
+    }
+
+    /// Pages read, over every pass.
+    fn pages(&self) -> usize {
+        self.pages.load(Ordering::SeqCst)
+    }
+
+    /// The page of holds after `after` (the count of holds before the page, as a cursor).
+    fn page(&self, after: Option<TicketId>) -> HoldPage {
+        page_of(&self.holds, self.page_size, after)
+    }
+}
+
+/// The page of `holds` after `after`, `size` holds long; the cursor is the number of holds before
+/// the next page, made a ticket id.
+fn page_of(holds: &[ActiveHold], size: usize, after: Option<TicketId>) -> HoldPage {
+    let start = after.map_or(0, |t| {
+        usize::try_from(t.as_uuid().as_u128()).expect("a cursor this source gave")
+    });
+    let end = start.saturating_add(size).min(holds.len());
+    HoldPage {
+        holds: holds[start.min(end)..end].to_vec(),
+        next: (end < holds.len()).then(|| TicketId::from_uuid(Uuid::from_u128(end as u128))),
     }
 }
 
 #[async_trait]
 impl HoldSource for CountingSource {
-    async fn active_holds(&self, _event: EventId) -> Result<Vec<ActiveHold>> {
-        self.reads.fetch_add(1, Ordering::SeqCst);
+    async fn active_holds(&self, _event: EventId, after: Option<TicketId>) -> Result<HoldPage> {
+        if after.is_none() {
+            self.reads.fetch_add(1, Ordering::SeqCst);
+        }
+        self.pages.fetch_add(1, Ordering::SeqCst);
         if !self.delay.is_zero() {
             tokio::time::sleep(self.delay).await;
         }
@@ -272,6 +334,6 @@ impl HoldSource for CountingSource {
                 "the source of holds is down",
             ));
         }
-        Ok(self.holds.clone())
+        Ok(self.page(after))
     }
 }

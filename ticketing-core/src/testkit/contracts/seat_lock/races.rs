@@ -3,14 +3,21 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use crate::domain::{EventId, OrderId, SeatRef};
-use crate::ports::{ActiveHold, HoldItem, HoldOutcome, SeatLock, SeatState};
+use async_trait::async_trait;
+use tokio::sync::{Notify, Semaphore};
+
+use crate::Result;
+use crate::domain::{EventId, OrderId, SeatRef, TicketId};
+use crate::ports::{ActiveHold, HoldItem, HoldOutcome, HoldPage, HoldSource, SeatLock, SeatState};
 use crate::testkit::checks::race;
 
 use super::super::{new_event, new_order, seat, secs, t0, zone};
-use super::{CountingSource, OpenLock, general, hold, holder, load_empty, places, seats, snapshot};
+use super::{
+    CountingSource, OpenLock, general, hold, holder, load_empty, page_of, places, seats, snapshot,
+};
 
 /// Buyers per race.
 const BUYERS: usize = 48;
@@ -301,4 +308,186 @@ pub async fn concurrent_rebuilds_read_the_source_once(open: &OpenLock) {
         after.seats[&seat("A:1:1")],
         SeatState::Sold { order: sold_to }
     );
+}
+
+/// Racers per rebuild race: fewer than [`BUYERS`], as each polls while it waits.
+const REBUILDERS: usize = 16;
+
+/// Pages of the slow source in [`racing_rebuilders_read_a_slow_paged_source_once`].
+const SLOW_PAGES: usize = 8;
+
+/// Many rebuilders race for an event whose source is read in slow pages that take, all
+/// together, twice the lease when the lock has one (8 × 50 ms otherwise): one pass reads every
+/// page once (the lease is renewed between pages, so nobody takes over), the others wait for it,
+/// and the event then holds exactly the source's holds.
+pub async fn racing_rebuilders_read_a_slow_paged_source_once(
+    open: &OpenLock,
+    lease: Option<Duration>,
+) {
+    let handles = handles(open, REBUILDERS).await;
+    let event = new_event();
+    let delay = lease.map_or(Duration::from_millis(50), |lease| {
+        lease * 2 / SLOW_PAGES as u32
+    });
+    let (buyer, until) = (new_order(), t0() + secs(600));
+    let mut holds = Vec::new();
+    for page in 0..SLOW_PAGES {
+        holds.push(ActiveHold {
+            order: new_order(),
+            item: HoldItem::Seat(seat(&format!("A:1:{}", page + 1))),
+            until: (page % 2 == 0).then_some(until),
+        });
+        // One order's general-admission tickets, one per page.
+        holds.push(ActiveHold {
+            order: buyer,
+            item: general("GA", 1, 100),
+            until: Some(until),
+        });
+    }
+    let source = Arc::new(CountingSource::slow(holds, delay).paged(2));
+    let results = race(REBUILDERS, |i| {
+        let (lock, source) = (handles[i].clone(), source.clone());
+        async move { lock.rebuild(event, source.as_ref()).await }
+    })
+    .await;
+    for result in &results {
+        assert!(result.is_ok(), "every rebuilder ends well: {result:?}");
+    }
+    assert_eq!(
+        (source.reads(), source.pages()),
+        (1, SLOW_PAGES),
+        "{REBUILDERS} rebuilders, one pass over {SLOW_PAGES} pages ({delay:?} each)"
+    );
+    for lock in [&handles[0], &handles[REBUILDERS - 1]] {
+        let state = snapshot(lock.as_ref(), event, t0()).await;
+        assert_eq!(state.seats.len(), SLOW_PAGES, "{state:?}");
+        assert_eq!(places(&state, "GA"), SLOW_PAGES as u32, "{state:?}");
+    }
+    let other = new_order();
+    assert_eq!(
+        hold(
+            handles[1].as_ref(),
+            event,
+            other,
+            &[general("GA", 93, 100)],
+            t0(),
+            until
+        )
+        .await,
+        HoldOutcome::Taken {
+            seats: Vec::new(),
+            zones: vec![zone("GA")]
+        },
+        "the pages' places count as one order's"
+    );
+}
+
+/// A source whose second page waits for a permit: a rebuilder reading it stalls after its first
+/// page.
+struct StallingSource {
+    holds: Vec<ActiveHold>,
+    reads: AtomicUsize,
+    /// Notified when the second page is asked for.
+    stalled: Notify,
+    /// Lets the second page through.
+    gate: Semaphore,
+}
+
+#[async_trait]
+impl HoldSource for StallingSource {
+    async fn active_holds(&self, _event: EventId, after: Option<TicketId>) -> Result<HoldPage> {
+        if after.is_none() {
+            self.reads.fetch_add(1, Ordering::SeqCst);
+        } else {
+            self.stalled.notify_one();
+            let _permit = self.gate.acquire().await.expect("gate open");
+        }
+        Ok(page_of(&self.holds, 1, after))
+    }
+}
+
+/// A rebuilder that stalls between two pages for longer than its lease loses it: the event stays
+/// not loaded meanwhile (its first page is not in use), another rebuilder takes over and loads its
+/// own read, and the stalled one, woken up, writes nothing more: it finds the event loaded and
+/// returns. Only for locks whose lease can lapse while the rebuilder runs
+/// ([`SeatLockCapabilities::rebuild_lease`](super::SeatLockCapabilities::rebuild_lease)).
+pub async fn a_rebuilder_that_lost_its_lease_writes_nothing_more(open: &OpenLock, lease: Duration) {
+    let (stalling, taking_over) = (open().await, open().await);
+    let (event, first, second) = (new_event(), new_order(), new_order());
+    let until = t0() + secs(600);
+    let stale = Arc::new(StallingSource {
+        holds: vec![
+            ActiveHold {
+                order: first,
+                item: HoldItem::Seat(seat("A:1:1")),
+                until: Some(until),
+            },
+            ActiveHold {
+                order: first,
+                item: general("GA", 2, 10),
+                until: Some(until),
+            },
+        ],
+        reads: AtomicUsize::new(0),
+        stalled: Notify::new(),
+        gate: Semaphore::new(0),
+    });
+    let stalled = tokio::spawn({
+        let (lock, source) = (stalling.clone(), stale.clone());
+        async move { lock.rebuild(event, source.as_ref()).await }
+    });
+    stale.stalled.notified().await;
+    tokio::time::sleep(lease * 2).await;
+    assert_eq!(
+        taking_over.snapshot(event, t0()).await.expect("snapshot"),
+        None,
+        "not loaded while a rebuild is half done"
+    );
+    assert_eq!(
+        hold(
+            taking_over.as_ref(),
+            event,
+            second,
+            &seats(&["A:1:1"]),
+            t0(),
+            until
+        )
+        .await,
+        HoldOutcome::NotLoaded
+    );
+
+    let fresh = CountingSource::new(vec![ActiveHold {
+        order: second,
+        item: HoldItem::Seat(seat("A:1:2")),
+        until: None,
+    }]);
+    taking_over
+        .rebuild(event, &fresh)
+        .await
+        .expect("the lapsed lease is taken over");
+    assert_eq!(fresh.reads(), 1);
+    stale.gate.add_permits(1);
+    let woken = stalled.await.expect("the stalled rebuild did not panic");
+    assert!(
+        woken.is_ok(),
+        "the stalled rebuilder waits for the other rebuild and returns: {woken:?}"
+    );
+    assert_eq!(
+        stale.reads.load(Ordering::SeqCst),
+        1,
+        "the stalled rebuilder does not start over"
+    );
+    for lock in [&stalling, &taking_over] {
+        let state = snapshot(lock.as_ref(), event, t0()).await;
+        assert_eq!(
+            state.seats,
+            HashMap::from([(seat("A:1:2"), SeatState::Sold { order: second })]),
+            "only the second rebuild's read is in use"
+        );
+        assert_eq!(
+            places(&state, "GA"),
+            0,
+            "nothing of the stale pages: {state:?}"
+        );
+    }
 }

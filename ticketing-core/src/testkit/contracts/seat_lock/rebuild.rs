@@ -1,4 +1,5 @@
-//! Loading an event from its [`HoldSource`](crate::ports::HoldSource), and forgetting it.
+//! Loading an event from its [`HoldSource`](crate::ports::HoldSource), page by page, and
+//! forgetting it.
 
 use std::collections::HashMap;
 
@@ -232,4 +233,80 @@ pub async fn forgetting_an_event_drops_only_that_event(lock: &dyn SeatLock, forg
         reloaded.seats.is_empty() && places(&reloaded, "GA") == 0,
         "nothing of the forgotten state comes back: {reloaded:?}"
     );
+}
+
+/// A rebuild that reads its source in pages of one, two or three holds (so that one order's
+/// general-admission tickets fall on several pages, as a repository paging by ticket id gives
+/// them) leaves exactly the state that one page does: every page read once, in one pass.
+pub async fn a_rebuild_in_pages_restores_what_one_page_does(lock: &dyn SeatLock) {
+    let (held, sold, lapsed, per_ticket, part_sold, balcony) = (
+        new_order(),
+        new_order(),
+        new_order(),
+        new_order(),
+        new_order(),
+        new_order(),
+    );
+    let (until, later) = (t0() + secs(300), t0() + secs(400));
+    let holds = vec![
+        places_hold("GA", 1, per_ticket, Some(until)),
+        seat_hold("A:1:1", held, Some(until)),
+        places_hold("GA", 1, part_sold, Some(until)),
+        seat_hold("A:1:2", sold, None),
+        places_hold("BALCONY", 2, balcony, Some(until)),
+        seat_hold("A:1:3", lapsed, Some(t0())),
+        places_hold("GA", 2, per_ticket, Some(later)),
+        places_hold("GA", 1, part_sold, None),
+        seat_hold("A:1:4", per_ticket, Some(later)),
+        places_hold("BALCONY", 1, balcony, Some(until)),
+    ];
+    let mut states = Vec::new();
+    for size in [usize::MAX, 1, 2, 3] {
+        let event = new_event();
+        let source = CountingSource::new(holds.clone()).paged(size);
+        lock.rebuild(event, &source).await.expect("rebuild");
+        assert_eq!(
+            (source.reads(), source.pages()),
+            (1, holds.len().div_ceil(size)),
+            "one pass, every page of {size} read once"
+        );
+        let mut state = Vec::new();
+        for at in [t0(), until, later] {
+            state.push(snapshot(lock, event, at).await);
+        }
+        states.push((size, state));
+    }
+    let (_, whole) = &states[0];
+    assert_eq!(
+        whole[0].seats,
+        HashMap::from([
+            (seat("A:1:1"), SeatState::Held { order: held, until }),
+            (seat("A:1:2"), SeatState::Sold { order: sold }),
+            (
+                seat("A:1:4"),
+                SeatState::Held {
+                    order: per_ticket,
+                    until: later
+                }
+            ),
+        ]),
+    );
+    assert_eq!(
+        (places(&whole[0], "GA"), places(&whole[0], "BALCONY")),
+        (5, 3),
+        "{whole:?}"
+    );
+    assert_eq!(
+        (places(&whole[1], "GA"), places(&whole[1], "BALCONY")),
+        (5, 0),
+        "summed per order, until the latest deadline or sold: {whole:?}"
+    );
+    assert_eq!(
+        places(&whole[2], "GA"),
+        2,
+        "only the sold order's places remain"
+    );
+    for (size, state) in &states[1..] {
+        assert_eq!(state, whole, "pages of {size} restore what one page does");
+    }
 }
