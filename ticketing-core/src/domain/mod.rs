@@ -10,7 +10,8 @@ mod venue;
 
 pub use event::{Event, EventSpec, MAX_HOLD_TIME, MAX_PER_CUSTOMER_LIMIT, MIN_HOLD_TIME};
 pub use ids::{
-    CustomerId, EventId, IdempotencyKey, OrderId, PaymentRef, RowLabel, TicketId, VenueId, ZoneCode,
+    CustomerId, EventId, IdempotencyKey, OrderId, OrderIdSecret, PaymentRef, RowLabel, TicketId,
+    VenueId, ZoneCode,
 };
 pub use money::{Currency, Money};
 pub use outbox::{OUTBOX_SCHEMA_VERSION, OutboxEntry, OutboxEvent, OutboxKind, OutboxLine};

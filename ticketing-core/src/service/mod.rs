@@ -177,6 +177,11 @@ pub struct ServiceConfig {
     pub rebuild_attempts: u32,
     /// Orders expired per repository call in the sweep.
     pub sweep_batch: u32,
+    /// Keys the order id of a purchase with an idempotency key
+    /// ([`OrderId::for_idempotency_key`](crate::domain::OrderId::for_idempotency_key)). Every
+    /// server of one deployment must share it, so that a retry on another server derives the
+    /// same order id; the default is public (see [`OrderIdSecret`](crate::domain::OrderIdSecret)).
+    pub order_id_secret: crate::domain::OrderIdSecret,
 }
 
 /// Longest [`ServiceConfig::hold_grace`] honoured: a day, like the longest hold time, so a
@@ -201,6 +206,7 @@ impl Default for ServiceConfig {
             hold_grace: Duration::from_secs(30),
             rebuild_attempts: 3,
             sweep_batch: 500,
+            order_id_secret: Default::default(),
         }
     }
 }
