@@ -15,8 +15,9 @@ use axum::http::{StatusCode, Uri};
 use serde::Serialize;
 use sqlx::MySqlPool;
 use sqlx::mysql::MySqlPoolOptions;
-use ticketing_core::domain::{EventId, EventSpec, OrderId, SeatRef, VenueId, Zone};
+use ticketing_core::domain::{CustomerId, EventId, EventSpec, OrderId, SeatRef, VenueId, Zone};
 use ticketing_core::service::{PurchaseRequest, Selection};
+use ticketing_server::auth::{TokenMinter, TokenRules};
 use ticketing_server::dto::{
     CreateEventDto, CreateVenueDto, EventDto, OrderDto, PriceDto, SeatMapDto, SeatStateDto,
     SoldCountDto, TicketStatusDto, VenueDto, ZoneDto,
@@ -62,6 +63,9 @@ pub struct TargetConfig {
     pub admin_token: String,
     /// The servers' payment webhook secret (needed to pay).
     pub webhook_secret: Option<Vec<u8>>,
+    /// The servers' HS256 customer-token secret (their `--jwt-hs256-secret`): the bench signs
+    /// a token for each of its customers.
+    pub jwt_hs256_secret: Vec<u8>,
     /// The database the servers use, for the SQL audit, `Questions` and the raw INSERT probe.
     pub database_url: Option<String>,
     /// The Redis server, for script counts and the raw EVALSHA probe.
@@ -263,9 +267,10 @@ pub async fn warm_up(
                 quantity: 1,
             },
         };
+        let customer: CustomerId = format!("warmup{i}").parse()?;
         let request = PurchaseRequest {
             event: sale.event,
-            customer: format!("warmup{i}").parse()?,
+            customer: customer.clone(),
             selection,
             idempotency_key: None,
         };
@@ -286,7 +291,7 @@ pub async fn warm_up(
             admin.refund(order).await?;
         } else {
             buyer
-                .cancel(order)
+                .cancel(&customer, order)
                 .await
                 .map_err(|e| format!("{}: cancelling the warm-up order: {e}", buyer.base()))?;
         }
@@ -319,6 +324,15 @@ async fn check_knows_event(buyer: &HttpBuyer, event: EventId) -> Result<(), Benc
             failure: Some(failure),
             ..
         } if failure.kind == "HTTP 422 INCONSISTENT_REQUEST" => Ok(()),
+        Attempt {
+            failure: Some(failure),
+            ..
+        } if failure.kind == "HTTP 401 UNAUTHORIZED" => Err(format!(
+            "{} refused the customer token ({}): give the servers' --jwt-hs256-secret",
+            buyer.base(),
+            failure.message
+        )
+        .into()),
         Attempt {
             failure: Some(failure),
             ..
@@ -392,11 +406,20 @@ pub async fn run(config: &TargetConfig) -> Result<TargetOutcome, BenchError> {
         )
         .into());
     }
+    let tokens = TokenMinter::hs256(&config.jwt_hs256_secret, &TokenRules::default())
+        .map_err(|e| format!("--jwt-hs256-secret: {e}"))?;
     let http_buyers: Vec<HttpBuyer> = config
         .targets
         .iter()
         .zip(&clients)
-        .map(|(t, c)| HttpBuyer::new(c.clone(), t, config.webhook_secret.as_deref()))
+        .map(|(t, c)| {
+            HttpBuyer::new(
+                c.clone(),
+                t,
+                config.webhook_secret.as_deref(),
+                tokens.clone(),
+            )
+        })
         .collect();
     warm_up(&http_buyers, &admin, &sale, config.load.pay).await?;
     let buyers: Vec<Buyer> = http_buyers.into_iter().map(Buyer::Http).collect();
