@@ -59,6 +59,16 @@ where
     T::try_from(value).map_err(|_| D::Error::custom(format!("{number} is out of range")))
 }
 
+/// An optional field that, when present, must be a value: `null` is not a string (the schema
+/// does not allow it), while serde's `Option` would take it for absent.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
+
 /// [`whole`] for an optional field.
 fn whole_opt<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
 where
@@ -906,7 +916,11 @@ pub struct DemoConfigDto {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DemoTokenRequestDto {
     /// The demo customer, which must start with `demo-`; absent: a new random one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
     #[schema(schema_with = contract::demo_customer_id)]
     pub customer_id: Option<String>,
 }

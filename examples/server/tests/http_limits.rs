@@ -157,16 +157,7 @@ fn get(path: &str) -> Vec<u8> {
     format!("GET {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n").into_bytes()
 }
 
-fn post(path: &str, body: &Value) -> Vec<u8> {
-    let body = body.to_string();
-    format!(
-        "POST {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes()
-}
-
-/// [`post`] with `customer`'s bearer token.
+/// A JSON `POST` with `customer`'s bearer token, as raw request bytes.
 fn post_as(customer: &str, path: &str, body: &Value) -> Vec<u8> {
     let body = body.to_string();
     format!(

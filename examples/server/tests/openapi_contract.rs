@@ -401,6 +401,18 @@ async fn the_router_answers_within_the_document() {
             json_post("/demo/token", &json!({"customerId": "ann"})),
         ),
         (
+            "demoToken",
+            StatusCode::BAD_REQUEST,
+            Some("INVALID_REQUEST"),
+            json_post("/demo/token", &json!({"customerId": null})),
+        ),
+        (
+            "demoToken",
+            StatusCode::OK,
+            None,
+            json_post("/demo/token", &json!({})),
+        ),
+        (
             "purchase",
             StatusCode::PAYLOAD_TOO_LARGE,
             Some("PAYLOAD_TOO_LARGE"),
