@@ -192,7 +192,7 @@ impl Args {
 
     /// The key that verifies customer tokens, from `--jwt-hs256-secret` or
     /// `--jwt-public-key-file` + `--jwt-algorithm`; `None` when neither is given. A combination
-    /// that cannot work is [`Error::Config`](ticketing_core::Error::Config).
+    /// that cannot work is [`Error::Config`].
     pub fn jwt_key(&self) -> Result<Option<JwtKey>> {
         match (
             &self.jwt_hs256_secret,
