@@ -461,6 +461,7 @@ pub async fn run(config: &TargetConfig) -> Result<TargetOutcome, BenchError> {
             audit_api(
                 &client,
                 first,
+                &config.admin_token,
                 &sale,
                 &raw,
                 reported,
@@ -527,10 +528,12 @@ async fn measure_raw_limits(config: &TargetConfig) -> Result<Option<RawLimits>, 
 /// cannot read: every acknowledged order must be stored and active (`GET /api/orders/{id}`), no
 /// seat may be in two acknowledged orders, the seat map (the seat lock's view) must show as many
 /// places taken as were sold and no zone over capacity, and with payments the PAID count
-/// (`GET /api/events/{id}/sold-count`) must match.
+/// (`GET /api/events/{id}/sold-count`) must match. Orders are read with the admin token, which
+/// sees every customer's.
 pub async fn audit_api(
     client: &HttpClient,
     base: &str,
+    admin_token: &str,
     sale: &RemoteSale,
     raw: &RawResult,
     reported: Reported,
@@ -566,7 +569,8 @@ pub async fn audit_api(
         }
         None => None,
     };
-    let orders_missing = count_missing_orders(client, base, &raw.orders, concurrency).await?;
+    let orders_missing =
+        count_missing_orders(client, base, admin_token, &raw.orders, concurrency).await?;
     Ok(Audit {
         source: "api",
         active_tickets: seats_taken + places_taken,
@@ -584,6 +588,7 @@ pub async fn audit_api(
 async fn count_missing_orders(
     client: &HttpClient,
     base: &str,
+    admin_token: &str,
     orders: &[OrderId],
     concurrency: usize,
 ) -> Result<u64, BenchError> {
@@ -599,6 +604,7 @@ async fn count_missing_orders(
             missing.clone(),
         );
         let base = base.to_owned();
+        let authorization = format!("Bearer {admin_token}");
         readers.spawn(async move {
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
@@ -606,7 +612,9 @@ async fn count_missing_orders(
                     return Ok::<_, RequestError>(());
                 };
                 let url = format!("{base}/api/orders/{}", order.as_uuid());
-                let answer = client.get(&url).await?;
+                let answer = client
+                    .get_with(&url, &[("authorization", &authorization)])
+                    .await?;
                 if answer.status == StatusCode::NOT_FOUND {
                     missing.fetch_add(1, Ordering::Relaxed);
                     continue;
