@@ -186,6 +186,15 @@ impl HttpClient {
         self.send(Method::GET, url, &[], Bytes::new()).await
     }
 
+    /// `GET url` with extra `headers`.
+    pub async fn get_with(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Answer, RequestError> {
+        self.send(Method::GET, url, headers, Bytes::new()).await
+    }
+
     /// `POST url` with `body` as JSON and extra `headers`.
     pub async fn post_json(
         &self,

@@ -8,10 +8,12 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::http::StatusCode;
 use serde::Deserialize;
-use ticketing_core::domain::{EventId, Money, OrderId};
+use ticketing_core::domain::{CustomerId, EventId, Money, OrderId};
 use ticketing_core::service::{Backends, PurchaseRequest, Selection, ServiceConfig};
 use ticketing_server::app::{AppConfig, AppState, router};
+use ticketing_server::auth::{CustomerAuth, JwtKey, TokenMinter, TokenRules, unix_now};
 use ticketing_server::dto::{GeneralAdmissionDto, PurchaseRequestDto, SeatDto, TicketStatusDto};
+use ticketing_server::rate_limit::PurchaseRate;
 use ticketing_server::webhook::WebhookSecret;
 use tokio::sync::oneshot;
 use uuid::Uuid;
@@ -29,14 +31,26 @@ pub struct InProcessServer {
     pub admin_token: String,
     /// The secret its payment webhooks are signed with (random).
     pub webhook_secret: Vec<u8>,
+    /// The HS256 secret of its customer tokens (random).
+    pub jwt_secret: Vec<u8>,
     stop: oneshot::Sender<()>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl InProcessServer {
     /// Serves the example server's router over `backends` on 127.0.0.1, with a random admin
-    /// token and webhook secret.
+    /// token, webhook secret and customer-token secret, and the default purchase rate limit
+    /// (every attempt of a run is a new customer, so it never binds).
     pub async fn start(backends: Backends) -> Result<Self, BenchError> {
+        Self::start_with_jwt_secret(backends, random_secret()).await
+    }
+
+    /// [`start`](Self::start) with a given customer-token secret, for servers that share their
+    /// customers.
+    pub async fn start_with_jwt_secret(
+        backends: Backends,
+        jwt_secret: Vec<u8>,
+    ) -> Result<Self, BenchError> {
         let admin_token = Uuid::new_v4().simple().to_string();
         let webhook_secret = Uuid::new_v4().simple().to_string().into_bytes();
         let state = AppState::new(
@@ -45,6 +59,12 @@ impl InProcessServer {
                 admin_token: admin_token.clone(),
                 webhook_secret: WebhookSecret::new(&webhook_secret),
                 demo: None,
+                demo_payments: false,
+                customers: CustomerAuth::new(
+                    &JwtKey::Hs256(jwt_secret.clone()),
+                    &TokenRules::default(),
+                )?,
+                purchase_rate: PurchaseRate::default(),
                 service: ServiceConfig::default(),
             },
         );
@@ -65,6 +85,7 @@ impl InProcessServer {
             address,
             admin_token,
             webhook_secret,
+            jwt_secret,
             stop,
             task,
         })
@@ -81,6 +102,14 @@ impl InProcessServer {
         let _ = self.task.await;
     }
 }
+
+/// 64 random hex characters.
+fn random_secret() -> Vec<u8> {
+    format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple()).into_bytes()
+}
+
+/// How long the buyer's tokens live: longer than any run's request.
+const TOKEN_LIFETIME_SECONDS: u64 = 15 * 60;
 
 /// The part of a `201` order the buyer reads.
 #[derive(Deserialize)]
@@ -107,12 +136,19 @@ pub struct HttpBuyer {
     tickets_url: Arc<str>,
     webhook_url: Arc<str>,
     webhook_secret: Option<Arc<[u8]>>,
+    tokens: TokenMinter,
 }
 
 impl HttpBuyer {
-    /// A buyer at the server at `base` (e.g. `http://127.0.0.1:8080`), signing payment webhooks
-    /// with `webhook_secret` when it has one.
-    pub fn new(client: HttpClient, base: &str, webhook_secret: Option<&[u8]>) -> Self {
+    /// A buyer at the server at `base` (e.g. `http://127.0.0.1:8080`), signing each customer's
+    /// token with `tokens` (the server's HS256 secret) and payment webhooks with
+    /// `webhook_secret` when it has one.
+    pub fn new(
+        client: HttpClient,
+        base: &str,
+        webhook_secret: Option<&[u8]>,
+        tokens: TokenMinter,
+    ) -> Self {
         let base = base.trim_end_matches('/');
         Self {
             client,
@@ -120,7 +156,16 @@ impl HttpBuyer {
             tickets_url: format!("{base}/api/tickets").into(),
             webhook_url: format!("{base}/api/payments/webhook").into(),
             webhook_secret: webhook_secret.map(Into::into),
+            tokens,
         }
+    }
+
+    /// `Bearer <token>` for `customer`.
+    fn authorization(&self, customer: &CustomerId) -> String {
+        let token = self
+            .tokens
+            .mint(customer, unix_now() + TOKEN_LIFETIME_SECONDS);
+        format!("Bearer {token}")
     }
 
     /// The server's base URL.
@@ -131,9 +176,14 @@ impl HttpBuyer {
     /// One purchase: `201` is a success, `409 SEATS_TAKEN` / `409 SOLD_OUT` a rejection, anything
     /// else a failure.
     pub async fn buy(&self, request: &PurchaseRequest) -> Attempt {
+        let authorization = self.authorization(&request.customer);
         let answer = match self
             .client
-            .post_json(&self.tickets_url, &[], &purchase_body(request))
+            .post_json(
+                &self.tickets_url,
+                &[("authorization", &authorization)],
+                &purchase_body(request),
+            )
             .await
         {
             Ok(answer) => answer,
@@ -184,18 +234,19 @@ impl HttpBuyer {
         }
     }
 
-    /// Cancels an unpaid order (`POST /api/orders/{id}/cancel`).
-    pub async fn cancel(&self, order: OrderId) -> Result<(), RequestError> {
+    /// Cancels an unpaid order of `customer` (`POST /api/orders/{id}/cancel`).
+    pub async fn cancel(&self, customer: &CustomerId, order: OrderId) -> Result<(), RequestError> {
         let url = format!("{}/api/orders/{}/cancel", self.base, order.as_uuid());
+        let authorization = self.authorization(customer);
         self.client
-            .post_bytes(&url, &[], Bytes::new())
+            .post_bytes(&url, &[("authorization", &authorization)], Bytes::new())
             .await?
             .expect::<serde_json::Value>(StatusCode::OK)
             .map(drop)
     }
 }
 
-/// The wire body of a purchase.
+/// The wire body of a purchase (the customer travels in the token).
 pub fn purchase_body(request: &PurchaseRequest) -> PurchaseRequestDto {
     let (seats, general_admission) = match &request.selection {
         Selection::Seats(seats) => (Some(seats.iter().map(SeatDto::from).collect()), None),
@@ -209,7 +260,6 @@ pub fn purchase_body(request: &PurchaseRequest) -> PurchaseRequestDto {
     };
     PurchaseRequestDto {
         event_id: request.event.as_uuid(),
-        customer_id: request.customer.to_string(),
         seats,
         general_admission,
     }
@@ -237,7 +287,10 @@ mod tests {
             };
             let json = serde_json::to_vec(&purchase_body(&request)).unwrap();
             let parsed: PurchaseRequestDto = serde_json::from_slice(&json).unwrap();
-            assert_eq!(parsed.to_core(None).unwrap(), request);
+            assert_eq!(
+                parsed.to_core(request.customer.clone(), None).unwrap(),
+                request
+            );
         }
     }
 }

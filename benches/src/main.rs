@@ -18,6 +18,7 @@ use ticketing_bench::scenario::{self, Buyer, Goods, LoadSpec, SeatChoice};
 use ticketing_bench::setup::{LockKind, RepoKind, Rig, RunDatabase, SaleKind, SetupSpec};
 use ticketing_bench::{BenchError, mysql_url, redis_url};
 use ticketing_core::service::{PurchaseRequest, Selection, ServiceConfig, TicketService};
+use ticketing_server::auth::{TokenMinter, TokenRules};
 use ticketing_server::config::parse_duration;
 use ticketing_sqlx::BatchConfig;
 
@@ -113,6 +114,10 @@ struct Args {
     /// With --target and --pay: the servers' payment webhook secret (their --webhook-secret).
     #[arg(long, env = "TICKETING_WEBHOOK_SECRET", hide_env_values = true)]
     webhook_secret: Option<String>,
+    /// With --target: the servers' HS256 customer-token secret (their --jwt-hs256-secret); the
+    /// bench signs a token for each of its customers with it.
+    #[arg(long, env = "TICKETING_JWT_HS256_SECRET", hide_env_values = true)]
+    jwt_hs256_secret: Option<String>,
     /// With --target: the database the servers use. The audit then counts active tickets per
     /// seat and per zone there with SQL (otherwise through the read API), and the raw INSERT
     /// rate is measured on its server (in a scratch database).
@@ -196,10 +201,20 @@ impl Args {
         if self.pay && webhook_secret.is_none() {
             return Err("--target with --pay needs --webhook-secret (the servers' secret)".into());
         }
+        let jwt_hs256_secret = self
+            .jwt_hs256_secret
+            .clone()
+            .filter(|s| !s.is_empty())
+            .map(String::into_bytes)
+            .ok_or(
+                "--target needs --jwt-hs256-secret (the servers' customer-token secret), \
+                 to sign its customers' tokens",
+            )?;
         Ok(TargetConfig {
             targets: self.target.clone(),
             admin_token,
             webhook_secret,
+            jwt_hs256_secret,
             database_url: self.database_url.clone(),
             redis_url: self.redis_url.clone(),
             sale: self.sale(),
@@ -474,10 +489,12 @@ async fn in_process_buyer(
         Mode::Http => {
             let server = InProcessServer::start(rig.backends.clone()).await?;
             let client = HttpClient::new(args.concurrency, args.request_timeout);
+            let tokens = TokenMinter::hs256(&server.jwt_secret, &TokenRules::default())?;
             let buyer = HttpBuyer::new(
                 client.clone(),
                 &server.base_url(),
                 Some(&server.webhook_secret),
+                tokens,
             );
             (Buyer::Http(buyer), Some((server, client)))
         }
@@ -589,6 +606,8 @@ mod tests {
             "http://127.0.0.1:18082",
             "--admin-token",
             "T",
+            "--jwt-hs256-secret",
+            "0123456789abcdef0123456789abcdef",
         ])
         .unwrap();
         assert_eq!(
@@ -668,6 +687,11 @@ mod tests {
         if std::env::var_os("TICKETING_WEBHOOK_SECRET").is_none() {
             let error = no_secret.target_config().unwrap_err().to_string();
             assert!(error.contains("--webhook-secret"), "{error}");
+        }
+        let no_jwt = parse(&["--target", "http://127.0.0.1:18081", "--admin-token", "T"]).unwrap();
+        if std::env::var_os("TICKETING_JWT_HS256_SECRET").is_none() {
+            let error = no_jwt.target_config().unwrap_err().to_string();
+            assert!(error.contains("--jwt-hs256-secret"), "{error}");
         }
     }
 }

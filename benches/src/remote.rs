@@ -15,8 +15,9 @@ use axum::http::{StatusCode, Uri};
 use serde::Serialize;
 use sqlx::MySqlPool;
 use sqlx::mysql::MySqlPoolOptions;
-use ticketing_core::domain::{EventId, EventSpec, OrderId, SeatRef, VenueId, Zone};
+use ticketing_core::domain::{CustomerId, EventId, EventSpec, OrderId, SeatRef, VenueId, Zone};
 use ticketing_core::service::{PurchaseRequest, Selection};
+use ticketing_server::auth::{TokenMinter, TokenRules};
 use ticketing_server::dto::{
     CreateEventDto, CreateVenueDto, EventDto, OrderDto, PriceDto, SeatMapDto, SeatStateDto,
     SoldCountDto, TicketStatusDto, VenueDto, ZoneDto,
@@ -62,6 +63,9 @@ pub struct TargetConfig {
     pub admin_token: String,
     /// The servers' payment webhook secret (needed to pay).
     pub webhook_secret: Option<Vec<u8>>,
+    /// The servers' HS256 customer-token secret (their `--jwt-hs256-secret`): the bench signs
+    /// a token for each of its customers.
+    pub jwt_hs256_secret: Vec<u8>,
     /// The database the servers use, for the SQL audit, `Questions` and the raw INSERT probe.
     pub database_url: Option<String>,
     /// The Redis server, for script counts and the raw EVALSHA probe.
@@ -263,9 +267,10 @@ pub async fn warm_up(
                 quantity: 1,
             },
         };
+        let customer: CustomerId = format!("warmup{i}").parse()?;
         let request = PurchaseRequest {
             event: sale.event,
-            customer: format!("warmup{i}").parse()?,
+            customer: customer.clone(),
             selection,
             idempotency_key: None,
         };
@@ -286,7 +291,7 @@ pub async fn warm_up(
             admin.refund(order).await?;
         } else {
             buyer
-                .cancel(order)
+                .cancel(&customer, order)
                 .await
                 .map_err(|e| format!("{}: cancelling the warm-up order: {e}", buyer.base()))?;
         }
@@ -319,6 +324,15 @@ async fn check_knows_event(buyer: &HttpBuyer, event: EventId) -> Result<(), Benc
             failure: Some(failure),
             ..
         } if failure.kind == "HTTP 422 INCONSISTENT_REQUEST" => Ok(()),
+        Attempt {
+            failure: Some(failure),
+            ..
+        } if failure.kind == "HTTP 401 UNAUTHORIZED" => Err(format!(
+            "{} refused the customer token ({}): give the servers' --jwt-hs256-secret",
+            buyer.base(),
+            failure.message
+        )
+        .into()),
         Attempt {
             failure: Some(failure),
             ..
@@ -392,11 +406,20 @@ pub async fn run(config: &TargetConfig) -> Result<TargetOutcome, BenchError> {
         )
         .into());
     }
+    let tokens = TokenMinter::hs256(&config.jwt_hs256_secret, &TokenRules::default())
+        .map_err(|e| format!("--jwt-hs256-secret: {e}"))?;
     let http_buyers: Vec<HttpBuyer> = config
         .targets
         .iter()
         .zip(&clients)
-        .map(|(t, c)| HttpBuyer::new(c.clone(), t, config.webhook_secret.as_deref()))
+        .map(|(t, c)| {
+            HttpBuyer::new(
+                c.clone(),
+                t,
+                config.webhook_secret.as_deref(),
+                tokens.clone(),
+            )
+        })
         .collect();
     warm_up(&http_buyers, &admin, &sale, config.load.pay).await?;
     let buyers: Vec<Buyer> = http_buyers.into_iter().map(Buyer::Http).collect();
@@ -438,6 +461,7 @@ pub async fn run(config: &TargetConfig) -> Result<TargetOutcome, BenchError> {
             audit_api(
                 &client,
                 first,
+                &config.admin_token,
                 &sale,
                 &raw,
                 reported,
@@ -504,10 +528,12 @@ async fn measure_raw_limits(config: &TargetConfig) -> Result<Option<RawLimits>, 
 /// cannot read: every acknowledged order must be stored and active (`GET /api/orders/{id}`), no
 /// seat may be in two acknowledged orders, the seat map (the seat lock's view) must show as many
 /// places taken as were sold and no zone over capacity, and with payments the PAID count
-/// (`GET /api/events/{id}/sold-count`) must match.
+/// (`GET /api/events/{id}/sold-count`) must match. Orders are read with the admin token, which
+/// sees every customer's.
 pub async fn audit_api(
     client: &HttpClient,
     base: &str,
+    admin_token: &str,
     sale: &RemoteSale,
     raw: &RawResult,
     reported: Reported,
@@ -543,7 +569,8 @@ pub async fn audit_api(
         }
         None => None,
     };
-    let orders_missing = count_missing_orders(client, base, &raw.orders, concurrency).await?;
+    let orders_missing =
+        count_missing_orders(client, base, admin_token, &raw.orders, concurrency).await?;
     Ok(Audit {
         source: "api",
         active_tickets: seats_taken + places_taken,
@@ -561,6 +588,7 @@ pub async fn audit_api(
 async fn count_missing_orders(
     client: &HttpClient,
     base: &str,
+    admin_token: &str,
     orders: &[OrderId],
     concurrency: usize,
 ) -> Result<u64, BenchError> {
@@ -576,6 +604,7 @@ async fn count_missing_orders(
             missing.clone(),
         );
         let base = base.to_owned();
+        let authorization = format!("Bearer {admin_token}");
         readers.spawn(async move {
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
@@ -583,7 +612,9 @@ async fn count_missing_orders(
                     return Ok::<_, RequestError>(());
                 };
                 let url = format!("{base}/api/orders/{}", order.as_uuid());
-                let answer = client.get(&url).await?;
+                let answer = client
+                    .get_with(&url, &[("authorization", &authorization)])
+                    .await?;
                 if answer.status == StatusCode::NOT_FOUND {
                     missing.fetch_add(1, Ordering::Relaxed);
                     continue;

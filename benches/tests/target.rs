@@ -33,6 +33,7 @@ fn config(servers: &[&InProcessServer], sale: SaleKind, load: LoadSpec) -> Targe
         targets: servers.iter().map(|s| s.base_url()).collect(),
         admin_token: servers[0].admin_token.clone(),
         webhook_secret: Some(servers[0].webhook_secret.clone()),
+        jwt_hs256_secret: servers[0].jwt_secret.clone(),
         database_url: None,
         redis_url: None,
         sale,
@@ -88,7 +89,10 @@ async fn a_paid_general_admission_sale_over_http_is_audited_through_the_read_api
 async fn a_seated_sale_spread_over_two_servers_sharing_backends_answers_every_attempt() {
     let backends = Backends::in_memory();
     let first = InProcessServer::start(backends.clone()).await.unwrap();
-    let second = InProcessServer::start(backends).await.unwrap();
+    // Servers of one deployment verify the same customer tokens.
+    let second = InProcessServer::start_with_jwt_secret(backends, first.jwt_secret.clone())
+        .await
+        .unwrap();
     let outcome = remote::run(&config(
         &[&first, &second],
         SaleKind::Seats(100),
@@ -125,7 +129,10 @@ async fn a_run_for_a_duration_stops_on_time() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn servers_that_do_not_share_a_database_are_refused() {
     let first = InProcessServer::start(Backends::in_memory()).await.unwrap();
-    let second = InProcessServer::start(Backends::in_memory()).await.unwrap();
+    let second =
+        InProcessServer::start_with_jwt_secret(Backends::in_memory(), first.jwt_secret.clone())
+            .await
+            .unwrap();
     let error = remote::run(&config(
         &[&first, &second],
         SaleKind::Seats(10),
@@ -140,7 +147,7 @@ async fn servers_that_do_not_share_a_database_are_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_wrong_admin_token_or_webhook_secret_is_named() {
+async fn a_wrong_admin_token_webhook_secret_or_token_secret_is_named() {
     let server = InProcessServer::start(Backends::in_memory()).await.unwrap();
     let mut wrong_token = config(&[&server], SaleKind::Seats(10), load(10, 2, false));
     wrong_token.admin_token = "not-the-token".into();
@@ -150,6 +157,10 @@ async fn a_wrong_admin_token_or_webhook_secret_is_named() {
     wrong_secret.webhook_secret = Some(b"not-the-secret".to_vec());
     let error = remote::run(&wrong_secret).await.unwrap_err().to_string();
     assert!(error.contains("--webhook-secret"), "{error}");
+    let mut wrong_jwt = config(&[&server], SaleKind::Seats(10), load(10, 2, false));
+    wrong_jwt.jwt_hs256_secret = b"not-the-secret-but-long-enough-to-sign".to_vec();
+    let error = remote::run(&wrong_jwt).await.unwrap_err().to_string();
+    assert!(error.contains("--jwt-hs256-secret"), "{error}");
     server.stop().await;
 }
 

@@ -366,7 +366,11 @@ impl Buyer {
             Bought::Rejected | Bought::Unexpected => return,
             Bought::GaveUp => {
                 SaleStats::add(&self.stats.gave_up);
-                let id = OrderId::for_idempotency_key(&self.customer, &key);
+                let id = OrderId::for_idempotency_key(
+                    &self.fixture.config.order_id_secret,
+                    &self.customer,
+                    &key,
+                );
                 self.ledger.lock().expect("ledger").given_up.insert(id);
                 return;
             }
@@ -385,7 +389,8 @@ impl Buyer {
     /// attempt it looks the key up: if the attempt committed after all (an unknown result), the
     /// retry must return exactly that order.
     async fn purchase(&mut self, request: &PurchaseRequest, key: &IdempotencyKey) -> Bought {
-        let expected_id = OrderId::for_idempotency_key(&self.customer, key);
+        let expected_id =
+            OrderId::for_idempotency_key(&self.fixture.config.order_id_secret, &self.customer, key);
         let mut committed: Option<Vec<TicketId>> = None;
         let mut failed_before = false;
         for attempt in 1..=MAX_ATTEMPTS {

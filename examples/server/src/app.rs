@@ -19,9 +19,11 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 
+use crate::auth::CustomerAuth;
 use crate::limits::{HttpLimits, InFlight, shed_load};
 use crate::metrics::{Metrics, TimedSeatLock};
 use crate::middleware::{REQUEST_ID, drop_odd_request_id, no_route, observe, require_admin};
+use crate::rate_limit::{PurchaseLimiter, PurchaseRate};
 use crate::routes;
 use crate::webhook::{WebhookLog, WebhookSecret};
 
@@ -37,6 +39,13 @@ pub struct AppConfig {
     pub webhook_secret: WebhookSecret,
     /// The demo event the page at `/` shows; `None` serves no demo routes.
     pub demo: Option<DemoEvent>,
+    /// With `demo`: also serve `/demo/orders/{orderId}/pay`, which signs payment webhooks with
+    /// the webhook secret. Only for the in-memory backend: with real stores, anyone could pay.
+    pub demo_payments: bool,
+    /// Verifies the customer tokens.
+    pub customers: CustomerAuth,
+    /// The per-customer rate limit on purchases.
+    pub purchase_rate: PurchaseRate,
     /// Tuning of the core services.
     pub service: ServiceConfig,
 }
@@ -61,6 +70,7 @@ struct Inner {
     catalog: CatalogService,
     metrics: Metrics,
     webhooks: WebhookLog,
+    purchases: PurchaseLimiter,
     config: AppConfig,
 }
 
@@ -81,6 +91,7 @@ impl AppState {
             backends,
             metrics,
             webhooks: WebhookLog::default(),
+            purchases: PurchaseLimiter::new(config.purchase_rate),
             config,
         }))
     }
@@ -120,6 +131,18 @@ impl AppState {
     /// The demo event, when demo mode is on.
     pub fn demo(&self) -> Option<DemoEvent> {
         self.0.config.demo
+    }
+    /// Whether the demo's simulated payments are served.
+    pub fn demo_payments(&self) -> bool {
+        self.0.config.demo.is_some() && self.0.config.demo_payments
+    }
+    /// The customer token verifier.
+    pub fn customers(&self) -> &CustomerAuth {
+        &self.0.config.customers
+    }
+    /// The per-customer purchase rate limit.
+    pub fn purchase_limiter(&self) -> &PurchaseLimiter {
+        &self.0.purchases
     }
 }
 
@@ -165,7 +188,7 @@ pub fn router_with_limits(state: AppState, limits: &HttpLimits) -> Router {
         .route("/openapi.json", get(routes::ops::openapi))
         .merge(admin);
     if state.demo().is_some() {
-        api = api.merge(crate::demo::routes());
+        api = api.merge(crate::demo::routes(state.demo_payments()));
     }
     let request_id = HeaderName::from_static(REQUEST_ID);
     api.fallback(no_route)

@@ -1,17 +1,23 @@
 //! Command-line flags and environment variables, and the backends they select.
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::auth::{CustomerAuth, JwtKey, PublicKeyAlgorithm, TokenRules};
 use crate::limits::HttpLimits;
+use crate::rate_limit::PurchaseRate;
 use clap::{Parser, ValueEnum};
-use ticketing_core::Result;
+use ticketing_core::domain::OrderIdSecret;
 use ticketing_core::memory::InMemoryTicketRepository;
 use ticketing_core::ports::OutboxStore;
-use ticketing_core::service::Backends;
+use ticketing_core::service::{Backends, ServiceConfig};
+use ticketing_core::{Error, Result};
 use ticketing_redis::{RedisSeatLock, RedisSeatLockConfig};
 use ticketing_sqlx::{BatchConfig, MySqlCatalog, MySqlSeatLock, MySqlTicketRepository};
+use uuid::Uuid;
 
 /// The example ticketing server. Without `--database-url` it runs on the embedded in-memory
 /// adapters with a demo venue and event.
@@ -50,12 +56,50 @@ pub struct Args {
     #[arg(long, env = "TICKETING_WEBHOOK_SECRET", hide_env_values = true)]
     pub webhook_secret: Option<String>,
 
+    /// Shared secret (at least 32 bytes) that verifies customer tokens signed with HS256. Give
+    /// this or `--jwt-public-key-file`; in demo mode without either a random one is used.
+    #[arg(long, env = "TICKETING_JWT_HS256_SECRET", hide_env_values = true)]
+    pub jwt_hs256_secret: Option<String>,
+
+    /// PEM file of the public key that verifies customer tokens (`-----BEGIN PUBLIC KEY-----`),
+    /// with `--jwt-algorithm`. The tokens are minted by your identity provider.
+    #[arg(long, env = "TICKETING_JWT_PUBLIC_KEY_FILE")]
+    pub jwt_public_key_file: Option<PathBuf>,
+
+    /// The algorithm of `--jwt-public-key-file`.
+    #[arg(long, env = "TICKETING_JWT_ALGORITHM", value_enum)]
+    pub jwt_algorithm: Option<PublicKeyAlgorithm>,
+
+    /// When given, a customer token's `iss` claim must be this.
+    #[arg(long, env = "TICKETING_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+
+    /// When given, a customer token's `aud` claim must be (or contain) this.
+    #[arg(long, env = "TICKETING_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+
+    /// Secret that keys the order ids of purchases with an idempotency key, so that no one else
+    /// can compute them. Every server of one deployment must share it (a retry on another server
+    /// must derive the same id). When absent a random one is used: fine for one server.
+    #[arg(long, env = "TICKETING_ORDER_ID_SECRET", hide_env_values = true)]
+    pub order_id_secret: Option<String>,
+
+    /// Purchases per second one customer may sustain; beyond it `429 RATE_LIMITED`.
+    #[arg(long, env = "TICKETING_PURCHASE_RATE", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub purchase_rate: u32,
+
+    /// Purchases one customer may make at once after a quiet spell.
+    #[arg(long, env = "TICKETING_PURCHASE_BURST", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    pub purchase_burst: u32,
+
     /// How often the expiry sweep runs, e.g. `5s`, `500ms`, `1m`.
     #[arg(long, env = "TICKETING_SWEEP_INTERVAL", default_value = "5s", value_parser = parse_duration)]
     pub sweep_interval: Duration,
 
-    /// Create the demo venue and event and serve the demo page at `/`. Defaults to on without
-    /// `--database-url` and off with it.
+    /// Create the demo venue and event and serve the demo page at `/` (and `/demo/token`, which
+    /// mints tokens for `demo-…` customers). Defaults to on without `--database-url` and off
+    /// with it. Its simulated payments (`/demo/orders/{id}/pay`) are served only on the
+    /// in-memory backend.
     #[arg(long, env = "TICKETING_DEMO")]
     pub demo: Option<bool>,
 
@@ -130,6 +174,115 @@ impl Args {
     /// Whether demo mode is on.
     pub fn demo_mode(&self) -> bool {
         self.demo.unwrap_or(self.database_url.is_none())
+    }
+
+    /// Whether the demo's simulated payments are served: in demo mode on the in-memory backend
+    /// only, where nothing real can be paid for.
+    pub fn demo_payments(&self) -> bool {
+        self.demo_mode() && self.database_url.is_none() && self.redis_url.is_none()
+    }
+
+    /// The per-customer purchase rate limit these flags set.
+    pub fn purchase_rate(&self) -> PurchaseRate {
+        PurchaseRate {
+            per_second: NonZeroU32::new(self.purchase_rate).unwrap_or(NonZeroU32::MIN),
+            burst: NonZeroU32::new(self.purchase_burst).unwrap_or(NonZeroU32::MIN),
+        }
+    }
+
+    /// The key that verifies customer tokens, from `--jwt-hs256-secret` or
+    /// `--jwt-public-key-file` + `--jwt-algorithm`; `None` when neither is given. A combination
+    /// that cannot work is [`Error::Config`].
+    pub fn jwt_key(&self) -> Result<Option<JwtKey>> {
+        match (
+            &self.jwt_hs256_secret,
+            &self.jwt_public_key_file,
+            self.jwt_algorithm,
+        ) {
+            (Some(_), Some(_), _) => Err(Error::config(
+                "jwt-hs256-secret",
+                "give either --jwt-hs256-secret or --jwt-public-key-file, not both",
+            )),
+            (Some(_), None, Some(_)) => Err(Error::config(
+                "jwt-algorithm",
+                "--jwt-algorithm goes with --jwt-public-key-file; --jwt-hs256-secret is HS256",
+            )),
+            (Some(secret), None, None) => Ok(Some(JwtKey::Hs256(secret.as_bytes().to_vec()))),
+            (None, Some(_), None) => Err(Error::config(
+                "jwt-algorithm",
+                "--jwt-public-key-file needs --jwt-algorithm EdDSA or RS256",
+            )),
+            (None, Some(path), Some(algorithm)) => {
+                let pem = std::fs::read(path).map_err(|e| {
+                    Error::config(
+                        "jwt-public-key-file",
+                        format!("cannot read {}: {e}", path.display()),
+                    )
+                })?;
+                Ok(Some(JwtKey::PublicKey { algorithm, pem }))
+            }
+            (None, None, Some(_)) => Err(Error::config(
+                "jwt-algorithm",
+                "--jwt-algorithm goes with --jwt-public-key-file",
+            )),
+            (None, None, None) => Ok(None),
+        }
+    }
+
+    /// The verifier of customer tokens. Without a key, demo mode gets a random HS256 secret
+    /// (its tokens come from `/demo/token`) and anything else is [`Error::Config`]; demo mode
+    /// with a public key is too, since the demo must mint the tokens it verifies.
+    pub fn customer_auth(&self) -> Result<CustomerAuth> {
+        let rules = TokenRules {
+            issuer: self.jwt_issuer.clone(),
+            audience: self.jwt_audience.clone(),
+        };
+        let key = match self.jwt_key()? {
+            Some(JwtKey::PublicKey { .. }) if self.demo_mode() => {
+                return Err(Error::config(
+                    "demo",
+                    "demo mode mints customer tokens, which a public key cannot: give \
+                     --jwt-hs256-secret (or no key, for a random one), or --demo false",
+                ));
+            }
+            Some(key) => key,
+            None if self.demo_mode() => {
+                let random = format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
+                JwtKey::Hs256(random.into_bytes())
+            }
+            None => {
+                return Err(Error::config(
+                    "jwt-hs256-secret",
+                    "customer routes need a token key: give --jwt-hs256-secret, or \
+                     --jwt-public-key-file with --jwt-algorithm",
+                ));
+            }
+        };
+        CustomerAuth::new(&key, &rules)
+    }
+
+    /// The secret of idempotent order ids: `--order-id-secret`, or a random one.
+    pub fn order_id_secret(&self) -> OrderIdSecret {
+        match &self.order_id_secret {
+            Some(secret) if !secret.is_empty() => OrderIdSecret::new(secret.as_bytes()),
+            _ => {
+                if self.database_url.is_some() {
+                    tracing::warn!(
+                        "no --order-id-secret given: using a random one, so an idempotent retry \
+                         that reaches another server gets another order id"
+                    );
+                }
+                OrderIdSecret::new(Uuid::new_v4().as_bytes())
+            }
+        }
+    }
+
+    /// The core services' configuration these flags set.
+    pub fn service_config(&self) -> ServiceConfig {
+        ServiceConfig {
+            order_id_secret: self.order_id_secret(),
+            ..ServiceConfig::default()
+        }
     }
 
     /// Which backends these flags select, in words, for the start-up line.

@@ -53,9 +53,18 @@ fn integer(min: i64, max: i64, example: i64) -> Object {
         .build()
 }
 
-/// A customer id ([`CustomerId`]).
-pub fn customer_id() -> Object {
-    token(CustomerId::MAX_LEN, "alice@example.com")
+/// The prefix of every demo customer: a demo token never names a real customer.
+pub const DEMO_CUSTOMER_PREFIX: &str = "demo-";
+
+/// A demo customer id: a [`CustomerId`] starting with [`DEMO_CUSTOMER_PREFIX`].
+pub fn demo_customer_id() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(DEMO_CUSTOMER_PREFIX.len() + 1))
+        .max_length(Some(CustomerId::MAX_LEN))
+        .pattern(Some("^demo-[A-Za-z0-9_.@+-]+$"))
+        .examples(["demo-alice"])
+        .build()
 }
 
 /// A zone code ([`ZoneCode`]).

@@ -1,22 +1,33 @@
 //! Demo mode: a venue and an on-sale event created at start, the page at `/` that sells them,
-//! and a "simulate payment" route that signs a payment webhook with the configured secret and
-//! sends it through the same verification and handling as the real webhook route.
+//! a route that mints short-lived tokens for demo customers (`demo-…`), and, on the in-memory
+//! backend only, a "simulate payment" route that signs a payment webhook with the configured
+//! secret and sends it through the same verification and handling as the real webhook route.
 
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
 use axum::response::Html;
 use axum::routing::{get, post};
+use std::time::Duration;
+
 use chrono::{DateTime, TimeDelta, Utc};
-use ticketing_core::Result;
-use ticketing_core::domain::{Currency, EventSpec, Money, OrderId, Row, Zone, ZoneKind};
+use ticketing_core::domain::{
+    Currency, CustomerId, EventSpec, Money, OrderId, Row, Zone, ZoneKind,
+};
 use ticketing_core::service::CatalogService;
+use ticketing_core::{Error, Result};
 use uuid::Uuid;
 
 use crate::app::{AppState, DemoEvent};
-use crate::dto::{DemoConfigDto, EventDto, PaymentWebhookDto, VenueDto, WebhookAnswerDto};
+use crate::auth::{Caller, unix_now};
+use crate::contract::{DEMO_CUSTOMER_PREFIX, malformed, parse};
+use crate::dto::{
+    DemoConfigDto, DemoTokenDto, DemoTokenRequestDto, EventDto, PaymentWebhookDto, VenueDto,
+    WebhookAnswerDto,
+};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{ApiPath, parse_id};
+use crate::extract::{ApiJson, ApiPath, parse_id};
+use crate::routes::orders::visible_order;
 use crate::routes::payments::process_webhook;
 
 /// The page: plain HTML and JavaScript, no build step.
@@ -76,12 +87,22 @@ pub async fn seed(catalog: &CatalogService, now: DateTime<Utc>) -> Result<DemoEv
     })
 }
 
-/// The demo routes: `/`, `/demo/config` and `/demo/orders/{orderId}/pay`.
-pub fn routes() -> Router<AppState> {
-    Router::new()
+/// How long a demo token lives.
+pub const DEMO_TOKEN_LIFETIME: Duration = Duration::from_secs(60 * 60);
+
+/// The demo routes: `/`, `/demo/config`, `/demo/token`, and with `payments`
+/// `/demo/orders/{orderId}/pay` (only on the in-memory backend: with a real one, a route that
+/// signs payment webhooks would let anyone pay for nothing).
+pub fn routes(payments: bool) -> Router<AppState> {
+    let routes = Router::new()
         .route("/", get(page))
         .route("/demo/config", get(config))
-        .route("/demo/orders/{orderId}/pay", post(simulate_payment))
+        .route("/demo/token", post(token));
+    if payments {
+        routes.route("/demo/orders/{orderId}/pay", post(simulate_payment))
+    } else {
+        routes
+    }
 }
 
 /// The demo page: pick seats, buy, simulate the payment.
@@ -119,15 +140,70 @@ pub async fn config(State(state): State<AppState>) -> ApiResult<Json<DemoConfigD
     }))
 }
 
-/// Plays the payment provider: signs a webhook for the order with the server's secret and hands
-/// it to the webhook handling, which verifies it like any other.
+/// A token for a demo customer (`demo-…`, given or random), valid for an hour. Demo mode
+/// only, and only with an HS256 key (the server must be able to sign what it verifies).
+#[utoipa::path(
+    post, path = "/demo/token", tag = "demo", operation_id = "demoToken",
+    request_body = DemoTokenRequestDto,
+    responses(
+        (status = 200, description = "The token and its customer", body = DemoTokenDto),
+        (status = 400, description = "INVALID_REQUEST: the customer id breaks this schema", body = ErrorBody),
+        (status = 413, description = "PAYLOAD_TOO_LARGE: a body over 64 KiB", body = ErrorBody),
+        (status = 415, description = "UNSUPPORTED_MEDIA_TYPE: the body is not sent as application/json", body = ErrorBody),
+        (status = 500, description = "INTERNAL: a bug, broken stored data, or a backend failure that retrying will not cure (no retry)", body = ErrorBody),
+        (status = 408, description = "REQUEST_TIMEOUT: the request or its body took longer than the server allows", body = ErrorBody),
+        (status = 503, description = "UNAVAILABLE: a backend failed, or the server is at its in-flight limit (see Retry-After); retry", body = ErrorBody),
+    )
+)]
+pub async fn token(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<DemoTokenRequestDto>,
+) -> ApiResult<Json<DemoTokenDto>> {
+    demo_event(&state)?;
+    let customer: CustomerId = match &body.customer_id {
+        Some(id)
+            if id.len() > DEMO_CUSTOMER_PREFIX.len() && id.starts_with(DEMO_CUSTOMER_PREFIX) =>
+        {
+            parse(id)?
+        }
+        Some(_) => {
+            return Err(malformed(Error::invalid(
+                "customer_id",
+                format!("a demo customer id starts with {DEMO_CUSTOMER_PREFIX:?}"),
+            )));
+        }
+        None => parse(&format!(
+            "{DEMO_CUSTOMER_PREFIX}{}",
+            &Uuid::new_v4().simple().to_string()[..12]
+        ))?,
+    };
+    let minter = state.customers().minter().ok_or_else(|| {
+        ApiError::from(Error::config(
+            "demo",
+            "demo tokens need an HS256 key, not a public key",
+        ))
+    })?;
+    let expires_at = unix_now() + DEMO_TOKEN_LIFETIME.as_secs();
+    Ok(Json(DemoTokenDto {
+        token: minter.mint(&customer, expires_at),
+        customer_id: customer.to_string(),
+        expires_at: DateTime::from_timestamp(expires_at as i64, 0).unwrap_or_default(),
+    }))
+}
+
+/// Plays the payment provider: signs a webhook for an order of the token's customer with the
+/// server's secret and hands it to the webhook handling, which verifies it like any other.
+/// Served only in demo mode on the in-memory backend.
 #[utoipa::path(
     post, path = "/demo/orders/{orderId}/pay", tag = "demo", operation_id = "demoPay",
     params(("orderId" = Uuid, Path, description = "Order id", example = "01936a6e-70aa-7cde-8a11-5b6c7d8e9f00")),
+    security(("customer" = []), ("admin" = [])),
     responses(
         (status = 200, description = "The paid order", body = WebhookAnswerDto),
         (status = 400, description = "INVALID_REQUEST: the id is not a hyphenated UUID", body = ErrorBody),
-        (status = 404, description = "NOT_FOUND: no such order", body = ErrorBody),
+        (status = 401, description = "UNAUTHORIZED: no, a malformed, a forged or an expired token; see WWW-Authenticate", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`, with `error=\"invalid_token\"` when a token was refused"))),
+        (status = 404, description = "NOT_FOUND: no such order, or another customer's", body = ErrorBody),
         (status = 409, description = "PAYMENT_TOO_LATE (details.deadline) or INVALID_TRANSITION: the order \
             is cancelled, expired or paid already", body = ErrorBody),
         (status = 413, description = "PAYLOAD_TOO_LARGE: a body over 64 KiB", body = ErrorBody),
@@ -138,18 +214,21 @@ pub async fn config(State(state): State<AppState>) -> ApiResult<Json<DemoConfigD
 )]
 pub async fn simulate_payment(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(order): ApiPath<String>,
 ) -> ApiResult<Json<WebhookAnswerDto>> {
-    demo_event(&state)?;
+    if !state.demo_payments() {
+        return Err(ApiError::not_found("demo payments are off"));
+    }
     let order: OrderId = parse_id(&order)?;
-    // The demo pays what the order costs (a missing order pays nothing, and is refused).
-    let total = state.queries().order(order).await.ok().map(|o| o.total);
+    // The demo pays what the order costs.
+    let total = visible_order(&state, &caller, order).await?.total;
     let payload = PaymentWebhookDto {
         id: format!("demo_{}", Uuid::new_v4().simple()),
         order_id: order.as_uuid(),
         payment_reference: format!("demo_pay_{}", Uuid::new_v4().simple()),
-        amount_minor: total.map_or(0, |t| t.minor),
-        currency: total.map_or_else(|| "EUR".to_owned(), |t| t.currency.to_string()),
+        amount_minor: total.minor,
+        currency: total.currency.to_string(),
     };
     let body = serde_json::to_vec(&payload)
         .map_err(|e| ApiError::from(ticketing_core::Error::internal(e.to_string())))?;

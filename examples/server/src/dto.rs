@@ -12,9 +12,9 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 use ticketing_core::Error;
 use ticketing_core::domain::{
-    Currency, Event, EventId, EventSpec, MAX_HOLD_TIME, MAX_PER_CUSTOMER_LIMIT, MAX_ZONE_CAPACITY,
-    MIN_HOLD_TIME, Money, Order, RowLabel, SeatRef, Ticket, TicketStatus, Venue, VenueId, Zone,
-    ZoneCode, ZoneKind,
+    Currency, CustomerId, Event, EventId, EventSpec, MAX_HOLD_TIME, MAX_PER_CUSTOMER_LIMIT,
+    MAX_ZONE_CAPACITY, MIN_HOLD_TIME, Money, Order, RowLabel, SeatRef, Ticket, TicketStatus, Venue,
+    VenueId, Zone, ZoneCode, ZoneKind,
 };
 use ticketing_core::service::{
     GeneralAvailability, PurchaseRequest, SeatAvailability, SeatMap, Selection,
@@ -57,6 +57,16 @@ where
         }
     };
     T::try_from(value).map_err(|_| D::Error::custom(format!("{number} is out of range")))
+}
+
+/// An optional field that, when present, must be a value: `null` is not a string (the schema
+/// does not allow it), while serde's `Option` would take it for absent.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
 }
 
 /// [`whole`] for an optional field.
@@ -143,15 +153,13 @@ pub struct GeneralAdmissionDto {
 }
 
 /// `POST /api/tickets`: buy seats, or places in a general-admission zone (exactly one of the two;
-/// the schema is a `oneOf`).
+/// the schema is a `oneOf`). The buyer is the customer of the bearer token, never a body field.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PurchaseRequestDto {
     /// The event.
     #[serde(deserialize_with = "hyphenated")]
     pub event_id: Uuid,
-    /// The buyer as the host identifies them (letters, digits, `_ - . @ +`).
-    pub customer_id: String,
     /// Numbered seats, all or none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seats: Option<Vec<SeatDto>>,
@@ -161,8 +169,13 @@ pub struct PurchaseRequestDto {
 }
 
 impl PurchaseRequestDto {
-    /// The core purchase, with the `Idempotency-Key` header's value if any.
-    pub fn to_core(&self, idempotency_key: Option<&str>) -> ApiResult<PurchaseRequest> {
+    /// The core purchase for `customer` (the token's), with the `Idempotency-Key` header's value
+    /// if any.
+    pub fn to_core(
+        &self,
+        customer: CustomerId,
+        idempotency_key: Option<&str>,
+    ) -> ApiResult<PurchaseRequest> {
         let max = i64::from(MAX_TICKETS_PER_ORDER);
         let selection = match (&self.seats, &self.general_admission) {
             (Some(seats), None) => {
@@ -195,7 +208,7 @@ impl PurchaseRequestDto {
         };
         Ok(PurchaseRequest {
             event: EventId::from_uuid(self.event_id),
-            customer: parse(&self.customer_id)?,
+            customer,
             selection,
             idempotency_key: idempotency_key.map(parse).transpose()?,
         })
@@ -211,8 +224,6 @@ impl PartialSchema for PurchaseRequestDto {
                 .title(Some(title))
                 .property("eventId", contract::uuid())
                 .required("eventId")
-                .property("customerId", contract::customer_id())
-                .required("customerId")
                 .property(field, selection)
                 .required(field)
                 .build()
@@ -226,8 +237,8 @@ impl PartialSchema for PurchaseRequestDto {
             .build();
         let schema = OneOfBuilder::new()
             .description(Some(
-                "Seats or general-admission places of one event, for one customer: exactly one \
-                 of `seats` and `generalAdmission`.",
+                "Seats or general-admission places of one event, for the customer of the \
+                 bearer token: exactly one of `seats` and `generalAdmission`.",
             ))
             .item(branch("SeatsPurchase", "seats", seats.into()))
             .item(branch(
@@ -914,4 +925,30 @@ pub struct DemoConfigDto {
     pub event: EventDto,
     /// Its venue.
     pub venue: VenueDto,
+}
+
+/// `POST /demo/token`: a customer token for the demo page.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DemoTokenRequestDto {
+    /// The demo customer, which must start with `demo-`; absent: a new random one.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
+    #[schema(schema_with = contract::demo_customer_id)]
+    pub customer_id: Option<String>,
+}
+
+/// A demo customer's token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DemoTokenDto {
+    /// The customer the token names.
+    pub customer_id: String,
+    /// The JWT to send as `Authorization: Bearer <token>`.
+    pub token: String,
+    /// When it expires.
+    pub expires_at: DateTime<Utc>,
 }

@@ -8,6 +8,7 @@
 #![warn(unreachable_pub)]
 
 pub mod app;
+pub mod auth;
 pub mod config;
 pub mod contract;
 pub mod demo;
@@ -19,6 +20,7 @@ pub mod limits;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;
+pub mod rate_limit;
 pub mod routes;
 pub mod webhook;
 
@@ -26,7 +28,7 @@ use std::future::Future;
 
 use std::sync::Arc;
 
-use ticketing_core::service::{SeatLockSync, ServiceConfig};
+use ticketing_core::service::SeatLockSync;
 use uuid::Uuid;
 
 use crate::app::{AppConfig, AppState};
@@ -42,14 +44,14 @@ pub async fn run(
     args: Args,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
+    // Settings first: a misconfiguration fails before any connection is made.
+    let customers = args.customer_auth()?;
+    let service = args.service_config();
     let (backends, outbox) = args.connect_backends_with_outbox().await?;
     let clock = backends.clock().clone();
     // The relay also mirrors every committed change into the seat lock, repairing an update
     // that was lost between a commit and the service's own lock call.
-    let lock_sync = Arc::new(SeatLockSync::new(
-        backends.clone(),
-        ServiceConfig::default(),
-    ));
+    let lock_sync = Arc::new(SeatLockSync::new(backends.clone(), service.clone()));
     let admin_token = match &args.admin_token {
         Some(token) if !token.trim().is_empty() => token.clone(),
         _ => {
@@ -79,7 +81,10 @@ pub async fn run(
             admin_token,
             webhook_secret,
             demo,
-            service: ServiceConfig::default(),
+            demo_payments: args.demo_payments(),
+            customers,
+            purchase_rate: args.purchase_rate(),
+            service,
         },
     );
     let listener = tokio::net::TcpListener::bind(args.listen).await?;

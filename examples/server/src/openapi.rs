@@ -22,7 +22,11 @@ use crate::{demo, routes};
         description = "Example HTTP server of the ticketing library. Every error is JSON \
             {code, message, path, traceId, details?}; every answer carries x-request-id. \
             400 INVALID_REQUEST: the request breaks this document. 422: it is well formed but \
-            breaks a rule no schema can state (LIMIT_EXCEEDED, INCONSISTENT_REQUEST)."
+            breaks a rule no schema can state (LIMIT_EXCEEDED, INCONSISTENT_REQUEST). \
+            Customer routes take Authorization: Bearer <JWT> (the customer is its sub claim); \
+            401 UNAUTHORIZED: no, a malformed, a forged or an expired token; 404 also answers \
+            for another customer's order or ticket; 429 RATE_LIMITED: too many purchases by \
+            one customer (see Retry-After)."
     ),
     paths(
         routes::tickets::purchase,
@@ -69,37 +73,77 @@ use crate::{demo, routes};
         dto::WebhookAnswerDto,
         dto::HealthDto,
     )),
-    modifiers(&AdminAuth)
+    modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
 
 /// The demo routes, served (and documented) only in demo mode.
 #[derive(OpenApi)]
 #[openapi(
-    paths(demo::page, demo::config, demo::simulate_payment),
-    components(schemas(dto::DemoConfigDto))
+    paths(demo::page, demo::config, demo::token),
+    components(schemas(dto::DemoConfigDto, dto::DemoTokenRequestDto, dto::DemoTokenDto))
 )]
 pub struct DemoApiDoc;
 
-/// Declares the admin routes' bearer token.
-struct AdminAuth;
+/// The demo's simulated payment, served (and documented) only in demo mode on the in-memory
+/// backend.
+#[derive(OpenApi)]
+#[openapi(paths(demo::simulate_payment))]
+pub struct DemoPaymentsApiDoc;
 
-impl Modify for AdminAuth {
+/// Declares the two bearer schemes: `admin` (the admin token) and `customer` (a JWT whose `sub`
+/// is the customer).
+struct BearerAuth;
+
+impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut Document) {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "admin",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("The server's admin token (--admin-token)"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "customer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "A JWT signed with the server's key (HS256, EdDSA or RS256); sub is \
+                         the customer, exp is required",
+                    ))
+                    .build(),
+            ),
         );
     }
 }
 
-/// The document a server serves, as JSON: [`ApiDoc`], plus [`DemoApiDoc`] in demo mode, with the
-/// `x-request-id` header on every answer and the links between operations.
-pub fn document(demo: bool) -> Value {
+/// Which demo routes a server serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DemoRoutes {
+    /// None (demo mode off).
+    Off,
+    /// The page, its configuration and its tokens.
+    Page,
+    /// Those and the simulated payment (the in-memory backend).
+    PageAndPayments,
+}
+
+/// The document a server serves, as JSON: [`ApiDoc`], plus [`DemoApiDoc`] (and
+/// [`DemoPaymentsApiDoc`]) as `demo` says, with the `x-request-id` header on every answer and
+/// the links between operations.
+pub fn document(demo: DemoRoutes) -> Value {
     let mut doc = ApiDoc::openapi();
-    if demo {
+    if demo != DemoRoutes::Off {
         doc.merge(DemoApiDoc::openapi());
+    }
+    if demo == DemoRoutes::PageAndPayments {
+        doc.merge(DemoPaymentsApiDoc::openapi());
     }
     add_request_id_header(&mut doc);
     let mut doc = serde_json::to_value(doc)
@@ -206,7 +250,6 @@ const LINKS: &[Link] = &[
         body: || {
             Some(json!({
                 "eventId": "$response.body#/id",
-                "customerId": "$response.header.x-request-id",
                 "generalAdmission": {"zone": "$response.body#/prices/0/zone", "quantity": 1},
             }))
         },
@@ -221,7 +264,6 @@ const LINKS: &[Link] = &[
         body: || {
             Some(json!({
                 "eventId": "$response.body#/event/id",
-                "customerId": "$response.header.x-request-id",
                 "seats": [{
                     "zone": "$response.body#/venue/zones/0/code",
                     "row": "$response.body#/venue/zones/0/rows/0/label",
@@ -248,7 +290,6 @@ const LINKS: &[Link] = &[
         body: || {
             Some(json!({
                 "eventId": "$response.body#/eventId",
-                "customerId": "$response.header.x-request-id",
                 "seats": [{
                     "zone": "$response.body#/seats/0/zone",
                     "row": "$response.body#/seats/0/row",
@@ -266,7 +307,6 @@ const LINKS: &[Link] = &[
         body: || {
             Some(json!({
                 "eventId": "$response.body#/eventId",
-                "customerId": "$response.header.x-request-id",
                 "generalAdmission": {
                     "zone": "$response.body#/generalAdmission/0/zone",
                     "quantity": 1,

@@ -32,7 +32,7 @@ use ticketing_core::domain::{
 use ticketing_core::ports::{
     Clock, IdempotencyRecord, InsertOutcome, NewOrder, SeatState, TicketRepository, Transition,
 };
-use ticketing_core::service::Backends;
+use ticketing_core::service::{Backends, ServiceConfig};
 use ticketing_server::limits::{HttpLimits, serve};
 use ticketing_server::webhook::{SIGNATURE_HEADER, WebhookSecret};
 use tokio::io::AsyncWriteExt;
@@ -265,17 +265,19 @@ fn post(path: &str, headers: &[(&str, &str)], body: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_purchase_completes_after_its_client_hangs_up() {
     let mut served = Served::start().await;
-    let body = common::purchase(served.app.demo.event.to_string(), "alice", &["STALLS:A:1"]);
+    let body = common::purchase(served.app.demo.event.to_string(), &["STALLS:A:1"]);
+    let bearer = common::bearer("alice");
     served
         .send_and_hang_up(post(
             "/api/tickets",
-            &[("idempotency-key", "gone-1")],
+            &[("idempotency-key", "gone-1"), ("authorization", &bearer)],
             &body.to_string(),
         ))
         .await;
     let customer: CustomerId = "alice".parse().expect("customer");
     let key: IdempotencyKey = "gone-1".parse().expect("key");
-    let order = OrderId::for_idempotency_key(&customer, &key);
+    let order =
+        OrderId::for_idempotency_key(&ServiceConfig::default().order_id_secret, &customer, &key);
     served
         .assert_agree("STALLS:A:1", order, Some(TicketStatus::PendingPayment))
         .await;
@@ -316,8 +318,13 @@ async fn a_payment_completes_after_its_provider_hangs_up() {
 async fn a_cancellation_completes_after_its_client_hangs_up() {
     let mut served = Served::start().await;
     let order = served.buy("carol", "STALLS:A:3").await;
+    let bearer = common::bearer("carol");
     served
-        .send_and_hang_up(post(&format!("/api/orders/{order}/cancel"), &[], ""))
+        .send_and_hang_up(post(
+            &format!("/api/orders/{order}/cancel"),
+            &[("authorization", &bearer)],
+            "",
+        ))
         .await;
     served
         .assert_agree("STALLS:A:3", order, Some(TicketStatus::Cancelled))

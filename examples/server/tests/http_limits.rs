@@ -52,6 +52,8 @@ impl Server {
                 &token,
                 "--webhook-secret",
                 "whsec_test",
+                "--jwt-hs256-secret",
+                common::JWT_SECRET,
             ];
             argv.extend_from_slice(flags);
             let args = Args::parse_from(argv);
@@ -103,13 +105,13 @@ impl Server {
         started.elapsed()
     }
 
-    /// A purchase of one seat, as raw request bytes.
+    /// A purchase of one seat by `customer`, as raw request bytes.
     fn purchase(&self, customer: &str, row: &str, number: u32) -> Vec<u8> {
-        post(
+        post_as(
+            customer,
             "/api/tickets",
             &json!({
                 "eventId": self.event,
-                "customerId": customer,
                 "seats": [{"zone": "STALLS", "row": row, "number": number}],
             }),
         )
@@ -155,10 +157,13 @@ fn get(path: &str) -> Vec<u8> {
     format!("GET {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n").into_bytes()
 }
 
-fn post(path: &str, body: &Value) -> Vec<u8> {
+/// A JSON `POST` with `customer`'s bearer token, as raw request bytes.
+fn post_as(customer: &str, path: &str, body: &Value) -> Vec<u8> {
     let body = body.to_string();
     format!(
-        "POST {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        "POST {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\nauthorization: {}\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        common::bearer(customer),
         body.len()
     )
     .into_bytes()
@@ -506,7 +511,7 @@ async fn a_thousand_slowloris_connections_do_not_stop_a_buyer() {
         let id = order.body["id"].as_str().expect("order id");
         let paid = exchange(
             address,
-            &post(&format!("/demo/orders/{id}/pay"), &json!({})),
+            &post_as(&customer, &format!("/demo/orders/{id}/pay"), &json!({})),
         )
         .await;
         assert_eq!(paid.status, 200, "{paid:?}");

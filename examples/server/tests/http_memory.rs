@@ -77,3 +77,89 @@ async fn internal_error_is_500_without_details() {
     answer.expect(StatusCode::INTERNAL_SERVER_ERROR, Some("INTERNAL"));
     assert_eq!(answer.body["message"], "internal error");
 }
+
+/// One customer's burst passes, then `429 RATE_LIMITED` with `Retry-After`, while another
+/// customer buys unhindered; after `Retry-After` the first customer buys again. 40 concurrent
+/// purchases by one customer, one seat each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_purchase_rate_limit_is_per_customer() {
+    use std::num::NonZeroU32;
+    use std::time::{Duration, Instant};
+    use ticketing_server::rate_limit::PurchaseRate;
+
+    let rate = PurchaseRate {
+        per_second: NonZeroU32::new(1).unwrap(),
+        burst: NonZeroU32::new(5).unwrap(),
+    };
+    let app =
+        Arc::new(TestApp::custom(Backends::in_memory(), None, common::customer_auth(), rate).await);
+    let seats: Vec<String> = ["B", "C", "D", "E"]
+        .iter()
+        .flat_map(|row| (1..=10).map(move |n| format!("STALLS:{row}:{n}")))
+        .collect();
+    let started = Instant::now();
+    let tasks: Vec<_> = seats
+        .into_iter()
+        .map(|seat| {
+            let app = app.clone();
+            tokio::spawn(async move { app.buy("rush", &[&seat]).await })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await.unwrap());
+    }
+    let elapsed = started.elapsed();
+    let limited: Vec<_> = answers
+        .iter()
+        .filter(|a| a.status == StatusCode::TOO_MANY_REQUESTS)
+        .collect();
+    let passed = answers.len() - limited.len();
+    // The burst, plus at most one purchase per second the rush took.
+    let most = 5 + elapsed.as_secs() as usize + 1;
+    assert!(
+        (5..=most).contains(&passed),
+        "{passed} of 40 passed the limit in {elapsed:?}"
+    );
+    for answer in &limited {
+        answer.expect(StatusCode::TOO_MANY_REQUESTS, Some("RATE_LIMITED"));
+        let retry: u64 = answer.headers["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(retry, 1, "a one-per-second refill is at most a second away");
+    }
+    // The passed ones were real purchases (the event allows 6 tickets per customer).
+    let created = answers
+        .iter()
+        .filter(|a| a.status == StatusCode::CREATED)
+        .count();
+    assert_eq!(
+        created,
+        passed.min(6),
+        "{:?}",
+        answers.iter().map(|a| a.status).collect::<Vec<_>>()
+    );
+
+    // Another customer is not limited by the first one's rush.
+    app.buy("calm", &["STALLS:A:1"])
+        .await
+        .expect(StatusCode::CREATED, None);
+    let metrics = app.get("/metrics").await.text();
+    assert!(
+        metrics.contains(&format!(
+            "ticketing_purchases_total{{outcome=\"rate_limited\"}} {}",
+            limited.len()
+        )),
+        "{metrics}"
+    );
+    // After Retry-After, the first customer may buy again (up to the event's 6 tickets).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let again = app.buy("rush", &["STALLS:A:2"]).await;
+    if created < 6 {
+        again.expect(StatusCode::CREATED, None);
+    } else {
+        again.expect(StatusCode::UNPROCESSABLE_ENTITY, Some("LIMIT_EXCEEDED"));
+    }
+}

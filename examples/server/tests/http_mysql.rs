@@ -52,8 +52,9 @@ async fn a_database_failure_no_retry_cures_is_500_internal() {
         .await
         .expect("rename the tickets table");
     for answer in [
-        app.get(&format!("/api/orders/{order}")).await,
-        app.post(
+        app.get_as("alice", &format!("/api/orders/{order}")).await,
+        app.post_as(
+            "alice",
             &format!("/api/orders/{order}/cancel"),
             &serde_json::json!({}),
         )
@@ -77,7 +78,7 @@ async fn a_database_failure_no_retry_cures_is_500_internal() {
         .execute(&pool)
         .await
         .expect("rename it back");
-    let answer = app.get(&format!("/api/orders/{order}")).await;
+    let answer = app.get_as("alice", &format!("/api/orders/{order}")).await;
     assert_eq!(answer.status, 200, "{}", answer.text());
     drop(app);
     database

@@ -12,20 +12,23 @@ use axum::http::{Method, Request, StatusCode, header};
 use common::{ADMIN, TestApp, purchase};
 use serde_json::{Value, json};
 use ticketing_core::domain::{
-    CustomerId, IdempotencyKey, MAX_HOLD_TIME, MAX_NAME_CHARS, MAX_PER_CUSTOMER_LIMIT,
-    MAX_ZONE_CAPACITY, PaymentRef, RowLabel, ZoneCode,
+    IdempotencyKey, MAX_HOLD_TIME, MAX_NAME_CHARS, MAX_PER_CUSTOMER_LIMIT, MAX_ZONE_CAPACITY,
+    PaymentRef, RowLabel, ZoneCode,
 };
-use ticketing_server::openapi::document;
+use ticketing_server::openapi::{DemoRoutes, document};
 
 /// Every operation with the statuses it must document.
 const STATUSES: &[(&str, &[u16])] = &[
     (
         "purchase",
-        &[201, 400, 404, 408, 409, 413, 415, 422, 500, 503],
+        &[201, 400, 401, 404, 408, 409, 413, 415, 422, 429, 500, 503],
     ),
-    ("getTicket", &[200, 400, 404, 408, 500, 503]),
-    ("getOrder", &[200, 400, 404, 408, 500, 503]),
-    ("cancelOrder", &[200, 400, 404, 408, 409, 413, 500, 503]),
+    ("getTicket", &[200, 400, 401, 404, 408, 500, 503]),
+    ("getOrder", &[200, 400, 401, 404, 408, 500, 503]),
+    (
+        "cancelOrder",
+        &[200, 400, 401, 404, 408, 409, 413, 500, 503],
+    ),
     ("getEvent", &[200, 400, 404, 408, 500, 503]),
     ("getVenue", &[200, 400, 404, 408, 500, 503]),
     ("getSoldCount", &[200, 400, 404, 408, 500, 503]),
@@ -52,7 +55,8 @@ const STATUSES: &[(&str, &[u16])] = &[
     ("openapi", &[200]),
     ("demoPage", &[200]),
     ("demoConfig", &[200, 408, 500, 503]),
-    ("demoPay", &[200, 400, 404, 408, 409, 413, 500, 503]),
+    ("demoToken", &[200, 400, 408, 413, 415, 500, 503]),
+    ("demoPay", &[200, 400, 401, 404, 408, 409, 413, 500, 503]),
 ];
 
 /// (path, method, operation) of every operation in `doc`.
@@ -89,7 +93,7 @@ fn schema<'a>(doc: &'a Value, name: &str) -> &'a Value {
 
 #[test]
 fn path_parameters_are_uuids() {
-    let doc = document(true);
+    let doc = document(DemoRoutes::PageAndPayments);
     let mut seen = 0;
     for (path, method, operation) in operations(&doc) {
         for parameter in operation["parameters"].as_array().into_iter().flatten() {
@@ -111,7 +115,7 @@ fn path_parameters_are_uuids() {
 
 #[test]
 fn every_route_lists_every_status_it_answers() {
-    let doc = document(true);
+    let doc = document(DemoRoutes::PageAndPayments);
     let listed: BTreeMap<_, _> = operations(&doc)
         .into_iter()
         .map(|(_, _, op)| (op["operationId"].as_str().unwrap().to_owned(), op))
@@ -153,17 +157,14 @@ fn every_route_lists_every_status_it_answers() {
 
 #[test]
 fn the_selection_is_exactly_one_of_seats_or_general_admission() {
-    let doc = document(false);
+    let doc = document(DemoRoutes::Off);
     let branches = schema(&doc, "PurchaseRequestDto")["oneOf"]
         .as_array()
         .expect("oneOf");
     assert_eq!(branches.len(), 2);
     for (branch, selection) in branches.iter().zip(["seats", "generalAdmission"]) {
         assert_eq!(branch["additionalProperties"], false, "{selection}");
-        assert_eq!(
-            branch["required"],
-            json!(["eventId", "customerId", selection])
-        );
+        assert_eq!(branch["required"], json!(["eventId", selection]));
         assert_eq!(branch["properties"]["eventId"]["format"], "uuid");
     }
     let seats = &branches[0]["properties"]["seats"];
@@ -183,14 +184,17 @@ fn the_selection_is_exactly_one_of_seats_or_general_admission() {
 
 #[test]
 fn bounds_are_the_domain_s() {
-    let doc = document(false);
+    let doc = document(DemoRoutes::Off);
     let token = |schema: &Value, max: usize| {
         assert_eq!(schema["minLength"], 1, "{schema}");
         assert_eq!(schema["maxLength"], max, "{schema}");
         assert_eq!(schema["pattern"], "^[A-Za-z0-9_.@+-]+$", "{schema}");
     };
     let purchase = &schema(&doc, "PurchaseRequestDto")["oneOf"][0]["properties"];
-    token(&purchase["customerId"], CustomerId::MAX_LEN);
+    assert!(
+        purchase.get("customerId").is_none(),
+        "the customer is the token's"
+    );
     let seat = &schema(&doc, "SeatDto")["properties"];
     token(&seat["zone"], ZoneCode::MAX_LEN);
     token(&seat["row"], RowLabel::MAX_LEN);
@@ -221,7 +225,7 @@ fn bounds_are_the_domain_s() {
 
 #[test]
 fn links_chain_venue_event_purchase_pay_read() {
-    let doc = document(true);
+    let doc = document(DemoRoutes::PageAndPayments);
     let link = |from: &str, status: &str, name: &str| -> Value {
         let link = operation(&doc, from)["responses"][status]["links"][name].clone();
         let target = link["operationId"].as_str().unwrap_or_default();
@@ -243,17 +247,84 @@ fn links_chain_venue_event_purchase_pay_read() {
     assert_eq!(read["parameters"]["orderId"], "$response.body#/order/id");
 
     // Without the demo routes, no link points at them.
-    let doc = document(false);
+    let doc = document(DemoRoutes::Off);
     let text = doc.to_string();
     assert!(!text.contains("demoPay") && !text.contains("/demo/"));
     assert!(text.contains("\"operationId\":\"paymentWebhook\""));
+}
+
+#[test]
+fn bearer_schemes_and_their_answers_are_documented() {
+    let doc = document(DemoRoutes::PageAndPayments);
+    let schemes = &doc["components"]["securitySchemes"];
+    assert_eq!(
+        schemes["customer"],
+        json!({"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+            "description": schemes["customer"]["description"]})
+    );
+    assert_eq!(schemes["admin"]["scheme"], "bearer");
+    assert_eq!(
+        operation(&doc, "purchase")["security"],
+        json!([{"customer": []}])
+    );
+    for id in ["getOrder", "cancelOrder", "getTicket", "demoPay"] {
+        assert_eq!(
+            operation(&doc, id)["security"],
+            json!([{"customer": []}, {"admin": []}]),
+            "{id}"
+        );
+    }
+    // Every secured operation documents its 401 and the challenge header of customer routes.
+    for (path, method, op) in operations(&doc) {
+        let Some(security) = op["security"].as_array() else {
+            continue;
+        };
+        assert!(!security.is_empty(), "{method} {path}");
+        assert!(statuses(op).contains(&401), "{method} {path} lacks 401");
+        if security.iter().any(|s| s.get("customer").is_some()) {
+            assert!(
+                op["responses"]["401"]["headers"]["WWW-Authenticate"].is_object(),
+                "{method} {path}"
+            );
+        }
+    }
+    let limited = &operation(&doc, "purchase")["responses"]["429"];
+    assert!(
+        limited["description"]
+            .as_str()
+            .unwrap()
+            .starts_with("RATE_LIMITED")
+    );
+    assert_eq!(
+        limited["headers"]["Retry-After"]["schema"]["type"],
+        "integer"
+    );
+    // The public reads need no token.
+    for id in [
+        "getEvent",
+        "getSeatMap",
+        "getSoldCount",
+        "getRevenue",
+        "getVenue",
+    ] {
+        assert!(operation(&doc, id).get("security").is_none(), "{id}");
+    }
+}
+
+#[test]
+fn demo_payments_are_documented_only_where_served() {
+    let page = document(DemoRoutes::Page).to_string();
+    assert!(page.contains("\"operationId\":\"demoToken\""));
+    assert!(!page.contains("demoPay"));
+    let all = document(DemoRoutes::PageAndPayments).to_string();
+    assert!(all.contains("\"operationId\":\"demoPay\""));
 }
 
 /// Answers the router gives, each within what its operation documents.
 #[tokio::test]
 async fn the_router_answers_within_the_document() {
     let app = TestApp::in_memory().await;
-    let doc = document(true);
+    let doc = document(DemoRoutes::PageAndPayments);
     let event = app.demo.event.to_string();
     let seat =
         |zone: &str, row: &str, number: Value| json!({"zone": zone, "row": row, "number": number});
@@ -264,51 +335,88 @@ async fn the_router_answers_within_the_document() {
             "purchase",
             StatusCode::CREATED,
             None,
-            json_post(
+            customer_post(
                 "/api/tickets",
-                &json!({"eventId": event, "customerId": "ann", "seats": [seat("STALLS", "A", json!(3.0))]}),
+                &json!({"eventId": event, "seats": [seat("STALLS", "A", json!(3.0))]}),
             ),
         ),
         (
             "purchase",
             StatusCode::BAD_REQUEST,
             Some("INVALID_REQUEST"),
-            json_post(
+            customer_post(
                 "/api/tickets",
-                &json!({"eventId": event, "customerId": "ann", "seats": [seat("STALLS", "A", json!(4)), seat("STALLS", "A", json!(4))]}),
+                &json!({"eventId": event, "seats": [seat("STALLS", "A", json!(4)), seat("STALLS", "A", json!(4))]}),
             ),
         ),
         (
             "purchase",
             StatusCode::BAD_REQUEST,
             Some("INVALID_REQUEST"),
-            json_post(
+            customer_post(
                 "/api/tickets",
-                &json!({"eventId": event.replace('-', ""), "customerId": "ann", "seats": [seat("STALLS", "A", json!(5))]}),
+                &json!({"eventId": event.replace('-', ""), "seats": [seat("STALLS", "A", json!(5))]}),
             ),
         ),
         (
             "purchase",
             StatusCode::UNPROCESSABLE_ENTITY,
             Some("INCONSISTENT_REQUEST"),
-            json_post(
-                "/api/tickets",
-                &purchase(event.clone(), "ann", &["STALLS:Z:1"]),
-            ),
+            customer_post("/api/tickets", &purchase(event.clone(), &["STALLS:Z:1"])),
         ),
         (
             "purchase",
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Some("UNSUPPORTED_MEDIA_TYPE"),
             Request::post("/api/tickets")
+                .header(header::AUTHORIZATION, common::bearer("ann"))
                 .body(Body::from("{}"))
                 .unwrap(),
         ),
         (
             "purchase",
+            StatusCode::UNAUTHORIZED,
+            Some("UNAUTHORIZED"),
+            json_post("/api/tickets", &purchase(event.clone(), &["STALLS:A:8"])),
+        ),
+        (
+            "getOrder",
+            StatusCode::NOT_FOUND,
+            Some("NOT_FOUND"),
+            Request::get(format!("/api/orders/{}", uuid::Uuid::now_v7()))
+                .header(header::AUTHORIZATION, common::bearer("ann"))
+                .body(Body::empty())
+                .unwrap(),
+        ),
+        (
+            "demoToken",
+            StatusCode::OK,
+            None,
+            json_post("/demo/token", &json!({"customerId": "demo-ann"})),
+        ),
+        (
+            "demoToken",
+            StatusCode::BAD_REQUEST,
+            Some("INVALID_REQUEST"),
+            json_post("/demo/token", &json!({"customerId": "ann"})),
+        ),
+        (
+            "demoToken",
+            StatusCode::BAD_REQUEST,
+            Some("INVALID_REQUEST"),
+            json_post("/demo/token", &json!({"customerId": null})),
+        ),
+        (
+            "demoToken",
+            StatusCode::OK,
+            None,
+            json_post("/demo/token", &json!({})),
+        ),
+        (
+            "purchase",
             StatusCode::PAYLOAD_TOO_LARGE,
             Some("PAYLOAD_TOO_LARGE"),
-            json_post("/api/tickets", &json!({"pad": "x".repeat(70_000)})),
+            customer_post("/api/tickets", &json!({"pad": "x".repeat(70_000)})),
         ),
         (
             "getEvent",
@@ -395,6 +503,15 @@ fn json_post(path: &str, body: &Value) -> Request<Body> {
         .header(header::CONTENT_TYPE, "application/json")
         .body(Body::from(body.to_string()))
         .unwrap()
+}
+
+fn customer_post(path: &str, body: &Value) -> Request<Body> {
+    let mut request = json_post(path, body);
+    request.headers_mut().insert(
+        header::AUTHORIZATION,
+        common::bearer("ann").parse().unwrap(),
+    );
+    request
 }
 
 fn admin_post(path: &str, body: &Value) -> Request<Body> {

@@ -41,7 +41,21 @@ async fn call(
     url: &str,
     body: Option<Value>,
 ) -> (StatusCode, Value) {
+    call_as(client, None, method, url, body).await
+}
+
+/// [`call`] with `Authorization: Bearer <customer's token>` when `customer` is given.
+async fn call_as(
+    client: &HttpClient,
+    customer: Option<&str>,
+    method: Method,
+    url: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
     let mut request = Request::builder().method(method).uri(url);
+    if let Some(customer) = customer {
+        request = request.header("authorization", common::bearer(customer));
+    }
     if body.is_some() {
         request = request.header("content-type", "application/json");
     }
@@ -96,8 +110,11 @@ async fn the_relay_repairs_the_sql_seat_lock_in_a_server_without_redis() {
         "admin",
         "--webhook-secret",
         "whsec_test",
+        "--jwt-hs256-secret",
+        common::JWT_SECRET,
     ]);
     assert!(args.describe_backends().contains("write batching"));
+    assert!(args.demo_mode() && !args.demo_payments());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(ticketing_server::run(args, async move {
         let _ = stopped.await;
@@ -127,15 +144,44 @@ async fn the_relay_repairs_the_sql_seat_lock_in_a_server_without_redis() {
         .expect("the demo event");
 
     let seat = json!([{"zone": "STALLS", "row": "A", "number": 1}]);
-    let (status, order) = call(
+    let (status, order) = call_as(
         &client,
+        Some("first"),
         Method::POST,
         &format!("{base}/api/tickets"),
-        Some(json!({"eventId": event, "customerId": "first", "seats": seat})),
+        Some(json!({"eventId": event, "seats": seat})),
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "{order}");
     assert_eq!(seat_state(&client, &base, event, 1).await, "held");
+
+    // Demo mode on a real database: the page and its tokens are served, but not the simulated
+    // payment, which would let anyone pay for nothing.
+    let order_uuid = order["id"].as_str().unwrap().to_owned();
+    let (status, _) = call(&client, Method::GET, &format!("{base}/"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, token) = call(
+        &client,
+        Method::POST,
+        &format!("{base}/demo/token"),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{token}");
+    for customer in [Some("first"), None] {
+        let (status, refused) = call_as(
+            &client,
+            customer,
+            Method::POST,
+            &format!("{base}/demo/orders/{order_uuid}/pay"),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{refused}");
+    }
+    let (_, doc) = call(&client, Method::GET, &format!("{base}/openapi.json"), None).await;
+    assert!(doc["paths"]["/demo/token"].is_object());
+    assert!(doc["paths"].get("/demo/orders/{orderId}/pay").is_none());
 
     // Cancel in the database only: the seat lock is not told.
     let order_id = OrderId::from_uuid(order["id"].as_str().unwrap().parse().unwrap());
@@ -159,11 +205,12 @@ async fn the_relay_repairs_the_sql_seat_lock_in_a_server_without_redis() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(state, "free", "the relay did not repair the seat lock");
-    let (status, again) = call(
+    let (status, again) = call_as(
         &client,
+        Some("second"),
         Method::POST,
         &format!("{base}/api/tickets"),
-        Some(json!({"eventId": event, "customerId": "second", "seats": seat})),
+        Some(json!({"eventId": event, "seats": seat})),
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "{again}");

@@ -3,7 +3,9 @@
 use std::fmt;
 use std::str::FromStr;
 
+use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
+use sha2::Sha256;
 use uuid::Uuid;
 
 use crate::Error;
@@ -69,10 +71,54 @@ uuid_id!(
 impl OrderId {
     /// The order id that an idempotent purchase gets: derived from the customer and the key, so two
     /// concurrent retries of one request hold seats as the *same* order and cannot lock each other out.
-    pub fn for_idempotency_key(customer: &CustomerId, key: &IdempotencyKey) -> Self {
-        const NAMESPACE: Uuid = Uuid::from_u128(0x6f1c_2a7e_98d4_4b0f_a3c1_5e2d_7b9a_0c11);
-        let name = format!("{}\u{0}{}", customer.as_str(), key.as_str());
-        Self(Uuid::new_v5(&NAMESPACE, name.as_bytes()))
+    ///
+    /// The derivation is keyed ([`OrderIdSecret`], HMAC-SHA256 truncated to a UUID v8), so only
+    /// a holder of the secret can compute the id of another customer's order from its key.
+    pub fn for_idempotency_key(
+        secret: &OrderIdSecret,
+        customer: &CustomerId,
+        key: &IdempotencyKey,
+    ) -> Self {
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&secret.0)
+            .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
+        mac.update(customer.as_str().as_bytes());
+        mac.update(&[0]);
+        mac.update(key.as_str().as_bytes());
+        let digest = mac.finalize().into_bytes();
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&digest[..16]);
+        Self(uuid::Builder::from_custom_bytes(bytes).into_uuid())
+    }
+}
+
+/// The secret that keys [`OrderId::for_idempotency_key`].
+///
+/// Every server of one deployment must use the same secret: a retry that reaches another server
+/// must derive the same order id, or the two attempts hold seats as different orders and can
+/// lock each other out (the repository's idempotency record still lets only one persist). The
+/// [`Default`] is a fixed, public value that keeps ids deterministic in tests; with it anyone who
+/// knows a customer's id and idempotency key can compute the order id, so a deployment sets its
+/// own with [`OrderIdSecret::new`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct OrderIdSecret(std::sync::Arc<[u8]>);
+
+impl OrderIdSecret {
+    /// A secret of the given bytes (any length; 32 random bytes are plenty).
+    pub fn new(bytes: impl AsRef<[u8]>) -> Self {
+        Self(bytes.as_ref().into())
+    }
+}
+
+impl Default for OrderIdSecret {
+    fn default() -> Self {
+        Self::new(b"ticketing-core public default order-id secret")
+    }
+}
+
+impl fmt::Debug for OrderIdSecret {
+    /// Never prints the secret.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("OrderIdSecret(..)")
     }
 }
 
@@ -202,17 +248,46 @@ mod tests {
 
     #[test]
     fn idempotent_order_id_is_stable_and_scoped_by_customer() {
+        let secret = OrderIdSecret::default();
         let key = IdempotencyKey::new("k1").unwrap();
         let alice = CustomerId::new("alice").unwrap();
         let bob = CustomerId::new("bob").unwrap();
         assert_eq!(
-            OrderId::for_idempotency_key(&alice, &key),
-            OrderId::for_idempotency_key(&alice, &key)
+            OrderId::for_idempotency_key(&secret, &alice, &key),
+            OrderId::for_idempotency_key(&secret, &alice, &key)
         );
         assert_ne!(
-            OrderId::for_idempotency_key(&alice, &key),
-            OrderId::for_idempotency_key(&bob, &key)
+            OrderId::for_idempotency_key(&secret, &alice, &key),
+            OrderId::for_idempotency_key(&secret, &bob, &key)
         );
+        // The separator keeps ("a", "bc") and ("ab", "c") apart.
+        assert_ne!(
+            OrderId::for_idempotency_key(&secret, &"a".parse().unwrap(), &"bc".parse().unwrap()),
+            OrderId::for_idempotency_key(&secret, &"ab".parse().unwrap(), &"c".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn idempotent_order_ids_depend_on_the_deployment_secret() {
+        let key = IdempotencyKey::new("checkout-42").unwrap();
+        let alice = CustomerId::new("alice").unwrap();
+        let one = OrderIdSecret::new(b"deployment one");
+        // Two servers of one deployment: same secret, same id.
+        assert_eq!(
+            OrderId::for_idempotency_key(&one, &alice, &key),
+            OrderId::for_idempotency_key(&OrderIdSecret::new(b"deployment one"), &alice, &key)
+        );
+        // Another deployment (or a party without the secret) derives another id.
+        let other =
+            OrderId::for_idempotency_key(&OrderIdSecret::new(b"deployment two"), &alice, &key);
+        assert_ne!(OrderId::for_idempotency_key(&one, &alice, &key), other);
+        assert_ne!(
+            OrderId::for_idempotency_key(&OrderIdSecret::default(), &alice, &key),
+            other
+        );
+        // Still a valid UUID of the custom version (8), not a guessable v5 name.
+        assert_eq!(other.as_uuid().get_version_num(), 8);
+        assert!(!format!("{:?}", one).contains("deployment"));
     }
 
     #[test]

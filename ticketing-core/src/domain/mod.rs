@@ -11,7 +11,8 @@ mod venue;
 
 pub use event::{Event, EventSpec, MAX_HOLD_TIME, MAX_PER_CUSTOMER_LIMIT, MIN_HOLD_TIME};
 pub use ids::{
-    CustomerId, EventId, IdempotencyKey, OrderId, PaymentRef, RowLabel, TicketId, VenueId, ZoneCode,
+    CustomerId, EventId, IdempotencyKey, OrderId, OrderIdSecret, PaymentRef, RowLabel, TicketId,
+    VenueId, ZoneCode,
 };
 pub use money::{Currency, Money};
 pub use outbox::{

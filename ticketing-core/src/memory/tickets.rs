@@ -526,7 +526,7 @@ mod tests {
     use uuid::Uuid;
 
     use super::*;
-    use crate::domain::{Currency, Money, PaymentRef};
+    use crate::domain::{Currency, Money, OrderIdSecret, PaymentRef};
 
     fn at(second: i64) -> DateTime<Utc> {
         DateTime::<Utc>::UNIX_EPOCH + TimeDelta::seconds(second)
@@ -629,7 +629,7 @@ mod tests {
         let key = key.map(|k| IdempotencyKey::new(format!("k{k}")).expect("key"));
         *next_id += 1;
         let order_id = match &key {
-            Some(key) => OrderId::for_idempotency_key(&customer, key),
+            Some(key) => OrderId::for_idempotency_key(&OrderIdSecret::default(), &customer, key),
             None => OrderId::from_uuid(Uuid::from_u128(1 << 64 | *next_id)),
         };
         let ga_zone: ZoneCode = "GA".parse().expect("zone");

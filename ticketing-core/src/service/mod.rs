@@ -190,6 +190,11 @@ pub struct ServiceConfig {
     /// The lock writes each page in calls of its own bounded size and renews its rebuild lease
     /// between them, so the lease has to outlast the read of one page. 0 is taken as 1.
     pub rebuild_page: u32,
+    /// Keys the order id of a purchase with an idempotency key
+    /// ([`OrderId::for_idempotency_key`](crate::domain::OrderId::for_idempotency_key)). Every
+    /// server of one deployment must share it, so that a retry on another server derives the
+    /// same order id; the default is public (see [`OrderIdSecret`](crate::domain::OrderIdSecret)).
+    pub order_id_secret: crate::domain::OrderIdSecret,
 }
 
 /// The default [`ServiceConfig::rebuild_page`]: a page of this many tickets reads in tens of
@@ -226,6 +231,7 @@ impl Default for ServiceConfig {
             late_payment: LatePaymentPolicy::Reject,
             payment_grace: Duration::from_secs(10),
             rebuild_page: DEFAULT_REBUILD_PAGE,
+            order_id_secret: Default::default(),
         }
     }
 }

@@ -58,7 +58,9 @@ impl TicketService {
         let now = b.now();
         let checked = request.validate(&info, now)?;
         let order_id = match &request.idempotency_key {
-            Some(key) => OrderId::for_idempotency_key(&request.customer, key),
+            Some(key) => {
+                OrderId::for_idempotency_key(&self.config.order_id_secret, &request.customer, key)
+            }
             None => b.ids.order_id(),
         };
         let expires_at = now + info.event.hold_time();

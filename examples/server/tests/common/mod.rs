@@ -16,6 +16,8 @@ use serde_json::{Value, json};
 use ticketing_core::ports::{Clock, ManualClock};
 use ticketing_core::service::{Backends, CatalogService, ServiceConfig};
 use ticketing_server::app::{AppConfig, AppState, DemoEvent, router};
+use ticketing_server::auth::{CustomerAuth, JwtKey, TokenMinter, TokenRules, unix_now};
+use ticketing_server::rate_limit::PurchaseRate;
 use ticketing_server::webhook::{SIGNATURE_HEADER, WebhookSecret};
 use tower::ServiceExt;
 
@@ -23,6 +25,31 @@ use tower::ServiceExt;
 pub const ADMIN: &str = "test-admin-token";
 /// The webhook secret of test apps.
 pub const SECRET: &str = "whsec_test_secret";
+/// The HS256 secret of test apps' customer tokens.
+pub const JWT_SECRET: &str = "test-customer-token-secret-0123456789";
+
+/// A customer token for `customer`, valid for an hour, signed with [`JWT_SECRET`].
+pub fn token(customer: &str) -> String {
+    let minter = TokenMinter::hs256(JWT_SECRET.as_bytes(), &TokenRules::default()).unwrap();
+    minter.mint(
+        &customer.parse().expect("a valid customer id"),
+        unix_now() + 3600,
+    )
+}
+
+/// `Bearer <token>` for `customer`.
+pub fn bearer(customer: &str) -> String {
+    format!("Bearer {}", token(customer))
+}
+
+/// The customer-token verifier of test apps.
+pub fn customer_auth() -> CustomerAuth {
+    CustomerAuth::new(
+        &JwtKey::Hs256(JWT_SECRET.as_bytes().to_vec()),
+        &TokenRules::default(),
+    )
+    .expect("a usable test key")
+}
 
 /// A router over some backends, with the demo event seeded and a manual clock.
 pub struct TestApp {
@@ -118,6 +145,16 @@ impl TestApp {
     /// An app over `backends` (its clock is replaced by a manual one); `guard` lives as long as
     /// the app (e.g. a test database).
     pub async fn new(backends: Backends, guard: Option<Box<dyn Any + Send + Sync>>) -> Self {
+        Self::custom(backends, guard, customer_auth(), PurchaseRate::default()).await
+    }
+
+    /// [`new`](Self::new) with another token verifier and per-customer purchase rate.
+    pub async fn custom(
+        backends: Backends,
+        guard: Option<Box<dyn Any + Send + Sync>>,
+        customers: CustomerAuth,
+        purchase_rate: PurchaseRate,
+    ) -> Self {
         let clock = Arc::new(ManualClock::new(now_ms()));
         let backends = backends
             .to_builder()
@@ -134,6 +171,9 @@ impl TestApp {
                 admin_token: ADMIN.into(),
                 webhook_secret: WebhookSecret::new(SECRET),
                 demo: Some(demo),
+                demo_payments: true,
+                customers,
+                purchase_rate,
                 service: ServiceConfig::default(),
             },
         );
@@ -200,6 +240,27 @@ impl TestApp {
         self.call(Method::POST, path, Some(body), &[]).await
     }
 
+    /// `GET path` as `customer`.
+    pub async fn get_as(&self, customer: &str, path: &str) -> Answer {
+        let auth = bearer(customer);
+        self.call(Method::GET, path, None, &[("authorization", &auth)])
+            .await
+    }
+
+    /// `POST path` with a JSON body as `customer`.
+    pub async fn post_as(&self, customer: &str, path: &str, body: &Value) -> Answer {
+        let auth = bearer(customer);
+        self.call(Method::POST, path, Some(body), &[("authorization", &auth)])
+            .await
+    }
+
+    /// `GET path` with the admin token.
+    pub async fn admin_get(&self, path: &str) -> Answer {
+        let auth = format!("Bearer {ADMIN}");
+        self.call(Method::GET, path, None, &[("authorization", &auth)])
+            .await
+    }
+
     /// `POST path` to an admin route with the admin token.
     pub async fn admin_post(&self, path: &str, body: &Value) -> Answer {
         let auth = format!("Bearer {ADMIN}");
@@ -209,9 +270,10 @@ impl TestApp {
 
     /// Buys seats (`"STALLS:A:1"`) of the demo event for `customer`.
     pub async fn buy(&self, customer: &str, seats: &[&str]) -> Answer {
-        self.post(
+        self.post_as(
+            customer,
             "/api/tickets",
-            &purchase(self.demo.event.to_string(), customer, seats),
+            &purchase(self.demo.event.to_string(), seats),
         )
         .await
     }
@@ -264,8 +326,8 @@ impl TestApp {
     }
 }
 
-/// A purchase body for seats given as `"ZONE:ROW:NUMBER"`.
-pub fn purchase(event: String, customer: &str, seats: &[&str]) -> Value {
+/// A purchase body for seats given as `"ZONE:ROW:NUMBER"` (the customer is the token's).
+pub fn purchase(event: String, seats: &[&str]) -> Value {
     let seats: Vec<Value> = seats
         .iter()
         .map(|s| {
@@ -277,5 +339,5 @@ pub fn purchase(event: String, customer: &str, seats: &[&str]) -> Value {
             })
         })
         .collect();
-    json!({"eventId": event, "customerId": customer, "seats": seats})
+    json!({"eventId": event, "seats": seats})
 }

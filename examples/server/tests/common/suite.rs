@@ -43,7 +43,9 @@ pub async fn purchase_creates_a_pending_order(app: TestApp) {
     assert!(answer.headers.contains_key("x-request-id"));
 
     let ticket_id = order["tickets"][0]["id"].as_str().unwrap();
-    let ticket = app.get(&format!("/api/tickets/{ticket_id}")).await;
+    let ticket = app
+        .get_as("alice", &format!("/api/tickets/{ticket_id}"))
+        .await;
     ticket.expect(StatusCode::OK, None);
     assert_eq!(ticket.body["orderId"], order["id"]);
     assert_eq!(
@@ -52,7 +54,9 @@ pub async fn purchase_creates_a_pending_order(app: TestApp) {
     );
     assert_eq!(ticket.body["price"]["amountMinor"], 4500);
 
-    let read = app.get(&format!("/api/orders/{}", order_id(&answer))).await;
+    let read = app
+        .get_as("alice", &format!("/api/orders/{}", order_id(&answer)))
+        .await;
     read.expect(StatusCode::OK, None);
     assert_eq!(read.body["id"], order["id"]);
 
@@ -70,17 +74,17 @@ pub async fn purchase_creates_a_pending_order(app: TestApp) {
 pub async fn general_admission_sells_out(app: TestApp) {
     let event = app.demo.event.to_string();
     for i in 0..8 {
-        let body = json!({"eventId": event, "customerId": format!("fan{i}"),
+        let body = json!({"eventId": event,
             "generalAdmission": {"zone": "FLOOR", "quantity": 5}});
-        app.post("/api/tickets", &body)
+        app.post_as(&format!("fan{i}"), "/api/tickets", &body)
             .await
             .expect(StatusCode::CREATED, None);
     }
     let map = app.get(&format!("/api/events/{event}/seats")).await;
     assert_eq!(map.body["generalAdmission"][0]["remaining"], 0);
-    let body = json!({"eventId": event, "customerId": "late",
+    let body = json!({"eventId": event,
         "generalAdmission": {"zone": "FLOOR", "quantity": 1}});
-    app.post("/api/tickets", &body)
+    app.post_as("late", "/api/tickets", &body)
         .await
         .expect(StatusCode::CONFLICT, Some("SOLD_OUT"));
 }
@@ -118,18 +122,20 @@ pub async fn purchase_refusals(app: TestApp) {
     );
     assert_eq!(answer.body["details"]["field"], "seats");
     // Seats and general admission at once → 400.
-    let mut body = purchase(app.demo.event.to_string(), "alice", &["STALLS:C:1"]);
+    let mut body = purchase(app.demo.event.to_string(), &["STALLS:C:1"]);
     body["generalAdmission"] = json!({"zone": "FLOOR", "quantity": 1});
-    app.post("/api/tickets", &body)
+    app.post_as("alice", "/api/tickets", &body)
         .await
         .expect(StatusCode::BAD_REQUEST, Some("INVALID_REQUEST"));
-    // A customer id with forbidden characters → 400.
-    app.buy("not valid!", &["STALLS:C:1"])
+    // A customer id in the body is not the client's to choose → 400.
+    let mut body = purchase(app.demo.event.to_string(), &["STALLS:C:1"]);
+    body["customerId"] = json!("bob");
+    app.post_as("alice", "/api/tickets", &body)
         .await
         .expect(StatusCode::BAD_REQUEST, Some("INVALID_REQUEST"));
     // An unknown event → 404.
-    let body = purchase(uuid::Uuid::now_v7().to_string(), "alice", &["STALLS:C:1"]);
-    app.post("/api/tickets", &body)
+    let body = purchase(uuid::Uuid::now_v7().to_string(), &["STALLS:C:1"]);
+    app.post_as("alice", "/api/tickets", &body)
         .await
         .expect(StatusCode::NOT_FOUND, Some("NOT_FOUND"));
     // An event whose sale has not opened → 409 NOT_ON_SALE.
@@ -144,20 +150,17 @@ pub async fn purchase_refusals(app: TestApp) {
         )
         .await;
     event.expect(StatusCode::CREATED, None);
-    let body = purchase(
-        event.body["id"].as_str().unwrap().into(),
-        "alice",
-        &["STALLS:A:1"],
-    );
-    app.post("/api/tickets", &body)
+    let body = purchase(event.body["id"].as_str().unwrap().into(), &["STALLS:A:1"]);
+    app.post_as("alice", "/api/tickets", &body)
         .await
         .expect(StatusCode::CONFLICT, Some("NOT_ON_SALE"));
 }
 
 /// Same Idempotency-Key + same request → the same order; another request → 409.
 pub async fn idempotency_key_replays_and_conflicts(app: TestApp) {
-    let body = purchase(app.demo.event.to_string(), "alice", &["STALLS:D:1"]);
-    let key = [("idempotency-key", "order-123")];
+    let body = purchase(app.demo.event.to_string(), &["STALLS:D:1"]);
+    let auth = super::bearer("alice");
+    let key = [("idempotency-key", "order-123"), ("authorization", &auth)];
     let first = app
         .call(Method::POST, "/api/tickets", Some(&body), &key)
         .await;
@@ -167,7 +170,7 @@ pub async fn idempotency_key_replays_and_conflicts(app: TestApp) {
         .await;
     again.expect(StatusCode::CREATED, None);
     assert_eq!(first.body["id"], again.body["id"]);
-    let other = purchase(app.demo.event.to_string(), "alice", &["STALLS:D:2"]);
+    let other = purchase(app.demo.event.to_string(), &["STALLS:D:2"]);
     app.call(Method::POST, "/api/tickets", Some(&other), &key)
         .await
         .expect(StatusCode::CONFLICT, Some("IDEMPOTENCY_CONFLICT"));
@@ -175,7 +178,7 @@ pub async fn idempotency_key_replays_and_conflicts(app: TestApp) {
         Method::POST,
         "/api/tickets",
         Some(&other),
-        &[("idempotency-key", "bad key!")],
+        &[("idempotency-key", "bad key!"), ("authorization", &auth)],
     )
     .await
     .expect(StatusCode::BAD_REQUEST, Some("INVALID_REQUEST"));
@@ -272,7 +275,7 @@ pub async fn webhook_refusals(app: TestApp) {
         .await
         .expect(StatusCode::UNAUTHORIZED, Some("UNAUTHORIZED"));
     // Within tolerance is fine: the order is still pending, so nothing was paid by the refusals.
-    let check = app.get(&format!("/api/orders/{order}")).await;
+    let check = app.get_as("alice", &format!("/api/orders/{order}")).await;
     assert_eq!(check.body["status"], "PENDING_PAYMENT");
 
     let signed_garbage = r#"{"id":"evt_y","orderId":"nope","paymentReference":"pi"}"#.to_owned();
@@ -325,7 +328,7 @@ pub async fn cancel_and_refund(app: TestApp) {
     let bought = app.buy("alice", &["STALLS:D:9"]).await;
     let order = order_id(&bought);
     let cancelled = app
-        .post(&format!("/api/orders/{order}/cancel"), &json!({}))
+        .post_as("alice", &format!("/api/orders/{order}/cancel"), &json!({}))
         .await;
     cancelled.expect(StatusCode::OK, None);
     assert_eq!(cancelled.body["status"], "CANCELLED");
@@ -337,7 +340,7 @@ pub async fn cancel_and_refund(app: TestApp) {
         Method::POST,
         &format!("/api/orders/{order}/cancel"),
         None,
-        &[],
+        &[("authorization", &super::bearer("alice"))],
     )
     .await
     .expect(StatusCode::OK, None);
@@ -352,7 +355,7 @@ pub async fn cancel_and_refund(app: TestApp) {
         Method::POST,
         &format!("/api/orders/{order}/cancel"),
         None,
-        &[],
+        &[("authorization", &super::bearer("bob"))],
     )
     .await
     .expect(StatusCode::CONFLICT, Some("INVALID_TRANSITION"));
@@ -379,7 +382,8 @@ pub async fn cancel_and_refund(app: TestApp) {
         .get(&format!("/api/events/{}/seats", app.demo.event))
         .await;
     assert_eq!(seat_state(&map.body, "STALLS:D:9"), "free");
-    app.post(
+    app.post_as(
+        "bob",
         &format!("/api/orders/{}/cancel", uuid::Uuid::now_v7()),
         &json!({}),
     )
@@ -400,7 +404,11 @@ pub async fn sweep_expires_unpaid_orders(app: TestApp) {
     ));
     let mut status = Value::Null;
     for _ in 0..200 {
-        status = app.get(&format!("/api/orders/{order}")).await.body["status"].clone();
+        status = app
+            .get_as("alice", &format!("/api/orders/{order}"))
+            .await
+            .body["status"]
+            .clone();
         if status == "EXPIRED" {
             break;
         }
@@ -458,8 +466,8 @@ pub async fn admin_routes(app: TestApp) {
     let read = app.get(&format!("/api/events/{event_id}")).await;
     read.expect(StatusCode::OK, None);
     assert_eq!(read.body["holdTimeSeconds"], 300);
-    let body = purchase(event_id.clone(), "dora", &["MAIN:1:3"]);
-    app.post("/api/tickets", &body)
+    let body = purchase(event_id.clone(), &["MAIN:1:3"]);
+    app.post_as("dora", "/api/tickets", &body)
         .await
         .expect(StatusCode::CREATED, None);
 
@@ -505,14 +513,14 @@ pub async fn malformed_requests_are_4xx_json(app: TestApp) {
         (
             Method::POST,
             "/api/tickets",
-            Some(r#"{"eventId": 5, "customerId": "a"}"#),
+            Some(r#"{"eventId": 5}"#),
             Some("application/json"),
             StatusCode::BAD_REQUEST,
         ),
         (
             Method::POST,
             "/api/tickets",
-            Some(r#"{"eventId": "x", "customerId": "a", "seats": []}"#),
+            Some(r#"{"eventId": "x", "seats": []}"#),
             Some("application/json"),
             StatusCode::BAD_REQUEST,
         ),
@@ -580,10 +588,13 @@ pub async fn malformed_requests_are_4xx_json(app: TestApp) {
             StatusCode::METHOD_NOT_ALLOWED,
         ),
     ];
+    // As a customer, so that the customer routes get as far as reading the request.
+    let auth = super::bearer("alice");
     for (method, path, body, content_type, status) in cases {
         let mut builder = axum::http::Request::builder()
             .method(method.clone())
-            .uri(path);
+            .uri(path)
+            .header("authorization", &auth);
         if let Some(ct) = content_type {
             builder = builder.header("content-type", ct);
         }
@@ -603,6 +614,7 @@ pub async fn malformed_requests_are_4xx_json(app: TestApp) {
         .method(Method::POST)
         .uri("/api/tickets")
         .header("content-type", "application/json")
+        .header("authorization", &auth)
         .body(axum::body::Body::from(huge))
         .unwrap();
     app.send(request)
@@ -693,13 +705,146 @@ pub async fn ops_routes(app: TestApp) {
 pub async fn demo_payment(app: TestApp) {
     let bought = app.buy("alice", &["STALLS:C:12"]).await;
     let order = order_id(&bought);
+    // Only its customer may pay it (like reading it, another customer's order is not found).
+    app.post_as("mallory", &format!("/demo/orders/{order}/pay"), &json!({}))
+        .await
+        .expect(StatusCode::NOT_FOUND, Some("NOT_FOUND"));
     let paid = app
-        .post(&format!("/demo/orders/{order}/pay"), &json!({}))
+        .post_as("alice", &format!("/demo/orders/{order}/pay"), &json!({}))
         .await;
     paid.expect(StatusCode::OK, None);
     assert_eq!(paid.body["order"]["status"], "PAID");
     let metrics = app.get("/metrics").await.text();
     assert!(metrics.contains("ticketing_payments_total{outcome=\"paid\"} 1"));
+}
+
+/// Only an order's customer (or the admin) reads or cancels it and its tickets; anyone else gets
+/// the very answer a missing id gets, so ids cannot be probed.
+pub async fn another_customer_s_order_is_not_found(app: TestApp) {
+    let bought = app.buy("alice", &["STALLS:B:10"]).await;
+    bought.expect(StatusCode::CREATED, None);
+    let order = order_id(&bought);
+    let ticket = bought.body["tickets"][0]["id"].as_str().unwrap().to_owned();
+    let missing = uuid::Uuid::now_v7();
+    let strange = app.get_as("bob", &format!("/api/orders/{order}")).await;
+    strange.expect(StatusCode::NOT_FOUND, Some("NOT_FOUND"));
+    let absent = app.get_as("bob", &format!("/api/orders/{missing}")).await;
+    absent.expect(StatusCode::NOT_FOUND, Some("NOT_FOUND"));
+    assert_eq!(
+        strange.body["message"]
+            .as_str()
+            .unwrap()
+            .replace(&order, "<id>"),
+        absent.body["message"]
+            .as_str()
+            .unwrap()
+            .replace(&missing.to_string(), "<id>"),
+        "another customer's order answers like a missing one"
+    );
+    app.get_as("bob", &format!("/api/tickets/{ticket}"))
+        .await
+        .expect(StatusCode::NOT_FOUND, Some("NOT_FOUND"));
+    app.post_as("bob", &format!("/api/orders/{order}/cancel"), &json!({}))
+        .await
+        .expect(StatusCode::NOT_FOUND, Some("NOT_FOUND"));
+    // Bob's cancel changed nothing: the order is still pending and the seat held.
+    let mine = app.get_as("alice", &format!("/api/orders/{order}")).await;
+    mine.expect(StatusCode::OK, None);
+    assert_eq!(mine.body["status"], "PENDING_PAYMENT");
+    app.get_as("alice", &format!("/api/tickets/{ticket}"))
+        .await
+        .expect(StatusCode::OK, None);
+    // The admin reads and cancels any order.
+    let read = app.admin_get(&format!("/api/orders/{order}")).await;
+    read.expect(StatusCode::OK, None);
+    assert_eq!(read.body["customerId"], "alice");
+    app.admin_get(&format!("/api/tickets/{ticket}"))
+        .await
+        .expect(StatusCode::OK, None);
+    let auth = format!("Bearer {ADMIN}");
+    let cancelled = app
+        .call(
+            Method::POST,
+            &format!("/api/orders/{order}/cancel"),
+            None,
+            &[("authorization", &auth)],
+        )
+        .await;
+    cancelled.expect(StatusCode::OK, None);
+    assert_eq!(cancelled.body["status"], "CANCELLED");
+}
+
+/// A customer route without a token, or with a malformed, forged or expired one, is `401` with
+/// `WWW-Authenticate: Bearer`; the admin token names no customer, so it cannot buy.
+pub async fn customer_routes_need_a_valid_token(app: TestApp) {
+    use ticketing_server::auth::{LEEWAY_SECONDS, TokenMinter, TokenRules, unix_now};
+    let bought = app.buy("alice", &["STALLS:B:11"]).await;
+    bought.expect(StatusCode::CREATED, None);
+    let order = order_id(&bought);
+    let alice: ticketing_core::domain::CustomerId = "alice".parse().unwrap();
+    let forger = TokenMinter::hs256(
+        b"another-secret-of-at-least-32-bytes!",
+        &TokenRules::default(),
+    )
+    .unwrap();
+    let forged = forger.mint(&alice, unix_now() + 600);
+    let real = TokenMinter::hs256(super::JWT_SECRET.as_bytes(), &TokenRules::default()).unwrap();
+    let expired = real.mint(&alice, unix_now() - LEEWAY_SECONDS - 60);
+    let body = purchase(app.demo.event.to_string(), &["STALLS:B:12"]);
+    let cases: Vec<(Option<String>, &str)> = vec![
+        (None, "Bearer"),
+        (Some("Basic YWxpY2U6cHc=".into()), "Bearer"),
+        (
+            Some("Bearer not-a-jwt".into()),
+            "Bearer error=\"invalid_token\"",
+        ),
+        (
+            Some(format!("Bearer {forged}")),
+            "Bearer error=\"invalid_token\"",
+        ),
+        (
+            Some(format!("Bearer {expired}")),
+            "Bearer error=\"invalid_token\"",
+        ),
+    ];
+    for (authorization, challenge) in cases {
+        let headers: Vec<(&str, &str)> = authorization
+            .as_deref()
+            .map(|a| vec![("authorization", a)])
+            .unwrap_or_default();
+        for (method, path, body) in [
+            (Method::POST, "/api/tickets".to_owned(), Some(&body)),
+            (Method::GET, format!("/api/orders/{order}"), None),
+            (Method::POST, format!("/api/orders/{order}/cancel"), None),
+            (
+                Method::GET,
+                format!(
+                    "/api/tickets/{}",
+                    bought.body["tickets"][0]["id"].as_str().unwrap()
+                ),
+                None,
+            ),
+        ] {
+            let answer = app.call(method.clone(), &path, body, &headers).await;
+            answer.expect(StatusCode::UNAUTHORIZED, Some("UNAUTHORIZED"));
+            assert_eq!(
+                answer.headers["www-authenticate"], challenge,
+                "{method} {path} with {authorization:?}"
+            );
+        }
+    }
+    let auth = format!("Bearer {ADMIN}");
+    app.call(
+        Method::POST,
+        "/api/tickets",
+        Some(&body),
+        &[("authorization", &auth)],
+    )
+    .await
+    .expect(StatusCode::UNAUTHORIZED, Some("UNAUTHORIZED"));
+    // Nothing above touched the order.
+    let mine = app.get_as("alice", &format!("/api/orders/{order}")).await;
+    assert_eq!(mine.body["status"], "PENDING_PAYMENT");
 }
 
 /// Expands one `#[tokio::test]` per suite function, each on a fresh app from `$make`.
@@ -722,6 +867,8 @@ macro_rules! http_suite {
             request_ids,
             ops_routes,
             demo_payment,
+            another_customer_s_order_is_not_found,
+            customer_routes_need_a_valid_token,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {

@@ -12,8 +12,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::Error;
 use crate::domain::{
-    CustomerId, EventId, Order, OrderId, OutboxEntry, OutboxKind, PaymentRef, SeatRef, TicketId,
-    TicketStatus,
+    CustomerId, EventId, Order, OrderId, OrderIdSecret, OutboxEntry, OutboxKind, PaymentRef,
+    SeatRef, TicketId, TicketStatus,
 };
 use crate::ports::{SeatLock, SeatState, TicketRepository};
 use crate::service::{PurchaseRequest, SeatAvailability, SeatMap, Selection};
@@ -493,7 +493,8 @@ impl Checker {
             ));
         }
         if let Some(key) = &request.idempotency_key {
-            let expected = OrderId::for_idempotency_key(&request.customer, key);
+            let expected =
+                OrderId::for_idempotency_key(&OrderIdSecret::default(), &request.customer, key);
             if order.id != expected {
                 return Err(violation(
                     inv::IDEMPOTENCY,
