@@ -16,4 +16,6 @@ pub use money::{Currency, Money};
 pub use outbox::{OUTBOX_SCHEMA_VERSION, OutboxEntry, OutboxEvent, OutboxKind, OutboxLine};
 pub use status::{TicketAction, TicketStatus};
 pub use ticket::{Order, Ticket};
-pub use venue::{MAX_NAME_CHARS, MAX_ZONE_CAPACITY, Row, SeatRef, Venue, Zone, ZoneKind};
+pub use venue::{
+    MAX_NAME_CHARS, MAX_ZONE_CAPACITY, Row, SeatRef, Venue, VenueLimits, Zone, ZoneKind,
+};

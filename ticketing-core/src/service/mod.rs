@@ -7,6 +7,8 @@ mod lock_sync;
 mod purchase;
 mod query;
 mod relay;
+mod seat_map;
+mod shared_reads;
 mod tickets;
 
 use std::sync::Arc;
@@ -18,10 +20,15 @@ pub use catalog::CatalogService;
 pub use holds::RepositoryHolds;
 pub use lock_sync::{FanOutSink, SeatLockSync};
 pub use purchase::{PurchaseRequest, Selection};
-pub use query::{GeneralAvailability, QueryService, SeatAvailability, SeatMap, SeatView};
+pub use query::QueryService;
 pub use relay::{OutboxRelay, RelayConfig, RelayRound, RelayStats};
+pub use seat_map::{
+    GeneralAvailability, RowAvailability, SeatAvailability, SeatMap, SeatRange, SeatView,
+    SeatedAvailability,
+};
 pub use tickets::TicketService;
 
+use crate::domain::VenueLimits;
 use crate::ports::{CatalogRepository, Clock, IdGenerator, SeatLock, TicketRepository};
 
 /// The adapters a service works with. Cheap to clone; share one between all services.
@@ -177,6 +184,15 @@ pub struct ServiceConfig {
     pub rebuild_attempts: u32,
     /// Orders expired per repository call in the sweep.
     pub sweep_batch: u32,
+    /// How long a seat map may be reused: concurrent [`QueryService::seat_map`] calls for one
+    /// event (or one zone) within this time of a read's start share that read instead of each
+    /// snapshotting the seat lock, so a crowd refreshing the map costs one snapshot per period.
+    /// Zero (the default) reads for every call: exact, but a crowd of readers then costs one
+    /// snapshot each. The example server uses one second.
+    pub seat_map_max_age: Duration,
+    /// Size caps of the venues a [`CatalogService`] built with
+    /// [`with_limits`](CatalogService::with_limits)`(config.venue_limits)` creates.
+    pub venue_limits: VenueLimits,
 }
 
 /// Longest [`ServiceConfig::hold_grace`] honoured: a day, like the longest hold time, so a
@@ -201,6 +217,8 @@ impl Default for ServiceConfig {
             hold_grace: Duration::from_secs(30),
             rebuild_attempts: 3,
             sweep_batch: 500,
+            seat_map_max_age: Duration::ZERO,
+            venue_limits: VenueLimits::default(),
         }
     }
 }

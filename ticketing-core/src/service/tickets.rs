@@ -475,6 +475,7 @@ impl TicketService {
             &*self.backends.seat_lock,
             || self.hold_source(&info),
             event,
+            None,
             self.backends.now(),
             self.config.rebuild_attempts,
         )
