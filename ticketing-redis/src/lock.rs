@@ -18,7 +18,6 @@ use crate::connection::{RedisConnection, RedisConnectionConfig};
 use crate::error::RedisLockError;
 use crate::keys::EventKeys;
 use crate::scripts::Scripts;
-use crate::snapshot::SNAPSHOT_CHUNK;
 use crate::values::{self, millis};
 
 /// The seat lock on Redis: one Lua script per operation, run atomically by Redis.
@@ -235,13 +234,13 @@ impl SeatLock for RedisSeatLock {
         Ok(())
     }
 
-    /// Reads the seat hash in `HSCAN` chunks of about [`SNAPSHOT_CHUNK`] entries, never in one
+    /// Reads the seat hash in `HSCAN` chunks of about [`SNAPSHOT_CHUNK`](crate::SNAPSHOT_CHUNK) entries, never in one
     /// call, so a large event's snapshot does not stall the other clients of Redis.
     async fn snapshot(&self, event: EventId, now: DateTime<Utc>) -> Result<Option<LockSnapshot>> {
         Ok(self.read_snapshot(event, now).await?)
     }
 
-    /// Reads a seated zone's seats by key, [`SNAPSHOT_CHUNK`] per script call.
+    /// Reads a seated zone's seats by key, [`SNAPSHOT_CHUNK`](crate::SNAPSHOT_CHUNK) per script call.
     async fn zone_snapshot(
         &self,
         event: EventId,
