@@ -141,6 +141,10 @@ struct Args {
     /// No progress bar.
     #[arg(long)]
     no_progress: bool,
+    /// With --target: this many clients read the event's seat map in a loop while the sale
+    /// runs (the report gives their maps read per second).
+    #[arg(long, default_value_t = 0, requires = "target")]
+    seat_map_readers: usize,
 }
 
 impl Args {
@@ -209,6 +213,7 @@ impl Args {
             request_timeout: self.request_timeout,
             raw_clients: self.raw_clients,
             raw_duration: Duration::from_secs(self.raw_seconds),
+            seat_map_readers: self.seat_map_readers,
         })
     }
 }

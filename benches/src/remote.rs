@@ -18,8 +18,8 @@ use sqlx::mysql::MySqlPoolOptions;
 use ticketing_core::domain::{EventId, EventSpec, OrderId, SeatRef, VenueId, Zone};
 use ticketing_core::service::{PurchaseRequest, Selection};
 use ticketing_server::dto::{
-    CreateEventDto, CreateVenueDto, EventDto, OrderDto, PriceDto, SeatMapDto, SeatStateDto,
-    SoldCountDto, TicketStatusDto, VenueDto, ZoneDto,
+    CreateEventDto, CreateVenueDto, EventDto, OrderDto, PriceDto, SeatMapDto, SoldCountDto,
+    TicketStatusDto, VenueDto, ZoneDto,
 };
 
 use crate::BenchError;
@@ -30,6 +30,7 @@ use crate::raw::{self, RawLimits};
 use crate::rejection::{self, CostProbes};
 use crate::report::{RunMeta, RunReport};
 use crate::scenario::{self, Attempt, Buyer, Goods, LoadSpec, RawResult};
+use crate::seat_map_readers::SeatMapReaders;
 use crate::setup::{RunDatabase, SaleKind, sale_event, sale_zone};
 
 /// Checks a `--target` value and returns it as `http://host:port` (no trailing slash).
@@ -80,6 +81,8 @@ pub struct TargetConfig {
     pub raw_clients: usize,
     /// Duration of each raw-limit probe (zero: skip them).
     pub raw_duration: Duration,
+    /// Clients reading the seat map in a loop during the main phase (0: none).
+    pub seat_map_readers: usize,
 }
 
 /// Throughput over HTTP as a share of the raw limits measured in the same run.
@@ -415,7 +418,19 @@ pub async fn run(config: &TargetConfig) -> Result<TargetOutcome, BenchError> {
         config.sale.name(),
         config.targets.len()
     );
+    let readers = (config.seat_map_readers > 0).then(|| {
+        SeatMapReaders::start(
+            &config.targets,
+            sale.event,
+            config.seat_map_readers,
+            config.request_timeout,
+        )
+    });
     let raw = scenario::run(&buyers, sale.event, &sale.goods, &config.load).await;
+    let readers = match readers {
+        Some(readers) => Some(readers.stop().await),
+        None => None,
+    };
     let connections_opened = opened() - connections_before;
 
     let mut rejection_cost = Default::default();
@@ -456,6 +471,7 @@ pub async fn run(config: &TargetConfig) -> Result<TargetOutcome, BenchError> {
     let mut report = RunReport::new(meta, &config.load, &raw, audit);
     report.rejection_cost = rejection_cost;
     report.connections_opened = Some(connections_opened);
+    report.seat_map_readers = readers;
     if let Some(pool) = database {
         pool.close().await;
     }
@@ -518,11 +534,15 @@ pub async fn audit_api(
         .get(&format!("{base}/api/events/{event}/seats"))
         .await?
         .expect(StatusCode::OK)?;
-    let seats_taken = map
-        .seats
+    let seats_taken: u64 = map
+        .seated
         .iter()
-        .filter(|s| s.state != SeatStateDto::Free)
-        .count() as u64;
+        .flat_map(|zone| &zone.rows)
+        .map(|row| {
+            let free: u32 = row.free.iter().map(|[first, last]| last - first + 1).sum();
+            u64::from(row.seats - free)
+        })
+        .sum();
     let places_taken: u64 = map
         .general_admission
         .iter()

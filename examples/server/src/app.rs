@@ -9,7 +9,7 @@ use axum::http::{HeaderName, StatusCode};
 use axum::middleware::{from_fn_with_state, map_request};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use ticketing_core::domain::{EventId, VenueId};
+use ticketing_core::domain::{EventId, VenueId, VenueLimits};
 use ticketing_core::service::{
     Backends, CatalogService, QueryService, ServiceConfig, TicketService,
 };
@@ -77,7 +77,7 @@ impl AppState {
         Self(Arc::new(Inner {
             tickets: TicketService::new(backends.clone(), config.service.clone()),
             queries: QueryService::new(backends.clone(), config.service.clone()),
-            catalog: CatalogService::new(backends.clone()),
+            catalog: CatalogService::new(backends.clone()).with_limits(config.service.venue_limits),
             backends,
             metrics,
             webhooks: WebhookLog::default(),
@@ -117,6 +117,10 @@ impl AppState {
     pub fn admin_token(&self) -> &str {
         &self.0.config.admin_token
     }
+    /// The size caps of new venues.
+    pub fn venue_limits(&self) -> &VenueLimits {
+        &self.0.config.service.venue_limits
+    }
     /// The demo event, when demo mode is on.
     pub fn demo(&self) -> Option<DemoEvent> {
         self.0.config.demo
@@ -154,6 +158,10 @@ pub fn router_with_limits(state: AppState, limits: &HttpLimits) -> Router {
             get(routes::events::sold_count),
         )
         .route("/api/events/{eventId}/seats", get(routes::events::seat_map))
+        .route(
+            "/api/events/{eventId}/zones/{zone}/seats",
+            get(routes::events::zone_seat_map),
+        )
         .route("/api/venues/{venueId}", get(routes::events::venue))
         .route(
             "/api/venues/{venueId}/events/{eventId}/revenue",

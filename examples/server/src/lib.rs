@@ -79,7 +79,7 @@ pub async fn run(
             admin_token,
             webhook_secret,
             demo,
-            service: ServiceConfig::default(),
+            service: args.service_config(),
         },
     );
     let listener = tokio::net::TcpListener::bind(args.listen).await?;

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::app::AppState;
 use crate::dto::HealthDto;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::openapi::document;
+use crate::openapi::document_with_limits;
 
 /// How long each health check may take.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
@@ -82,5 +82,8 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     responses((status = 200, description = "OpenAPI document", content_type = "application/json"))
 )]
 pub async fn openapi(State(state): State<AppState>) -> impl IntoResponse {
-    Json(document(state.demo().is_some()))
+    Json(document_with_limits(
+        state.demo().is_some(),
+        state.venue_limits(),
+    ))
 }
