@@ -13,6 +13,9 @@ use super::seat_map::SeatMap;
 use super::shared_reads::SharedReads;
 use super::{Backends, ServiceConfig};
 
+/// Which seat map: an event's, or one zone's of it.
+type MapKey = (EventId, Option<ZoneCode>);
+
 /// The read side: tickets, orders, counts, revenue and the seat map.
 ///
 /// Clones share their caches: the catalog, and the seat maps read within
@@ -22,7 +25,7 @@ pub struct QueryService {
     backends: Backends,
     config: ServiceConfig,
     events: Arc<EventCache>,
-    seat_maps: Arc<SharedReads<(EventId, Option<ZoneCode>), Arc<SeatMap>>>,
+    seat_maps: Arc<SharedReads<MapKey, Arc<SeatMap>>>,
 }
 
 impl QueryService {
