@@ -23,6 +23,7 @@ use crate::limits::{HttpLimits, InFlight, shed_load};
 use crate::metrics::{Metrics, TimedSeatLock};
 use crate::middleware::{REQUEST_ID, drop_odd_request_id, no_route, observe, require_admin};
 use crate::routes;
+use crate::seat_map_bodies::SeatMapBodies;
 use crate::webhook::{WebhookLog, WebhookSecret};
 
 /// Largest request body accepted, in bytes.
@@ -61,6 +62,7 @@ struct Inner {
     catalog: CatalogService,
     metrics: Metrics,
     webhooks: WebhookLog,
+    seat_map_bodies: SeatMapBodies,
     config: AppConfig,
 }
 
@@ -81,6 +83,7 @@ impl AppState {
             backends,
             metrics,
             webhooks: WebhookLog::default(),
+            seat_map_bodies: SeatMapBodies::default(),
             config,
         }))
     }
@@ -116,6 +119,10 @@ impl AppState {
     /// The admin bearer token.
     pub fn admin_token(&self) -> &str {
         &self.0.config.admin_token
+    }
+    /// The serialised seat maps.
+    pub fn seat_map_bodies(&self) -> &SeatMapBodies {
+        &self.0.seat_map_bodies
     }
     /// The size caps of new venues.
     pub fn venue_limits(&self) -> &VenueLimits {

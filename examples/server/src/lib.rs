@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod middleware;
 pub mod openapi;
 pub mod routes;
+pub mod seat_map_bodies;
 pub mod webhook;
 
 use std::future::Future;

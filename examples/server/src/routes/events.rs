@@ -1,7 +1,10 @@
 //! Read routes of events and venues: details, sold count, revenue, seat map.
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use ticketing_core::domain::{EventId, VenueId, ZoneCode};
 
 use crate::app::AppState;
@@ -127,10 +130,10 @@ pub async fn revenue(
 pub async fn seat_map(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
-) -> ApiResult<Json<SeatMapDto>> {
+) -> ApiResult<Response> {
     let id: EventId = parse_id(&id)?;
     let map = state.queries().seat_map(id).await?;
-    Ok(Json(SeatMapDto::from(&*map)))
+    Ok(json_body(state.seat_map_bodies().body((id, None), &map)))
 }
 
 /// The seat map of one priced zone, reading only that zone: `seated` holds the zone's rows, or
@@ -153,9 +156,16 @@ pub async fn seat_map(
 pub async fn zone_seat_map(
     State(state): State<AppState>,
     ApiPath((id, zone)): ApiPath<(String, String)>,
-) -> ApiResult<Json<SeatMapDto>> {
+) -> ApiResult<Response> {
     let id: EventId = parse_id(&id)?;
     let zone: ZoneCode = parse(&zone)?;
     let map = state.queries().zone_seat_map(id, &zone).await?;
-    Ok(Json(SeatMapDto::from(&*map)))
+    Ok(json_body(
+        state.seat_map_bodies().body((id, Some(zone)), &map),
+    ))
+}
+
+/// A `200` answer with a JSON body serialised before.
+fn json_body(body: Bytes) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
