@@ -83,6 +83,8 @@ pub struct TargetConfig {
     pub raw_duration: Duration,
     /// Clients reading the seat map in a loop during the main phase (0: none).
     pub seat_map_readers: usize,
+    /// How long each of those clients waits between two reads (zero: none).
+    pub seat_map_pause: Duration,
 }
 
 /// Throughput over HTTP as a share of the raw limits measured in the same run.
@@ -423,6 +425,7 @@ pub async fn run(config: &TargetConfig) -> Result<TargetOutcome, BenchError> {
             &config.targets,
             sale.event,
             config.seat_map_readers,
+            config.seat_map_pause,
             config.request_timeout,
         )
     });

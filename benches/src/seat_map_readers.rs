@@ -55,9 +55,15 @@ struct Counts {
 
 impl SeatMapReaders {
     /// Starts `readers` tasks, reader `i` reading `GET /api/events/{event}/seats` from server
-    /// `i % targets.len()` in a loop, over a client of their own (one connection each, so they
-    /// do not take the buyers' connections).
-    pub fn start(targets: &[String], event: EventId, readers: usize, timeout: Duration) -> Self {
+    /// `i % targets.len()` in a loop, waiting `pause` after each read (zero: at once), over a
+    /// client of their own (one connection each, so they do not take the buyers' connections).
+    pub fn start(
+        targets: &[String],
+        event: EventId,
+        readers: usize,
+        pause: Duration,
+        timeout: Duration,
+    ) -> Self {
         let client = HttpClient::new(readers, timeout);
         let stop = Arc::new(AtomicBool::new(false));
         let counts = Arc::new(Counts::default());
@@ -72,6 +78,9 @@ impl SeatMapReaders {
                                 counts.maps.fetch_add(1, Ordering::Relaxed);
                                 let bytes = answer.body.len() as u64;
                                 counts.bytes.fetch_add(bytes, Ordering::Relaxed);
+                                if !pause.is_zero() {
+                                    tokio::time::sleep(pause).await;
+                                }
                             }
                             _ => {
                                 counts.failures.fetch_add(1, Ordering::Relaxed);

@@ -43,6 +43,7 @@ fn config(servers: &[&InProcessServer], sale: SaleKind, load: LoadSpec) -> Targe
         raw_clients: 4,
         raw_duration: Duration::ZERO,
         seat_map_readers: 0,
+        seat_map_pause: Duration::ZERO,
     }
 }
 
