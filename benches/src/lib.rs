@@ -20,6 +20,7 @@ pub mod rejection;
 pub mod remote;
 pub mod report;
 pub mod scenario;
+pub mod seat_map_readers;
 pub mod setup;
 pub mod webhook;
 

@@ -146,6 +146,14 @@ struct Args {
     /// No progress bar.
     #[arg(long)]
     no_progress: bool,
+    /// With --target: this many clients read the event's seat map in a loop while the sale
+    /// runs (the report gives their maps read per second).
+    #[arg(long, default_value_t = 0, requires = "target")]
+    seat_map_readers: usize,
+    /// How long each seat-map reader waits after a read (e.g. 1s, like a page refreshing its map
+    /// every second; 0: a tight loop).
+    #[arg(long, default_value = "0", value_parser = parse_pause, requires = "seat_map_readers")]
+    seat_map_pause: Duration,
 }
 
 impl Args {
@@ -224,7 +232,17 @@ impl Args {
             request_timeout: self.request_timeout,
             raw_clients: self.raw_clients,
             raw_duration: Duration::from_secs(self.raw_seconds),
+            seat_map_readers: self.seat_map_readers,
+            seat_map_pause: self.seat_map_pause,
         })
+    }
+}
+
+/// A pause: `parse_duration`, or `0` for none.
+fn parse_pause(text: &str) -> Result<Duration, String> {
+    match text.trim() {
+        "0" | "0s" | "0ms" => Ok(Duration::ZERO),
+        _ => parse_duration(text),
     }
 }
 

@@ -19,8 +19,8 @@ use ticketing_core::domain::{CustomerId, EventId, EventSpec, OrderId, SeatRef, V
 use ticketing_core::service::{PurchaseRequest, Selection};
 use ticketing_server::auth::{TokenMinter, TokenRules};
 use ticketing_server::dto::{
-    CreateEventDto, CreateVenueDto, EventDto, OrderDto, PriceDto, SeatMapDto, SeatStateDto,
-    SoldCountDto, TicketStatusDto, VenueDto, ZoneDto,
+    CreateEventDto, CreateVenueDto, EventDto, OrderDto, PriceDto, SeatMapDto, SoldCountDto,
+    TicketStatusDto, VenueDto, ZoneDto,
 };
 
 use crate::BenchError;
@@ -31,6 +31,7 @@ use crate::raw::{self, RawLimits};
 use crate::rejection::{self, CostProbes};
 use crate::report::{RunMeta, RunReport};
 use crate::scenario::{self, Attempt, Buyer, Goods, LoadSpec, RawResult};
+use crate::seat_map_readers::SeatMapReaders;
 use crate::setup::{RunDatabase, SaleKind, sale_event, sale_zone, ticket_price};
 
 /// Checks a `--target` value and returns it as `http://host:port` (no trailing slash).
@@ -84,6 +85,10 @@ pub struct TargetConfig {
     pub raw_clients: usize,
     /// Duration of each raw-limit probe (zero: skip them).
     pub raw_duration: Duration,
+    /// Clients reading the seat map in a loop during the main phase (0: none).
+    pub seat_map_readers: usize,
+    /// How long each of those clients waits between two reads (zero: none).
+    pub seat_map_pause: Duration,
 }
 
 /// Throughput over HTTP as a share of the raw limits measured in the same run.
@@ -438,7 +443,20 @@ pub async fn run(config: &TargetConfig) -> Result<TargetOutcome, BenchError> {
         config.sale.name(),
         config.targets.len()
     );
+    let readers = (config.seat_map_readers > 0).then(|| {
+        SeatMapReaders::start(
+            &config.targets,
+            sale.event,
+            config.seat_map_readers,
+            config.seat_map_pause,
+            config.request_timeout,
+        )
+    });
     let raw = scenario::run(&buyers, sale.event, &sale.goods, &config.load).await;
+    let readers = match readers {
+        Some(readers) => Some(readers.stop().await),
+        None => None,
+    };
     let connections_opened = opened() - connections_before;
 
     let mut rejection_cost = Default::default();
@@ -480,6 +498,7 @@ pub async fn run(config: &TargetConfig) -> Result<TargetOutcome, BenchError> {
     let mut report = RunReport::new(meta, &config.load, &raw, audit);
     report.rejection_cost = rejection_cost;
     report.connections_opened = Some(connections_opened);
+    report.seat_map_readers = readers;
     if let Some(pool) = database {
         pool.close().await;
     }
@@ -544,11 +563,15 @@ pub async fn audit_api(
         .get(&format!("{base}/api/events/{event}/seats"))
         .await?
         .expect(StatusCode::OK)?;
-    let seats_taken = map
-        .seats
+    let seats_taken: u64 = map
+        .seated
         .iter()
-        .filter(|s| s.state != SeatStateDto::Free)
-        .count() as u64;
+        .flat_map(|zone| &zone.rows)
+        .map(|row| {
+            let free: u32 = row.free.iter().map(|[first, last]| last - first + 1).sum();
+            u64::from(row.seats - free)
+        })
+        .sum();
     let places_taken: u64 = map
         .general_admission
         .iter()

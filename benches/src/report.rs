@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::audit::Audit;
 use crate::counting::CallSnapshot;
 use crate::scenario::{FailureTally, LoadSpec, Outcome, RawResult, Sample};
+use crate::seat_map_readers::ReaderStats;
 
 /// Latency percentiles of one kind of outcome, in milliseconds.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
@@ -256,6 +257,8 @@ pub struct RunReport {
     pub repository_calls: Option<CallSnapshot>,
     /// TCP connections the HTTP client opened (HTTP runs).
     pub connections_opened: Option<u64>,
+    /// The seat-map readers that ran beside the buyers (`--seat-map-readers`).
+    pub seat_map_readers: Option<ReaderStats>,
     /// What a rejection cost.
     pub rejection_cost: RejectionCost,
     /// The oversell audit.
@@ -303,6 +306,7 @@ impl RunReport {
             payments: spec.pay.then(|| PaymentReport::of(raw)),
             repository_calls: None,
             connections_opened: None,
+            seat_map_readers: None,
             rejection_cost: RejectionCost::default(),
             audit,
             failure_examples,
@@ -411,6 +415,15 @@ pub fn table(runs: &[RunReport]) -> String {
             r.connections_opened
                 .map_or_else(|| "–".into(), |n| n.to_string())
         });
+    }
+    if runs.iter().any(|r| r.seat_map_readers.is_some()) {
+        row(
+            "seat-map readers / maps read/s",
+            &|r| match &r.seat_map_readers {
+                Some(s) => format!("{} / {:.0}", s.readers, s.maps_per_s),
+                None => "–".into(),
+            },
+        );
     }
     row("rejection-only phase: rejections/s", &|r| {
         format!("{:.0}", r.rejection_cost.rejections_per_s)

@@ -43,6 +43,8 @@ fn config(servers: &[&InProcessServer], sale: SaleKind, load: LoadSpec) -> Targe
         request_timeout: Duration::from_secs(10),
         raw_clients: 4,
         raw_duration: Duration::ZERO,
+        seat_map_readers: 0,
+        seat_map_pause: Duration::ZERO,
     }
 }
 
@@ -108,6 +110,25 @@ async fn a_seated_sale_spread_over_two_servers_sharing_backends_answers_every_at
     assert_eq!(report.audit.double_sold_seats, 0);
     first.stop().await;
     second.stop().await;
+}
+
+/// Seat-map readers run beside the buyers for the whole sale and are counted; the sale is still
+/// answered and audited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seat_map_readers_read_during_the_sale_and_are_counted() {
+    let server = InProcessServer::start(Backends::in_memory()).await.unwrap();
+    let mut spec = load(u64::MAX, 4, false);
+    spec.duration = Some(Duration::from_millis(500));
+    let mut config = config(&[&server], SaleKind::Seats(1_000), spec);
+    config.seat_map_readers = 3;
+    let outcome = remote::run(&config).await.unwrap();
+    assert_clean(&outcome);
+    let readers = outcome.report.seat_map_readers.expect("reader stats");
+    assert_eq!(readers.readers, 3);
+    assert!(readers.maps >= 3, "{readers:?}");
+    assert_eq!(readers.failures, 0, "{readers:?}");
+    assert!(readers.mean_map_bytes > 0.0);
+    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

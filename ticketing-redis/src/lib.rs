@@ -13,6 +13,7 @@ mod keys;
 mod lock;
 mod rebuild;
 mod scripts;
+mod snapshot;
 mod stream;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
@@ -28,6 +29,7 @@ pub use redis;
 /// The reconnecting Redis connection the lock runs on, re-exported so callers need no direct
 /// `redis` dependency.
 pub use redis::aio::ConnectionManager;
+pub use snapshot::SNAPSHOT_CHUNK;
 pub use stream::{
     EventTotals, ProjectionConfig, ProjectionRound, RedisEventSink, RedisEventSinkConfig,
     RedisProjection, ZoneTotals,

@@ -6,9 +6,9 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use redis::{ErrorKind, Script, ScriptInvocation, ServerErrorKind, Value};
-use ticketing_core::domain::{EventId, OrderId, SeatRef, ZoneCode};
+use ticketing_core::domain::{EventId, OrderId, SeatRef, Zone, ZoneCode};
 use ticketing_core::ports::{
-    HoldItem, HoldOutcome, HoldRequest, HoldSource, LockSnapshot, SeatLock, SeatState,
+    HoldItem, HoldOutcome, HoldRequest, HoldSource, LockSnapshot, SeatLock,
 };
 use ticketing_core::{Error, Result};
 use uuid::Uuid;
@@ -18,7 +18,7 @@ use crate::connection::{RedisConnection, RedisConnectionConfig};
 use crate::error::RedisLockError;
 use crate::keys::EventKeys;
 use crate::scripts::Scripts;
-use crate::values::{self, millis, parse_seat_value};
+use crate::values::{self, millis};
 
 /// The seat lock on Redis: one Lua script per operation, run atomically by Redis.
 ///
@@ -235,12 +235,20 @@ impl SeatLock for RedisSeatLock {
         Ok(())
     }
 
+    /// Reads the seat hash in `HSCAN` chunks of about [`SNAPSHOT_CHUNK`](crate::SNAPSHOT_CHUNK) entries, never in one
+    /// call, so a large event's snapshot does not stall the other clients of Redis.
     async fn snapshot(&self, event: EventId, now: DateTime<Utc>) -> Result<Option<LockSnapshot>> {
-        let keys = self.keys(event);
-        let mut invocation = Self::with_state_keys(&self.scripts.snapshot, &keys);
-        invocation.arg(millis(now));
-        let reply = self.run(&invocation).await?;
-        Ok(snapshot(event, &reply, now)?)
+        Ok(self.read_snapshot(event, now).await?)
+    }
+
+    /// Reads a seated zone's seats by key, [`SNAPSHOT_CHUNK`](crate::SNAPSHOT_CHUNK) per script call.
+    async fn zone_snapshot(
+        &self,
+        event: EventId,
+        zone: &Zone,
+        now: DateTime<Utc>,
+    ) -> Result<Option<LockSnapshot>> {
+        Ok(self.read_zone_snapshot(event, zone, now).await?)
     }
 
     async fn rebuild(&self, event: EventId, source: &dyn HoldSource) -> Result<()> {
@@ -284,62 +292,6 @@ fn hold_outcome(reply: &Value, items: &Items<'_>) -> Result<HoldOutcome, RedisLo
         }
         _ => Err(RedisLockError::reply(SCRIPT, format!("{reply:?}"))),
     }
-}
-
-/// Reads the snapshot script's reply. Lapsed holds are dropped; unreadable entries count as free
-/// and are logged.
-fn snapshot(
-    event: EventId,
-    reply: &Value,
-    now: DateTime<Utc>,
-) -> Result<Option<LockSnapshot>, RedisLockError> {
-    const SCRIPT: &str = "snapshot";
-    let parts = values::array(SCRIPT, reply)?;
-    match (
-        parts.first().map(|v| values::int(SCRIPT, v)).transpose()?,
-        parts.len(),
-    ) {
-        (Some(0), 1) => return Ok(None),
-        (Some(1), 3) => {}
-        _ => return Err(RedisLockError::reply(SCRIPT, format!("{reply:?}"))),
-    }
-    let mut result = LockSnapshot::default();
-    let seats = values::texts(SCRIPT, &parts[1])?;
-    for pair in seats.chunks(2) {
-        let [key, value] = pair else {
-            return Err(RedisLockError::reply(SCRIPT, "odd number of seat fields"));
-        };
-        let (Ok(seat), Some(state)) = (key.parse::<SeatRef>(), parse_seat_value(value)) else {
-            tracing::warn!(%event, key, value, "unreadable seat-lock entry counts as free");
-            continue;
-        };
-        let lapsed = matches!(state, SeatState::Held { until, .. } if until <= now);
-        if !lapsed {
-            result.seats.insert(seat, state);
-        }
-    }
-    let zones = array_pairs(SCRIPT, &parts[2])?;
-    for (zone, taken) in zones {
-        let Ok(zone) = zone.parse::<ZoneCode>() else {
-            tracing::warn!(%event, zone, "unreadable general-admission zone is left out");
-            continue;
-        };
-        let taken = u32::try_from(taken).unwrap_or(if taken < 0 { 0 } else { u32::MAX });
-        result.general.insert(zone, taken);
-    }
-    Ok(Some(result))
-}
-
-/// A flat `[text, integer, text, integer, …]` array reply as pairs.
-fn array_pairs(script: &'static str, value: &Value) -> Result<Vec<(String, i64)>, RedisLockError> {
-    let items = values::array(script, value)?;
-    items
-        .chunks(2)
-        .map(|pair| match pair {
-            [name, count] => Ok((values::text(script, name)?, values::int(script, count)?)),
-            _ => Err(RedisLockError::reply(script, "odd number of zone fields")),
-        })
-        .collect()
 }
 
 /// A fresh random token, for the rebuild lock and health checks.

@@ -82,6 +82,7 @@ checks!(lock:
     a_bought_seat_stays_sold_when_its_buyer_holds_it_again,
     general_admission_counts_other_orders_and_replaces_the_own_hold,
     sold_places_stay_sold_and_never_lapse,
+    zone_snapshots_show_one_zone_of_a_large_event,
     rebuild_restores_every_active_hold,
     rebuilding_a_loaded_event_changes_nothing,
     a_failed_source_read_leaves_the_event_not_loaded,

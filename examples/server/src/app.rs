@@ -9,7 +9,7 @@ use axum::http::{HeaderName, StatusCode};
 use axum::middleware::{from_fn_with_state, map_request};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use ticketing_core::domain::{EventId, VenueId};
+use ticketing_core::domain::{EventId, VenueId, VenueLimits};
 use ticketing_core::service::{
     Backends, CatalogService, QueryService, ServiceConfig, TicketService,
 };
@@ -25,6 +25,7 @@ use crate::metrics::{Metrics, TimedSeatLock};
 use crate::middleware::{REQUEST_ID, drop_odd_request_id, no_route, observe, require_admin};
 use crate::rate_limit::{PurchaseLimiter, PurchaseRate};
 use crate::routes;
+use crate::seat_map_bodies::SeatMapBodies;
 use crate::webhook::{WebhookLog, WebhookSecret};
 
 /// Largest request body accepted, in bytes.
@@ -71,6 +72,7 @@ struct Inner {
     metrics: Metrics,
     webhooks: WebhookLog,
     purchases: PurchaseLimiter,
+    seat_map_bodies: SeatMapBodies,
     config: AppConfig,
 }
 
@@ -87,11 +89,12 @@ impl AppState {
         Self(Arc::new(Inner {
             tickets: TicketService::new(backends.clone(), config.service.clone()),
             queries: QueryService::new(backends.clone(), config.service.clone()),
-            catalog: CatalogService::new(backends.clone()),
+            catalog: CatalogService::new(backends.clone()).with_limits(config.service.venue_limits),
             backends,
             metrics,
             webhooks: WebhookLog::default(),
             purchases: PurchaseLimiter::new(config.purchase_rate),
+            seat_map_bodies: SeatMapBodies::default(),
             config,
         }))
     }
@@ -127,6 +130,14 @@ impl AppState {
     /// The admin bearer token.
     pub fn admin_token(&self) -> &str {
         &self.0.config.admin_token
+    }
+    /// The serialised seat maps.
+    pub fn seat_map_bodies(&self) -> &SeatMapBodies {
+        &self.0.seat_map_bodies
+    }
+    /// The size caps of new venues.
+    pub fn venue_limits(&self) -> &VenueLimits {
+        &self.0.config.service.venue_limits
     }
     /// The demo event, when demo mode is on.
     pub fn demo(&self) -> Option<DemoEvent> {
@@ -177,6 +188,10 @@ pub fn router_with_limits(state: AppState, limits: &HttpLimits) -> Router {
             get(routes::events::sold_count),
         )
         .route("/api/events/{eventId}/seats", get(routes::events::seat_map))
+        .route(
+            "/api/events/{eventId}/zones/{zone}/seats",
+            get(routes::events::zone_seat_map),
+        )
         .route("/api/venues/{venueId}", get(routes::events::venue))
         .route(
             "/api/venues/{venueId}/events/{eventId}/revenue",

@@ -10,7 +10,7 @@ use crate::auth::{CustomerAuth, JwtKey, PublicKeyAlgorithm, TokenRules};
 use crate::limits::HttpLimits;
 use crate::rate_limit::PurchaseRate;
 use clap::{Parser, ValueEnum};
-use ticketing_core::domain::OrderIdSecret;
+use ticketing_core::domain::{MAX_ZONE_CAPACITY, OrderIdSecret, VenueLimits};
 use ticketing_core::memory::InMemoryTicketRepository;
 use ticketing_core::ports::OutboxStore;
 use ticketing_core::service::{Backends, ServiceConfig};
@@ -148,6 +148,24 @@ pub struct Args {
     /// Log line format.
     #[arg(long, env = "TICKETING_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// How long a seat map may be reused: seat-map requests within this time of a read share it
+    /// (one seat-lock snapshot per period however many clients refresh the map); `0` reads for
+    /// every request.
+    #[arg(long, env = "TICKETING_SEAT_MAP_MAX_AGE", default_value = "1s", value_parser = parse_max_age)]
+    pub seat_map_max_age: Duration,
+
+    /// Most numbered seats in a new venue (a seat map's cost grows with it).
+    #[arg(long, env = "TICKETING_MAX_VENUE_SEATS", default_value_t = VenueLimits::default().max_seats, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_venue_seats: u32,
+
+    /// Most rows in one seated zone of a new venue.
+    #[arg(long, env = "TICKETING_MAX_ROWS_PER_ZONE", default_value_t = VenueLimits::default().max_rows_per_zone, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_rows_per_zone: u32,
+
+    /// Most seats in one row of a new venue.
+    #[arg(long, env = "TICKETING_MAX_SEATS_PER_ROW", default_value_t = VenueLimits::default().max_seats_per_row, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_ZONE_CAPACITY)))]
+    pub max_seats_per_row: u32,
 }
 
 /// How log lines look.
@@ -168,6 +186,21 @@ impl Args {
             body_read_timeout: self.body_read_timeout,
             max_in_flight: self.max_in_flight as usize,
             shutdown_grace: self.shutdown_grace,
+        }
+    }
+
+    /// The core services' settings these flags set: the seat-map max age, the venue caps and
+    /// the order-id secret.
+    pub fn service_config(&self) -> ServiceConfig {
+        ServiceConfig {
+            seat_map_max_age: self.seat_map_max_age,
+            venue_limits: VenueLimits {
+                max_seats: self.max_venue_seats,
+                max_rows_per_zone: self.max_rows_per_zone,
+                max_seats_per_row: self.max_seats_per_row,
+            },
+            order_id_secret: self.order_id_secret(),
+            ..ServiceConfig::default()
         }
     }
 
@@ -277,14 +310,6 @@ impl Args {
         }
     }
 
-    /// The core services' configuration these flags set.
-    pub fn service_config(&self) -> ServiceConfig {
-        ServiceConfig {
-            order_id_secret: self.order_id_secret(),
-            ..ServiceConfig::default()
-        }
-    }
-
     /// Which backends these flags select, in words, for the start-up line.
     pub fn describe_backends(&self) -> String {
         let store = if self.database_url.is_some() {
@@ -342,6 +367,14 @@ impl Args {
         }
         let backends = backends.build()?;
         Ok((backends, outbox))
+    }
+}
+
+/// [`parse_duration`], where `0` means "never".
+fn parse_max_age(text: &str) -> Result<Duration, String> {
+    match text.trim() {
+        "0" | "0s" | "0ms" => Ok(Duration::ZERO),
+        _ => parse_duration(text),
     }
 }
 
@@ -427,6 +460,35 @@ mod tests {
         assert_eq!(limits.max_in_flight, 2);
         assert_eq!(limits.shutdown_grace, Duration::from_secs(1));
         assert!(Args::try_parse_from(["ticketing-server", "--max-in-flight", "0"]).is_err());
+    }
+
+    #[test]
+    fn seat_map_and_venue_settings_reach_the_service_config() {
+        let config = Args::parse_from(["ticketing-server"]).service_config();
+        assert_eq!(config.seat_map_max_age, Duration::from_secs(1));
+        assert_eq!(config.venue_limits, VenueLimits::default());
+        let config = Args::parse_from([
+            "ticketing-server",
+            "--seat-map-max-age",
+            "0",
+            "--max-venue-seats",
+            "500",
+            "--max-rows-per-zone",
+            "20",
+            "--max-seats-per-row",
+            "50",
+        ])
+        .service_config();
+        assert_eq!(config.seat_map_max_age, Duration::ZERO);
+        assert_eq!(
+            config.venue_limits,
+            VenueLimits {
+                max_seats: 500,
+                max_rows_per_zone: 20,
+                max_seats_per_row: 50
+            }
+        );
+        assert!(Args::try_parse_from(["ticketing-server", "--max-seats-per-row", "0"]).is_err());
     }
 
     #[test]

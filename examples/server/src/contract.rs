@@ -3,14 +3,14 @@
 //! constants. A request that breaks one of them is `400 INVALID_REQUEST`; what is left for the
 //! services to refuse are rules no schema can state (`422`, see [`crate::error`]).
 
-use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
+use utoipa::openapi::schema::{Array, ArrayBuilder, Object, ObjectBuilder, Type};
 use utoipa::openapi::{KnownFormat, SchemaFormat};
 use uuid::Uuid;
 
 use ticketing_core::Error;
 use ticketing_core::domain::{
     CustomerId, IdempotencyKey, MAX_HOLD_TIME, MAX_NAME_CHARS, MAX_PER_CUSTOMER_LIMIT,
-    MAX_ZONE_CAPACITY, MIN_HOLD_TIME, PaymentRef, RowLabel, ZoneCode,
+    MAX_ZONE_CAPACITY, MIN_HOLD_TIME, PaymentRef, RowLabel, VenueLimits, ZoneCode,
 };
 
 use crate::error::{ApiError, ApiResult};
@@ -109,6 +109,27 @@ pub fn seat_number() -> Object {
 /// The seats of a row, or the places of a general-admission zone.
 pub fn places() -> Object {
     integer(1, MAX_ZONE_CAPACITY.into(), 12)
+}
+
+/// The seats of a row, up to the default cap ([`VenueLimits::max_seats_per_row`]; the document
+/// a server serves states its configured cap, see [`crate::openapi::document_with_limits`]).
+pub fn row_seats() -> Object {
+    integer(1, VenueLimits::default().max_seats_per_row.into(), 12)
+}
+
+/// Seat ranges on the seat map: `[first, last]` pairs.
+pub fn seat_ranges() -> Array {
+    let seat = integer(1, u32::MAX.into(), 1);
+    ArrayBuilder::new()
+        .items(
+            ArrayBuilder::new()
+                .items(seat)
+                .min_items(Some(2))
+                .max_items(Some(2))
+                .description(Some("[first, last]: seats first to last, both included")),
+        )
+        .examples([serde_json::json!([[1, 12], [15, 20]])])
+        .build()
 }
 
 /// General-admission places in one purchase.

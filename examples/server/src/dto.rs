@@ -14,10 +14,10 @@ use ticketing_core::Error;
 use ticketing_core::domain::{
     Currency, CustomerId, Event, EventId, EventSpec, MAX_HOLD_TIME, MAX_PER_CUSTOMER_LIMIT,
     MAX_ZONE_CAPACITY, MIN_HOLD_TIME, Money, Order, RowLabel, SeatRef, Ticket, TicketStatus, Venue,
-    VenueId, Zone, ZoneCode, ZoneKind,
+    VenueId, VenueLimits, Zone, ZoneCode, ZoneKind,
 };
 use ticketing_core::service::{
-    GeneralAvailability, PurchaseRequest, SeatAvailability, SeatMap, Selection,
+    GeneralAvailability, PurchaseRequest, SeatMap, SeatRange, Selection,
 };
 use utoipa::openapi::schema::{
     AdditionalProperties, ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, Type,
@@ -400,30 +400,37 @@ pub struct RevenueDto {
     pub revenue: MoneyDto,
 }
 
-/// Availability of a seat.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum SeatStateDto {
-    /// Can be bought.
-    Free,
-    /// Held by an order waiting for payment.
-    Held,
-    /// Paid.
-    Sold,
+/// Seats `first..=last` of a row, written `[first, last]`.
+pub type SeatRangeDto = [u32; 2];
+
+fn ranges(ranges: &[SeatRange]) -> Vec<SeatRangeDto> {
+    ranges.iter().map(|r| [r.first, r.last]).collect()
 }
 
-/// One seat on the seat map.
+/// One row on the seat map: its free and sold seats as ranges; every other seat is held.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct SeatViewDto {
-    /// Zone code.
-    pub zone: String,
+pub struct RowMapDto {
     /// Row label.
     pub row: String,
-    /// Seat number.
-    pub number: u32,
-    /// Availability.
-    pub state: SeatStateDto,
+    /// Seats in the row, numbered from 1.
+    pub seats: u32,
+    /// Free seats: ascending `[first, last]` ranges that neither overlap nor touch.
+    #[schema(schema_with = contract::seat_ranges)]
+    pub free: Vec<SeatRangeDto>,
+    /// Sold seats, in the same form. A seat in neither list is held by an order awaiting payment.
+    #[schema(schema_with = contract::seat_ranges)]
+    pub sold: Vec<SeatRangeDto>,
+}
+
+/// The rows of a seated zone on the seat map.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SeatedZoneMapDto {
+    /// Zone code.
+    pub zone: String,
+    /// Every row of the zone, in layout order.
+    pub rows: Vec<RowMapDto>,
 }
 
 /// Places of a general-admission zone.
@@ -451,15 +458,16 @@ impl From<&GeneralAvailability> for GeneralAvailabilityDto {
     }
 }
 
-/// The seat map of an event.
+/// The seat map of an event (or of one zone of it): free and sold seats as ranges per row,
+/// places left per general-admission zone.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SeatMapDto {
     /// The event.
     pub event_id: Uuid,
-    /// Every seat of the priced seated zones, row by row.
-    pub seats: Vec<SeatViewDto>,
-    /// Every priced general-admission zone.
+    /// The priced seated zones, in layout order.
+    pub seated: Vec<SeatedZoneMapDto>,
+    /// The priced general-admission zones.
     pub general_admission: Vec<GeneralAvailabilityDto>,
 }
 
@@ -467,20 +475,21 @@ impl From<&SeatMap> for SeatMapDto {
     fn from(map: &SeatMap) -> Self {
         Self {
             event_id: map.event.as_uuid(),
-            seats: map
-                .seats
+            seated: map
+                .seated
                 .iter()
-                .map(|view| SeatViewDto {
-                    zone: view.seat.zone.to_string(),
-                    row: view.seat.row.to_string(),
-                    number: view.seat.number,
-                    state: match view.state {
-                        SeatAvailability::Free => SeatStateDto::Free,
-                        SeatAvailability::Held => SeatStateDto::Held,
-                        SeatAvailability::Sold => SeatStateDto::Sold,
-                        // A state added to the library later is shown as not buyable.
-                        _ => SeatStateDto::Held,
-                    },
+                .map(|zone| SeatedZoneMapDto {
+                    zone: zone.zone.to_string(),
+                    rows: zone
+                        .rows
+                        .iter()
+                        .map(|row| RowMapDto {
+                            row: row.row.to_string(),
+                            seats: row.seats,
+                            free: ranges(&row.free),
+                            sold: ranges(&row.sold),
+                        })
+                        .collect(),
                 })
                 .collect(),
             general_admission: map.general.iter().map(Into::into).collect(),
@@ -506,7 +515,7 @@ pub struct RowDto {
     #[schema(schema_with = contract::row_label)]
     pub label: String,
     /// Number of seats.
-    #[schema(schema_with = contract::places)]
+    #[schema(schema_with = contract::row_seats)]
     #[serde(deserialize_with = "whole")]
     pub seats: u32,
 }
@@ -535,7 +544,9 @@ pub struct ZoneDto {
 }
 
 impl ZoneDto {
-    fn to_core(&self) -> ApiResult<Zone> {
+    /// The core zone, checked against the schema's bounds, which include the server's caps on
+    /// rows per zone and seats per row.
+    fn to_core(&self, limits: &VenueLimits) -> ApiResult<Zone> {
         let places = i64::from(MAX_ZONE_CAPACITY);
         let code: ZoneCode = parse(&self.code)?;
         check_name("zone.name", &self.name)?;
@@ -547,9 +558,30 @@ impl ZoneDto {
                         format!("seated zone {code} has no rows"),
                     )));
                 }
+                if rows.len() > limits.max_rows_per_zone as usize {
+                    return Err(malformed(Error::invalid(
+                        "rows",
+                        format!(
+                            "zone {code} has {} rows; the cap is {} rows per zone",
+                            rows.len(),
+                            limits.max_rows_per_zone
+                        ),
+                    )));
+                }
+                let row_seats = limits.max_seats_per_row.min(MAX_ZONE_CAPACITY);
                 let rows = rows
                     .iter()
                     .map(|r| {
+                        if r.seats > row_seats {
+                            return Err(malformed(Error::invalid(
+                                "rows.seats",
+                                format!(
+                                    "row {} of zone {code} has {} seats; the cap is {row_seats} \
+                                     seats per row",
+                                    r.label, r.seats
+                                ),
+                            )));
+                        }
                         check_range("rows.seats", r.seats.into(), 1, places)?;
                         Ok(ticketing_core::domain::Row {
                             label: parse::<RowLabel>(&r.label)?,
@@ -609,6 +641,7 @@ impl PartialSchema for ZoneDto {
         let rows = ArrayBuilder::new()
             .items(Ref::from_schema_name(RowDto::name()))
             .min_items(Some(1))
+            .max_items(Some(VenueLimits::default().max_rows_per_zone as usize))
             .description(Some("The rows; labels are unique in the zone."))
             .build();
         let schema = OneOfBuilder::new()
@@ -676,8 +709,9 @@ pub struct CreateVenueDto {
 }
 
 impl CreateVenueDto {
-    /// The core zones, after checking the name.
-    pub fn zones(&self) -> ApiResult<Vec<Zone>> {
+    /// The core zones, after checking the name and the bounds of the schema (rows per zone and
+    /// seats per row within `limits`; the seats of the whole venue are the service's check).
+    pub fn zones(&self, limits: &VenueLimits) -> ApiResult<Vec<Zone>> {
         check_name("venue.name", &self.name)?;
         if self.zones.is_empty() {
             return Err(malformed(Error::invalid(
@@ -685,7 +719,7 @@ impl CreateVenueDto {
                 "a venue needs at least one zone",
             )));
         }
-        self.zones.iter().map(ZoneDto::to_core).collect()
+        self.zones.iter().map(|z| z.to_core(limits)).collect()
     }
 }
 

@@ -22,6 +22,7 @@ pub mod middleware;
 pub mod openapi;
 pub mod rate_limit;
 pub mod routes;
+pub mod seat_map_bodies;
 pub mod webhook;
 
 use std::future::Future;

@@ -10,7 +10,7 @@ use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
 };
 use ticketing_core::Result;
-use ticketing_core::domain::{EventId, OrderId};
+use ticketing_core::domain::{EventId, OrderId, Zone};
 use ticketing_core::ports::{
     HoldItem, HoldOutcome, HoldRequest, HoldSource, LockSnapshot, SeatLock,
 };
@@ -175,6 +175,15 @@ impl SeatLock for TimedSeatLock {
 
     async fn snapshot(&self, event: EventId, now: DateTime<Utc>) -> Result<Option<LockSnapshot>> {
         self.inner.snapshot(event, now).await
+    }
+
+    async fn zone_snapshot(
+        &self,
+        event: EventId,
+        zone: &Zone,
+        now: DateTime<Utc>,
+    ) -> Result<Option<LockSnapshot>> {
+        self.inner.zone_snapshot(event, zone, now).await
     }
 
     async fn rebuild(&self, event: EventId, source: &dyn HoldSource) -> Result<()> {

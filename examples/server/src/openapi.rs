@@ -9,6 +9,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{HeaderBuilder, OpenApi as Document, RefOr};
 use utoipa::{Modify, OpenApi};
 
+use ticketing_core::domain::{MAX_ZONE_CAPACITY, VenueLimits};
+
 use crate::dto;
 use crate::error::ErrorBody;
 use crate::middleware::REQUEST_ID;
@@ -38,6 +40,7 @@ use crate::{demo, routes};
         routes::events::sold_count,
         routes::events::revenue,
         routes::events::seat_map,
+        routes::events::zone_seat_map,
         routes::payments::webhook,
         routes::admin::create_venue,
         routes::admin::create_event,
@@ -58,8 +61,8 @@ use crate::{demo, routes};
         dto::SoldCountDto,
         dto::RevenueDto,
         dto::SeatMapDto,
-        dto::SeatViewDto,
-        dto::SeatStateDto,
+        dto::SeatedZoneMapDto,
+        dto::RowMapDto,
         dto::GeneralAvailabilityDto,
         dto::CreateVenueDto,
         dto::ZoneDto,
@@ -134,10 +137,15 @@ pub enum DemoRoutes {
     PageAndPayments,
 }
 
-/// The document a server serves, as JSON: [`ApiDoc`], plus [`DemoApiDoc`] (and
-/// [`DemoPaymentsApiDoc`]) as `demo` says, with the `x-request-id` header on every answer and
-/// the links between operations.
+/// The document of a server with the default [`VenueLimits`]; see [`document_with_limits`].
 pub fn document(demo: DemoRoutes) -> Value {
+    document_with_limits(demo, &VenueLimits::default())
+}
+
+/// The document a server serves, as JSON: [`ApiDoc`], plus [`DemoApiDoc`] (and
+/// [`DemoPaymentsApiDoc`]) as `demo` says, with the `x-request-id` header on every answer, the
+/// links between operations, and the server's venue caps as the bounds of a new venue's rows.
+pub fn document_with_limits(demo: DemoRoutes, limits: &VenueLimits) -> Value {
     let mut doc = ApiDoc::openapi();
     if demo != DemoRoutes::Off {
         doc.merge(DemoApiDoc::openapi());
@@ -151,7 +159,30 @@ pub fn document(demo: DemoRoutes) -> Value {
     for link in LINKS {
         link.add_to(&mut doc);
     }
+    state_venue_limits(&mut doc, limits);
     doc
+}
+
+/// Writes the configured caps into the venue schemas: rows per zone (`maxItems`), seats per row
+/// (`maximum`), and the seats of a whole venue (which no schema keyword can state) in words.
+fn state_venue_limits(doc: &mut Value, limits: &VenueLimits) {
+    let schemas = "/components/schemas";
+    let row_seats = limits.max_seats_per_row.min(MAX_ZONE_CAPACITY);
+    if let Some(seats) = doc.pointer_mut(&format!("{schemas}/RowDto/properties/seats")) {
+        seats["maximum"] = row_seats.into();
+    }
+    if let Some(rows) = doc.pointer_mut(&format!("{schemas}/ZoneDto/oneOf/0/properties/rows")) {
+        rows["maxItems"] = limits.max_rows_per_zone.into();
+    }
+    if let Some(venue) = doc.pointer_mut(&format!("{schemas}/CreateVenueDto")) {
+        venue["description"] = format!(
+            "A new venue. At most {} rows per seated zone, {row_seats} seats per row (both 400 \
+             INVALID_REQUEST above) and {} numbered seats in the whole venue (422 \
+             INCONSISTENT_REQUEST above): a seat map costs in proportion to the seats it shows.",
+            limits.max_rows_per_zone, limits.max_seats
+        )
+        .into();
+    }
 }
 
 /// A link from one operation's answer to another operation, with the values it carries over
@@ -286,14 +317,14 @@ const LINKS: &[Link] = &[
         name: "BuySeat",
         to: "purchase",
         parameters: &[],
-        // The first seat of the map (free until someone holds it).
+        // The first free seat of the map's first row.
         body: || {
             Some(json!({
                 "eventId": "$response.body#/eventId",
                 "seats": [{
-                    "zone": "$response.body#/seats/0/zone",
-                    "row": "$response.body#/seats/0/row",
-                    "number": "$response.body#/seats/0/number",
+                    "zone": "$response.body#/seated/0/zone",
+                    "row": "$response.body#/seated/0/rows/0/row",
+                    "number": "$response.body#/seated/0/rows/0/free/0/0",
                 }],
             }))
         },

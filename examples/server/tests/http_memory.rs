@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use common::TestApp;
-use ticketing_core::domain::{EventId, OrderId};
+use ticketing_core::domain::{EventId, OrderId, Zone};
 use ticketing_core::ports::{
     HoldItem, HoldOutcome, HoldRequest, HoldSource, LockSnapshot, SeatLock,
 };
@@ -33,6 +33,14 @@ impl SeatLock for FailingLock {
         Err((self.0)())
     }
     async fn snapshot(&self, _: EventId, _: DateTime<Utc>) -> Result<Option<LockSnapshot>> {
+        Err((self.0)())
+    }
+    async fn zone_snapshot(
+        &self,
+        _: EventId,
+        _: &Zone,
+        _: DateTime<Utc>,
+    ) -> Result<Option<LockSnapshot>> {
         Err((self.0)())
     }
     async fn rebuild(&self, _: EventId, _: &dyn HoldSource) -> Result<()> {

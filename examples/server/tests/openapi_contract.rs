@@ -12,10 +12,10 @@ use axum::http::{Method, Request, StatusCode, header};
 use common::{ADMIN, TestApp, purchase};
 use serde_json::{Value, json};
 use ticketing_core::domain::{
-    IdempotencyKey, MAX_HOLD_TIME, MAX_NAME_CHARS, MAX_PER_CUSTOMER_LIMIT, MAX_ZONE_CAPACITY,
-    PaymentRef, RowLabel, ZoneCode,
+    IdempotencyKey, MAX_HOLD_TIME, MAX_NAME_CHARS, MAX_PER_CUSTOMER_LIMIT, PaymentRef, RowLabel,
+    VenueLimits, ZoneCode,
 };
-use ticketing_server::openapi::{DemoRoutes, document};
+use ticketing_server::openapi::{DemoRoutes, document, document_with_limits};
 
 /// Every operation with the statuses it must document.
 const STATUSES: &[(&str, &[u16])] = &[
@@ -34,6 +34,7 @@ const STATUSES: &[(&str, &[u16])] = &[
     ("getSoldCount", &[200, 400, 404, 408, 500, 503]),
     ("getRevenue", &[200, 400, 404, 408, 500, 503]),
     ("getSeatMap", &[200, 400, 404, 408, 500, 503]),
+    ("getZoneSeatMap", &[200, 400, 404, 408, 500, 503]),
     (
         "paymentWebhook",
         &[200, 400, 401, 404, 408, 409, 413, 500, 503],
@@ -91,8 +92,9 @@ fn schema<'a>(doc: &'a Value, name: &str) -> &'a Value {
     &doc["components"]["schemas"][name]
 }
 
+/// Every path parameter is a hyphenated UUID, except a zone code, which is a token.
 #[test]
-fn path_parameters_are_uuids() {
+fn path_parameters_are_uuids_or_zone_codes() {
     let doc = document(DemoRoutes::PageAndPayments);
     let mut seen = 0;
     for (path, method, operation) in operations(&doc) {
@@ -102,15 +104,20 @@ fn path_parameters_are_uuids() {
             }
             seen += 1;
             assert_eq!(parameter["required"], true, "{method} {path}");
+            let expected = if parameter["name"] == "zone" {
+                json!({"type": "string", "minLength": 1, "maxLength": ZoneCode::MAX_LEN,
+                       "pattern": "^[A-Za-z0-9_.@+-]+$"})
+            } else {
+                json!({"type": "string", "format": "uuid"})
+            };
             assert_eq!(
-                parameter["schema"],
-                json!({"type": "string", "format": "uuid"}),
+                parameter["schema"], expected,
                 "{method} {path} {}",
                 parameter["name"]
             );
         }
     }
-    assert_eq!(seen, 11, "path parameters in the document");
+    assert_eq!(seen, 13, "path parameters in the document");
 }
 
 #[test]
@@ -204,7 +211,12 @@ fn bounds_are_the_domain_s() {
     assert_eq!(ga["quantity"]["minimum"], 1);
     assert_eq!(ga["quantity"]["maximum"], MAX_PER_CUSTOMER_LIMIT);
     let row = &schema(&doc, "RowDto")["properties"];
-    assert_eq!(row["seats"]["maximum"], MAX_ZONE_CAPACITY);
+    assert_eq!(
+        row["seats"]["maximum"],
+        VenueLimits::default().max_seats_per_row
+    );
+    let rows = &schema(&doc, "ZoneDto")["oneOf"][0]["properties"]["rows"];
+    assert_eq!(rows["maxItems"], VenueLimits::default().max_rows_per_zone);
     let event = &schema(&doc, "CreateEventDto")["properties"];
     assert_eq!(event["name"]["maxLength"], MAX_NAME_CHARS);
     assert_eq!(
@@ -521,4 +533,25 @@ fn admin_post(path: &str, body: &Value) -> Request<Body> {
         format!("Bearer {ADMIN}").parse().unwrap(),
     );
     request
+}
+
+/// A server with other venue caps states them in its document: rows per zone, seats per row and,
+/// in words, seats per venue.
+#[test]
+fn the_document_states_the_configured_venue_caps() {
+    let limits = VenueLimits {
+        max_seats: 5_000,
+        max_rows_per_zone: 40,
+        max_seats_per_row: 60,
+    };
+    let doc = document_with_limits(DemoRoutes::Off, &limits);
+    assert_eq!(schema(&doc, "RowDto")["properties"]["seats"]["maximum"], 60);
+    assert_eq!(
+        schema(&doc, "ZoneDto")["oneOf"][0]["properties"]["rows"]["maxItems"],
+        40
+    );
+    let description = schema(&doc, "CreateVenueDto")["description"]
+        .as_str()
+        .unwrap();
+    assert!(description.contains("5000 numbered seats"), "{description}");
 }

@@ -79,13 +79,24 @@ async fn seat_state(client: &HttpClient, base: &str, event: Uuid, number: u64) -
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{map}");
-    map["seats"]
-        .as_array()
-        .expect("seats")
-        .iter()
-        .find(|s| s["zone"] == "STALLS" && s["row"] == "A" && s["number"] == number)
-        .map(|s| s["state"].as_str().unwrap_or_default().to_owned())
-        .expect("seat STALLS:A:n in the map")
+    let row = &map["seated"][0]["rows"][0];
+    assert_eq!(
+        (&map["seated"][0]["zone"], &row["row"]),
+        (&"STALLS".into(), &"A".into())
+    );
+    let within = |list: &str| {
+        row[list]
+            .as_array()
+            .expect("ranges")
+            .iter()
+            .any(|r| (r[0].as_u64().unwrap()..=r[1].as_u64().unwrap()).contains(&number))
+    };
+    match (within("free"), within("sold")) {
+        (true, _) => "free",
+        (_, true) => "sold",
+        _ => "held",
+    }
+    .to_owned()
 }
 
 /// A change committed behind the seat lock's back (as when a process dies between the commit and

@@ -24,4 +24,6 @@ pub use payment::{
 };
 pub use status::{TicketAction, TicketStatus};
 pub use ticket::{Order, Ticket};
-pub use venue::{MAX_NAME_CHARS, MAX_ZONE_CAPACITY, Row, SeatRef, Venue, Zone, ZoneKind};
+pub use venue::{
+    MAX_NAME_CHARS, MAX_ZONE_CAPACITY, Row, SeatRef, Venue, VenueLimits, Zone, ZoneKind,
+};

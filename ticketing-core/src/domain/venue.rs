@@ -16,6 +16,75 @@ pub const MAX_ZONE_CAPACITY: u32 = 1_000_000;
 /// column of MySQL holds).
 pub const MAX_NAME_CHARS: usize = 200;
 
+/// Size caps of a venue, checked where venues are created
+/// ([`CatalogService::create_venue`](crate::service::CatalogService::create_venue)): a seat map
+/// costs time and memory in proportion to the seats it shows, so an unbounded layout would let one
+/// event's map slow every sale. The defaults fit a big arena (and the flash-sale bench's largest
+/// sale, 200,000 seats in 2,000 rows of 100).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VenueLimits {
+    /// Most numbered seats in the whole venue (general-admission places are a count and cost
+    /// nothing per place; each zone is bounded by [`MAX_ZONE_CAPACITY`]).
+    pub max_seats: u32,
+    /// Most rows in one seated zone.
+    pub max_rows_per_zone: u32,
+    /// Most seats in one row (at most [`MAX_ZONE_CAPACITY`]).
+    pub max_seats_per_row: u32,
+}
+
+impl Default for VenueLimits {
+    fn default() -> Self {
+        Self {
+            max_seats: 200_000,
+            max_rows_per_zone: 2_000,
+            max_seats_per_row: 1_000,
+        }
+    }
+}
+
+impl VenueLimits {
+    /// `Ok` when `venue` keeps within every cap; else [`Error::InvalidRequest`] naming the cap.
+    pub fn check(&self, venue: &Venue) -> Result<(), Error> {
+        let mut seats: u64 = 0;
+        for zone in venue.zones() {
+            let ZoneKind::Seated { rows } = &zone.kind else {
+                continue;
+            };
+            if rows.len() > self.max_rows_per_zone as usize {
+                return Err(Error::invalid(
+                    "rows",
+                    format!(
+                        "zone {} has {} rows; the cap is {} rows per zone",
+                        zone.code,
+                        rows.len(),
+                        self.max_rows_per_zone
+                    ),
+                ));
+            }
+            if let Some(row) = rows.iter().find(|r| r.seats > self.max_seats_per_row) {
+                return Err(Error::invalid(
+                    "rows.seats",
+                    format!(
+                        "row {} of zone {} has {} seats; the cap is {} seats per row",
+                        row.label, zone.code, row.seats, self.max_seats_per_row
+                    ),
+                ));
+            }
+            seats += zone.capacity();
+        }
+        if seats > u64::from(self.max_seats) {
+            return Err(Error::invalid(
+                "zones",
+                format!(
+                    "the venue has {seats} numbered seats; the cap is {} seats per venue",
+                    self.max_seats
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// One seat: (zone, row label, seat number). Its [`SeatRef::key`] is the seat's identity in storage.
 ///
 /// It is part of the [`OutboxEvent`](super::OutboxEvent) wire format, so it deserialises, but only
@@ -333,6 +402,38 @@ mod tests {
         assert!(!v.has_seat(&"A:2:1".parse().unwrap()), "no row 2");
         assert!(!v.has_seat(&"B:1:1".parse().unwrap()), "no zone B");
         assert_eq!(v.zone(&"A".parse().unwrap()).unwrap().seats().count(), 2);
+    }
+
+    #[test]
+    fn venue_limits_name_the_cap_they_refuse() {
+        let id = VenueId::from_uuid(Uuid::nil());
+        let limits = VenueLimits {
+            max_seats: 10,
+            max_rows_per_zone: 2,
+            max_seats_per_row: 5,
+        };
+        let venue = |zones| Venue::new(id, "Hall", zones).unwrap();
+        let refused = |venue: &Venue| match limits.check(venue) {
+            Err(Error::InvalidRequest { reason, .. }) => reason,
+            other => panic!("expected InvalidRequest, got {other:?}"),
+        };
+        let fits = venue(vec![
+            zone("A", seated(&[("1", 5), ("2", 5)])),
+            zone("GA", ZoneKind::GeneralAdmission { capacity: 1_000 }),
+        ]);
+        assert!(
+            limits.check(&fits).is_ok(),
+            "caps are inclusive; GA places do not count"
+        );
+        let many_rows = venue(vec![zone("A", seated(&[("1", 1), ("2", 1), ("3", 1)]))]);
+        assert!(refused(&many_rows).contains("2 rows per zone"));
+        let long_row = venue(vec![zone("A", seated(&[("1", 6)]))]);
+        assert!(refused(&long_row).contains("5 seats per row"));
+        let many_seats = venue(vec![
+            zone("A", seated(&[("1", 5), ("2", 5)])),
+            zone("B", seated(&[("1", 1)])),
+        ]);
+        assert!(refused(&many_seats).contains("11 numbered seats; the cap is 10 seats per venue"));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use super::general_zone::{GeneralHold, GeneralZone};
 use super::lock;
 use crate::Result;
-use crate::domain::{EventId, OrderId, SeatRef, ZoneCode};
+use crate::domain::{EventId, OrderId, SeatRef, Zone, ZoneCode};
 use crate::ports::{
     HoldItem, HoldOutcome, HoldRequest, HoldSource, LockSnapshot, SeatLock, SeatState,
 };
@@ -211,6 +211,34 @@ impl SeatLock for InMemorySeatLock {
                 let taken = u32::try_from(places.taken(now)).unwrap_or(u32::MAX);
                 (zone.clone(), taken)
             })
+            .collect();
+        Ok(Some(LockSnapshot { seats, general }))
+    }
+
+    async fn zone_snapshot(
+        &self,
+        event: EventId,
+        zone: &Zone,
+        now: DateTime<Utc>,
+    ) -> Result<Option<LockSnapshot>> {
+        let mut events = lock(&self.events);
+        let Some(locks) = events.get_mut(&event) else {
+            return Ok(None);
+        };
+        let seats = locks
+            .seats
+            .iter()
+            .filter(|(seat, state)| seat.zone == zone.code && seat_is_live(state, now))
+            .map(|(seat, state)| (seat.clone(), *state))
+            .collect();
+        let general = locks
+            .general
+            .get_mut(&zone.code)
+            .map(|places| {
+                let taken = u32::try_from(places.taken(now)).unwrap_or(u32::MAX);
+                (zone.code.clone(), taken)
+            })
+            .into_iter()
             .collect();
         Ok(Some(LockSnapshot { seats, general }))
     }

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::Result;
-use crate::domain::{EventId, OrderId, SeatRef, TicketId, ZoneCode};
+use crate::domain::{EventId, OrderId, SeatRef, TicketId, Zone, ZoneCode};
 
 /// One thing an order holds.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -157,8 +157,24 @@ pub trait SeatLock: Send + Sync {
     /// writes nothing.
     async fn mark_sold(&self, event: EventId, order: OrderId, items: &[HoldItem]) -> Result<()>;
 
-    /// Everything held or sold for `event` at `now`, in one round trip; `None` when not loaded.
+    /// Everything held or sold for `event` at `now`; `None` when not loaded.
+    ///
+    /// It need not be one atomic read: an adapter may read a large event in bounded chunks (so
+    /// one seat map does not stall every buyer), and a seat that changes during the read may show
+    /// its state before or after the change.
     async fn snapshot(&self, event: EventId, now: DateTime<Utc>) -> Result<Option<LockSnapshot>>;
+
+    /// What [`snapshot`](SeatLock::snapshot) shows of one zone of `event`: the held or sold seats
+    /// of a seated `zone`, or the taken places of a general-admission one (nothing of other
+    /// zones); `None` when not loaded. It reads only that zone's entries (the lock knows no
+    /// layout, so the zone brings its rows), so a one-zone seat map costs what the zone holds,
+    /// not what the event holds.
+    async fn zone_snapshot(
+        &self,
+        event: EventId,
+        zone: &Zone,
+        now: DateTime<Utc>,
+    ) -> Result<Option<LockSnapshot>>;
 
     /// Loads the event from the holds read from `source` and marks it loaded, if it is not
     /// loaded; an event that is loaded already is left as it is (replacing it would drop the holds

@@ -3,7 +3,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use crate::domain::{Event, EventId, EventSpec, Venue, VenueId, Zone, ZoneCode, ZoneKind};
+use crate::domain::{
+    Event, EventId, EventSpec, Venue, VenueId, VenueLimits, Zone, ZoneCode, ZoneKind,
+};
 use crate::ports::CatalogRepository;
 use crate::{Error, Result};
 
@@ -75,17 +77,30 @@ impl EventCache {
 #[derive(Clone)]
 pub struct CatalogService {
     backends: Backends,
+    limits: VenueLimits,
 }
 
 impl CatalogService {
-    /// A catalog service over `backends`.
+    /// A catalog service over `backends` that creates venues within the default [`VenueLimits`].
     pub fn new(backends: Backends) -> Self {
-        Self { backends }
+        Self {
+            backends,
+            limits: VenueLimits::default(),
+        }
     }
 
-    /// Creates a venue with a new id after checking its layout.
+    /// The same service, creating venues within `limits` instead.
+    #[must_use]
+    pub fn with_limits(mut self, limits: VenueLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Creates a venue with a new id after checking its layout and its size
+    /// ([`VenueLimits::check`]: [`Error::InvalidRequest`] naming the cap it exceeds).
     pub async fn create_venue(&self, name: &str, zones: Vec<Zone>) -> Result<Venue> {
         let venue = Venue::new(self.backends.ids.venue_id(), name, zones)?;
+        self.limits.check(&venue)?;
         self.backends.catalog.insert_venue(&venue).await?;
         Ok(venue)
     }

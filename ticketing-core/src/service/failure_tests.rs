@@ -51,6 +51,14 @@ impl SeatLock for MockedLock {
     ) -> Result<Option<LockSnapshot>> {
         self.0.snapshot(event)
     }
+    async fn zone_snapshot(
+        &self,
+        event: EventId,
+        _: &crate::domain::Zone,
+        _: chrono::DateTime<Utc>,
+    ) -> Result<Option<LockSnapshot>> {
+        self.0.snapshot(event)
+    }
     async fn rebuild(&self, event: EventId, _: &dyn HoldSource) -> Result<()> {
         self.0.rebuild(event)
     }

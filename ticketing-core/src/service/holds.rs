@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 
-use crate::domain::{EventId, Order, OrderId, TicketId, TicketStatus, ZoneCode};
+use crate::domain::{EventId, Order, OrderId, TicketId, TicketStatus, Zone, ZoneCode};
 use crate::ports::{
     ActiveHold, HoldItem, HoldOutcome, HoldPage, HoldRequest, HoldSource, LockSnapshot, SeatLock,
     TicketRepository,
@@ -236,16 +236,22 @@ pub(crate) async fn hold_with_rebuild(
     Err(not_loaded(request.event))
 }
 
-/// The lock's snapshot of an event, rebuilding it first when it is not loaded.
+/// The lock's snapshot of an event, or of one `zone` of it, rebuilding it first when it is not
+/// loaded.
 pub(crate) async fn snapshot_with_rebuild(
     lock: &dyn SeatLock,
     source: impl Fn() -> RepositoryHolds,
     event: EventId,
+    zone: Option<&Zone>,
     now: DateTime<Utc>,
     attempts: u32,
 ) -> Result<LockSnapshot> {
     for _ in 0..=attempts {
-        match lock.snapshot(event, now).await? {
+        let snapshot = match zone {
+            Some(zone) => lock.zone_snapshot(event, zone, now).await?,
+            None => lock.snapshot(event, now).await?,
+        };
+        match snapshot {
             Some(snapshot) => return Ok(snapshot),
             None => {
                 let source = source();

@@ -8,6 +8,8 @@ mod payments;
 mod purchase;
 mod query;
 mod relay;
+mod seat_map;
+mod shared_reads;
 mod tickets;
 
 use std::sync::Arc;
@@ -19,11 +21,15 @@ pub use catalog::CatalogService;
 pub use holds::RepositoryHolds;
 pub use lock_sync::{FanOutSink, SeatLockSync};
 pub use purchase::{PurchaseRequest, Selection};
-pub use query::{GeneralAvailability, QueryService, SeatAvailability, SeatMap, SeatView};
+pub use query::QueryService;
 pub use relay::{OutboxRelay, RelayConfig, RelayRound, RelayStats};
+pub use seat_map::{
+    GeneralAvailability, RowAvailability, SeatAvailability, SeatMap, SeatRange, SeatView,
+    SeatedAvailability,
+};
 pub use tickets::TicketService;
 
-use crate::domain::LatePaymentPolicy;
+use crate::domain::{LatePaymentPolicy, VenueLimits};
 use crate::ports::{CatalogRepository, Clock, IdGenerator, SeatLock, TicketRepository};
 
 /// The adapters a service works with. Cheap to clone; share one between all services.
@@ -195,6 +201,15 @@ pub struct ServiceConfig {
     /// server of one deployment must share it, so that a retry on another server derives the
     /// same order id; the default is public (see [`OrderIdSecret`](crate::domain::OrderIdSecret)).
     pub order_id_secret: crate::domain::OrderIdSecret,
+    /// How long a seat map may be reused: concurrent [`QueryService::seat_map`] calls for one
+    /// event (or one zone) within this time of a read's start share that read instead of each
+    /// snapshotting the seat lock, so a crowd refreshing the map costs one snapshot per period.
+    /// Zero (the default) reads for every call: exact, but a crowd of readers then costs one
+    /// snapshot each. The example server uses one second.
+    pub seat_map_max_age: Duration,
+    /// Size caps of the venues a [`CatalogService`] built with
+    /// [`with_limits`](CatalogService::with_limits)`(config.venue_limits)` creates.
+    pub venue_limits: VenueLimits,
 }
 
 /// The default [`ServiceConfig::rebuild_page`]: a page of this many tickets reads in tens of
@@ -232,6 +247,8 @@ impl Default for ServiceConfig {
             payment_grace: Duration::from_secs(10),
             rebuild_page: DEFAULT_REBUILD_PAGE,
             order_id_secret: Default::default(),
+            seat_map_max_age: Duration::ZERO,
+            venue_limits: VenueLimits::default(),
         }
     }
 }

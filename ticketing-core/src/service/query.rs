@@ -3,72 +3,36 @@
 use std::sync::Arc;
 
 use crate::domain::{
-    EventId, Money, Order, OrderId, SeatRef, Ticket, TicketId, TicketStatus, VenueId, ZoneCode,
+    EventId, Money, Order, OrderId, Ticket, TicketId, TicketStatus, VenueId, Zone, ZoneCode,
 };
-use crate::ports::SeatState;
 use crate::{Error, Result};
 
-use super::catalog::EventCache;
+use super::catalog::{EventCache, EventInfo};
 use super::holds::{RepositoryHolds, snapshot_with_rebuild};
+use super::seat_map::SeatMap;
+use super::shared_reads::SharedReads;
 use super::{Backends, ServiceConfig};
 
-/// Whether a seat can be bought.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum SeatAvailability {
-    /// Nobody holds it.
-    Free,
-    /// An order holds it while its buyer pays.
-    Held,
-    /// Paid.
-    Sold,
-}
-
-/// One seat on the map.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SeatView {
-    /// The seat.
-    pub seat: SeatRef,
-    /// Its availability.
-    pub state: SeatAvailability,
-}
-
-/// Places of a general-admission zone.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GeneralAvailability {
-    /// The zone.
-    pub zone: ZoneCode,
-    /// Its capacity.
-    pub capacity: u32,
-    /// Places held or sold.
-    pub taken: u32,
-    /// Places left.
-    pub remaining: u32,
-}
-
-/// The availability of every seat and general-admission zone of an event that is on sale.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SeatMap {
-    /// The event.
-    pub event: EventId,
-    /// Every seat of the priced seated zones, in layout order.
-    pub seats: Vec<SeatView>,
-    /// Every priced general-admission zone.
-    pub general: Vec<GeneralAvailability>,
-}
+/// Which seat map: an event's, or one zone's of it.
+type MapKey = (EventId, Option<ZoneCode>);
 
 /// The read side: tickets, orders, counts, revenue and the seat map.
+///
+/// Clones share their caches: the catalog, and the seat maps read within
+/// [`ServiceConfig::seat_map_max_age`].
 #[derive(Clone)]
 pub struct QueryService {
     backends: Backends,
     config: ServiceConfig,
     events: Arc<EventCache>,
+    seat_maps: Arc<SharedReads<MapKey, Arc<SeatMap>>>,
 }
 
 impl QueryService {
     /// A query service over `backends`.
     pub fn new(backends: Backends, config: ServiceConfig) -> Self {
         Self {
+            seat_maps: Arc::new(SharedReads::new(config.seat_map_max_age)),
             backends,
             config,
             events: Arc::new(EventCache::default()),
@@ -115,10 +79,32 @@ impl QueryService {
         Ok(Money::new(minor, info.event.currency()))
     }
 
-    /// The seat map from the seat lock, in one lock round trip (rebuilt first if the lock lost
-    /// its state).
-    pub async fn seat_map(&self, event: EventId) -> Result<SeatMap> {
+    /// The seat map of every priced zone, from the seat lock's snapshot (rebuilt first if the
+    /// lock lost its state). Concurrent callers share one snapshot, and its map is reused for
+    /// [`ServiceConfig::seat_map_max_age`] (by default not at all).
+    pub async fn seat_map(&self, event: EventId) -> Result<Arc<SeatMap>> {
         let info = self.events.get(&*self.backends.catalog, event).await?;
+        let read = self.read_map(&info, None);
+        self.seat_maps.get((event, None), read).await
+    }
+
+    /// The seat map of one priced zone (`NotFound` for a zone the event does not sell), reading
+    /// only that zone from the seat lock ([`SeatLock::zone_snapshot`](crate::ports::SeatLock)),
+    /// shared like [`seat_map`](Self::seat_map).
+    pub async fn zone_seat_map(&self, event: EventId, zone: &ZoneCode) -> Result<Arc<SeatMap>> {
+        let info = self.events.get(&*self.backends.catalog, event).await?;
+        let layout = info
+            .venue
+            .zone(zone)
+            .filter(|z| info.event.price(&z.code).is_some())
+            .ok_or_else(|| Error::not_found("zone", format!("{zone} of event {event}")))?;
+        let read = self.read_map(&info, Some(layout));
+        self.seat_maps.get((event, Some(zone.clone())), read).await
+    }
+
+    /// Reads the lock's snapshot of the event (or of `zone`) and builds its map.
+    async fn read_map(&self, info: &EventInfo, zone: Option<&Zone>) -> Result<Arc<SeatMap>> {
+        let event = info.event.id();
         let source = || {
             RepositoryHolds::new(
                 self.backends.tickets.clone(),
@@ -127,55 +113,20 @@ impl QueryService {
             )
             .with_page_size(self.config.rebuild_page)
         };
-        let now = self.backends.now();
         let snapshot = snapshot_with_rebuild(
             &*self.backends.seat_lock,
             source,
             event,
-            now,
+            zone,
+            self.backends.now(),
             self.config.rebuild_attempts,
         )
         .await?;
-        let priced = |zone: &ZoneCode| info.event.price(zone).is_some();
-        let seats = info
-            .venue
-            .zones()
-            .iter()
-            .filter(|zone| priced(&zone.code))
-            .flat_map(|zone| zone.seats())
-            .map(|seat| {
-                let state = match snapshot.seats.get(&seat) {
-                    None => SeatAvailability::Free,
-                    Some(SeatState::Held { .. }) => SeatAvailability::Held,
-                    Some(SeatState::Sold { .. }) => SeatAvailability::Sold,
-                };
-                SeatView { seat, state }
-            })
-            .collect();
-        let mut general: Vec<GeneralAvailability> = info
-            .capacities
-            .iter()
-            .filter(|(zone, _)| priced(zone))
-            .map(|(zone, capacity)| {
-                let taken = snapshot
-                    .general
-                    .get(zone)
-                    .copied()
-                    .unwrap_or(0)
-                    .min(*capacity);
-                GeneralAvailability {
-                    zone: zone.clone(),
-                    capacity: *capacity,
-                    taken,
-                    remaining: capacity - taken,
-                }
-            })
-            .collect();
-        general.sort_by(|a, b| a.zone.cmp(&b.zone));
-        Ok(SeatMap {
-            event,
-            seats,
-            general,
-        })
+        let priced = |z: &&Zone| info.event.price(&z.code).is_some();
+        let map = match zone {
+            Some(zone) => SeatMap::build(event, std::iter::once(zone), &snapshot),
+            None => SeatMap::build(event, info.venue.zones().iter().filter(priced), &snapshot),
+        };
+        Ok(Arc::new(map))
     }
 }

@@ -467,6 +467,7 @@ impl TicketService {
             &*self.backends.seat_lock,
             || self.hold_source(&info),
             event,
+            None,
             self.backends.now(),
             self.config.rebuild_attempts,
         )

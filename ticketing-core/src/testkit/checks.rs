@@ -90,8 +90,7 @@ pub async fn lifecycle_round_trip(harness: Harness) {
     assert_eq!(f.queries.order(order.id).await.expect("order"), order);
     let map = f.queries.seat_map(f.event.id()).await.expect("seat map");
     assert_eq!(
-        map.seats
-            .iter()
+        map.seats()
             .filter(|s| s.state == SeatAvailability::Held)
             .count(),
         2
@@ -566,7 +565,7 @@ pub async fn lost_lock_updates_are_repaired_from_the_outbox(harness: Harness) {
     );
     let stale = f.queries.seat_map(f.event.id()).await.expect("seat map");
     assert_eq!(
-        stale.seats[0].state,
+        stale.seats().next().expect("a seat").state,
         SeatAvailability::Sold,
         "the lock missed the refund"
     );

@@ -280,7 +280,7 @@ impl Fixture {
             .iter()
             .filter_map(|t| t.seat.clone().map(|s| (s, t.status)))
             .collect();
-        for view in &map.seats {
+        for view in map.seats() {
             let expected = match by_seat.get(&view.seat) {
                 None => crate::service::SeatAvailability::Free,
                 Some(TicketStatus::Paid) => crate::service::SeatAvailability::Sold,

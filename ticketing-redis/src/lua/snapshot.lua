@@ -1,17 +1,19 @@
--- Reads everything held or sold for one event, in one round trip. Changes nothing.
+-- Reads the general-admission places taken in one event, and whether it is loaded. Changes
+-- nothing. The seats are not read here: the caller scans their hash in bounded chunks (HSCAN), so
+-- a large event's seat map never runs as one long script.
 --
 -- KEYS[1]: loaded marker of the event (STRING)
--- KEYS[2]: seats of the event (HASH seat key -> "H|order|until_ms" or "S|order")
+-- KEYS[2]: seats of the event (unused; passed so every state script takes the same five keys)
 -- KEYS[3]: general-admission entries (HASH "zone|order" -> "H|quantity|until_ms" or "S|quantity")
 -- KEYS[4]: general-admission taken places (HASH zone -> sum of the quantities in KEYS[3])
 -- KEYS[5]: general-admission deadlines (ZSET "zone|order" scored by until_ms; held entries only)
 -- ARGV[1]: now, milliseconds since the epoch (the caller's clock)
--- Returns: {0} when the event is not loaded, otherwise
---          {1, {seat key, value, ...}, {zone, taken places at now, ...}}.
---          Seat values are returned raw (the caller drops lapsed holds); zones with no taken place
---          are left out.
+-- Returns: {0} when the event is not loaded, otherwise {1, {zone, taken places at now, ...}};
+--          zones with no taken place are left out.
+-- Cost: one entry per general-admission zone, plus one per lapsed hold that no hold in its zone
+-- has purged yet (a hold purges its zone's lapsed entries before it counts).
 
-local loaded, seats, general, general_taken, general_deadlines = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local loaded, general, general_taken, general_deadlines = KEYS[1], KEYS[3], KEYS[4], KEYS[5]
 local now_arg = ARGV[1]
 local now = tonumber(now_arg)
 
@@ -47,4 +49,4 @@ for _, zone in ipairs(order_of_zones) do
   end
 end
 
-return {1, redis.call('HGETALL', seats), zones}
+return {1, zones}

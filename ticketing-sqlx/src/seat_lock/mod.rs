@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{MySql, MySqlPool, Row, Transaction};
-use ticketing_core::domain::{EventId, OrderId, SeatRef, ZoneCode};
+use ticketing_core::domain::{EventId, OrderId, SeatRef, Zone, ZoneCode};
 use ticketing_core::ports::{
     ActiveHold, HoldItem, HoldOutcome, HoldRequest, HoldSource, LockSnapshot, SeatLock, SeatState,
 };
@@ -176,39 +176,31 @@ impl MySqlSeatLock {
             .bind(event)
             .fetch_all(&self.pool)
             .await?;
-        let mut loaded = false;
-        let mut snapshot = LockSnapshot::default();
-        for row in &rows {
-            let part: String = row.try_get("part")?;
-            let name: Option<String> = row.try_get("name")?;
-            match (part.as_str(), name) {
-                ("M", _) => loaded = true,
-                ("S", Some(key)) => {
-                    let order: Option<Uuid> = row.try_get("order_id")?;
-                    let until: Option<DateTime<Utc>> = row.try_get("until")?;
-                    let Some(order) = order.map(OrderId::from_uuid) else {
-                        continue;
-                    };
-                    let state = match until {
-                        Some(until) => SeatState::Held { order, until },
-                        None => SeatState::Sold { order },
-                    };
-                    snapshot
-                        .seats
-                        .insert(stored(key.parse::<SeatRef>())?, state);
-                }
-                ("Z", Some(zone)) => {
-                    let taken: i64 = row.try_get("quantity")?;
-                    let taken = u32::try_from(taken)
-                        .map_err(|_| Error::internal("zone count out of range"))?;
-                    snapshot.general.insert(stored(ZoneCode::new(zone))?, taken);
-                }
-                (part, _) => {
-                    return Err(Error::internal(format!("unexpected snapshot row {part}")).into());
-                }
-            }
-        }
-        Ok(loaded.then_some(snapshot))
+        snapshot_of_rows(&rows)
+    }
+
+    /// One zone of the snapshot: seats by key range (`zone:` up to `zone;`, the next character
+    /// in `ascii_bin` order, so the primary key bounds the read) or one zone's places.
+    async fn zone_snapshot_once(
+        &self,
+        event: EventId,
+        zone: &Zone,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<LockSnapshot>> {
+        let event = event.as_uuid();
+        let code = zone.code.as_str();
+        let rows = sqlx::query(sql::ZONE_SNAPSHOT)
+            .bind(event)
+            .bind(event)
+            .bind(format!("{code}:"))
+            .bind(format!("{code};"))
+            .bind(now)
+            .bind(now)
+            .bind(event)
+            .bind(code)
+            .fetch_all(&self.pool)
+            .await?;
+        snapshot_of_rows(&rows)
     }
 
     /// Locks the marker of a not-loaded event exclusively and returns the transaction holding
@@ -409,8 +401,57 @@ impl SeatLock for MySqlSeatLock {
         Ok(with_retry("snapshot", || self.snapshot_once(event, now)).await?)
     }
 
+    async fn zone_snapshot(
+        &self,
+        event: EventId,
+        zone: &Zone,
+        now: DateTime<Utc>,
+    ) -> Result<Option<LockSnapshot>> {
+        Ok(with_retry("zone snapshot", || {
+            self.zone_snapshot_once(event, zone, now)
+        })
+        .await?)
+    }
+
     async fn rebuild(&self, event: EventId, source: &dyn HoldSource) -> Result<()> {
         let _one_at_a_time = self.rebuilding.lock().await;
         Ok(with_retry("rebuild", || self.rebuild_once(event, source)).await?)
     }
+}
+
+/// Reads the rows of [`sql::SNAPSHOT`] or [`sql::ZONE_SNAPSHOT`]: `None` without the marker row.
+fn snapshot_of_rows(rows: &[sqlx::mysql::MySqlRow]) -> StoreResult<Option<LockSnapshot>> {
+    let mut loaded = false;
+    let mut snapshot = LockSnapshot::default();
+    for row in rows {
+        let part: String = row.try_get("part")?;
+        let name: Option<String> = row.try_get("name")?;
+        match (part.as_str(), name) {
+            ("M", _) => loaded = true,
+            ("S", Some(key)) => {
+                let order: Option<Uuid> = row.try_get("order_id")?;
+                let until: Option<DateTime<Utc>> = row.try_get("until")?;
+                let Some(order) = order.map(OrderId::from_uuid) else {
+                    continue;
+                };
+                let state = match until {
+                    Some(until) => SeatState::Held { order, until },
+                    None => SeatState::Sold { order },
+                };
+                snapshot
+                    .seats
+                    .insert(stored(key.parse::<SeatRef>())?, state);
+            }
+            ("Z", Some(zone)) => {
+                let taken: i64 = row.try_get("quantity")?;
+                let taken =
+                    u32::try_from(taken).map_err(|_| Error::internal("zone count out of range"))?;
+                snapshot.general.insert(stored(ZoneCode::new(zone))?, taken);
+            }
+            (part, _) => {
+                return Err(Error::internal(format!("unexpected snapshot row {part}")).into());
+            }
+        }
+    }
+    Ok(loaded.then_some(snapshot))
 }

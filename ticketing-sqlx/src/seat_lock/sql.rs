@@ -155,6 +155,20 @@ pub(super) const SNAPSHOT: &str = "\
            CAST(SUM(IF(until IS NULL OR until > ?, quantity, 0)) AS SIGNED) \
       FROM seat_lock_zone_holds WHERE event_id = ? GROUP BY zone_code";
 
+/// [`SNAPSHOT`] of one zone: seats whose key lies in `[?, ?)` (the zone's key range) and one
+/// zone's holds.
+pub(super) const ZONE_SNAPSHOT: &str = "\
+    SELECT 'M' AS part, NULL AS name, NULL AS order_id, NULL AS until, 0 AS quantity \
+      FROM seat_lock_events WHERE event_id = ? AND loaded \
+    UNION ALL \
+    SELECT 'S', seat_key, order_id, until, 0 FROM seat_lock_seats \
+      WHERE event_id = ? AND seat_key >= ? AND seat_key < ? \
+        AND order_id IS NOT NULL AND (until IS NULL OR until > ?) \
+    UNION ALL \
+    SELECT 'Z', zone_code, NULL, NULL, \
+           CAST(SUM(IF(until IS NULL OR until > ?, quantity, 0)) AS SIGNED) \
+      FROM seat_lock_zone_holds WHERE event_id = ? AND zone_code = ? GROUP BY zone_code";
+
 pub(super) const FORGET_SEATS: &str = "DELETE FROM seat_lock_seats WHERE event_id = ?";
 pub(super) const FORGET_ZONE_HOLDS: &str = "DELETE FROM seat_lock_zone_holds WHERE event_id = ?";
 pub(super) const FORGET_ZONES: &str = "DELETE FROM seat_lock_zones WHERE event_id = ?";

@@ -21,7 +21,8 @@ use crate::extract::{ApiJson, ApiPath, parse_id};
         (status = 401, description = "UNAUTHORIZED: no or a wrong admin bearer token", body = ErrorBody),
         (status = 413, description = "PAYLOAD_TOO_LARGE: a body over 64 KiB", body = ErrorBody),
         (status = 415, description = "UNSUPPORTED_MEDIA_TYPE: the body is not sent as application/json", body = ErrorBody),
-        (status = 422, description = "INCONSISTENT_REQUEST: a zone code twice in the venue, or a row label twice in a zone", body = ErrorBody),
+        (status = 422, description = "INCONSISTENT_REQUEST: a zone code twice in the venue, a row label twice in a zone, \
+            or more numbered seats in the venue than the server's cap (see CreateVenueDto)", body = ErrorBody),
         (status = 500, description = "INTERNAL: a bug, broken stored data, or a backend failure that retrying will not cure (no retry)", body = ErrorBody),
         (status = 408, description = "REQUEST_TIMEOUT: the request or its body took longer than the server allows", body = ErrorBody),
         (status = 503, description = "UNAVAILABLE: a backend failed, or the server is at its in-flight limit (see Retry-After); retry", body = ErrorBody),
@@ -31,7 +32,7 @@ pub async fn create_venue(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateVenueDto>,
 ) -> ApiResult<(StatusCode, Json<VenueDto>)> {
-    let zones = body.zones()?;
+    let zones = body.zones(state.venue_limits())?;
     let venue = state.catalog().create_venue(&body.name, zones).await?;
     Ok((StatusCode::CREATED, Json(VenueDto::from(&venue))))
 }

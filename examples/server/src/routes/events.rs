@@ -1,10 +1,14 @@
 //! Read routes of events and venues: details, sold count, revenue, seat map.
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::State;
-use ticketing_core::domain::{EventId, VenueId};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use ticketing_core::domain::{EventId, VenueId, ZoneCode};
 
 use crate::app::AppState;
+use crate::contract::parse;
 use crate::dto::{EventDto, RevenueDto, SeatMapDto, SoldCountDto, VenueDto};
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiPath, parse_id};
@@ -108,7 +112,9 @@ pub async fn revenue(
     }))
 }
 
-/// Free, held and sold seats, and the places left per general-admission zone.
+/// Free and sold seats as ranges per row of every priced zone, and the places left per
+/// general-admission zone. The server may answer from a map read up to a second ago
+/// (`--seat-map-max-age`): a crowd of readers costs the seat lock one read per period.
 #[utoipa::path(
     get, path = "/api/events/{eventId}/seats", tag = "events", operation_id = "getSeatMap",
     params(("eventId" = uuid::Uuid, Path, description = "Event id", example = "01936a6e-70aa-7cde-8a11-5b6c7d8e9f00")),
@@ -124,8 +130,42 @@ pub async fn revenue(
 pub async fn seat_map(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
-) -> ApiResult<Json<SeatMapDto>> {
+) -> ApiResult<Response> {
     let id: EventId = parse_id(&id)?;
     let map = state.queries().seat_map(id).await?;
-    Ok(Json(SeatMapDto::from(&map)))
+    Ok(json_body(state.seat_map_bodies().body((id, None), &map)))
+}
+
+/// The seat map of one priced zone, reading only that zone: `seated` holds the zone's rows, or
+/// `generalAdmission` its places.
+#[utoipa::path(
+    get, path = "/api/events/{eventId}/zones/{zone}/seats", tag = "events", operation_id = "getZoneSeatMap",
+    params(
+        ("eventId" = uuid::Uuid, Path, description = "Event id", example = "01936a6e-70aa-7cde-8a11-5b6c7d8e9f00"),
+        ("zone" = String, Path, description = "Zone code", example = "STALLS", min_length = 1, max_length = 32, pattern = "^[A-Za-z0-9_.@+-]+$"),
+    ),
+    responses(
+        (status = 200, description = "The zone's seat map", body = SeatMapDto),
+        (status = 400, description = "INVALID_REQUEST: the id is not a hyphenated UUID, or the zone code is malformed", body = ErrorBody),
+        (status = 404, description = "NOT_FOUND: no such event, or the event does not sell this zone", body = ErrorBody),
+        (status = 500, description = "INTERNAL: a bug, broken stored data, or a backend failure that retrying will not cure (no retry)", body = ErrorBody),
+        (status = 408, description = "REQUEST_TIMEOUT: the request or its body took longer than the server allows", body = ErrorBody),
+        (status = 503, description = "UNAVAILABLE: a backend failed, or the server is at its in-flight limit (see Retry-After); retry", body = ErrorBody),
+    )
+)]
+pub async fn zone_seat_map(
+    State(state): State<AppState>,
+    ApiPath((id, zone)): ApiPath<(String, String)>,
+) -> ApiResult<Response> {
+    let id: EventId = parse_id(&id)?;
+    let zone: ZoneCode = parse(&zone)?;
+    let map = state.queries().zone_seat_map(id, &zone).await?;
+    Ok(json_body(
+        state.seat_map_bodies().body((id, Some(zone)), &map),
+    ))
+}
+
+/// A `200` answer with a JSON body serialised before.
+fn json_body(body: Bytes) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::app::AppState;
 use crate::dto::HealthDto;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::openapi::{DemoRoutes, document};
+use crate::openapi::{DemoRoutes, document_with_limits};
 
 /// How long each health check may take.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
@@ -87,5 +87,5 @@ pub async fn openapi(State(state): State<AppState>) -> impl IntoResponse {
         (true, false) => DemoRoutes::Page,
         (true, true) => DemoRoutes::PageAndPayments,
     };
-    Json(document(demo))
+    Json(document_with_limits(demo, state.venue_limits()))
 }

@@ -11,6 +11,7 @@ fn order_id(answer: &super::Answer) -> String {
     answer.body["id"].as_str().expect("an order id").to_owned()
 }
 
+/// The state of `seat` (`ZONE:ROW:NUMBER`) on a seat map of free and sold ranges per row.
 fn seat_state(map: &Value, seat: &str) -> String {
     let mut parts = seat.split(':');
     let (zone, row, number) = (
@@ -18,13 +19,33 @@ fn seat_state(map: &Value, seat: &str) -> String {
         parts.next().unwrap(),
         parts.next().unwrap().parse::<u64>().unwrap(),
     );
-    map["seats"]
+    let row = map["seated"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|s| s["zone"] == zone && s["row"] == row && s["number"] == number)
-        .map(|s| s["state"].as_str().unwrap().to_owned())
-        .unwrap_or_else(|| panic!("seat {seat} not on the map"))
+        .filter(|z| z["zone"] == zone)
+        .flat_map(|z| z["rows"].as_array().unwrap())
+        .find(|r| r["row"] == row)
+        .unwrap_or_else(|| panic!("row of {seat} not on the map"));
+    assert!(
+        number >= 1 && number <= row["seats"].as_u64().unwrap(),
+        "seat {seat} not on the map"
+    );
+    let within = |list: &str| {
+        row[list]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| (r[0].as_u64().unwrap()..=r[1].as_u64().unwrap()).contains(&number))
+    };
+    if within("free") {
+        "free"
+    } else if within("sold") {
+        "sold"
+    } else {
+        "held"
+    }
+    .to_owned()
 }
 
 /// Purchase → 201 with a PENDING_PAYMENT order; the ticket and order read back; the seat is held.
@@ -491,6 +512,88 @@ pub async fn admin_routes(app: TestApp) {
         .expect(StatusCode::NOT_FOUND, Some("NOT_FOUND"));
 }
 
+/// The seat map lists free and sold seats as ranges per row; one zone's map has that zone only;
+/// a zone the event does not sell is 404, a malformed zone code 400.
+pub async fn seat_maps_are_ranges_and_one_zone_at_a_time(app: TestApp) {
+    app.buy("alice", &["STALLS:A:2", "STALLS:A:3"])
+        .await
+        .expect(StatusCode::CREATED, None);
+    let event = app.demo.event;
+    let map = app.get(&format!("/api/events/{event}/seats")).await;
+    map.expect(StatusCode::OK, None);
+    let row = &map.body["seated"][0]["rows"][0];
+    assert_eq!(row["row"], "A");
+    let seats = row["seats"].as_u64().unwrap();
+    assert_eq!(row["free"], json!([[1, 1], [4, seats]]));
+    assert_eq!(row["sold"], json!([]));
+
+    let stalls = app
+        .get(&format!("/api/events/{event}/zones/STALLS/seats"))
+        .await;
+    stalls.expect(StatusCode::OK, None);
+    assert_eq!(stalls.body["seated"].as_array().unwrap().len(), 1);
+    assert_eq!(stalls.body["seated"][0], map.body["seated"][0]);
+    assert_eq!(stalls.body["generalAdmission"], json!([]));
+    let floor = app
+        .get(&format!("/api/events/{event}/zones/FLOOR/seats"))
+        .await;
+    floor.expect(StatusCode::OK, None);
+    assert_eq!(floor.body["seated"], json!([]));
+    assert_eq!(floor.body["generalAdmission"], map.body["generalAdmission"]);
+    app.get(&format!("/api/events/{event}/zones/NOPE/seats"))
+        .await
+        .expect(StatusCode::NOT_FOUND, Some("NOT_FOUND"));
+    app.get(&format!("/api/events/{event}/zones/a%20b/seats"))
+        .await
+        .expect(StatusCode::BAD_REQUEST, Some("INVALID_REQUEST"));
+}
+
+/// A new venue keeps within the server's caps: more rows per zone or seats per row than the
+/// document allows is 400, more seats in the venue than its cap 422; each names the cap.
+pub async fn venues_keep_within_the_caps(app: TestApp) {
+    let venue = |rows: usize, seats: u32, zones: usize| {
+        let zones: Vec<Value> = (0..zones)
+            .map(|z| {
+                let rows: Vec<Value> = (0..rows)
+                    .map(|r| json!({"label": format!("R{r}"), "seats": seats}))
+                    .collect();
+                json!({"code": format!("Z{z}"), "name": "Zone", "kind": "seated", "rows": rows})
+            })
+            .collect();
+        json!({"name": "Arena", "zones": zones})
+    };
+    let refused = |answer: super::Answer, status: StatusCode, code: &str, cap: &str| {
+        answer.expect(status, Some(code));
+        let message = answer.body["message"].as_str().unwrap().to_owned();
+        assert!(message.contains(cap), "{message:?} does not name {cap:?}");
+    };
+    refused(
+        app.admin_post("/api/admin/venues", &venue(2_001, 1, 1))
+            .await,
+        StatusCode::BAD_REQUEST,
+        "INVALID_REQUEST",
+        "2000 rows per zone",
+    );
+    refused(
+        app.admin_post("/api/admin/venues", &venue(1, 1_001, 1))
+            .await,
+        StatusCode::BAD_REQUEST,
+        "INVALID_REQUEST",
+        "1000 seats per row",
+    );
+    // 3 zones of 70 rows of 1,000 seats: 210,000 seats, each zone within the schema.
+    refused(
+        app.admin_post("/api/admin/venues", &venue(70, 1_000, 3))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "INCONSISTENT_REQUEST",
+        "200000 seats per venue",
+    );
+    app.admin_post("/api/admin/venues", &venue(66, 1_000, 3))
+        .await
+        .expect(StatusCode::CREATED, None);
+}
+
 /// Malformed input → 4xx JSON: bad JSON, wrong types, unknown fields, no content type, a body
 /// over the limit, bad UUIDs, unknown routes and methods.
 pub async fn malformed_requests_are_4xx_json(app: TestApp) {
@@ -863,6 +966,8 @@ macro_rules! http_suite {
             cancel_and_refund,
             sweep_expires_unpaid_orders,
             admin_routes,
+            seat_maps_are_ranges_and_one_zone_at_a_time,
+            venues_keep_within_the_caps,
             malformed_requests_are_4xx_json,
             request_ids,
             ops_routes,

@@ -12,7 +12,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::domain::{
     CustomerId, EventId, IdempotencyKey, Order, OrderId, OutboxEntry, Payment, PaymentRecorded,
-    PaymentRef, PaymentWrite, TicketAction, TicketId, TicketStatus, VenueId,
+    PaymentRef, PaymentWrite, TicketAction, TicketId, TicketStatus, VenueId, Zone,
 };
 use crate::ports::{
     HoldItem, HoldOutcome, HoldRequest, HoldSource, IdempotencyRecord, InsertOutcome, LockSnapshot,
@@ -101,6 +101,16 @@ impl SeatLock for FaultySeatLock {
     async fn snapshot(&self, event: EventId, now: DateTime<Utc>) -> Result<Option<LockSnapshot>> {
         self.before("snapshot").await?;
         self.inner.snapshot(event, now).await
+    }
+
+    async fn zone_snapshot(
+        &self,
+        event: EventId,
+        zone: &Zone,
+        now: DateTime<Utc>,
+    ) -> Result<Option<LockSnapshot>> {
+        self.before("snapshot").await?;
+        self.inner.zone_snapshot(event, zone, now).await
     }
 
     async fn rebuild(&self, event: EventId, source: &dyn HoldSource) -> Result<()> {

@@ -700,7 +700,7 @@ impl Checker {
             .iter()
             .filter_map(|t| t.seat.clone().map(|s| (s, t.status)))
             .collect();
-        for view in &map.seats {
+        for view in map.seats() {
             let expected = match by_seat.get(&view.seat) {
                 None => SeatAvailability::Free,
                 Some(TicketStatus::Paid) => SeatAvailability::Sold,

@@ -729,8 +729,7 @@ impl World {
             (_, OpOutput::Map(result)) => match result {
                 Ok(map) => {
                     let held = map
-                        .seats
-                        .iter()
+                        .seats()
                         .filter(|s| s.state != crate::service::SeatAvailability::Free)
                         .count();
                     format!("{head} {held} seats taken")

@@ -30,7 +30,7 @@ pub(crate) enum OpKind {
 pub(crate) enum OpOutput {
     Order(Result<Order>),
     Swept(Result<u64>),
-    Map(Result<SeatMap>),
+    Map(Result<std::sync::Arc<SeatMap>>),
 }
 
 /// An operation future (boxed, `'static`, driven by the runner's polls).

@@ -22,6 +22,7 @@ mod holds;
 mod races;
 mod rebuild;
 mod sales;
+mod snapshots;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -67,6 +68,7 @@ pub use sales::{
     mark_sold_leaves_free_seats_and_other_orders_zones_alone,
     mark_sold_overwrites_any_holder_and_never_lapses,
 };
+pub use snapshots::zone_snapshots_show_one_zone_of_a_large_event;
 
 /// Opens another handle on the lock under test as a second process would have it: its own
 /// connection and its own in-process state (such as a rebuild mutex), the same stored state. The
@@ -140,6 +142,7 @@ pub async fn run_all(context: &SeatLockContext) {
     a_bought_seat_stays_sold_when_its_buyer_holds_it_again(lock).await;
     general_admission_counts_other_orders_and_replaces_the_own_hold(lock).await;
     sold_places_stay_sold_and_never_lapse(lock).await;
+    zone_snapshots_show_one_zone_of_a_large_event(lock).await;
     one_seat_many_buyers_exactly_one_wins(&context.open).await;
     overlapping_multi_seat_holds_never_share_a_seat(&context.open).await;
     general_admission_race_never_exceeds_capacity(&context.open).await;
