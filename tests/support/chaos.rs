@@ -134,6 +134,11 @@ pub struct Ledger {
     pub purchases: BTreeMap<OrderId, Vec<TicketId>>,
     /// Acknowledged payments: order → reference.
     pub payments: BTreeMap<OrderId, PaymentRef>,
+    /// Every payment reference sent (as the provider's webhooks would, replays included), with
+    /// its order: the payments ledger may hold these and nothing else.
+    pub sent: BTreeMap<PaymentRef, OrderId>,
+    /// References refused with a final answer (a refund is due for each).
+    pub refused: HashSet<PaymentRef>,
     /// Acknowledged cancellations.
     pub cancels: HashSet<OrderId>,
     /// Orders of purchases given up after only `Unavailable` answers (they may have committed).
@@ -284,6 +289,7 @@ impl Sale {
             assert_eq!(order.status, expected, "order {id}");
             checks += 2;
         }
+        checks += self.check_payments_ledger(&ledger).await;
         let rows = sqlx::query("SELECT id FROM orders WHERE event_id = ?")
             .bind(self.fixture.event.id().as_uuid())
             .fetch_all(pool)
@@ -295,6 +301,60 @@ impl Sale {
                 ledger.purchases.contains_key(&id) || ledger.given_up.contains(&id),
                 "order {id} is in the database but no buyer was given it and none gave up on it"
             );
+            checks += 1;
+        }
+        checks
+    }
+}
+
+impl Sale {
+    /// The payments ledger equals the webhooks sent: every entry is a reference some buyer sent
+    /// for that order, each acknowledged payment is there as PAID, each refused one as a refund
+    /// due, and an order has at most one entry that paid it, however often a webhook was replayed.
+    async fn check_payments_ledger(&self, ledger: &Ledger) -> u64 {
+        let tickets = self.fixture.backends.tickets();
+        let mut checks = 0;
+        let orders: HashSet<OrderId> = ledger
+            .purchases
+            .keys()
+            .chain(ledger.given_up.iter())
+            .copied()
+            .collect();
+        for order in orders {
+            let entries = tickets
+                .payments_of(order)
+                .await
+                .expect("payments of an order");
+            let paid: Vec<_> = entries.iter().filter(|p| p.outcome.paid()).collect();
+            assert!(
+                paid.len() <= 1,
+                "order {order} was paid {} times: {paid:?}",
+                paid.len()
+            );
+            for entry in &entries {
+                assert_eq!(
+                    ledger.sent.get(&entry.reference),
+                    Some(&order),
+                    "ledger entry {} for order {order} was never sent for it",
+                    entry.reference
+                );
+                checks += 1;
+            }
+            if let Some(reference) = ledger.payments.get(&order) {
+                assert!(
+                    paid.iter().any(|p| &p.reference == reference),
+                    "order {order}: acknowledged payment {reference} is not in the ledger as paid"
+                );
+                checks += 1;
+            }
+        }
+        for reference in &ledger.refused {
+            let entry = tickets
+                .payment(reference)
+                .await
+                .expect("read the ledger")
+                .unwrap_or_else(|| panic!("refused payment {reference} is not in the ledger"));
+            assert!(entry.outcome.refund_due(), "{reference}: {entry:?}");
             checks += 1;
         }
         checks
@@ -378,7 +438,8 @@ impl Buyer {
         match self.rng.below(4) {
             0 | 1 => {
                 let reference = PaymentRef::new(format!("pay-{key}")).expect("payment ref");
-                self.pay(PaymentNotice::for_order(&order, reference)).await;
+                self.pay_and_replay(PaymentNotice::for_order(&order, reference))
+                    .await;
             }
             2 => self.cancel(order.id).await,
             _ => {}
@@ -475,8 +536,38 @@ impl Buyer {
         None
     }
 
+    /// Pays, then now and then replays the same webhook (which must answer the same) and sends
+    /// a second payment for the paid order (which must be refused as a refund due).
+    async fn pay_and_replay(&mut self, notice: PaymentNotice) {
+        self.pay(notice.clone()).await;
+        if !self
+            .ledger
+            .lock()
+            .expect("ledger")
+            .payments
+            .contains_key(&notice.order)
+        {
+            return;
+        }
+        if self.rng.below(3) == 0 {
+            self.pay(notice.clone()).await;
+        }
+        if self.rng.below(4) == 0 {
+            let second = PaymentNotice {
+                reference: PaymentRef::new(format!("{}-again", notice.reference)).expect("ref"),
+                ..notice
+            };
+            self.pay(second).await;
+        }
+    }
+
     async fn pay(&mut self, notice: PaymentNotice) {
         let (order, reference) = (notice.order, notice.reference.clone());
+        self.ledger
+            .lock()
+            .expect("ledger")
+            .sent
+            .insert(reference.clone(), order);
         for attempt in 1..=MAX_ATTEMPTS {
             match self.fixture.tickets.pay(notice.clone()).await {
                 Ok(paid) => {
@@ -495,6 +586,15 @@ impl Buyer {
                 Err(Error::Unavailable { .. }) => {
                     SaleStats::add(&self.stats.unavailable);
                     self.backoff(attempt).await;
+                }
+                // A second reference for a paid order: refused, owed back.
+                Err(Error::InvalidTransition { .. }) if reference.as_str().ends_with("-again") => {
+                    self.ledger
+                        .lock()
+                        .expect("ledger")
+                        .refused
+                        .insert(reference);
+                    return;
                 }
                 Err(error) => {
                     self.unexpected(format!("pay {order}: {} {error}", error.code()));

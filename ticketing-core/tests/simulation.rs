@@ -11,8 +11,10 @@
 
 use std::time::Instant;
 
+use ticketing_core::domain::LatePaymentPolicy;
 use ticketing_core::testkit::sim::{
-    FaultKind, PlantedBug, SimConfig, Summary, check_seed, run_prefix, run_seed, run_seeds,
+    FaultKind, LATE_PAYMENT_ACCEPTED, LATE_PAYMENT_REACTIVATED, PlantedBug, SimConfig, Summary,
+    check_seed, run_prefix, run_seed, run_seeds,
 };
 
 /// Seeds CI runs on every `cargo test`.
@@ -61,6 +63,26 @@ fn fixed_seeds_keep_every_invariant_under_faults() {
         );
     }
     assert!(summary.checks > summary.steps, "a check after every step");
+}
+
+/// The same seeds with late payments accepted when the seats allow: a late webhook may pay an
+/// unswept order or take an expired order's seats back, and no seat is ever sold twice.
+#[test]
+fn fixed_seeds_keep_every_invariant_accepting_late_payments() {
+    let config = SimConfig {
+        late_payment: LatePaymentPolicy::AcceptIfAvailable,
+        ..SimConfig::default()
+    };
+    let summary = run_seeds(0..CI_SEEDS, &config, threads());
+    println!("{summary}");
+    assert_no_failures(&summary);
+    assert_eq!(summary.seeds, CI_SEEDS);
+    for what in [LATE_PAYMENT_ACCEPTED, LATE_PAYMENT_REACTIVATED] {
+        assert!(
+            summary.observations.get(what).is_some_and(|(n, _)| *n > 0),
+            "never happened, so the run proves nothing about it: {what}"
+        );
+    }
 }
 
 #[test]

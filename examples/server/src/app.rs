@@ -176,6 +176,15 @@ pub fn router_with_limits(state: AppState, limits: &HttpLimits) -> Router {
             "/api/admin/orders/{orderId}/refund",
             post(routes::admin::refund_order),
         )
+        .route("/api/admin/refunds-due", get(routes::admin::refunds_due))
+        .route(
+            "/api/admin/payments/{paymentReference}/refunded",
+            post(routes::admin::mark_refunded),
+        )
+        .route(
+            "/api/admin/orders/{orderId}/payments",
+            get(routes::admin::order_payments),
+        )
         .route_layer(from_fn_with_state(state.clone(), require_admin));
     let mut api = Router::new()
         .route("/api/tickets", post(routes::tickets::purchase))

@@ -13,8 +13,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 use ticketing_core::Error;
 use ticketing_core::domain::{
     Currency, CustomerId, Event, EventId, EventSpec, MAX_HOLD_TIME, MAX_PER_CUSTOMER_LIMIT,
-    MAX_ZONE_CAPACITY, MIN_HOLD_TIME, Money, Order, RowLabel, SeatRef, Ticket, TicketStatus, Venue,
-    VenueId, VenueLimits, Zone, ZoneCode, ZoneKind,
+    MAX_ZONE_CAPACITY, MIN_HOLD_TIME, Money, Order, Payment, RowLabel, SeatRef, Ticket,
+    TicketStatus, Venue, VenueId, VenueLimits, Zone, ZoneCode, ZoneKind,
 };
 use ticketing_core::service::{
     GeneralAvailability, PurchaseRequest, SeatMap, SeatRange, Selection,
@@ -926,6 +926,43 @@ impl PaymentWebhookDto {
     pub fn amount(&self) -> ApiResult<Money> {
         let currency = Currency::new(&self.currency).map_err(malformed)?;
         Ok(Money::new(self.amount_minor, currency))
+    }
+}
+
+/// One entry of the payments ledger: a payment notification and what became of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentDto {
+    /// The provider's reference (unique in the ledger).
+    #[schema(schema_with = contract::payment_reference)]
+    pub reference: String,
+    /// The order it named (which may not exist: `UNKNOWN_ORDER`).
+    pub order_id: Uuid,
+    /// The amount the provider took.
+    pub amount: MoneyDto,
+    /// When the notification arrived; the deadline is judged by this instant.
+    pub received_at: DateTime<Utc>,
+    /// `PAID` or `PAID_LATE` (it paid the order), or why not — `AMOUNT_MISMATCH`, `TOO_LATE`,
+    /// `NOT_PAYABLE`, `UNKNOWN_ORDER` — in which case the money is owed back.
+    pub outcome: String,
+    /// Whether the money is owed back.
+    pub refund_due: bool,
+    /// When the refund was reported sent; absent while it is owed (or none is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refunded_at: Option<DateTime<Utc>>,
+}
+
+impl From<&Payment> for PaymentDto {
+    fn from(p: &Payment) -> Self {
+        Self {
+            reference: p.reference.to_string(),
+            order_id: p.order.as_uuid(),
+            amount: p.amount.into(),
+            received_at: p.received_at,
+            outcome: p.outcome.as_str().to_owned(),
+            refund_due: p.outcome.refund_due(),
+            refunded_at: p.refunded_at,
+        }
     }
 }
 

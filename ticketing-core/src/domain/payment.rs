@@ -43,8 +43,9 @@ impl PaymentNotice {
 pub enum PaymentOutcome {
     /// It paid the order before its deadline.
     Paid,
-    /// It arrived after the deadline and paid the order under
-    /// [`LatePaymentPolicy::AcceptIfAvailable`]: every seat and place could still be had.
+    /// It paid the order under [`LatePaymentPolicy::AcceptIfAvailable`] after the deadline, or
+    /// after the sweep had expired the order (a payment still under way past the grace): every
+    /// seat and place could still be had.
     PaidLate,
     /// Amount or currency differ from the order's total. Refund due.
     AmountMismatch,

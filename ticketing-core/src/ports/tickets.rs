@@ -114,7 +114,7 @@ pub trait TicketRepository: Send + Sync {
     /// The ledger entry of `reference`.
     async fn payment(&self, reference: &PaymentRef) -> Result<Option<Payment>>;
 
-    /// The ledger entries naming `order`, oldest first.
+    /// The ledger entries naming `order`, oldest first (ties by reference).
     async fn payments_of(&self, order: OrderId) -> Result<Vec<Payment>>;
 
     /// Up to `limit` ledger entries whose money is owed back and not yet reported refunded,

@@ -172,6 +172,11 @@ impl TicketService {
         }
     }
 
+    /// The ledger entry of a provider's payment reference, if one was recorded.
+    pub async fn payment(&self, reference: &PaymentRef) -> Result<Option<Payment>> {
+        self.backends.tickets.payment(reference).await
+    }
+
     /// The ledger entries naming `order`, oldest first.
     pub async fn payments_of(&self, order: crate::domain::OrderId) -> Result<Vec<Payment>> {
         self.backends.tickets.payments_of(order).await

@@ -95,6 +95,7 @@ impl PrivateGalera {
                 .connect_with(options.statement_cache_capacity(crate::STATEMENT_CACHE_CAPACITY))
                 .await
                 .unwrap_or_else(|e| panic!("a pool on Galera node {index}: {e}"));
+            wait_for_schema(&pool, index).await;
             pools.push(pool);
         }
         (db, pools)
@@ -257,5 +258,26 @@ fn listening_port() -> u16 {
         if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return port;
         }
+    }
+}
+
+/// Waits until node `index` has applied the migrations node 0 committed. Galera certifies a
+/// commit on every node but applies it on the others a little later, so a write sent to another
+/// node right after the migration met a table without its newest column. A causal read
+/// (`wsrep_sync_wait`) waits for the node to catch up with the cluster first.
+async fn wait_for_schema(pool: &MySqlPool, index: usize) {
+    let mut conn = pool
+        .acquire()
+        .await
+        .unwrap_or_else(|e| panic!("a connection to Galera node {index}: {e}"));
+    for statement in [
+        "SET SESSION wsrep_sync_wait = 1",
+        "SELECT COUNT(*) FROM _sqlx_migrations",
+        "SET SESSION wsrep_sync_wait = 0",
+    ] {
+        sqlx::query(statement)
+            .execute(&mut *conn)
+            .await
+            .unwrap_or_else(|e| panic!("waiting for the schema on Galera node {index}: {e}"));
     }
 }

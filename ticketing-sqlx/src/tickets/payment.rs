@@ -12,6 +12,7 @@ use ticketing_core::domain::{
     TicketStatus,
 };
 
+use super::purchase::raise_usage_within;
 use super::sql;
 use super::transition::load_order;
 use super::zone_capacity;
@@ -195,26 +196,7 @@ async fn take_back(conn: &mut MySqlConnection, order: &Order, w: &PaymentWrite) 
         }
     }
     let count = order.tickets.len() as u32;
-    sqlx::query(sql::ENSURE_CUSTOMER_USAGE)
-        .bind(order.event_id.as_uuid())
-        .bind(order.customer.as_str())
-        .execute(&mut *conn)
-        .await?;
-    let raised = sqlx::query(sql::RAISE_CUSTOMER_USAGE)
-        .bind(count)
-        .bind(order.event_id.as_uuid())
-        .bind(order.customer.as_str())
-        .bind(count)
-        .bind(w.per_customer_limit)
-        .execute(&mut *conn)
-        .await?;
-    if raised.rows_affected() != 1 {
-        return Err(Error::LimitExceeded {
-            limit: w.per_customer_limit,
-        }
-        .into());
-    }
-    Ok(())
+    raise_usage_within(conn, order, count, w.per_customer_limit).await
 }
 
 /// The ledger entry of `reference`.

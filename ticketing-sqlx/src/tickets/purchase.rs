@@ -233,8 +233,18 @@ async fn insert_own_tickets(
 
 /// Step 5, invariant 6: the customer's active tickets for the event, within the limit.
 async fn raise_customer_usage(conn: &mut MySqlConnection, new: &NewOrder) -> StoreResult<()> {
-    let order = &new.order;
-    let count = order.tickets.len() as u32;
+    let count = new.order.tickets.len() as u32;
+    raise_usage_within(conn, &new.order, count, new.per_customer_limit).await
+}
+
+/// Counts `count` more active tickets of `order`'s customer for its event, or `LimitExceeded`
+/// when that would pass `limit` (a purchase, and a late payment taking an order back).
+pub(super) async fn raise_usage_within(
+    conn: &mut MySqlConnection,
+    order: &Order,
+    count: u32,
+    limit: u32,
+) -> StoreResult<()> {
     sqlx::query(sql::ENSURE_CUSTOMER_USAGE)
         .bind(order.event_id.as_uuid())
         .bind(order.customer.as_str())
@@ -245,14 +255,11 @@ async fn raise_customer_usage(conn: &mut MySqlConnection, new: &NewOrder) -> Sto
         .bind(order.event_id.as_uuid())
         .bind(order.customer.as_str())
         .bind(count)
-        .bind(new.per_customer_limit)
+        .bind(limit)
         .execute(&mut *conn)
         .await?;
     if raised.rows_affected() != 1 {
-        return Err(Error::LimitExceeded {
-            limit: new.per_customer_limit,
-        }
-        .into());
+        return Err(Error::LimitExceeded { limit }.into());
     }
     Ok(())
 }

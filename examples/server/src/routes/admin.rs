@@ -1,12 +1,14 @@
-//! Admin routes (bearer token): create venues and events, refund orders.
+//! Admin routes (bearer token): create venues and events, refund orders, and the payments
+//! ledger (refunds due, an order's payments).
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use ticketing_core::domain::OrderId;
+use ticketing_core::Error;
+use ticketing_core::domain::{OrderId, PaymentRef};
 
 use crate::app::AppState;
-use crate::dto::{CreateEventDto, CreateVenueDto, EventDto, OrderDto, VenueDto};
+use crate::dto::{CreateEventDto, CreateVenueDto, EventDto, OrderDto, PaymentDto, VenueDto};
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, parse_id};
 
@@ -90,4 +92,83 @@ pub async fn refund_order(
     let tickets = state.tickets().clone();
     let order = super::run_detached(async move { tickets.refund(id).await }).await?;
     Ok(Json(OrderDto::from(&order)))
+}
+
+/// Most entries `GET /api/admin/refunds-due` lists in one answer; mark some refunded to see more.
+pub const MAX_REFUNDS_LISTED: u32 = 500;
+
+/// The payments whose money is owed back and not yet reported refunded, oldest first (at most
+/// 500): a wrong amount, a payment after the deadline, one for a cancelled, refunded or
+/// otherwise paid order, or for no order at all.
+#[utoipa::path(
+    get, path = "/api/admin/refunds-due", tag = "admin", operation_id = "refundsDue",
+    security(("admin" = [])),
+    responses(
+        (status = 200, description = "The refunds owed, oldest first (at most 500)", body = Vec<PaymentDto>),
+        (status = 401, description = "UNAUTHORIZED: no or a wrong admin bearer token", body = ErrorBody),
+        (status = 500, description = "INTERNAL: a bug, broken stored data, or a backend failure that retrying will not cure (no retry)", body = ErrorBody),
+        (status = 408, description = "REQUEST_TIMEOUT: the request or its body took longer than the server allows", body = ErrorBody),
+        (status = 503, description = "UNAVAILABLE: a backend failed, or the server is at its in-flight limit (see Retry-After); retry", body = ErrorBody),
+    )
+)]
+pub async fn refunds_due(State(state): State<AppState>) -> ApiResult<Json<Vec<PaymentDto>>> {
+    let due = state.tickets().refunds_due(MAX_REFUNDS_LISTED).await?;
+    Ok(Json(due.iter().map(PaymentDto::from).collect()))
+}
+
+/// Notes that the refund owed under a payment reference was sent (through the provider); it
+/// leaves the refunds due.
+#[utoipa::path(
+    post, path = "/api/admin/payments/{paymentReference}/refunded", tag = "admin",
+    operation_id = "markRefunded",
+    params(("paymentReference" = String, Path, description = "The provider's payment reference", example = "pi_3Nabc")),
+    security(("admin" = [])),
+    responses(
+        (status = 200, description = "The ledger entry, with refundedAt", body = PaymentDto),
+        (status = 400, description = "INVALID_REQUEST: the reference is not a token", body = ErrorBody),
+        (status = 401, description = "UNAUTHORIZED: no or a wrong admin bearer token", body = ErrorBody),
+        (status = 404, description = "NOT_FOUND: no refund is owed under this reference (unknown, it paid, or refunded already)", body = ErrorBody),
+        (status = 413, description = "PAYLOAD_TOO_LARGE: a body over 64 KiB", body = ErrorBody),
+        (status = 500, description = "INTERNAL: a bug, broken stored data, or a backend failure that retrying will not cure (no retry)", body = ErrorBody),
+        (status = 408, description = "REQUEST_TIMEOUT: the request or its body took longer than the server allows", body = ErrorBody),
+        (status = 503, description = "UNAVAILABLE: a backend failed, or the server is at its in-flight limit (see Retry-After); retry", body = ErrorBody),
+    )
+)]
+pub async fn mark_refunded(
+    State(state): State<AppState>,
+    ApiPath(reference): ApiPath<String>,
+) -> ApiResult<Json<PaymentDto>> {
+    let reference: PaymentRef = crate::contract::parse(&reference)?;
+    if !state.tickets().mark_refunded(&reference).await? {
+        return Err(Error::not_found("refund owed under payment", &reference).into());
+    }
+    let entry = state
+        .tickets()
+        .payment(&reference)
+        .await?
+        .ok_or_else(|| Error::internal(format!("payment {reference} vanished")))?;
+    Ok(Json(PaymentDto::from(&entry)))
+}
+
+/// Every payment notification recorded for an order, oldest first, whatever became of it.
+#[utoipa::path(
+    get, path = "/api/admin/orders/{orderId}/payments", tag = "admin", operation_id = "orderPayments",
+    params(("orderId" = uuid::Uuid, Path, description = "Order id", example = "01936a6e-70aa-7cde-8a11-5b6c7d8e9f00")),
+    security(("admin" = [])),
+    responses(
+        (status = 200, description = "The order's ledger entries, oldest first (empty for an order never paid, or none)", body = Vec<PaymentDto>),
+        (status = 400, description = "INVALID_REQUEST: the id is not a hyphenated UUID", body = ErrorBody),
+        (status = 401, description = "UNAUTHORIZED: no or a wrong admin bearer token", body = ErrorBody),
+        (status = 500, description = "INTERNAL: a bug, broken stored data, or a backend failure that retrying will not cure (no retry)", body = ErrorBody),
+        (status = 408, description = "REQUEST_TIMEOUT: the request or its body took longer than the server allows", body = ErrorBody),
+        (status = 503, description = "UNAVAILABLE: a backend failed, or the server is at its in-flight limit (see Retry-After); retry", body = ErrorBody),
+    )
+)]
+pub async fn order_payments(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<Vec<PaymentDto>>> {
+    let id: OrderId = parse_id(&id)?;
+    let entries = state.tickets().payments_of(id).await?;
+    Ok(Json(entries.iter().map(PaymentDto::from).collect()))
 }

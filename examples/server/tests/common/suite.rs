@@ -319,6 +319,63 @@ pub async fn webhook_refusals(app: TestApp) {
     assert_eq!(again.headers["x-webhook-replayed"], "true");
 }
 
+/// A webhook with the wrong amount is refused (409 PAYMENT_MISMATCH) and listed as a refund due;
+/// the order's payments show every notification; reporting the refund sent takes it off the
+/// list, once.
+pub async fn payments_ledger_over_http(app: TestApp) {
+    let bought = app.buy("alice", &["STALLS:B:3"]).await;
+    let order = order_id(&bought);
+    let total = bought.body["total"]["amountMinor"].as_i64().expect("total");
+    app.webhook_paying("evt_short", &order, "pi_short", total - 1, "EUR")
+        .await
+        .expect(StatusCode::CONFLICT, Some("PAYMENT_MISMATCH"));
+    let still = app.get_as("alice", &format!("/api/orders/{order}")).await;
+    assert_eq!(still.body["status"], "PENDING_PAYMENT");
+    app.clock.advance(TimeDelta::seconds(1));
+    app.webhook("evt_ok", &order, "pi_ok")
+        .await
+        .expect(StatusCode::OK, None);
+
+    let due = app.admin_get("/api/admin/refunds-due").await;
+    due.expect(StatusCode::OK, None);
+    let due = due.body.as_array().expect("a list").clone();
+    assert_eq!(due.len(), 1, "{due:?}");
+    assert_eq!(due[0]["reference"], "pi_short");
+    assert_eq!(due[0]["outcome"], "AMOUNT_MISMATCH");
+    assert_eq!(due[0]["refundDue"], true);
+    assert_eq!(due[0]["amount"]["amountMinor"], total - 1);
+
+    let payments = app
+        .admin_get(&format!("/api/admin/orders/{order}/payments"))
+        .await;
+    payments.expect(StatusCode::OK, None);
+    let outcomes: Vec<&str> = payments
+        .body
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|p| p["outcome"].as_str().expect("outcome"))
+        .collect();
+    assert_eq!(outcomes, vec!["AMOUNT_MISMATCH", "PAID"]);
+
+    let refunded = app
+        .admin_post("/api/admin/payments/pi_short/refunded", &json!({}))
+        .await;
+    refunded.expect(StatusCode::OK, None);
+    assert!(refunded.body["refundedAt"].is_string());
+    app.admin_post("/api/admin/payments/pi_short/refunded", &json!({}))
+        .await
+        .expect(StatusCode::NOT_FOUND, Some("NOT_FOUND"));
+    app.admin_post("/api/admin/payments/pi_ok/refunded", &json!({}))
+        .await
+        .expect(StatusCode::NOT_FOUND, Some("NOT_FOUND"));
+    let none = app.admin_get("/api/admin/refunds-due").await;
+    assert_eq!(none.body, json!([]));
+    app.get("/api/admin/refunds-due")
+        .await
+        .expect(StatusCode::UNAUTHORIZED, Some("UNAUTHORIZED"));
+}
+
 /// A provider's notification carries more than the fields this server reads (event types, flags,
 /// nested objects): the payment goes through all the same.
 pub async fn webhook_accepts_unknown_fields(app: TestApp) {
@@ -963,6 +1020,7 @@ macro_rules! http_suite {
             webhook_pays_and_replays,
             webhook_refusals,
             webhook_accepts_unknown_fields,
+            payments_ledger_over_http,
             cancel_and_refund,
             sweep_expires_unpaid_orders,
             admin_routes,

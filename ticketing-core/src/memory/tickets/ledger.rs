@@ -27,13 +27,17 @@ impl Ledger {
         self.by_reference.get(reference)
     }
 
+    /// Oldest first, ties by reference, as the SQL adapter orders them.
     pub(super) fn of_order(&self, order: OrderId) -> Vec<Payment> {
-        self.by_order
+        let mut entries: Vec<Payment> = self
+            .by_order
             .get(&order)
             .into_iter()
             .flatten()
             .filter_map(|r| self.by_reference.get(r).cloned())
-            .collect()
+            .collect();
+        entries.sort_by(|a, b| (a.received_at, &a.reference).cmp(&(b.received_at, &b.reference)));
+        entries
     }
 
     pub(super) fn refunds_due(&self, limit: u32) -> Vec<Payment> {

@@ -12,8 +12,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::Error;
 use crate::domain::{
-    CustomerId, EventId, Order, OrderId, OrderIdSecret, OutboxEntry, OutboxKind, PaymentRef,
-    SeatRef, TicketId, TicketStatus,
+    CustomerId, EventId, Order, OrderId, OrderIdSecret, OutboxEntry, OutboxKind, PaymentOutcome,
+    PaymentRef, SeatRef, TicketId, TicketStatus,
 };
 use crate::ports::{SeatLock, SeatState, TicketRepository};
 use crate::service::{PurchaseRequest, SeatAvailability, SeatMap, Selection};
@@ -89,7 +89,15 @@ pub(crate) struct Shape {
     /// Whether a sold mark left behind by a refunded order breaks invariant 4 (see
     /// [`SimConfig::strict_sold_marks`](super::SimConfig::strict_sold_marks)).
     pub strict_sold_marks: bool,
+    /// Whether late payments may pay (`LatePaymentPolicy::AcceptIfAvailable`).
+    pub accept_late: bool,
 }
+
+/// Counted (not a failure) for a late payment that paid an order the sweep had not expired yet.
+pub const LATE_PAYMENT_ACCEPTED: &str = "late payment accepted for an unswept order (PAID_LATE)";
+/// Counted (not a failure) for a late payment that took an expired order's seats back.
+pub const LATE_PAYMENT_REACTIVATED: &str =
+    "late payment took an expired order's seats back (PAID_LATE, reactivated)";
 
 /// The observation counted instead of a failure when sold marks of refunded orders are tolerated.
 pub(crate) const STALE_SOLD_MARK: &str =
@@ -211,7 +219,17 @@ impl Checker {
                 format!("{:?} for unknown order {id}", event.kind),
             )
         })?;
+        let payment = event.payment.as_ref();
+        let reactivated = payment.is_some_and(|p| p.reactivated);
+        let paid_late = payment.is_some_and(|p| p.outcome == PaymentOutcome::PaidLate);
+        if (reactivated || paid_late) && !self.shape.accept_late {
+            return Err(violation(
+                inv::PAYMENT,
+                format!("order {id} paid late though the policy rejects late payments"),
+            ));
+        }
         let (from, to) = match event.kind {
+            OutboxKind::TicketPaid if reactivated => (TicketStatus::Expired, TicketStatus::Paid),
             OutboxKind::TicketPaid => (TicketStatus::PendingPayment, TicketStatus::Paid),
             OutboxKind::TicketExpired => (TicketStatus::PendingPayment, TicketStatus::Expired),
             OutboxKind::TicketCancelled => (TicketStatus::PendingPayment, TicketStatus::Cancelled),
@@ -237,11 +255,14 @@ impl Checker {
                 let paid_at = first.paid_at.ok_or_else(|| {
                     violation(inv::PAYMENT, format!("order {id} is PAID without paid_at"))
                 })?;
-                if paid_at >= model.expires_at || event.at >= model.expires_at {
+                // Paid in time, or late under the policy; an order the sweep expired while its
+                // payment was under way (the clock ran past the grace) is taken back as late.
+                let late = paid_at >= model.expires_at || event.at >= model.expires_at;
+                if late && !paid_late || paid_late && !late && !reactivated {
                     return Err(violation(
                         inv::PAYMENT,
                         format!(
-                            "order {id} paid at {paid_at}, at or after its deadline {}",
+                            "order {id} paid at {paid_at} (late: {paid_late}), deadline {}",
                             model.expires_at
                         ),
                     ));
@@ -275,6 +296,11 @@ impl Checker {
             _ => {}
         }
         model.status = to;
+        if reactivated {
+            self.observe(LATE_PAYMENT_REACTIVATED);
+        } else if paid_late {
+            self.observe(LATE_PAYMENT_ACCEPTED);
+        }
         if seen_refused_then_paid {
             // The ledger keeps one outcome per reference: a provider told "refused" refunds.
             return Err(violation(
@@ -601,9 +627,13 @@ impl Checker {
                     format!("payment {payment_ref} acknowledged but not in the ledger"),
                 )
             })?;
-        if entry.outcome != crate::domain::PaymentOutcome::Paid
-            || entry.received_at >= order.expires_at
-        {
+        let in_time = entry.received_at < order.expires_at;
+        let fits = match entry.outcome {
+            PaymentOutcome::Paid => in_time,
+            PaymentOutcome::PaidLate => self.shape.accept_late,
+            _ => false,
+        };
+        if !fits {
             return Err(violation(
                 inv::PAYMENT,
                 format!(

@@ -12,8 +12,8 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::domain::{
-    Currency, Event, EventId, EventSpec, Money, PaymentNotice, PaymentRef, Row, SeatRef,
-    TicketStatus, Venue, VenueId, Zone, ZoneCode, ZoneKind,
+    Currency, Event, EventId, EventSpec, LatePaymentPolicy, Money, PaymentNotice, PaymentRef, Row,
+    SeatRef, TicketStatus, Venue, VenueId, Zone, ZoneCode, ZoneKind,
 };
 use crate::memory::{InMemoryCatalog, InMemorySeatLock, InMemoryTicketRepository};
 use crate::ports::{CatalogRepository, Clock, EventSink, ManualClock, TicketRepository};
@@ -67,6 +67,10 @@ pub struct SimConfig {
     /// runs the outbox relay does. It repairs lock updates lost between a commit and the
     /// service's own lock call.
     pub lock_sync: bool,
+    /// The services' late-payment policy: under `AcceptIfAvailable` a late webhook may pay an
+    /// order still unswept or take an expired order's seats back, and the checker allows exactly
+    /// that (a `PAID_LATE` ledger entry, an EXPIRED → PAID move reported as reactivated).
+    pub late_payment: LatePaymentPolicy,
 }
 
 impl Default for SimConfig {
@@ -86,6 +90,7 @@ impl Default for SimConfig {
             bug: PlantedBug::None,
             strict_sold_marks: false,
             lock_sync: true,
+            late_payment: LatePaymentPolicy::Reject,
         }
     }
 }
@@ -462,6 +467,7 @@ impl World {
         };
         let service_config = ServiceConfig {
             hold_grace: config.hold_grace,
+            late_payment: config.late_payment,
             ..ServiceConfig::default()
         };
         let seats = venue.zones()[0].seats().collect();
@@ -490,6 +496,7 @@ impl World {
                 limit: config.per_customer_limit,
                 window: span(config.hold_time) + span(config.hold_grace),
                 strict_sold_marks: config.strict_sold_marks,
+                accept_late: config.late_payment == LatePaymentPolicy::AcceptIfAvailable,
             }),
             in_flight: Vec::new(),
             next_op: 1,
