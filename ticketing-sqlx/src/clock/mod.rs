@@ -28,7 +28,9 @@ pub struct DatabaseClockConfig {
     /// Round trips per sync; the one with the shortest round trip is kept, since its midpoint
     /// is the best guess of when the database read its clock. 0 is taken as 1.
     pub samples: u32,
-    /// The local clock the offset is added to: the system clock, or a skewed one in tests.
+    /// The local clock the offset is added to. The default reads the system clock once and
+    /// moves on with the monotonic clock, so a step of the system clock (NTP, by hand) does not
+    /// move the reading between syncs; tests put a skewed clock here.
     pub local: Arc<dyn Clock>,
 }
 
@@ -37,8 +39,29 @@ impl Default for DatabaseClockConfig {
         Self {
             refresh: Duration::from_secs(10),
             samples: 3,
-            local: Arc::new(SystemClock),
+            local: Arc::new(SteadyClock::new()),
         }
+    }
+}
+
+/// The system clock as read once, moved on by the monotonic clock: it never jumps.
+struct SteadyClock {
+    anchor: DateTime<Utc>,
+    started: Instant,
+}
+
+impl SteadyClock {
+    fn new() -> Self {
+        Self {
+            anchor: SystemClock.now(),
+            started: Instant::now(),
+        }
+    }
+}
+
+impl Clock for SteadyClock {
+    fn now(&self) -> DateTime<Utc> {
+        self.anchor + TimeDelta::from_std(self.started.elapsed()).unwrap_or(TimeDelta::MAX)
     }
 }
 
@@ -196,4 +219,22 @@ fn micros(span: TimeDelta) -> i64 {
         } else {
             i64::MAX
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_steady_clock_starts_at_the_system_time_and_never_goes_back() {
+        let before = SystemClock.now();
+        let steady = SteadyClock::new();
+        let mut last = steady.now();
+        assert!(last >= before && last <= SystemClock.now());
+        for _ in 0..1_000 {
+            let now = steady.now();
+            assert!(now >= last);
+            last = now;
+        }
+    }
 }
