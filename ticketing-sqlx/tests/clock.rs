@@ -165,7 +165,7 @@ async fn a_zero_refresh_is_a_configuration_error() {
 }
 
 /// Two servers over one MySQL database, one with a clock a minute ahead, one a minute behind,
-/// selling an event with a two-second payment window.
+/// selling an event with a three-second payment window.
 struct TwoServers {
     db: TestDatabase,
     event: Event,
@@ -210,7 +210,7 @@ impl TwoServers {
                 sale_opens: now - TimeDelta::hours(1),
                 sale_closes: now + TimeDelta::days(1),
                 prices: BTreeMap::from([(zone("A"), eur(2_500))]),
-                hold_time: TimeDelta::seconds(2),
+                hold_time: TimeDelta::seconds(3),
                 per_customer_limit: 4,
             })
             .await
