@@ -147,14 +147,13 @@ impl DatabaseClock {
     /// Measures the offset to the database again, now, and uses it from here on.
     pub async fn sync(&self) -> Result<ClockSample> {
         let mut conn = self.pool.acquire().await.map_err(classify)?;
-        let mut best: Option<ClockSample> = None;
-        for _ in 0..self.samples {
+        let mut best = self.sample(&mut conn).await?;
+        for _ in 1..self.samples {
             let sample = self.sample(&mut conn).await?;
-            if best.is_none_or(|b| sample.uncertainty < b.uncertainty) {
-                best = Some(sample);
+            if sample.uncertainty < best.uncertainty {
+                best = sample;
             }
         }
-        let best = best.expect("at least one sample");
         self.offset_us.store(micros(best.offset), Ordering::Release);
         self.uncertainty_us
             .store(micros(best.uncertainty), Ordering::Release);
