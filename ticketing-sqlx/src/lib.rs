@@ -5,6 +5,7 @@
 #![warn(unreachable_pub)]
 
 mod catalog;
+mod clock;
 mod codec;
 mod error;
 mod migrate;
@@ -19,6 +20,7 @@ mod tickets;
 pub mod testing;
 
 pub use catalog::MySqlCatalog;
+pub use clock::{ClockSample, DatabaseClock, DatabaseClockConfig};
 pub use migrate::migrate;
 pub use pool::{STATEMENT_CACHE_CAPACITY, connect};
 pub use seat_lock::MySqlSeatLock;

@@ -16,7 +16,10 @@ use ticketing_core::ports::OutboxStore;
 use ticketing_core::service::{Backends, ServiceConfig};
 use ticketing_core::{Error, Result};
 use ticketing_redis::{RedisSeatLock, RedisSeatLockConfig};
-use ticketing_sqlx::{BatchConfig, MySqlCatalog, MySqlSeatLock, MySqlTicketRepository};
+use ticketing_sqlx::{
+    BatchConfig, DatabaseClock, DatabaseClockConfig, MySqlCatalog, MySqlSeatLock,
+    MySqlTicketRepository,
+};
 use uuid::Uuid;
 
 /// The example ticketing server. Without `--database-url` it runs on the embedded in-memory
@@ -108,6 +111,13 @@ pub struct Args {
     /// then pays one commit per batch).
     #[arg(long, env = "TICKETING_NO_WRITE_BATCHING")]
     pub no_write_batching: bool,
+
+    /// With `--database-url`: judge deadlines, payments and leases by this host's own clock
+    /// instead of the database's. By default every server follows the database's clock
+    /// (resynced every 10 s), so servers whose clocks disagree still agree on every deadline;
+    /// turn it off only where all hosts' clocks are kept in sync.
+    #[arg(long, env = "TICKETING_NO_DATABASE_CLOCK")]
+    pub no_database_clock: bool,
 
     /// Do not run the outbox relay in this process. The relay mirrors every committed change
     /// into the seat lock (repairing a lock update lost between a commit and the lock call) and,
@@ -327,12 +337,24 @@ impl Args {
         } else {
             ""
         };
-        format!("{store} tickets and catalog, {lock} seat lock{batching}")
+        let clock = if self.database_clock() {
+            ", database clock"
+        } else {
+            ""
+        };
+        format!("{store} tickets and catalog, {lock} seat lock{clock}{batching}")
+    }
+
+    /// Whether the services read the database's clock: with `--database-url`, unless
+    /// `--no-database-clock`.
+    pub fn database_clock(&self) -> bool {
+        self.database_url.is_some() && !self.no_database_clock
     }
 
     /// Connects the selected backends: MySQL repository (with write batching unless
     /// `--no-write-batching`) and catalog (migrated) with `--database-url`, the Redis seat lock with `--redis-url`, the SQL seat lock with a
-    /// database but no Redis, in-memory adapters for the rest.
+    /// database but no Redis, in-memory adapters for the rest; the database's clock with a
+    /// database (unless `--no-database-clock`), the system clock without.
     pub async fn connect_backends(&self) -> Result<Backends> {
         Ok(self.connect_backends_with_outbox().await?.0)
     }
@@ -356,7 +378,11 @@ impl Args {
             backends = backends
                 .tickets(repository)
                 .catalog(Arc::new(MySqlCatalog::new(pool.clone())))
-                .seat_lock(Arc::new(MySqlSeatLock::new(pool)));
+                .seat_lock(Arc::new(MySqlSeatLock::new(pool.clone())));
+            if self.database_clock() {
+                backends = backends
+                    .clock(DatabaseClock::start(pool, DatabaseClockConfig::default()).await?);
+            }
         }
         if let Some(url) = &self.redis_url {
             let config = RedisSeatLockConfig {
@@ -426,6 +452,22 @@ mod tests {
             "--no-write-batching",
         ]);
         assert!(!args.describe_backends().contains("batching"));
+    }
+
+    #[test]
+    fn the_database_clock_is_on_with_a_database_and_can_be_turned_off() {
+        assert!(!Args::parse_from(["ticketing-server"]).database_clock());
+        let args = Args::parse_from(["ticketing-server", "--database-url", "mysql://x/y"]);
+        assert!(args.database_clock());
+        assert!(args.describe_backends().contains("database clock"));
+        let args = Args::parse_from([
+            "ticketing-server",
+            "--database-url",
+            "mysql://x/y",
+            "--no-database-clock",
+        ]);
+        assert!(!args.database_clock());
+        assert!(!args.describe_backends().contains("clock"));
     }
 
     #[test]

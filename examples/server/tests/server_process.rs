@@ -125,6 +125,7 @@ async fn the_relay_repairs_the_sql_seat_lock_in_a_server_without_redis() {
         common::JWT_SECRET,
     ]);
     assert!(args.describe_backends().contains("write batching"));
+    assert!(args.describe_backends().contains("database clock"));
     assert!(args.demo_mode() && !args.demo_payments());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(ticketing_server::run(args, async move {
