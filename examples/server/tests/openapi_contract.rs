@@ -51,6 +51,9 @@ const STATUSES: &[(&str, &[u16])] = &[
         "refundOrder",
         &[200, 400, 401, 404, 408, 409, 413, 500, 503],
     ),
+    ("refundsDue", &[200, 401, 408, 500, 503]),
+    ("markRefunded", &[200, 400, 401, 404, 408, 413, 500, 503]),
+    ("orderPayments", &[200, 400, 401, 408, 500, 503]),
     ("health", &[200, 500, 503]),
     ("metrics", &[200]),
     ("openapi", &[200]),
@@ -92,7 +95,8 @@ fn schema<'a>(doc: &'a Value, name: &str) -> &'a Value {
     &doc["components"]["schemas"][name]
 }
 
-/// Every path parameter is a hyphenated UUID, except a zone code, which is a token.
+/// Every path parameter is a hyphenated UUID, except a zone code and a payment reference, which
+/// are tokens.
 #[test]
 fn path_parameters_are_uuids_or_zone_codes() {
     let doc = document(DemoRoutes::PageAndPayments);
@@ -107,6 +111,9 @@ fn path_parameters_are_uuids_or_zone_codes() {
             let expected = if parameter["name"] == "zone" {
                 json!({"type": "string", "minLength": 1, "maxLength": ZoneCode::MAX_LEN,
                        "pattern": "^[A-Za-z0-9_.@+-]+$"})
+            } else if parameter["name"] == "paymentReference" {
+                json!({"type": "string", "minLength": 1, "maxLength": PaymentRef::MAX_LEN,
+                       "pattern": "^[A-Za-z0-9_.@+-]+$"})
             } else {
                 json!({"type": "string", "format": "uuid"})
             };
@@ -117,7 +124,7 @@ fn path_parameters_are_uuids_or_zone_codes() {
             );
         }
     }
-    assert_eq!(seen, 13, "path parameters in the document");
+    assert_eq!(seen, 15, "path parameters in the document");
 }
 
 #[test]

@@ -121,7 +121,8 @@ pub async fn refunds_due(State(state): State<AppState>) -> ApiResult<Json<Vec<Pa
 #[utoipa::path(
     post, path = "/api/admin/payments/{paymentReference}/refunded", tag = "admin",
     operation_id = "markRefunded",
-    params(("paymentReference" = String, Path, description = "The provider's payment reference", example = "pi_3Nabc")),
+    params(("paymentReference" = String, Path, description = "The provider's payment reference",
+        min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.@+-]+$", example = "pi_3Nabc")),
     security(("admin" = [])),
     responses(
         (status = 200, description = "The ledger entry, with refundedAt", body = PaymentDto),
