@@ -8,6 +8,7 @@ mod payments;
 mod purchase;
 mod query;
 mod relay;
+mod retention;
 mod seat_map;
 mod shared_reads;
 mod tickets;
@@ -23,6 +24,7 @@ pub use lock_sync::{FanOutSink, SeatLockSync};
 pub use purchase::{PurchaseRequest, Selection};
 pub use query::QueryService;
 pub use relay::{OutboxRelay, RelayConfig, RelayRound, RelayStats};
+pub use retention::{DEFAULT_RETENTION, HistoryPruner, Pruned, RetentionConfig};
 pub use seat_map::{
     GeneralAvailability, RowAvailability, SeatAvailability, SeatMap, SeatRange, SeatView,
     SeatedAvailability,

@@ -29,8 +29,8 @@ pub use checks::{
     customer_limit_holds_under_concurrency, general_admission_never_exceeds_capacity,
     late_mark_sold_does_not_resurrect_a_refunded_seat, lifecycle_round_trip,
     lost_lock_updates_are_repaired_from_the_outbox, paid_changes_only_by_refund,
-    payment_races_expiry_sweep, purchase_is_idempotent, seat_lock_data_loss_is_harmless,
-    seats_are_sold_once,
+    payment_races_expiry_sweep, pruned_idempotency_keys_make_no_second_order,
+    purchase_is_idempotent, seat_lock_data_loss_is_harmless, seats_are_sold_once,
 };
 pub use fixture::{Fixture, Layout, PRICE_MINOR, REBUILD_PAGE};
 pub use payment_checks::{
@@ -114,6 +114,7 @@ macro_rules! __conformance_checks {
             late_mark_sold_does_not_resurrect_a_refunded_seat,
             lost_lock_updates_are_repaired_from_the_outbox,
             purchase_is_idempotent,
+            pruned_idempotency_keys_make_no_second_order,
             customer_limit_holds_under_concurrency,
             seat_lock_data_loss_is_harmless,
             a_paged_rebuild_keeps_every_sale,

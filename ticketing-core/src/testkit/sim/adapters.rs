@@ -255,6 +255,15 @@ impl TicketRepository for FaultyTickets {
         self.inner.idempotency_record(customer, key).await
     }
 
+    async fn prune_idempotency_keys(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+        limit: u32,
+    ) -> Result<u64> {
+        self.read("prune_idempotency_keys").await?;
+        self.inner.prune_idempotency_keys(before, limit).await
+    }
+
     async fn transition(&self, transition: &Transition) -> Result<bool> {
         self.write_before("transition").await?;
         let result = self.inner.transition(transition).await;
