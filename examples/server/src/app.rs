@@ -11,7 +11,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use ticketing_core::domain::{EventId, VenueId, VenueLimits};
 use ticketing_core::service::{
-    Backends, CatalogService, QueryService, ServiceConfig, TicketService,
+    Backends, CatalogService, HistoryPruner, Pruned, QueryService, ServiceConfig, TicketService,
 };
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -271,6 +271,45 @@ pub async fn sweep(
                 failures = failures.saturating_add(1);
                 state.metrics().sweeps.with_label_values(&["error"]).inc();
                 tracing::warn!(%error, failures, retry_in = ?sweep_pause(interval, failures), "expiry sweep failed");
+            }
+        }
+        pause = sweep_pause(interval, failures);
+    }
+}
+
+/// The pruning of history: every `interval`, delete the published outbox entries and the
+/// idempotency records older than the pruner's retention, until `stop` turns true. Safe on many
+/// servers at once (each batch deletes the oldest rows, whoever runs it); failures back off like
+/// the sweep's.
+pub async fn prune_history(
+    pruner: HistoryPruner,
+    interval: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut failures = 0u32;
+    let mut pause = Duration::ZERO;
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+        match pruner.prune_once().await {
+            Ok(pruned) => {
+                failures = 0;
+                if pruned != Pruned::default() {
+                    tracing::info!(
+                        outbox_entries = pruned.outbox_entries,
+                        idempotency_keys = pruned.idempotency_keys,
+                        "pruned history older than the retention"
+                    );
+                }
+            }
+            Err(error) => {
+                failures = failures.saturating_add(1);
+                tracing::warn!(%error, failures, "pruning history failed");
             }
         }
         pause = sweep_pause(interval, failures);
