@@ -13,3 +13,8 @@ UPDATE idempotency_keys SET created_at = UTC_TIMESTAMP(3);
 ALTER TABLE idempotency_keys
     MODIFY created_at DATETIME(3) NOT NULL COMMENT 'when the order was created (UTC)',
     ADD KEY ix_idempotency_keys_created (created_at);
+
+-- Events by the end of their sale, for dropping the seat-lock state of events that are over
+-- (`CatalogRepository::events_closed`, a keyset walk by (sale_closes, id)).
+ALTER TABLE events
+    ADD KEY ix_events_closes (sale_closes, id);

@@ -11,7 +11,8 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use ticketing_core::domain::{EventId, VenueId, VenueLimits};
 use ticketing_core::service::{
-    Backends, CatalogService, HistoryPruner, Pruned, QueryService, ServiceConfig, TicketService,
+    Backends, CatalogService, ClosedEventSweep, HistoryPruner, Pruned, QueryService, ServiceConfig,
+    TicketService,
 };
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -278,11 +279,13 @@ pub async fn sweep(
 }
 
 /// The pruning of history: every `interval`, delete the published outbox entries and the
-/// idempotency records older than the pruner's retention, until `stop` turns true. Safe on many
-/// servers at once (each batch deletes the oldest rows, whoever runs it); failures back off like
-/// the sweep's.
+/// idempotency records older than the pruner's retention, and drop the seat-lock state of the
+/// events that are over, until `stop` turns true. Safe on many servers at once (each batch
+/// deletes the oldest rows, whoever runs it; forgetting an event twice costs a delete of absent
+/// keys); failures back off like the sweep's.
 pub async fn prune_history(
     pruner: HistoryPruner,
+    closed: ClosedEventSweep,
     interval: Duration,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -296,8 +299,21 @@ pub async fn prune_history(
         if *stop.borrow() {
             return;
         }
-        match pruner.prune_once().await {
-            Ok(pruned) => {
+        let pruned = match pruner.prune_once().await {
+            Ok(pruned) => closed
+                .forget_closed_events()
+                .await
+                .map(|events| (pruned, events)),
+            Err(error) => Err(error),
+        };
+        match pruned {
+            Ok((pruned, events)) => {
+                if events > 0 {
+                    tracing::info!(
+                        events,
+                        "dropped the seat-lock state of events that are over"
+                    );
+                }
                 failures = 0;
                 if pruned != Pruned::default() {
                     tracing::info!(

@@ -29,7 +29,7 @@ use std::future::Future;
 
 use std::sync::Arc;
 
-use ticketing_core::service::{HistoryPruner, SeatLockSync};
+use ticketing_core::service::{ClosedEventSweep, HistoryPruner, SeatLockSync};
 use uuid::Uuid;
 
 use crate::app::{AppConfig, AppState};
@@ -76,6 +76,7 @@ pub async fn run(
     } else {
         None
     };
+    let closed_events = ClosedEventSweep::new(backends.clone(), &service);
     let state = AppState::new(
         backends,
         AppConfig {
@@ -104,6 +105,7 @@ pub async fn run(
     let pruner = HistoryPruner::new(state.backends(), outbox.clone(), args.retention_config())?;
     let pruning = tokio::spawn(app::prune_history(
         pruner,
+        closed_events,
         args.prune_interval,
         stopped.clone(),
     ));

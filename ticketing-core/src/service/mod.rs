@@ -2,6 +2,7 @@
 //! order DESIGN.md prescribes. HTTP handlers and other hosts call these, nothing below them.
 
 mod catalog;
+mod closed_events;
 mod holds;
 mod lock_sync;
 mod payments;
@@ -19,6 +20,7 @@ use std::time::Duration;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 
 pub use catalog::CatalogService;
+pub use closed_events::ClosedEventSweep;
 pub use holds::RepositoryHolds;
 pub use lock_sync::{FanOutSink, SeatLockSync};
 pub use purchase::{PurchaseRequest, Selection};

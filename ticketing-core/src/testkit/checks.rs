@@ -651,6 +651,55 @@ pub async fn abandoned_holds_free_their_seats(harness: Harness) {
     harness.finish().await;
 }
 
+/// An event's seat-lock state is dropped once its sale closed plus its hold time plus the hold
+/// grace, not a millisecond before; a late read after that rebuilds it from the repository.
+pub async fn closed_events_are_forgotten_by_the_seat_lock(harness: Harness) {
+    let f = Fixture::new(&harness, Layout::default()).await;
+    let paid = f.buy("closed", vec![f.seat(0)]).await;
+    f.tickets
+        .pay(PaymentNotice::for_order(
+            &paid,
+            PaymentRef::new("p-closed").unwrap(),
+        ))
+        .await
+        .expect("pay");
+    f.buy("lapsing", vec![f.seat(1)]).await;
+    let sweep = crate::service::ClosedEventSweep::new(f.backends.clone(), &f.config);
+    let due = f.event.sale_closes() + f.event.hold_time() + f.config.grace();
+    f.clock.set(due - TimeDelta::milliseconds(1));
+    f.tickets.expire_due().await.expect("sweep");
+    assert_eq!(sweep.forget_closed_events().await.unwrap(), 0, "not yet");
+    let lock = f.backends.seat_lock();
+    assert!(
+        lock.snapshot(f.event.id(), f.clock.now())
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    f.clock.set(due);
+    assert_eq!(sweep.forget_closed_events().await.unwrap(), 1);
+    assert!(
+        lock.snapshot(f.event.id(), f.clock.now())
+            .await
+            .unwrap()
+            .is_none(),
+        "the event's state is gone"
+    );
+    assert_eq!(
+        sweep.forget_closed_events().await.unwrap(),
+        0,
+        "forgotten once"
+    );
+    // A late read rebuilds from the repository: the paid seat is sold, the expired one free.
+    f.assert_seat_map_matches_repository().await;
+    let map = f.queries.seat_map(f.event.id()).await.expect("seat map");
+    let state = |seat| map.seats().find(|v| v.seat == seat).map(|v| v.state);
+    assert_eq!(state(f.seat(0)), Some(SeatAvailability::Sold));
+    assert_eq!(state(f.seat(1)), Some(SeatAvailability::Free));
+    harness.finish().await;
+}
+
 /// Invariant 5 after pruning: an idempotency record older than the cut-off is deleted, a younger
 /// one stays, the order stays; the pruned key repeated makes no second order (an idempotency
 /// conflict) and frees none of the stored order's seats.

@@ -118,6 +118,10 @@ impl SeatLock for FaultySeatLock {
         let result = self.inner.rebuild(event, source).await;
         self.after("rebuild", result).await
     }
+
+    async fn forget(&self, event: EventId) -> Result<()> {
+        self.inner.forget(event).await
+    }
 }
 
 /// A [`TicketRepository`] that injects failures and unknown results into the repository it
