@@ -357,7 +357,6 @@ impl Args {
 
     /// [`connect_backends`](Self::connect_backends), plus the ticket repository as the outbox
     /// relay's store.
-
     pub async fn connect_backends_with_outbox(&self) -> Result<(Backends, Arc<dyn OutboxStore>)> {
         let mut backends = Backends::in_memory().to_builder();
         let memory = Arc::new(InMemoryTicketRepository::new());
