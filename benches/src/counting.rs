@@ -113,6 +113,14 @@ impl TicketRepository for CountingRepository {
         self.inner.idempotency_record(customer, key).await
     }
 
+    async fn prune_idempotency_keys(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+        limit: u32,
+    ) -> Result<u64> {
+        self.inner.prune_idempotency_keys(before, limit).await
+    }
+
     async fn transition(&self, transition: &Transition) -> Result<bool> {
         bump(&self.counts.transition);
         self.inner.transition(transition).await

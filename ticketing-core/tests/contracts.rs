@@ -134,6 +134,7 @@ mod outbox_store {
         rewind_moves_the_cursor_back_only,
         unsent_reads_after_the_cursor_in_sequence_order,
         unsent_returns_at_most_the_batch_limit,
+        prune_deletes_only_published_entries_before_the_cut_off,
     );
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -60,6 +60,10 @@ impl SeatLock for CountingLock {
     async fn rebuild(&self, event: EventId, source: &dyn HoldSource) -> Result<()> {
         self.inner.rebuild(event, source).await
     }
+
+    async fn forget(&self, event: EventId) -> Result<()> {
+        self.inner.forget(event).await
+    }
 }
 
 struct Sale {

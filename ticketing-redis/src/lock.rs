@@ -254,6 +254,10 @@ impl SeatLock for RedisSeatLock {
     async fn rebuild(&self, event: EventId, source: &dyn HoldSource) -> Result<()> {
         self.rebuild_event(event, source, false).await
     }
+
+    async fn forget(&self, event: EventId) -> Result<()> {
+        RedisSeatLock::forget(self, event).await
+    }
 }
 
 /// Reads the hold script's reply, mapping keys and zones back to the request's own values.

@@ -11,7 +11,8 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use ticketing_core::domain::{EventId, VenueId, VenueLimits};
 use ticketing_core::service::{
-    Backends, CatalogService, QueryService, ServiceConfig, TicketService,
+    Backends, CatalogService, ClosedEventSweep, HistoryPruner, Pruned, QueryService, ServiceConfig,
+    TicketService,
 };
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -280,6 +281,60 @@ pub async fn sweep(
                 failures = failures.saturating_add(1);
                 state.metrics().sweeps.with_label_values(&["error"]).inc();
                 tracing::warn!(%error, failures, retry_in = ?sweep_pause(interval, failures), "expiry sweep failed");
+            }
+        }
+        pause = sweep_pause(interval, failures);
+    }
+}
+
+/// The pruning of history: every `interval`, delete the published outbox entries and the
+/// idempotency records older than the pruner's retention, and drop the seat-lock state of the
+/// events that are over, until `stop` turns true. Safe on many servers at once (each batch
+/// deletes the oldest rows, whoever runs it; forgetting an event twice costs a delete of absent
+/// keys); failures back off like the sweep's.
+pub async fn prune_history(
+    pruner: HistoryPruner,
+    closed: ClosedEventSweep,
+    interval: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut failures = 0u32;
+    let mut pause = Duration::ZERO;
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+        let pruned = match pruner.prune_once().await {
+            Ok(pruned) => closed
+                .forget_closed_events()
+                .await
+                .map(|events| (pruned, events)),
+            Err(error) => Err(error),
+        };
+        match pruned {
+            Ok((pruned, events)) => {
+                if events > 0 {
+                    tracing::info!(
+                        events,
+                        "dropped the seat-lock state of events that are over"
+                    );
+                }
+                failures = 0;
+                if pruned != Pruned::default() {
+                    tracing::info!(
+                        outbox_entries = pruned.outbox_entries,
+                        idempotency_keys = pruned.idempotency_keys,
+                        "pruned history older than the retention"
+                    );
+                }
+            }
+            Err(error) => {
+                failures = failures.saturating_add(1);
+                tracing::warn!(%error, failures, "pruning history failed");
             }
         }
         pause = sweep_pause(interval, failures);

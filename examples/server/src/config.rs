@@ -13,7 +13,7 @@ use clap::{Parser, ValueEnum};
 use ticketing_core::domain::{MAX_ZONE_CAPACITY, OrderIdSecret, VenueLimits};
 use ticketing_core::memory::InMemoryTicketRepository;
 use ticketing_core::ports::OutboxStore;
-use ticketing_core::service::{Backends, ServiceConfig};
+use ticketing_core::service::{Backends, RetentionConfig, ServiceConfig};
 use ticketing_core::{Error, Result};
 use ticketing_redis::{RedisSeatLock, RedisSeatLockConfig};
 use ticketing_sqlx::{
@@ -98,6 +98,16 @@ pub struct Args {
     /// How often the expiry sweep runs, e.g. `5s`, `500ms`, `1m`.
     #[arg(long, env = "TICKETING_SWEEP_INTERVAL", default_value = "5s", value_parser = parse_duration)]
     pub sweep_interval: Duration,
+
+    /// How long history is kept: published outbox entries and idempotency records older than
+    /// this are deleted (orders and tickets stay), e.g. `7d`, `12h`. An idempotency key
+    /// repeated after it is answered `409 IDEMPOTENCY_CONFLICT`, never a second order.
+    #[arg(long, env = "TICKETING_RETENTION", default_value = "7d", value_parser = parse_duration)]
+    pub retention: Duration,
+
+    /// How often history older than `--retention` is pruned.
+    #[arg(long, env = "TICKETING_PRUNE_INTERVAL", default_value = "1m", value_parser = parse_duration)]
+    pub prune_interval: Duration,
 
     /// Create the demo venue and event and serve the demo page at `/` (and `/demo/token`, which
     /// mints tokens for `demo-…` customers). Defaults to on without `--database-url` and off
@@ -359,6 +369,14 @@ impl Args {
         Ok(self.connect_backends_with_outbox().await?.0)
     }
 
+    /// The retention of history, from `--retention`.
+    pub fn retention_config(&self) -> RetentionConfig {
+        RetentionConfig {
+            retention: self.retention,
+            ..RetentionConfig::default()
+        }
+    }
+
     /// [`connect_backends`](Self::connect_backends), plus the ticket repository as the outbox
     /// relay's store.
     pub async fn connect_backends_with_outbox(&self) -> Result<(Backends, Arc<dyn OutboxStore>)> {
@@ -413,12 +431,14 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     };
     let n: u64 = number
         .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 500ms, 5s or 1m"))?;
+        .map_err(|_| format!("{text:?} is not a duration like 500ms, 5s, 1m, 2h or 7d"))?;
     let duration = match unit {
         "ms" => Duration::from_millis(n),
         "s" => Duration::from_secs(n),
         "m" => Duration::from_secs(n.saturating_mul(60)),
-        _ => return Err(format!("unknown unit {unit:?}: use ms, s or m")),
+        "h" => Duration::from_secs(n.saturating_mul(60 * 60)),
+        "d" => Duration::from_secs(n.saturating_mul(24 * 60 * 60)),
+        _ => return Err(format!("unknown unit {unit:?}: use ms, s, m, h or d")),
     };
     if duration.is_zero() {
         return Err("the interval must be positive".into());
@@ -436,8 +456,10 @@ mod tests {
         assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert_eq!(parse_duration("12h"), Ok(Duration::from_secs(12 * 3600)));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86_400)));
         assert!(parse_duration("0s").is_err());
-        assert!(parse_duration("5h").is_err());
+        assert!(parse_duration("5w").is_err());
         assert!(parse_duration("x").is_err());
     }
 

@@ -2,9 +2,11 @@
 //! the seat lock (repairing lock updates lost between a commit and the service's own lock call)
 //! in every mode, and with `--redis-url` also to the Redis stream, whose sales projection keeps
 //! its read model. `--no-outbox-relay` and `--no-projection` turn either off (e.g. to run them
-//! elsewhere).
+//! elsewhere). With the relay and Redis, the stream is trimmed every `--prune-interval` to what
+//! every consumer group acknowledged.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use ticketing_core::Result;
 use ticketing_core::ports::{Clock, EventSink, OutboxStore};
@@ -41,7 +43,15 @@ impl EventStream {
                     key_prefix: args.redis_key_prefix.clone(),
                     max_len: None,
                 };
-                sinks.push(Arc::new(RedisEventSink::connect(url, config).await?));
+                let stream = Arc::new(RedisEventSink::connect(url, config).await?);
+                let stopped = stopped.clone();
+                let trimmed = stream.clone();
+                let interval = args.prune_interval;
+                tasks.push((
+                    "stream trim",
+                    tokio::spawn(async move { trim(&trimmed, interval, stopped).await }),
+                ));
+                sinks.push(stream);
             }
             sinks.push(lock_sync);
             let sink = Arc::new(FanOutSink::new(sinks));
@@ -88,6 +98,22 @@ impl EventStream {
             if let Err(error) = task.await {
                 tracing::error!(task = name, %error, "event stream task failed");
             }
+        }
+    }
+}
+
+/// Every `interval`, deletes the stream entries every consumer group acknowledged, until
+/// stopped; a failure is logged and tried again next time.
+async fn trim(stream: &RedisEventSink, interval: Duration, mut stopped: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            _ = stopped.wait_for(|stop| *stop) => return,
+        }
+        match stream.trim_acknowledged().await {
+            Ok(0) => {}
+            Ok(trimmed) => tracing::debug!(trimmed, "trimmed the acknowledged event stream"),
+            Err(error) => tracing::warn!(%error, "trimming the event stream failed"),
         }
     }
 }

@@ -29,7 +29,7 @@ use std::future::Future;
 
 use std::sync::Arc;
 
-use ticketing_core::service::SeatLockSync;
+use ticketing_core::service::{ClosedEventSweep, HistoryPruner, SeatLockSync};
 use uuid::Uuid;
 
 use crate::app::{AppConfig, AppState};
@@ -76,6 +76,7 @@ pub async fn run(
     } else {
         None
     };
+    let closed_events = ClosedEventSweep::new(backends.clone(), &service);
     let state = AppState::new(
         backends,
         AppConfig {
@@ -101,6 +102,13 @@ pub async fn run(
         );
     }
     let (stop_sweep, stopped) = tokio::sync::watch::channel(false);
+    let pruner = HistoryPruner::new(state.backends(), outbox.clone(), args.retention_config())?;
+    let pruning = tokio::spawn(app::prune_history(
+        pruner,
+        closed_events,
+        args.prune_interval,
+        stopped.clone(),
+    ));
     let sweeper = tokio::spawn(app::sweep(state.clone(), args.sweep_interval, stopped));
     let events = event_stream::EventStream::start(&args, outbox, lock_sync, clock).await?;
     if !events.running().is_empty() {
@@ -111,6 +119,7 @@ pub async fn run(
     limits::serve(listener, router, limits, shutdown).await;
     let _ = stop_sweep.send(true);
     let _ = sweeper.await;
+    let _ = pruning.await;
     events.stop().await;
     println!("ticketing-server stopped");
     Ok(())

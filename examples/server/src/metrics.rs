@@ -189,4 +189,8 @@ impl SeatLock for TimedSeatLock {
     async fn rebuild(&self, event: EventId, source: &dyn HoldSource) -> Result<()> {
         self.inner.rebuild(event, source).await
     }
+
+    async fn forget(&self, event: EventId) -> Result<()> {
+        self.inner.forget(event).await
+    }
 }

@@ -71,6 +71,14 @@ impl TicketRepository for SlowWrites {
     ) -> Result<Option<IdempotencyRecord>> {
         self.inner.idempotency_record(customer, key).await
     }
+
+    async fn prune_idempotency_keys(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+        limit: u32,
+    ) -> Result<u64> {
+        self.inner.prune_idempotency_keys(before, limit).await
+    }
     async fn transition(&self, transition: &Transition) -> Result<bool> {
         let committed = self.inner.transition(transition).await;
         // Committed; the service has not told the seat lock yet.

@@ -46,6 +46,9 @@ impl SeatLock for FailingLock {
     async fn rebuild(&self, _: EventId, _: &dyn HoldSource) -> Result<()> {
         Err((self.0)())
     }
+    async fn forget(&self, _: EventId) -> Result<()> {
+        Err((self.0)())
+    }
 }
 
 async fn app_with_lock(make: fn() -> Error) -> TestApp {

@@ -2,6 +2,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
 use super::lock;
 use crate::domain::{Event, EventId, Venue, VenueId};
@@ -56,5 +57,27 @@ impl CatalogRepository for InMemoryCatalog {
 
     async fn event(&self, id: EventId) -> Result<Option<Event>> {
         Ok(lock(&self.state).events.get(&id).cloned())
+    }
+
+    /// A scan of every event: catalogs hold few events, and this runs once a minute or so.
+    async fn events_closed(
+        &self,
+        after: Option<(DateTime<Utc>, EventId)>,
+        closed_by: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<EventId>> {
+        let state = lock(&self.state);
+        let mut closed: Vec<(DateTime<Utc>, EventId)> = state
+            .events
+            .values()
+            .map(|e| (e.sale_closes(), e.id()))
+            .filter(|key| key.0 <= closed_by && after.is_none_or(|after| *key > after))
+            .collect();
+        closed.sort();
+        Ok(closed
+            .into_iter()
+            .take(limit as usize)
+            .map(|(_, id)| id)
+            .collect())
     }
 }

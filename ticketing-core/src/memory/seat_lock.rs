@@ -298,6 +298,11 @@ impl SeatLock for InMemorySeatLock {
         lock(&self.events).insert(event, locks);
         Ok(())
     }
+
+    async fn forget(&self, event: EventId) -> Result<()> {
+        lock(&self.events).remove(&event);
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::ops::Bound;
 use std::sync::Mutex;
 
@@ -43,10 +43,15 @@ struct State {
     /// Active tickets per customer (invariant 6).
     customer_active: HashMap<(EventId, CustomerId), u32>,
     idempotency: HashMap<(CustomerId, IdempotencyKey), IdempotencyRecord>,
+    /// (order created, customer, key) of every idempotency record, oldest first, for pruning.
+    idempotency_by_age: BTreeSet<(DateTime<Utc>, CustomerId, IdempotencyKey)>,
     /// Indexes over `tickets` for the sweep and the read side, kept by [`State::store_ticket`].
     index: TicketIndex,
-    /// The entry with sequence number `n` is at `n - 1`: reads after a cursor are slices.
-    outbox: Vec<OutboxEntry>,
+    /// The entry with sequence number `n` is at `n - 1 - pruned`: reads after a cursor are
+    /// ranges.
+    outbox: VecDeque<OutboxEntry>,
+    /// How many entries were pruned from the front of `outbox`.
+    pruned: u64,
     /// Every entry up to this sequence number was published.
     sent_up_to: u64,
     /// The relay lease: holder and valid until.
@@ -200,15 +205,51 @@ impl State {
             .collect()
     }
 
-    /// Up to `limit` outbox entries with a sequence number above `after`, in order: a slice, so
+    /// Up to `limit` outbox entries with a sequence number above `after`, in order: a range, so
     /// the relay's cursor costs nothing however long the outbox grew.
     fn outbox_after(&self, after: u64, limit: u32) -> Vec<OutboxEntry> {
-        let start = usize::try_from(after).map_or(self.outbox.len(), |a| a.min(self.outbox.len()));
-        self.outbox[start..]
-            .iter()
+        let len = self.outbox.len();
+        let start = usize::try_from(after.saturating_sub(self.pruned)).map_or(len, |a| a.min(len));
+        self.outbox
+            .range(start..)
             .take(limit as usize)
             .cloned()
             .collect()
+    }
+
+    /// The sequence number of the newest outbox entry, 0 when there was none.
+    fn outbox_head(&self) -> u64 {
+        self.pruned + self.outbox.len() as u64
+    }
+
+    /// Drops up to `limit` published entries recorded before `before` from the front.
+    fn prune_outbox(&mut self, before: DateTime<Utc>, limit: u32) -> u64 {
+        let mut pruned = 0;
+        while pruned < u64::from(limit)
+            && self
+                .outbox
+                .front()
+                .is_some_and(|e| e.seq <= self.sent_up_to && e.event.at < before)
+        {
+            self.outbox.pop_front();
+            self.pruned += 1;
+            pruned += 1;
+        }
+        pruned
+    }
+
+    /// Drops up to `limit` idempotency records of orders created before `before`, oldest first.
+    fn prune_idempotency(&mut self, before: DateTime<Utc>, limit: u32) -> u64 {
+        let mut pruned = 0;
+        while pruned < u64::from(limit)
+            && let Some(oldest) = self.idempotency_by_age.first()
+            && oldest.0 < before
+        {
+            let (_, customer, key) = self.idempotency_by_age.pop_first().expect("first exists");
+            self.idempotency.remove(&(customer, key));
+            pruned += 1;
+        }
+        pruned
     }
 
     fn record(&mut self, kind: OutboxKind, order: &Order, at: DateTime<Utc>) {
@@ -216,8 +257,8 @@ impl State {
     }
 
     fn append(&mut self, event: OutboxEvent) {
-        let seq = self.outbox.len() as u64 + 1;
-        self.outbox.push(OutboxEntry { seq, event });
+        let seq = self.outbox_head() + 1;
+        self.outbox.push_back(OutboxEntry { seq, event });
     }
 
     /// Applies `action` to every ticket of the order if the compare-and-set guard holds.
@@ -285,6 +326,12 @@ impl TicketRepository for InMemoryTicketRepository {
             return Ok(InsertOutcome::DuplicateKey(stored.clone()));
         }
         if state.orders.contains_key(&order.id) {
+            if let Some(idem) = &new.idempotency {
+                // The key's record was pruned; its order stays, under the derived id.
+                return Err(Error::IdempotencyConflict {
+                    key: idem.key.as_str().to_owned(),
+                });
+            }
             return Err(Error::internal(format!(
                 "order {} exists already",
                 order.id
@@ -356,6 +403,11 @@ impl TicketRepository for InMemoryTicketRepository {
             .tickets
             .first()
             .map_or_else(Utc::now, |t| t.created_on);
+        if let Some(idem) = &new.idempotency {
+            state
+                .idempotency_by_age
+                .insert((created, idem.customer.clone(), idem.key.clone()));
+        }
         state.record(OutboxKind::TicketReserved, order, created);
         Ok(InsertOutcome::Inserted)
     }
@@ -369,6 +421,10 @@ impl TicketRepository for InMemoryTicketRepository {
             .idempotency
             .get(&(customer.clone(), key.clone()))
             .cloned())
+    }
+
+    async fn prune_idempotency_keys(&self, before: DateTime<Utc>, limit: u32) -> Result<u64> {
+        Ok(lock(&self.state).prune_idempotency(before, limit))
     }
 
     async fn transition(&self, transition: &Transition) -> Result<bool> {
@@ -446,7 +502,7 @@ impl TicketRepository for InMemoryTicketRepository {
     }
 
     async fn outbox_head(&self) -> Result<Option<u64>> {
-        Ok(Some(lock(&self.state).outbox.len() as u64))
+        Ok(Some(lock(&self.state).outbox_head()))
     }
 
     async fn outbox_after(&self, after: u64, limit: u32) -> Result<Vec<OutboxEntry>> {
@@ -515,6 +571,10 @@ impl OutboxStore for InMemoryTicketRepository {
 
     async fn sent_up_to(&self) -> Result<u64> {
         Ok(lock(&self.state).sent_up_to)
+    }
+
+    async fn prune(&self, before: DateTime<Utc>, limit: u32) -> Result<u64> {
+        Ok(lock(&self.state).prune_outbox(before, limit))
     }
 }
 
@@ -764,7 +824,7 @@ mod tests {
                 );
             }
         }
-        let len = state.outbox.len() as u64;
+        let len = state.outbox_head();
         for after in [0, len / 2, len.saturating_sub(1), len, len + 3] {
             let scanned: Vec<OutboxEntry> = state
                 .outbox

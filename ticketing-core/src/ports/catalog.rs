@@ -2,6 +2,7 @@
 //! services cache what they read.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
 use crate::Result;
 use crate::domain::{Event, EventId, Venue, VenueId};
@@ -23,4 +24,15 @@ pub trait CatalogRepository: Send + Sync {
 
     /// An event by id.
     async fn event(&self, id: EventId) -> Result<Option<Event>>;
+
+    /// Up to `limit` ids of events whose sale closed at or before `closed_by`, in
+    /// (`sale_closes`, id) order, starting after the key `after` (a keyset page): what
+    /// [`ClosedEventSweep`](crate::service::ClosedEventSweep) walks to drop the seat-lock state of
+    /// events that are over.
+    async fn events_closed(
+        &self,
+        after: Option<(DateTime<Utc>, EventId)>,
+        closed_by: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<EventId>>;
 }

@@ -70,4 +70,14 @@ pub trait OutboxStore: Send + Sync {
 
     /// The sent cursor: every entry with a sequence number up to it was published.
     async fn sent_up_to(&self) -> Result<u64>;
+
+    /// Deletes up to `limit` of the oldest entries, in sequence order, that were published
+    /// (sequence number up to the sent cursor) and recorded before `before`; returns how many.
+    ///
+    /// It deletes a prefix: it stops at the first entry that is unsent or recorded at or after
+    /// `before`, so the entries left are still a contiguous run ending at the newest, and an entry
+    /// after the cursor is never deleted, however old. Each call is one bounded batch; callers
+    /// repeat it while it answers `limit`. A sink rewound below the oldest entry left gets only
+    /// the entries that are left.
+    async fn prune(&self, before: DateTime<Utc>, limit: u32) -> Result<u64>;
 }

@@ -193,4 +193,10 @@ pub trait SeatLock: Send + Sync {
     /// one took over) writes nothing more: its next chunk is refused, and it waits for the other
     /// rebuild like any caller, so two rebuilders never interleave their chunks.
     async fn rebuild(&self, event: EventId, source: &dyn HoldSource) -> Result<()>;
+
+    /// Drops every entry of `event`, loaded or not, so an event that is over stops taking room
+    /// (the Redis keys carry no TTL). Afterwards the event is not loaded: a later hold or
+    /// snapshot rebuilds it from the repository, which is the truth. Forgetting an event that
+    /// is not loaded is not an error.
+    async fn forget(&self, event: EventId) -> Result<()>;
 }

@@ -79,7 +79,10 @@ pub trait TicketRepository: Send + Sync {
     /// have an active ticket already (invariant 1), [`Error::SoldOut`](crate::Error::SoldOut)
     /// when a general-admission zone is full (invariant 2), and
     /// [`Error::LimitExceeded`](crate::Error::LimitExceeded) when the customer would exceed the
-    /// per-customer limit (invariant 6).
+    /// per-customer limit (invariant 6). A keyed order whose id is stored already while its key
+    /// has no record (the record was pruned, see
+    /// [`prune_idempotency_keys`](Self::prune_idempotency_keys)) fails with
+    /// [`Error::IdempotencyConflict`](crate::Error::IdempotencyConflict) and writes nothing.
     async fn insert_order(&self, order: &NewOrder) -> Result<InsertOutcome>;
 
     /// The idempotency record of `customer`'s `key`, if one was stored.
@@ -88,6 +91,14 @@ pub trait TicketRepository: Send + Sync {
         customer: &CustomerId,
         key: &IdempotencyKey,
     ) -> Result<Option<IdempotencyRecord>>;
+
+    /// Deletes up to `limit` idempotency records whose order was created before `before`,
+    /// oldest first, and returns how many. The orders stay. Callers repeat it while it answers
+    /// `limit`.
+    ///
+    /// A purchase that later repeats a pruned key derives the same order id, so
+    /// [`insert_order`](Self::insert_order) refuses it as a conflict, never a second order.
+    async fn prune_idempotency_keys(&self, before: DateTime<Utc>, limit: u32) -> Result<u64>;
 
     /// Applies `transition` as a compare-and-set. `true` when every ticket of the order moved,
     /// `false` when the guard did not hold (nothing changed). An unknown order is `false`.

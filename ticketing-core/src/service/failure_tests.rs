@@ -28,6 +28,7 @@ trait LockCalls: Send + Sync {
     fn mark_sold(&self, event: EventId, order: OrderId, items: &[HoldItem]) -> Result<()>;
     fn snapshot(&self, event: EventId) -> Result<Option<LockSnapshot>>;
     fn rebuild(&self, event: EventId) -> Result<()>;
+    fn forget(&self, event: EventId) -> Result<()>;
 }
 
 /// A [`SeatLock`] whose every call goes to the mocked [`LockCalls`].
@@ -61,6 +62,9 @@ impl SeatLock for MockedLock {
     }
     async fn rebuild(&self, event: EventId, _: &dyn HoldSource) -> Result<()> {
         self.0.rebuild(event)
+    }
+    async fn forget(&self, event: EventId) -> Result<()> {
+        self.0.forget(event)
     }
 }
 

@@ -2,12 +2,14 @@
 //! order DESIGN.md prescribes. HTTP handlers and other hosts call these, nothing below them.
 
 mod catalog;
+mod closed_events;
 mod holds;
 mod lock_sync;
 mod payments;
 mod purchase;
 mod query;
 mod relay;
+mod retention;
 mod seat_map;
 mod shared_reads;
 mod tickets;
@@ -18,11 +20,13 @@ use std::time::Duration;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 
 pub use catalog::CatalogService;
+pub use closed_events::ClosedEventSweep;
 pub use holds::RepositoryHolds;
 pub use lock_sync::{FanOutSink, SeatLockSync};
 pub use purchase::{PurchaseRequest, Selection};
 pub use query::QueryService;
 pub use relay::{OutboxRelay, RelayConfig, RelayRound, RelayStats};
+pub use retention::{DEFAULT_RETENTION, HistoryPruner, Pruned, RetentionConfig};
 pub use seat_map::{
     GeneralAvailability, RowAvailability, SeatAvailability, SeatMap, SeatRange, SeatView,
     SeatedAvailability,

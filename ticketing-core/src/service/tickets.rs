@@ -486,8 +486,13 @@ fn same_tickets(a: &Order, b: &Order) -> bool {
 /// order until the hold lapses: the lock had them as free, so it was stale (after a data loss, or
 /// a lost `mark_sold`), and keeping the hold turns the next buyers of those seats away in the lock
 /// instead of in the database. The hold lapses by itself within hold time + grace (invariant 4).
+///
+/// An idempotency conflict releases nothing: the holds were made under an order id that is
+/// stored already (a key repeated after its record was pruned), so releasing would free that
+/// order's seats; what the retry added lapses by itself.
 fn releasable_after_failure(held: &[HoldItem], error: &Error) -> Vec<HoldItem> {
     match error {
+        Error::IdempotencyConflict { .. } => Vec::new(),
         Error::SeatsTaken { seats } => held
             .iter()
             .filter(|item| !matches!(item, HoldItem::Seat(seat) if seats.contains(seat)))

@@ -9,7 +9,7 @@ use tokio::sync::Barrier;
 
 use crate::Error;
 use crate::domain::{
-    IdempotencyKey, OutboxKind, PaymentNotice, PaymentRef, TicketAction, TicketStatus,
+    CustomerId, IdempotencyKey, OutboxKind, PaymentNotice, PaymentRef, TicketAction, TicketStatus,
 };
 use crate::ports::{Clock, HoldItem, HoldOutcome, HoldRequest, ManualClock};
 use crate::service::{SeatAvailability, Selection};
@@ -647,6 +647,123 @@ pub async fn abandoned_holds_free_their_seats(harness: Harness) {
     );
     f.buy("dave", vec![f.seat(1)]).await;
     f.assert_seat_map_matches_repository().await;
+    f.audit().await;
+    harness.finish().await;
+}
+
+/// An event's seat-lock state is dropped once its sale closed plus its hold time plus the hold
+/// grace, not a millisecond before; a late read after that rebuilds it from the repository.
+pub async fn closed_events_are_forgotten_by_the_seat_lock(harness: Harness) {
+    let f = Fixture::new(&harness, Layout::default()).await;
+    let paid = f.buy("closed", vec![f.seat(0)]).await;
+    f.tickets
+        .pay(PaymentNotice::for_order(
+            &paid,
+            PaymentRef::new("p-closed").unwrap(),
+        ))
+        .await
+        .expect("pay");
+    f.buy("lapsing", vec![f.seat(1)]).await;
+    let sweep = crate::service::ClosedEventSweep::new(f.backends.clone(), &f.config);
+    let due = f.event.sale_closes() + f.event.hold_time() + f.config.grace();
+    f.clock.set(due - TimeDelta::milliseconds(1));
+    f.tickets.expire_due().await.expect("sweep");
+    assert_eq!(sweep.forget_closed_events().await.unwrap(), 0, "not yet");
+    let lock = f.backends.seat_lock();
+    assert!(
+        lock.snapshot(f.event.id(), f.clock.now())
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    f.clock.set(due);
+    assert_eq!(sweep.forget_closed_events().await.unwrap(), 1);
+    assert!(
+        lock.snapshot(f.event.id(), f.clock.now())
+            .await
+            .unwrap()
+            .is_none(),
+        "the event's state is gone"
+    );
+    assert_eq!(
+        sweep.forget_closed_events().await.unwrap(),
+        0,
+        "forgotten once"
+    );
+    // A late read rebuilds from the repository: the paid seat is sold, the expired one free.
+    f.assert_seat_map_matches_repository().await;
+    let map = f.queries.seat_map(f.event.id()).await.expect("seat map");
+    let state = |seat| map.seats().find(|v| v.seat == seat).map(|v| v.state);
+    assert_eq!(state(f.seat(0)), Some(SeatAvailability::Sold));
+    assert_eq!(state(f.seat(1)), Some(SeatAvailability::Free));
+    harness.finish().await;
+}
+
+/// Invariant 5 after pruning: an idempotency record older than the cut-off is deleted, a younger
+/// one stays, the order stays; the pruned key repeated makes no second order (an idempotency
+/// conflict) and frees none of the stored order's seats.
+pub async fn pruned_idempotency_keys_make_no_second_order(harness: Harness) {
+    let f = Fixture::new(&harness, Layout::default()).await;
+    let keyed = |key: &str, seats| crate::service::PurchaseRequest {
+        idempotency_key: Some(IdempotencyKey::new(key).unwrap()),
+        ..f.seats_request("pruned", seats)
+    };
+    let old = f
+        .tickets
+        .purchase(keyed("old", vec![f.seat(0)]))
+        .await
+        .expect("old purchase");
+    f.tickets
+        .pay(PaymentNotice::for_order(
+            &old,
+            PaymentRef::new("p-old").unwrap(),
+        ))
+        .await
+        .expect("pay");
+    f.clock.advance(TimeDelta::days(8));
+    let young = f
+        .tickets
+        .purchase(keyed("young", vec![f.seat(1)]))
+        .await
+        .expect("young purchase");
+    let repo = f.backends.tickets();
+    let cut_off = f.clock.now() - TimeDelta::days(7);
+    assert_eq!(repo.prune_idempotency_keys(cut_off, 100).await.unwrap(), 1);
+    assert_eq!(repo.prune_idempotency_keys(cut_off, 100).await.unwrap(), 0);
+    let customer = CustomerId::new("pruned").unwrap();
+    let (old_key, young_key) = (
+        IdempotencyKey::new("old").unwrap(),
+        IdempotencyKey::new("young").unwrap(),
+    );
+    let record = |key| repo.idempotency_record(&customer, key);
+    assert_eq!(
+        record(&old_key).await.unwrap(),
+        None,
+        "older than the cut-off"
+    );
+    assert_eq!(
+        record(&young_key).await.unwrap().map(|r| r.order_id),
+        Some(young.id)
+    );
+
+    for seats in [vec![f.seat(0)], vec![f.seat(2)]] {
+        let again = f.tickets.purchase(keyed("old", seats)).await;
+        assert!(
+            matches!(again, Err(Error::IdempotencyConflict { .. })),
+            "a pruned key repeated: {again:?}"
+        );
+    }
+    let stored = f.queries.order(old.id).await.expect("the order stays");
+    assert_eq!(stored.status, TicketStatus::Paid);
+    let taken = f
+        .tickets
+        .purchase(f.seats_request("other", vec![f.seat(0)]))
+        .await;
+    assert!(
+        matches!(taken, Err(Error::SeatsTaken { .. })),
+        "the paid seat stays sold: {taken:?}"
+    );
     f.audit().await;
     harness.finish().await;
 }

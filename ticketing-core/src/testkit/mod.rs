@@ -26,11 +26,12 @@ use std::sync::Arc;
 
 pub use checks::{
     a_paged_rebuild_keeps_every_sale, abandoned_holds_free_their_seats, bad_requests_write_nothing,
-    customer_limit_holds_under_concurrency, general_admission_never_exceeds_capacity,
-    late_mark_sold_does_not_resurrect_a_refunded_seat, lifecycle_round_trip,
-    lost_lock_updates_are_repaired_from_the_outbox, paid_changes_only_by_refund,
-    payment_races_expiry_sweep, purchase_is_idempotent, seat_lock_data_loss_is_harmless,
-    seats_are_sold_once,
+    closed_events_are_forgotten_by_the_seat_lock, customer_limit_holds_under_concurrency,
+    general_admission_never_exceeds_capacity, late_mark_sold_does_not_resurrect_a_refunded_seat,
+    lifecycle_round_trip, lost_lock_updates_are_repaired_from_the_outbox,
+    paid_changes_only_by_refund, payment_races_expiry_sweep,
+    pruned_idempotency_keys_make_no_second_order, purchase_is_idempotent,
+    seat_lock_data_loss_is_harmless, seats_are_sold_once,
 };
 pub use fixture::{Fixture, Layout, PRICE_MINOR, REBUILD_PAGE};
 pub use payment_checks::{
@@ -114,6 +115,8 @@ macro_rules! __conformance_checks {
             late_mark_sold_does_not_resurrect_a_refunded_seat,
             lost_lock_updates_are_repaired_from_the_outbox,
             purchase_is_idempotent,
+            pruned_idempotency_keys_make_no_second_order,
+            closed_events_are_forgotten_by_the_seat_lock,
             customer_limit_holds_under_concurrency,
             seat_lock_data_loss_is_harmless,
             a_paged_rebuild_keeps_every_sale,

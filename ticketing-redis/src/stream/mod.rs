@@ -67,6 +67,7 @@ pub(crate) struct StreamScripts {
     pub publish: Script,
     pub high_water: Script,
     pub project: Script,
+    pub trim: Script,
 }
 
 impl StreamScripts {
@@ -75,6 +76,7 @@ impl StreamScripts {
             publish: Script::new(include_str!("../lua/stream_publish.lua")),
             high_water: Script::new(include_str!("../lua/stream_high_water.lua")),
             project: Script::new(include_str!("../lua/project.lua")),
+            trim: Script::new(include_str!("../lua/stream_trim.lua")),
         }
     }
 }

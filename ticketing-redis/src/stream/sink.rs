@@ -99,6 +99,25 @@ impl RedisEventSink {
     }
 }
 
+impl RedisEventSink {
+    /// Deletes the entries every consumer group has acknowledged (below each group's lowest
+    /// pending entry, or up to its last delivered one when none is pending), and returns how
+    /// many. Without a consumer group it deletes nothing (see
+    /// [`RedisEventSinkConfig::max_len`] for a stream nobody consumes). One script, run by the
+    /// host periodically (the example server: every `--prune-interval`); the cost is the
+    /// entries deleted.
+    pub async fn trim_acknowledged(&self) -> Result<u64> {
+        let trimmed: u64 = self
+            .scripts
+            .trim
+            .key(self.keys.stream())
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(RedisLockError::from)?;
+        Ok(trimmed)
+    }
+}
+
 #[async_trait]
 impl EventSink for RedisEventSink {
     async fn publish(&self, entries: &[OutboxEntry]) -> Result<()> {

@@ -216,4 +216,25 @@ impl CatalogRepository for MySqlCatalog {
     async fn event(&self, id: EventId) -> Result<Option<Event>> {
         Ok(with_retry("event", || self.event_once(id)).await?)
     }
+
+    async fn events_closed(
+        &self,
+        after: Option<(DateTime<Utc>, EventId)>,
+        closed_by: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<EventId>> {
+        Ok(with_retry("events_closed", || async {
+            let query = match after {
+                None => sqlx::query_scalar(sql::SELECT_CLOSED_FIRST).bind(closed_by),
+                Some((closes, id)) => sqlx::query_scalar(sql::SELECT_CLOSED_AFTER)
+                    .bind(closed_by)
+                    .bind(closes)
+                    .bind(closes)
+                    .bind(id.as_uuid()),
+            };
+            let ids: Vec<Uuid> = query.bind(limit).fetch_all(&self.pool).await?;
+            Ok(ids.into_iter().map(EventId::from_uuid).collect())
+        })
+        .await?)
+    }
 }

@@ -56,6 +56,14 @@ where
 pub(super) const SELECT_EVENT: &str = "SELECT venue_id, name, sale_opens, sale_closes, currency, \
      hold_time_ms, per_customer_limit FROM events WHERE id = ?";
 
+/// The first page of events closed by `?`, by (sale_closes, id): a range of `ix_events_closes`.
+pub(super) const SELECT_CLOSED_FIRST: &str = "SELECT id FROM events WHERE sale_closes <= ? \
+     ORDER BY sale_closes, id LIMIT ?";
+
+/// The next page, after the key (`?`, `?`) (repeated for the tie on `sale_closes`).
+pub(super) const SELECT_CLOSED_AFTER: &str = "SELECT id FROM events WHERE sale_closes <= ? \
+     AND (sale_closes > ? OR (sale_closes = ? AND id > ?)) ORDER BY sale_closes, id LIMIT ?";
+
 pub(super) const SELECT_PRICES: &str =
     "SELECT zone_code, price_minor FROM event_prices WHERE event_id = ?";
 

@@ -9,7 +9,7 @@
 //! `unsent`, `outbox_after`, `outbox_head`) number first. docs/DESIGN.md, "The event stream",
 //! argues why no row is skipped and one order's changes keep their order.
 
-mod sql;
+pub(crate) mod sql;
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
@@ -145,6 +145,33 @@ fn entries(rows: &[sqlx::mysql::MySqlRow]) -> StoreResult<Vec<OutboxEntry>> {
         .collect()
 }
 
+/// Deletes up to `limit` published entries recorded before `before`, as a prefix by number: it
+/// reads the oldest published entries with their time, keeps the leading run older than
+/// `before`, and deletes up to its last number. Both statements are ranges of `uq_outbox_seq`.
+async fn prune(pool: &MySqlPool, before: DateTime<Utc>, limit: u32) -> StoreResult<u64> {
+    let rows = sqlx::query(sql::SELECT_PRUNABLE)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?;
+    let mut up_to = None;
+    for row in &rows {
+        let recorded: DateTime<Utc> = row.try_get("recorded_at")?;
+        if recorded >= before {
+            break;
+        }
+        up_to = Some(row.try_get::<u64, _>("seq")?);
+    }
+    let Some(up_to) = up_to else {
+        return Ok(0);
+    };
+    let done = sqlx::query(sql::PRUNE_UP_TO)
+        .bind(up_to)
+        .bind(limit)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected())
+}
+
 fn relay_row_missing() -> Error {
     Error::internal("outbox_relay has no row; were the migrations run?")
 }
@@ -240,6 +267,10 @@ impl OutboxStore for MySqlTicketRepository {
 
     async fn sent_up_to(&self) -> Result<u64> {
         Ok(with_retry("sent_up_to", || sent(self.pool())).await?)
+    }
+
+    async fn prune(&self, before: DateTime<Utc>, limit: u32) -> Result<u64> {
+        Ok(with_retry("prune", || prune(self.pool(), before, limit)).await?)
     }
 }
 

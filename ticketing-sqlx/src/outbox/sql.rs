@@ -74,3 +74,13 @@ pub(super) const REWIND: &str =
     "UPDATE outbox_relay SET sent_seq = LEAST(sent_seq, ?) WHERE id = 1 AND holder = ?";
 
 pub(super) const SELECT_SENT: &str = "SELECT sent_seq FROM outbox_relay WHERE id = 1";
+
+/// The oldest published entries, up to `?` of them, with their time: a range of
+/// `uq_outbox_seq` from its start (unnumbered rows, `seq IS NULL`, are not in it).
+pub(crate) const SELECT_PRUNABLE: &str = "SELECT seq, recorded_at FROM outbox \
+     WHERE seq <= (SELECT sent_seq FROM outbox_relay WHERE id = 1) ORDER BY seq LIMIT ?";
+
+/// Deletes the entries up to sequence number `?`, at most `?` of them: a range of
+/// `uq_outbox_seq`. The bound comes from [`SELECT_PRUNABLE`], so it is at most the sent cursor,
+/// and no row can get a number at or below it any more.
+pub(crate) const PRUNE_UP_TO: &str = "DELETE FROM outbox WHERE seq <= ? ORDER BY seq LIMIT ?";

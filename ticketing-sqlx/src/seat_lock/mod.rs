@@ -417,6 +417,10 @@ impl SeatLock for MySqlSeatLock {
         let _one_at_a_time = self.rebuilding.lock().await;
         Ok(with_retry("rebuild", || self.rebuild_once(event, source)).await?)
     }
+
+    async fn forget(&self, event: EventId) -> Result<()> {
+        MySqlSeatLock::forget(self, event).await
+    }
 }
 
 /// Reads the rows of [`sql::SNAPSHOT`] or [`sql::ZONE_SNAPSHOT`]: `None` without the marker row.

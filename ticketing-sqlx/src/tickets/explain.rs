@@ -127,7 +127,7 @@ async fn explain_the_hot_reads() {
             }
         }
     }
-    sqlx::query("ANALYZE TABLE tickets, orders")
+    sqlx::query("ANALYZE TABLE tickets, orders, outbox, idempotency_keys")
         .execute(db.pool())
         .await
         .expect("analyze");
@@ -213,5 +213,38 @@ async fn explain_the_hot_reads() {
     )
     .await;
     assert_eq!(field(&due[0], "key"), "ix_orders_due");
+
+    // Pruning: ranges of an index from its oldest end, never a scan of the table.
+    let keys = explain(
+        db.pool(),
+        "prune_idempotency_keys",
+        sql::PRUNE_IDEMPOTENCY,
+        vec![b"2030-01-01 00:00:00".to_vec(), b"1000".to_vec()],
+    )
+    .await;
+    assert_eq!(field(&keys[0], "key"), "ix_idempotency_keys_created");
+    assert_eq!(field(&keys[0], "type"), "range");
+    let prunable = explain(
+        db.pool(),
+        "prune (read)",
+        crate::outbox::sql::SELECT_PRUNABLE,
+        vec![b"1000".to_vec()],
+    )
+    .await;
+    let outbox_row = prunable
+        .iter()
+        .find(|row| field(row, "table") == "outbox")
+        .expect("a plan row for the outbox");
+    assert_eq!(field(outbox_row, "key"), "uq_outbox_seq");
+    assert!(!field(outbox_row, "Extra").contains("filesort"));
+    let pruned = explain(
+        db.pool(),
+        "prune (delete)",
+        crate::outbox::sql::PRUNE_UP_TO,
+        vec![b"100".to_vec(), b"1000".to_vec()],
+    )
+    .await;
+    assert_eq!(field(&pruned[0], "key"), "uq_outbox_seq");
+    assert_eq!(field(&pruned[0], "type"), "range");
     db.drop_database().await.expect("drop");
 }

@@ -185,6 +185,19 @@ impl TicketRepository for MySqlTicketRepository {
         .await?)
     }
 
+    /// One `DELETE … ORDER BY created_at LIMIT n` on `ix_idempotency_keys_created`.
+    async fn prune_idempotency_keys(&self, before: DateTime<Utc>, limit: u32) -> Result<u64> {
+        Ok(with_retry("prune_idempotency_keys", || async {
+            let done = sqlx::query(sql::PRUNE_IDEMPOTENCY)
+                .bind(before)
+                .bind(limit)
+                .execute(&self.pool)
+                .await?;
+            Ok(done.rows_affected())
+        })
+        .await?)
+    }
+
     async fn transition(&self, transition: &Transition) -> Result<bool> {
         Ok(with_retry("transition", || {
             transition::transition_once(&self.pool, transition)

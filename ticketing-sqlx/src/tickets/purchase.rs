@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 
+use chrono::{DateTime, Utc};
 use sqlx::{MySqlConnection, MySqlPool, Row};
 use ticketing_core::Error;
 use ticketing_core::domain::{
@@ -126,12 +127,12 @@ async fn insert_once(pool: &MySqlPool, new: &NewOrder) -> StoreResult<InsertOutc
     let order = &new.order;
     let mut tx = begin(pool).await?;
     if let Some(record) = &new.idempotency
-        && !claim_key(&mut tx, record).await?
+        && !claim_key(&mut tx, record, created_on(order)).await?
     {
         tx.rollback().await?;
         return stored_duplicate(pool, record).await;
     }
-    insert_order_row(&mut tx, order).await?;
+    insert_order_row(&mut tx, new).await?;
     let shards = take_places(&mut tx, new).await?;
     insert_own_tickets(&mut tx, order, &shards).await?;
     raise_customer_usage(&mut tx, new).await?;
@@ -143,12 +144,17 @@ async fn insert_once(pool: &MySqlPool, new: &NewOrder) -> StoreResult<InsertOutc
 
 /// Step 1, the idempotency key first: a concurrent retry of the same request waits here for us
 /// and then finds our record, before doing any other work. `false` when the key is used already.
-async fn claim_key(conn: &mut MySqlConnection, record: &IdempotencyRecord) -> StoreResult<bool> {
+async fn claim_key(
+    conn: &mut MySqlConnection,
+    record: &IdempotencyRecord,
+    created: DateTime<Utc>,
+) -> StoreResult<bool> {
     let inserted = sqlx::query(sql::INSERT_IDEMPOTENCY)
         .bind(record.customer.as_str())
         .bind(record.key.as_str())
         .bind(&record.fingerprint)
         .bind(record.order_id.as_uuid())
+        .bind(created)
         .execute(conn)
         .await;
     match inserted {
@@ -169,8 +175,10 @@ async fn stored_duplicate(
     }
 }
 
-/// Step 2, the order row: the row every later transition compares and sets.
-async fn insert_order_row(conn: &mut MySqlConnection, order: &Order) -> StoreResult<()> {
+/// Step 2, the order row: the row every later transition compares and sets. A keyed order whose
+/// id is stored already repeats a key whose record was pruned: an idempotency conflict.
+async fn insert_order_row(conn: &mut MySqlConnection, new: &NewOrder) -> StoreResult<()> {
+    let order = &new.order;
     let inserted = sqlx::query(sql::INSERT_ORDER)
         .bind(order.id.as_uuid())
         .bind(order.event_id.as_uuid())
@@ -181,9 +189,13 @@ async fn insert_order_row(conn: &mut MySqlConnection, order: &Order) -> StoreRes
         .await;
     match inserted {
         Ok(_) => Ok(()),
-        Err(e) if is_unique_violation(&e) => {
-            Err(Error::internal(format!("order {} exists already", order.id)).into())
+        Err(e) if is_unique_violation(&e) => Err(match &new.idempotency {
+            Some(record) => Error::IdempotencyConflict {
+                key: record.key.as_str().to_owned(),
+            },
+            None => Error::internal(format!("order {} exists already", order.id)),
         }
+        .into()),
         Err(e) => Err(e.into()),
     }
 }
@@ -267,13 +279,17 @@ pub(super) async fn raise_usage_within(
 /// The outbox event of a new order (the purchase and the batch writer share it), stamped with
 /// the earliest ticket's creation.
 pub(super) fn reserved_event(order: &Order) -> OutboxEvent {
-    let at = order
+    OutboxEvent::for_order(OutboxKind::TicketReserved, order, created_on(order))
+}
+
+/// When `order` was created: its tickets' creation time.
+pub(super) fn created_on(order: &Order) -> DateTime<Utc> {
+    order
         .tickets
         .iter()
         .map(|t| t.created_on)
         .min()
-        .unwrap_or(order.expires_at);
-    OutboxEvent::for_order(OutboxKind::TicketReserved, order, at)
+        .unwrap_or(order.expires_at)
 }
 
 /// The seats of `new` that have an active ticket now, read after the failed transaction ended.

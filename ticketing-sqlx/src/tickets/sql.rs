@@ -5,6 +5,7 @@
 //! are functions that build them with sqlx's [`QueryBuilder`] and bind their values, in the
 //! order the text names them; each needs at least one list entry. The rest are constants.
 
+use chrono::{DateTime, Utc};
 use sqlx::{MySql, QueryBuilder};
 use ticketing_core::domain::{CustomerId, IdempotencyKey, Order, SeatRef, Ticket, TicketStatus};
 use ticketing_core::ports::IdempotencyRecord;
@@ -14,7 +15,13 @@ use crate::codec::{push_list, ticket_columns};
 
 // --- purchase ---------------------------------------------------------------------------------
 
-pub(super) const INSERT_IDEMPOTENCY: &str = "INSERT INTO idempotency_keys (customer_id, idem_key, fingerprint, order_id) VALUES (?, ?, ?, ?)";
+pub(super) const INSERT_IDEMPOTENCY: &str = "INSERT INTO idempotency_keys \
+     (customer_id, idem_key, fingerprint, order_id, created_at) VALUES (?, ?, ?, ?, ?)";
+
+/// Up to `?` idempotency records of orders created before `?`, oldest first: a range of
+/// `ix_idempotency_keys_created`.
+pub(super) const PRUNE_IDEMPOTENCY: &str =
+    "DELETE FROM idempotency_keys WHERE created_at < ? ORDER BY created_at LIMIT ?";
 
 pub(super) const SELECT_IDEMPOTENCY: &str = "SELECT customer_id, idem_key, fingerprint, order_id \
      FROM idempotency_keys WHERE customer_id = ? AND idem_key = ?";
@@ -64,19 +71,21 @@ where
     select
 }
 
-/// Idempotency records `(customer, key, fingerprint, order)`, one per keyed order of a batch.
+/// Idempotency records `(customer, key, fingerprint, order, created)`, one per keyed order of a
+/// batch, each with its order's creation time.
 pub(super) fn insert_idempotency_rows<'a, I>(records: I) -> QueryBuilder<MySql>
 where
-    I: IntoIterator<Item = &'a IdempotencyRecord>,
+    I: IntoIterator<Item = (&'a IdempotencyRecord, DateTime<Utc>)>,
 {
     let mut insert = QueryBuilder::new(
-        "INSERT INTO idempotency_keys (customer_id, idem_key, fingerprint, order_id) ",
+        "INSERT INTO idempotency_keys (customer_id, idem_key, fingerprint, order_id, created_at) ",
     );
-    insert.push_values(records, |mut row, record| {
+    insert.push_values(records, |mut row, (record, created)| {
         row.push_bind(record.customer.as_str())
             .push_bind(record.key.as_str())
             .push_bind(record.fingerprint.as_str())
-            .push_bind(record.order_id.as_uuid());
+            .push_bind(record.order_id.as_uuid())
+            .push_bind(created);
     });
     insert
 }
@@ -95,6 +104,13 @@ where
             .push_bind_unseparated(key.as_str())
             .push_unseparated(")");
     }
+    select
+}
+
+/// Which of these order ids are stored.
+pub(super) fn select_stored_orders(ids: impl IntoIterator<Item = Uuid>) -> QueryBuilder<MySql> {
+    let mut select = QueryBuilder::new("SELECT id FROM orders WHERE id IN ");
+    push_list(&mut select, ids);
     select
 }
 

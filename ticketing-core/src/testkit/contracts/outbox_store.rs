@@ -442,6 +442,66 @@ pub async fn unsent_returns_at_most_the_batch_limit(
     );
 }
 
+/// `prune` deletes published entries recorded before the cut-off, oldest first and at most
+/// `limit` per call, and never an entry after the sent cursor, however old: those are still
+/// read by `unsent`.
+pub async fn prune_deletes_only_published_entries_before_the_cut_off(
+    store: &dyn OutboxStore,
+    feed: &dyn OutboxFeed,
+) {
+    let r = relay("r");
+    let orders = commit(feed, 5).await;
+    let entries = unsent_of(store, &orders).await;
+    let later = t0() + secs(3_600);
+    assert_eq!(
+        store.prune(later, 100).await.expect("prune"),
+        0,
+        "nothing sent"
+    );
+    assert!(
+        store
+            .try_acquire_lease(&r, t0(), secs(10))
+            .await
+            .expect("lease")
+    );
+    assert!(
+        store
+            .mark_sent(&r, entries[2].seq)
+            .await
+            .expect("mark_sent")
+    );
+    assert_eq!(
+        store.prune(t0(), 100).await.expect("prune"),
+        0,
+        "entries recorded at the cut-off are kept"
+    );
+    assert_eq!(
+        store.prune(later, 2).await.expect("prune"),
+        2,
+        "at most the limit"
+    );
+    assert_eq!(
+        store.prune(later, 100).await.expect("prune"),
+        1,
+        "up to the cursor"
+    );
+    assert_eq!(store.prune(later, 100).await.expect("prune"), 0);
+    assert_eq!(
+        store.unsent(100).await.expect("unsent"),
+        entries[3..].to_vec(),
+        "unsent entries survive"
+    );
+    assert_eq!(store.sent_up_to().await.expect("cursor"), entries[2].seq);
+    let more = commit(feed, 1).await;
+    let unsent = store.unsent(100).await.expect("unsent");
+    assert_eq!(
+        unsent.iter().map(|e| e.event.order_id).collect::<Vec<_>>(),
+        [&orders[3..], &more[..]].concat(),
+        "numbering continues after a prune"
+    );
+    assert_eq!(unsent[2].seq, entries[4].seq + 1);
+}
+
 /// What the outbox checks need: a fresh store and a feed writing into it.
 pub struct OutboxStoreContext {
     /// The store under test, fresh.
@@ -475,4 +535,7 @@ where
     unsent_reads_after_the_cursor_in_sequence_order(c.store.as_ref(), c.feed.as_ref()).await;
     let c = fresh().await;
     unsent_returns_at_most_the_batch_limit(c.store.as_ref(), c.feed.as_ref()).await;
+    let c = fresh().await;
+    prune_deletes_only_published_entries_before_the_cut_off(c.store.as_ref(), c.feed.as_ref())
+        .await;
 }

@@ -118,6 +118,10 @@ impl SeatLock for FaultySeatLock {
         let result = self.inner.rebuild(event, source).await;
         self.after("rebuild", result).await
     }
+
+    async fn forget(&self, event: EventId) -> Result<()> {
+        self.inner.forget(event).await
+    }
 }
 
 /// A [`TicketRepository`] that injects failures and unknown results into the repository it
@@ -253,6 +257,15 @@ impl TicketRepository for FaultyTickets {
     ) -> Result<Option<IdempotencyRecord>> {
         self.read("idempotency_record").await?;
         self.inner.idempotency_record(customer, key).await
+    }
+
+    async fn prune_idempotency_keys(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+        limit: u32,
+    ) -> Result<u64> {
+        self.read("prune_idempotency_keys").await?;
+        self.inner.prune_idempotency_keys(before, limit).await
     }
 
     async fn transition(&self, transition: &Transition) -> Result<bool> {

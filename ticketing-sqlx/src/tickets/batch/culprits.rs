@@ -19,6 +19,9 @@ pub(super) enum Conflict {
     TakenSeat,
     /// An idempotency key is stored already; whose is read after the rollback.
     UsedKey,
+    /// An order id is stored already (a key repeated after its record was pruned); whose is
+    /// read after the rollback.
+    UsedOrderId,
 }
 
 /// The orders of the batch behind `conflict`, read on `pool` after the rollback.
@@ -31,6 +34,7 @@ pub(super) async fn find(
         Conflict::Orders(orders) => Ok(orders),
         Conflict::TakenSeat => taken_seat_orders(pool, orders).await,
         Conflict::UsedKey => used_key_orders(pool, orders).await,
+        Conflict::UsedOrderId => stored_orders(pool, orders).await,
     }
 }
 
@@ -140,5 +144,23 @@ async fn used_key_orders(pool: &MySqlPool, orders: &[&NewOrder]) -> StoreResult<
             used.contains(&(r.customer.as_str().to_owned(), r.key.as_str().to_owned()))
         })
         .map(|(i, _)| *i)
+        .collect())
+}
+
+/// The orders of the batch whose id is stored already.
+async fn stored_orders(pool: &MySqlPool, orders: &[&NewOrder]) -> StoreResult<Vec<usize>> {
+    let rows = sql::select_stored_orders(orders.iter().map(|o| o.order.id.as_uuid()))
+        .build()
+        .fetch_all(pool)
+        .await?;
+    let mut stored = HashSet::new();
+    for row in rows {
+        stored.insert(row.try_get::<uuid::Uuid, _>("id")?);
+    }
+    Ok(orders
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| stored.contains(&o.order.id.as_uuid()))
+        .map(|(i, _)| i)
         .collect())
 }

@@ -4,7 +4,6 @@
 use std::collections::{BTreeMap, HashMap};
 
 use sqlx::{Connection, MySqlConnection, MySqlPool};
-use ticketing_core::Error;
 use ticketing_core::domain::{EventId, OutboxEvent, Ticket, TicketId, ZoneCode};
 use ticketing_core::ports::NewOrder;
 
@@ -65,7 +64,9 @@ async fn insert_all(
     if !over.is_empty() {
         return Ok(Some(Conflict::Orders(over)));
     }
-    insert_orders(conn, orders).await?;
+    if let Some(conflict) = insert_orders(conn, orders).await? {
+        return Ok(Some(conflict));
+    }
     // The outbox rows: numbered after the commit, so they take no lock other writers wait for.
     let events: Vec<OutboxEvent> = orders
         .iter()
@@ -137,7 +138,11 @@ async fn insert_keys(
 ) -> StoreResult<Option<Conflict>> {
     let records: Vec<_> = orders
         .iter()
-        .filter_map(|o| o.idempotency.as_ref())
+        .filter_map(|o| {
+            o.idempotency
+                .as_ref()
+                .map(|r| (r, purchase::created_on(&o.order)))
+        })
         .collect();
     if records.is_empty() {
         return Ok(None);
@@ -150,16 +155,18 @@ async fn insert_keys(
     }
 }
 
-/// Step 5: the order rows, in id order.
-async fn insert_orders(conn: &mut MySqlConnection, orders: &[&NewOrder]) -> StoreResult<()> {
+/// Step 5: the order rows, in id order. An order id stored already is
+/// [`Conflict::UsedOrderId`] (a keyed order repeated after its key's record was pruned).
+async fn insert_orders(
+    conn: &mut MySqlConnection,
+    orders: &[&NewOrder],
+) -> StoreResult<Option<Conflict>> {
     let mut by_id: Vec<&NewOrder> = orders.to_vec();
     by_id.sort_by_key(|o| o.order.id);
     let mut insert = sql::insert_order_rows(by_id.iter().map(|o| &o.order));
     match insert.build().execute(conn).await {
-        Ok(_) => Ok(()),
-        Err(e) if is_unique_violation(&e) => {
-            Err(Error::internal("an order of the batch exists already").into())
-        }
+        Ok(_) => Ok(None),
+        Err(e) if is_unique_violation(&e) => Ok(Some(Conflict::UsedOrderId)),
         Err(e) => Err(e.into()),
     }
 }
