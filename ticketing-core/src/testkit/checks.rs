@@ -496,13 +496,7 @@ pub async fn paid_changes_only_by_refund(harness: Harness) {
 pub async fn late_mark_sold_does_not_resurrect_a_refunded_seat(harness: Harness) {
     let f = Fixture::new(&harness, Layout::default()).await;
     let order = f.buy("late-mark", vec![f.seat(3)]).await;
-    f.tickets
-        .pay(PaymentNotice::for_order(
-            &order,
-            PaymentRef::new("pi_late").unwrap(),
-        ))
-        .await
-        .expect("pay");
+    f.pay(&order, "pi_late").await;
     f.tickets.refund(order.id).await.expect("refund");
     let items = vec![HoldItem::Seat(f.seat(3))];
     f.backends
@@ -535,13 +529,7 @@ pub async fn lost_lock_updates_are_repaired_from_the_outbox(harness: Harness) {
         payment_ref: payment_ref.map(|r| PaymentRef::new(r).unwrap()),
     };
     let refunded = f.buy("refunded", vec![f.seat(0)]).await;
-    f.tickets
-        .pay(PaymentNotice::for_order(
-            &refunded,
-            PaymentRef::new("pi_r").unwrap(),
-        ))
-        .await
-        .expect("pay");
+    f.pay(&refunded, "pi_r").await;
     let paid = f.buy("paid", vec![f.seat(1)]).await;
     let cancelled = f.buy("cancelled", vec![f.seat(2)]).await;
     // Commits whose seat-lock updates never happen (the process died right after each).
@@ -617,13 +605,7 @@ pub async fn abandoned_holds_free_their_seats(harness: Harness) {
     );
     f.clock.set(until);
     let bob = f.buy("bob", vec![f.seat(0)]).await;
-    f.tickets
-        .pay(PaymentNotice::for_order(
-            &bob,
-            PaymentRef::new("bob-pays").unwrap(),
-        ))
-        .await
-        .expect("bob pays");
+    f.pay(&bob, "bob-pays").await;
 
     // An unpaid ticket: blocked until the sweep expires it after its deadline.
     f.clock.advance(TimeDelta::seconds(1));
@@ -656,13 +638,7 @@ pub async fn abandoned_holds_free_their_seats(harness: Harness) {
 pub async fn closed_events_are_forgotten_by_the_seat_lock(harness: Harness) {
     let f = Fixture::new(&harness, Layout::default()).await;
     let paid = f.buy("closed", vec![f.seat(0)]).await;
-    f.tickets
-        .pay(PaymentNotice::for_order(
-            &paid,
-            PaymentRef::new("p-closed").unwrap(),
-        ))
-        .await
-        .expect("pay");
+    f.pay(&paid, "p-closed").await;
     f.buy("lapsing", vec![f.seat(1)]).await;
     let sweep = crate::service::ClosedEventSweep::new(f.backends.clone(), &f.config);
     let due = f.event.sale_closes() + f.event.hold_time() + f.config.grace();
@@ -714,13 +690,7 @@ pub async fn pruned_idempotency_keys_make_no_second_order(harness: Harness) {
         .purchase(keyed("old", vec![f.seat(0)]))
         .await
         .expect("old purchase");
-    f.tickets
-        .pay(PaymentNotice::for_order(
-            &old,
-            PaymentRef::new("p-old").unwrap(),
-        ))
-        .await
-        .expect("pay");
+    f.pay(&old, "p-old").await;
     f.clock.advance(TimeDelta::days(8));
     let young = f
         .tickets
@@ -831,13 +801,7 @@ pub async fn purchase_is_idempotent(harness: Harness) {
     f.assert_seat_map_matches_repository().await;
 
     // A retry after payment returns the paid order.
-    f.tickets
-        .pay(PaymentNotice::for_order(
-            &first,
-            PaymentRef::new("p1").unwrap(),
-        ))
-        .await
-        .expect("pay");
+    f.pay(&first, "p1").await;
     let after_pay = f
         .tickets
         .purchase(request(vec![f.seat(0), f.seat(1)]))
@@ -945,13 +909,7 @@ pub async fn seat_lock_data_loss_is_harmless(harness: Harness) {
     }
     // Pay some, wipe again: the rebuilt map shows them sold.
     for order in acknowledged.iter().take(5) {
-        f.tickets
-            .pay(PaymentNotice::for_order(
-                order,
-                PaymentRef::new(format!("p-{}", order.id)).unwrap(),
-            ))
-            .await
-            .expect("pay");
+        f.pay(order, &format!("p-{}", order.id)).await;
     }
     wipe().await;
     f.assert_seat_map_matches_repository().await;
@@ -991,13 +949,7 @@ pub async fn a_paged_rebuild_keeps_every_sale(harness: Harness) {
         orders.push(f.tickets.purchase(request).await.expect("places"));
     }
     for order in orders.iter().step_by(3) {
-        f.tickets
-            .pay(PaymentNotice::for_order(
-                order,
-                PaymentRef::new(format!("p-{}", order.id)).unwrap(),
-            ))
-            .await
-            .expect("pay");
+        f.pay(order, &format!("p-{}", order.id)).await;
     }
     (harness.wipe_seat_lock)().await;
 

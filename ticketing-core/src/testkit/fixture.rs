@@ -162,6 +162,15 @@ impl Fixture {
         TicketService::new(backends, self.config.clone())
     }
 
+    /// Pays `order`'s total under `reference`, panicking on failure (for setup steps).
+    pub async fn pay(&self, order: &Order, reference: &str) -> Order {
+        let reference = crate::domain::PaymentRef::new(reference).expect("payment reference");
+        self.tickets
+            .pay(crate::domain::PaymentNotice::for_order(order, reference))
+            .await
+            .expect("pay")
+    }
+
     /// A second ticket service over the same adapters and clock with its own configuration (a
     /// late-payment policy, say).
     pub fn service_with_config(&self, config: ServiceConfig) -> TicketService {
