@@ -252,39 +252,26 @@ pub const SWEEP_BACKOFF_CAP: Duration = Duration::from_secs(60);
 /// During an outage the pause doubles with every failed sweep in a row, up to
 /// [`SWEEP_BACKOFF_CAP`] ([`sweep_pause`]), so a database that is down or overloaded is not
 /// hammered, nor the log filled, every interval; the first success returns to `interval`.
-pub async fn sweep(
-    state: AppState,
-    interval: Duration,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
-    let mut failures = 0u32;
+pub async fn sweep(state: AppState, interval: Duration, stop: tokio::sync::watch::Receiver<bool>) {
     // The first sweep runs at once: orders may have lapsed while no server ran.
-    let mut pause = Duration::ZERO;
-    loop {
-        tokio::select! {
-            () = tokio::time::sleep(pause) => {}
-            _ = stop.changed() => return,
-        }
-        if *stop.borrow() {
-            return;
-        }
+    every_interval(interval, stop, "expiry sweep", || async {
+        let metrics = state.metrics();
         match state.tickets().expire_due().await {
             Ok(expired) => {
-                failures = 0;
-                state.metrics().sweeps.with_label_values(&["ok"]).inc();
-                state.metrics().expired_orders.inc_by(expired);
+                metrics.sweeps.with_label_values(&["ok"]).inc();
+                metrics.expired_orders.inc_by(expired);
                 if expired > 0 {
                     tracing::info!(expired, "expiry sweep freed seats");
                 }
+                Ok(())
             }
             Err(error) => {
-                failures = failures.saturating_add(1);
-                state.metrics().sweeps.with_label_values(&["error"]).inc();
-                tracing::warn!(%error, failures, retry_in = ?sweep_pause(interval, failures), "expiry sweep failed");
+                metrics.sweeps.with_label_values(&["error"]).inc();
+                Err(error)
             }
         }
-        pause = sweep_pause(interval, failures);
-    }
+    })
+    .await;
 }
 
 /// The pruning of history: every `interval`, delete the published outbox entries and the
@@ -296,8 +283,41 @@ pub async fn prune_history(
     pruner: HistoryPruner,
     closed: ClosedEventSweep,
     interval: Duration,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) {
+    every_interval(interval, stop, "pruning history", || async {
+        let pruned = pruner.prune_once().await?;
+        if pruned != Pruned::default() {
+            tracing::info!(
+                outbox_entries = pruned.outbox_entries,
+                idempotency_keys = pruned.idempotency_keys,
+                "pruned history older than the retention"
+            );
+        }
+        let events = closed.forget_closed_events().await?;
+        if events > 0 {
+            tracing::info!(
+                events,
+                "dropped the seat-lock state of events that are over"
+            );
+        }
+        Ok(())
+    })
+    .await;
+}
+
+/// Runs `round` at once and then every `interval` until `stop` turns true. After a failure the
+/// pause doubles with every failure in a row, up to [`SWEEP_BACKOFF_CAP`] ([`sweep_pause`]); the
+/// first success returns to `interval`.
+async fn every_interval<F, Fut>(
+    interval: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    what: &'static str,
+    mut round: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ticketing_core::Result<()>>,
+{
     let mut failures = 0u32;
     let mut pause = Duration::ZERO;
     loop {
@@ -308,33 +328,11 @@ pub async fn prune_history(
         if *stop.borrow() {
             return;
         }
-        let pruned = match pruner.prune_once().await {
-            Ok(pruned) => closed
-                .forget_closed_events()
-                .await
-                .map(|events| (pruned, events)),
-            Err(error) => Err(error),
-        };
-        match pruned {
-            Ok((pruned, events)) => {
-                if events > 0 {
-                    tracing::info!(
-                        events,
-                        "dropped the seat-lock state of events that are over"
-                    );
-                }
-                failures = 0;
-                if pruned != Pruned::default() {
-                    tracing::info!(
-                        outbox_entries = pruned.outbox_entries,
-                        idempotency_keys = pruned.idempotency_keys,
-                        "pruned history older than the retention"
-                    );
-                }
-            }
+        match round().await {
+            Ok(()) => failures = 0,
             Err(error) => {
                 failures = failures.saturating_add(1);
-                tracing::warn!(%error, failures, "pruning history failed");
+                tracing::warn!(%error, failures, retry_in = ?sweep_pause(interval, failures), "{what} failed");
             }
         }
         pause = sweep_pause(interval, failures);

@@ -57,7 +57,12 @@ impl TicketService {
                 refunded_at: None,
             };
             match self.record(order.as_ref(), &payment, decision).await? {
-                Recording::Done => return self.answer(&payment).await,
+                // A refusal left the order as it was read; a payment's answer is the order as
+                // it was read back to update the seat lock.
+                Recording::Done(paid) => {
+                    let now = if payment.outcome.paid() { paid } else { order };
+                    return answer(&payment, now.as_ref());
+                }
                 Recording::Replayed(stored) => return self.answer(&stored).await,
                 Recording::Stale => forced = None,
                 Recording::SeatsGone => forced = Some(PaymentOutcome::TooLate),
@@ -123,14 +128,14 @@ impl TicketService {
                 .await;
         };
         match recorded {
-            Ok(PaymentRecorded::Recorded) => {
-                if payment.outcome.paid()
-                    && let Some(order) = self.backends.tickets.order(payment.order).await?
-                {
-                    self.sync_lock(&order, TicketAction::Pay).await;
+            Ok(PaymentRecorded::Recorded) if payment.outcome.paid() => {
+                let paid = self.backends.tickets.order(payment.order).await?;
+                if let Some(order) = &paid {
+                    self.sync_lock(order, TicketAction::Pay).await;
                 }
-                Ok(Recording::Done)
+                Ok(Recording::Done(paid))
             }
+            Ok(PaymentRecorded::Recorded) => Ok(Recording::Done(None)),
             Ok(other) => {
                 if let Some(hold) = held {
                     release(hold).await;
@@ -159,17 +164,10 @@ impl TicketService {
         }
     }
 
-    /// The answer a ledger entry stands for: the order it paid, or its refusal.
+    /// The answer a stored ledger entry stands for, with its order as it is now.
     async fn answer(&self, payment: &Payment) -> Result<Order> {
         let order = self.backends.tickets.order(payment.order).await?;
-        match (payment.outcome.paid(), order) {
-            (true, Some(order)) => Ok(order),
-            (true, None) => Err(Error::internal(format!(
-                "payment {} paid order {}, which is gone",
-                payment.reference, payment.order
-            ))),
-            (false, order) => Err(refusal(payment, order.as_ref())),
-        }
+        answer(payment, order.as_ref())
     }
 
     /// The ledger entry of a provider's payment reference, if one was recorded.
@@ -196,10 +194,22 @@ impl TicketService {
     }
 }
 
+/// The answer a ledger entry stands for: `order` if it paid it, or its refusal.
+fn answer(payment: &Payment, order: Option<&Order>) -> Result<Order> {
+    match (payment.outcome.paid(), order) {
+        (true, Some(order)) => Ok(order.clone()),
+        (true, None) => Err(Error::internal(format!(
+            "payment {} paid order {}, which is gone",
+            payment.reference, payment.order
+        ))),
+        (false, order) => Err(refusal(payment, order)),
+    }
+}
+
 /// What recording one decision came to.
 enum Recording {
-    /// Written; the payment's own outcome is the answer.
-    Done,
+    /// Written; the payment's own outcome is the answer, with the order read back if it paid.
+    Done(Option<Order>),
     /// The reference was in the ledger already.
     Replayed(Payment),
     /// The order changed since the decision: decide again.

@@ -147,9 +147,7 @@ impl Fixture {
     /// The first instant the sweep expires `order` if it is still unpaid: its deadline plus the
     /// payment grace.
     pub fn sweep_due(&self, order: &Order) -> DateTime<Utc> {
-        order.expires_at
-            + TimeDelta::from_std(self.config.payment_grace.min(self.config.hold_grace))
-                .expect("grace fits")
+        order.expires_at + self.config.payment_grace()
     }
 
     /// A second ticket service over the same adapters but with its own clock, to race two
