@@ -431,6 +431,22 @@ async fn the_router_answers_within_the_document() {
             None,
             json_post("/demo/token", &json!({})),
         ),
+        // serde would read a struct from an array of its fields; the contract says object.
+        (
+            "demoToken",
+            StatusCode::BAD_REQUEST,
+            Some("INVALID_REQUEST"),
+            json_post("/demo/token", &json!([])),
+        ),
+        (
+            "purchase",
+            StatusCode::BAD_REQUEST,
+            Some("INVALID_REQUEST"),
+            customer_post(
+                "/api/tickets",
+                &json!([event, [seat("STALLS", "A", json!(6))]]),
+            ),
+        ),
         (
             "purchase",
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -12,7 +12,7 @@ use crate::app::AppState;
 use crate::contract::{self, MAX_WEBHOOK_ID_CHARS};
 use crate::dto::{OrderDto, PaymentWebhookDto, WebhookAnswerDto};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::header_text;
+use crate::extract::{header_text, require_json_object};
 use crate::webhook::SIGNATURE_HEADER;
 
 /// Set to `true` on the answer to a webhook id that was processed before.
@@ -85,6 +85,7 @@ pub async fn process_webhook(
 ) -> ApiResult<WebhookOutcome> {
     let now = state.backends().clock().now().timestamp();
     state.webhook_secret().verify(signature, body, now)?;
+    require_json_object(body, "webhook body")?;
     let payload: PaymentWebhookDto = serde_json::from_slice(body)
         .map_err(|e| ApiError::invalid(format!("invalid webhook body: {e}")))?;
     let id_chars = payload.id.chars().count();

@@ -304,6 +304,19 @@ pub async fn webhook_refusals(app: TestApp) {
     app.signed_webhook(signed_garbage, &sig)
         .await
         .expect(StatusCode::BAD_REQUEST, Some("INVALID_REQUEST"));
+    // The same fields as an array, in order: serde would read it; the contract says object.
+    let as_array = json!([
+        "evt_a",
+        order,
+        "pi_a",
+        bought.body["total"]["amountMinor"],
+        "EUR"
+    ])
+    .to_string();
+    let sig = secret.sign(now, as_array.as_bytes());
+    app.signed_webhook(as_array, &sig)
+        .await
+        .expect(StatusCode::BAD_REQUEST, Some("INVALID_REQUEST"));
     app.webhook("evt_z", &uuid::Uuid::now_v7().to_string(), "pi_z")
         .await
         .expect(StatusCode::NOT_FOUND, Some("NOT_FOUND"));
