@@ -15,6 +15,7 @@ use ticketing_bench::rejection::{self, CostProbes};
 use ticketing_bench::remote::{self, TargetConfig, TargetRatios, parse_target};
 use ticketing_bench::report::{self, RunMeta, RunReport};
 use ticketing_bench::scenario::{self, Buyer, Goods, LoadSpec, SeatChoice};
+use ticketing_bench::seat_map_readers::ReaderClient;
 use ticketing_bench::setup::{LockKind, RepoKind, Rig, RunDatabase, SaleKind, SetupSpec};
 use ticketing_bench::{BenchError, mysql_url, redis_url};
 use ticketing_core::service::{PurchaseRequest, Selection, ServiceConfig, TicketService};
@@ -154,6 +155,10 @@ struct Args {
     /// every second; 0: a tight loop).
     #[arg(long, default_value = "0", value_parser = parse_pause, requires = "seat_map_readers")]
     seat_map_pause: Duration,
+    /// How the seat-map readers ask: as a browser (gzip, and If-None-Match with the map they
+    /// hold) or plain (the whole JSON every time).
+    #[arg(long, value_enum, default_value_t = ReaderClient::Browser, requires = "seat_map_readers")]
+    seat_map_client: ReaderClient,
 }
 
 impl Args {
@@ -234,6 +239,7 @@ impl Args {
             raw_duration: Duration::from_secs(self.raw_seconds),
             seat_map_readers: self.seat_map_readers,
             seat_map_pause: self.seat_map_pause,
+            seat_map_client: self.seat_map_client,
         })
     }
 }

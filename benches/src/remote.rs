@@ -31,7 +31,7 @@ use crate::raw::{self, RawLimits};
 use crate::rejection::{self, CostProbes};
 use crate::report::{RunMeta, RunReport};
 use crate::scenario::{self, Attempt, Buyer, Goods, LoadSpec, RawResult};
-use crate::seat_map_readers::SeatMapReaders;
+use crate::seat_map_readers::{ReaderClient, SeatMapReaders};
 use crate::setup::{RunDatabase, SaleKind, sale_event, sale_zone, ticket_price};
 
 /// Checks a `--target` value and returns it as `http://host:port` (no trailing slash).
@@ -87,6 +87,8 @@ pub struct TargetConfig {
     pub raw_duration: Duration,
     /// Clients reading the seat map in a loop during the main phase (0: none).
     pub seat_map_readers: usize,
+    /// How those clients ask for the map.
+    pub seat_map_client: ReaderClient,
     /// How long each of those clients waits between two reads (zero: none).
     pub seat_map_pause: Duration,
 }
@@ -448,6 +450,7 @@ pub async fn run(config: &TargetConfig) -> Result<TargetOutcome, BenchError> {
             &config.targets,
             sale.event,
             config.seat_map_readers,
+            config.seat_map_client,
             config.seat_map_pause,
             config.request_timeout,
         )

@@ -418,9 +418,9 @@ pub fn table(runs: &[RunReport]) -> String {
     }
     if runs.iter().any(|r| r.seat_map_readers.is_some()) {
         row(
-            "seat-map readers / maps read/s",
+            "seat-map readers / reads/s",
             &|r| match &r.seat_map_readers {
-                Some(s) => format!("{} / {:.0}", s.readers, s.maps_per_s),
+                Some(s) => format!("{} / {:.0}", s.readers, s.reads_per_s),
                 None => "–".into(),
             },
         );

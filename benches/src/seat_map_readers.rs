@@ -1,29 +1,63 @@
 //! `--seat-map-readers N`: clients that read the event's seat map in a loop while the sale runs,
 //! as a crowd refreshing the map would, so a run shows what they cost the buyers.
+//!
+//! By default a reader asks as a browser does (`--seat-map-client browser`): it accepts gzip and
+//! sends the ETag of the map it holds, so an unchanged map costs a `304`. `plain` asks for the
+//! whole JSON every time, the worst case a scraper can make.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use clap::ValueEnum;
 use serde::Serialize;
 use ticketing_core::domain::EventId;
 use tokio::task::JoinHandle;
 
 use crate::client::HttpClient;
 
+/// How a reader asks for the map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReaderClient {
+    /// `Accept-Encoding: gzip` and `If-None-Match` with the last ETag, as a browser refreshing
+    /// the map does.
+    #[default]
+    Browser,
+    /// The whole JSON every time.
+    Plain,
+}
+
+impl ReaderClient {
+    /// The request headers for a reader holding the map tagged `etag`.
+    fn headers(self, etag: Option<&str>) -> Vec<(&'static str, &str)> {
+        match (self, etag) {
+            (ReaderClient::Plain, _) => Vec::new(),
+            (ReaderClient::Browser, None) => vec![("accept-encoding", "gzip")],
+            (ReaderClient::Browser, Some(etag)) => {
+                vec![("accept-encoding", "gzip"), ("if-none-match", etag)]
+            }
+        }
+    }
+}
+
 /// What the readers did.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct ReaderStats {
     /// Reader tasks.
     pub readers: usize,
+    /// How they asked.
+    pub client: ReaderClient,
     /// Seat maps read (200 OK).
     pub maps: u64,
+    /// Reads answered `304 Not Modified` (the reader's map was still the map).
+    pub not_modified: u64,
     /// Reads that failed (an error status or no answer).
     pub failures: u64,
-    /// Maps read per second while the readers ran.
-    pub maps_per_s: f64,
-    /// Bytes of the maps read, on average.
+    /// Reads (200 and 304) per second while the readers ran.
+    pub reads_per_s: f64,
+    /// Body bytes of the maps read (200), on average, as sent (gzipped for `browser`).
     pub mean_map_bytes: f64,
 }
 
@@ -31,8 +65,14 @@ impl ReaderStats {
     /// One line for the terminal.
     pub fn describe(&self) -> String {
         format!(
-            "seat-map readers: {} tasks read {} maps ({:.0}/s, {:.0} bytes each), {} failed",
-            self.readers, self.maps, self.maps_per_s, self.mean_map_bytes, self.failures
+            "seat-map readers ({:?}): {} tasks, {:.0} reads/s: {} maps ({:.0} bytes each), {} not modified, {} failed",
+            self.client,
+            self.readers,
+            self.reads_per_s,
+            self.maps,
+            self.mean_map_bytes,
+            self.not_modified,
+            self.failures
         )
     }
 }
@@ -40,6 +80,7 @@ impl ReaderStats {
 /// Readers running until [`SeatMapReaders::stop`].
 pub struct SeatMapReaders {
     readers: usize,
+    client: ReaderClient,
     stop: Arc<AtomicBool>,
     counts: Arc<Counts>,
     started: Instant,
@@ -49,18 +90,21 @@ pub struct SeatMapReaders {
 #[derive(Default)]
 struct Counts {
     maps: AtomicU64,
+    not_modified: AtomicU64,
     failures: AtomicU64,
     bytes: AtomicU64,
 }
 
 impl SeatMapReaders {
     /// Starts `readers` tasks, reader `i` reading `GET /api/events/{event}/seats` from server
-    /// `i % targets.len()` in a loop, waiting `pause` after each read (zero: at once), over a
-    /// client of their own (one connection each, so they do not take the buyers' connections).
+    /// `i % targets.len()` in a loop as `client` asks, waiting `pause` after each read (zero: at
+    /// once), over an HTTP client of their own (one connection each, so they do not take the
+    /// buyers' connections).
     pub fn start(
         targets: &[String],
         event: EventId,
         readers: usize,
+        client_kind: ReaderClient,
         pause: Duration,
         timeout: Duration,
     ) -> Self {
@@ -72,12 +116,25 @@ impl SeatMapReaders {
                 let url = format!("{}/api/events/{event}/seats", targets[i % targets.len()]);
                 let (client, stop, counts) = (client.clone(), stop.clone(), counts.clone());
                 tokio::spawn(async move {
+                    let mut etag: Option<String> = None;
                     while !stop.load(Ordering::Relaxed) {
-                        match client.get(&url).await {
+                        let headers = client_kind.headers(etag.as_deref());
+                        match client.get_with(&url, &headers).await {
                             Ok(answer) if answer.status == StatusCode::OK => {
                                 counts.maps.fetch_add(1, Ordering::Relaxed);
                                 let bytes = answer.body.len() as u64;
                                 counts.bytes.fetch_add(bytes, Ordering::Relaxed);
+                                etag = answer
+                                    .headers
+                                    .get(header::ETAG)
+                                    .and_then(|tag| tag.to_str().ok())
+                                    .map(str::to_owned);
+                                if !pause.is_zero() {
+                                    tokio::time::sleep(pause).await;
+                                }
+                            }
+                            Ok(answer) if answer.status == StatusCode::NOT_MODIFIED => {
+                                counts.not_modified.fetch_add(1, Ordering::Relaxed);
                                 if !pause.is_zero() {
                                     tokio::time::sleep(pause).await;
                                 }
@@ -93,6 +150,7 @@ impl SeatMapReaders {
             .collect();
         Self {
             readers,
+            client: client_kind,
             stop,
             counts,
             started: Instant::now(),
@@ -108,11 +166,14 @@ impl SeatMapReaders {
             let _ = task.await;
         }
         let maps = self.counts.maps.load(Ordering::Relaxed);
+        let not_modified = self.counts.not_modified.load(Ordering::Relaxed);
         ReaderStats {
             readers: self.readers,
+            client: self.client,
             maps,
+            not_modified,
             failures: self.counts.failures.load(Ordering::Relaxed),
-            maps_per_s: maps as f64 / elapsed,
+            reads_per_s: (maps + not_modified) as f64 / elapsed,
             mean_map_bytes: self.counts.bytes.load(Ordering::Relaxed) as f64 / (maps.max(1) as f64),
         }
     }

@@ -10,6 +10,7 @@ use ticketing_bench::client::{HttpClient, RequestError};
 use ticketing_bench::http::InProcessServer;
 use ticketing_bench::remote::{self, TargetConfig, TargetOutcome};
 use ticketing_bench::scenario::{LoadSpec, SeatChoice};
+use ticketing_bench::seat_map_readers::ReaderClient;
 use ticketing_bench::setup::{RunDatabase, SaleKind};
 use ticketing_core::service::Backends;
 use ticketing_sqlx::{MySqlCatalog, MySqlSeatLock, MySqlTicketRepository};
@@ -45,6 +46,7 @@ fn config(servers: &[&InProcessServer], sale: SaleKind, load: LoadSpec) -> Targe
         raw_duration: Duration::ZERO,
         seat_map_readers: 0,
         seat_map_pause: Duration::ZERO,
+        seat_map_client: ReaderClient::Browser,
     }
 }
 

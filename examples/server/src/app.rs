@@ -95,7 +95,7 @@ impl AppState {
             metrics,
             webhooks: WebhookLog::default(),
             purchases: PurchaseLimiter::new(config.purchase_rate),
-            seat_map_bodies: SeatMapBodies::default(),
+            seat_map_bodies: SeatMapBodies::new(config.service.seat_map_max_age),
             config,
         }))
     }

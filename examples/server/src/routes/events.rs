@@ -1,10 +1,9 @@
 //! Read routes of events and venues: details, sold count, revenue, seat map.
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use ticketing_core::domain::{EventId, VenueId, ZoneCode};
 
 use crate::app::AppState;
@@ -117,9 +116,13 @@ pub async fn revenue(
 /// (`--seat-map-max-age`): a crowd of readers costs the seat lock one read per period.
 #[utoipa::path(
     get, path = "/api/events/{eventId}/seats", tag = "events", operation_id = "getSeatMap",
-    params(("eventId" = uuid::Uuid, Path, description = "Event id", example = "01936a6e-70aa-7cde-8a11-5b6c7d8e9f00")),
+    params(
+        ("eventId" = uuid::Uuid, Path, description = "Event id", example = "01936a6e-70aa-7cde-8a11-5b6c7d8e9f00"),
+        ("If-None-Match" = Option<String>, Header, description = "The ETag of a map the client holds: 304 if it is still the map"),
+    ),
     responses(
-        (status = 200, description = "The seat map", body = SeatMapDto),
+        (status = 200, description = "The seat map", body = SeatMapDto, headers(("ETag" = String, description = "The map's entity tag, for If-None-Match"), ("Cache-Control" = String, description = "How long the map may be reused: max-age in seconds, or no-cache"))),
+        (status = 304, description = "Not modified: the request's If-None-Match names the map's ETag (no body)", headers(("ETag" = String, description = "The map's entity tag, for If-None-Match"), ("Cache-Control" = String, description = "How long the map may be reused: max-age in seconds, or no-cache"))),
         (status = 400, description = "INVALID_REQUEST: the id is not a hyphenated UUID", body = ErrorBody),
         (status = 404, description = "NOT_FOUND: no such event", body = ErrorBody),
         (status = 500, description = "INTERNAL: a bug, broken stored data, or a backend failure that retrying will not cure (no retry)", body = ErrorBody),
@@ -130,10 +133,11 @@ pub async fn revenue(
 pub async fn seat_map(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
+    headers: HeaderMap,
 ) -> ApiResult<Response> {
     let id: EventId = parse_id(&id)?;
     let map = state.queries().seat_map(id).await?;
-    Ok(json_body(state.seat_map_bodies().body((id, None), &map)))
+    Ok(state.seat_map_bodies().answer((id, None), &map, &headers))
 }
 
 /// The seat map of one priced zone, reading only that zone: `seated` holds the zone's rows, or
@@ -143,9 +147,11 @@ pub async fn seat_map(
     params(
         ("eventId" = uuid::Uuid, Path, description = "Event id", example = "01936a6e-70aa-7cde-8a11-5b6c7d8e9f00"),
         ("zone" = String, Path, description = "Zone code", example = "STALLS", min_length = 1, max_length = 32, pattern = "^[A-Za-z0-9_.@+-]+$"),
+        ("If-None-Match" = Option<String>, Header, description = "The ETag of a map the client holds: 304 if it is still the map"),
     ),
     responses(
-        (status = 200, description = "The zone's seat map", body = SeatMapDto),
+        (status = 200, description = "The zone's seat map", body = SeatMapDto, headers(("ETag" = String, description = "The map's entity tag, for If-None-Match"), ("Cache-Control" = String, description = "How long the map may be reused: max-age in seconds, or no-cache"))),
+        (status = 304, description = "Not modified: the request's If-None-Match names the map's ETag (no body)", headers(("ETag" = String, description = "The map's entity tag, for If-None-Match"), ("Cache-Control" = String, description = "How long the map may be reused: max-age in seconds, or no-cache"))),
         (status = 400, description = "INVALID_REQUEST: the id is not a hyphenated UUID, or the zone code is malformed", body = ErrorBody),
         (status = 404, description = "NOT_FOUND: no such event, or the event does not sell this zone", body = ErrorBody),
         (status = 500, description = "INTERNAL: a bug, broken stored data, or a backend failure that retrying will not cure (no retry)", body = ErrorBody),
@@ -156,16 +162,12 @@ pub async fn seat_map(
 pub async fn zone_seat_map(
     State(state): State<AppState>,
     ApiPath((id, zone)): ApiPath<(String, String)>,
+    headers: HeaderMap,
 ) -> ApiResult<Response> {
     let id: EventId = parse_id(&id)?;
     let zone: ZoneCode = parse(&zone)?;
     let map = state.queries().zone_seat_map(id, &zone).await?;
-    Ok(json_body(
-        state.seat_map_bodies().body((id, Some(zone)), &map),
-    ))
-}
-
-/// A `200` answer with a JSON body serialised before.
-fn json_body(body: Bytes) -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+    Ok(state
+        .seat_map_bodies()
+        .answer((id, Some(zone)), &map, &headers))
 }

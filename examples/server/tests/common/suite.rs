@@ -618,6 +618,51 @@ pub async fn seat_maps_are_ranges_and_one_zone_at_a_time(app: TestApp) {
         .expect(StatusCode::BAD_REQUEST, Some("INVALID_REQUEST"));
 }
 
+/// A client that holds the current map gets `304` for its ETag, and the map again once a seat
+/// changes; a client that accepts gzip gets the same map gzipped.
+pub async fn seat_map_revalidates_with_its_etag(app: TestApp) {
+    let path = format!("/api/events/{}/seats", app.demo.event);
+    let first = app.get(&path).await;
+    first.expect(StatusCode::OK, None);
+    let etag = first.headers["etag"].to_str().unwrap().to_owned();
+    let unchanged = app
+        .call(Method::GET, &path, None, &[("if-none-match", &etag)])
+        .await;
+    assert_eq!(unchanged.status, StatusCode::NOT_MODIFIED);
+    assert!(unchanged.raw.is_empty(), "a 304 has no body");
+    assert_eq!(unchanged.headers["etag"], etag.as_str());
+
+    app.buy("alice", &["STALLS:B:4"])
+        .await
+        .expect(StatusCode::CREATED, None);
+    let changed = app
+        .call(Method::GET, &path, None, &[("if-none-match", &etag)])
+        .await;
+    changed.expect(StatusCode::OK, None);
+    assert_ne!(
+        changed.headers["etag"],
+        etag.as_str(),
+        "a held seat is a new map"
+    );
+    assert_ne!(changed.body, first.body);
+
+    let zipped = app
+        .call(Method::GET, &path, None, &[("accept-encoding", "gzip, br")])
+        .await;
+    assert_eq!(zipped.status, StatusCode::OK);
+    assert_eq!(zipped.headers["content-encoding"], "gzip");
+    let mut unzipped = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::GzDecoder::new(&zipped.raw[..]),
+        &mut unzipped,
+    )
+    .unwrap();
+    assert_eq!(
+        serde_json::from_slice::<Value>(&unzipped).unwrap(),
+        changed.body
+    );
+}
+
 /// A new venue keeps within the server's caps: more rows per zone or seats per row than the
 /// document allows is 400, more seats in the venue than its cap 422; each names the cap.
 pub async fn venues_keep_within_the_caps(app: TestApp) {
@@ -1038,6 +1083,7 @@ macro_rules! http_suite {
             sweep_expires_unpaid_orders,
             admin_routes,
             seat_maps_are_ranges_and_one_zone_at_a_time,
+            seat_map_revalidates_with_its_etag,
             venues_keep_within_the_caps,
             malformed_requests_are_4xx_json,
             request_ids,
