@@ -65,6 +65,7 @@ impl InProcessServer {
                     &TokenRules::default(),
                 )?,
                 purchase_rate: PurchaseRate::default(),
+                seat_map_reads: None,
                 service: ServiceConfig::default(),
             },
         );

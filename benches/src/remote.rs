@@ -445,8 +445,8 @@ pub async fn run(config: &TargetConfig) -> Result<TargetOutcome, BenchError> {
         config.sale.name(),
         config.targets.len()
     );
-    let readers = (config.seat_map_readers > 0).then(|| {
-        SeatMapReaders::start(
+    let readers = if config.seat_map_readers > 0 {
+        let readers = SeatMapReaders::start(
             &config.targets,
             sale.event,
             config.seat_map_readers,
@@ -454,7 +454,11 @@ pub async fn run(config: &TargetConfig) -> Result<TargetOutcome, BenchError> {
             config.seat_map_pause,
             config.request_timeout,
         )
-    });
+        .map_err(|e| format!("starting the seat-map readers' thread: {e}"))?;
+        Some(readers)
+    } else {
+        None
+    };
     let raw = scenario::run(&buyers, sale.event, &sale.goods, &config.load).await;
     let readers = match readers {
         Some(readers) => Some(readers.stop().await),

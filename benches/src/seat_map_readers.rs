@@ -78,13 +78,18 @@ impl ReaderStats {
 }
 
 /// Readers running until [`SeatMapReaders::stop`].
+///
+/// They run on a Tokio runtime of their own, in a thread of their own: on the buyers' runtime
+/// 200 readers in a tight loop queued ahead of the buyers' tasks, so the load generator itself
+/// added to the buyers' latency what the server did not. Separate threads share the cores the
+/// way separate clients would, through the operating system's scheduler.
 pub struct SeatMapReaders {
     readers: usize,
     client: ReaderClient,
     stop: Arc<AtomicBool>,
     counts: Arc<Counts>,
     started: Instant,
-    tasks: Vec<JoinHandle<()>>,
+    thread: std::thread::JoinHandle<()>,
 }
 
 #[derive(Default)]
@@ -107,64 +112,47 @@ impl SeatMapReaders {
         client_kind: ReaderClient,
         pause: Duration,
         timeout: Duration,
-    ) -> Self {
-        let client = HttpClient::new(readers, timeout);
+    ) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let counts = Arc::new(Counts::default());
-        let tasks = (0..readers)
-            .map(|i| {
-                let url = format!("{}/api/events/{event}/seats", targets[i % targets.len()]);
-                let (client, stop, counts) = (client.clone(), stop.clone(), counts.clone());
-                tokio::spawn(async move {
-                    let mut etag: Option<String> = None;
-                    while !stop.load(Ordering::Relaxed) {
-                        let headers = client_kind.headers(etag.as_deref());
-                        match client.get_with(&url, &headers).await {
-                            Ok(answer) if answer.status == StatusCode::OK => {
-                                counts.maps.fetch_add(1, Ordering::Relaxed);
-                                let bytes = answer.body.len() as u64;
-                                counts.bytes.fetch_add(bytes, Ordering::Relaxed);
-                                etag = answer
-                                    .headers
-                                    .get(header::ETAG)
-                                    .and_then(|tag| tag.to_str().ok())
-                                    .map(str::to_owned);
-                                if !pause.is_zero() {
-                                    tokio::time::sleep(pause).await;
-                                }
-                            }
-                            Ok(answer) if answer.status == StatusCode::NOT_MODIFIED => {
-                                counts.not_modified.fetch_add(1, Ordering::Relaxed);
-                                if !pause.is_zero() {
-                                    tokio::time::sleep(pause).await;
-                                }
-                            }
-                            _ => {
-                                counts.failures.fetch_add(1, Ordering::Relaxed);
-                                tokio::time::sleep(Duration::from_millis(10)).await;
-                            }
-                        }
-                    }
-                })
-            })
+        let urls: Vec<String> = (0..readers)
+            .map(|i| format!("{}/api/events/{event}/seats", targets[i % targets.len()]))
             .collect();
-        Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("seat-map-reader")
+            .enable_all()
+            .build()?;
+        let (thread_stop, thread_counts) = (stop.clone(), counts.clone());
+        let thread = std::thread::Builder::new()
+            .name("seat-map-readers".into())
+            .spawn(move || {
+                runtime.block_on(read_until_stopped(
+                    urls,
+                    client_kind,
+                    pause,
+                    timeout,
+                    thread_stop,
+                    thread_counts,
+                ))
+            })?;
+        Ok(Self {
             readers,
             client: client_kind,
             stop,
             counts,
             started: Instant::now(),
-            tasks,
-        }
+            thread,
+        })
     }
 
     /// Stops the readers (each finishes its read) and counts what they did.
     pub async fn stop(self) -> ReaderStats {
         self.stop.store(true, Ordering::Relaxed);
         let elapsed = self.started.elapsed().as_secs_f64().max(1e-9);
-        for task in self.tasks {
-            let _ = task.await;
-        }
+        let thread = self.thread;
+        // A reader that panicked has counted what it read; the counts stand either way.
+        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         let maps = self.counts.maps.load(Ordering::Relaxed);
         let not_modified = self.counts.not_modified.load(Ordering::Relaxed);
         ReaderStats {
@@ -175,6 +163,73 @@ impl SeatMapReaders {
             failures: self.counts.failures.load(Ordering::Relaxed),
             reads_per_s: (maps + not_modified) as f64 / elapsed,
             mean_map_bytes: self.counts.bytes.load(Ordering::Relaxed) as f64 / (maps.max(1) as f64),
+        }
+    }
+}
+
+/// One task per URL reading it in a loop until `stop`.
+async fn read_until_stopped(
+    urls: Vec<String>,
+    client_kind: ReaderClient,
+    pause: Duration,
+    timeout: Duration,
+    stop: Arc<AtomicBool>,
+    counts: Arc<Counts>,
+) {
+    let client = HttpClient::new(urls.len(), timeout);
+    let tasks: Vec<JoinHandle<()>> = urls
+        .into_iter()
+        .map(|url| {
+            let (client, stop, counts) = (client.clone(), stop.clone(), counts.clone());
+            tokio::spawn(read_in_a_loop(
+                url,
+                client,
+                client_kind,
+                pause,
+                stop,
+                counts,
+            ))
+        })
+        .collect();
+    for task in tasks {
+        let _ = task.await;
+    }
+}
+
+/// One reader: reads `url`, counts the answer, keeps the map's ETag, waits `pause`.
+async fn read_in_a_loop(
+    url: String,
+    client: HttpClient,
+    client_kind: ReaderClient,
+    pause: Duration,
+    stop: Arc<AtomicBool>,
+    counts: Arc<Counts>,
+) {
+    let mut etag: Option<String> = None;
+    while !stop.load(Ordering::Relaxed) {
+        let headers = client_kind.headers(etag.as_deref());
+        match client.get_with(&url, &headers).await {
+            Ok(answer) if answer.status == StatusCode::OK => {
+                counts.maps.fetch_add(1, Ordering::Relaxed);
+                let bytes = answer.body.len() as u64;
+                counts.bytes.fetch_add(bytes, Ordering::Relaxed);
+                etag = answer
+                    .headers
+                    .get(header::ETAG)
+                    .and_then(|tag| tag.to_str().ok())
+                    .map(str::to_owned);
+            }
+            Ok(answer) if answer.status == StatusCode::NOT_MODIFIED => {
+                counts.not_modified.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => {
+                counts.failures.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        }
+        if !pause.is_zero() {
+            tokio::time::sleep(pause).await;
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The application state and the router with its layers.
 
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +28,7 @@ use crate::middleware::{REQUEST_ID, drop_odd_request_id, no_route, observe, requ
 use crate::rate_limit::{PurchaseLimiter, PurchaseRate};
 use crate::routes;
 use crate::seat_map_bodies::SeatMapBodies;
+use crate::seat_map_pacing::SeatMapPacer;
 use crate::webhook::{WebhookLog, WebhookSecret};
 
 /// Largest request body accepted, in bytes.
@@ -48,6 +50,10 @@ pub struct AppConfig {
     pub customers: CustomerAuth,
     /// The per-customer rate limit on purchases.
     pub purchase_rate: PurchaseRate,
+    /// Seat-map reads a second over the whole server, an answer counting once per
+    /// [`READ_UNIT`](crate::seat_map_pacing::READ_UNIT) bytes; reads beyond wait their turn
+    /// (`None`: no pace).
+    pub seat_map_reads: Option<NonZeroU32>,
     /// Tuning of the core services.
     pub service: ServiceConfig,
 }
@@ -74,6 +80,7 @@ struct Inner {
     webhooks: WebhookLog,
     purchases: PurchaseLimiter,
     seat_map_bodies: SeatMapBodies,
+    seat_map_pacer: SeatMapPacer,
     config: AppConfig,
 }
 
@@ -96,6 +103,7 @@ impl AppState {
             webhooks: WebhookLog::default(),
             purchases: PurchaseLimiter::new(config.purchase_rate),
             seat_map_bodies: SeatMapBodies::new(config.service.seat_map_max_age),
+            seat_map_pacer: SeatMapPacer::new(config.seat_map_reads),
             config,
         }))
     }
@@ -135,6 +143,10 @@ impl AppState {
     /// The serialised seat maps.
     pub fn seat_map_bodies(&self) -> &SeatMapBodies {
         &self.0.seat_map_bodies
+    }
+    /// The pace of seat-map reads.
+    pub fn seat_map_pacer(&self) -> &SeatMapPacer {
+        &self.0.seat_map_pacer
     }
     /// The size caps of new venues.
     pub fn venue_limits(&self) -> &VenueLimits {

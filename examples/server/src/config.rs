@@ -175,6 +175,16 @@ pub struct Args {
     #[arg(long, env = "TICKETING_SEAT_MAP_MAX_AGE", default_value = "1s", value_parser = parse_max_age)]
     pub seat_map_max_age: Duration,
 
+    /// Seat-map reads a second over the whole server, an answer counting once per 16 KiB; reads
+    /// beyond wait their turn, so readers in a tight loop cannot take the buyers' CPU (`0`: no
+    /// pace).
+    #[arg(
+        long,
+        env = "TICKETING_SEAT_MAP_READS_PER_SECOND",
+        default_value_t = 2_000
+    )]
+    pub seat_map_reads_per_second: u32,
+
     /// Most numbered seats in a new venue (a seat map's cost grows with it).
     #[arg(long, env = "TICKETING_MAX_VENUE_SEATS", default_value_t = VenueLimits::default().max_seats, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_venue_seats: u32,
@@ -233,6 +243,11 @@ impl Args {
     /// only, where nothing real can be paid for.
     pub fn demo_payments(&self) -> bool {
         self.demo_mode() && self.database_url.is_none() && self.redis_url.is_none()
+    }
+
+    /// The pace of seat-map reads these flags set (`None`: none).
+    pub fn seat_map_reads(&self) -> Option<NonZeroU32> {
+        NonZeroU32::new(self.seat_map_reads_per_second)
     }
 
     /// The per-customer purchase rate limit these flags set.
@@ -553,6 +568,10 @@ mod tests {
             }
         );
         assert!(Args::try_parse_from(["ticketing-server", "--max-seats-per-row", "0"]).is_err());
+        let paced = Args::parse_from(["ticketing-server"]).seat_map_reads();
+        assert_eq!(paced, NonZeroU32::new(2_000));
+        let unpaced = Args::parse_from(["ticketing-server", "--seat-map-reads-per-second", "0"]);
+        assert_eq!(unpaced.seat_map_reads(), None);
     }
 
     #[test]

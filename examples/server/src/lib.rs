@@ -23,6 +23,7 @@ pub mod openapi;
 pub mod rate_limit;
 pub mod routes;
 pub mod seat_map_bodies;
+pub mod seat_map_pacing;
 pub mod webhook;
 
 use std::future::Future;
@@ -86,6 +87,7 @@ pub async fn run(
             demo_payments: args.demo_payments(),
             customers,
             purchase_rate: args.purchase_rate(),
+            seat_map_reads: args.seat_map_reads(),
             service,
         },
     );

@@ -1,6 +1,7 @@
 //! Read routes of events and venues: details, sold count, revenue, seat map.
 
 use axum::Json;
+use axum::body::HttpBody;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -137,7 +138,8 @@ pub async fn seat_map(
 ) -> ApiResult<Response> {
     let id: EventId = parse_id(&id)?;
     let map = state.queries().seat_map(id).await?;
-    Ok(state.seat_map_bodies().answer((id, None), &map, &headers))
+    let answer = state.seat_map_bodies().answer((id, None), &map, &headers);
+    Ok(paced(&state, answer).await)
 }
 
 /// The seat map of one priced zone, reading only that zone: `seated` holds the zone's rows, or
@@ -167,7 +169,15 @@ pub async fn zone_seat_map(
     let id: EventId = parse_id(&id)?;
     let zone: ZoneCode = parse(&zone)?;
     let map = state.queries().zone_seat_map(id, &zone).await?;
-    Ok(state
+    let answer = state
         .seat_map_bodies()
-        .answer((id, Some(zone)), &map, &headers))
+        .answer((id, Some(zone)), &map, &headers);
+    Ok(paced(&state, answer).await)
+}
+
+/// `answer` once the server's pace of seat-map reads allows its size.
+async fn paced(state: &AppState, answer: Response) -> Response {
+    let bytes = answer.body().size_hint().exact().unwrap_or(0);
+    state.seat_map_pacer().wait_turn(bytes).await;
+    answer
 }

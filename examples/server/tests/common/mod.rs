@@ -174,6 +174,7 @@ impl TestApp {
                 demo_payments: true,
                 customers,
                 purchase_rate,
+                seat_map_reads: None,
                 service: ServiceConfig::default(),
             },
         );
