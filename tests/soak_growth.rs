@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::TimeDelta;
-use sqlx::{MySqlPool, Row as _};
+use ticketing_bench::growth::{Sizes, measure};
 use ticketing_core::domain::{
     Currency, CustomerId, EventSpec, IdempotencyKey, Money, PaymentNotice, PaymentRef, Row,
     SeatRef, Zone, ZoneCode, ZoneKind,
@@ -26,7 +26,6 @@ use ticketing_core::service::{
     PurchaseRequest, RelayConfig, RetentionConfig, SeatLockSync, Selection, ServiceConfig,
     TicketService,
 };
-use ticketing_redis::redis;
 use ticketing_redis::testing::{PrivateRedis, connect};
 use ticketing_redis::{
     ProjectionConfig, RedisEventSink, RedisEventSinkConfig, RedisProjection, RedisSeatLock,
@@ -36,83 +35,11 @@ use ticketing_sqlx::testing::TestDatabase;
 use ticketing_sqlx::{MySqlCatalog, MySqlTicketRepository};
 
 const PREFIX: &str = "soak:";
-const TABLES: [&str; 4] = ["outbox", "idempotency_keys", "orders", "tickets"];
-
 fn env_u32(name: &str, default: u32) -> u32 {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// One round's measurements.
-#[derive(Debug, Clone, Copy)]
-struct Sizes {
-    used_memory: u64,
-    redis_keys: u64,
-    /// Keys of the seat lock (`{ev:<id>}`); the rest are the stream and the projection's read
-    /// model, two hashes per event (sales totals: data, like the orders).
-    lock_keys: u64,
-    stream_len: u64,
-    /// (rows, data + index bytes) per table of [`TABLES`].
-    tables: [(i64, i64); 4],
-}
-
-async fn measure(pool: &MySqlPool, redis: &mut redis::aio::ConnectionManager) -> Sizes {
-    let info: String = redis::cmd("INFO")
-        .arg("memory")
-        .query_async(redis)
-        .await
-        .unwrap();
-    let used_memory = info
-        .lines()
-        .find_map(|l| l.strip_prefix("used_memory:"))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("used_memory");
-    let redis_keys: u64 = redis::cmd("DBSIZE").query_async(redis).await.unwrap();
-    let lock_keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{PREFIX}{{ev:*"))
-        .query_async(redis)
-        .await
-        .unwrap();
-    let lock_keys = lock_keys.len() as u64;
-    let stream_len: u64 = redis::cmd("XLEN")
-        .arg(format!("{PREFIX}{{events}}:stream"))
-        .query_async(redis)
-        .await
-        .unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "ANALYZE TABLE {}",
-        TABLES.join(", ")
-    )))
-    .fetch_all(pool)
-    .await
-    .unwrap();
-    let mut tables = [(0, 0); 4];
-    for (i, table) in TABLES.iter().enumerate() {
-        let rows: i64 =
-            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
-                .fetch_one(pool)
-                .await
-                .unwrap();
-        let bytes = sqlx::query(
-            "SELECT CAST(data_length + index_length AS SIGNED) AS b FROM information_schema.TABLES \
-             WHERE table_schema = DATABASE() AND table_name = ?",
-        )
-        .bind(*table)
-        .fetch_one(pool)
-        .await
-        .unwrap()
-        .get::<i64, _>("b");
-        tables[i] = (rows, bytes);
-    }
-    Sizes {
-        used_memory,
-        redis_keys,
-        lock_keys,
-        stream_len,
-        tables,
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -210,9 +137,7 @@ async fn pruned_stores_level_off_under_a_steady_sale() {
     let eur = Currency::new("EUR").unwrap();
     let started = Instant::now();
     let mut history: Vec<Sizes> = Vec::new();
-    println!(
-        "round | redis used_memory | keys (lock) | stream | outbox rows/bytes | idempotency rows/bytes | orders rows/bytes | tickets rows/bytes"
-    );
+    println!("round | {}", Sizes::header());
     for round in 0..rounds {
         let now = backends.clock().now();
         let event = catalog
@@ -283,23 +208,8 @@ async fn pruned_stores_level_off_under_a_steady_sale() {
             pruner.prune_once().await.expect("prune");
             closed.forget_closed_events().await.expect("forget");
         }
-        let sizes = measure(&pool, &mut redis).await;
-        let t = sizes.tables;
-        println!(
-            "{round:>5} | {:>17} | {:>4} ({:>2}) | {:>6} | {:>6} / {:>9} | {:>6} / {:>9} | {:>6} / {:>9} | {:>6} / {:>9}",
-            sizes.used_memory,
-            sizes.redis_keys,
-            sizes.lock_keys,
-            sizes.stream_len,
-            t[0].0,
-            t[0].1,
-            t[1].0,
-            t[1].1,
-            t[2].0,
-            t[2].1,
-            t[3].0,
-            t[3].1
-        );
+        let sizes = measure(&pool, &mut redis, PREFIX).await.expect("measure");
+        println!("{round:>5} | {}", sizes.row());
         history.push(sizes);
     }
     println!(

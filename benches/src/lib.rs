@@ -14,6 +14,7 @@
 pub mod audit;
 pub mod client;
 pub mod counting;
+pub mod growth;
 pub mod http;
 pub mod raw;
 pub mod rejection;
