@@ -178,13 +178,13 @@ impl HttpBuyer {
     /// else a failure.
     pub async fn buy(&self, request: &PurchaseRequest) -> Attempt {
         let authorization = self.authorization(&request.customer);
+        let mut headers = vec![("authorization", authorization.as_str())];
+        if let Some(key) = &request.idempotency_key {
+            headers.push(("idempotency-key", key.as_str()));
+        }
         let answer = match self
             .client
-            .post_json(
-                &self.tickets_url,
-                &[("authorization", &authorization)],
-                &purchase_body(request),
-            )
+            .post_json(&self.tickets_url, &headers, &purchase_body(request))
             .await
         {
             Ok(answer) => answer,

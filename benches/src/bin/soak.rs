@@ -60,7 +60,7 @@ struct Args {
     #[arg(long, default_value_t = 64)]
     concurrency: u32,
     /// How long after its round starts an event's sale closes.
-    #[arg(long, default_value = "5", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value = "20", value_parser = clap::value_parser!(u32).range(1..))]
     sale_seconds: u32,
 }
 
@@ -70,6 +70,16 @@ struct Round {
     bought: AtomicU64,
     paid: AtomicU64,
     failed: AtomicU64,
+    /// Why the first failure failed.
+    first_failure: std::sync::Mutex<Option<String>>,
+}
+
+impl Round {
+    fn failed(&self, why: String) {
+        self.failed.fetch_add(1, Ordering::Relaxed);
+        let mut first = self.first_failure.lock().unwrap_or_else(|e| e.into_inner());
+        first.get_or_insert(why);
+    }
 }
 
 #[tokio::main]
@@ -109,6 +119,14 @@ async fn main() -> Result<(), BenchError> {
         // Past the sale's end, hold time and payment grace: the server's sweep expires the
         // unpaid orders and its pruning runs on its own intervals.
         let sizes = measure(&pool, &mut redis, &args.redis_key_prefix).await?;
+        if let Some(why) = done
+            .first_failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            eprintln!("round {round}: first failure: {why}");
+        }
         println!(
             "{round:>5} | {} | {} | {} | {:.0} | {}",
             (u64::from(round) + 1) * u64::from(args.per_round),
@@ -185,7 +203,7 @@ async fn buy_one(
         CustomerId::new(format!("soak-{round}-{n}")),
         IdempotencyKey::new(format!("k{n}")),
     ) else {
-        done.failed.fetch_add(1, Ordering::Relaxed);
+        done.failed(format!("order {n} has no valid customer or key"));
         return;
     };
     let attempt = buyer
@@ -200,7 +218,10 @@ async fn buy_one(
         .order
         .filter(|_| attempt.outcome == Outcome::Success)
     else {
-        done.failed.fetch_add(1, Ordering::Relaxed);
+        let why = attempt
+            .failure
+            .map_or_else(|| "rejected".into(), |f| f.message);
+        done.failed(format!("purchase: {why}"));
         return;
     };
     done.bought.fetch_add(1, Ordering::Relaxed);
@@ -209,8 +230,10 @@ async fn buy_one(
             .pay(event, &format!("r{round}-{n}"), order, ticket_price())
             .await
         {
-            Ok(()) => done.paid.fetch_add(1, Ordering::Relaxed),
-            Err(_) => done.failed.fetch_add(1, Ordering::Relaxed),
-        };
+            Ok(()) => {
+                done.paid.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => done.failed(format!("payment: {e}")),
+        }
     }
 }
