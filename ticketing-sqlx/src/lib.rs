@@ -7,6 +7,7 @@
 // Shared by both databases: rows to domain values, the checks and plans that need no database,
 // and the bounded retry of a transaction that lost a lock race.
 mod codec;
+mod lock_state;
 mod retry;
 mod rules;
 mod shards;
@@ -51,7 +52,7 @@ pub use seat_lock::MySqlSeatLock;
 pub use tickets::{BatchConfig, MySqlTicketRepository};
 
 #[cfg(feature = "postgres")]
-pub use postgres::{PgCatalog, PgTicketRepository};
+pub use postgres::{PgCatalog, PgSeatLock, PgTicketRepository};
 
 /// The sqlx this crate is built with, so that callers make their `MySqlPool` / `PgPool` with
 /// the same version (a pool from another sqlx version is a different type).

@@ -1,5 +1,6 @@
 //! The adapters on PostgreSQL (feature `postgres`): [`PgTicketRepository`] (with the outbox
-//! store of the relay) and [`PgCatalog`], on the schema of `migrations/postgres/`.
+//! store of the relay), [`PgCatalog`] and [`PgSeatLock`], on the schema of
+//! `migrations/postgres/`.
 //!
 //! They keep the guarantees of the MySQL adapters the PostgreSQL way:
 //! - invariant 1 is a partial unique index over the active seated tickets
@@ -17,8 +18,9 @@
 //! let pool = postgres::connect("postgres://postgres@127.0.0.1:5432/tickets", 16).await?;
 //! postgres::migrate(&pool).await?;
 //! let tickets = postgres::PgTicketRepository::new(pool.clone());
-//! let catalog = postgres::PgCatalog::new(pool);
-//! # let _ = (tickets, catalog);
+//! let catalog = postgres::PgCatalog::new(pool.clone());
+//! let seat_lock = postgres::PgSeatLock::new(pool);
+//! # let _ = (tickets, catalog, seat_lock);
 //! # Ok(())
 //! # }
 //! ```
@@ -27,6 +29,7 @@ mod catalog;
 mod error;
 mod outbox;
 mod pool;
+mod seat_lock;
 mod tickets;
 
 #[cfg(feature = "testing")]
@@ -35,6 +38,7 @@ pub mod testing;
 
 pub use catalog::PgCatalog;
 pub use pool::connect;
+pub use seat_lock::PgSeatLock;
 pub use tickets::PgTicketRepository;
 
 use ticketing_core::{Error, Result};

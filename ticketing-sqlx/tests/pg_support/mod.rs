@@ -9,7 +9,7 @@ use ticketing_core::memory::InMemorySeatLock;
 use ticketing_core::ports::SeatLock;
 use ticketing_core::testkit::{BoxFuture, Harness};
 use ticketing_sqlx::postgres::testing::{TestDatabase, URL_VAR};
-use ticketing_sqlx::postgres::{PgCatalog, PgTicketRepository};
+use ticketing_sqlx::postgres::{PgCatalog, PgSeatLock, PgTicketRepository};
 
 /// A fresh, migrated database; fails (naming TICKETING_POSTGRES_URL) when the server is
 /// unreachable.
@@ -52,6 +52,15 @@ pub async fn memory_lock_harness() -> Harness {
             lock.wipe();
             Box::pin(async {})
         },
+    )
+    .await
+}
+
+/// The conformance harness on PostgreSQL alone: `PgSeatLock` in front of the repository.
+pub async fn sql_lock_harness() -> Harness {
+    harness_with(
+        |pool| Arc::new(PgSeatLock::new(pool)),
+        |lock| Box::pin(async move { lock.forget_all().await.expect("wipe the SQL seat lock") }),
     )
     .await
 }
