@@ -15,7 +15,7 @@ mod shards;
 // MySQL / MariaDB (feature `mysql`, on by default).
 #[cfg(feature = "mysql")]
 mod catalog;
-#[cfg(feature = "mysql")]
+#[cfg(any(feature = "mysql", feature = "postgres"))]
 mod clock;
 #[cfg(feature = "mysql")]
 mod error;
@@ -40,8 +40,8 @@ pub mod postgres;
 
 #[cfg(feature = "mysql")]
 pub use catalog::MySqlCatalog;
-#[cfg(feature = "mysql")]
-pub use clock::{ClockSample, DatabaseClock, DatabaseClockConfig};
+#[cfg(any(feature = "mysql", feature = "postgres"))]
+pub use clock::{ClockDatabase, ClockSample, DatabaseClock, DatabaseClockConfig};
 #[cfg(feature = "mysql")]
 pub use migrate::migrate;
 #[cfg(feature = "mysql")]

@@ -136,7 +136,7 @@ impl From<StoreError> for Error {
 /// [`Error::Internal`]; I/O, pool and transient server errors ([`code::is_transient`]) are
 /// [`Error::Unavailable`]; everything else (a missing table, a syntax error, a denied
 /// permission) is [`Error::Backend`], which retrying cannot cure.
-pub(super) fn classify(e: sqlx::Error) -> Error {
+pub(crate) fn classify(e: sqlx::Error) -> Error {
     match &e {
         sqlx::Error::Decode(_)
         | sqlx::Error::ColumnDecode { .. }

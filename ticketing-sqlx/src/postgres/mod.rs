@@ -43,6 +43,8 @@ pub use tickets::PgTicketRepository;
 
 use ticketing_core::{Error, Result};
 
+pub(crate) use error::classify;
+
 /// The adapter name in [`ticketing_core::Error::Unavailable`] of the PostgreSQL adapters.
 pub const ADAPTER: &str = "postgres";
 
