@@ -5,7 +5,7 @@
 //! order. The relay's [`OutboxStore`] on [`PgTicketRepository`] keeps the cursor and the lease in
 //! that row.
 
-mod sql;
+pub(super) mod sql;
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};

@@ -13,7 +13,7 @@ pub(super) const LOCK_NUMBERING: &str =
 
 /// Binds: limit. Committed rows without a number, oldest id first (`ix_outbox_unnumbered`). A
 /// plain read at READ COMMITTED: it sees committed rows only and waits for no writer.
-pub(super) const SELECT_UNNUMBERED: &str =
+pub(in crate::postgres) const SELECT_UNNUMBERED: &str =
     "SELECT id FROM outbox WHERE seq IS NULL ORDER BY id LIMIT $1";
 
 /// Binds: last number given, ids. Row `ids[i]` gets `last + i + 1`, if it has no number yet.
@@ -50,9 +50,9 @@ pub(super) const REWIND: &str =
 pub(super) const SELECT_SENT: &str = "SELECT sent_seq FROM outbox_relay WHERE id = 1";
 
 /// Binds: limit. The oldest published entries with their time: a range of `uq_outbox_seq`.
-pub(super) const SELECT_PRUNABLE: &str = "SELECT seq, recorded_at FROM outbox \
+pub(in crate::postgres) const SELECT_PRUNABLE: &str = "SELECT seq, recorded_at FROM outbox \
      WHERE seq <= (SELECT sent_seq FROM outbox_relay WHERE id = 1) ORDER BY seq LIMIT $1";
 
 /// Binds: up to (a number from [`SELECT_PRUNABLE`], so at most the sent cursor), limit.
-pub(super) const PRUNE_UP_TO: &str = "DELETE FROM outbox WHERE id IN \
+pub(in crate::postgres) const PRUNE_UP_TO: &str = "DELETE FROM outbox WHERE id IN \
      (SELECT id FROM outbox WHERE seq <= $1 ORDER BY seq LIMIT $2)";

@@ -1,6 +1,8 @@
 //! The ticket repository on PostgreSQL: the source of truth for tickets, orders and the outbox.
 
 mod expiry;
+#[cfg(all(test, feature = "testing"))]
+mod explain;
 mod payment;
 mod purchase;
 mod sql;

@@ -162,12 +162,15 @@ pub(super) const SELECT_ACTIVE_TICKETS_FIRST_PAGE: &str = concat!(
 
 /// Binds: event, after (a ticket id), limit. A keyset page of an event's active tickets: a range
 /// of the partial index `ix_tickets_event_active (event_id, id)` in id order, which holds only
-/// active tickets.
+/// active tickets. The key is compared as the row `(event_id, id)` and ordered by it: written as
+/// `id > $2 … ORDER BY id`, the generic plan took the primary key's range `id > $2`, which spans
+/// every later ticket of every event (the check in `explain.rs` caught it; MySQL needs
+/// `FORCE INDEX` for the same reason).
 pub(super) const SELECT_ACTIVE_TICKETS_PAGE: &str = concat!(
     "SELECT ",
     ticket_columns!(),
-    " FROM tickets WHERE event_id = $1 AND id > $2 AND status IN ('PENDING_PAYMENT', 'PAID') \
-     ORDER BY id LIMIT $3"
+    " FROM tickets WHERE event_id = $1 AND (event_id, id) > ($1, $2) \
+     AND status IN ('PENDING_PAYMENT', 'PAID') ORDER BY event_id, id LIMIT $3"
 );
 
 /// Binds: event, status. Answered from `ix_tickets_event_status` alone.
