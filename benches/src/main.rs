@@ -581,9 +581,12 @@ async fn drive(args: &Args, plan: &Plan, rig: &Rig) -> Result<RunReport, BenchEr
 
     let reported = Reported::of(&raw, args.seats_per_order, args.pay);
     let capacity = rig.goods.capacity();
-    let audit: Audit = match &rig.database {
-        Some(db) if repo == RepoKind::Mysql => {
+    let audit: Audit = match (&rig.database, &rig.postgres) {
+        (Some(db), _) if repo == RepoKind::Mysql => {
             audit::audit_sql(&db.pool, rig.event, capacity, reported).await?
+        }
+        (_, Some(db)) if repo == RepoKind::Postgres => {
+            audit::audit_sql_postgres(&db.pool, rig.event, capacity, reported).await?
         }
         _ => {
             let general = matches!(rig.goods, Goods::General { .. }).then_some(capacity);
