@@ -5,11 +5,17 @@
 #![warn(unreachable_pub)]
 
 // Shared by both databases: rows to domain values, the checks and plans that need no database,
-// and the bounded retry of a transaction that lost a lock race.
+// and the bounded retry of a transaction that lost a lock race. (Built without either database
+// feature, the crate has nothing but the re-exported sqlx.)
+#[cfg(any(feature = "mysql", feature = "postgres"))]
 mod codec;
+#[cfg(any(feature = "mysql", feature = "postgres"))]
 mod lock_state;
+#[cfg(any(feature = "mysql", feature = "postgres"))]
 mod retry;
+#[cfg(any(feature = "mysql", feature = "postgres"))]
 mod rules;
+#[cfg(any(feature = "mysql", feature = "postgres"))]
 mod shards;
 
 // MySQL / MariaDB (feature `mysql`, on by default).
