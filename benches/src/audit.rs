@@ -3,7 +3,7 @@
 //! at the repository, at MariaDB (`Questions`) and at Redis (`commandstats`).
 
 use serde::Serialize;
-use sqlx::{MySqlPool, Row};
+use sqlx::{MySqlPool, PgPool, Row};
 use ticketing_core::domain::{EventId, SeatRef, TicketStatus};
 use ticketing_core::ports::TicketRepository;
 
@@ -152,6 +152,74 @@ pub async fn audit_sql(
                     .fetch_one(pool)
                     .await?;
             Some(row.try_get::<i64, _>("n")? as u64)
+        }
+        None => None,
+    };
+    Ok(Audit {
+        source: "sql",
+        active_tickets: active_tickets as u64,
+        capacity,
+        double_sold_seats: double_sold_seats as u64,
+        zones_over_capacity: zones_over_capacity as u64,
+        reported,
+        paid_tickets,
+        orders_missing: None,
+    })
+}
+
+/// [`audit_sql`] on PostgreSQL: the same four counts, on the tickets' own status and seat
+/// columns (not on the partial unique index that guards them).
+pub async fn audit_sql_postgres(
+    pool: &PgPool,
+    event: EventId,
+    capacity: u64,
+    reported: Reported,
+) -> Result<Audit, BenchError> {
+    let active = [
+        TicketStatus::PendingPayment.as_str(),
+        TicketStatus::Paid.as_str(),
+    ];
+    let active_tickets: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM tickets WHERE event_id = $1 AND status IN ($2, $3)",
+    )
+    .bind(event.as_uuid())
+    .bind(active[0])
+    .bind(active[1])
+    .fetch_one(pool)
+    .await?;
+    let double_sold_seats: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM (SELECT seat_key FROM tickets \
+         WHERE event_id = $1 AND status IN ($2, $3) AND seat_key IS NOT NULL \
+         GROUP BY seat_key HAVING COUNT(*) > 1) AS doubled",
+    )
+    .bind(event.as_uuid())
+    .bind(active[0])
+    .bind(active[1])
+    .fetch_one(pool)
+    .await?;
+    let zones_over_capacity: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM (SELECT t.zone_code FROM tickets t \
+         JOIN events e ON e.id = t.event_id \
+         JOIN zones z ON z.venue_id = e.venue_id AND z.code = t.zone_code \
+         WHERE t.event_id = $1 AND t.status IN ($2, $3) AND t.seat_key IS NULL \
+         AND z.kind = 'GENERAL_ADMISSION' \
+         GROUP BY t.zone_code, z.capacity HAVING COUNT(*) > z.capacity) AS over_capacity",
+    )
+    .bind(event.as_uuid())
+    .bind(active[0])
+    .bind(active[1])
+    .fetch_one(pool)
+    .await?;
+    let paid_tickets = match reported.tickets_paid {
+        Some(_) => {
+            let n: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM tickets WHERE event_id = $1 AND status = $2",
+            )
+            .bind(event.as_uuid())
+            .bind(TicketStatus::Paid.as_str())
+            .fetch_one(pool)
+            .await?;
+            Some(n as u64)
         }
         None => None,
     };

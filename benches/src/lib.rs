@@ -28,12 +28,20 @@ pub mod webhook;
 /// The MySQL/MariaDB server of a run when `TICKETING_MYSQL_URL` is not set.
 pub const DEFAULT_MYSQL_URL: &str = "mysql://root@127.0.0.1:3306/test";
 
+/// The PostgreSQL server of a run when `TICKETING_POSTGRES_URL` is not set.
+pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
 /// The Redis server of a run when `TICKETING_REDIS_URL` is not set.
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 
 /// The MySQL/MariaDB server URL: `TICKETING_MYSQL_URL` or [`DEFAULT_MYSQL_URL`].
 pub fn mysql_url() -> String {
     std::env::var("TICKETING_MYSQL_URL").unwrap_or_else(|_| DEFAULT_MYSQL_URL.into())
+}
+
+/// The PostgreSQL server URL: `TICKETING_POSTGRES_URL` or [`DEFAULT_POSTGRES_URL`].
+pub fn postgres_url() -> String {
+    std::env::var("TICKETING_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_POSTGRES_URL.into())
 }
 
 /// The Redis server URL: `TICKETING_REDIS_URL` or [`DEFAULT_REDIS_URL`].

@@ -73,9 +73,10 @@ struct Args {
     /// The seat lock.
     #[arg(long, value_enum, default_value_t = LockKind::Redis)]
     lock: LockKind,
-    /// The ticket repository.
-    #[arg(long, value_enum, default_value_t = RepoKind::Mysql)]
-    repo: RepoKind,
+    /// The ticket repository; several, comma-separated (`--repo mysql,postgres`), run the same
+    /// sale on each, one after the other, and report them side by side.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "mysql")]
+    repo: Vec<RepoKind>,
     /// Direct library calls or HTTP to the router in process.
     #[arg(long, value_enum, default_value_t = Mode::Direct)]
     mode: Mode,
@@ -415,8 +416,13 @@ async fn run_in_process(
             ),
         ]
     } else {
-        let batching = (args.batching && args.repo == RepoKind::Mysql).then_some(batch);
-        vec![(args.lock, args.repo, batching, args.choice, args.attempts())]
+        args.repo
+            .iter()
+            .map(|&repo| {
+                let batching = (args.batching && repo == RepoKind::Mysql).then_some(batch);
+                (args.lock, repo, batching, args.choice, args.attempts())
+            })
+            .collect()
     };
     let mut runs = Vec::new();
     for plan in plans {
@@ -464,6 +470,7 @@ fn label(plan: &Plan, sale: SaleKind) -> String {
     };
     let repo = match repo {
         RepoKind::Mysql => "mysql",
+        RepoKind::Postgres => "postgres",
         RepoKind::Memory => "memory",
     };
     let mut name = match batching {
@@ -580,9 +587,12 @@ async fn drive(args: &Args, plan: &Plan, rig: &Rig) -> Result<RunReport, BenchEr
 
     let reported = Reported::of(&raw, args.seats_per_order, args.pay);
     let capacity = rig.goods.capacity();
-    let audit: Audit = match &rig.database {
-        Some(db) if repo == RepoKind::Mysql => {
+    let audit: Audit = match (&rig.database, &rig.postgres) {
+        (Some(db), _) if repo == RepoKind::Mysql => {
             audit::audit_sql(&db.pool, rig.event, capacity, reported).await?
+        }
+        (_, Some(db)) if repo == RepoKind::Postgres => {
+            audit::audit_sql_postgres(&db.pool, rig.event, capacity, reported).await?
         }
         _ => {
             let general = matches!(rig.goods, Goods::General { .. }).then_some(capacity);
@@ -658,6 +668,13 @@ mod tests {
             argv.extend_from_slice(flag);
             assert!(parse(&argv).is_err(), "{flag:?} should conflict");
         }
+    }
+
+    #[test]
+    fn several_repositories_run_side_by_side() {
+        let args = parse(&["--repo", "mysql,postgres"]).unwrap();
+        assert_eq!(args.repo, [RepoKind::Mysql, RepoKind::Postgres]);
+        assert_eq!(parse(&[]).unwrap().repo, [RepoKind::Mysql]);
     }
 
     #[test]

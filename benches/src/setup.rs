@@ -11,7 +11,8 @@ use chrono::{TimeDelta, Utc};
 use clap::ValueEnum;
 use serde::Serialize;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
-use sqlx::{AssertSqlSafe, ConnectOptions, Connection, MySqlPool};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{AssertSqlSafe, ConnectOptions, Connection, MySqlPool, PgPool};
 use ticketing_core::domain::{
     Currency, EventId, EventSpec, Money, Row, SeatRef, VenueId, Zone, ZoneCode, ZoneKind,
 };
@@ -19,6 +20,7 @@ use ticketing_core::memory::{InMemoryCatalog, InMemorySeatLock, InMemoryTicketRe
 use ticketing_core::ports::{CatalogRepository, SeatLock, TicketRepository};
 use ticketing_core::service::{Backends, CatalogService, ServiceConfig, TicketService};
 use ticketing_redis::{RedisSeatLock, RedisSeatLockConfig};
+use ticketing_sqlx::postgres::{PgCatalog, PgSeatLock, PgTicketRepository};
 use ticketing_sqlx::{BatchConfig, MySqlCatalog, MySqlSeatLock, MySqlTicketRepository};
 use uuid::Uuid;
 
@@ -142,7 +144,8 @@ pub fn sale_event(
 pub enum LockKind {
     /// `RedisSeatLock`: one Lua call per hold.
     Redis,
-    /// `MySqlSeatLock`: `SELECT … FOR UPDATE` on seat rows (the database-lock baseline).
+    /// The SQL seat lock of the repository's database (`MySqlSeatLock`, or `PgSeatLock` with
+    /// `--repo postgres`): `SELECT … FOR UPDATE` on seat rows (the database-lock baseline).
     Sql,
     /// `InMemorySeatLock`: one mutex.
     Memory,
@@ -154,6 +157,8 @@ pub enum LockKind {
 pub enum RepoKind {
     /// `MySqlTicketRepository` (optionally with write batching).
     Mysql,
+    /// `PgTicketRepository` (each purchase its own transaction).
+    Postgres,
     /// `InMemoryTicketRepository`.
     Memory,
 }
@@ -241,6 +246,56 @@ impl RunDatabase {
     }
 }
 
+/// A run's own database on a PostgreSQL server, dropped by [`PgRunDatabase::drop_database`].
+pub struct PgRunDatabase {
+    /// The pool on the run's database.
+    pub pool: PgPool,
+    /// The database's name.
+    pub name: String,
+    server: PgConnectOptions,
+}
+
+impl PgRunDatabase {
+    /// Creates `bench_<random>` on the server of `url`, migrates it and opens a pool of
+    /// `pool_size` connections; `origin` (the variable `url` came from) is named in errors.
+    pub async fn create(url: &str, origin: &str, pool_size: u32) -> Result<Self, BenchError> {
+        let server: PgConnectOptions = url
+            .parse()
+            .map_err(|e| format!("{origin} {url} is not a PostgreSQL URL: {e}"))?;
+        let name = format!("bench_{}", Uuid::new_v4().simple());
+        let mut admin = server
+            .connect()
+            .await
+            .map_err(|e| format!("cannot reach PostgreSQL at {url} ({origin}): {e}"))?;
+        sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+            .execute(&mut admin)
+            .await?;
+        admin.close().await?;
+        let pool = PgPoolOptions::new()
+            .max_connections(pool_size.max(1))
+            .min_connections(pool_size.max(1))
+            .acquire_timeout(Duration::from_secs(60))
+            .connect_with(server.clone().database(&name))
+            .await?;
+        ticketing_sqlx::postgres::migrate(&pool).await?;
+        Ok(Self { pool, name, server })
+    }
+
+    /// Closes the pool and drops the database.
+    pub async fn drop_database(self) -> Result<(), BenchError> {
+        self.pool.close().await;
+        let mut admin = self.server.connect().await?;
+        sqlx::raw_sql(AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+            self.name
+        )))
+        .execute(&mut admin)
+        .await?;
+        admin.close().await?;
+        Ok(())
+    }
+}
+
 /// Everything one run sells through.
 pub struct Rig {
     /// The adapters, the repository wrapped in a call counter.
@@ -249,6 +304,8 @@ pub struct Rig {
     pub calls: Arc<CallCounts>,
     /// The run's database, when the repository or the lock is on MySQL.
     pub database: Option<RunDatabase>,
+    /// The run's database, when the repository is on PostgreSQL.
+    pub postgres: Option<PgRunDatabase>,
     /// The Redis lock (to delete its keys at the end), when the lock is Redis.
     pub redis: Option<Arc<RedisSeatLock>>,
     /// The event on sale.
@@ -260,7 +317,8 @@ pub struct Rig {
 impl Rig {
     /// Builds the adapters of `spec` and an event selling `spec.sale` now.
     pub async fn build(spec: &SetupSpec) -> Result<Self, BenchError> {
-        let needs_db = spec.repo == RepoKind::Mysql || spec.lock == LockKind::Sql;
+        let on_postgres = spec.repo == RepoKind::Postgres;
+        let needs_db = spec.repo == RepoKind::Mysql || (spec.lock == LockKind::Sql && !on_postgres);
         let database = if needs_db {
             Some(
                 RunDatabase::create(&crate::mysql_url(), "TICKETING_MYSQL_URL", spec.pool_size)
@@ -269,10 +327,23 @@ impl Rig {
         } else {
             None
         };
+        let postgres = if on_postgres {
+            Some(
+                PgRunDatabase::create(
+                    &crate::postgres_url(),
+                    "TICKETING_POSTGRES_URL",
+                    spec.pool_size,
+                )
+                .await?,
+            )
+        } else {
+            None
+        };
         let pool = database.as_ref().map(|d| d.pool.clone());
+        let pg_pool = postgres.as_ref().map(|d| d.pool.clone());
         let (tickets, catalog): (Arc<dyn TicketRepository>, Arc<dyn CatalogRepository>) =
-            match (spec.repo, &pool) {
-                (RepoKind::Mysql, Some(pool)) => (
+            match (spec.repo, &pool, &pg_pool) {
+                (RepoKind::Mysql, Some(pool), _) => (
                     match spec.batching {
                         Some(config) => {
                             Arc::new(MySqlTicketRepository::with_batching(pool.clone(), config))
@@ -281,14 +352,18 @@ impl Rig {
                     },
                     Arc::new(MySqlCatalog::new(pool.clone())),
                 ),
+                (RepoKind::Postgres, _, Some(pool)) => (
+                    Arc::new(PgTicketRepository::new(pool.clone())),
+                    Arc::new(PgCatalog::new(pool.clone())),
+                ),
                 _ => (
                     Arc::new(InMemoryTicketRepository::new()),
                     Arc::new(InMemoryCatalog::new()),
                 ),
             };
         let mut redis = None;
-        let seat_lock: Arc<dyn SeatLock> = match (spec.lock, &pool) {
-            (LockKind::Redis, _) => {
+        let seat_lock: Arc<dyn SeatLock> = match (spec.lock, &pool, &pg_pool) {
+            (LockKind::Redis, _, _) => {
                 let config = RedisSeatLockConfig {
                     key_prefix: format!("bench-{}:", Uuid::new_v4().simple()),
                     ..RedisSeatLockConfig::default()
@@ -300,7 +375,8 @@ impl Rig {
                 redis = Some(lock.clone());
                 lock
             }
-            (LockKind::Sql, Some(pool)) => Arc::new(MySqlSeatLock::new(pool.clone())),
+            (LockKind::Sql, _, Some(pool)) => Arc::new(PgSeatLock::new(pool.clone())),
+            (LockKind::Sql, Some(pool), None) => Arc::new(MySqlSeatLock::new(pool.clone())),
             _ => Arc::new(InMemorySeatLock::new()),
         };
         let (counting, calls) = CountingRepository::new(tickets);
@@ -314,6 +390,7 @@ impl Rig {
             backends,
             calls,
             database,
+            postgres,
             redis,
             event,
             goods,
@@ -335,6 +412,9 @@ impl Rig {
             lock.forget(self.event).await?;
         }
         if let Some(db) = self.database {
+            db.drop_database().await?;
+        }
+        if let Some(db) = self.postgres {
             db.drop_database().await?;
         }
         Ok(())

@@ -15,7 +15,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sqlx::{AssertSqlSafe, MySqlPool, Row};
+use sqlx::mysql::MySqlRow;
+use sqlx::postgres::PgRow;
+use sqlx::{FromRow, MySqlPool, PgPool};
 use ticketing_core::Error;
 use ticketing_core::domain::{
     CustomerId, IdempotencyKey, Order, OrderId, OutboxKind, PaymentNotice, PaymentRef, SeatRef,
@@ -25,9 +27,75 @@ use ticketing_core::ports::{SeatLock, SeatState};
 use ticketing_core::service::{PurchaseRequest, RepositoryHolds, Selection};
 use ticketing_core::testkit::{BoxFuture, Fixture, Harness, Layout};
 use ticketing_redis::RedisSeatLock;
+use ticketing_sqlx::postgres::{PgCatalog, PgTicketRepository};
 use ticketing_sqlx::testing::{TestDatabase, URL_VAR as MYSQL_URL_VAR};
 use ticketing_sqlx::{MySqlCatalog, MySqlTicketRepository};
 use uuid::Uuid;
+
+/// The database a chaos run audits by SQL: MySQL/MariaDB or PostgreSQL (`From` each pool).
+#[derive(Clone)]
+pub enum AuditPool {
+    /// MySQL / MariaDB.
+    MySql(MySqlPool),
+    /// PostgreSQL.
+    Postgres(PgPool),
+}
+
+impl From<&MySqlPool> for AuditPool {
+    fn from(pool: &MySqlPool) -> Self {
+        AuditPool::MySql(pool.clone())
+    }
+}
+
+impl From<&PgPool> for AuditPool {
+    fn from(pool: &PgPool) -> Self {
+        AuditPool::Postgres(pool.clone())
+    }
+}
+
+impl AuditPool {
+    /// The rows of `mysql` or `postgres` (the same question in each dialect), with the event
+    /// bound to its one parameter when given.
+    async fn rows<T>(
+        &self,
+        mysql: &'static str,
+        postgres: &'static str,
+        event: Option<Uuid>,
+    ) -> Vec<T>
+    where
+        T: for<'r> FromRow<'r, MySqlRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin,
+    {
+        match self {
+            AuditPool::MySql(pool) => {
+                let mut query = sqlx::query_as::<_, T>(mysql);
+                if let Some(event) = event {
+                    query = query.bind(event);
+                }
+                query.fetch_all(pool).await
+            }
+            AuditPool::Postgres(pool) => {
+                let mut query = sqlx::query_as::<_, T>(postgres);
+                if let Some(event) = event {
+                    query = query.bind(event);
+                }
+                query.fetch_all(pool).await
+            }
+        }
+        .unwrap_or_else(|e| panic!("audit query {mysql}: {e}"))
+    }
+
+    /// [`rows`](Self::rows) of a query answering one row.
+    async fn one<T>(&self, mysql: &'static str, postgres: &'static str, event: Uuid) -> T
+    where
+        T: for<'r> FromRow<'r, MySqlRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin,
+    {
+        self.rows(mysql, postgres, Some(event))
+            .await
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| panic!("audit query {mysql} answered no row"))
+    }
+}
 
 /// Environment variable: the seed of the buyers' choices and of the chaos schedule.
 pub const SEED_VAR: &str = "CHAOS_SEED";
@@ -246,7 +314,7 @@ impl Sale {
     /// acknowledged cancellation is CANCELLED, an order nobody touched after buying is still
     /// PENDING_PAYMENT, and every order in the database was acknowledged (or its buyer gave up
     /// on it). Returns the number of checks performed.
-    pub async fn check_acknowledged(&self, pool: &MySqlPool) -> u64 {
+    pub async fn check_acknowledged(&self, pool: &AuditPool) -> u64 {
         let ledger = self.ledger.lock().expect("ledger").clone();
         assert!(
             ledger.unexpected.is_empty(),
@@ -290,13 +358,15 @@ impl Sale {
             checks += 2;
         }
         checks += self.check_payments_ledger(&ledger).await;
-        let rows = sqlx::query("SELECT id FROM orders WHERE event_id = ?")
-            .bind(self.fixture.event.id().as_uuid())
-            .fetch_all(pool)
-            .await
-            .expect("list orders");
-        for row in rows {
-            let id = OrderId::from_uuid(row.get::<Uuid, _>("id"));
+        let rows: Vec<(Uuid,)> = pool
+            .rows(
+                "SELECT id FROM orders WHERE event_id = ?",
+                "SELECT id FROM orders WHERE event_id = $1",
+                Some(self.fixture.event.id().as_uuid()),
+            )
+            .await;
+        for (id,) in rows {
+            let id = OrderId::from_uuid(id);
             assert!(
                 ledger.purchases.contains_key(&id) || ledger.given_up.contains(&id),
                 "order {id} is in the database but no buyer was given it and none gave up on it"
@@ -698,23 +768,22 @@ fn check_order(order: &Order, request: &PurchaseRequest, expected: OrderId) -> R
 /// `customer_usage`) equal to the active tickets, every order whole (at least one ticket, every
 /// ticket in the order's status, no ticket without its order) with its outbox rows. Returns the
 /// number of checks performed.
-pub async fn audit_database(pool: &MySqlPool, fixture: &Fixture, capacity: u32, limit: u32) -> u64 {
+pub async fn audit_database(pool: &AuditPool, fixture: &Fixture, capacity: u32, limit: u32) -> u64 {
     let event = fixture.event.id().as_uuid();
     let mut checks = 0u64;
-    const ACTIVE: &str = "status IN ('PENDING_PAYMENT', 'PAID')";
 
-    // Invariant 1, on the status itself (not on the generated column the unique key uses).
-    let doubles = sqlx::query(AssertSqlSafe(format!(
-        "SELECT seat_key, COUNT(*) AS n FROM tickets WHERE event_id = ? AND seat_key IS NOT NULL AND {ACTIVE} GROUP BY seat_key HAVING COUNT(*) > 1"
-    )))
-    .bind(event)
-    .fetch_all(pool)
-    .await
-    .expect("audit seats");
-    let doubles: Vec<(String, i64)> = doubles
-        .iter()
-        .map(|r| (r.get("seat_key"), r.get("n")))
-        .collect();
+    // Invariant 1, on the status itself (not on the key that enforces it).
+    let doubles: Vec<(String, i64)> = pool
+        .rows(
+            "SELECT seat_key, COUNT(*) AS n FROM tickets WHERE event_id = ? \
+             AND seat_key IS NOT NULL AND status IN ('PENDING_PAYMENT', 'PAID') \
+             GROUP BY seat_key HAVING COUNT(*) > 1",
+            "SELECT seat_key, COUNT(*) AS n FROM tickets WHERE event_id = $1 \
+             AND seat_key IS NOT NULL AND status IN ('PENDING_PAYMENT', 'PAID') \
+             GROUP BY seat_key HAVING COUNT(*) > 1",
+            Some(event),
+        )
+        .await;
     assert!(
         doubles.is_empty(),
         "OVERSELL: seats with two active tickets: {doubles:?}"
@@ -722,14 +791,15 @@ pub async fn audit_database(pool: &MySqlPool, fixture: &Fixture, capacity: u32, 
     checks += 1;
 
     // Invariant 2.
-    let general: i64 = sqlx::query(AssertSqlSafe(format!(
-        "SELECT COUNT(*) AS n FROM tickets WHERE event_id = ? AND seat_key IS NULL AND {ACTIVE}"
-    )))
-    .bind(event)
-    .fetch_one(pool)
-    .await
-    .expect("audit GA")
-    .get("n");
+    let (general,): (i64,) = pool
+        .one(
+            "SELECT COUNT(*) AS n FROM tickets WHERE event_id = ? AND seat_key IS NULL \
+             AND status IN ('PENDING_PAYMENT', 'PAID')",
+            "SELECT COUNT(*) AS n FROM tickets WHERE event_id = $1 AND seat_key IS NULL \
+             AND status IN ('PENDING_PAYMENT', 'PAID')",
+            event,
+        )
+        .await;
     assert!(
         general <= i64::from(capacity),
         "OVERSELL: {general} active GA tickets > capacity {capacity}"
@@ -737,16 +807,17 @@ pub async fn audit_database(pool: &MySqlPool, fixture: &Fixture, capacity: u32, 
     checks += 1;
 
     // Invariant 6, and customer_usage equal to the active tickets of every customer.
-    let per_customer: HashMap<String, i64> = sqlx::query(AssertSqlSafe(format!(
-        "SELECT customer_id, COUNT(*) AS n FROM tickets WHERE event_id = ? AND {ACTIVE} GROUP BY customer_id"
-    )))
-    .bind(event)
-    .fetch_all(pool)
-    .await
-    .expect("audit customers")
-    .iter()
-    .map(|r| (r.get("customer_id"), r.get("n")))
-    .collect();
+    let per_customer: HashMap<String, i64> = pool
+        .rows::<(String, i64)>(
+            "SELECT customer_id, COUNT(*) AS n FROM tickets WHERE event_id = ? \
+             AND status IN ('PENDING_PAYMENT', 'PAID') GROUP BY customer_id",
+            "SELECT customer_id, COUNT(*) AS n FROM tickets WHERE event_id = $1 \
+             AND status IN ('PENDING_PAYMENT', 'PAID') GROUP BY customer_id",
+            Some(event),
+        )
+        .await
+        .into_iter()
+        .collect();
     for (customer, n) in &per_customer {
         assert!(
             *n <= i64::from(limit),
@@ -754,16 +825,15 @@ pub async fn audit_database(pool: &MySqlPool, fixture: &Fixture, capacity: u32, 
         );
         checks += 1;
     }
-    let usage: HashMap<String, i64> = sqlx::query(
-        "SELECT customer_id, CAST(active AS SIGNED) AS n FROM customer_usage WHERE event_id = ?",
-    )
-    .bind(event)
-    .fetch_all(pool)
-    .await
-    .expect("customer_usage")
-    .iter()
-    .map(|r| (r.get("customer_id"), r.get("n")))
-    .collect();
+    let usage: HashMap<String, i64> = pool
+        .rows::<(String, i64)>(
+            "SELECT customer_id, CAST(active AS SIGNED) AS n FROM customer_usage WHERE event_id = ?",
+            "SELECT customer_id, active AS n FROM customer_usage WHERE event_id = $1",
+            Some(event),
+        )
+        .await
+        .into_iter()
+        .collect();
     for customer in per_customer.keys().chain(usage.keys()) {
         let counted = per_customer.get(customer).copied().unwrap_or(0);
         let recorded = usage.get(customer).copied().unwrap_or(0);
@@ -773,14 +843,15 @@ pub async fn audit_database(pool: &MySqlPool, fixture: &Fixture, capacity: u32, 
         );
         checks += 1;
     }
-    let zone_usage: i64 = sqlx::query(
-        "SELECT CAST(COALESCE(SUM(active), 0) AS SIGNED) AS n FROM zone_usage WHERE event_id = ? AND zone_code = 'GA'",
-    )
-    .bind(event)
-    .fetch_one(pool)
-    .await
-    .expect("zone_usage")
-    .get("n");
+    let (zone_usage,): (i64,) = pool
+        .one(
+            "SELECT CAST(COALESCE(SUM(active), 0) AS SIGNED) AS n FROM zone_usage \
+             WHERE event_id = ? AND zone_code = 'GA'",
+            "SELECT COALESCE(SUM(active), 0)::bigint AS n FROM zone_usage \
+             WHERE event_id = $1 AND zone_code = 'GA'",
+            event,
+        )
+        .await;
     assert_eq!(
         zone_usage, general,
         "zone_usage of GA says {zone_usage}, the active GA tickets are {general}"
@@ -788,35 +859,35 @@ pub async fn audit_database(pool: &MySqlPool, fixture: &Fixture, capacity: u32, 
     checks += 1;
 
     // No half-written order: tickets, one status, the outbox rows of its history.
-    let orders = sqlx::query(
-        "SELECT o.id, o.status, \
-                COUNT(t.id) AS tickets, \
-                CAST(COALESCE(SUM(t.status <> o.status OR t.expires_at <> o.expires_at), 0) AS SIGNED) AS off \
-         FROM orders o LEFT JOIN tickets t ON t.order_id = o.id \
-         WHERE o.event_id = ? GROUP BY o.id, o.status",
-    )
-    .bind(event)
-    .fetch_all(pool)
-    .await
-    .expect("audit orders");
-    let outbox: HashSet<(Uuid, String)> = sqlx::query("SELECT order_id, kind FROM outbox")
-        .fetch_all(pool)
+    let orders: Vec<(Uuid, String, i64, i64)> = pool
+        .rows(
+            "SELECT o.id, o.status, COUNT(t.id) AS tickets, \
+                    CAST(COALESCE(SUM(t.status <> o.status OR t.expires_at <> o.expires_at), 0) AS SIGNED) AS off \
+             FROM orders o LEFT JOIN tickets t ON t.order_id = o.id \
+             WHERE o.event_id = ? GROUP BY o.id, o.status",
+            "SELECT o.id, o.status, COUNT(t.id) AS tickets, \
+                    COUNT(*) FILTER (WHERE t.status <> o.status OR t.expires_at <> o.expires_at) AS off \
+             FROM orders o LEFT JOIN tickets t ON t.order_id = o.id \
+             WHERE o.event_id = $1 GROUP BY o.id, o.status",
+            Some(event),
+        )
+        .await;
+    let outbox: HashSet<(Uuid, String)> = pool
+        .rows::<(Uuid, String)>(
+            "SELECT order_id, kind FROM outbox",
+            "SELECT order_id, kind FROM outbox",
+            None,
+        )
         .await
-        .expect("audit outbox")
-        .iter()
-        .map(|r| (r.get("order_id"), r.get("kind")))
+        .into_iter()
         .collect();
-    for row in &orders {
-        let id: Uuid = row.get("id");
-        let status: String = row.get("status");
-        let tickets: i64 = row.get("tickets");
-        let off: i64 = row.get("off");
+    for (id, status, tickets, off) in &orders {
         assert!(
-            tickets >= 1,
+            *tickets >= 1,
             "HALF-WRITTEN: order {id} ({status}) has no tickets"
         );
         assert_eq!(
-            off, 0,
+            *off, 0,
             "HALF-WRITTEN: order {id} ({status}) has {off} tickets out of step"
         );
         let mut kinds = vec![OutboxKind::TicketReserved];
@@ -829,22 +900,22 @@ pub async fn audit_database(pool: &MySqlPool, fixture: &Fixture, capacity: u32, 
         }
         for kind in kinds {
             assert!(
-                outbox.contains(&(id, kind.as_str().to_owned())),
+                outbox.contains(&(*id, kind.as_str().to_owned())),
                 "HALF-WRITTEN: order {id} ({status}) has no {} outbox row",
                 kind.as_str()
             );
         }
         checks += 3;
     }
-    let orphans: i64 = sqlx::query(
-        "SELECT COUNT(*) AS n FROM tickets t LEFT JOIN orders o ON o.id = t.order_id \
-         WHERE t.event_id = ? AND o.id IS NULL",
-    )
-    .bind(event)
-    .fetch_one(pool)
-    .await
-    .expect("audit orphans")
-    .get("n");
+    let (orphans,): (i64,) = pool
+        .one(
+            "SELECT COUNT(*) AS n FROM tickets t LEFT JOIN orders o ON o.id = t.order_id \
+             WHERE t.event_id = ? AND o.id IS NULL",
+            "SELECT COUNT(*) AS n FROM tickets t LEFT JOIN orders o ON o.id = t.order_id \
+             WHERE t.event_id = $1 AND o.id IS NULL",
+            event,
+        )
+        .await;
     assert_eq!(
         orphans, 0,
         "HALF-WRITTEN: {orphans} tickets without their order"
@@ -868,6 +939,18 @@ pub fn harness(db: &TestDatabase, seat_lock: Arc<dyn SeatLock>) -> Harness {
         seat_lock,
         tickets: Arc::new(MySqlTicketRepository::new(pool.clone())),
         catalog: Arc::new(MySqlCatalog::new(pool)),
+        wipe_seat_lock: Arc::new(|| -> BoxFuture { Box::pin(async {}) }),
+        teardown: None,
+    }
+}
+
+/// The PostgreSQL repositories on `pool` behind `seat_lock`, as a harness for
+/// [`Fixture::new`]. The caller owns the teardown.
+pub fn postgres_harness(pool: &PgPool, seat_lock: Arc<dyn SeatLock>) -> Harness {
+    Harness {
+        seat_lock,
+        tickets: Arc::new(PgTicketRepository::new(pool.clone())),
+        catalog: Arc::new(PgCatalog::new(pool.clone())),
         wipe_seat_lock: Arc::new(|| -> BoxFuture { Box::pin(async {}) }),
         teardown: None,
     }
@@ -902,9 +985,10 @@ pub const STRICT_LOCK_VAR: &str = "CHAOS_STRICT_LOCK";
 /// known bug (writes to the lock lost in races, see the README's "Correctness" section), printed
 /// and counted, and fatal only with `CHAOS_STRICT_LOCK` set. Returns the number of checks and
 /// the number of disagreements.
-pub async fn check_everything(sale: &Sale, pool: &MySqlPool) -> (u64, usize) {
-    let mut checks = sale.check_acknowledged(pool).await;
-    checks += audit_database(pool, &sale.fixture, GA_CAPACITY, LIMIT).await;
+pub async fn check_everything(sale: &Sale, pool: impl Into<AuditPool>) -> (u64, usize) {
+    let pool = pool.into();
+    let mut checks = sale.check_acknowledged(&pool).await;
+    checks += audit_database(&pool, &sale.fixture, GA_CAPACITY, LIMIT).await;
     let active_seats = sale.fixture.audit().await;
     checks += 3;
     let stale = lock_disagreements(&sale.fixture).await;

@@ -1,5 +1,5 @@
-//! Harnesses that combine the real adapters: the Redis seat lock in front of the MySQL
-//! repositories, each test with its own database and its own key prefix.
+//! Harnesses that combine the real adapters: the Redis seat lock in front of the MySQL or the
+//! PostgreSQL repositories, each test with its own database and its own key prefix.
 
 pub mod chaos;
 
@@ -32,6 +32,34 @@ pub async fn redis_mysql_harness() -> Harness {
         seat_lock,
         tickets: Arc::new(MySqlTicketRepository::new(pool.clone())),
         catalog: Arc::new(MySqlCatalog::new(pool)),
+        wipe_seat_lock: Arc::new(move || -> BoxFuture {
+            let (mut raw, prefix) = (raw.clone(), prefix.clone());
+            Box::pin(async move { delete_prefix(&mut raw, &prefix).await })
+        }),
+        teardown: Some(Box::pin(async move {
+            db.drop_database().await.expect("drop the test database");
+            drop(redis); // deletes the key prefix
+        })),
+    }
+}
+
+/// Redis seat lock + PostgreSQL ticket repository and catalog.
+pub async fn redis_postgres_harness() -> Harness {
+    use ticketing_sqlx::postgres::testing::{TestDatabase, URL_VAR};
+    use ticketing_sqlx::postgres::{PgCatalog, PgTicketRepository};
+
+    let db = TestDatabase::create(TEST_POOL_SIZE)
+        .await
+        .unwrap_or_else(|e| panic!("a test database (set {URL_VAR}): {e}"));
+    let redis = TestRedis::shared();
+    let seat_lock = Arc::new(redis.lock().await);
+    let raw = connect(&redis.url).await;
+    let prefix = redis.prefix.clone();
+    let pool = db.pool().clone();
+    Harness {
+        seat_lock,
+        tickets: Arc::new(PgTicketRepository::new(pool.clone())),
+        catalog: Arc::new(PgCatalog::new(pool)),
         wipe_seat_lock: Arc::new(move || -> BoxFuture {
             let (mut raw, prefix) = (raw.clone(), prefix.clone());
             Box::pin(async move { delete_prefix(&mut raw, &prefix).await })

@@ -1,19 +1,17 @@
-//! Between rows and domain values, and the one helper variable-length SQL needs beyond sqlx's
-//! [`QueryBuilder`].
+//! Between rows and domain values, and the one helper variable-length SQL on MySQL needs beyond
+//! sqlx's `QueryBuilder` (PostgreSQL binds lists as arrays). Shared by both databases: the functions are generic over the row type, and
+//! both schemas name and type the columns alike (UUIDs, text, `BIGINT` money, UTC times).
 
 use std::fmt::Display;
 
 use chrono::{DateTime, Utc};
-use sqlx::mysql::MySqlRow;
-use sqlx::{Encode, MySql, QueryBuilder, Row, Type};
+use sqlx::{ColumnIndex, Decode, Row, Type};
 use ticketing_core::Error;
 use ticketing_core::domain::{
     Currency, CustomerId, EventId, Money, OrderId, Payment, PaymentOutcome, PaymentRef, SeatRef,
     Ticket, TicketId, TicketStatus, VenueId, ZoneCode,
 };
 use uuid::Uuid;
-
-use crate::error::StoreResult;
 
 /// The ticket columns [`ticket`] reads, as a literal for `concat!` in statement constants.
 macro_rules! ticket_columns {
@@ -22,10 +20,35 @@ macro_rules! ticket_columns {
          currency, status, created_on, expires_at, paid_at, payment_ref"
     };
 }
+#[allow(unused_imports)] // used by whichever database features are on
 pub(crate) use ticket_columns;
 
+/// A row of either database this module can read domain values from: the column types the
+/// schemas use decode from it.
+pub(crate) trait DomainRow: Row
+where
+    for<'r> &'r str: ColumnIndex<Self>,
+{
+}
+
+impl<R> DomainRow for R
+where
+    R: Row,
+    for<'r> &'r str: ColumnIndex<R>,
+{
+}
+
 /// A ticket from a row selected with [`ticket_columns!`].
-pub(crate) fn ticket(row: &MySqlRow) -> StoreResult<Ticket> {
+pub(crate) fn ticket<R, E>(row: &R) -> Result<Ticket, E>
+where
+    E: From<sqlx::Error> + From<Error>,
+    R: DomainRow,
+    for<'r> &'r str: ColumnIndex<R>,
+    for<'r> Uuid: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> DateTime<Utc>: Decode<'r, R::Database> + Type<R::Database>,
+{
     let seat: Option<String> = row.try_get("seat_key")?;
     let payment_ref: Option<String> = row.try_get("payment_ref")?;
     let currency: String = row.try_get("currency")?;
@@ -52,28 +75,17 @@ pub(crate) fn ticket(row: &MySqlRow) -> StoreResult<Ticket> {
     })
 }
 
-/// A stored value that no longer parses is broken data: an internal error, never a panic.
-pub(crate) fn stored<T, E: Display>(value: Result<T, E>) -> Result<T, Error> {
-    value.map_err(|e| Error::internal(format!("invalid value stored in mysql: {e}")))
-}
-
-/// Pushes `(?, ?, …)` with one bound marker per value: the list of an `IN`. The caller makes
-/// sure there is at least one value (`IN ()` does not parse).
-pub(crate) fn push_list<'t, T, I>(query: &mut QueryBuilder<MySql>, values: I)
-where
-    I: IntoIterator<Item = T>,
-    T: Encode<'t, MySql> + Type<MySql>,
-{
-    query.push("(");
-    let mut list = query.separated(", ");
-    for value in values {
-        list.push_bind(value);
-    }
-    list.push_unseparated(")");
-}
-
 /// A `payments` row as a ledger entry.
-pub(crate) fn payment(row: &MySqlRow) -> StoreResult<Payment> {
+pub(crate) fn payment<R, E>(row: &R) -> Result<Payment, E>
+where
+    E: From<sqlx::Error> + From<Error>,
+    R: DomainRow,
+    for<'r> &'r str: ColumnIndex<R>,
+    for<'r> Uuid: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> DateTime<Utc>: Decode<'r, R::Database> + Type<R::Database>,
+{
     let currency: String = row.try_get("currency")?;
     let outcome: String = row.try_get("outcome")?;
     Ok(Payment {
@@ -89,8 +101,32 @@ pub(crate) fn payment(row: &MySqlRow) -> StoreResult<Payment> {
     })
 }
 
-#[cfg(test)]
+/// A stored value that no longer parses is broken data: an internal error, never a panic.
+pub(crate) fn stored<T, E: Display>(value: Result<T, E>) -> Result<T, Error> {
+    value.map_err(|e| Error::internal(format!("invalid value stored in the database: {e}")))
+}
+
+/// Pushes `(?, ?, …)` (`($1, $2, …)` on PostgreSQL) with one bound marker per value: the list of
+/// an `IN`. The caller makes sure there is at least one value (`IN ()` does not parse).
+#[cfg(feature = "mysql")]
+pub(crate) fn push_list<'t, DB, T, I>(query: &mut sqlx::QueryBuilder<DB>, values: I)
+where
+    DB: sqlx::Database,
+    I: IntoIterator<Item = T>,
+    T: sqlx::Encode<'t, DB> + Type<DB> + 't,
+{
+    query.push("(");
+    let mut list = query.separated(", ");
+    for value in values {
+        list.push_bind(value);
+    }
+    list.push_unseparated(")");
+}
+
+#[cfg(all(test, feature = "mysql"))]
 mod tests {
+    use sqlx::{MySql, QueryBuilder};
+
     use super::*;
 
     #[test]

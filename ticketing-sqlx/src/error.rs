@@ -80,9 +80,11 @@ impl StoreError {
             StoreError::Domain(_) | StoreError::SeatConflict => None,
         }
     }
+}
 
+impl crate::retry::Transient for StoreError {
     /// A deadlock or lock-wait timeout: the whole transaction may simply run again.
-    pub(crate) fn is_transient(&self) -> bool {
+    fn is_transient(&self) -> bool {
         matches!(
             self.number(),
             Some(code::DEADLOCK | code::LOCK_WAIT_TIMEOUT | code::RECORD_CHANGED)

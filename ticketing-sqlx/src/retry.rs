@@ -1,11 +1,16 @@
-//! Bounded retries of whole transactions that lost a deadlock or a lock wait.
+//! Bounded retries of whole transactions that lost a deadlock, a lock wait or (PostgreSQL) a
+//! serialization check. Shared by both databases: each adapter's error says what is transient.
 
 use std::future::Future;
 use std::time::Duration;
 
 use uuid::Uuid;
 
-use crate::error::StoreResult;
+/// An adapter error that knows whether running the whole transaction again may succeed.
+pub(crate) trait Transient {
+    /// A lost lock race (deadlock, lock-wait timeout, serialization failure).
+    fn is_transient(&self) -> bool;
+}
 
 /// How many times a transaction runs again after a deadlock or lock-wait timeout.
 pub(crate) const MAX_RETRIES: u32 = 10;
@@ -14,10 +19,11 @@ pub(crate) const MAX_RETRIES: u32 = 10;
 /// waits in a row; between attempts it sleeps a small, growing, jittered delay so the contenders
 /// do not collide again in lock step. The last transient error is returned as is (it becomes
 /// `Unavailable`, which callers may retry later).
-pub(crate) async fn with_retry<T, F, Fut>(operation: &'static str, mut attempt: F) -> StoreResult<T>
+pub(crate) async fn retry<T, E, F, Fut>(operation: &'static str, mut attempt: F) -> Result<T, E>
 where
+    E: Transient + std::fmt::Debug,
     F: FnMut() -> Fut,
-    Fut: Future<Output = StoreResult<T>>,
+    Fut: Future<Output = Result<T, E>>,
 {
     let mut retries = 0;
     loop {
@@ -30,6 +36,19 @@ where
             other => return other,
         }
     }
+}
+
+/// [`retry`] with the MySQL adapters' error (named, so closures need no annotation).
+#[cfg(feature = "mysql")]
+pub(crate) async fn with_retry<T, F, Fut>(
+    operation: &'static str,
+    attempt: F,
+) -> crate::error::StoreResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = crate::error::StoreResult<T>>,
+{
+    retry(operation, attempt).await
 }
 
 /// 1, 2, 4, … 32 ms (capped), plus up to as much again of random jitter.

@@ -16,6 +16,7 @@ use ticketing_core::ports::OutboxStore;
 use ticketing_core::service::{Backends, RetentionConfig, ServiceConfig};
 use ticketing_core::{Error, Result};
 use ticketing_redis::{RedisSeatLock, RedisSeatLockConfig};
+use ticketing_sqlx::postgres::{PgCatalog, PgSeatLock, PgTicketRepository};
 use ticketing_sqlx::{
     BatchConfig, DatabaseClock, DatabaseClockConfig, MySqlCatalog, MySqlSeatLock,
     MySqlTicketRepository,
@@ -31,8 +32,9 @@ pub struct Args {
     #[arg(long, env = "TICKETING_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
-    /// MySQL/MariaDB URL (`mysql://user:password@host:3306/db`) for tickets and the catalog; the
-    /// migrations run at start. Without it, everything is kept in memory.
+    /// Database URL for tickets and the catalog: MySQL/MariaDB (`mysql://user:password@host:3306/db`)
+    /// or PostgreSQL (`postgres://user:password@host:5432/db`); the migrations run at start.
+    /// Without it, everything is kept in memory.
     #[arg(long, env = "TICKETING_DATABASE_URL")]
     pub database_url: Option<String>,
 
@@ -116,9 +118,9 @@ pub struct Args {
     #[arg(long, env = "TICKETING_DEMO")]
     pub demo: Option<bool>,
 
-    /// With `--database-url`: write each purchase in its own transaction instead of coalescing
-    /// concurrent purchases into shared transactions (write batching, on by default: a stampede
-    /// then pays one commit per batch).
+    /// With a MySQL `--database-url`: write each purchase in its own transaction instead of
+    /// coalescing concurrent purchases into shared transactions (write batching, on by default:
+    /// a stampede then pays one commit per batch). PostgreSQL always writes each purchase alone.
     #[arg(long, env = "TICKETING_NO_WRITE_BATCHING")]
     pub no_write_batching: bool,
 
@@ -347,17 +349,17 @@ impl Args {
 
     /// Which backends these flags select, in words, for the start-up line.
     pub fn describe_backends(&self) -> String {
-        let store = if self.database_url.is_some() {
-            "MySQL"
-        } else {
-            "in-memory"
+        let store = match self.database() {
+            Some(Database::MySql) => "MySQL",
+            Some(Database::Postgres) => "PostgreSQL",
+            None => "in-memory",
         };
         let lock = match (&self.redis_url, &self.database_url) {
             (Some(_), _) => "Redis",
             (None, Some(_)) => "SQL",
             (None, None) => "in-memory",
         };
-        let batching = if self.database_url.is_some() && !self.no_write_batching {
+        let batching = if self.write_batching() {
             ", write batching"
         } else {
             ""
@@ -370,14 +372,34 @@ impl Args {
         format!("{store} tickets and catalog, {lock} seat lock{clock}{batching}")
     }
 
+    /// Which database `--database-url` names, by its scheme (`postgres://` or `postgresql://`
+    /// is PostgreSQL, anything else MySQL/MariaDB, whose driver then judges the URL).
+    pub fn database(&self) -> Option<Database> {
+        let url = self.database_url.as_deref()?;
+        Some(
+            if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+                Database::Postgres
+            } else {
+                Database::MySql
+            },
+        )
+    }
+
+    /// Whether concurrent purchases share transactions: on MySQL unless `--no-write-batching`.
+    /// The PostgreSQL repository writes each purchase in its own transaction.
+    pub fn write_batching(&self) -> bool {
+        self.database() == Some(Database::MySql) && !self.no_write_batching
+    }
+
     /// Whether the services read the database's clock: with `--database-url`, unless
     /// `--no-database-clock`.
     pub fn database_clock(&self) -> bool {
         self.database_url.is_some() && !self.no_database_clock
     }
 
-    /// Connects the selected backends: MySQL repository (with write batching unless
-    /// `--no-write-batching`) and catalog (migrated) with `--database-url`, the Redis seat lock with `--redis-url`, the SQL seat lock with a
+    /// Connects the selected backends: the MySQL repository (with write batching unless
+    /// `--no-write-batching`) or the PostgreSQL one, and the catalog (migrated) with
+    /// `--database-url`, the Redis seat lock with `--redis-url`, the SQL seat lock with a
     /// database but no Redis, in-memory adapters for the rest; the database's clock with a
     /// database (unless `--no-database-clock`), the system clock without.
     pub async fn connect_backends(&self) -> Result<Backends> {
@@ -399,23 +421,41 @@ impl Args {
         let memory = Arc::new(InMemoryTicketRepository::new());
         backends = backends.tickets(memory.clone());
         let mut outbox: Arc<dyn OutboxStore> = memory;
-        if let Some(url) = &self.database_url {
-            let pool = ticketing_sqlx::connect(url, self.database_connections).await?;
-            ticketing_sqlx::migrate(&pool).await?;
-            let repository = Arc::new(if self.no_write_batching {
-                MySqlTicketRepository::new(pool.clone())
-            } else {
-                MySqlTicketRepository::with_batching(pool.clone(), BatchConfig::default())
-            });
-            outbox = repository.clone();
-            backends = backends
-                .tickets(repository)
-                .catalog(Arc::new(MySqlCatalog::new(pool.clone())))
-                .seat_lock(Arc::new(MySqlSeatLock::new(pool.clone())));
-            if self.database_clock() {
+        match (self.database(), &self.database_url) {
+            (Some(Database::MySql), Some(url)) => {
+                let pool = ticketing_sqlx::connect(url, self.database_connections).await?;
+                ticketing_sqlx::migrate(&pool).await?;
+                let repository = Arc::new(if self.write_batching() {
+                    MySqlTicketRepository::with_batching(pool.clone(), BatchConfig::default())
+                } else {
+                    MySqlTicketRepository::new(pool.clone())
+                });
+                outbox = repository.clone();
                 backends = backends
-                    .clock(DatabaseClock::start(pool, DatabaseClockConfig::default()).await?);
+                    .tickets(repository)
+                    .catalog(Arc::new(MySqlCatalog::new(pool.clone())))
+                    .seat_lock(Arc::new(MySqlSeatLock::new(pool.clone())));
+                if self.database_clock() {
+                    backends = backends
+                        .clock(DatabaseClock::start(pool, DatabaseClockConfig::default()).await?);
+                }
             }
+            (Some(Database::Postgres), Some(url)) => {
+                let pool =
+                    ticketing_sqlx::postgres::connect(url, self.database_connections).await?;
+                ticketing_sqlx::postgres::migrate(&pool).await?;
+                let repository = Arc::new(PgTicketRepository::new(pool.clone()));
+                outbox = repository.clone();
+                backends = backends
+                    .tickets(repository)
+                    .catalog(Arc::new(PgCatalog::new(pool.clone())))
+                    .seat_lock(Arc::new(PgSeatLock::new(pool.clone())));
+                if self.database_clock() {
+                    backends = backends
+                        .clock(DatabaseClock::start(pool, DatabaseClockConfig::default()).await?);
+                }
+            }
+            _ => {}
         }
         if let Some(url) = &self.redis_url {
             let config = RedisSeatLockConfig {
@@ -427,6 +467,15 @@ impl Args {
         let backends = backends.build()?;
         Ok((backends, outbox))
     }
+}
+
+/// The database `--database-url` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Database {
+    /// MySQL or MariaDB (`mysql://…`).
+    MySql,
+    /// PostgreSQL (`postgres://…` or `postgresql://…`).
+    Postgres,
 }
 
 /// [`parse_duration`], where `0` means "never".
@@ -476,6 +525,21 @@ mod tests {
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("5w").is_err());
         assert!(parse_duration("x").is_err());
+    }
+
+    #[test]
+    fn a_postgres_url_selects_the_postgres_adapters() {
+        for url in ["postgres://u@h/db", "postgresql://u@h/db"] {
+            let args = Args::parse_from(["ticketing-server", "--database-url", url]);
+            assert_eq!(args.database(), Some(Database::Postgres));
+            assert_eq!(
+                args.describe_backends(),
+                "PostgreSQL tickets and catalog, SQL seat lock, database clock"
+            );
+        }
+        let args = Args::parse_from(["ticketing-server", "--database-url", "mysql://u@h/db"]);
+        assert_eq!(args.database(), Some(Database::MySql));
+        assert_eq!(Args::parse_from(["ticketing-server"]).database(), None);
     }
 
     #[test]

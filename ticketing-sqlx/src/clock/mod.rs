@@ -1,8 +1,9 @@
 //! [`DatabaseClock`]: the database's time as every server's [`Clock`], so that all servers of a
 //! deployment judge deadlines and leases by one clock.
 //!
-//! Each server compares its local clock with `UTC_TIMESTAMP(6)` now and then, keeps the offset
-//! and answers local time plus offset. Reading the time costs no round trip; a sync costs a few.
+//! Each server compares its local clock with the database's (`UTC_TIMESTAMP(6)` on MySQL,
+//! `clock_timestamp()` on PostgreSQL) now and then, keeps the offset and answers local time plus
+//! offset. Reading the time costs no round trip; a sync costs a few.
 
 mod sql;
 
@@ -11,12 +12,85 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
-use sqlx::{MySqlConnection, MySqlPool};
+use chrono::{DateTime, TimeDelta, Utc};
 use ticketing_core::ports::{Clock, SystemClock};
 use ticketing_core::{Error, Result};
 
-use crate::error::classify;
+/// The database a [`DatabaseClock`] follows: a pool of either database (`From` each pool type).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum ClockDatabase {
+    /// MySQL / MariaDB: `UTC_TIMESTAMP(6)`.
+    #[cfg(feature = "mysql")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
+    MySql(sqlx::MySqlPool),
+    /// PostgreSQL: `clock_timestamp()`, the time the statement reads it (`now()` is the start of
+    /// the transaction, which for one statement is the same instant give or take its parsing).
+    #[cfg(feature = "postgres")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+    Postgres(sqlx::PgPool),
+}
+
+#[cfg(feature = "mysql")]
+impl From<sqlx::MySqlPool> for ClockDatabase {
+    fn from(pool: sqlx::MySqlPool) -> Self {
+        ClockDatabase::MySql(pool)
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl From<sqlx::PgPool> for ClockDatabase {
+    fn from(pool: sqlx::PgPool) -> Self {
+        ClockDatabase::Postgres(pool)
+    }
+}
+
+impl ClockDatabase {
+    /// `samples` reads of the database's time, one connection for all, each with the local
+    /// clock before it and the round trip's length.
+    async fn read_times(
+        &self,
+        local: &dyn Clock,
+        samples: u32,
+    ) -> Result<Vec<(DateTime<Utc>, DateTime<Utc>, TimeDelta)>> {
+        let mut times = Vec::with_capacity(samples as usize);
+        match self {
+            #[cfg(feature = "mysql")]
+            ClockDatabase::MySql(pool) => {
+                use crate::error::classify;
+                let mut conn = pool.acquire().await.map_err(classify)?;
+                for _ in 0..samples {
+                    let sent = local.now();
+                    let started = Instant::now();
+                    let database: chrono::NaiveDateTime = sqlx::query_scalar(sql::MYSQL_NOW)
+                        .fetch_one(&mut *conn)
+                        .await
+                        .map_err(classify)?;
+                    times.push((sent, database.and_utc(), elapsed(started)));
+                }
+            }
+            #[cfg(feature = "postgres")]
+            ClockDatabase::Postgres(pool) => {
+                use crate::postgres::classify;
+                let mut conn = pool.acquire().await.map_err(classify)?;
+                for _ in 0..samples {
+                    let sent = local.now();
+                    let started = Instant::now();
+                    let database: DateTime<Utc> = sqlx::query_scalar(sql::POSTGRES_NOW)
+                        .fetch_one(&mut *conn)
+                        .await
+                        .map_err(classify)?;
+                    times.push((sent, database, elapsed(started)));
+                }
+            }
+        }
+        Ok(times)
+    }
+}
+
+fn elapsed(started: Instant) -> TimeDelta {
+    TimeDelta::from_std(started.elapsed()).unwrap_or(TimeDelta::MAX)
+}
 
 /// How a [`DatabaseClock`] samples the database. `Default` gives production values.
 #[derive(Clone)]
@@ -99,7 +173,7 @@ pub struct ClockSample {
 /// task that ends when the clock is dropped. A failed background sync is logged and the last
 /// offset kept.
 pub struct DatabaseClock {
-    pool: MySqlPool,
+    database: ClockDatabase,
     local: Arc<dyn Clock>,
     samples: u32,
     /// Database minus local, in microseconds.
@@ -120,11 +194,15 @@ impl fmt::Debug for DatabaseClock {
 }
 
 impl DatabaseClock {
-    /// A clock synced with the database behind `pool`, kept in sync in the background.
+    /// A clock synced with the database behind `pool` (a `MySqlPool` or a `PgPool`), kept in
+    /// sync in the background.
     ///
     /// [`Error::Unavailable`] when the first sync cannot reach the database; a zero
     /// `refresh` is [`Error::Config`]. Must be called within a Tokio runtime.
-    pub async fn start(pool: MySqlPool, config: DatabaseClockConfig) -> Result<Arc<Self>> {
+    pub async fn start(
+        pool: impl Into<ClockDatabase>,
+        config: DatabaseClockConfig,
+    ) -> Result<Arc<Self>> {
         if config.refresh.is_zero() {
             return Err(Error::config(
                 "refresh",
@@ -132,7 +210,7 @@ impl DatabaseClock {
             ));
         }
         let clock = Arc::new(Self {
-            pool,
+            database: pool.into(),
             local: config.local,
             samples: config.samples.max(1),
             offset_us: AtomicI64::new(0),
@@ -146,14 +224,23 @@ impl DatabaseClock {
 
     /// Measures the offset to the database again, now, and uses it from here on.
     pub async fn sync(&self) -> Result<ClockSample> {
-        let mut conn = self.pool.acquire().await.map_err(classify)?;
-        let mut best = self.sample(&mut conn).await?;
-        for _ in 1..self.samples {
-            let sample = self.sample(&mut conn).await?;
-            if sample.uncertainty < best.uncertainty {
-                best = sample;
-            }
-        }
+        let times = self
+            .database
+            .read_times(self.local.as_ref(), self.samples)
+            .await?;
+        // The round trip with the shortest time: its midpoint is the best guess of when the
+        // database read its clock.
+        let best = times
+            .into_iter()
+            .map(|(sent, database, round_trip)| {
+                let half = round_trip / 2;
+                ClockSample {
+                    offset: database - (sent + half),
+                    uncertainty: half,
+                }
+            })
+            .min_by_key(|sample| sample.uncertainty)
+            .ok_or_else(|| Error::internal("a clock sync took no sample"))?;
         self.offset_us.store(micros(best.offset), Ordering::Release);
         self.uncertainty_us
             .store(micros(best.uncertainty), Ordering::Release);
@@ -168,22 +255,6 @@ impl DatabaseClock {
     /// How far the last sync may be off the database: half its round trip.
     pub fn uncertainty(&self) -> TimeDelta {
         TimeDelta::microseconds(self.uncertainty_us.load(Ordering::Acquire))
-    }
-
-    /// One round trip: the database's time against the local time at the round trip's middle.
-    async fn sample(&self, conn: &mut MySqlConnection) -> Result<ClockSample> {
-        let sent = self.local.now();
-        let started = Instant::now();
-        let database: NaiveDateTime = sqlx::query_scalar(sql::DATABASE_NOW)
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(classify)?;
-        let round_trip = TimeDelta::from_std(started.elapsed()).unwrap_or(TimeDelta::MAX);
-        let half = round_trip / 2;
-        Ok(ClockSample {
-            offset: database.and_utc() - (sent + half),
-            uncertainty: half,
-        })
     }
 }
 

@@ -10,9 +10,10 @@ use ticketing_core::domain::{SeatRef, ZoneCode};
 use ticketing_core::ports::{HoldOutcome, HoldRequest};
 use uuid::Uuid;
 
-use super::{Wanted, sql};
+use super::sql;
 use crate::codec::stored;
 use crate::error::{StoreResult, code, number};
+use crate::lock_state::Wanted;
 use crate::pool::begin;
 use crate::retry::backoff;
 

@@ -3,21 +3,19 @@
 mod hold;
 mod sql;
 
-use std::collections::{BTreeMap, BTreeSet};
-
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{MySql, MySqlPool, Row, Transaction};
-use ticketing_core::domain::{EventId, OrderId, SeatRef, Zone, ZoneCode};
+use ticketing_core::Result;
+use ticketing_core::domain::{EventId, OrderId, Zone};
 use ticketing_core::ports::{
-    ActiveHold, HoldItem, HoldOutcome, HoldRequest, HoldSource, LockSnapshot, SeatLock, SeatState,
+    ActiveHold, HoldItem, HoldOutcome, HoldRequest, HoldSource, LockSnapshot, SeatLock,
 };
-use ticketing_core::{Error, Result};
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
-use crate::codec::stored;
-use crate::error::{StoreResult, code};
+use crate::error::{StoreError, StoreResult, code};
+use crate::lock_state::{Wanted, group_page, snapshot_of_rows};
 use crate::pool::begin;
 use crate::retry::{backoff, with_retry};
 
@@ -176,7 +174,7 @@ impl MySqlSeatLock {
             .bind(event)
             .fetch_all(&self.pool)
             .await?;
-        snapshot_of_rows(&rows)
+        snapshot_of_rows::<_, StoreError>(&rows)
     }
 
     /// One zone of the snapshot: seats by key range (`zone:` up to `zone;`, the next character
@@ -200,7 +198,7 @@ impl MySqlSeatLock {
             .bind(code)
             .fetch_all(&self.pool)
             .await?;
-        snapshot_of_rows(&rows)
+        snapshot_of_rows::<_, StoreError>(&rows)
     }
 
     /// Locks the marker of a not-loaded event exclusively and returns the transaction holding
@@ -294,36 +292,13 @@ impl MySqlSeatLock {
         id: Uuid,
         holds: Vec<ActiveHold>,
     ) -> StoreResult<()> {
-        // Seat key → (order, deadline); (zone, order) → (places, deadline). No deadline = sold.
-        let mut seats: BTreeMap<String, (Uuid, Deadline)> = BTreeMap::new();
-        let mut zones: BTreeMap<(String, Uuid), (u32, Deadline)> = BTreeMap::new();
-        for hold in holds {
-            let order = hold.order.as_uuid();
-            match hold.item {
-                HoldItem::Seat(seat) => {
-                    seats.insert(seat.key(), (order, hold.until));
-                }
-                HoldItem::General { zone, quantity, .. } => {
-                    let entry = zones
-                        .entry((zone.as_str().to_owned(), order))
-                        .or_insert((0, hold.until));
-                    entry.0 += quantity;
-                    // Sold wins over held; otherwise the later deadline.
-                    entry.1 = match (entry.1, hold.until) {
-                        (Some(a), Some(b)) => Some(a.max(b)),
-                        _ => None,
-                    };
-                }
-            }
-        }
-        let seats: Vec<sql::SeatRow> = seats.into_iter().collect();
+        let (seats, zones) = group_page(holds);
         for chunk in seats.chunks(self.rebuild_chunk) {
             sql::restore_seats(id, chunk)
                 .build()
                 .execute(&mut **tx)
                 .await?;
         }
-        let zones: Vec<sql::ZoneRow> = zones.into_iter().collect();
         for chunk in zones.chunks(self.rebuild_chunk) {
             sql::restore_zone_holds(id, chunk)
                 .build()
@@ -331,55 +306,6 @@ impl MySqlSeatLock {
                 .await?;
         }
         Ok(())
-    }
-}
-
-/// A hold's deadline; `None` for a sale.
-type Deadline = Option<DateTime<Utc>>;
-
-/// The items of a request, deduplicated and sorted: the order rows are locked in.
-struct Wanted {
-    seats: BTreeSet<SeatRef>,
-    /// Zone → (quantity, capacity).
-    zones: BTreeMap<ZoneCode, (u32, u32)>,
-}
-
-impl Wanted {
-    /// The zone codes, sorted.
-    fn zone_codes(&self) -> Vec<&str> {
-        self.zones.keys().map(ZoneCode::as_str).collect()
-    }
-
-    /// The seat keys, in seat order.
-    fn seat_keys(&self) -> Vec<String> {
-        self.seats.iter().map(SeatRef::key).collect()
-    }
-
-    fn from_items(items: &[HoldItem]) -> Result<Self, Error> {
-        let mut seats = BTreeSet::new();
-        let mut zones = BTreeMap::new();
-        for item in items {
-            match item {
-                HoldItem::Seat(seat) => {
-                    if !seats.insert(seat.clone()) {
-                        return Err(Error::invalid(
-                            "seats",
-                            format!("seat {seat} appears twice"),
-                        ));
-                    }
-                }
-                HoldItem::General {
-                    zone,
-                    quantity,
-                    capacity,
-                } => {
-                    if zones.insert(zone.clone(), (*quantity, *capacity)).is_some() {
-                        return Err(Error::invalid("zone", format!("zone {zone} appears twice")));
-                    }
-                }
-            }
-        }
-        Ok(Self { seats, zones })
     }
 }
 
@@ -421,41 +347,4 @@ impl SeatLock for MySqlSeatLock {
     async fn forget(&self, event: EventId) -> Result<()> {
         MySqlSeatLock::forget(self, event).await
     }
-}
-
-/// Reads the rows of [`sql::SNAPSHOT`] or [`sql::ZONE_SNAPSHOT`]: `None` without the marker row.
-fn snapshot_of_rows(rows: &[sqlx::mysql::MySqlRow]) -> StoreResult<Option<LockSnapshot>> {
-    let mut loaded = false;
-    let mut snapshot = LockSnapshot::default();
-    for row in rows {
-        let part: String = row.try_get("part")?;
-        let name: Option<String> = row.try_get("name")?;
-        match (part.as_str(), name) {
-            ("M", _) => loaded = true,
-            ("S", Some(key)) => {
-                let order: Option<Uuid> = row.try_get("order_id")?;
-                let until: Option<DateTime<Utc>> = row.try_get("until")?;
-                let Some(order) = order.map(OrderId::from_uuid) else {
-                    continue;
-                };
-                let state = match until {
-                    Some(until) => SeatState::Held { order, until },
-                    None => SeatState::Sold { order },
-                };
-                snapshot
-                    .seats
-                    .insert(stored(key.parse::<SeatRef>())?, state);
-            }
-            ("Z", Some(zone)) => {
-                let taken: i64 = row.try_get("quantity")?;
-                let taken =
-                    u32::try_from(taken).map_err(|_| Error::internal("zone count out of range"))?;
-                snapshot.general.insert(stored(ZoneCode::new(zone))?, taken);
-            }
-            (part, _) => {
-                return Err(Error::internal(format!("unexpected snapshot row {part}")).into());
-            }
-        }
-    }
-    Ok(loaded.then_some(snapshot))
 }

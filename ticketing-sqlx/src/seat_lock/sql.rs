@@ -10,6 +10,7 @@ use sqlx::{MySql, QueryBuilder};
 use uuid::Uuid;
 
 use crate::codec::push_list;
+use crate::lock_state::{SeatRow, ZoneRow};
 
 /// Shared lock on the marker, failing at once (error 1205) while a rebuild holds it exclusively.
 pub(super) const SHARE_MARKER_NOWAIT: &str =
@@ -181,12 +182,6 @@ pub(super) const FORGET_ALL: [&str; 4] = [
     "DELETE FROM seat_lock_seats",
     "DELETE FROM seat_lock_zone_holds",
 ];
-
-/// A seat hold of a rebuild: key, order, deadline (`None` for a sale).
-pub(super) type SeatRow = (String, (Uuid, Option<DateTime<Utc>>));
-
-/// A zone hold of a rebuild: (zone, order), (places, deadline or `None` for a sale).
-pub(super) type ZoneRow = ((String, Uuid), (u32, Option<DateTime<Utc>>));
 
 /// Rows `(event, seat_key, order, until)` restored by a rebuild. A row a concurrent `mark_sold`
 /// wrote meanwhile (sold) is kept: a payment is never downgraded to a hold. MySQL assigns left to

@@ -1,14 +1,11 @@
 //! Persisting a new order: tickets, counters, idempotency record and outbox row in one
 //! transaction, or nothing.
 
-use std::collections::HashSet;
-
 use chrono::{DateTime, Utc};
 use sqlx::{MySqlConnection, MySqlPool, Row};
 use ticketing_core::Error;
 use ticketing_core::domain::{
-    CustomerId, IdempotencyKey, Order, OrderId, OutboxEvent, OutboxKind, SeatRef, Ticket,
-    TicketStatus,
+    CustomerId, IdempotencyKey, Order, OrderId, SeatRef, Ticket, TicketStatus,
 };
 use ticketing_core::ports::{IdempotencyRecord, InsertOutcome, NewOrder};
 use uuid::Uuid;
@@ -19,6 +16,7 @@ use crate::error::{StoreError, StoreResult, is_unique_violation, violates_unique
 use crate::outbox;
 use crate::pool::begin;
 use crate::retry::{MAX_RETRIES, with_retry};
+pub(super) use crate::rules::{check, created_on, reserved_event};
 
 /// Inserts `new`; see [`TicketRepository::insert_order`](ticketing_core::ports::TicketRepository).
 pub(super) async fn insert_order(pool: &MySqlPool, new: &NewOrder) -> StoreResult<InsertOutcome> {
@@ -67,59 +65,6 @@ pub(super) async fn idempotency_record(
         fingerprint: row.try_get("fingerprint")?,
         order_id: OrderId::from_uuid(row.try_get::<Uuid, _>("order_id")?),
     }))
-}
-
-/// Rejects orders that are not one well-formed purchase, before touching the database.
-pub(super) fn check(new: &NewOrder) -> Result<(), Error> {
-    let order = &new.order;
-    if order.tickets.is_empty() {
-        return Err(Error::invalid(
-            "tickets",
-            "an order needs at least one ticket",
-        ));
-    }
-    let mut seats = HashSet::new();
-    for t in &order.tickets {
-        if t.order_id != order.id
-            || t.event_id != order.event_id
-            || t.venue_id != order.venue_id
-            || t.customer != order.customer
-        {
-            return Err(Error::invalid(
-                "tickets",
-                "every ticket must belong to the order",
-            ));
-        }
-        if t.status != TicketStatus::PendingPayment {
-            return Err(Error::invalid(
-                "tickets",
-                "a new ticket must be PENDING_PAYMENT",
-            ));
-        }
-        match (&t.seat, &new.general_admission) {
-            (Some(seat), None) => {
-                if !seats.insert(seat) {
-                    return Err(Error::invalid(
-                        "seats",
-                        format!("seat {seat} appears twice"),
-                    ));
-                }
-            }
-            (None, Some((zone, _))) if *zone == t.zone => {}
-            _ => {
-                return Err(Error::invalid(
-                    "tickets",
-                    "an order is either seated or general admission in the zone it names",
-                ));
-            }
-        }
-    }
-    if order.tickets.len() > new.per_customer_limit as usize {
-        return Err(Error::LimitExceeded {
-            limit: new.per_customer_limit,
-        });
-    }
-    Ok(())
 }
 
 /// One attempt at the purchase transaction: the steps below in this order, all or nothing.
@@ -274,22 +219,6 @@ pub(super) async fn raise_usage_within(
         return Err(Error::LimitExceeded { limit }.into());
     }
     Ok(())
-}
-
-/// The outbox event of a new order (the purchase and the batch writer share it), stamped with
-/// the earliest ticket's creation.
-pub(super) fn reserved_event(order: &Order) -> OutboxEvent {
-    OutboxEvent::for_order(OutboxKind::TicketReserved, order, created_on(order))
-}
-
-/// When `order` was created: its tickets' creation time.
-pub(super) fn created_on(order: &Order) -> DateTime<Utc> {
-    order
-        .tickets
-        .iter()
-        .map(|t| t.created_on)
-        .min()
-        .unwrap_or(order.expires_at)
 }
 
 /// The seats of `new` that have an active ticket now, read after the failed transaction ended.

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use sqlx::{MySqlConnection, MySqlPool, Row};
 use ticketing_core::Error;
-use ticketing_core::domain::{Order, OrderId, OutboxEvent, OutboxKind, TicketAction, TicketStatus};
+use ticketing_core::domain::{Order, OrderId, OutboxEvent, OutboxKind, TicketAction};
 use ticketing_core::ports::Transition;
 use uuid::Uuid;
 
@@ -14,6 +14,7 @@ use crate::codec::ticket;
 use crate::error::StoreResult;
 use crate::outbox;
 use crate::pool::begin;
+pub(super) use crate::rules::expiry_statuses;
 
 /// Applies `t` as a compare-and-set; `true` when every ticket of the order moved.
 pub(super) async fn transition_once(pool: &MySqlPool, t: &Transition) -> StoreResult<bool> {
@@ -92,7 +93,7 @@ pub(super) async fn load_orders(
         .await?;
     let mut by_order: BTreeMap<Uuid, Vec<_>> = BTreeMap::new();
     for row in rows {
-        let t = ticket(&row)?;
+        let t: ticketing_core::domain::Ticket = ticket::<_, crate::error::StoreError>(&row)?;
         by_order.entry(t.order_id.as_uuid()).or_default().push(t);
     }
     let mut orders = Vec::with_capacity(ids.len());
@@ -166,12 +167,4 @@ async fn release_places(conn: &mut MySqlConnection, orders: &[Uuid]) -> StoreRes
         }
     }
     Ok(())
-}
-
-/// The status names bound for an expiry: (EXPIRED, PENDING_PAYMENT).
-pub(super) fn expiry_statuses() -> (&'static str, &'static str) {
-    (
-        TicketStatus::Expired.as_str(),
-        TicketStatus::PendingPayment.as_str(),
-    )
 }

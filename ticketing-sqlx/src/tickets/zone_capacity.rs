@@ -6,27 +6,13 @@
 //! and decide on all of them. Every raise is guarded by `active + n <= capacity` on its shard, and
 //! the slices add up to the zone's capacity, so the database alone keeps the zone within it.
 
-use std::collections::BTreeMap;
-
 use sqlx::{MySqlConnection, Row};
 use ticketing_core::Error;
 use ticketing_core::domain::{EventId, ZoneCode};
 
 use super::sql;
 use crate::error::StoreResult;
-
-/// Most shards per zone: more than the connections that usually write at once, so a purchase
-/// nearly always finds an unlocked shard with room.
-pub(super) const MAX_SHARDS: u32 = 32;
-
-/// The slices of a zone of `capacity` places: up to [`MAX_SHARDS`] shards, sizes differing by at
-/// most one, adding up to `capacity`.
-pub(super) fn slices(capacity: u32) -> Vec<u32> {
-    let shards = capacity.clamp(1, MAX_SHARDS);
-    (0..shards)
-        .map(|s| capacity / shards + u32::from(s < capacity % shards))
-        .collect()
-}
+use crate::shards::{MAX_SHARDS, Rooms, allocate, slices, total};
 
 /// Takes `n` places of `zone` (of `capacity` places) for the current transaction and returns the
 /// shard each place counts in (`n` entries), or `None` when the zone has fewer than `n` places
@@ -62,13 +48,6 @@ pub(super) async fn take(
             .flat_map(|(&shard, &count)| std::iter::repeat_n(shard, count as usize))
             .collect(),
     ))
-}
-
-/// Room per shard (only shards with room matter).
-type Rooms = BTreeMap<u16, u32>;
-
-fn total(rooms: &Rooms) -> u32 {
-    rooms.values().fold(0u32, |sum, r| sum.saturating_add(*r))
 }
 
 /// Unlocked shards with room, from shard `start % MAX_SHARDS` on and wrapping around, until they
@@ -155,21 +134,6 @@ async fn create(
     Ok(())
 }
 
-/// Which shards give how many of the `n` places: the rooms in shard order until `n` is reached.
-fn allocate(rooms: &Rooms, n: u32) -> BTreeMap<u16, u32> {
-    let mut plan = BTreeMap::new();
-    let mut left = n;
-    for (&shard, &room) in rooms {
-        if left == 0 {
-            break;
-        }
-        let count = room.min(left);
-        plan.insert(shard, count);
-        left -= count;
-    }
-    plan
-}
-
 async fn raise(
     conn: &mut MySqlConnection,
     event: EventId,
@@ -192,31 +156,4 @@ async fn raise(
         .into());
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn slices_add_up_to_the_capacity_and_differ_by_at_most_one() {
-        for capacity in [0, 1, 2, 31, 32, 33, 1_000, 1_000_000, u32::MAX] {
-            let s = slices(capacity);
-            assert_eq!(s.len() as u32, capacity.clamp(1, MAX_SHARDS));
-            assert_eq!(
-                s.iter().map(|&x| u64::from(x)).sum::<u64>(),
-                u64::from(capacity)
-            );
-            let (lo, hi) = (s.iter().min().unwrap(), s.iter().max().unwrap());
-            assert!(hi - lo <= 1, "{capacity}: {s:?}");
-        }
-    }
-
-    #[test]
-    fn allocation_takes_exactly_n_from_shards_with_room() {
-        let rooms: Rooms = [(2, 1), (5, 3), (9, 10)].into_iter().collect();
-        let plan = allocate(&rooms, 5);
-        assert_eq!(plan, [(2, 1), (5, 3), (9, 1)].into_iter().collect());
-        assert_eq!(allocate(&rooms, 1), [(2, 1)].into_iter().collect());
-    }
 }

@@ -1,0 +1,215 @@
+//! The ticket repository's statements on PostgreSQL. Statuses are bound as parameters
+//! (`TicketStatus::as_str`) except where a partial index must match the statement's text (the
+//! sweep, the active tickets, the refunds owed): there they are literals. Times are always the
+//! caller's `now`, never the server's. Lists are bound as arrays (`= ANY($n)`, `unnest`), so
+//! every statement is a constant, prepared once per connection.
+
+use crate::codec::ticket_columns;
+
+// --- purchase ---------------------------------------------------------------------------------
+
+/// Binds: customer, key, fingerprint, order, created_at.
+pub(super) const INSERT_IDEMPOTENCY: &str = "INSERT INTO idempotency_keys \
+     (customer_id, idem_key, fingerprint, order_id, created_at) VALUES ($1, $2, $3, $4, $5)";
+
+/// Binds: before, limit. Up to `limit` records of orders created before `before`, oldest first:
+/// a range of `ix_idempotency_keys_created`.
+pub(super) const PRUNE_IDEMPOTENCY: &str = "DELETE FROM idempotency_keys \
+     WHERE (customer_id, idem_key) IN (SELECT customer_id, idem_key FROM idempotency_keys \
+     WHERE created_at < $1 ORDER BY created_at LIMIT $2)";
+
+/// Binds: customer, key.
+pub(super) const SELECT_IDEMPOTENCY: &str = "SELECT customer_id, idem_key, fingerprint, order_id \
+     FROM idempotency_keys WHERE customer_id = $1 AND idem_key = $2";
+
+/// Binds: order, event, customer, PENDING_PAYMENT, deadline.
+pub(super) const INSERT_ORDER: &str = "INSERT INTO orders (id, event_id, customer_id, status, expires_at) \
+     VALUES ($1, $2, $3, $4, $5)";
+
+/// Binds one array per column of [`ticket_columns!`] (each ticket at the same index), then the
+/// `zone_usage` shard of each (NULL for a seat).
+pub(super) const INSERT_TICKETS: &str = concat!(
+    "INSERT INTO tickets (",
+    ticket_columns!(),
+    ", usage_shard) SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], \
+     $5::text[], $6::text[], $7::text[], $8::bigint[], $9::text[], $10::text[], \
+     $11::timestamptz[], $12::timestamptz[], $13::timestamptz[], $14::text[], $15::smallint[])"
+);
+
+/// The name of the partial unique index behind invariant 1, as the server names it in a
+/// unique violation's `constraint` field.
+pub(super) const ACTIVE_SEAT_KEY: &str = "uq_tickets_active_seat";
+
+/// Binds: event, seat keys. The seats among them with an active ticket (`uq_tickets_active_seat`).
+pub(super) const SELECT_TAKEN_SEATS: &str = "SELECT seat_key FROM tickets \
+     WHERE event_id = $1 AND seat_key = ANY($2) AND status IN ('PENDING_PAYMENT', 'PAID')";
+
+/// Binds: event, customer.
+pub(super) const ENSURE_CUSTOMER_USAGE: &str = "INSERT INTO customer_usage (event_id, customer_id, active) \
+     VALUES ($1, $2, 0) ON CONFLICT (event_id, customer_id) DO NOTHING";
+
+/// Binds: n, event, customer, limit. Matches no row when the limit would be exceeded.
+pub(super) const RAISE_CUSTOMER_USAGE: &str = "UPDATE customer_usage SET active = active + $1 \
+     WHERE event_id = $2 AND customer_id = $3 AND active + $1 <= $4";
+
+// --- transitions ------------------------------------------------------------------------------
+
+/// Binds: target, order, source, now. Payment only strictly before the deadline.
+pub(super) const CAS_ORDER_BEFORE_DEADLINE: &str =
+    "UPDATE orders SET status = $1 WHERE id = $2 AND status = $3 AND expires_at > $4";
+
+/// Binds: target, order, source, now. Expiry only at or after the deadline.
+pub(super) const CAS_ORDER_AFTER_DEADLINE: &str =
+    "UPDATE orders SET status = $1 WHERE id = $2 AND status = $3 AND expires_at <= $4";
+
+/// Binds: target, order, source.
+pub(super) const CAS_ORDER: &str = "UPDATE orders SET status = $1 WHERE id = $2 AND status = $3";
+
+/// Binds: target, paid_at (NULL keeps), payment_ref (NULL keeps), order, source.
+pub(super) const MOVE_TICKETS: &str = "UPDATE tickets SET status = $1, \
+     paid_at = COALESCE($2, paid_at), payment_ref = COALESCE($3, payment_ref) \
+     WHERE order_id = $4 AND status = $5";
+
+/// Binds: n, event, customer.
+pub(super) const LOWER_CUSTOMER_USAGE: &str =
+    "UPDATE customer_usage SET active = active - $1 WHERE event_id = $2 AND customer_id = $3";
+
+/// Binds: order ids. The general-admission places of these orders per `zone_usage` shard, in
+/// key order; tickets without a shard count in shard 0.
+pub(super) const PLACES_PER_SHARD: &str = "SELECT event_id, zone_code, \
+     COALESCE(usage_shard, 0::smallint) AS shard, COUNT(*) AS n FROM tickets \
+     WHERE order_id = ANY($1) AND seat_key IS NULL \
+     GROUP BY event_id, zone_code, COALESCE(usage_shard, 0::smallint) \
+     ORDER BY event_id, zone_code, shard";
+
+// --- general-admission capacity (`zone_capacity`) ---------------------------------------------
+
+/// Binds: event, zone, first shard, end shard (exclusive), how many rows. Shards with room in
+/// that range, skipping rows other transactions hold.
+pub(super) const TAKE_FREE_SHARDS: &str = "SELECT shard, capacity - active AS room \
+     FROM zone_usage WHERE event_id = $1 AND zone_code = $2 AND shard >= $3 AND shard < $4 \
+     AND active < capacity ORDER BY shard LIMIT $5 FOR UPDATE SKIP LOCKED";
+
+/// Binds: event, zone. Every shard, waiting for the ones other transactions hold.
+pub(super) const LOCK_ALL_SHARDS: &str = "SELECT shard, capacity - active AS room \
+     FROM zone_usage WHERE event_id = $1 AND zone_code = $2 ORDER BY shard FOR UPDATE";
+
+/// Binds: event, zone, slices (one per shard, in shard order). A concurrent first purchase may
+/// create them too.
+pub(super) const CREATE_SHARDS: &str = "INSERT INTO zone_usage \
+     (event_id, zone_code, shard, capacity, active) \
+     SELECT $1, $2, (s.ord - 1)::smallint, s.capacity, 0 \
+     FROM unnest($3::bigint[]) WITH ORDINALITY AS s(capacity, ord) \
+     ON CONFLICT (event_id, zone_code, shard) DO NOTHING";
+
+/// Binds: n, event, zone, shard. Matches no row when the shard would overflow its slice.
+pub(super) const RAISE_SHARD: &str = "UPDATE zone_usage SET active = active + $1 \
+     WHERE event_id = $2 AND zone_code = $3 AND shard = $4 AND active + $1 <= capacity";
+
+/// Binds: n, event, zone, shard.
+pub(super) const LOWER_SHARD: &str = "UPDATE zone_usage SET active = active - $1 \
+     WHERE event_id = $2 AND zone_code = $3 AND shard = $4";
+
+// --- expiry -----------------------------------------------------------------------------------
+
+/// Binds: now, limit. Due unpaid orders from the partial index `ix_orders_due`; rows another
+/// sweeper (or a payment) holds are skipped, so concurrent sweepers take disjoint batches and
+/// never wait for each other.
+pub(super) const LOCK_DUE_ORDERS: &str = "SELECT id FROM orders \
+     WHERE status = 'PENDING_PAYMENT' AND expires_at <= $1 \
+     ORDER BY expires_at, id LIMIT $2 FOR UPDATE SKIP LOCKED";
+
+/// Binds: EXPIRED, the order ids, PENDING_PAYMENT.
+pub(super) const EXPIRE_ORDERS: &str =
+    "UPDATE orders SET status = $1 WHERE id = ANY($2) AND status = $3";
+
+/// Binds: EXPIRED, the order ids, PENDING_PAYMENT.
+pub(super) const EXPIRE_TICKETS: &str =
+    "UPDATE tickets SET status = $1 WHERE order_id = ANY($2) AND status = $3";
+
+// --- reads ------------------------------------------------------------------------------------
+
+pub(super) const SELECT_TICKET: &str =
+    concat!("SELECT ", ticket_columns!(), " FROM tickets WHERE id = $1");
+
+pub(super) const SELECT_ORDER_TICKETS: &str = concat!(
+    "SELECT ",
+    ticket_columns!(),
+    " FROM tickets WHERE order_id = $1"
+);
+
+/// Binds: order ids.
+pub(super) const SELECT_TICKETS_OF_ORDERS: &str = concat!(
+    "SELECT ",
+    ticket_columns!(),
+    " FROM tickets WHERE order_id = ANY($1)"
+);
+
+/// Binds: event. Served by the partial index `ix_tickets_event_active`.
+pub(super) const SELECT_ACTIVE_TICKETS: &str = concat!(
+    "SELECT ",
+    ticket_columns!(),
+    " FROM tickets WHERE event_id = $1 AND status IN ('PENDING_PAYMENT', 'PAID')"
+);
+
+/// Binds: event, limit. The first page of [`SELECT_ACTIVE_TICKETS_PAGE`].
+pub(super) const SELECT_ACTIVE_TICKETS_FIRST_PAGE: &str = concat!(
+    "SELECT ",
+    ticket_columns!(),
+    " FROM tickets WHERE event_id = $1 AND status IN ('PENDING_PAYMENT', 'PAID') \
+     ORDER BY id LIMIT $2"
+);
+
+/// Binds: event, after (a ticket id), limit. A keyset page of an event's active tickets: a range
+/// of the partial index `ix_tickets_event_active (event_id, id)` in id order, which holds only
+/// active tickets. The key is compared as the row `(event_id, id)` and ordered by it: written as
+/// `id > $2 … ORDER BY id`, the generic plan took the primary key's range `id > $2`, which spans
+/// every later ticket of every event (the check in `explain.rs` caught it; MySQL needs
+/// `FORCE INDEX` for the same reason).
+pub(super) const SELECT_ACTIVE_TICKETS_PAGE: &str = concat!(
+    "SELECT ",
+    ticket_columns!(),
+    " FROM tickets WHERE event_id = $1 AND (event_id, id) > ($1, $2) \
+     AND status IN ('PENDING_PAYMENT', 'PAID') ORDER BY event_id, id LIMIT $3"
+);
+
+/// Binds: event, status. Answered from `ix_tickets_event_status` alone.
+pub(super) const COUNT_BY_STATUS: &str =
+    "SELECT COUNT(*) AS n FROM tickets WHERE event_id = $1 AND status = $2";
+
+/// Binds: event, PAID, venue. Answered from `ix_tickets_event_status` alone.
+pub(super) const REVENUE_MINOR: &str = "SELECT COALESCE(SUM(price_minor), 0)::bigint AS revenue \
+     FROM tickets WHERE event_id = $1 AND status = $2 AND venue_id = $3";
+
+// --- payments ledger (`payments`) -------------------------------------------------------------
+
+/// Binds: reference, order, amount, currency, received_at, outcome.
+pub(super) const INSERT_PAYMENT: &str = "INSERT INTO payments \
+     (reference, order_id, amount_minor, currency, received_at, outcome) \
+     VALUES ($1, $2, $3, $4, $5, $6)";
+
+/// Binds: reference.
+pub(super) const SELECT_PAYMENT: &str = "SELECT reference, order_id, amount_minor, currency, \
+     received_at, outcome, refunded_at FROM payments WHERE reference = $1";
+
+/// Binds: order.
+pub(super) const SELECT_PAYMENTS_OF_ORDER: &str = "SELECT reference, order_id, amount_minor, \
+     currency, received_at, outcome, refunded_at FROM payments WHERE order_id = $1 \
+     ORDER BY received_at, reference";
+
+/// Binds: limit. Served by the partial index `ix_payments_refund_owed`, which holds only owed
+/// refunds.
+pub(super) const SELECT_REFUNDS_DUE: &str = "SELECT reference, order_id, amount_minor, currency, \
+     received_at, outcome, refunded_at FROM payments \
+     WHERE outcome NOT IN ('PAID', 'PAID_LATE') AND refunded_at IS NULL \
+     ORDER BY received_at, reference LIMIT $1";
+
+/// Binds: refunded_at, reference.
+pub(super) const MARK_REFUNDED: &str = "UPDATE payments SET refunded_at = $1 \
+     WHERE reference = $2 AND outcome NOT IN ('PAID', 'PAID_LATE') AND refunded_at IS NULL";
+
+/// Binds: order. The order's status under a row lock: the decision's guard.
+pub(super) const LOCK_ORDER_STATUS: &str = "SELECT status FROM orders WHERE id = $1 FOR UPDATE";
+
+/// Binds: shard, ticket. The `zone_usage` shard a reactivated general-admission place counts in.
+pub(super) const SET_USAGE_SHARD: &str = "UPDATE tickets SET usage_shard = $1 WHERE id = $2";

@@ -1,0 +1,23 @@
+//! The race checks of `races.rs` on PostgreSQL: many tasks on a multi-threaded runtime, each on
+//! its own pool connection, released together by a barrier. Outcomes are counted, never timed.
+
+mod pg_support;
+mod support;
+
+use pg_support::database;
+use support::{Show, ms, t0, with_key};
+use ticketing_sqlx::postgres::PgTicketRepository;
+use ticketing_sqlx::postgres::testing::TestDatabase;
+
+/// The repository under test.
+type Repo = PgTicketRepository;
+
+fn repo(db: &TestDatabase) -> std::sync::Arc<Repo> {
+    std::sync::Arc::new(PgTicketRepository::new(db.pool().clone()))
+}
+
+/// Binds: event. The places counted in the zone's shards, and the shards over their slice.
+const ZONE_USAGE_TOTALS: &str = "SELECT SUM(active)::bigint, \
+     COUNT(*) FILTER (WHERE active > capacity) FROM zone_usage WHERE event_id = $1";
+
+include!("races/checks.rs");
