@@ -21,15 +21,21 @@ use super::catalog::EventCache;
 use super::holds::mirror_order;
 use super::{Backends, ServiceConfig};
 
-/// Orders of a batch read from the repository at once. Read one after another, the reads were
-/// most of a relay round: the relay published 400 entries a second while a sale wrote 940.
-const ORDER_READS_IN_FLIGHT: usize = 16;
+/// Orders of a batch read, and then mirrored into the lock, at once. One after another, the
+/// reads and lock calls were the relay's whole round: it published 400 entries a second while a
+/// sustained sale wrote 940, so the outbox could never be pruned.
+const IN_FLIGHT: usize = 16;
 
 /// An [`EventSink`] that makes the seat lock show each published order as the repository has it
 /// now. It reads every order again instead of replaying the event, so duplicates, replays and
-/// batches that overlap direct updates all converge to the same state. The reads of a batch run
-/// 16 at a time; the lock is then updated order by order, in the batch's
-/// order, as before.
+/// batches that overlap direct updates all converge to the same state.
+///
+/// A batch's orders are read 16 at a time, then mirrored in two waves, 16 at a time within each:
+/// first the orders that are over (their seats and places released), then the live ones
+/// (re-held, and marked sold if paid). The order within a wave does not matter: the live orders'
+/// current states never compete with each other (the repository keeps one active ticket per
+/// seat and each zone within its capacity), so once the orders that are over have let go, every
+/// live order can be re-held in any order, as the repository already holds it.
 pub struct SeatLockSync {
     backends: Backends,
     config: ServiceConfig,
@@ -66,23 +72,24 @@ impl EventSink for SeatLockSync {
         let tickets = &self.backends.tickets;
         let read: Vec<_> = stream::iter(orders)
             .map(|(event, id)| async move { Ok((event, tickets.order(id).await?)) })
-            .buffered(ORDER_READS_IN_FLIGHT)
+            .buffered(IN_FLIGHT)
             .try_collect()
             .await?;
+        let (over, live): (Vec<_>, Vec<_>) = read
+            .into_iter()
+            .filter_map(|(event, order)| Some((event, order?)))
+            .partition(|(_, order)| order.status.is_terminal());
         let now = self.backends.now();
-        for (event, order) in read {
-            let Some(order) = order else {
-                continue;
-            };
-            let info = self.events.get(&*self.backends.catalog, event).await?;
-            mirror_order(
-                &*self.backends.seat_lock,
-                &order,
-                &info.capacities,
-                self.config.grace(),
-                now,
-            )
-            .await?;
+        for wave in [over, live] {
+            stream::iter(wave)
+                .map(|(event, order)| async move {
+                    let info = self.events.get(&*self.backends.catalog, event).await?;
+                    let (lock, grace) = (&*self.backends.seat_lock, self.config.grace());
+                    mirror_order(lock, &order, &info.capacities, grace, now).await
+                })
+                .buffer_unordered(IN_FLIGHT)
+                .try_collect::<Vec<()>>()
+                .await?;
         }
         Ok(())
     }
