@@ -207,3 +207,13 @@ mod event_sink {
 
     ticketing_core::event_sink_contract!(fresh, CAPABILITIES);
 }
+
+/// The `SalesReadModel` contract on `RedisSalesReadModel`, under a key prefix of its own.
+#[tokio::test]
+async fn the_sales_read_model_applies_entries_once_in_order() {
+    use ticketing_core::testkit::contracts::sales_read_model;
+    let redis = TestRedis::shared();
+    let model = ticketing_redis::RedisSalesReadModel::new(connect(&redis.url).await, &redis.prefix)
+        .expect("a prefix without braces");
+    sales_read_model::entries_apply_once_in_sequence_order(&model).await;
+}
