@@ -4,6 +4,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use async_nats::jetstream::context::GetStreamErrorKind;
+
 use super::{free_port, unique};
 use crate::nats::NatsStreamConfig;
 
@@ -79,20 +81,30 @@ impl PrivateNats {
             .spawn()
             .expect("nats-server (needed by the NATS chaos tests)");
         self.child = Some(child);
+        let mut last_error = String::new();
         for _ in 0..200 {
-            if let Ok(client) = async_nats::ConnectOptions::new()
-                .connection_timeout(Duration::from_millis(200))
+            match async_nats::ConnectOptions::new()
+                .connection_timeout(Duration::from_millis(500))
                 .connect(self.url())
                 .await
             {
-                let js = async_nats::jetstream::new(client);
-                if js.query_account().await.is_ok() {
-                    return;
-                }
+                // JetStream is up once it answers a request (here: "no such stream").
+                Ok(client) => match async_nats::jetstream::new(client)
+                    .get_stream("READINESS_PROBE")
+                    .await
+                {
+                    Ok(_) => return,
+                    Err(e) if matches!(e.kind(), GetStreamErrorKind::JetStream(_)) => return,
+                    Err(e) => last_error = e.to_string(),
+                },
+                Err(e) => last_error = e.to_string(),
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        panic!("private nats-server on port {} did not start", self.port);
+        panic!(
+            "private nats-server on port {} did not start: {last_error}",
+            self.port
+        );
     }
 
     /// Kills the server (SIGKILL, like a crash); its store stays for a restart.
