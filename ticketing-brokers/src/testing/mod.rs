@@ -6,9 +6,16 @@
 
 #[cfg(feature = "nats")]
 mod nats;
+#[cfg(feature = "rabbitmq")]
+mod rabbitmq;
 
 #[cfg(feature = "nats")]
 pub use nats::{NATS_DEFAULT_URL, NATS_URL_VAR, PrivateNats, nats_client, nats_url, test_stream};
+#[cfg(feature = "rabbitmq")]
+pub use rabbitmq::{
+    RABBITMQ_DEFAULT_URL, RABBITMQ_URL_VAR, delete_rabbit_stream, rabbitmq_connection,
+    rabbitmq_url, read_rabbit_stream, test_rabbit_stream,
+};
 
 use std::net::TcpListener;
 
