@@ -111,6 +111,16 @@ pub(crate) async fn connect(url: &str) -> Result<Connection> {
         .map_err(unavailable)
 }
 
+/// Closes `conn`, waiting at most a second: a connection to a broker that died never hears its
+/// close answered, and waiting for it would hang the caller.
+pub(crate) async fn close(conn: &Connection, reason: &str) {
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(1),
+        conn.close(0, reason.into()),
+    )
+    .await;
+}
+
 /// A RabbitMQ failure the caller may retry: the broker down, a closed channel, a refused
 /// publish.
 pub(crate) fn unavailable(e: impl Into<BoxError>) -> Error {

@@ -153,7 +153,7 @@ impl RabbitProjection {
 
     async fn close(&self) {
         if let Some(reading) = self.reading.lock().await.take() {
-            let _ = reading.conn.close(0, "closing".into()).await;
+            super::close(&reading.conn, "closing").await;
         }
     }
 
@@ -191,7 +191,7 @@ impl RabbitProjection {
                 held,
             }),
             Err(e) => {
-                let _ = conn.close(0, "failed".into()).await;
+                super::close(&conn, "failed").await;
                 Err(unavailable(e))
             }
         }
@@ -200,7 +200,16 @@ impl RabbitProjection {
     /// One round: apply up to `batch_size` messages, waiting up to `fetch_wait` for the first.
     /// A failure closes the consumer; the next round opens it again where this one stopped.
     pub async fn run_once(&self) -> Result<RabbitProjectionRound> {
-        let round = self.round().await;
+        // A broker that died may leave a call unanswered until the connection notices.
+        let limit = self.config.fetch_wait + std::time::Duration::from_secs(30);
+        let round = tokio::time::timeout(limit, self.round())
+            .await
+            .unwrap_or_else(|_| {
+                Err(Error::unavailable(
+                    RABBITMQ,
+                    format!("a round took longer than {limit:?}"),
+                ))
+            });
         if round.is_err() {
             self.close().await;
         }

@@ -76,6 +76,12 @@ impl RabbitEventSink {
     /// The channel (in confirm mode) of the current connection, connecting and declaring first
     /// when there is none or it closed.
     async fn channel(&self) -> Result<Channel> {
+        tokio::time::timeout(CALL_TIMEOUT, self.connect_channel())
+            .await
+            .unwrap_or_else(|_| Err(timed_out("connecting")))
+    }
+
+    async fn connect_channel(&self) -> Result<Channel> {
         let mut link = self.link.lock().await;
         if let Some((conn, channel)) = link.as_ref()
             && conn.status().connected()
@@ -84,7 +90,7 @@ impl RabbitEventSink {
             return Ok(channel.clone());
         }
         if let Some((conn, _)) = link.take() {
-            let _ = conn.close(0, "reconnecting".into()).await;
+            super::close(&conn, "reconnecting").await;
         }
         let conn = super::connect(&self.url).await?;
         let channel = conn.create_channel().await.map_err(unavailable)?;
@@ -100,7 +106,7 @@ impl RabbitEventSink {
     /// Drops the connection after a failure, so the next call connects and declares again.
     async fn reset(&self) {
         if let Some((conn, _)) = self.link.lock().await.take() {
-            let _ = conn.close(0, "failed".into()).await;
+            super::close(&conn, "failed").await;
         }
     }
 
@@ -181,6 +187,17 @@ impl RabbitEventSink {
     }
 }
 
+/// Longest wait for a batch's confirms or the high-water mark: a broker that died may leave a
+/// confirm unanswered until the connection notices.
+const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+fn timed_out(what: &str) -> Error {
+    Error::unavailable(
+        RABBITMQ,
+        format!("no answer within {CALL_TIMEOUT:?} {what}"),
+    )
+}
+
 /// A confirm's outcome for `seq`: an ack without a returned message is the only success.
 fn check(seq: u64, confirm: lapin::Result<lapin::Confirmation>) -> Result<()> {
     let confirm = confirm.map_err(unavailable)?;
@@ -206,7 +223,9 @@ impl EventSink for RabbitEventSink {
             return Ok(());
         }
         let channel = self.channel().await?;
-        let published = self.publish_on(&channel, entries).await;
+        let published = tokio::time::timeout(CALL_TIMEOUT, self.publish_on(&channel, entries))
+            .await
+            .unwrap_or_else(|_| Err(timed_out("publishing a batch")));
         if published.is_err() {
             self.reset().await;
         }
@@ -220,7 +239,10 @@ impl EventSink for RabbitEventSink {
         loop {
             attempts += 1;
             let channel = self.channel().await?;
-            match self.read_high_water(&channel).await {
+            let read = tokio::time::timeout(CALL_TIMEOUT, self.read_high_water(&channel))
+                .await
+                .unwrap_or_else(|_| Err(timed_out("reading the high-water mark")));
+            match read {
                 Ok(seq) => return Ok(Some(seq)),
                 Err(e) => {
                     self.reset().await;

@@ -183,7 +183,13 @@ pub async fn converge(repo: &InMemoryTicketRepository, model: &dyn SalesReadMode
         }
     })
     .await
-    .unwrap_or_else(|_| panic!("relay and projection did not reach seq {top}"));
+    .unwrap_or_else(|_| {
+        panic!(
+            "relay and projection did not reach seq {top}: sent {:?}, applied {:?}",
+            futures::executor::block_on(repo.sent_up_to()).ok(),
+            futures::executor::block_on(model.last_applied()).ok()
+        )
+    });
     top
 }
 
