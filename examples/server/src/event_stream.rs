@@ -141,6 +141,7 @@ mod brokers {
 
     /// The sink of `broker`, connected.
     pub(super) async fn sink(args: &Args, broker: EventSinkKind) -> Result<Arc<dyn EventSink>> {
+        let _ = args; // unused when the server is built without brokers
         match broker {
             #[cfg(feature = "nats")]
             EventSinkKind::Nats => {
@@ -168,7 +169,7 @@ mod brokers {
         broker: EventSinkKind,
         model: Arc<dyn SalesReadModel>,
     ) -> Result<ProjectionRun> {
-        let _ = &model;
+        let _ = (args, &model); // unused when the server is built without brokers
         match broker {
             #[cfg(feature = "nats")]
             EventSinkKind::Nats => {
