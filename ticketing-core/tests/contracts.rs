@@ -148,3 +148,46 @@ mod outbox_store {
         outbox_store::run_all(|| async { context() }).await;
     }
 }
+
+mod event_sink {
+    use std::sync::Arc;
+
+    use async_trait::async_trait;
+    use ticketing_core::domain::OutboxEntry;
+    use ticketing_core::memory::InMemoryEventSink;
+    use ticketing_core::ports::EventSink;
+    use ticketing_core::testkit::contracts::event_sink::{self, EventSinkCapabilities, SinkLog};
+
+    /// The in-memory sink refuses a sequence number not above its top, as Redis Streams does.
+    const CAPABILITIES: EventSinkCapabilities = EventSinkCapabilities {
+        drops_duplicates: true,
+    };
+
+    struct Log(Arc<InMemoryEventSink>);
+
+    #[async_trait]
+    impl SinkLog for Log {
+        async fn held(&self) -> Vec<OutboxEntry> {
+            self.0.entries()
+        }
+
+        async fn lose_everything(&self) {
+            self.0.lose_everything();
+        }
+
+        async fn remove(&self) {}
+    }
+
+    async fn fresh() -> (Arc<dyn EventSink>, Log) {
+        let sink = Arc::new(InMemoryEventSink::new());
+        (sink.clone(), Log(sink))
+    }
+
+    ticketing_core::event_sink_contract!(fresh, CAPABILITIES);
+
+    /// The whole suite through `run_all`.
+    #[tokio::test]
+    async fn run_all_on_fresh_sinks() {
+        event_sink::run_all(fresh, CAPABILITIES).await;
+    }
+}

@@ -32,5 +32,5 @@ pub use redis::aio::ConnectionManager;
 pub use snapshot::SNAPSHOT_CHUNK;
 pub use stream::{
     EventTotals, ProjectionConfig, ProjectionRound, RedisEventSink, RedisEventSinkConfig,
-    RedisProjection, ZoneTotals,
+    RedisProjection, RedisSalesReadModel, ZoneTotals,
 };

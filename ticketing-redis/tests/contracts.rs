@@ -126,3 +126,94 @@ async fn forgetting_an_event_drops_only_that_event() {
         .expect("RedisSeatLock forgets one event");
     seat_lock::forgetting_an_event_drops_only_that_event(context.lock.as_ref(), forget).await;
 }
+
+/// The `EventSink` contract on `RedisEventSink`: each check on a stream under its own key
+/// prefix, read back with `XRANGE`.
+mod event_sink {
+    use std::sync::Arc;
+
+    use async_trait::async_trait;
+    use ticketing_core::domain::{OutboxEntry, OutboxEvent};
+    use ticketing_core::ports::EventSink;
+    use ticketing_core::testkit::contracts::event_sink::{EventSinkCapabilities, SinkLog};
+    use ticketing_redis::redis;
+    use ticketing_redis::testing::{TestRedis, connect};
+    use ticketing_redis::{RedisEventSink, RedisEventSinkConfig};
+
+    /// Redis refuses an `XADD` whose id `<seq>-0` is not above the stream's top.
+    const CAPABILITIES: EventSinkCapabilities = EventSinkCapabilities {
+        drops_duplicates: true,
+    };
+
+    /// The stream of one check; its prefix is deleted when the `TestRedis` drops.
+    struct StreamLog {
+        redis: TestRedis,
+        stream: String,
+    }
+
+    #[async_trait]
+    impl SinkLog for StreamLog {
+        async fn held(&self) -> Vec<OutboxEntry> {
+            let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+                .arg(&self.stream)
+                .arg("-")
+                .arg("+")
+                .query_async(&mut connect(&self.redis.url).await)
+                .await
+                .expect("XRANGE");
+            entries
+                .into_iter()
+                .map(|(id, fields)| {
+                    let field = |name: &str| {
+                        fields
+                            .iter()
+                            .find(|(k, _)| k == name)
+                            .map(|(_, v)| v.clone())
+                            .unwrap_or_else(|| panic!("entry {id} has no {name}"))
+                    };
+                    let seq: u64 = field("seq").parse().expect("a numeric seq");
+                    assert_eq!(id, format!("{seq}-0"), "the entry id is the seq");
+                    let event: OutboxEvent =
+                        serde_json::from_str(&field("payload")).expect("an outbox event");
+                    OutboxEntry { seq, event }
+                })
+                .collect()
+        }
+
+        async fn lose_everything(&self) {
+            let _: i64 = redis::cmd("DEL")
+                .arg(&self.stream)
+                .query_async(&mut connect(&self.redis.url).await)
+                .await
+                .expect("DEL the stream");
+        }
+
+        async fn remove(&self) {}
+    }
+
+    async fn fresh() -> (Arc<dyn EventSink>, StreamLog) {
+        let redis = TestRedis::shared();
+        let sink = RedisEventSink::new(
+            connect(&redis.url).await,
+            RedisEventSinkConfig {
+                key_prefix: redis.prefix.clone(),
+                max_len: None,
+            },
+        )
+        .expect("sink config");
+        let stream = sink.stream_key();
+        (Arc::new(sink), StreamLog { redis, stream })
+    }
+
+    ticketing_core::event_sink_contract!(fresh, CAPABILITIES);
+}
+
+/// The `SalesReadModel` contract on `RedisSalesReadModel`, under a key prefix of its own.
+#[tokio::test]
+async fn the_sales_read_model_applies_entries_once_in_order() {
+    use ticketing_core::testkit::contracts::sales_read_model;
+    let redis = TestRedis::shared();
+    let model = ticketing_redis::RedisSalesReadModel::new(connect(&redis.url).await, &redis.prefix)
+        .expect("a prefix without braces");
+    sales_read_model::entries_apply_once_in_sequence_order(&model).await;
+}

@@ -138,10 +138,50 @@ pub struct Args {
     #[arg(long, env = "TICKETING_NO_OUTBOX_RELAY")]
     pub no_outbox_relay: bool,
 
-    /// With `--redis-url`: do not run the sales projection (the event stream's consumer keeping
+    /// With an event sink: do not run the sales projection (the event stream's consumer keeping
     /// the read model) in this process.
     #[arg(long, env = "TICKETING_NO_PROJECTION")]
     pub no_projection: bool,
+
+    /// Where the outbox relay publishes the event stream, and what the sales projection reads:
+    /// `redis` (a Redis stream, needs `--redis-url`; the default with it), `nats` (JetStream,
+    /// needs `--nats-url`) or `rabbitmq` (a RabbitMQ stream, needs `--rabbitmq-url`). A broker's
+    /// projection keeps its read model in Redis with `--redis-url`, else in memory (rebuilt from
+    /// the stream's start at every start).
+    #[arg(long, env = "TICKETING_EVENT_SINK", value_enum)]
+    pub event_sink: Option<EventSinkKind>,
+
+    /// NATS server of `--event-sink nats` (`nats://127.0.0.1:4222`), with JetStream enabled.
+    #[arg(long, env = "TICKETING_NATS_URL")]
+    pub nats_url: Option<String>,
+
+    /// The JetStream stream of `--event-sink nats` (created if missing).
+    #[arg(
+        long,
+        env = "TICKETING_NATS_STREAM",
+        default_value = "TICKETING_EVENTS"
+    )]
+    pub nats_stream: String,
+
+    /// The one subject of `--nats-stream`.
+    #[arg(
+        long,
+        env = "TICKETING_NATS_SUBJECT",
+        default_value = "ticketing.events"
+    )]
+    pub nats_subject: String,
+
+    /// RabbitMQ broker of `--event-sink rabbitmq` (`amqp://guest:guest@127.0.0.1:5672/%2f`).
+    #[arg(long, env = "TICKETING_RABBITMQ_URL")]
+    pub rabbitmq_url: Option<String>,
+
+    /// The RabbitMQ stream queue of `--event-sink rabbitmq` (declared if missing).
+    #[arg(
+        long,
+        env = "TICKETING_RABBITMQ_STREAM",
+        default_value = "ticketing.events"
+    )]
+    pub rabbitmq_stream: String,
 
     /// Longest time a client may take to send a request's header (also how long an idle
     /// keep-alive connection stays open); the connection is closed after it.
@@ -198,6 +238,17 @@ pub struct Args {
     /// Most seats in one row of a new venue.
     #[arg(long, env = "TICKETING_MAX_SEATS_PER_ROW", default_value_t = VenueLimits::default().max_seats_per_row, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_ZONE_CAPACITY)))]
     pub max_seats_per_row: u32,
+}
+
+/// Where the event stream goes (`--event-sink`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EventSinkKind {
+    /// A Redis stream (`ticketing-redis`).
+    Redis,
+    /// NATS JetStream (`ticketing-brokers`, feature `nats`).
+    Nats,
+    /// A RabbitMQ stream (`ticketing-brokers`, feature `rabbitmq`).
+    Rabbitmq,
 }
 
 /// How log lines look.
@@ -391,6 +442,27 @@ impl Args {
         self.database() == Some(Database::MySql) && !self.no_write_batching
     }
 
+    /// The event sink: `--event-sink`, or Redis with `--redis-url`, or none. A sink without its
+    /// broker's URL is [`Error::Config`].
+    pub fn event_sink(&self) -> Result<Option<EventSinkKind>> {
+        let kind = self
+            .event_sink
+            .or(self.redis_url.as_ref().map(|_| EventSinkKind::Redis));
+        let (missing, flag) = match kind {
+            Some(EventSinkKind::Redis) => (self.redis_url.is_none(), "redis-url"),
+            Some(EventSinkKind::Nats) => (self.nats_url.is_none(), "nats-url"),
+            Some(EventSinkKind::Rabbitmq) => (self.rabbitmq_url.is_none(), "rabbitmq-url"),
+            None => (false, ""),
+        };
+        if missing {
+            return Err(Error::config(
+                "event-sink",
+                format!("this event sink needs --{flag}"),
+            ));
+        }
+        Ok(kind)
+    }
+
     /// Whether the services read the database's clock: with `--database-url`, unless
     /// `--no-database-clock`.
     pub fn database_clock(&self) -> bool {
@@ -569,6 +641,40 @@ mod tests {
         ]);
         assert!(!args.database_clock());
         assert!(!args.describe_backends().contains("clock"));
+    }
+
+    #[test]
+    fn the_event_sink_is_redis_with_redis_and_a_broker_needs_its_url() {
+        let sink = |args: &[&str]| {
+            let mut all = vec!["ticketing-server"];
+            all.extend_from_slice(args);
+            Args::parse_from(all).event_sink()
+        };
+        assert_eq!(sink(&[]).unwrap(), None);
+        assert_eq!(
+            sink(&["--redis-url", "redis://x"]).unwrap(),
+            Some(EventSinkKind::Redis)
+        );
+        assert_eq!(
+            sink(&[
+                "--redis-url",
+                "redis://x",
+                "--event-sink",
+                "nats",
+                "--nats-url",
+                "nats://x"
+            ])
+            .unwrap(),
+            Some(EventSinkKind::Nats)
+        );
+        for args in [
+            &["--event-sink", "nats"][..],
+            &["--event-sink", "rabbitmq", "--nats-url", "nats://x"],
+            &["--event-sink", "redis"],
+        ] {
+            assert!(matches!(sink(args), Err(Error::Config { .. })), "{args:?}");
+        }
+        assert!(Args::try_parse_from(["ticketing-server", "--event-sink", "kafka"]).is_err());
     }
 
     #[test]

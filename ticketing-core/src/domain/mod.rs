@@ -5,6 +5,7 @@ mod ids;
 mod money;
 mod outbox;
 mod payment;
+mod sales;
 mod status;
 mod ticket;
 mod venue;
@@ -22,6 +23,7 @@ pub use payment::{
     LatePaymentPolicy, Payment, PaymentDecision, PaymentEffect, PaymentNotice, PaymentOutcome,
     PaymentRecorded, PaymentWrite, refusal,
 };
+pub use sales::{EventTotals, SalesChange, SalesCounter, ZoneTotals};
 pub use status::{TicketAction, TicketStatus};
 pub use ticket::{Order, Ticket};
 pub use venue::{

@@ -4,11 +4,13 @@
 
 mod catalog;
 mod general_zone;
+mod read_model;
 mod seat_lock;
 mod sink;
 mod tickets;
 
 pub use catalog::InMemoryCatalog;
+pub use read_model::InMemorySalesReadModel;
 pub use seat_lock::InMemorySeatLock;
 pub use sink::InMemoryEventSink;
 pub use tickets::InMemoryTicketRepository;

@@ -5,12 +5,14 @@
 mod catalog;
 mod clock;
 mod outbox;
+mod read_model;
 mod seat_lock;
 mod tickets;
 
 pub use catalog::CatalogRepository;
 pub use clock::{Clock, IdGenerator, ManualClock, SystemClock, UuidV7Ids};
 pub use outbox::{EventSink, OutboxStore};
+pub use read_model::{Applied, SalesReadModel};
 pub use seat_lock::{
     ActiveHold, HoldItem, HoldOutcome, HoldPage, HoldRequest, HoldSource, LockSnapshot, SeatLock,
     SeatState,

@@ -5,8 +5,8 @@
 -- KEYS[2]: the last applied seq (STRING)
 -- KEYS[3]: the event's totals (HASH field -> integer; plus "currency")
 -- KEYS[4]: the event's per-zone totals (HASH "<zone>:<field>" -> integer)
--- ARGV[1]: the consumer group
--- ARGV[2]: the entry id
+-- ARGV[1]: the consumer group, or "" when the entry came from another broker (nothing to acknowledge)
+-- ARGV[2]: the entry id ("" with no group)
 -- ARGV[3]: the entry's seq
 -- ARGV[4]: the currency code of the amounts
 -- ARGV[5]: E, the number of event field/delta pairs that follow
@@ -24,8 +24,13 @@ local stream, last_key, totals, zones = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local group, id = ARGV[1], ARGV[2]
 local seq = tonumber(ARGV[3])
 local last = tonumber(redis.call('GET', last_key) or '0')
+local function ack()
+    if group ~= '' then
+        redis.call('XACK', stream, group, id)
+    end
+end
 if seq <= last then
-    redis.call('XACK', stream, group, id)
+    ack()
     return 'duplicate'
 end
 if seq ~= last + 1 then
@@ -43,5 +48,5 @@ while i <= #ARGV do
     i = i + 2
 end
 redis.call('SET', last_key, ARGV[3])
-redis.call('XACK', stream, group, id)
+ack()
 return 'applied'

@@ -10,6 +10,9 @@
 //! | `<prefix>{events}:rm:event:<event id>` | HASH | `pending`, `sold`, `revenue`, `expired`, `cancelled`, `refunded`, `currency` |
 //! | `<prefix>{events}:rm:zones:<event id>` | HASH | `<zone>:pending`, `<zone>:sold`, `<zone>:revenue` |
 //!
+//! The `rm:` keys are the read model ([`RedisSalesReadModel`]); consumers of other brokers keep it
+//! there too.
+//!
 //! One stream for all events rather than one per event: the outbox sequence is global, so a single
 //! stream keeps one total order whose entry ids *are* the sequence numbers. That makes a
 //! republished entry a refused `XADD` (its id is not above the stream's top) and lets a consumer
@@ -17,10 +20,13 @@
 //! field.
 
 mod projection;
+mod read_model;
 mod sink;
 
-pub use projection::{EventTotals, ProjectionConfig, ProjectionRound, RedisProjection, ZoneTotals};
+pub use projection::{ProjectionConfig, ProjectionRound, RedisProjection};
+pub use read_model::RedisSalesReadModel;
 pub use sink::{RedisEventSink, RedisEventSinkConfig};
+pub use ticketing_core::domain::{EventTotals, ZoneTotals};
 
 use redis::Script;
 use ticketing_core::domain::EventId;

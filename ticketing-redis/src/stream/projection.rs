@@ -1,16 +1,17 @@
 //! [`RedisProjection`]: a consumer of the event stream keeping sold counts and revenue per event
 //! and per zone in Redis hashes.
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use redis::{FromRedisValue, RedisError, Value};
-use ticketing_core::domain::{EventId, OutboxEvent, OutboxKind, ZoneCode};
+use ticketing_core::domain::{EventId, EventTotals, OutboxEvent, SalesChange};
+use ticketing_core::ports::SalesReadModel;
 use ticketing_core::{Error, Result};
 
-use super::{StreamKeys, StreamScripts};
+use super::StreamKeys;
+use super::read_model::RedisSalesReadModel;
 use crate::connection::{RedisConnection, RedisConnectionConfig};
 use crate::error::RedisLockError;
 
@@ -91,38 +92,6 @@ pub struct ProjectionRound {
     pub gap: bool,
 }
 
-/// Sold count and revenue of one zone of an event, as the projection saw them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ZoneTotals {
-    /// PENDING_PAYMENT tickets.
-    pub pending: i64,
-    /// PAID tickets.
-    pub sold: i64,
-    /// Sum of the prices of PAID tickets, in minor units.
-    pub revenue_minor: i64,
-}
-
-/// The read model of one event.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct EventTotals {
-    /// PENDING_PAYMENT tickets.
-    pub pending: i64,
-    /// PAID tickets.
-    pub sold: i64,
-    /// Sum of the prices of PAID tickets, in minor units of `currency`.
-    pub revenue_minor: i64,
-    /// EXPIRED tickets.
-    pub expired: i64,
-    /// CANCELLED tickets.
-    pub cancelled: i64,
-    /// REFUNDED tickets.
-    pub refunded: i64,
-    /// The currency of `revenue_minor`, once an entry was applied.
-    pub currency: Option<String>,
-    /// Per zone.
-    pub zones: BTreeMap<ZoneCode, ZoneTotals>,
-}
-
 /// A consumer of the event stream in a consumer group, keeping a read model: per event and per
 /// zone, the tickets pending, sold (PAID), expired, cancelled and refunded, and the revenue.
 ///
@@ -136,7 +105,7 @@ pub struct RedisProjection {
     conn: RedisConnection,
     config: ProjectionConfig,
     keys: StreamKeys,
-    scripts: StreamScripts,
+    model: RedisSalesReadModel,
     failed_rounds: AtomicU64,
 }
 
@@ -165,11 +134,12 @@ impl RedisProjection {
         if config.batch_size == 0 {
             return Err(Error::config("batch_size", "must be at least 1"));
         }
+        let conn = conn.into();
         Ok(Self {
-            conn: conn.into(),
+            model: RedisSalesReadModel::new(conn.clone(), &config.key_prefix)?,
+            conn,
             keys: StreamKeys::new(&config.key_prefix)?,
             config,
-            scripts: StreamScripts::new(),
             failed_rounds: AtomicU64::new(0),
         })
     }
@@ -275,59 +245,12 @@ impl RedisProjection {
 
     /// The last seq applied to the read model (0 before the first).
     pub async fn last_applied(&self) -> Result<u64> {
-        let last: Option<u64> = redis::cmd("GET")
-            .arg(self.keys.last_seq())
-            .query_async(&mut self.conn.clone())
-            .await
-            .map_err(RedisLockError::from)?;
-        Ok(last.unwrap_or(0))
+        self.model.last_applied().await
     }
 
     /// The read model of `event` (all zeros when nothing of it was applied).
     pub async fn totals(&self, event: EventId) -> Result<EventTotals> {
-        let mut conn = self.conn.clone();
-        let fields: BTreeMap<String, String> = redis::cmd("HGETALL")
-            .arg(self.keys.event_totals(event))
-            .query_async(&mut conn)
-            .await
-            .map_err(RedisLockError::from)?;
-        let zone_fields: BTreeMap<String, i64> = redis::cmd("HGETALL")
-            .arg(self.keys.zone_totals(event))
-            .query_async(&mut conn)
-            .await
-            .map_err(RedisLockError::from)?;
-        let number = |name: &str| -> Result<i64> {
-            fields.get(name).map_or(Ok(0), |v| {
-                v.parse()
-                    .map_err(|_| Error::internal(format!("read model field {name} = {v:?}")))
-            })
-        };
-        let mut totals = EventTotals {
-            pending: number("pending")?,
-            sold: number("sold")?,
-            revenue_minor: number("revenue")?,
-            expired: number("expired")?,
-            cancelled: number("cancelled")?,
-            refunded: number("refunded")?,
-            currency: fields.get("currency").cloned(),
-            zones: BTreeMap::new(),
-        };
-        for (field, value) in zone_fields {
-            let Some((zone, what)) = field.rsplit_once(':') else {
-                continue;
-            };
-            let zone: ZoneCode = zone
-                .parse()
-                .map_err(|_| Error::internal(format!("read model zone field {field:?}")))?;
-            let entry = totals.zones.entry(zone).or_default();
-            match what {
-                "pending" => entry.pending = value,
-                "sold" => entry.sold = value,
-                "revenue" => entry.revenue_minor = value,
-                _ => {}
-            }
-        }
-        Ok(totals)
+        self.model.totals(event).await
     }
 
     /// Takes over entries idle longer than `claim_min_idle` (ids only; they are read next as
@@ -436,62 +359,27 @@ impl RedisProjection {
             .map_err(|_| Error::internal(format!("stream entry {id} has a bad seq")))?;
         let event: OutboxEvent = serde_json::from_str(field("payload")?)
             .map_err(|e| Error::internal(format!("stream entry {id} payload: {e}")))?;
-        let (event_deltas, zone_deltas) = deltas(&event);
-        let mut call = self.scripts.project.prepare_invoke();
-        call.key(self.keys.stream())
-            .key(self.keys.last_seq())
-            .key(self.keys.event_totals(event.event_id))
-            .key(self.keys.zone_totals(event.event_id))
-            .arg(&self.config.group)
-            .arg(id)
-            .arg(seq)
-            .arg(event.amount.currency.as_str())
-            .arg(event_deltas.len());
-        for (name, delta) in event_deltas {
-            call.arg(name).arg(delta);
-        }
-        for (name, delta) in zone_deltas {
-            call.arg(name).arg(delta);
-        }
-        Ok(call.invoke_async(&mut self.conn.clone()).await?)
+        Ok(self
+            .model
+            .apply_as(seq, &event, Some((&self.config.group, id)))
+            .await?)
     }
 }
 
-/// The changes `event` makes to the read model. Version-1 events carry no lines and change only
-/// the per-event totals.
-fn deltas(event: &OutboxEvent) -> Deltas {
-    let n = event.ticket_ids.len() as i64;
-    let amount = event.amount.minor;
-    let per_kind = |n: i64, amount: i64| -> Vec<(&'static str, i64)> {
-        match event.kind {
-            OutboxKind::TicketReserved => vec![("pending", n)],
-            // A late payment that took an expired order's seats back left EXPIRED, not pending.
-            OutboxKind::TicketPaid if event.payment.as_ref().is_some_and(|p| p.reactivated) => {
-                vec![("expired", -n), ("sold", n), ("revenue", amount)]
-            }
-            OutboxKind::TicketPaid => vec![("pending", -n), ("sold", n), ("revenue", amount)],
-            // The order did not change: its money is owed back, which the ledger keeps.
-            OutboxKind::PaymentRejected => vec![],
-            OutboxKind::TicketExpired => vec![("pending", -n), ("expired", n)],
-            OutboxKind::TicketCancelled => vec![("pending", -n), ("cancelled", n)],
-            OutboxKind::TicketRefunded => vec![("sold", -n), ("revenue", -amount), ("refunded", n)],
-            // A kind added after this projection was written moves none of its counters.
-            _ => Vec::new(),
-        }
-    };
-    let mut zones: BTreeMap<(String, &'static str), i64> = BTreeMap::new();
-    for line in &event.lines {
-        for (name, delta) in per_kind(1, line.price.minor) {
-            if matches!(name, "pending" | "sold" | "revenue") {
-                *zones.entry((line.zone.to_string(), name)).or_default() += delta;
-            }
-        }
-    }
+/// The changes `event` makes to the read model, as the fields of its hashes: per-event fields
+/// and `<zone>:<field>` fields.
+pub(crate) fn deltas(event: &OutboxEvent) -> Deltas {
+    let change = SalesChange::of(event);
     (
-        per_kind(n, amount),
-        zones
-            .into_iter()
-            .map(|((zone, name), delta)| (format!("{zone}:{name}"), delta))
+        change
+            .event
+            .iter()
+            .map(|(counter, delta)| (counter.as_str(), *delta))
+            .collect(),
+        change
+            .zones
+            .iter()
+            .map(|(zone, counter, delta)| (format!("{zone}:{}", counter.as_str()), *delta))
             .collect(),
     )
 }
@@ -523,7 +411,8 @@ mod tests {
     use super::*;
     use chrono::Utc;
     use ticketing_core::domain::{
-        Currency, CustomerId, Money, OUTBOX_SCHEMA_VERSION, OrderId, OutboxLine, TicketId, VenueId,
+        Currency, CustomerId, Money, OUTBOX_SCHEMA_VERSION, OrderId, OutboxKind, OutboxLine,
+        TicketId, VenueId,
     };
     use uuid::Uuid;
 
@@ -581,11 +470,11 @@ mod tests {
             zones,
             [
                 ("A:pending".to_owned(), -2),
-                ("A:revenue".to_owned(), 200),
                 ("A:sold".to_owned(), 2),
+                ("A:revenue".to_owned(), 200),
                 ("GA:pending".to_owned(), -1),
-                ("GA:revenue".to_owned(), 30),
                 ("GA:sold".to_owned(), 1),
+                ("GA:revenue".to_owned(), 30),
             ]
         );
     }

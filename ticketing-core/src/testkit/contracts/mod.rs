@@ -11,12 +11,18 @@
 //!
 //! - [`seat_lock`]: the [`SeatLock`](crate::ports::SeatLock) port — in memory, Redis, SQL.
 //! - [`outbox_store`]: the [`OutboxStore`](crate::ports::OutboxStore) port — in memory, SQL.
+//! - [`event_sink`]: the [`EventSink`](crate::ports::EventSink) port — in memory, Redis Streams,
+//!   and the brokers of `ticketing-brokers`.
+//! - [`sales_read_model`]: the [`SalesReadModel`](crate::ports::SalesReadModel) port — in memory,
+//!   Redis.
 //!
 //! A check panics with a message naming the broken promise. Checks use fresh ids for everything
 //! they create, so they may share one adapter; each adapter's tests still give every check its
 //! own database or key prefix, so that a failure leaves nothing behind that confuses the next.
 
+pub mod event_sink;
 pub mod outbox_store;
+pub mod sales_read_model;
 pub mod seat_lock;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
