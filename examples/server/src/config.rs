@@ -223,7 +223,7 @@ pub struct Args {
     #[arg(
         long,
         env = "TICKETING_SEAT_MAP_READS_PER_SECOND",
-        default_value_t = 2_000
+        default_value_t = 1_000
     )]
     pub seat_map_reads_per_second: u32,
 
@@ -739,7 +739,7 @@ mod tests {
         );
         assert!(Args::try_parse_from(["ticketing-server", "--max-seats-per-row", "0"]).is_err());
         let paced = Args::parse_from(["ticketing-server"]).seat_map_reads();
-        assert_eq!(paced, NonZeroU32::new(2_000));
+        assert_eq!(paced, NonZeroU32::new(1_000));
         let unpaced = Args::parse_from(["ticketing-server", "--seat-map-reads-per-second", "0"]);
         assert_eq!(unpaced.seat_map_reads(), None);
     }
