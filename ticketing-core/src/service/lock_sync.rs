@@ -21,17 +21,22 @@ use super::catalog::EventCache;
 use super::holds::mirror_order;
 use super::{Backends, ServiceConfig};
 
-/// Orders of a batch read, and then mirrored into the lock, at once. One after another, the
-/// reads and lock calls were the relay's whole round: it published 400 entries a second while a
-/// sustained sale wrote 940, so the outbox could never be pruned.
-const IN_FLIGHT: usize = 16;
+/// Orders of a batch read from the repository at once. A few, not many: a relay catching up
+/// must never take the database connections the purchases need (the example server's pool has
+/// 16), and four reads at a time already remove most of the wait.
+const READS_IN_FLIGHT: usize = 4;
+
+/// Orders mirrored into the seat lock at once. One after another, the reads and lock calls were
+/// the relay's whole round: it published 400 entries a second while a sustained sale wrote 940,
+/// so the outbox could never be pruned.
+const LOCK_UPDATES_IN_FLIGHT: usize = 16;
 
 /// An [`EventSink`] that makes the seat lock show each published order as the repository has it
 /// now. It reads every order again instead of replaying the event, so duplicates, replays and
 /// batches that overlap direct updates all converge to the same state.
 ///
-/// A batch's orders are read 16 at a time, then mirrored in two waves, 16 at a time within each:
-/// first the orders that are over (their seats and places released), then the live ones
+/// A batch's orders are read four at a time, then mirrored in two waves, 16 at a time within
+/// each: first the orders that are over (their seats and places released), then the live ones
 /// (re-held, and marked sold if paid). The order within a wave does not matter: the live orders'
 /// current states never compete with each other (the repository keeps one active ticket per
 /// seat and each zone within its capacity), so once the orders that are over have let go, every
@@ -72,7 +77,7 @@ impl EventSink for SeatLockSync {
         let tickets = &self.backends.tickets;
         let read: Vec<_> = stream::iter(orders)
             .map(|(event, id)| async move { Ok((event, tickets.order(id).await?)) })
-            .buffered(IN_FLIGHT)
+            .buffered(READS_IN_FLIGHT)
             .try_collect()
             .await?;
         let (over, live): (Vec<_>, Vec<_>) = read
@@ -87,7 +92,7 @@ impl EventSink for SeatLockSync {
                     let (lock, grace) = (&*self.backends.seat_lock, self.config.grace());
                     mirror_order(lock, &order, &info.capacities, grace, now).await
                 })
-                .buffer_unordered(IN_FLIGHT)
+                .buffer_unordered(LOCK_UPDATES_IN_FLIGHT)
                 .try_collect::<Vec<()>>()
                 .await?;
         }
