@@ -26,6 +26,13 @@ use crate::retry::with_retry;
 /// Rows numbered per numbering transaction.
 const NUMBERING_CHUNK: u32 = 1_000;
 
+/// Most rows the relay numbers per batch it reads ([`OutboxStore::unsent`]), in chunks. Far more
+/// than a batch, so numbering never trails the commits while the publishing does: readers that
+/// number everything first (a seat-lock rebuild's `outbox_head`, inside the first purchase of an
+/// event) then find little left to number. Bounded, so that one relay round stays short even
+/// after the relay was off for hours.
+const NUMBERING_AHEAD: u32 = 20 * NUMBERING_CHUNK;
+
 /// Appends `events` in order, without a number and without taking any lock another writer waits
 /// for: the rows get theirs from [`number_committed`] once this transaction committed.
 pub(crate) async fn append(conn: &mut MySqlConnection, events: &[OutboxEvent]) -> StoreResult<()> {
@@ -102,6 +109,19 @@ async fn number_committed_once(pool: &MySqlPool, limit: u32) -> StoreResult<u32>
 /// Numbers every committed row that has no number yet, a chunk per transaction.
 pub(crate) async fn number_all_committed(pool: &MySqlPool) -> StoreResult<()> {
     while number_committed(pool, NUMBERING_CHUNK).await? == NUMBERING_CHUNK {}
+    Ok(())
+}
+
+/// Numbers committed rows, a chunk per transaction, until none is left or at least `rows` are.
+async fn number_ahead(pool: &MySqlPool, rows: u32) -> StoreResult<()> {
+    let mut numbered = 0;
+    while numbered < rows {
+        let chunk = number_committed(pool, NUMBERING_CHUNK).await?;
+        numbered += chunk;
+        if chunk < NUMBERING_CHUNK {
+            break;
+        }
+    }
     Ok(())
 }
 
@@ -241,7 +261,7 @@ impl OutboxStore for MySqlTicketRepository {
     /// Numbers up to `limit` committed rows first, so a relay publishes every committed change.
     async fn unsent(&self, limit: u32) -> Result<Vec<OutboxEntry>> {
         Ok(with_retry("unsent", || async {
-            number_committed(self.pool(), limit).await?;
+            number_ahead(self.pool(), limit.max(NUMBERING_AHEAD)).await?;
             let rows = sqlx::query(sql::SELECT_UNSENT)
                 .bind(limit)
                 .fetch_all(self.pool())

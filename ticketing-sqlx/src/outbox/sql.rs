@@ -26,9 +26,9 @@ where
 pub(super) const LOCK_NUMBERING: &str =
     "SELECT numbered_seq FROM outbox_relay WHERE id = 1 FOR UPDATE";
 
-/// Committed rows without a number, oldest id first. A plain read in READ COMMITTED: it sees
-/// committed rows only and waits for no writer.
-pub(super) const SELECT_UNNUMBERED: &str =
+/// Committed rows without a number, oldest id first (`ix_outbox_unnumbered`, no sort). A plain
+/// read in READ COMMITTED: it sees committed rows only and waits for no writer.
+pub(crate) const SELECT_UNNUMBERED: &str =
     "SELECT id FROM outbox WHERE seq IS NULL ORDER BY id LIMIT ?";
 
 /// Row `ids[i]` gets `last + i + 1` (`FIELD` answers an id's first position in `ids`), if it
