@@ -13,8 +13,8 @@ mod rabbitmq;
 pub use nats::{NATS_DEFAULT_URL, NATS_URL_VAR, PrivateNats, nats_client, nats_url, test_stream};
 #[cfg(feature = "rabbitmq")]
 pub use rabbitmq::{
-    RABBITMQ_DEFAULT_URL, RABBITMQ_URL_VAR, delete_rabbit_stream, rabbitmq_connection,
-    rabbitmq_url, read_rabbit_stream, test_rabbit_stream,
+    PrivateRabbit, RABBITMQ_DEFAULT_URL, RABBITMQ_URL_VAR, delete_rabbit_stream,
+    rabbitmq_connection, rabbitmq_url, read_rabbit_stream, test_rabbit_stream,
 };
 
 use std::net::TcpListener;
