@@ -8,12 +8,13 @@ use std::time::Duration;
 
 use crate::auth::{CustomerAuth, JwtKey, PublicKeyAlgorithm, TokenRules};
 use crate::limits::HttpLimits;
+use crate::live_seat_map::LiveSeatMapConfig;
 use crate::rate_limit::PurchaseRate;
 use clap::{Parser, ValueEnum};
 use ticketing_core::domain::{MAX_ZONE_CAPACITY, OrderIdSecret, VenueLimits};
 use ticketing_core::memory::InMemoryTicketRepository;
 use ticketing_core::ports::OutboxStore;
-use ticketing_core::service::{Backends, RetentionConfig, ServiceConfig};
+use ticketing_core::service::{Backends, RetentionConfig, SeatChangeFeedConfig, ServiceConfig};
 use ticketing_core::{Error, Result};
 use ticketing_redis::{RedisSeatLock, RedisSeatLockConfig};
 use ticketing_sqlx::postgres::{PgCatalog, PgSeatLock, PgTicketRepository};
@@ -227,6 +228,16 @@ pub struct Args {
     )]
     pub seat_map_reads_per_second: u32,
 
+    /// Most live seat-map streams (`GET /api/events/{id}/seat-changes`) open at once; more are
+    /// refused with `503` and `Retry-After`.
+    #[arg(long, env = "TICKETING_LIVE_SEAT_MAP_STREAMS", default_value_t = 1_024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub live_seat_map_streams: u32,
+
+    /// How often the live seat map reads the outbox for new changes (every server reads it,
+    /// whichever holds the relay's lease).
+    #[arg(long, env = "TICKETING_LIVE_SEAT_MAP_POLL", default_value = "200ms", value_parser = parse_duration)]
+    pub live_seat_map_poll: Duration,
+
     /// Most numbered seats in a new venue (a seat map's cost grows with it).
     #[arg(long, env = "TICKETING_MAX_VENUE_SEATS", default_value_t = VenueLimits::default().max_seats, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_venue_seats: u32,
@@ -301,6 +312,25 @@ impl Args {
     /// The pace of seat-map reads these flags set (`None`: none).
     pub fn seat_map_reads(&self) -> Option<NonZeroU32> {
         NonZeroU32::new(self.seat_map_reads_per_second)
+    }
+
+    /// The bounds of the live seat map these flags set. A new stream replays the changes of the
+    /// last `--seat-map-max-age` plus four seconds (at least five), so a seat map reused for up
+    /// to that age, read after subscribing, misses no change.
+    pub fn live_seat_map(&self) -> LiveSeatMapConfig {
+        let defaults = LiveSeatMapConfig::default();
+        LiveSeatMapConfig {
+            max_streams: self.live_seat_map_streams as usize,
+            poll: self.live_seat_map_poll,
+            feed: SeatChangeFeedConfig {
+                fresh_replay: defaults
+                    .feed
+                    .fresh_replay
+                    .max(self.seat_map_max_age + Duration::from_secs(4)),
+                ..defaults.feed
+            },
+            ..defaults
+        }
     }
 
     /// The per-customer purchase rate limit these flags set.
