@@ -1,5 +1,5 @@
 //! The live seat map: every server follows the outbox into a
-//! [`SeatChangeFeed`](ticketing_core::service::SeatChangeFeed) and streams each event's seat and
+//! [`SeatChangeFeed`] and streams each event's seat and
 //! place changes as Server-Sent Events (`GET /api/events/{eventId}/seat-changes`), resuming from
 //! `Last-Event-ID`. The streams are bounded: at most [`LiveSeatMapConfig::max_streams`] at once
 //! (more are `503`), a keep-alive comment every [`LiveSeatMapConfig::keep_alive`], no buffer per

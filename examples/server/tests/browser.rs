@@ -212,10 +212,14 @@ async fn watch_and_buy(watcher: &Client, buyer: &Client, url: &str) -> Result<()
         .goto(url)
         .await
         .map_err(|e| format!("page B cannot open the page: {e}"))?;
-    wait_until("page B to load and subscribe", Duration::from_secs(20), || async {
-        attribute(watcher, "body", "data-ready").await.as_deref() == Some("true")
-            && attribute(watcher, "body", "data-live").await.as_deref() == Some("open")
-    })
+    wait_until(
+        "page B to load and subscribe",
+        Duration::from_secs(20),
+        || async {
+            attribute(watcher, "body", "data-ready").await.as_deref() == Some("true")
+                && attribute(watcher, "body", "data-live").await.as_deref() == Some("open")
+        },
+    )
     .await;
     if attribute(watcher, SEAT, "data-state").await.as_deref() != Some("free") {
         return Err("seat C7 is not free on page B at the start".into());
@@ -225,15 +229,22 @@ async fn watch_and_buy(watcher: &Client, buyer: &Client, url: &str) -> Result<()
     for (step, state) in [(Step::Buy, "held"), (Step::Pay, "sold")] {
         drive_seat(buyer, url, SEAT, step).await?;
         let started = Instant::now();
-        wait_until(&format!("page B to show C7 {state}"), Duration::from_secs(5), || async {
-            attribute(watcher, SEAT, "data-state").await.as_deref() == Some(state)
-        })
+        wait_until(
+            &format!("page B to show C7 {state}"),
+            Duration::from_secs(5),
+            || async { attribute(watcher, SEAT, "data-state").await.as_deref() == Some(state) },
+        )
         .await;
-        println!("page B showed C7 {state} {:?} after page A's {step:?} answered", started.elapsed());
+        println!(
+            "page B showed C7 {state} {:?} after page A's {step:?} answered",
+            started.elapsed()
+        );
     }
     let class = attribute(watcher, SEAT, "class").await;
     if class.as_deref() != Some("seat sold") {
-        return Err(format!("C7 on page B has class {class:?}, not the grey `seat sold`"));
+        return Err(format!(
+            "C7 on page B has class {class:?}, not the grey `seat sold`"
+        ));
     }
     let loads_after = attribute(watcher, "body", "data-map-loads").await;
     if loads_after != loads_before {
@@ -246,7 +257,9 @@ async fn watch_and_buy(watcher: &Client, buyer: &Client, url: &str) -> Result<()
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
     if changes < 2 {
-        return Err(format!("page B applied {changes} live changes, not the purchase and the payment"));
+        return Err(format!(
+            "page B applied {changes} live changes, not the purchase and the payment"
+        ));
     }
     let neighbour = attribute(watcher, r#"[data-seat="STALLS:C:8"]"#, "data-state").await;
     if neighbour.as_deref() != Some("free") {
@@ -285,9 +298,11 @@ async fn drive_seat(client: &Client, url: &str, seat: &str, step: Step) -> Resul
         .goto(url)
         .await
         .map_err(|e| format!("page A cannot open the page: {e}"))?;
-    wait_until("page A to load the seat map", Duration::from_secs(20), || async {
-        attribute(client, "body", "data-ready").await.as_deref() == Some("true")
-    })
+    wait_until(
+        "page A to load the seat map",
+        Duration::from_secs(20),
+        || async { attribute(client, "body", "data-ready").await.as_deref() == Some("true") },
+    )
     .await;
     for (css, what) in [(seat, "the seat"), ("#buy", "buy")] {
         client

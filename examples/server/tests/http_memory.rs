@@ -203,7 +203,10 @@ async fn live_seat_map_streams_are_bounded() {
     )
     .await;
     let event = app.demo.event.to_string();
-    let first = app.seat_changes(&event, None).await.expect("a first stream");
+    let first = app
+        .seat_changes(&event, None)
+        .await
+        .expect("a first stream");
     let mut slow = app.seat_changes(&event, None).await.expect("a second one");
     let refused = app.seat_changes(&event, None).await.err().expect("a 503");
     refused.expect(StatusCode::SERVICE_UNAVAILABLE, Some("UNAVAILABLE"));
@@ -215,9 +218,15 @@ async fn live_seat_map_streams_are_bounded() {
         .expect("the ended stream's slot is free again");
 
     // Five changes while `slow` reads nothing: more than its buffer of two.
-    for (n, seat) in ["STALLS:E:1", "STALLS:E:2", "STALLS:E:3", "STALLS:E:4", "STALLS:E:5"]
-        .iter()
-        .enumerate()
+    for (n, seat) in [
+        "STALLS:E:1",
+        "STALLS:E:2",
+        "STALLS:E:3",
+        "STALLS:E:4",
+        "STALLS:E:5",
+    ]
+    .iter()
+    .enumerate()
     {
         app.buy(&format!("fan{n}"), &[seat])
             .await
@@ -230,7 +239,11 @@ async fn live_seat_map_streams_are_bounded() {
         .iter()
         .map(|m| m.data["seats"][0]["number"].as_u64().unwrap())
         .collect();
-    assert_eq!(seats, [1, 2, 3, 4, 5], "after the reset, the recent changes in order");
+    assert_eq!(
+        seats,
+        [1, 2, 3, 4, 5],
+        "after the reset, the recent changes in order"
+    );
     let resume: u64 = messages[0].id.as_deref().unwrap().parse().unwrap();
     assert_eq!(messages[0].data["resumeAfter"], resume);
     assert_eq!(messages[1].id, Some((resume + 1).to_string()));

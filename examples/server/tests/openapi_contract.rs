@@ -188,7 +188,12 @@ fn the_seat_change_stream_is_documented_as_server_sent_events() {
             .any(|p| p["name"] == "Last-Event-ID" && p["in"] == "header"),
         "Last-Event-ID is a documented header"
     );
-    for name in ["SeatChangeDto", "SeatResetDto", "SeatChangeSeatDto", "SeatStateDto"] {
+    for name in [
+        "SeatChangeDto",
+        "SeatResetDto",
+        "SeatChangeSeatDto",
+        "SeatStateDto",
+    ] {
         assert!(schema(&doc, name).is_object(), "{name}");
     }
     assert_eq!(

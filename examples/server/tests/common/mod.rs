@@ -17,8 +17,8 @@ use serde_json::{Value, json};
 use ticketing_core::ports::{Clock, ManualClock};
 use ticketing_core::service::{Backends, CatalogService, ServiceConfig};
 use ticketing_server::app::{AppConfig, AppState, DemoEvent, router};
-use ticketing_server::live_seat_map::LiveSeatMapConfig;
 use ticketing_server::auth::{CustomerAuth, JwtKey, TokenMinter, TokenRules, unix_now};
+use ticketing_server::live_seat_map::LiveSeatMapConfig;
 use ticketing_server::rate_limit::PurchaseRate;
 use ticketing_server::webhook::{SIGNATURE_HEADER, WebhookSecret};
 use tower::ServiceExt;
@@ -391,7 +391,8 @@ impl SseClient {
             let frame = tokio::time::timeout(idle, self.body.frame()).await.ok()??;
             let frame = frame.expect("the stream's body does not fail");
             if let Ok(bytes) = frame.into_data() {
-                self.buffer.push_str(std::str::from_utf8(&bytes).expect("UTF-8 events"));
+                self.buffer
+                    .push_str(std::str::from_utf8(&bytes).expect("UTF-8 events"));
             }
         }
     }

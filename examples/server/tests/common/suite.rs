@@ -1085,7 +1085,12 @@ fn apply_seat_changes(
         last = seq;
         kinds.push(message.data["kind"].as_str().unwrap().to_owned());
         for seat in message.data["seats"].as_array().unwrap() {
-            let id = format!("{}:{}:{}", seat["zone"].as_str().unwrap(), seat["row"].as_str().unwrap(), seat["number"]);
+            let id = format!(
+                "{}:{}:{}",
+                seat["zone"].as_str().unwrap(),
+                seat["row"].as_str().unwrap(),
+                seat["number"]
+            );
             seats.insert(id, seat["state"].as_str().unwrap().to_owned());
         }
         for place in message.data["places"].as_array().unwrap() {
@@ -1102,7 +1107,11 @@ fn map_state(map: &Value) -> (BTreeMap<String, String>, BTreeMap<String, u64>) {
     for zone in map["seated"].as_array().unwrap() {
         for row in zone["rows"].as_array().unwrap() {
             for number in 1..=row["seats"].as_u64().unwrap() {
-                let id = format!("{}:{}:{number}", zone["zone"].as_str().unwrap(), row["row"].as_str().unwrap());
+                let id = format!(
+                    "{}:{}:{number}",
+                    zone["zone"].as_str().unwrap(),
+                    row["row"].as_str().unwrap()
+                );
                 let state = seat_state(map, &id);
                 seats.insert(id, state);
             }
@@ -1112,7 +1121,12 @@ fn map_state(map: &Value) -> (BTreeMap<String, String>, BTreeMap<String, u64>) {
         .as_array()
         .unwrap()
         .iter()
-        .map(|g| (g["zone"].as_str().unwrap().to_owned(), g["taken"].as_u64().unwrap()))
+        .map(|g| {
+            (
+                g["zone"].as_str().unwrap().to_owned(),
+                g["taken"].as_u64().unwrap(),
+            )
+        })
         .collect();
     (seats, taken)
 }
@@ -1122,12 +1136,24 @@ async fn database_state(
     app: &TestApp,
     seats_of_map: &BTreeMap<String, String>,
 ) -> (BTreeMap<String, String>, BTreeMap<String, u64>) {
-    let active = app.state.backends().tickets().active_tickets(app.demo.event).await.unwrap();
-    let mut seats: BTreeMap<String, String> =
-        seats_of_map.keys().map(|id| (id.clone(), "free".to_owned())).collect();
+    let active = app
+        .state
+        .backends()
+        .tickets()
+        .active_tickets(app.demo.event)
+        .await
+        .unwrap();
+    let mut seats: BTreeMap<String, String> = seats_of_map
+        .keys()
+        .map(|id| (id.clone(), "free".to_owned()))
+        .collect();
     let mut taken: BTreeMap<String, u64> = BTreeMap::from([("FLOOR".to_owned(), 0)]);
     for ticket in active {
-        let state = if ticket.status == ticketing_core::domain::TicketStatus::Paid { "sold" } else { "held" };
+        let state = if ticket.status == ticketing_core::domain::TicketStatus::Paid {
+            "sold"
+        } else {
+            "held"
+        };
         match &ticket.seat {
             Some(seat) => {
                 seats.insert(seat.to_string(), state.to_owned());
@@ -1188,8 +1214,15 @@ pub async fn live_seat_map_plus_the_stream_equals_the_database(app: TestApp) {
             other => panic!("a purchase answered {other}: {body}"),
         }
     }
-    assert!(orders.len() >= 20, "only {} purchases went through", orders.len());
-    assert!(orders.len() < 80, "no buyer lost: the seats did not compete");
+    assert!(
+        orders.len() >= 20,
+        "only {} purchases went through",
+        orders.len()
+    );
+    assert!(
+        orders.len() < 80,
+        "no buyer lost: the seats did not compete"
+    );
     // Some buyers cancel, some pay.
     let (mut cancelled, mut paid) = (0, 0);
     for (i, order) in orders.iter().enumerate() {
@@ -1216,12 +1249,22 @@ pub async fn live_seat_map_plus_the_stream_equals_the_database(app: TestApp) {
     let messages = stream.drain(std::time::Duration::from_millis(500)).await;
     let kinds = apply_seat_changes(&messages, &mut seats, &mut taken);
     let count = |kind: &str| kinds.iter().filter(|k| *k == kind).count();
-    assert_eq!(count("TicketReserved"), orders.len(), "one change per purchase");
+    assert_eq!(
+        count("TicketReserved"),
+        orders.len(),
+        "one change per purchase"
+    );
     assert_eq!(count("TicketCancelled"), cancelled);
     assert_eq!(count("TicketPaid"), paid);
     let (db_seats, db_taken) = database_state(&app, &seats).await;
-    assert_eq!(seats, db_seats, "seats: the map plus the stream against the database");
-    assert_eq!(taken, db_taken, "places: the map plus the stream against the database");
+    assert_eq!(
+        seats, db_seats,
+        "seats: the map plus the stream against the database"
+    );
+    assert_eq!(
+        taken, db_taken,
+        "places: the map plus the stream against the database"
+    );
     assert!(db_seats.values().any(|s| s == "sold") && db_seats.values().any(|s| s == "held"));
 }
 
@@ -1243,7 +1286,10 @@ pub async fn live_seat_map_resumes_after_the_last_event_id(app: TestApp) {
             .expect("the two purchases on the stream");
         seen.push(message);
     }
-    assert_eq!(seen[0].data["seats"], json!([{"zone": "STALLS", "row": "D", "number": 1, "state": "held"}]));
+    assert_eq!(
+        seen[0].data["seats"],
+        json!([{"zone": "STALLS", "row": "D", "number": 1, "state": "held"}])
+    );
     assert_eq!(seen[1].data["seats"][0]["number"], 2);
     let last_id = seen[1].id.clone().expect("an id");
     drop(first);
@@ -1252,28 +1298,63 @@ pub async fn live_seat_map_resumes_after_the_last_event_id(app: TestApp) {
     app.buy("carol", &["STALLS:D:3"])
         .await
         .expect(StatusCode::CREATED, None);
-    app.post_as("alice", &format!("/api/orders/{}/cancel", order_id(&alice)), &json!({}))
-        .await
-        .expect(StatusCode::OK, None);
-    app.post_as("dave", "/api/tickets", &json!({"eventId": event, "generalAdmission": {"zone": "FLOOR", "quantity": 2}}))
-        .await
-        .expect(StatusCode::CREATED, None);
+    app.post_as(
+        "alice",
+        &format!("/api/orders/{}/cancel", order_id(&alice)),
+        &json!({}),
+    )
+    .await
+    .expect(StatusCode::OK, None);
+    app.post_as(
+        "dave",
+        "/api/tickets",
+        &json!({"eventId": event, "generalAdmission": {"zone": "FLOOR", "quantity": 2}}),
+    )
+    .await
+    .expect(StatusCode::CREATED, None);
     app.buy("erin", &["STALLS:D:4"])
         .await
         .expect(StatusCode::CREATED, None);
     app.live_seat_map_caught_up().await;
 
-    let mut resumed = app.seat_changes(&event, Some(&last_id)).await.expect("a stream");
+    let mut resumed = app
+        .seat_changes(&event, Some(&last_id))
+        .await
+        .expect("a stream");
     let gap = resumed.drain(std::time::Duration::from_millis(300)).await;
     let last: u64 = last_id.parse().unwrap();
-    let ids: Vec<u64> = gap.iter().map(|m| m.id.as_deref().unwrap().parse().unwrap()).collect();
-    assert_eq!(ids, (last + 1..=last + 4).collect::<Vec<_>>(), "exactly the gap: {gap:?}");
-    let kinds: Vec<&str> = gap.iter().map(|m| m.data["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["TicketReserved", "TicketCancelled", "TicketReserved", "TicketReserved"]);
+    let ids: Vec<u64> = gap
+        .iter()
+        .map(|m| m.id.as_deref().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        (last + 1..=last + 4).collect::<Vec<_>>(),
+        "exactly the gap: {gap:?}"
+    );
+    let kinds: Vec<&str> = gap
+        .iter()
+        .map(|m| m.data["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "TicketReserved",
+            "TicketCancelled",
+            "TicketReserved",
+            "TicketReserved"
+        ]
+    );
     assert_eq!(gap[0].data["seats"][0]["number"], 3);
-    assert_eq!(gap[1].data["seats"], json!([{"zone": "STALLS", "row": "D", "number": 1, "state": "free"}]));
+    assert_eq!(
+        gap[1].data["seats"],
+        json!([{"zone": "STALLS", "row": "D", "number": 1, "state": "free"}])
+    );
     assert_eq!(gap[2].data["seats"], json!([]));
-    assert_eq!(gap[2].data["places"], json!([{"zone": "FLOOR", "capacity": 40, "taken": 2, "remaining": 38}]));
+    assert_eq!(
+        gap[2].data["places"],
+        json!([{"zone": "FLOOR", "capacity": 40, "taken": 2, "remaining": 38}])
+    );
     assert_eq!(gap[3].data["seats"][0]["number"], 4);
     // Then the live changes.
     app.buy("frank", &["STALLS:D:5"])
@@ -1286,7 +1367,11 @@ pub async fn live_seat_map_resumes_after_the_last_event_id(app: TestApp) {
     assert_eq!(live.id, Some((last + 5).to_string()));
     assert_eq!(live.data["seats"][0]["number"], 5);
 
-    let refused = app.seat_changes(&event, Some("12abc")).await.err().expect("a 400");
+    let refused = app
+        .seat_changes(&event, Some("12abc"))
+        .await
+        .err()
+        .expect("a 400");
     refused.expect(StatusCode::BAD_REQUEST, Some("INVALID_REQUEST"));
     let unknown = uuid::Uuid::now_v7().to_string();
     let refused = app.seat_changes(&unknown, None).await.err().expect("a 404");

@@ -241,7 +241,11 @@ impl SeatChangeFeed {
     /// The seat lock's count of `zone`'s places now; `None` when the lock has not loaded the
     /// event (the next change brings a reading) or the zone is not a general-admission zone of
     /// the event's venue.
-    async fn reading(&self, event: EventId, zone: &ZoneCode) -> Result<Option<GeneralAvailability>> {
+    async fn reading(
+        &self,
+        event: EventId,
+        zone: &ZoneCode,
+    ) -> Result<Option<GeneralAvailability>> {
         let info = self.events.get(&**self.backends.catalog(), event).await?;
         let (Some(capacity), Some(layout)) = (info.capacities.get(zone), info.venue.zone(zone))
         else {

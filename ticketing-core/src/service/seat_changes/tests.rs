@@ -66,8 +66,7 @@ fn feed(config: SeatChangeFeedConfig) -> SeatChangeFeed {
 /// The sequence numbers a subscription yields until it would wait, with `None` for a reset.
 async fn drain(subscription: &mut SeatChangeSubscription) -> Vec<Option<u64>> {
     let mut seen = Vec::new();
-    while let Ok(item) =
-        tokio::time::timeout(Duration::from_millis(20), subscription.next()).await
+    while let Ok(item) = tokio::time::timeout(Duration::from_millis(20), subscription.next()).await
     {
         seen.push(match item {
             SeatChangeItem::Change(change) => Some(change.seq),
@@ -116,7 +115,11 @@ async fn a_change_carries_each_seat_s_new_state() {
         assert_eq!(change.seats[0].state, state, "{kind:?}");
     }
     assert_eq!(drain(&mut subscription).await, vec![], "nothing else");
-    assert_eq!(feed.position(), Some(7), "a rejected payment still moves the position");
+    assert_eq!(
+        feed.position(),
+        Some(7),
+        "a rejected payment still moves the position"
+    );
 }
 
 #[tokio::test]
@@ -280,7 +283,10 @@ async fn subscribing_during_publication_leaves_no_gap_and_no_duplicate() {
         let expected: Vec<u64> = (after + 1..=2_000).filter(|s| s % 2 == 0).collect();
         assert_eq!(seen, expected, "subscribed after {after}");
     }
-    assert!(during >= 5, "only {during} subscribers joined during the publication");
+    assert!(
+        during >= 5,
+        "only {during} subscribers joined during the publication"
+    );
 }
 
 proptest! {
@@ -368,11 +374,7 @@ async fn the_map_plus_the_stream_equals_the_repository_after_a_concurrent_sale()
                 };
                 match n % 5 {
                     0 => {
-                        fixture
-                            .tickets
-                            .cancel(order.id)
-                            .await
-                            .unwrap();
+                        fixture.tickets.cancel(order.id).await.unwrap();
                     }
                     1 | 2 => {
                         fixture.pay(&order, &format!("pay-{n}")).await;
@@ -391,7 +393,13 @@ async fn the_map_plus_the_stream_equals_the_repository_after_a_concurrent_sale()
         won += buyer.await.unwrap();
     }
     assert!(won > 20, "only {won} purchases went through");
-    let head = fixture.backends.tickets().outbox_head().await.unwrap().unwrap();
+    let head = fixture
+        .backends
+        .tickets()
+        .outbox_head()
+        .await
+        .unwrap()
+        .unwrap();
     while feed.position() < Some(head) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -400,8 +408,11 @@ async fn the_map_plus_the_stream_equals_the_repository_after_a_concurrent_sale()
 
     let mut seats: HashMap<SeatRef, SeatAvailability> =
         map.seats().map(|view| (view.seat, view.state)).collect();
-    let mut places: BTreeMap<ZoneCode, u32> =
-        map.general.iter().map(|g| (g.zone.clone(), g.taken)).collect();
+    let mut places: BTreeMap<ZoneCode, u32> = map
+        .general
+        .iter()
+        .map(|g| (g.zone.clone(), g.taken))
+        .collect();
     let mut changes = 0;
     loop {
         match tokio::time::timeout(Duration::from_millis(50), subscription.next()).await {
@@ -420,7 +431,12 @@ async fn the_map_plus_the_stream_equals_the_repository_after_a_concurrent_sale()
     }
     assert!(changes >= won, "{changes} changes for {won} purchases");
 
-    let active = fixture.backends.tickets().active_tickets(event).await.unwrap();
+    let active = fixture
+        .backends
+        .tickets()
+        .active_tickets(event)
+        .await
+        .unwrap();
     let mut expected: HashMap<SeatRef, SeatAvailability> = fixture
         .venue
         .zones()
@@ -441,7 +457,10 @@ async fn the_map_plus_the_stream_equals_the_repository_after_a_concurrent_sale()
             None => general += 1,
         }
     }
-    assert_eq!(seats, expected, "seats: the map plus the stream against the repository");
+    assert_eq!(
+        seats, expected,
+        "seats: the map plus the stream against the repository"
+    );
     assert_eq!(
         places.values().copied().collect::<Vec<_>>(),
         vec![general],
