@@ -326,7 +326,7 @@ impl Args {
                 fresh_replay: defaults
                     .feed
                     .fresh_replay
-                    .max(self.seat_map_max_age + Duration::from_secs(4)),
+                    .max(self.seat_map_max_age.saturating_add(Duration::from_secs(4))),
                 ..defaults.feed
             },
             ..defaults
@@ -739,6 +739,31 @@ mod tests {
         assert_eq!(limits.max_in_flight, 2);
         assert_eq!(limits.shutdown_grace, Duration::from_secs(1));
         assert!(Args::try_parse_from(["ticketing-server", "--max-in-flight", "0"]).is_err());
+    }
+
+    #[test]
+    fn live_seat_map_flags_bound_the_streams_and_cover_the_map_s_reuse() {
+        let live = Args::parse_from(["ticketing-server"]).live_seat_map();
+        assert_eq!(live.max_streams, 1_024);
+        assert_eq!(live.poll, Duration::from_millis(200));
+        // 1 s of map reuse + 4 s is under the 5 s floor.
+        assert_eq!(live.feed.fresh_replay, Duration::from_secs(5));
+        let live = Args::parse_from([
+            "ticketing-server",
+            "--live-seat-map-streams",
+            "3",
+            "--live-seat-map-poll",
+            "50ms",
+            "--seat-map-max-age",
+            "10s",
+        ])
+        .live_seat_map();
+        assert_eq!(live.max_streams, 3);
+        assert_eq!(live.poll, Duration::from_millis(50));
+        assert_eq!(live.feed.fresh_replay, Duration::from_secs(14));
+        assert!(
+            Args::try_parse_from(["ticketing-server", "--live-seat-map-streams", "0"]).is_err()
+        );
     }
 
     #[test]

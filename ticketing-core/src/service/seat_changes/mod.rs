@@ -429,14 +429,13 @@ impl Hub {
                 after,
             ),
             None => {
-                let since = Instant::now()
-                    .checked_sub(hub.config.fresh_replay)
-                    .unwrap_or_else(Instant::now);
+                // A window longer than the process has run covers everything retained.
+                let since = Instant::now().checked_sub(hub.config.fresh_replay);
                 let replay: VecDeque<_> = state
                     .ring
                     .iter()
                     .filter(of_event)
-                    .filter(|r| r.received >= since)
+                    .filter(|r| since.is_none_or(|since| r.received >= since))
                     .map(|r| r.change.clone())
                     .collect();
                 let resume_after = replay.front().map(|c| c.seq - 1).or(state.top);
