@@ -66,6 +66,7 @@ impl InProcessServer {
                 )?,
                 purchase_rate: PurchaseRate::default(),
                 seat_map_reads: None,
+                live_seat_map: Default::default(),
                 service: ServiceConfig::default(),
             },
         );

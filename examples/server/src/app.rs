@@ -23,6 +23,7 @@ use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 
 use crate::auth::CustomerAuth;
 use crate::limits::{HttpLimits, InFlight, shed_load};
+use crate::live_seat_map::{LiveSeatMap, LiveSeatMapConfig};
 use crate::metrics::{Metrics, TimedSeatLock};
 use crate::middleware::{REQUEST_ID, drop_odd_request_id, no_route, observe, require_admin};
 use crate::rate_limit::{PurchaseLimiter, PurchaseRate};
@@ -54,6 +55,8 @@ pub struct AppConfig {
     /// [`READ_UNIT`](crate::seat_map_pacing::READ_UNIT) bytes; reads beyond wait their turn
     /// (`None`: no pace).
     pub seat_map_reads: Option<NonZeroU32>,
+    /// The bounds of the live seat map's streams.
+    pub live_seat_map: LiveSeatMapConfig,
     /// Tuning of the core services.
     pub service: ServiceConfig,
 }
@@ -81,6 +84,7 @@ struct Inner {
     purchases: PurchaseLimiter,
     seat_map_bodies: SeatMapBodies,
     seat_map_pacer: SeatMapPacer,
+    live_seat_map: LiveSeatMap,
     config: AppConfig,
 }
 
@@ -94,6 +98,7 @@ impl AppState {
             .seat_lock(Arc::new(timed))
             .build()
             .expect("every adapter comes from complete backends");
+        let live_seat_map = LiveSeatMap::new(backends.clone(), config.live_seat_map);
         Self(Arc::new(Inner {
             tickets: TicketService::new(backends.clone(), config.service.clone()),
             queries: QueryService::new(backends.clone(), config.service.clone()),
@@ -104,6 +109,7 @@ impl AppState {
             purchases: PurchaseLimiter::new(config.purchase_rate),
             seat_map_bodies: SeatMapBodies::new(config.service.seat_map_max_age),
             seat_map_pacer: SeatMapPacer::new(config.seat_map_reads),
+            live_seat_map,
             config,
         }))
     }
@@ -147,6 +153,10 @@ impl AppState {
     /// The pace of seat-map reads.
     pub fn seat_map_pacer(&self) -> &SeatMapPacer {
         &self.0.seat_map_pacer
+    }
+    /// The live seat map: its feed and its streams.
+    pub fn live_seat_map(&self) -> &LiveSeatMap {
+        &self.0.live_seat_map
     }
     /// The size caps of new venues.
     pub fn venue_limits(&self) -> &VenueLimits {
@@ -210,6 +220,10 @@ pub fn router_with_limits(state: AppState, limits: &HttpLimits) -> Router {
             get(routes::events::sold_count),
         )
         .route("/api/events/{eventId}/seats", get(routes::events::seat_map))
+        .route(
+            "/api/events/{eventId}/seat-changes",
+            get(routes::seat_changes::seat_changes),
+        )
         .route(
             "/api/events/{eventId}/zones/{zone}/seats",
             get(routes::events::zone_seat_map),

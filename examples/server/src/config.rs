@@ -8,12 +8,13 @@ use std::time::Duration;
 
 use crate::auth::{CustomerAuth, JwtKey, PublicKeyAlgorithm, TokenRules};
 use crate::limits::HttpLimits;
+use crate::live_seat_map::LiveSeatMapConfig;
 use crate::rate_limit::PurchaseRate;
 use clap::{Parser, ValueEnum};
 use ticketing_core::domain::{MAX_ZONE_CAPACITY, OrderIdSecret, VenueLimits};
 use ticketing_core::memory::InMemoryTicketRepository;
 use ticketing_core::ports::OutboxStore;
-use ticketing_core::service::{Backends, RetentionConfig, ServiceConfig};
+use ticketing_core::service::{Backends, RetentionConfig, SeatChangeFeedConfig, ServiceConfig};
 use ticketing_core::{Error, Result};
 use ticketing_redis::{RedisSeatLock, RedisSeatLockConfig};
 use ticketing_sqlx::postgres::{PgCatalog, PgSeatLock, PgTicketRepository};
@@ -241,6 +242,16 @@ pub struct Args {
     )]
     pub seat_map_reads_per_second: u32,
 
+    /// Most live seat-map streams (`GET /api/events/{id}/seat-changes`) open at once; more are
+    /// refused with `503` and `Retry-After`.
+    #[arg(long, env = "TICKETING_LIVE_SEAT_MAP_STREAMS", default_value_t = 1_024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub live_seat_map_streams: u32,
+
+    /// How often the live seat map reads the outbox for new changes (every server reads it,
+    /// whichever holds the relay's lease).
+    #[arg(long, env = "TICKETING_LIVE_SEAT_MAP_POLL", default_value = "200ms", value_parser = parse_duration)]
+    pub live_seat_map_poll: Duration,
+
     /// Most numbered seats in a new venue (a seat map's cost grows with it).
     #[arg(long, env = "TICKETING_MAX_VENUE_SEATS", default_value_t = VenueLimits::default().max_seats, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_venue_seats: u32,
@@ -318,6 +329,25 @@ impl Args {
     /// The pace of seat-map reads these flags set (`None`: none).
     pub fn seat_map_reads(&self) -> Option<NonZeroU32> {
         NonZeroU32::new(self.seat_map_reads_per_second)
+    }
+
+    /// The bounds of the live seat map these flags set. A new stream replays the changes of the
+    /// last `--seat-map-max-age` plus four seconds (at least five), so a seat map reused for up
+    /// to that age, read after subscribing, misses no change.
+    pub fn live_seat_map(&self) -> LiveSeatMapConfig {
+        let defaults = LiveSeatMapConfig::default();
+        LiveSeatMapConfig {
+            max_streams: self.live_seat_map_streams as usize,
+            poll: self.live_seat_map_poll,
+            feed: SeatChangeFeedConfig {
+                fresh_replay: defaults
+                    .feed
+                    .fresh_replay
+                    .max(self.seat_map_max_age.saturating_add(Duration::from_secs(4))),
+                ..defaults.feed
+            },
+            ..defaults
+        }
     }
 
     /// The per-customer purchase rate limit these flags set.
@@ -732,6 +762,31 @@ mod tests {
         assert_eq!(limits.max_in_flight, 2);
         assert_eq!(limits.shutdown_grace, Duration::from_secs(1));
         assert!(Args::try_parse_from(["ticketing-server", "--max-in-flight", "0"]).is_err());
+    }
+
+    #[test]
+    fn live_seat_map_flags_bound_the_streams_and_cover_the_map_s_reuse() {
+        let live = Args::parse_from(["ticketing-server"]).live_seat_map();
+        assert_eq!(live.max_streams, 1_024);
+        assert_eq!(live.poll, Duration::from_millis(200));
+        // 1 s of map reuse + 4 s is under the 5 s floor.
+        assert_eq!(live.feed.fresh_replay, Duration::from_secs(5));
+        let live = Args::parse_from([
+            "ticketing-server",
+            "--live-seat-map-streams",
+            "3",
+            "--live-seat-map-poll",
+            "50ms",
+            "--seat-map-max-age",
+            "10s",
+        ])
+        .live_seat_map();
+        assert_eq!(live.max_streams, 3);
+        assert_eq!(live.poll, Duration::from_millis(50));
+        assert_eq!(live.feed.fresh_replay, Duration::from_secs(14));
+        assert!(
+            Args::try_parse_from(["ticketing-server", "--live-seat-map-streams", "0"]).is_err()
+        );
     }
 
     #[test]

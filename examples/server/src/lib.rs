@@ -17,6 +17,7 @@ pub mod error;
 pub mod event_stream;
 pub mod extract;
 pub mod limits;
+pub mod live_seat_map;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;
@@ -88,6 +89,7 @@ pub async fn run(
             customers,
             purchase_rate: args.purchase_rate(),
             seat_map_reads: args.seat_map_reads(),
+            live_seat_map: args.live_seat_map(),
             service,
         },
     );
@@ -111,16 +113,34 @@ pub async fn run(
         args.prune_interval,
         stopped.clone(),
     ));
+    let live = state.live_seat_map().clone();
+    let following = {
+        let mut stopped = stopped.clone();
+        tokio::spawn(async move {
+            live.follow(async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            })
+            .await;
+        })
+    };
     let sweeper = tokio::spawn(app::sweep(state.clone(), args.sweep_interval, stopped));
     let events = event_stream::EventStream::start(&args, outbox, lock_sync, clock).await?;
     if !events.running().is_empty() {
         println!("event stream: {}", events.running().join(", "));
     }
     let limits = args.http_limits();
+    let live = state.live_seat_map().clone();
     let router = app::router_with_limits(state, &limits);
+    // The seat-change streams never end by themselves: they end at the shutdown signal, so the
+    // connection drain does not wait out its grace for them.
+    let shutdown = async move {
+        shutdown.await;
+        live.close();
+    };
     limits::serve(listener, router, limits, shutdown).await;
     let _ = stop_sweep.send(true);
     let _ = sweeper.await;
+    let _ = following.await;
     let _ = pruning.await;
     events.stop().await;
     println!("ticketing-server stopped");

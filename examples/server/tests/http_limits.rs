@@ -572,3 +572,53 @@ async fn a_thousand_slowloris_connections_do_not_stop_a_buyer() {
     );
     server.stop(Duration::from_secs(15)).await;
 }
+
+/// The whole server's live seat map: a stream opened on `run`'s server gets a purchase made on
+/// another connection (the server follows the outbox by itself), outlives `--request-timeout`,
+/// and ends at the shutdown signal, so `run` returns long before `--shutdown-grace` instead of
+/// waiting for a stream that never ends.
+///
+/// Checked to fail without `LiveSeatMap::close` in `run`'s shutdown: `run` then returns only
+/// after the 10 s grace, and `stop` panics after 5 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seat_change_stream_gets_changes_and_ends_at_shutdown() {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
+    let server = Server::start(&["--shutdown-grace", "10s", "--request-timeout", "1s"]).await;
+    let mut stream = TcpStream::connect(server.address).await.unwrap();
+    let request = format!(
+        "GET /api/events/{}/seat-changes HTTP/1.1\r\nhost: test\r\n\r\n",
+        server.event
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut seen = String::new();
+    let mut read_until = async |needle: &str, stream: &mut TcpStream| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !seen.contains(needle) {
+            let mut chunk = [0u8; 4096];
+            let left = deadline.saturating_duration_since(Instant::now());
+            let n = tokio::time::timeout(left, stream.read(&mut chunk))
+                .await
+                .unwrap_or_else(|_| panic!("no {needle:?} on the stream: {seen}"))
+                .unwrap();
+            assert!(n > 0, "the stream closed early: {seen}");
+            seen.push_str(&String::from_utf8_lossy(&chunk[..n]));
+        }
+    };
+    read_until("text/event-stream", &mut stream).await;
+    // Past the request timeout, the stream is still open and gets the purchase.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let bought = exchange(server.address, &server.purchase("watched", "C", 3)).await;
+    assert_eq!(bought.status, 201, "{bought:?}");
+    read_until(r#""row":"C","number":3,"state":"held""#, &mut stream).await;
+    assert!(seen.contains("event: seats"), "{seen}");
+
+    let took = server.stop(Duration::from_secs(5)).await;
+    assert!(took < Duration::from_secs(3), "shutdown took {took:?}");
+    let (rest, _) = read_to_close(&mut stream, Duration::from_secs(2)).await;
+    // The chunked body ends with its last chunk.
+    assert!(
+        String::from_utf8_lossy(&rest).ends_with("0\r\n\r\n") || rest.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&rest)
+    );
+}

@@ -174,3 +174,77 @@ async fn the_purchase_rate_limit_is_per_customer() {
         again.expect(StatusCode::UNPROCESSABLE_ENTITY, Some("LIMIT_EXCEEDED"));
     }
 }
+
+/// The live seat map's streams are capped: beyond `max_streams` a new one is `503` with
+/// `Retry-After`; a stream that ends gives its slot back; a client that falls behind the feed's
+/// per-event buffer is sent a `reset` (never a silent skip), then the recent changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_seat_map_streams_are_bounded() {
+    use std::time::Duration;
+    use ticketing_core::service::SeatChangeFeedConfig;
+    use ticketing_server::live_seat_map::LiveSeatMapConfig;
+    use ticketing_server::rate_limit::PurchaseRate;
+
+    let live = LiveSeatMapConfig {
+        max_streams: 2,
+        poll: Duration::from_millis(20),
+        feed: SeatChangeFeedConfig {
+            live_buffer: 2,
+            ..SeatChangeFeedConfig::default()
+        },
+        ..LiveSeatMapConfig::default()
+    };
+    let app = TestApp::configured(
+        Backends::in_memory(),
+        None,
+        common::customer_auth(),
+        PurchaseRate::default(),
+        live,
+    )
+    .await;
+    let event = app.demo.event.to_string();
+    let first = app
+        .seat_changes(&event, None)
+        .await
+        .expect("a first stream");
+    let mut slow = app.seat_changes(&event, None).await.expect("a second one");
+    let refused = app.seat_changes(&event, None).await.err().expect("a 503");
+    refused.expect(StatusCode::SERVICE_UNAVAILABLE, Some("UNAVAILABLE"));
+    assert_eq!(refused.headers["retry-after"], "1");
+    drop(first);
+    let _third = app
+        .seat_changes(&event, None)
+        .await
+        .expect("the ended stream's slot is free again");
+
+    // Five changes while `slow` reads nothing: more than its buffer of two.
+    for (n, seat) in [
+        "STALLS:E:1",
+        "STALLS:E:2",
+        "STALLS:E:3",
+        "STALLS:E:4",
+        "STALLS:E:5",
+    ]
+    .iter()
+    .enumerate()
+    {
+        app.buy(&format!("fan{n}"), &[seat])
+            .await
+            .expect(StatusCode::CREATED, None);
+    }
+    app.live_seat_map_caught_up().await;
+    let messages = slow.drain(Duration::from_millis(300)).await;
+    assert_eq!(messages[0].event, "reset", "{messages:?}");
+    let seats: Vec<_> = messages[1..]
+        .iter()
+        .map(|m| m.data["seats"][0]["number"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        seats,
+        [1, 2, 3, 4, 5],
+        "after the reset, the recent changes in order"
+    );
+    let resume: u64 = messages[0].id.as_deref().unwrap().parse().unwrap();
+    assert_eq!(messages[0].data["resumeAfter"], resume);
+    assert_eq!(messages[1].id, Some((resume + 1).to_string()));
+}

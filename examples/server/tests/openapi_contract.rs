@@ -35,6 +35,7 @@ const STATUSES: &[(&str, &[u16])] = &[
     ("getRevenue", &[200, 400, 404, 408, 500, 503]),
     ("getSeatMap", &[200, 304, 400, 404, 408, 500, 503]),
     ("getZoneSeatMap", &[200, 304, 400, 404, 408, 500, 503]),
+    ("getSeatChanges", &[200, 400, 404, 408, 500, 503]),
     (
         "paymentWebhook",
         &[200, 400, 401, 404, 408, 409, 413, 500, 503],
@@ -124,7 +125,7 @@ fn path_parameters_are_uuids_or_zone_codes() {
             );
         }
     }
-    assert_eq!(seen, 15, "path parameters in the document");
+    assert_eq!(seen, 16, "path parameters in the document");
 }
 
 #[test]
@@ -167,6 +168,38 @@ fn every_route_lists_every_status_it_answers() {
             }
         }
     }
+}
+
+/// The live seat map is documented as an event stream whose events' data have schemas.
+#[test]
+fn the_seat_change_stream_is_documented_as_server_sent_events() {
+    let doc = document(DemoRoutes::Off);
+    let ok = &operation(&doc, "getSeatChanges")["responses"]["200"];
+    assert!(
+        ok["content"]["text/event-stream"].is_object(),
+        "200 is text/event-stream: {ok}"
+    );
+    let parameters = operation(&doc, "getSeatChanges")["parameters"]
+        .as_array()
+        .unwrap();
+    assert!(
+        parameters
+            .iter()
+            .any(|p| p["name"] == "Last-Event-ID" && p["in"] == "header"),
+        "Last-Event-ID is a documented header"
+    );
+    for name in [
+        "SeatChangeDto",
+        "SeatResetDto",
+        "SeatChangeSeatDto",
+        "SeatStateDto",
+    ] {
+        assert!(schema(&doc, name).is_object(), "{name}");
+    }
+    assert_eq!(
+        schema(&doc, "SeatStateDto")["enum"],
+        json!(["free", "held", "sold"])
+    );
 }
 
 #[test]
@@ -452,6 +485,24 @@ async fn the_router_answers_within_the_document() {
             StatusCode::PAYLOAD_TOO_LARGE,
             Some("PAYLOAD_TOO_LARGE"),
             customer_post("/api/tickets", &json!({"pad": "x".repeat(70_000)})),
+        ),
+        // The stream's refusals (its 200 never ends: the HTTP suite reads it as a client does).
+        (
+            "getSeatChanges",
+            StatusCode::BAD_REQUEST,
+            Some("INVALID_REQUEST"),
+            Request::get(format!("/api/events/{event}/seat-changes"))
+                .header("last-event-id", "-1")
+                .body(Body::empty())
+                .unwrap(),
+        ),
+        (
+            "getSeatChanges",
+            StatusCode::NOT_FOUND,
+            Some("NOT_FOUND"),
+            Request::get(format!("/api/events/{}/seat-changes", uuid::Uuid::now_v7()))
+                .body(Body::empty())
+                .unwrap(),
         ),
         (
             "getEvent",

@@ -10,6 +10,7 @@ mod purchase;
 mod query;
 mod relay;
 mod retention;
+mod seat_changes;
 mod seat_map;
 mod shared_reads;
 mod tickets;
@@ -27,6 +28,10 @@ pub use purchase::{PurchaseRequest, Selection};
 pub use query::QueryService;
 pub use relay::{OutboxRelay, RelayConfig, RelayRound, RelayStats};
 pub use retention::{DEFAULT_RETENTION, HistoryPruner, Pruned, RetentionConfig};
+pub use seat_changes::{
+    DEFAULT_RETAINED_CHANGES, SeatChange, SeatChangeFeed, SeatChangeFeedConfig, SeatChangeItem,
+    SeatChangeSubscription,
+};
 pub use seat_map::{
     GeneralAvailability, RowAvailability, SeatAvailability, SeatMap, SeatRange, SeatView,
     SeatedAvailability,

@@ -5,6 +5,7 @@ pub mod events;
 pub mod ops;
 pub mod orders;
 pub mod payments;
+pub mod seat_changes;
 pub mod tickets;
 
 use std::future::Future;

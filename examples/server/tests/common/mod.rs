@@ -6,6 +6,7 @@ pub mod suite;
 
 use std::any::Any;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -17,6 +18,7 @@ use ticketing_core::ports::{Clock, ManualClock};
 use ticketing_core::service::{Backends, CatalogService, ServiceConfig};
 use ticketing_server::app::{AppConfig, AppState, DemoEvent, router};
 use ticketing_server::auth::{CustomerAuth, JwtKey, TokenMinter, TokenRules, unix_now};
+use ticketing_server::live_seat_map::LiveSeatMapConfig;
 use ticketing_server::rate_limit::PurchaseRate;
 use ticketing_server::webhook::{SIGNATURE_HEADER, WebhookSecret};
 use tower::ServiceExt;
@@ -155,6 +157,21 @@ impl TestApp {
         customers: CustomerAuth,
         purchase_rate: PurchaseRate,
     ) -> Self {
+        let live = LiveSeatMapConfig {
+            poll: Duration::from_millis(20),
+            ..LiveSeatMapConfig::default()
+        };
+        Self::configured(backends, guard, customers, purchase_rate, live).await
+    }
+
+    /// [`custom`](Self::custom) with the live seat map's bounds too.
+    pub async fn configured(
+        backends: Backends,
+        guard: Option<Box<dyn Any + Send + Sync>>,
+        customers: CustomerAuth,
+        purchase_rate: PurchaseRate,
+        live_seat_map: LiveSeatMapConfig,
+    ) -> Self {
         let clock = Arc::new(ManualClock::new(now_ms()));
         let backends = backends
             .to_builder()
@@ -175,9 +192,13 @@ impl TestApp {
                 customers,
                 purchase_rate,
                 seat_map_reads: None,
+                live_seat_map,
                 service: ServiceConfig::default(),
             },
         );
+        // The live seat map follows the outbox while the test's runtime runs.
+        let live = state.live_seat_map().clone();
+        tokio::spawn(async move { live.follow(std::future::pending()).await });
         Self {
             router: router(state.clone()),
             state,
@@ -324,6 +345,120 @@ impl TestApp {
             .body(Body::from(body))
             .unwrap();
         self.send(request).await
+    }
+}
+
+/// One Server-Sent Event: its name, its id and its data as JSON.
+#[derive(Debug, Clone)]
+pub struct SseMessage {
+    pub event: String,
+    pub id: Option<String>,
+    pub data: Value,
+}
+
+/// A Server-Sent Events answer read as a browser's `EventSource` reads it.
+pub struct SseClient {
+    pub headers: HeaderMap,
+    body: Body,
+    buffer: String,
+}
+
+impl SseClient {
+    /// The next event (keep-alive comments skipped), or `None` when none comes within `idle`
+    /// or the stream ended.
+    pub async fn next_within(&mut self, idle: Duration) -> Option<SseMessage> {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let (mut event, mut id, mut data) = ("message".to_owned(), None, String::new());
+                for line in block.lines().filter(|l| !l.starts_with(':')) {
+                    let (field, value) = line.split_once(':').unwrap_or((line, ""));
+                    let value = value.strip_prefix(' ').unwrap_or(value);
+                    match field {
+                        "event" => event = value.to_owned(),
+                        "id" => id = Some(value.to_owned()),
+                        "data" => data.push_str(value),
+                        _ => {}
+                    }
+                }
+                if data.is_empty() && id.is_none() {
+                    continue; // a keep-alive comment
+                }
+                let data = serde_json::from_str(&data)
+                    .unwrap_or_else(|e| panic!("event data is not JSON ({e}): {data}"));
+                return Some(SseMessage { event, id, data });
+            }
+            let frame = tokio::time::timeout(idle, self.body.frame()).await.ok()??;
+            let frame = frame.expect("the stream's body does not fail");
+            if let Ok(bytes) = frame.into_data() {
+                self.buffer
+                    .push_str(std::str::from_utf8(&bytes).expect("UTF-8 events"));
+            }
+        }
+    }
+
+    /// Every event until none comes for `idle`.
+    pub async fn drain(&mut self, idle: Duration) -> Vec<SseMessage> {
+        let mut all = Vec::new();
+        while let Some(message) = self.next_within(idle).await {
+            all.push(message);
+        }
+        all
+    }
+}
+
+impl TestApp {
+    /// Opens the live seat map of `event` (with `Last-Event-ID: last_event_id`): the stream, or
+    /// the answer when it is not `200`.
+    pub async fn seat_changes(
+        &self,
+        event: &str,
+        last_event_id: Option<&str>,
+    ) -> Result<SseClient, Answer> {
+        let mut request = Request::get(format!("/api/events/{event}/seat-changes"));
+        if let Some(id) = last_event_id {
+            request = request.header("last-event-id", id);
+        }
+        let response = self
+            .router
+            .clone()
+            .oneshot(request.body(Body::empty()).unwrap())
+            .await
+            .expect("the router is infallible");
+        if response.status() != StatusCode::OK {
+            let status = response.status();
+            let headers = response.headers().clone();
+            let raw = response.into_body().collect().await.unwrap().to_bytes();
+            let body = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+            return Err(Answer {
+                status,
+                headers,
+                body,
+                raw,
+            });
+        }
+        let headers = response.headers().clone();
+        Ok(SseClient {
+            headers,
+            body: response.into_body(),
+            buffer: String::new(),
+        })
+    }
+
+    /// Waits until the live seat map has read every outbox entry the repository holds.
+    pub async fn live_seat_map_caught_up(&self) {
+        let tickets = self.state.backends().tickets();
+        let head = tickets.outbox_head().await.unwrap().unwrap_or(0);
+        let feed = self.state.live_seat_map().feed();
+        let started = std::time::Instant::now();
+        while feed.position() < Some(head) {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "the live seat map is at {:?}, the outbox at {head}",
+                feed.position()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 }
 

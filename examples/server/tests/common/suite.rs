@@ -1,5 +1,7 @@
 //! The HTTP suite every backend combination runs: each function is one test.
 
+use std::collections::BTreeMap;
+
 use axum::http::{Method, StatusCode};
 use chrono::TimeDelta;
 use serde_json::{Value, json};
@@ -1065,6 +1067,317 @@ pub async fn customer_routes_need_a_valid_token(app: TestApp) {
     assert_eq!(mine.body["status"], "PENDING_PAYMENT");
 }
 
+/// Applies the `seats` events of the live seat map to `seats` (`ZONE:ROW:NUMBER` → state) and
+/// `taken` (zone → places taken); returns the kinds in order. A reset fails the test: nothing
+/// here falls behind.
+fn apply_seat_changes(
+    messages: &[super::SseMessage],
+    seats: &mut BTreeMap<String, String>,
+    taken: &mut BTreeMap<String, u64>,
+) -> Vec<String> {
+    let mut kinds = Vec::new();
+    let mut last = 0;
+    for message in messages {
+        assert_eq!(message.event, "seats", "unexpected event: {message:?}");
+        let seq = message.data["seq"].as_u64().unwrap();
+        assert_eq!(message.id.as_deref(), Some(seq.to_string().as_str()));
+        assert!(seq > last, "changes in order: {seq} after {last}");
+        last = seq;
+        kinds.push(message.data["kind"].as_str().unwrap().to_owned());
+        for seat in message.data["seats"].as_array().unwrap() {
+            let id = format!(
+                "{}:{}:{}",
+                seat["zone"].as_str().unwrap(),
+                seat["row"].as_str().unwrap(),
+                seat["number"]
+            );
+            seats.insert(id, seat["state"].as_str().unwrap().to_owned());
+        }
+        for place in message.data["places"].as_array().unwrap() {
+            let zone = place["zone"].as_str().unwrap().to_owned();
+            taken.insert(zone, place["taken"].as_u64().unwrap());
+        }
+    }
+    kinds
+}
+
+/// Every seat of the demo's map (`ZONE:ROW:NUMBER` → state) and the places taken per zone.
+fn map_state(map: &Value) -> (BTreeMap<String, String>, BTreeMap<String, u64>) {
+    let mut seats = BTreeMap::new();
+    for zone in map["seated"].as_array().unwrap() {
+        for row in zone["rows"].as_array().unwrap() {
+            for number in 1..=row["seats"].as_u64().unwrap() {
+                let id = format!(
+                    "{}:{}:{number}",
+                    zone["zone"].as_str().unwrap(),
+                    row["row"].as_str().unwrap()
+                );
+                let state = seat_state(map, &id);
+                seats.insert(id, state);
+            }
+        }
+    }
+    let taken = map["generalAdmission"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            (
+                g["zone"].as_str().unwrap().to_owned(),
+                g["taken"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    (seats, taken)
+}
+
+/// The database's answer: every seat's state from the active tickets, and the places taken.
+async fn database_state(
+    app: &TestApp,
+    seats_of_map: &BTreeMap<String, String>,
+) -> (BTreeMap<String, String>, BTreeMap<String, u64>) {
+    let active = app
+        .state
+        .backends()
+        .tickets()
+        .active_tickets(app.demo.event)
+        .await
+        .unwrap();
+    let mut seats: BTreeMap<String, String> = seats_of_map
+        .keys()
+        .map(|id| (id.clone(), "free".to_owned()))
+        .collect();
+    let mut taken: BTreeMap<String, u64> = BTreeMap::from([("FLOOR".to_owned(), 0)]);
+    for ticket in active {
+        let state = if ticket.status == ticketing_core::domain::TicketStatus::Paid {
+            "sold"
+        } else {
+            "held"
+        };
+        match &ticket.seat {
+            Some(seat) => {
+                seats.insert(seat.to_string(), state.to_owned());
+            }
+            None => *taken.entry(ticket.zone.to_string()).or_default() += 1,
+        }
+    }
+    (seats, taken)
+}
+
+/// The live seat map: the seat map read after subscribing, plus every change of the stream,
+/// equals the database after a sale with many concurrent buyers of seats and places (then
+/// cancellations and payments); one change per purchase, cancellation and payment.
+pub async fn live_seat_map_plus_the_stream_equals_the_database(app: TestApp) {
+    let event = app.demo.event.to_string();
+    let mut stream = app.seat_changes(&event, None).await.expect("a stream");
+    assert_eq!(stream.headers["content-type"], "text/event-stream");
+    let map = app.get(&format!("/api/events/{event}/seats")).await;
+    map.expect(StatusCode::OK, None);
+    let (mut seats, mut taken) = map_state(&map.body);
+
+    // 80 buyers at once over the first three rows (36 seats, two each, overlapping) and the
+    // floor (40 places, 1 to 3 each).
+    const ROWS: [&str; 3] = ["A", "B", "C"];
+    let buyers: Vec<_> = (0..80u32)
+        .map(|n| {
+            let body = if n % 4 == 0 {
+                json!({"eventId": event, "generalAdmission": {"zone": "FLOOR", "quantity": 1 + n % 3}})
+            } else {
+                let seat = |k: u32| format!("STALLS:{}:{}", ROWS[(k % 36 / 12) as usize], k % 12 + 1);
+                let (first, second) = (seat(n * 5), seat(n * 11 + 1));
+                let picked: Vec<String> = if first == second { vec![first] } else { vec![first, second] };
+                let picked: Vec<&str> = picked.iter().map(String::as_str).collect();
+                purchase(event.clone(), &picked)
+            };
+            let request = axum::http::Request::post("/api/tickets")
+                .header("content-type", "application/json")
+                .header("authorization", super::bearer(&format!("buyer{n}")))
+                .body(axum::body::Body::from(body.to_string()))
+                .unwrap();
+            let router = app.router.clone();
+            tokio::spawn(async move {
+                use http_body_util::BodyExt;
+                use tower::ServiceExt;
+                let response = router.oneshot(request).await.unwrap();
+                let status = response.status();
+                let raw = response.into_body().collect().await.unwrap().to_bytes();
+                (status, serde_json::from_slice::<Value>(&raw).unwrap_or(Value::Null))
+            })
+        })
+        .collect();
+    let mut orders = Vec::new();
+    for buyer in buyers {
+        let (status, body) = buyer.await.unwrap();
+        match status {
+            StatusCode::CREATED => orders.push(body),
+            StatusCode::CONFLICT => {}
+            other => panic!("a purchase answered {other}: {body}"),
+        }
+    }
+    assert!(
+        orders.len() >= 20,
+        "only {} purchases went through",
+        orders.len()
+    );
+    assert!(
+        orders.len() < 80,
+        "no buyer lost: the seats did not compete"
+    );
+    // Some buyers cancel, some pay.
+    let (mut cancelled, mut paid) = (0, 0);
+    for (i, order) in orders.iter().enumerate() {
+        let id = order["id"].as_str().unwrap();
+        let customer = order["customerId"].as_str().unwrap();
+        match i % 4 {
+            0 => {
+                app.post_as(customer, &format!("/api/orders/{id}/cancel"), &json!({}))
+                    .await
+                    .expect(StatusCode::OK, None);
+                cancelled += 1;
+            }
+            1 => {
+                app.webhook(&format!("evt_live_{i}"), id, &format!("pay_live_{i}"))
+                    .await
+                    .expect(StatusCode::OK, None);
+                paid += 1;
+            }
+            _ => {}
+        }
+    }
+
+    app.live_seat_map_caught_up().await;
+    let messages = stream.drain(std::time::Duration::from_millis(500)).await;
+    let kinds = apply_seat_changes(&messages, &mut seats, &mut taken);
+    let count = |kind: &str| kinds.iter().filter(|k| *k == kind).count();
+    assert_eq!(
+        count("TicketReserved"),
+        orders.len(),
+        "one change per purchase"
+    );
+    assert_eq!(count("TicketCancelled"), cancelled);
+    assert_eq!(count("TicketPaid"), paid);
+    let (db_seats, db_taken) = database_state(&app, &seats).await;
+    assert_eq!(
+        seats, db_seats,
+        "seats: the map plus the stream against the database"
+    );
+    assert_eq!(
+        taken, db_taken,
+        "places: the map plus the stream against the database"
+    );
+    assert!(db_seats.values().any(|s| s == "sold") && db_seats.values().any(|s| s == "held"));
+}
+
+/// The live seat map resumes after `Last-Event-ID` with exactly the changes the client missed,
+/// then the live ones; a malformed id is 400, an unknown event 404.
+pub async fn live_seat_map_resumes_after_the_last_event_id(app: TestApp) {
+    let event = app.demo.event.to_string();
+    let mut first = app.seat_changes(&event, None).await.expect("a stream");
+    let alice = app.buy("alice", &["STALLS:D:1"]).await;
+    alice.expect(StatusCode::CREATED, None);
+    app.buy("bob", &["STALLS:D:2"])
+        .await
+        .expect(StatusCode::CREATED, None);
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let message = first
+            .next_within(std::time::Duration::from_secs(10))
+            .await
+            .expect("the two purchases on the stream");
+        seen.push(message);
+    }
+    assert_eq!(
+        seen[0].data["seats"],
+        json!([{"zone": "STALLS", "row": "D", "number": 1, "state": "held"}])
+    );
+    assert_eq!(seen[1].data["seats"][0]["number"], 2);
+    let last_id = seen[1].id.clone().expect("an id");
+    drop(first);
+
+    // While the client is away: a purchase, a cancellation, places, another purchase.
+    app.buy("carol", &["STALLS:D:3"])
+        .await
+        .expect(StatusCode::CREATED, None);
+    app.post_as(
+        "alice",
+        &format!("/api/orders/{}/cancel", order_id(&alice)),
+        &json!({}),
+    )
+    .await
+    .expect(StatusCode::OK, None);
+    app.post_as(
+        "dave",
+        "/api/tickets",
+        &json!({"eventId": event, "generalAdmission": {"zone": "FLOOR", "quantity": 2}}),
+    )
+    .await
+    .expect(StatusCode::CREATED, None);
+    app.buy("erin", &["STALLS:D:4"])
+        .await
+        .expect(StatusCode::CREATED, None);
+    app.live_seat_map_caught_up().await;
+
+    let mut resumed = app
+        .seat_changes(&event, Some(&last_id))
+        .await
+        .expect("a stream");
+    let gap = resumed.drain(std::time::Duration::from_millis(300)).await;
+    let last: u64 = last_id.parse().unwrap();
+    let ids: Vec<u64> = gap
+        .iter()
+        .map(|m| m.id.as_deref().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        (last + 1..=last + 4).collect::<Vec<_>>(),
+        "exactly the gap: {gap:?}"
+    );
+    let kinds: Vec<&str> = gap
+        .iter()
+        .map(|m| m.data["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "TicketReserved",
+            "TicketCancelled",
+            "TicketReserved",
+            "TicketReserved"
+        ]
+    );
+    assert_eq!(gap[0].data["seats"][0]["number"], 3);
+    assert_eq!(
+        gap[1].data["seats"],
+        json!([{"zone": "STALLS", "row": "D", "number": 1, "state": "free"}])
+    );
+    assert_eq!(gap[2].data["seats"], json!([]));
+    assert_eq!(
+        gap[2].data["places"],
+        json!([{"zone": "FLOOR", "capacity": 40, "taken": 2, "remaining": 38}])
+    );
+    assert_eq!(gap[3].data["seats"][0]["number"], 4);
+    // Then the live changes.
+    app.buy("frank", &["STALLS:D:5"])
+        .await
+        .expect(StatusCode::CREATED, None);
+    let live = resumed
+        .next_within(std::time::Duration::from_secs(10))
+        .await
+        .expect("the live change");
+    assert_eq!(live.id, Some((last + 5).to_string()));
+    assert_eq!(live.data["seats"][0]["number"], 5);
+
+    let refused = app
+        .seat_changes(&event, Some("12abc"))
+        .await
+        .err()
+        .expect("a 400");
+    refused.expect(StatusCode::BAD_REQUEST, Some("INVALID_REQUEST"));
+    let unknown = uuid::Uuid::now_v7().to_string();
+    let refused = app.seat_changes(&unknown, None).await.err().expect("a 404");
+    refused.expect(StatusCode::NOT_FOUND, Some("NOT_FOUND"));
+}
+
 /// Expands one `#[tokio::test]` per suite function, each on a fresh app from `$make`.
 #[macro_export]
 macro_rules! http_suite {
@@ -1091,6 +1404,8 @@ macro_rules! http_suite {
             demo_payment,
             another_customer_s_order_is_not_found,
             customer_routes_need_a_valid_token,
+            live_seat_map_plus_the_stream_equals_the_database,
+            live_seat_map_resumes_after_the_last_event_id,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
