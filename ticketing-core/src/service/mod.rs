@@ -13,6 +13,7 @@ mod retention;
 mod seat_map;
 mod shared_reads;
 mod tickets;
+mod waiting_room;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,9 +33,12 @@ pub use seat_map::{
     SeatedAvailability,
 };
 pub use tickets::TicketService;
+pub use waiting_room::{QueueStatus, WaitingRoomService};
 
 use crate::domain::{LatePaymentPolicy, VenueLimits};
-use crate::ports::{CatalogRepository, Clock, IdGenerator, SeatLock, TicketRepository};
+use crate::ports::{
+    CatalogRepository, Clock, IdGenerator, SeatLock, TicketRepository, WaitingRoom,
+};
 
 /// The adapters a service works with. Cheap to clone; share one between all services.
 ///
@@ -47,6 +51,7 @@ pub struct Backends {
     pub(crate) seat_lock: Arc<dyn SeatLock>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) ids: Arc<dyn IdGenerator>,
+    pub(crate) waiting_room: Arc<dyn WaitingRoom>,
 }
 
 impl Backends {
@@ -58,6 +63,7 @@ impl Backends {
             seat_lock: Arc::new(crate::memory::InMemorySeatLock::new()),
             clock: Arc::new(crate::ports::SystemClock),
             ids: Arc::new(crate::ports::UuidV7Ids),
+            waiting_room: Arc::new(crate::memory::InMemoryWaitingRoom::new()),
         }
     }
 
@@ -76,6 +82,7 @@ impl Backends {
             seat_lock: Some(self.seat_lock.clone()),
             clock: Some(self.clock.clone()),
             ids: Some(self.ids.clone()),
+            waiting_room: Some(self.waiting_room.clone()),
         }
     }
 
@@ -104,6 +111,11 @@ impl Backends {
         &self.ids
     }
 
+    /// The waiting rooms of events that require admission.
+    pub fn waiting_room(&self) -> &Arc<dyn WaitingRoom> {
+        &self.waiting_room
+    }
+
     /// Now, truncated to whole milliseconds: the precision every backend stores, so a time
     /// written and read back compares equal.
     pub(crate) fn now(&self) -> DateTime<Utc> {
@@ -122,6 +134,7 @@ pub struct BackendsBuilder {
     seat_lock: Option<Arc<dyn SeatLock>>,
     clock: Option<Arc<dyn Clock>>,
     ids: Option<Arc<dyn IdGenerator>>,
+    waiting_room: Option<Arc<dyn WaitingRoom>>,
 }
 
 impl BackendsBuilder {
@@ -155,6 +168,13 @@ impl BackendsBuilder {
         self
     }
 
+    /// The waiting rooms; in memory when not set, which is right for one process only: servers
+    /// that share a sale must share the waiting room too, or each admits up to the cap.
+    pub fn waiting_room(mut self, waiting_room: Arc<dyn WaitingRoom>) -> Self {
+        self.waiting_room = Some(waiting_room);
+        self
+    }
+
     /// The backends, or [`Error::Config`](crate::Error::Config) naming the adapter that was
     /// not given: the stores have no default, because an in-memory store standing in for a
     /// forgotten database would lose every sale on restart.
@@ -170,6 +190,9 @@ impl BackendsBuilder {
             ids: self
                 .ids
                 .unwrap_or_else(|| Arc::new(crate::ports::UuidV7Ids)),
+            waiting_room: self
+                .waiting_room
+                .unwrap_or_else(|| Arc::new(crate::memory::InMemoryWaitingRoom::new())),
         })
     }
 }
