@@ -67,6 +67,7 @@ impl InProcessServer {
                 purchase_rate: PurchaseRate::default(),
                 seat_map_reads: None,
                 service: ServiceConfig::default(),
+                admission_secret: ticketing_core::domain::AdmissionSecret::random(),
             },
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

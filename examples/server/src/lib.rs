@@ -48,6 +48,7 @@ pub async fn run(
 ) -> Result<(), StartError> {
     // Settings first: a misconfiguration fails before any connection is made.
     let customers = args.customer_auth()?;
+    let admission_secret = args.admission_secret()?;
     let service = args.service_config();
     let (backends, outbox) = args.connect_backends_with_outbox().await?;
     let clock = backends.clock().clone();
@@ -89,6 +90,7 @@ pub async fn run(
             purchase_rate: args.purchase_rate(),
             seat_map_reads: args.seat_map_reads(),
             service,
+            admission_secret,
         },
     );
     let listener = tokio::net::TcpListener::bind(args.listen).await?;

@@ -21,7 +21,9 @@ use ticketing_server::openapi::{DemoRoutes, document, document_with_limits};
 const STATUSES: &[(&str, &[u16])] = &[
     (
         "purchase",
-        &[201, 400, 401, 404, 408, 409, 413, 415, 422, 429, 500, 503],
+        &[
+            201, 400, 401, 403, 404, 408, 409, 413, 415, 422, 429, 500, 503,
+        ],
     ),
     ("getTicket", &[200, 400, 401, 404, 408, 500, 503]),
     ("getOrder", &[200, 400, 401, 404, 408, 500, 503]),
@@ -35,6 +37,13 @@ const STATUSES: &[(&str, &[u16])] = &[
     ("getRevenue", &[200, 400, 404, 408, 500, 503]),
     ("getSeatMap", &[200, 304, 400, 404, 408, 500, 503]),
     ("getZoneSeatMap", &[200, 304, 400, 404, 408, 500, 503]),
+    ("joinWaitingRoom", &[200, 400, 401, 408, 413, 500, 503]),
+    ("getWaitingRoomPlace", &[200, 400, 401, 408, 500, 503]),
+    (
+        "setWaitingRoom",
+        &[200, 400, 401, 404, 408, 413, 415, 500, 503],
+    ),
+    ("removeWaitingRoom", &[204, 400, 401, 404, 408, 500, 503]),
     (
         "paymentWebhook",
         &[200, 400, 401, 404, 408, 409, 413, 500, 503],
@@ -124,7 +133,7 @@ fn path_parameters_are_uuids_or_zone_codes() {
             );
         }
     }
-    assert_eq!(seen, 15, "path parameters in the document");
+    assert_eq!(seen, 19, "path parameters in the document");
 }
 
 #[test]

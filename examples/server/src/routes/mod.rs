@@ -6,6 +6,7 @@ pub mod ops;
 pub mod orders;
 pub mod payments;
 pub mod tickets;
+pub mod waiting_room;
 
 use std::future::Future;
 

@@ -176,6 +176,10 @@ impl TestApp {
                 purchase_rate,
                 seat_map_reads: None,
                 service: ServiceConfig::default(),
+                admission_secret: ticketing_core::domain::AdmissionSecret::new(
+                    b"test admission secret",
+                )
+                .expect("a non-empty secret"),
             },
         );
         Self {
