@@ -281,7 +281,7 @@ impl WaitingRoom for RedisWaitingRoom {
             .key(&keys.admissions)
             .arg(millis(now));
         let reply: Vec<String> = self.run(&invocation).await?;
-        if reply.len() % 3 != 0 {
+        if !reply.len().is_multiple_of(3) {
             return Err(bad("admit", &reply));
         }
         reply
