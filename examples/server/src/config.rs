@@ -16,7 +16,7 @@ use ticketing_core::ports::OutboxStore;
 use ticketing_core::service::{Backends, RetentionConfig, ServiceConfig};
 use ticketing_core::{Error, Result};
 use ticketing_redis::{RedisSeatLock, RedisSeatLockConfig, RedisWaitingRoom};
-use ticketing_sqlx::postgres::{PgCatalog, PgSeatLock, PgTicketRepository};
+use ticketing_sqlx::postgres::{PgCatalog, PgSeatLock, PgTicketRepository, PgWaitingRoom};
 use ticketing_sqlx::{
     BatchConfig, DatabaseClock, DatabaseClockConfig, MySqlCatalog, MySqlSeatLock,
     MySqlTicketRepository, MySqlWaitingRoom,
@@ -494,8 +494,8 @@ impl Args {
     /// Connects the selected backends: the MySQL repository (with write batching unless
     /// `--no-write-batching`) or the PostgreSQL one, and the catalog (migrated) with
     /// `--database-url`, the Redis seat lock with `--redis-url`, the SQL seat lock with a
-    /// database but no Redis, the waiting room likewise (Redis, else MySQL; in memory with
-    /// PostgreSQL alone, which has no SQL waiting room yet), in-memory adapters for the rest; the database's clock with a
+    /// database but no Redis, the waiting room likewise (Redis, else the database's),
+    /// in-memory adapters for the rest; the database's clock with a
     /// database (unless `--no-database-clock`), the system clock without.
     pub async fn connect_backends(&self) -> Result<Backends> {
         Ok(self.connect_backends_with_outbox().await?.0)
@@ -545,7 +545,8 @@ impl Args {
                 backends = backends
                     .tickets(repository)
                     .catalog(Arc::new(PgCatalog::new(pool.clone())))
-                    .seat_lock(Arc::new(PgSeatLock::new(pool.clone())));
+                    .seat_lock(Arc::new(PgSeatLock::new(pool.clone())))
+                    .waiting_room(Arc::new(PgWaitingRoom::new(pool.clone())));
                 if self.database_clock() {
                     backends = backends
                         .clock(DatabaseClock::start(pool, DatabaseClockConfig::default()).await?);

@@ -2,7 +2,7 @@
 //! needs the customer's live admission token; a missing, malformed, tampered, expired, replayed,
 //! another customer's or another event's token is refused with `403 NOT_ADMITTED` (`400` when the
 //! header breaks its documented shape). Run on the in-memory waiting room, on MySQL
-//! (`TICKETING_MYSQL_URL`) and on Redis (`TICKETING_REDIS_URL`, a key prefix per test).
+//! (`TICKETING_MYSQL_URL`), PostgreSQL (`TICKETING_POSTGRES_URL`) and on Redis (`TICKETING_REDIS_URL`, a key prefix per test).
 
 mod common;
 
@@ -209,6 +209,24 @@ async fn on_mysql() {
         .await
         .unwrap_or_else(|e| panic!("cannot create a test database (set TICKETING_MYSQL_URL): {e}"));
     let room = Arc::new(MySqlWaitingRoom::new(database.pool().clone()));
+    let backends = Backends::in_memory()
+        .to_builder()
+        .waiting_room(room)
+        .build()
+        .unwrap();
+    bad_tokens_are_refused(TestApp::new(backends, Some(Box::new(database))).await).await;
+}
+
+#[tokio::test]
+async fn on_postgres() {
+    let database = ticketing_sqlx::postgres::testing::TestDatabase::create(8)
+        .await
+        .unwrap_or_else(|e| {
+            panic!("cannot create a test database (set TICKETING_POSTGRES_URL): {e}")
+        });
+    let room = Arc::new(ticketing_sqlx::postgres::PgWaitingRoom::new(
+        database.pool().clone(),
+    ));
     let backends = Backends::in_memory()
         .to_builder()
         .waiting_room(room)
