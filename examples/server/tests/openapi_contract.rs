@@ -423,6 +423,25 @@ async fn the_router_answers_within_the_document() {
             json_post("/demo/token", &json!({"customerId": "demo-ann"})),
         ),
         (
+            "joinWaitingRoom",
+            StatusCode::OK,
+            None,
+            customer_post(&format!("/api/events/{event}/waiting-room"), &json!({})),
+        ),
+        (
+            "setWaitingRoom",
+            StatusCode::BAD_REQUEST,
+            Some("INVALID_REQUEST"),
+            Request::put(format!("/api/admin/events/{event}/waiting-room"))
+                .header(header::AUTHORIZATION, format!("Bearer {ADMIN}"))
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(
+                    json!({"mode": "rate", "limit": 0, "order": "fifo", "windowSeconds": 60})
+                        .to_string(),
+                ))
+                .unwrap(),
+        ),
+        (
             "demoToken",
             StatusCode::BAD_REQUEST,
             Some("INVALID_REQUEST"),
