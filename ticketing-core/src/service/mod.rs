@@ -33,7 +33,7 @@ pub use seat_map::{
     SeatedAvailability,
 };
 pub use tickets::TicketService;
-pub use waiting_room::{QueueStatus, WaitingRoomService};
+pub use waiting_room::{DEFAULT_POLICY_MAX_AGE, QueueStatus, WaitingRoomService};
 
 use crate::domain::{LatePaymentPolicy, VenueLimits};
 use crate::ports::{

@@ -1,7 +1,12 @@
 //! `WaitingRoomService`: joining an event's queue, reading one's place, admitting, and the
 //! purchase behind an admission token (docs/DESIGN.md, "Waiting room").
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
 use chrono::{DateTime, TimeDelta, Utc};
+use tokio::time::Instant;
 
 use crate::domain::{AdmissionPolicy, AdmissionSecret, CustomerId, EventId, Order};
 use crate::ports::{Admission, Gate, Place};
@@ -33,15 +38,30 @@ pub enum QueueStatus {
     },
 }
 
+/// The default [`WaitingRoomService::with_policy_max_age`]: one second.
+pub const DEFAULT_POLICY_MAX_AGE: Duration = Duration::from_secs(1);
+
+/// Most events remembered as needing no admission before the stale ones are dropped.
+const REMEMBERED_EVENTS: usize = 10_000;
+
 /// The waiting room's use cases over [`Backends::waiting_room`].
 ///
 /// Admission happens on read: [`join`](Self::join) and [`status`](Self::status) first run one
 /// [`admit`](Self::admit) step for the event, so a room with buyers polling it moves without a
 /// background task; a host may also call `admit` on a timer.
+///
+/// A purchase of an event without a waiting room would cost a waiting-room round trip each; the
+/// service remembers such events for [`with_policy_max_age`](Self::with_policy_max_age) (one
+/// second by default) and skips the gate meanwhile. A policy set through this service takes
+/// effect at once on it; one set through another server takes effect here within that age.
 #[derive(Clone)]
 pub struct WaitingRoomService {
     backends: Backends,
     secret: AdmissionSecret,
+    /// Events seen without a policy, and when (tokio's monotonic clock: a cache age, not a
+    /// domain time).
+    unrequired: Arc<Mutex<HashMap<EventId, Instant>>>,
+    policy_max_age: Duration,
 }
 
 impl std::fmt::Debug for WaitingRoomService {
@@ -54,7 +74,41 @@ impl WaitingRoomService {
     /// A waiting-room service over `backends`, signing tokens with `secret` (every server of a
     /// deployment must share it).
     pub fn new(backends: Backends, secret: AdmissionSecret) -> Self {
-        Self { backends, secret }
+        Self {
+            backends,
+            secret,
+            unrequired: Arc::default(),
+            policy_max_age: DEFAULT_POLICY_MAX_AGE,
+        }
+    }
+
+    /// How long a purchase trusts an earlier answer that the event has no waiting room
+    /// ([`Duration::ZERO`]: ask the waiting room on every purchase).
+    pub fn with_policy_max_age(mut self, max_age: Duration) -> Self {
+        self.policy_max_age = max_age;
+        self
+    }
+
+    fn known_unrequired(&self, event: EventId) -> bool {
+        let seen = self.unrequired.lock().unwrap_or_else(|e| e.into_inner());
+        seen.get(&event)
+            .is_some_and(|at| at.elapsed() < self.policy_max_age)
+    }
+
+    fn remember(&self, event: EventId, required: bool) {
+        let mut seen = self.unrequired.lock().unwrap_or_else(|e| e.into_inner());
+        if required {
+            seen.remove(&event);
+            return;
+        }
+        if self.policy_max_age.is_zero() {
+            return;
+        }
+        if seen.len() >= REMEMBERED_EVENTS {
+            let max_age = self.policy_max_age;
+            seen.retain(|_, at| at.elapsed() < max_age);
+        }
+        seen.insert(event, Instant::now());
     }
 
     /// Sets (`Some`) or removes (`None`) the admission policy of an existing event
@@ -65,6 +119,8 @@ impl WaitingRoomService {
             .event(event)
             .await?
             .ok_or_else(|| Error::not_found("event", event))?;
+        // Forget first: a purchase racing this call must not trust an answer from before it.
+        self.remember(event, true);
         self.backends.waiting_room.set_policy(event, policy).await
     }
 
@@ -138,12 +194,18 @@ impl WaitingRoomService {
         token: Option<&str>,
     ) -> Result<Order> {
         let (event, customer) = (request.event, request.customer.clone());
+        if self.known_unrequired(event) {
+            return tickets.purchase(request).await;
+        }
         let now = self.backends.now();
         let verified = token.map(|t| self.secret.verify(t, event, &customer, now));
         let id = verified.and_then(Result::ok);
         let room = &self.backends.waiting_room;
         match room.begin_purchase(event, &customer, id, now).await? {
-            Gate::NotRequired => return tickets.purchase(request).await,
+            Gate::NotRequired => {
+                self.remember(event, false);
+                return tickets.purchase(request).await;
+            }
             Gate::Granted => {}
             Gate::Refused(reason) => {
                 // A token that failed its own check says why better than "missing".
