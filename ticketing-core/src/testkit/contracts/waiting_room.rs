@@ -385,6 +385,7 @@ pub async fn the_cap_holds_under_concurrency(room: Arc<dyn WaitingRoom>) {
         admitter.await.expect("an admitter task");
     }
     let most = most.load(Ordering::SeqCst);
+    eprintln!("cap {CAP}: at most {most} of {JOINERS} buyers held an admission at once");
     assert!(
         most <= CAP as usize,
         "{most} buyers held an admission at once, above the cap {CAP}"
@@ -458,6 +459,7 @@ pub async fn random_order_is_uniform(room: &dyn WaitingRoom) {
         .flatten()
         .map(|&o| (f64::from(o) - expected).powi(2) / expected)
         .sum();
+    eprintln!("random order: chi-square {chi_square:.1} (critical {CHI_SQUARE_CRITICAL})");
     assert!(
         chi_square < CHI_SQUARE_CRITICAL,
         "exit positions are not uniform: chi-square {chi_square:.1} ≥ {CHI_SQUARE_CRITICAL} ({counts:?})"
