@@ -203,6 +203,11 @@ impl WaitingRoom for InMemoryWaitingRoom {
         Ok(())
     }
 
+    async fn forget(&self, event: EventId) -> Result<()> {
+        lock(&self.rooms).remove(&event);
+        Ok(())
+    }
+
     async fn occupancy(&self, event: EventId, now: DateTime<Utc>) -> Result<Occupancy> {
         let rooms = lock(&self.rooms);
         Ok(rooms

@@ -130,4 +130,9 @@ pub trait WaitingRoom: Send + Sync {
 
     /// How many wait and how many admissions are live at `now`.
     async fn occupancy(&self, event: EventId, now: DateTime<Utc>) -> Result<Occupancy>;
+
+    /// Drops everything of the event's room (policy, queue, admissions), for an event that is
+    /// over ([`ClosedEventSweep`](crate::service::ClosedEventSweep) calls it); other events are
+    /// left alone. Afterwards the event needs no admission.
+    async fn forget(&self, event: EventId) -> Result<()>;
 }

@@ -21,7 +21,7 @@ use crate::values::millis;
 /// are each one script, so Redis runs each atomically, whatever the number of servers.
 ///
 /// Keys carry no TTL: used admissions are deleted, lapsed ones by the next admit; an event's
-/// room is deleted with [`RedisWaitingRoom::forget`] once the event is over.
+/// room is deleted (one `DEL`) by [`WaitingRoom::forget`] once the event is over.
 pub struct RedisWaitingRoom {
     conn: RedisConnection,
     prefix: String,
@@ -99,21 +99,6 @@ impl RedisWaitingRoom {
     pub async fn connect(nodes: &str, key_prefix: impl Into<String>) -> Result<Self> {
         let conn = RedisConnection::connect(nodes, RedisConnectionConfig::default()).await?;
         Self::new(conn, key_prefix)
-    }
-
-    /// Deletes the event's room (one `DEL`), for when the event is over.
-    pub async fn forget(&self, event: EventId) -> Result<()> {
-        let keys = RoomKeys::new(&self.prefix, event);
-        let mut conn = self.conn.clone();
-        let _: i64 = redis::cmd("DEL")
-            .arg(&keys.policy)
-            .arg(&keys.queue)
-            .arg(&keys.live)
-            .arg(&keys.admissions)
-            .query_async(&mut conn)
-            .await
-            .map_err(RedisLockError::from)?;
-        Ok(())
     }
 
     /// Runs a script (EVALSHA, loading it again on NOSCRIPT a bounded number of times).
@@ -339,6 +324,20 @@ impl WaitingRoom for RedisWaitingRoom {
             .arg(admission.to_string())
             .arg(if bought { "1" } else { "0" });
         let _: i64 = self.run(&invocation).await?;
+        Ok(())
+    }
+
+    async fn forget(&self, event: EventId) -> Result<()> {
+        let keys = RoomKeys::new(&self.prefix, event);
+        let mut conn = self.conn.clone();
+        let _: i64 = redis::cmd("DEL")
+            .arg(&keys.policy)
+            .arg(&keys.queue)
+            .arg(&keys.live)
+            .arg(&keys.admissions)
+            .query_async(&mut conn)
+            .await
+            .map_err(RedisLockError::from)?;
         Ok(())
     }
 

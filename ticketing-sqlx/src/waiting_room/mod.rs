@@ -35,25 +35,6 @@ impl MySqlWaitingRoom {
     pub fn new(pool: MySqlPool) -> Self {
         Self { pool }
     }
-
-    /// Deletes the event's room (policy, queue, admissions), for when the event is over.
-    pub async fn forget(&self, event: EventId) -> Result<()> {
-        let id = event.as_uuid();
-        with_retry("waiting room forget", || async {
-            let mut tx = begin(&self.pool).await?;
-            for table in [
-                "DELETE FROM waiting_room_queue WHERE event_id = ?",
-                "DELETE FROM waiting_room_admissions WHERE event_id = ?",
-                "DELETE FROM waiting_room_policies WHERE event_id = ?",
-            ] {
-                sqlx::query(table).bind(id).execute(&mut *tx).await?;
-            }
-            tx.commit().await?;
-            Ok(())
-        })
-        .await
-        .map_err(Error::from)
-    }
 }
 
 /// A policy row's policy, `None` when its mode is NULL.
@@ -382,6 +363,24 @@ impl WaitingRoom for MySqlWaitingRoom {
                 .bind(admission)
                 .execute(&self.pool)
                 .await?;
+            Ok(())
+        })
+        .await
+        .map_err(Error::from)
+    }
+
+    async fn forget(&self, event: EventId) -> Result<()> {
+        let id = event.as_uuid();
+        with_retry("waiting room forget", || async {
+            let mut tx = begin(&self.pool).await?;
+            for statement in [
+                sql::FORGET_QUEUE,
+                sql::FORGET_ADMISSIONS,
+                sql::FORGET_POLICY,
+            ] {
+                sqlx::query(statement).bind(id).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
             Ok(())
         })
         .await

@@ -77,6 +77,12 @@ pub(super) const USE_UP: &str = "DELETE FROM waiting_room_admissions \
 pub(super) const GIVE_BACK: &str = "UPDATE waiting_room_admissions SET in_use = FALSE \
      WHERE event_id = ? AND customer_id = ? AND admission_id = ? AND in_use";
 
+pub(super) const FORGET_QUEUE: &str = "DELETE FROM waiting_room_queue WHERE event_id = ?";
+
+pub(super) const FORGET_ADMISSIONS: &str = "DELETE FROM waiting_room_admissions WHERE event_id = ?";
+
+pub(super) const FORGET_POLICY: &str = "DELETE FROM waiting_room_policies WHERE event_id = ?";
+
 /// Deletes these customers from the event's queue.
 pub(super) fn dequeue(event: Uuid, customers: &[String]) -> QueryBuilder<MySql> {
     let mut query = QueryBuilder::new("DELETE FROM waiting_room_queue WHERE event_id = ");

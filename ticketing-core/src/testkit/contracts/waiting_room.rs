@@ -272,6 +272,35 @@ pub async fn the_gate_lets_each_admission_buy_once(room: &dyn WaitingRoom) {
     assert_eq!(next[0].customer, carol);
 }
 
+/// Forgetting an event drops its policy, queue and admissions, and nothing of another event.
+pub async fn forgetting_an_event_drops_only_its_room(room: &dyn WaitingRoom) {
+    let policy = policy(AdmissionMode::Concurrent(1), QueueOrder::Fifo, secs(60));
+    let (gone, kept) = (
+        configured(room, policy).await,
+        configured(room, policy).await,
+    );
+    for event in [gone, kept] {
+        join(room, event, &customer(1), t0()).await;
+        join(room, event, &customer(2), t0()).await;
+        assert_eq!(room.admit(event, t0()).await.unwrap().len(), 1);
+    }
+    room.forget(gone).await.expect("forget");
+    assert_eq!(room.policy(gone).await.unwrap(), None);
+    assert_eq!(
+        room.place(gone, &customer(2), t0()).await.unwrap(),
+        Place::NotRequired
+    );
+    let occupancy = room.occupancy(gone, t0()).await.unwrap();
+    assert_eq!((occupancy.waiting, occupancy.admitted), (0, 0));
+    let occupancy = room.occupancy(kept, t0()).await.unwrap();
+    assert_eq!(
+        (occupancy.waiting, occupancy.admitted),
+        (1, 1),
+        "the other event is kept"
+    );
+    assert_eq!(room.policy(kept).await.unwrap(), Some(policy));
+}
+
 /// At a rate, each second of the clock admits at most the rate, also to concurrent callers.
 pub async fn the_rate_admits_at_most_its_number_per_second(room: Arc<dyn WaitingRoom>) {
     let event = configured(
@@ -479,6 +508,7 @@ macro_rules! waiting_room_contract {
             fifo_admits_in_arrival_order_up_to_the_cap,
             admissions_lapse_at_the_end_of_their_window,
             the_gate_lets_each_admission_buy_once,
+            forgetting_an_event_drops_only_its_room,
             random_order_is_uniform,
         );
         $crate::waiting_room_contract!(@shared $fresh;

@@ -372,6 +372,24 @@ impl WaitingRoom for PgWaitingRoom {
         .map_err(Error::from)
     }
 
+    async fn forget(&self, event: EventId) -> Result<()> {
+        let id = event.as_uuid();
+        with_retry("waiting room forget", || async {
+            let mut tx = begin(&self.pool).await?;
+            for statement in [
+                sql::FORGET_QUEUE,
+                sql::FORGET_ADMISSIONS,
+                sql::FORGET_POLICY,
+            ] {
+                sqlx::query(statement).bind(id).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
+        .map_err(Error::from)
+    }
+
     async fn occupancy(&self, event: EventId, now: DateTime<Utc>) -> Result<Occupancy> {
         let id = event.as_uuid();
         let waiting: i64 = sqlx::query(sql::COUNT_WAITING)

@@ -79,3 +79,10 @@ pub(super) const USE_UP: &str = "DELETE FROM waiting_room_admissions \
 
 pub(super) const GIVE_BACK: &str = "UPDATE waiting_room_admissions SET in_use = FALSE \
      WHERE event_id = $1 AND customer_id = $2 AND admission_id = $3 AND in_use";
+
+pub(super) const FORGET_QUEUE: &str = "DELETE FROM waiting_room_queue WHERE event_id = $1";
+
+pub(super) const FORGET_ADMISSIONS: &str =
+    "DELETE FROM waiting_room_admissions WHERE event_id = $1";
+
+pub(super) const FORGET_POLICY: &str = "DELETE FROM waiting_room_policies WHERE event_id = $1";
