@@ -68,6 +68,7 @@ impl InProcessServer {
                 seat_map_reads: None,
                 live_seat_map: Default::default(),
                 service: ServiceConfig::default(),
+                admission_secret: ticketing_core::domain::AdmissionSecret::random(),
             },
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::{EventId, Money, SeatRef, TicketStatus, ZoneCode};
+use crate::domain::{AdmissionRefusal, EventId, Money, SeatRef, TicketStatus, ZoneCode};
 
 /// A boxed error from an adapter's driver, kept as the `source` of [`Error::Unavailable`] and
 /// [`Error::Backend`].
@@ -48,6 +48,15 @@ pub enum Error {
     LimitExceeded {
         /// The event's per-customer limit.
         limit: u32,
+    },
+    /// The event requires admission through its waiting room, and the purchase showed no
+    /// valid, live admission token of this customer for this event.
+    #[error("not admitted to event {event}: {reason}")]
+    NotAdmitted {
+        /// The event.
+        event: EventId,
+        /// Why the token was refused.
+        reason: AdmissionRefusal,
     },
     /// The request is malformed: a field is missing, out of range or inconsistent.
     #[error("invalid {field}: {reason}")]
@@ -180,6 +189,7 @@ impl Error {
             Error::SoldOut { .. } => "SOLD_OUT",
             Error::NotOnSale { .. } => "NOT_ON_SALE",
             Error::LimitExceeded { .. } => "LIMIT_EXCEEDED",
+            Error::NotAdmitted { .. } => "NOT_ADMITTED",
             Error::InvalidRequest { .. } => "INVALID_REQUEST",
             Error::InvalidTransition { .. } => "INVALID_TRANSITION",
             Error::PaymentTooLate { .. } => "PAYMENT_TOO_LATE",

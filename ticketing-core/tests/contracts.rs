@@ -191,3 +191,17 @@ mod event_sink {
         event_sink::run_all(fresh, CAPABILITIES).await;
     }
 }
+
+/// The `WaitingRoom` contract on `InMemoryWaitingRoom`.
+mod waiting_room {
+    use std::sync::Arc;
+
+    use ticketing_core::memory::InMemoryWaitingRoom;
+    use ticketing_core::ports::WaitingRoom;
+
+    async fn fresh() -> (Arc<dyn WaitingRoom>, ()) {
+        (Arc::new(InMemoryWaitingRoom::new()), ())
+    }
+
+    ticketing_core::waiting_room_contract!(fresh);
+}

@@ -19,6 +19,7 @@ mod stream;
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 mod values;
+mod waiting_room;
 
 pub use config::RedisSeatLockConfig;
 pub use connection::{RedisConnection, RedisConnectionConfig};
@@ -34,3 +35,4 @@ pub use stream::{
     EventTotals, ProjectionConfig, ProjectionRound, RedisEventSink, RedisEventSinkConfig,
     RedisProjection, RedisSalesReadModel, ZoneTotals,
 };
+pub use waiting_room::RedisWaitingRoom;

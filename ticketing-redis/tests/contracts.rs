@@ -217,3 +217,21 @@ async fn the_sales_read_model_applies_entries_once_in_order() {
         .expect("a prefix without braces");
     sales_read_model::entries_apply_once_in_sequence_order(&model).await;
 }
+
+/// The `WaitingRoom` contract on `RedisWaitingRoom`, each check under its own key prefix.
+mod waiting_room {
+    use std::sync::Arc;
+
+    use ticketing_core::ports::WaitingRoom;
+    use ticketing_redis::RedisWaitingRoom;
+    use ticketing_redis::testing::{TestRedis, connect};
+
+    async fn fresh() -> (Arc<dyn WaitingRoom>, TestRedis) {
+        let redis = TestRedis::shared();
+        let room = RedisWaitingRoom::new(connect(&redis.url).await, redis.prefix.clone())
+            .expect("a prefix without braces");
+        (Arc::new(room), redis)
+    }
+
+    ticketing_core::waiting_room_contract!(fresh);
+}

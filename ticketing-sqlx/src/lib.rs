@@ -35,6 +35,8 @@ mod pool;
 mod seat_lock;
 #[cfg(feature = "mysql")]
 mod tickets;
+#[cfg(feature = "mysql")]
+mod waiting_room;
 
 #[cfg(all(feature = "mysql", feature = "testing"))]
 #[cfg_attr(docsrs, doc(cfg(all(feature = "mysql", feature = "testing"))))]
@@ -56,6 +58,8 @@ pub use pool::{STATEMENT_CACHE_CAPACITY, connect};
 pub use seat_lock::MySqlSeatLock;
 #[cfg(feature = "mysql")]
 pub use tickets::{BatchConfig, MySqlTicketRepository};
+#[cfg(feature = "mysql")]
+pub use waiting_room::MySqlWaitingRoom;
 
 #[cfg(feature = "postgres")]
 pub use postgres::{PgCatalog, PgSeatLock, PgTicketRepository};

@@ -192,3 +192,22 @@ mod outbox_store {
         db.drop_database().await.expect("drop the test database");
     }
 }
+
+/// The `WaitingRoom` contract on `PgWaitingRoom`, each check in its own database (dropped with
+/// the guard).
+mod waiting_room {
+    use std::sync::Arc;
+
+    use ticketing_core::ports::WaitingRoom;
+    use ticketing_sqlx::postgres::PgWaitingRoom;
+    use ticketing_sqlx::postgres::testing::TestDatabase;
+
+    use super::pg_support::database;
+
+    async fn fresh() -> (Arc<dyn WaitingRoom>, TestDatabase) {
+        let db = database(24).await;
+        (Arc::new(PgWaitingRoom::new(db.pool().clone())), db)
+    }
+
+    ticketing_core::waiting_room_contract!(fresh);
+}

@@ -9,11 +9,11 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, StatusCode};
 use axum::middleware::{from_fn_with_state, map_request};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use ticketing_core::domain::{EventId, VenueId, VenueLimits};
+use axum::routing::{get, post, put};
+use ticketing_core::domain::{AdmissionSecret, EventId, VenueId, VenueLimits};
 use ticketing_core::service::{
     Backends, CatalogService, ClosedEventSweep, HistoryPruner, Pruned, QueryService, ServiceConfig,
-    TicketService,
+    TicketService, WaitingRoomService,
 };
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -59,6 +59,9 @@ pub struct AppConfig {
     pub live_seat_map: LiveSeatMapConfig,
     /// Tuning of the core services.
     pub service: ServiceConfig,
+    /// Signs and checks the waiting rooms' admission tokens; every server of a deployment must
+    /// share it.
+    pub admission_secret: AdmissionSecret,
 }
 
 /// The event the demo page shows.
@@ -79,6 +82,7 @@ struct Inner {
     tickets: TicketService,
     queries: QueryService,
     catalog: CatalogService,
+    waiting_room: WaitingRoomService,
     metrics: Metrics,
     webhooks: WebhookLog,
     purchases: PurchaseLimiter,
@@ -103,6 +107,10 @@ impl AppState {
             tickets: TicketService::new(backends.clone(), config.service.clone()),
             queries: QueryService::new(backends.clone(), config.service.clone()),
             catalog: CatalogService::new(backends.clone()).with_limits(config.service.venue_limits),
+            waiting_room: WaitingRoomService::new(
+                backends.clone(),
+                config.admission_secret.clone(),
+            ),
             backends,
             metrics,
             webhooks: WebhookLog::default(),
@@ -129,6 +137,10 @@ impl AppState {
     /// Venues and events.
     pub fn catalog(&self) -> &CatalogService {
         &self.0.catalog
+    }
+    /// The waiting rooms of events that require admission.
+    pub fn waiting_room(&self) -> &WaitingRoomService {
+        &self.0.waiting_room
     }
     /// The metrics.
     pub fn metrics(&self) -> &Metrics {
@@ -201,6 +213,10 @@ pub fn router_with_limits(state: AppState, limits: &HttpLimits) -> Router {
         )
         .route("/api/admin/refunds-due", get(routes::admin::refunds_due))
         .route(
+            "/api/admin/events/{eventId}/waiting-room",
+            put(routes::waiting_room::set_policy).delete(routes::waiting_room::remove_policy),
+        )
+        .route(
             "/api/admin/payments/{paymentReference}/refunded",
             post(routes::admin::mark_refunded),
         )
@@ -227,6 +243,10 @@ pub fn router_with_limits(state: AppState, limits: &HttpLimits) -> Router {
         .route(
             "/api/events/{eventId}/zones/{zone}/seats",
             get(routes::events::zone_seat_map),
+        )
+        .route(
+            "/api/events/{eventId}/waiting-room",
+            post(routes::waiting_room::join).get(routes::waiting_room::place),
         )
         .route("/api/venues/{venueId}", get(routes::events::venue))
         .route(

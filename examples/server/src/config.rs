@@ -11,16 +11,16 @@ use crate::limits::HttpLimits;
 use crate::live_seat_map::LiveSeatMapConfig;
 use crate::rate_limit::PurchaseRate;
 use clap::{Parser, ValueEnum};
-use ticketing_core::domain::{MAX_ZONE_CAPACITY, OrderIdSecret, VenueLimits};
+use ticketing_core::domain::{AdmissionSecret, MAX_ZONE_CAPACITY, OrderIdSecret, VenueLimits};
 use ticketing_core::memory::InMemoryTicketRepository;
 use ticketing_core::ports::OutboxStore;
 use ticketing_core::service::{Backends, RetentionConfig, SeatChangeFeedConfig, ServiceConfig};
 use ticketing_core::{Error, Result};
-use ticketing_redis::{RedisSeatLock, RedisSeatLockConfig};
-use ticketing_sqlx::postgres::{PgCatalog, PgSeatLock, PgTicketRepository};
+use ticketing_redis::{RedisSeatLock, RedisSeatLockConfig, RedisWaitingRoom};
+use ticketing_sqlx::postgres::{PgCatalog, PgSeatLock, PgTicketRepository, PgWaitingRoom};
 use ticketing_sqlx::{
     BatchConfig, DatabaseClock, DatabaseClockConfig, MySqlCatalog, MySqlSeatLock,
-    MySqlTicketRepository,
+    MySqlTicketRepository, MySqlWaitingRoom,
 };
 use uuid::Uuid;
 
@@ -89,6 +89,12 @@ pub struct Args {
     /// must derive the same id). When absent a random one is used: fine for one server.
     #[arg(long, env = "TICKETING_ORDER_ID_SECRET", hide_env_values = true)]
     pub order_id_secret: Option<String>,
+
+    /// Secret that signs the waiting rooms' admission tokens (and draws their lottery). Every
+    /// server of one deployment must share it (a token signed by one is checked by another).
+    /// When absent a random one is used: fine for one server.
+    #[arg(long, env = "TICKETING_ADMISSION_SECRET", hide_env_values = true)]
+    pub admission_secret: Option<String>,
 
     /// Purchases per second one customer may sustain; beyond it `429 RATE_LIMITED`.
     #[arg(long, env = "TICKETING_PURCHASE_RATE", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
@@ -445,6 +451,22 @@ impl Args {
         }
     }
 
+    /// The secret of admission tokens: `--admission-secret`, or a random one.
+    pub fn admission_secret(&self) -> Result<AdmissionSecret> {
+        match &self.admission_secret {
+            Some(secret) if !secret.is_empty() => AdmissionSecret::new(secret.as_bytes()),
+            _ => {
+                if self.database_url.is_some() || self.redis_url.is_some() {
+                    tracing::warn!(
+                        "no --admission-secret given: using a random one, so another server \
+                         refuses the admission tokens this one signs"
+                    );
+                }
+                Ok(AdmissionSecret::random())
+            }
+        }
+    }
+
     /// Which backends these flags select, in words, for the start-up line.
     pub fn describe_backends(&self) -> String {
         let store = match self.database() {
@@ -520,7 +542,8 @@ impl Args {
     /// Connects the selected backends: the MySQL repository (with write batching unless
     /// `--no-write-batching`) or the PostgreSQL one, and the catalog (migrated) with
     /// `--database-url`, the Redis seat lock with `--redis-url`, the SQL seat lock with a
-    /// database but no Redis, in-memory adapters for the rest; the database's clock with a
+    /// database but no Redis, the waiting room likewise (Redis, else the database's),
+    /// in-memory adapters for the rest; the database's clock with a
     /// database (unless `--no-database-clock`), the system clock without.
     pub async fn connect_backends(&self) -> Result<Backends> {
         Ok(self.connect_backends_with_outbox().await?.0)
@@ -554,7 +577,8 @@ impl Args {
                 backends = backends
                     .tickets(repository)
                     .catalog(Arc::new(MySqlCatalog::new(pool.clone())))
-                    .seat_lock(Arc::new(MySqlSeatLock::new(pool.clone())));
+                    .seat_lock(Arc::new(MySqlSeatLock::new(pool.clone())))
+                    .waiting_room(Arc::new(MySqlWaitingRoom::new(pool.clone())));
                 if self.database_clock() {
                     backends = backends
                         .clock(DatabaseClock::start(pool, DatabaseClockConfig::default()).await?);
@@ -569,7 +593,8 @@ impl Args {
                 backends = backends
                     .tickets(repository)
                     .catalog(Arc::new(PgCatalog::new(pool.clone())))
-                    .seat_lock(Arc::new(PgSeatLock::new(pool.clone())));
+                    .seat_lock(Arc::new(PgSeatLock::new(pool.clone())))
+                    .waiting_room(Arc::new(PgWaitingRoom::new(pool.clone())));
                 if self.database_clock() {
                     backends = backends
                         .clock(DatabaseClock::start(pool, DatabaseClockConfig::default()).await?);
@@ -582,7 +607,11 @@ impl Args {
                 key_prefix: self.redis_key_prefix.clone(),
                 ..Default::default()
             };
-            backends = backends.seat_lock(Arc::new(RedisSeatLock::connect(url, config).await?));
+            backends = backends
+                .waiting_room(Arc::new(
+                    RedisWaitingRoom::connect(url, config.key_prefix.clone()).await?,
+                ))
+                .seat_lock(Arc::new(RedisSeatLock::connect(url, config).await?));
         }
         let backends = backends.build()?;
         Ok((backends, outbox))

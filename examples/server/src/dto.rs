@@ -38,7 +38,7 @@ fn hyphenated<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Uuid, D::Err
 
 /// Deserializes an integer field. JSON Schema's `integer` is any number without a fractional
 /// part, so `7.0` and `7e0` are integers as much as `7` (serde's own integer types refuse them).
-fn whole<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+pub(crate) fn whole<'de, D, T>(deserializer: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
     T: TryFrom<i128>,

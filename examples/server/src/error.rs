@@ -121,6 +121,7 @@ pub fn status_of(error: &Error) -> StatusCode {
         | Error::PaymentTooLate { .. }
         | Error::PaymentMismatch { .. }
         | Error::IdempotencyConflict { .. } => StatusCode::CONFLICT,
+        Error::NotAdmitted { .. } => StatusCode::FORBIDDEN,
         Error::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -159,6 +160,10 @@ impl From<Error> for ApiError {
             Error::InvalidRequest { field, .. } => (
                 error.to_string(),
                 Some(serde_json::json!({ "field": field })),
+            ),
+            Error::NotAdmitted { reason, .. } => (
+                error.to_string(),
+                Some(serde_json::json!({ "reason": reason.name() })),
             ),
             Error::PaymentTooLate { deadline } => (
                 error.to_string(),

@@ -49,6 +49,7 @@ pub async fn run(
 ) -> Result<(), StartError> {
     // Settings first: a misconfiguration fails before any connection is made.
     let customers = args.customer_auth()?;
+    let admission_secret = args.admission_secret()?;
     let service = args.service_config();
     let (backends, outbox) = args.connect_backends_with_outbox().await?;
     let clock = backends.clock().clone();
@@ -91,6 +92,7 @@ pub async fn run(
             seat_map_reads: args.seat_map_reads(),
             live_seat_map: args.live_seat_map(),
             service,
+            admission_secret,
         },
     );
     let listener = tokio::net::TcpListener::bind(args.listen).await?;

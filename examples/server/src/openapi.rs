@@ -28,7 +28,9 @@ use crate::{demo, routes};
             Customer routes take Authorization: Bearer <JWT> (the customer is its sub claim); \
             401 UNAUTHORIZED: no, a malformed, a forged or an expired token; 404 also answers \
             for another customer's order or ticket; 429 RATE_LIMITED: too many purchases by \
-            one customer (see Retry-After)."
+            one customer (see Retry-After); 403 NOT_ADMITTED: the event requires admission \
+            through its waiting room and the purchase showed no live Admission-Token of this \
+            customer for this event."
     ),
     paths(
         routes::tickets::purchase,
@@ -42,6 +44,8 @@ use crate::{demo, routes};
         routes::events::seat_map,
         routes::events::zone_seat_map,
         routes::seat_changes::seat_changes,
+        routes::waiting_room::join,
+        routes::waiting_room::place,
         routes::payments::webhook,
         routes::admin::create_venue,
         routes::admin::create_event,
@@ -49,6 +53,8 @@ use crate::{demo, routes};
         routes::admin::refunds_due,
         routes::admin::mark_refunded,
         routes::admin::order_payments,
+        routes::waiting_room::set_policy,
+        routes::waiting_room::remove_policy,
         routes::ops::health,
         routes::ops::metrics,
         routes::ops::openapi,
@@ -84,6 +90,11 @@ use crate::{demo, routes};
         dto::PaymentWebhookDto,
         dto::WebhookAnswerDto,
         dto::HealthDto,
+        routes::waiting_room::WaitingRoomPolicyDto,
+        routes::waiting_room::AdmissionModeDto,
+        routes::waiting_room::QueueOrderDto,
+        routes::waiting_room::QueueStatusDto,
+        routes::waiting_room::QueueStateDto,
     )),
     modifiers(&BearerAuth)
 )]

@@ -21,7 +21,9 @@ use ticketing_server::openapi::{DemoRoutes, document, document_with_limits};
 const STATUSES: &[(&str, &[u16])] = &[
     (
         "purchase",
-        &[201, 400, 401, 404, 408, 409, 413, 415, 422, 429, 500, 503],
+        &[
+            201, 400, 401, 403, 404, 408, 409, 413, 415, 422, 429, 500, 503,
+        ],
     ),
     ("getTicket", &[200, 400, 401, 404, 408, 500, 503]),
     ("getOrder", &[200, 400, 401, 404, 408, 500, 503]),
@@ -36,6 +38,13 @@ const STATUSES: &[(&str, &[u16])] = &[
     ("getSeatMap", &[200, 304, 400, 404, 408, 500, 503]),
     ("getZoneSeatMap", &[200, 304, 400, 404, 408, 500, 503]),
     ("getSeatChanges", &[200, 400, 404, 408, 500, 503]),
+    ("joinWaitingRoom", &[200, 400, 401, 408, 413, 500, 503]),
+    ("getWaitingRoomPlace", &[200, 400, 401, 408, 500, 503]),
+    (
+        "setWaitingRoom",
+        &[200, 400, 401, 404, 408, 413, 415, 500, 503],
+    ),
+    ("removeWaitingRoom", &[204, 400, 401, 404, 408, 500, 503]),
     (
         "paymentWebhook",
         &[200, 400, 401, 404, 408, 409, 413, 500, 503],
@@ -125,7 +134,7 @@ fn path_parameters_are_uuids_or_zone_codes() {
             );
         }
     }
-    assert_eq!(seen, 16, "path parameters in the document");
+    assert_eq!(seen, 20, "path parameters in the document");
 }
 
 #[test]
@@ -445,6 +454,25 @@ async fn the_router_answers_within_the_document() {
             StatusCode::OK,
             None,
             json_post("/demo/token", &json!({"customerId": "demo-ann"})),
+        ),
+        (
+            "joinWaitingRoom",
+            StatusCode::OK,
+            None,
+            customer_post(&format!("/api/events/{event}/waiting-room"), &json!({})),
+        ),
+        (
+            "setWaitingRoom",
+            StatusCode::BAD_REQUEST,
+            Some("INVALID_REQUEST"),
+            Request::put(format!("/api/admin/events/{event}/waiting-room"))
+                .header(header::AUTHORIZATION, format!("Bearer {ADMIN}"))
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(
+                    json!({"mode": "rate", "limit": 0, "order": "fifo", "windowSeconds": 60})
+                        .to_string(),
+                ))
+                .unwrap(),
         ),
         (
             "demoToken",

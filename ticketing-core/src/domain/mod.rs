@@ -1,5 +1,6 @@
 //! The domain: plain values that cannot hold invalid states. No I/O here.
 
+mod admission;
 mod event;
 mod ids;
 mod money;
@@ -10,6 +11,10 @@ mod status;
 mod ticket;
 mod venue;
 
+pub use admission::{
+    AdmissionMode, AdmissionPolicy, AdmissionRefusal, AdmissionSecret, LOTTERY_BOUND,
+    MAX_ADMISSION_LIMIT, MAX_ADMISSION_WINDOW, MIN_ADMISSION_WINDOW, QueueOrder,
+};
 pub use event::{Event, EventSpec, MAX_HOLD_TIME, MAX_PER_CUSTOMER_LIMIT, MIN_HOLD_TIME};
 pub use ids::{
     CustomerId, EventId, IdempotencyKey, OrderId, OrderIdSecret, PaymentRef, RowLabel, TicketId,

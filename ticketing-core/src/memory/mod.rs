@@ -8,12 +8,14 @@ mod read_model;
 mod seat_lock;
 mod sink;
 mod tickets;
+mod waiting_room;
 
 pub use catalog::InMemoryCatalog;
 pub use read_model::InMemorySalesReadModel;
 pub use seat_lock::InMemorySeatLock;
 pub use sink::InMemoryEventSink;
 pub use tickets::InMemoryTicketRepository;
+pub use waiting_room::InMemoryWaitingRoom;
 
 use std::sync::{Mutex, MutexGuard};
 

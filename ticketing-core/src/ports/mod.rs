@@ -8,6 +8,7 @@ mod outbox;
 mod read_model;
 mod seat_lock;
 mod tickets;
+mod waiting_room;
 
 pub use catalog::CatalogRepository;
 pub use clock::{Clock, IdGenerator, ManualClock, SystemClock, UuidV7Ids};
@@ -18,6 +19,7 @@ pub use seat_lock::{
     SeatState,
 };
 pub use tickets::{IdempotencyRecord, InsertOutcome, NewOrder, TicketRepository, Transition};
+pub use waiting_room::{Admission, Gate, Occupancy, Place, WaitingRoom};
 
 #[cfg(test)]
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! `ClosedEventSweep`: drops the seat-lock state of events that are over.
+//! `ClosedEventSweep`: drops the seat-lock and waiting-room state of events that are over.
 
 use std::sync::Mutex;
 
@@ -14,7 +14,8 @@ const PAGE: u32 = 100;
 /// Forgets the seat lock's state of each event once nothing can need it any more: its sale
 /// closed, plus its hold time (the last purchase's payment deadline), plus the hold grace (the
 /// last hold's end). The lock's keys carry no TTL, so without this every event ever sold keeps
-/// its seat hash in Redis.
+/// its seat hash in Redis. The event's waiting room goes with it (its queue may still hold every
+/// buyer who was never admitted).
 ///
 /// It walks the events in order of their sale's end from a cursor kept in memory: each call
 /// forgets what became due since the last one. A new sweep (a restart) walks from the first
@@ -68,6 +69,7 @@ impl ClosedEventSweep {
                     return Ok(forgotten);
                 }
                 b.seat_lock.forget(*id).await?;
+                b.waiting_room.forget(*id).await?;
                 forgotten += 1;
                 *self.cursor.lock().unwrap_or_else(|e| e.into_inner()) =
                     Some((event.sale_closes(), *id));

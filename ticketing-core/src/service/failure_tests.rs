@@ -118,6 +118,7 @@ async fn service(
         seat_lock: Arc::new(MockedLock(lock)),
         clock: Arc::new(SystemClock),
         ids: Arc::new(UuidV7Ids),
+        waiting_room: Arc::new(crate::memory::InMemoryWaitingRoom::new()),
     };
     let request = PurchaseRequest {
         event: event.id(),

@@ -14,6 +14,7 @@ mod seat_changes;
 mod seat_map;
 mod shared_reads;
 mod tickets;
+mod waiting_room;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,9 +38,12 @@ pub use seat_map::{
     SeatedAvailability,
 };
 pub use tickets::TicketService;
+pub use waiting_room::{DEFAULT_POLICY_MAX_AGE, QueueStatus, WaitingRoomService};
 
 use crate::domain::{LatePaymentPolicy, VenueLimits};
-use crate::ports::{CatalogRepository, Clock, IdGenerator, SeatLock, TicketRepository};
+use crate::ports::{
+    CatalogRepository, Clock, IdGenerator, SeatLock, TicketRepository, WaitingRoom,
+};
 
 /// The adapters a service works with. Cheap to clone; share one between all services.
 ///
@@ -52,6 +56,7 @@ pub struct Backends {
     pub(crate) seat_lock: Arc<dyn SeatLock>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) ids: Arc<dyn IdGenerator>,
+    pub(crate) waiting_room: Arc<dyn WaitingRoom>,
 }
 
 impl Backends {
@@ -63,6 +68,7 @@ impl Backends {
             seat_lock: Arc::new(crate::memory::InMemorySeatLock::new()),
             clock: Arc::new(crate::ports::SystemClock),
             ids: Arc::new(crate::ports::UuidV7Ids),
+            waiting_room: Arc::new(crate::memory::InMemoryWaitingRoom::new()),
         }
     }
 
@@ -81,6 +87,7 @@ impl Backends {
             seat_lock: Some(self.seat_lock.clone()),
             clock: Some(self.clock.clone()),
             ids: Some(self.ids.clone()),
+            waiting_room: Some(self.waiting_room.clone()),
         }
     }
 
@@ -109,6 +116,11 @@ impl Backends {
         &self.ids
     }
 
+    /// The waiting rooms of events that require admission.
+    pub fn waiting_room(&self) -> &Arc<dyn WaitingRoom> {
+        &self.waiting_room
+    }
+
     /// Now, truncated to whole milliseconds: the precision every backend stores, so a time
     /// written and read back compares equal.
     pub(crate) fn now(&self) -> DateTime<Utc> {
@@ -127,6 +139,7 @@ pub struct BackendsBuilder {
     seat_lock: Option<Arc<dyn SeatLock>>,
     clock: Option<Arc<dyn Clock>>,
     ids: Option<Arc<dyn IdGenerator>>,
+    waiting_room: Option<Arc<dyn WaitingRoom>>,
 }
 
 impl BackendsBuilder {
@@ -160,6 +173,13 @@ impl BackendsBuilder {
         self
     }
 
+    /// The waiting rooms; in memory when not set, which is right for one process only: servers
+    /// that share a sale must share the waiting room too, or each admits up to the cap.
+    pub fn waiting_room(mut self, waiting_room: Arc<dyn WaitingRoom>) -> Self {
+        self.waiting_room = Some(waiting_room);
+        self
+    }
+
     /// The backends, or [`Error::Config`](crate::Error::Config) naming the adapter that was
     /// not given: the stores have no default, because an in-memory store standing in for a
     /// forgotten database would lose every sale on restart.
@@ -175,6 +195,9 @@ impl BackendsBuilder {
             ids: self
                 .ids
                 .unwrap_or_else(|| Arc::new(crate::ports::UuidV7Ids)),
+            waiting_room: self
+                .waiting_room
+                .unwrap_or_else(|| Arc::new(crate::memory::InMemoryWaitingRoom::new())),
         })
     }
 }

@@ -84,6 +84,7 @@ impl Fixture {
             seat_lock: harness.seat_lock.clone(),
             clock: clock.clone(),
             ids: Arc::new(UuidV7Ids),
+            waiting_room: Arc::new(crate::memory::InMemoryWaitingRoom::new()),
         };
         let config = ServiceConfig {
             rebuild_page: REBUILD_PAGE,

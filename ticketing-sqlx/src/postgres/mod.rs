@@ -31,6 +31,7 @@ mod outbox;
 mod pool;
 mod seat_lock;
 mod tickets;
+mod waiting_room;
 
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(all(feature = "postgres", feature = "testing"))))]
@@ -40,6 +41,7 @@ pub use catalog::PgCatalog;
 pub use pool::connect;
 pub use seat_lock::PgSeatLock;
 pub use tickets::PgTicketRepository;
+pub use waiting_room::PgWaitingRoom;
 
 use ticketing_core::{Error, Result};
 

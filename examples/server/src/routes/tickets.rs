@@ -26,12 +26,19 @@ pub struct PurchaseHeaders {
     /// Same key + same request → same order; same key + another request → 409.
     #[param(rename = "Idempotency-Key", schema_with = contract::idempotency_key)]
     pub idempotency_key: Option<String>,
+    /// The admission token of the event's waiting room (`GET /api/events/{eventId}/waiting-room`
+    /// gives it once admitted); required when the event has a waiting room.
+    #[param(rename = "Admission-Token", schema_with = super::waiting_room::admission_token)]
+    pub admission_token: Option<String>,
 }
 
 /// Buys seats or general-admission places for the customer of the bearer token. The order is
 /// PENDING_PAYMENT until its payment webhook arrives, and expires at `expiresAt`. Each customer
 /// may make a burst of purchases, then a sustained rate (`--purchase-burst`, `--purchase-rate`);
-/// beyond it the answer is `429 RATE_LIMITED` with `Retry-After`.
+/// beyond it the answer is `429 RATE_LIMITED` with `Retry-After`. An event with a waiting room
+/// needs the customer's live admission token in `Admission-Token` (`403 NOT_ADMITTED` without it,
+/// or with an expired, used, or another customer's or event's token); a successful purchase uses
+/// the admission up.
 #[utoipa::path(
     post, path = "/api/tickets", tag = "tickets", operation_id = "purchase",
     request_body = PurchaseRequestDto,
@@ -45,6 +52,8 @@ pub struct PurchaseHeaders {
             headers(("WWW-Authenticate" = String, description = "`Bearer`, with `error=\"invalid_token\"` when a token was refused"))),
         (status = 429, description = "RATE_LIMITED: this customer made too many purchases; retry after Retry-After seconds", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds until this customer's next purchase is allowed"))),
+        (status = 403, description = "NOT_ADMITTED: the event has a waiting room and the Admission-Token is missing, \
+            expired, already used, in use by another purchase, or another customer's or event's (details.reason)", body = ErrorBody),
         (status = 404, description = "NOT_FOUND: no such event", body = ErrorBody),
         (status = 409, description = "SEATS_TAKEN (details.seats), SOLD_OUT, NOT_ON_SALE or IDEMPOTENCY_CONFLICT", body = ErrorBody),
         (status = 413, description = "PAYLOAD_TOO_LARGE: a body over 64 KiB", body = ErrorBody),
@@ -69,9 +78,14 @@ pub async fn purchase(
     }
     let result = async {
         let key = header_text(&headers, IDEMPOTENCY_KEY)?;
+        let admission = super::waiting_room::admission_token_header(&headers)?;
         let request = body.to_core(customer, key)?;
         let tickets = state.tickets().clone();
-        super::run_detached(async move { tickets.purchase(request).await }).await
+        let room = state.waiting_room().clone();
+        super::run_detached(
+            async move { room.purchase(&tickets, request, admission.as_deref()).await },
+        )
+        .await
     }
     .await;
     match result {

@@ -194,6 +194,10 @@ impl TestApp {
                 seat_map_reads: None,
                 live_seat_map,
                 service: ServiceConfig::default(),
+                admission_secret: ticketing_core::domain::AdmissionSecret::new(
+                    b"test admission secret",
+                )
+                .expect("a non-empty secret"),
             },
         );
         // The live seat map follows the outbox while the test's runtime runs.

@@ -13,6 +13,8 @@
 //! - [`outbox_store`]: the [`OutboxStore`](crate::ports::OutboxStore) port — in memory, SQL.
 //! - [`event_sink`]: the [`EventSink`](crate::ports::EventSink) port — in memory, Redis Streams,
 //!   and the brokers of `ticketing-brokers`.
+//! - [`waiting_room`]: the [`WaitingRoom`](crate::ports::WaitingRoom) port — in memory, Redis,
+//!   MySQL.
 //! - [`sales_read_model`]: the [`SalesReadModel`](crate::ports::SalesReadModel) port — in memory,
 //!   Redis.
 //!
@@ -24,6 +26,7 @@ pub mod event_sink;
 pub mod outbox_store;
 pub mod sales_read_model;
 pub mod seat_lock;
+pub mod waiting_room;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use uuid::Uuid;
