@@ -53,7 +53,7 @@ pub(super) mod code {
 
 /// What can go wrong inside the adapters before they answer through a port.
 #[derive(Debug)]
-pub(super) enum StoreError {
+pub(crate) enum StoreError {
     /// The driver failed: connection, protocol, or a server error.
     Sql(sqlx::Error),
     /// A domain answer, already in core's terms (`SeatsTaken`, `LimitExceeded`, …).
@@ -161,7 +161,7 @@ pub(super) fn is_transient(e: &sqlx::Error) -> bool {
 }
 
 /// Short for a result with the private error.
-pub(super) type StoreResult<T> = Result<T, StoreError>;
+pub(crate) type StoreResult<T> = Result<T, StoreError>;
 
 #[cfg(test)]
 mod tests {

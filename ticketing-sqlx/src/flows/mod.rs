@@ -1,0 +1,54 @@
+//! The decision flows both databases share, written once.
+//!
+//! Each flow is a trait over a [`Dialect`]: the statements it runs are associated constants,
+//! whose text each database gives in its `sql.rs` (`impl Ledger for MySql { … }` in
+//! `tickets/sql.rs`, `impl Ledger for Postgres { … }` in `postgres/tickets/sql.rs`), and the
+//! decisions between them are default methods. The adapters call the flow on their database
+//! (`<MySql as Ledger>::record_once(pool, …)`).
+//!
+//! The `where` clause of a flow trait lists what its statements bind and read; Rust does not
+//! carry such bounds from one trait to another, so each flow states its own.
+
+pub(crate) mod payment;
+
+use std::future::Future;
+
+use ticketing_core::domain::{EventId, Order, OrderId, OutboxEvent, ZoneCode};
+
+use crate::dialect::Dialect;
+
+/// The steps a flow shares with the purchase, the transitions and the outbox, each database's
+/// own code.
+pub(crate) trait OrderSteps: Dialect {
+    /// The order `id` with its tickets, read inside the transaction.
+    fn load_order(
+        conn: &mut Self::Connection,
+        id: OrderId,
+    ) -> impl Future<Output = Result<Order, Self::Error>> + Send;
+
+    /// Appends `events` to the outbox inside the transaction (numbered after the commit).
+    fn append_outbox(
+        conn: &mut Self::Connection,
+        events: &[OutboxEvent],
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// `n` places of a general-admission zone of `capacity`, from shards with room (scanning
+    /// from `start`); the shard of each place, or `None` when the zone has no room for them.
+    fn take_places(
+        conn: &mut Self::Connection,
+        event: EventId,
+        zone: &ZoneCode,
+        capacity: u32,
+        n: u32,
+        start: u32,
+    ) -> impl Future<Output = Result<Option<Vec<u16>>, Self::Error>> + Send;
+
+    /// Counts `count` more active tickets of `order`'s customer for its event, or
+    /// `LimitExceeded` when that would pass `limit`.
+    fn raise_usage_within(
+        conn: &mut Self::Connection,
+        order: &Order,
+        count: u32,
+        limit: u32,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+}
