@@ -9,28 +9,22 @@
 //! The `where` clause of a flow trait lists what its statements bind and read; Rust does not
 //! carry such bounds from one trait to another, so each flow states its own.
 
+pub(crate) mod outbox;
 pub(crate) mod payment;
 
 use std::future::Future;
 
-use ticketing_core::domain::{EventId, Order, OrderId, OutboxEvent, ZoneCode};
+use ticketing_core::domain::{EventId, Order, OrderId, ZoneCode};
 
 use crate::dialect::Dialect;
 
-/// The steps a flow shares with the purchase, the transitions and the outbox, each database's
-/// own code.
+/// The steps a flow shares with the purchase and the transitions, each database's own code.
 pub(crate) trait OrderSteps: Dialect {
     /// The order `id` with its tickets, read inside the transaction.
     fn load_order(
         conn: &mut Self::Connection,
         id: OrderId,
     ) -> impl Future<Output = Result<Order, Self::Error>> + Send;
-
-    /// Appends `events` to the outbox inside the transaction (numbered after the commit).
-    fn append_outbox(
-        conn: &mut Self::Connection,
-        events: &[OutboxEvent],
-    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
 
     /// `n` places of a general-admission zone of `capacity`, from shards with room (scanning
     /// from `start`); the shard of each place, or `None` when the zone has no room for them.

@@ -15,13 +15,14 @@ use ticketing_core::domain::{
 use uuid::Uuid;
 
 use super::OrderSteps;
+use super::outbox::Outbox;
 use crate::codec::{payment as payment_row, stored};
 use crate::dialect::is_unique_violation;
 
 /// The payments ledger on a database: its statements, and the flow of
 /// [`record_payment`](ticketing_core::ports::TicketRepository::record_payment) and the ledger
 /// reads over them.
-pub(crate) trait Ledger: OrderSteps
+pub(crate) trait Ledger: OrderSteps + Outbox
 where
     for<'c> &'c mut Self::Connection: Executor<'c, Database = Self>,
     Self::Arguments: IntoArguments<Self>,
@@ -82,7 +83,7 @@ where
         if w.decided_on.is_some() {
             let order = Self::load_order(&mut tx, p.order).await?;
             let event = OutboxEvent::for_payment(&order, p, w.effect, p.received_at);
-            Self::append_outbox(&mut tx, &[event]).await?;
+            Self::append(&mut tx, &[event]).await?;
         }
         tx.commit().await?;
         Ok(PaymentRecorded::Recorded)

@@ -15,8 +15,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{MySql, MySqlConnection, MySqlPool, Row};
 use ticketing_core::domain::{
-    CustomerId, EventId, IdempotencyKey, Order, OrderId, OutboxEntry, OutboxEvent, Payment,
-    PaymentRecorded, PaymentRef, PaymentWrite, Ticket, TicketId, TicketStatus, VenueId, ZoneCode,
+    CustomerId, EventId, IdempotencyKey, Order, OrderId, OutboxEntry, Payment, PaymentRecorded,
+    PaymentRef, PaymentWrite, Ticket, TicketId, TicketStatus, VenueId, ZoneCode,
 };
 use ticketing_core::ports::{
     IdempotencyRecord, InsertOutcome, NewOrder, TicketRepository, Transition,
@@ -26,8 +26,8 @@ use ticketing_core::{Error, Result};
 use crate::codec::ticket;
 use crate::error::StoreResult;
 use crate::flows::OrderSteps;
+use crate::flows::outbox::Outbox;
 use crate::flows::payment::Ledger;
-use crate::outbox;
 use crate::retry::with_retry;
 
 pub use batch::BatchConfig;
@@ -261,12 +261,12 @@ impl TicketRepository for MySqlTicketRepository {
 
     async fn outbox_head(&self) -> Result<Option<u64>> {
         Ok(Some(
-            with_retry("outbox_head", || outbox::head(&self.pool)).await?,
+            with_retry("outbox_head", || MySql::head(&self.pool)).await?,
         ))
     }
 
     async fn outbox_after(&self, after: u64, limit: u32) -> Result<Vec<OutboxEntry>> {
-        Ok(with_retry("outbox_after", || outbox::after(&self.pool, after, limit)).await?)
+        Ok(with_retry("outbox_after", || MySql::after(&self.pool, after, limit)).await?)
     }
 
     async fn active_tickets_page(
@@ -286,10 +286,6 @@ impl TicketRepository for MySqlTicketRepository {
 impl OrderSteps for MySql {
     async fn load_order(conn: &mut MySqlConnection, id: OrderId) -> StoreResult<Order> {
         transition::load_order(conn, id).await
-    }
-
-    async fn append_outbox(conn: &mut MySqlConnection, events: &[OutboxEvent]) -> StoreResult<()> {
-        outbox::append(conn, events).await
     }
 
     async fn take_places(

@@ -13,10 +13,11 @@ use uuid::Uuid;
 use super::{sql, zone_capacity};
 use crate::codec::stored;
 use crate::error::{StoreError, StoreResult, is_unique_violation, violates_unique_key};
-use crate::outbox;
+use crate::flows::outbox::Outbox;
 use crate::pool::begin;
 use crate::retry::{MAX_RETRIES, with_retry};
 pub(super) use crate::rules::{check, created_on, reserved_event};
+use sqlx::MySql;
 
 /// Inserts `new`; see [`TicketRepository::insert_order`](ticketing_core::ports::TicketRepository).
 pub(super) async fn insert_order(pool: &MySqlPool, new: &NewOrder) -> StoreResult<InsertOutcome> {
@@ -82,7 +83,7 @@ async fn insert_once(pool: &MySqlPool, new: &NewOrder) -> StoreResult<InsertOutc
     insert_own_tickets(&mut tx, order, &shards).await?;
     raise_customer_usage(&mut tx, new).await?;
     // The outbox row: numbered after the commit, so it takes no lock another writer waits for.
-    outbox::append(&mut tx, &[reserved_event(order)]).await?;
+    MySql::append(&mut tx, &[reserved_event(order)]).await?;
     tx.commit().await?;
     Ok(InsertOutcome::Inserted)
 }

@@ -12,8 +12,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool, Postgres, Row};
 use ticketing_core::domain::{
-    CustomerId, EventId, IdempotencyKey, Order, OrderId, OutboxEntry, OutboxEvent, Payment,
-    PaymentRecorded, PaymentRef, PaymentWrite, Ticket, TicketId, TicketStatus, VenueId, ZoneCode,
+    CustomerId, EventId, IdempotencyKey, Order, OrderId, OutboxEntry, Payment, PaymentRecorded,
+    PaymentRef, PaymentWrite, Ticket, TicketId, TicketStatus, VenueId, ZoneCode,
 };
 use ticketing_core::ports::{
     IdempotencyRecord, InsertOutcome, NewOrder, TicketRepository, Transition,
@@ -21,9 +21,9 @@ use ticketing_core::ports::{
 use ticketing_core::{Error, Result};
 
 use super::error::{StoreResult, with_retry};
-use super::outbox;
 use crate::codec::ticket;
 use crate::flows::OrderSteps;
+use crate::flows::outbox::Outbox;
 use crate::flows::payment::Ledger;
 
 /// The [`TicketRepository`] (and the relay's `OutboxStore`) on PostgreSQL.
@@ -222,12 +222,12 @@ impl TicketRepository for PgTicketRepository {
 
     async fn outbox_head(&self) -> Result<Option<u64>> {
         Ok(Some(
-            with_retry("outbox_head", || outbox::head(&self.pool)).await?,
+            with_retry("outbox_head", || Postgres::head(&self.pool)).await?,
         ))
     }
 
     async fn outbox_after(&self, after: u64, limit: u32) -> Result<Vec<OutboxEntry>> {
-        Ok(with_retry("outbox_after", || outbox::after(&self.pool, after, limit)).await?)
+        Ok(with_retry("outbox_after", || Postgres::after(&self.pool, after, limit)).await?)
     }
 
     async fn active_tickets_page(
@@ -247,10 +247,6 @@ impl TicketRepository for PgTicketRepository {
 impl OrderSteps for Postgres {
     async fn load_order(conn: &mut PgConnection, id: OrderId) -> StoreResult<Order> {
         transition::load_order(conn, id).await
-    }
-
-    async fn append_outbox(conn: &mut PgConnection, events: &[OutboxEvent]) -> StoreResult<()> {
-        outbox::append(conn, events).await
     }
 
     async fn take_places(

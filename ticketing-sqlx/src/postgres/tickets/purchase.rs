@@ -12,13 +12,14 @@ use uuid::Uuid;
 
 use super::{sql, zone_capacity};
 use crate::codec::stored;
+use crate::flows::outbox::Outbox;
 use crate::postgres::error::{
     StoreError, StoreResult, is_unique_violation, violates_unique_key, with_retry,
 };
-use crate::postgres::outbox;
 use crate::postgres::pool::begin;
 use crate::retry::MAX_RETRIES;
 use crate::rules::{check, created_on, reserved_event};
+use sqlx::Postgres;
 
 /// Inserts `new`; see [`TicketRepository::insert_order`](ticketing_core::ports::TicketRepository).
 pub(super) async fn insert_order(pool: &PgPool, new: &NewOrder) -> StoreResult<InsertOutcome> {
@@ -84,7 +85,7 @@ async fn insert_once(pool: &PgPool, new: &NewOrder) -> StoreResult<InsertOutcome
     let shards = take_places(&mut tx, new).await?;
     insert_own_tickets(&mut tx, order, &shards).await?;
     raise_customer_usage(&mut tx, new).await?;
-    outbox::append(&mut tx, &[reserved_event(order)]).await?;
+    Postgres::append(&mut tx, &[reserved_event(order)]).await?;
     tx.commit().await?;
     Ok(InsertOutcome::Inserted)
 }
