@@ -41,6 +41,13 @@ pub(crate) trait Dialect: Database {
     /// The rows a statement changed.
     fn rows_affected(done: &Self::QueryResult) -> u64;
 
+    /// The error of an inserted ticket that hit the unique key of invariant 1: some seat of
+    /// the order has an active ticket. Which seats is found out after the rollback.
+    fn seat_conflict() -> Self::Error;
+
+    /// Whether `e` is [`Dialect::seat_conflict`].
+    fn is_seat_conflict(e: &Self::Error) -> bool;
+
     /// A duplicate on the unique key or index named `key`, as opposed to another unique key of
     /// the same table (MySQL names it in the message, PostgreSQL in the error's constraint).
     fn violates_unique_key(e: &sqlx::Error, key: &str) -> bool;

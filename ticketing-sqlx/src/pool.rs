@@ -75,6 +75,14 @@ impl crate::dialect::Dialect for MySql {
         done.rows_affected()
     }
 
+    fn seat_conflict() -> crate::error::StoreError {
+        crate::error::StoreError::SeatConflict
+    }
+
+    fn is_seat_conflict(e: &crate::error::StoreError) -> bool {
+        matches!(e, crate::error::StoreError::SeatConflict)
+    }
+
     fn violates_unique_key(e: &sqlx::Error, key: &str) -> bool {
         crate::error::violates_unique_key(e, key)
     }

@@ -11,6 +11,7 @@
 
 pub(crate) mod outbox;
 pub(crate) mod payment;
+pub(crate) mod purchase;
 
 use std::future::Future;
 
@@ -20,6 +21,10 @@ use crate::dialect::Dialect;
 
 /// The steps a flow shares with the purchase and the transitions, each database's own code.
 pub(crate) trait OrderSteps: Dialect {
+    /// The name of the unique key (MySQL) or partial unique index (PostgreSQL) behind
+    /// invariant 1, one active ticket per seat, as the server names it in a violation.
+    const ACTIVE_SEAT_KEY: &'static str;
+
     /// The order `id` with its tickets, read inside the transaction.
     fn load_order(
         conn: &mut Self::Connection,

@@ -33,8 +33,6 @@ where
     for<'q> String: Decode<'q, Self> + Type<Self>,
     for<'q> DateTime<Utc>: Encode<'q, Self> + Decode<'q, Self> + Type<Self>,
 {
-    /// The unique key of invariant 1 (one active ticket per seat).
-    const ACTIVE_SEAT_KEY: &'static str;
     /// Binds: reference, order, amount, currency, received_at, outcome.
     const INSERT_PAYMENT: &'static str;
     /// Binds: reference.

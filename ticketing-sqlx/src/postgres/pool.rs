@@ -54,6 +54,14 @@ impl crate::dialect::Dialect for Postgres {
         done.rows_affected()
     }
 
+    fn seat_conflict() -> super::error::StoreError {
+        super::error::StoreError::SeatConflict
+    }
+
+    fn is_seat_conflict(e: &super::error::StoreError) -> bool {
+        matches!(e, super::error::StoreError::SeatConflict)
+    }
+
     fn violates_unique_key(e: &sqlx::Error, key: &str) -> bool {
         super::error::violates_unique_key(e, key)
     }

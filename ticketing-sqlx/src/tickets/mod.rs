@@ -28,6 +28,7 @@ use crate::error::StoreResult;
 use crate::flows::OrderSteps;
 use crate::flows::outbox::Outbox;
 use crate::flows::payment::Ledger;
+use crate::flows::purchase::Purchase;
 use crate::retry::with_retry;
 
 pub use batch::BatchConfig;
@@ -171,7 +172,7 @@ impl TicketRepository for MySqlTicketRepository {
     async fn insert_order(&self, order: &NewOrder) -> Result<InsertOutcome> {
         match &self.batcher {
             Some(batcher) => batcher.insert(order).await,
-            None => Ok(purchase::insert_order(&self.pool, order).await?),
+            None => Ok(MySql::insert_order(&self.pool, order).await?),
         }
     }
 
@@ -181,7 +182,7 @@ impl TicketRepository for MySqlTicketRepository {
         key: &IdempotencyKey,
     ) -> Result<Option<IdempotencyRecord>> {
         Ok(with_retry("idempotency_record", || {
-            purchase::idempotency_record(&self.pool, customer, key)
+            MySql::idempotency_record(&self.pool, customer, key)
         })
         .await?)
     }
@@ -284,6 +285,8 @@ impl TicketRepository for MySqlTicketRepository {
 
 /// The MySQL code of the steps the shared flows take.
 impl OrderSteps for MySql {
+    const ACTIVE_SEAT_KEY: &'static str = sql::ACTIVE_SEAT_KEY;
+
     async fn load_order(conn: &mut MySqlConnection, id: OrderId) -> StoreResult<Order> {
         transition::load_order(conn, id).await
     }

@@ -344,7 +344,6 @@ pub(super) const REVENUE_MINOR: &str = "SELECT CAST(COALESCE(SUM(price_minor), 0
 // --- payments ledger (`payments`): the statements of the shared flow ------------------------
 
 impl Ledger for MySql {
-    const ACTIVE_SEAT_KEY: &'static str = ACTIVE_SEAT_KEY;
     const INSERT_PAYMENT: &'static str = "INSERT INTO payments \
          (reference, order_id, amount_minor, currency, received_at, outcome) \
          VALUES (?, ?, ?, ?, ?, ?)";

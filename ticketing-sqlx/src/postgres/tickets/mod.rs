@@ -25,6 +25,7 @@ use crate::codec::ticket;
 use crate::flows::OrderSteps;
 use crate::flows::outbox::Outbox;
 use crate::flows::payment::Ledger;
+use crate::flows::purchase::Purchase;
 
 /// The [`TicketRepository`] (and the relay's `OutboxStore`) on PostgreSQL.
 ///
@@ -127,7 +128,7 @@ impl PgTicketRepository {
 #[async_trait]
 impl TicketRepository for PgTicketRepository {
     async fn insert_order(&self, order: &NewOrder) -> Result<InsertOutcome> {
-        Ok(purchase::insert_order(&self.pool, order).await?)
+        Ok(Postgres::insert_order(&self.pool, order).await?)
     }
 
     async fn idempotency_record(
@@ -136,7 +137,7 @@ impl TicketRepository for PgTicketRepository {
         key: &IdempotencyKey,
     ) -> Result<Option<IdempotencyRecord>> {
         Ok(with_retry("idempotency_record", || {
-            purchase::idempotency_record(&self.pool, customer, key)
+            Postgres::idempotency_record(&self.pool, customer, key)
         })
         .await?)
     }
@@ -245,6 +246,8 @@ impl TicketRepository for PgTicketRepository {
 
 /// The PostgreSQL code of the steps the shared flows take.
 impl OrderSteps for Postgres {
+    const ACTIVE_SEAT_KEY: &'static str = sql::ACTIVE_SEAT_KEY;
+
     async fn load_order(conn: &mut PgConnection, id: OrderId) -> StoreResult<Order> {
         transition::load_order(conn, id).await
     }

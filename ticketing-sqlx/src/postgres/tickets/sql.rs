@@ -187,7 +187,6 @@ pub(super) const REVENUE_MINOR: &str = "SELECT COALESCE(SUM(price_minor), 0)::bi
 // --- payments ledger (`payments`): the statements of the shared flow ------------------------
 
 impl Ledger for Postgres {
-    const ACTIVE_SEAT_KEY: &'static str = ACTIVE_SEAT_KEY;
     const INSERT_PAYMENT: &'static str = "INSERT INTO payments \
          (reference, order_id, amount_minor, currency, received_at, outcome) \
          VALUES ($1, $2, $3, $4, $5, $6)";
