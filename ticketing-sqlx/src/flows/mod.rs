@@ -9,6 +9,7 @@
 //! The `where` clause of a flow trait lists what its statements bind and read; Rust does not
 //! carry such bounds from one trait to another, so each flow states its own.
 
+pub(crate) mod catalog;
 pub(crate) mod outbox;
 pub(crate) mod payment;
 pub(crate) mod purchase;

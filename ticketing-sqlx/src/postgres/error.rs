@@ -103,12 +103,6 @@ pub(super) fn violates_unique_key(e: &sqlx::Error, key: &str) -> bool {
             .is_some_and(|d| d.constraint() == Some(key))
 }
 
-/// A foreign key would point at nothing.
-pub(super) fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
-    e.as_database_error()
-        .is_some_and(|d| d.is_foreign_key_violation())
-}
-
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         StoreError::Sql(e)
