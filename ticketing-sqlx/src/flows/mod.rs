@@ -13,6 +13,7 @@ pub(crate) mod catalog;
 pub(crate) mod outbox;
 pub(crate) mod payment;
 pub(crate) mod purchase;
+pub(crate) mod seat_lock;
 
 use std::future::Future;
 
