@@ -1,10 +1,13 @@
 //! The decision flows both databases share, written once.
 //!
-//! Each flow is a trait over a [`Dialect`]: the statements it runs are associated constants,
-//! whose text each database gives in its `sql.rs` (`impl Ledger for MySql { … }` in
-//! `tickets/sql.rs`, `impl Ledger for Postgres { … }` in `postgres/tickets/sql.rs`), and the
-//! decisions between them are default methods. The adapters call the flow on their database
-//! (`<MySql as Ledger>::record_once(pool, …)`).
+//! Each flow is a trait over a [`Dialect`], implemented for `sqlx::MySql` and `sqlx::Postgres`:
+//! the statements it runs are associated constants, whose text each database gives in its
+//! `sql.rs` (`impl Ledger for MySql { … }` in `tickets/sql.rs`, `impl Ledger for Postgres { … }`
+//! in `postgres/tickets/sql.rs`), and the decisions between them are default methods. Where a
+//! statement's shape differs between the databases (a list: an `IN (…)` or multi-row `VALUES`
+//! built with `QueryBuilder` on MySQL, an array on PostgreSQL; or another order of binds), the
+//! flow declares a required method that each database writes next to its SQL. The adapters
+//! call the flow on their database (`MySql::record_once(pool, …)`, with the trait in scope).
 //!
 //! The `where` clause of a flow trait lists what its statements bind and read; Rust does not
 //! carry such bounds from one trait to another, so each flow states its own.
