@@ -7,7 +7,9 @@
 //! SIM_SEED=1234 cargo test -p ticketing-core --features testkit --test simulation -- --ignored replay_seed --nocapture
 //! ```
 //! `SIM_FIRST_SEED` moves the start of the `SIM_SEEDS` range (default 0);
-//! `SIM_STRICT_SOLD_MARKS=1` turns the known stale-sold-mark bug into failures.
+//! `SIM_STRICT_SOLD_MARKS=1` turns the known stale-sold-mark bug into failures;
+//! `SIM_LATE_PAYMENT=accept_if_available` runs the seeds under that late-payment policy
+//! (default `reject`).
 
 use std::time::Instant;
 
@@ -30,6 +32,17 @@ fn env_u64(name: &str) -> Option<u64> {
             .parse()
             .unwrap_or_else(|_| panic!("{name} must be a number"))
     })
+}
+
+/// The late-payment policy `SIM_LATE_PAYMENT` names (`reject` when unset).
+fn late_payment_policy() -> LatePaymentPolicy {
+    match std::env::var("SIM_LATE_PAYMENT").as_deref() {
+        Err(_) | Ok("reject") => LatePaymentPolicy::Reject,
+        Ok("accept_if_available") => LatePaymentPolicy::AcceptIfAvailable,
+        Ok(other) => {
+            panic!("SIM_LATE_PAYMENT must be reject or accept_if_available, not {other:?}")
+        }
+    }
 }
 
 fn assert_no_failures(summary: &Summary) {
@@ -176,10 +189,15 @@ fn many_seeds() {
     let started = Instant::now();
     let config = SimConfig {
         strict_sold_marks: env_u64("SIM_STRICT_SOLD_MARKS") == Some(1),
+        late_payment: late_payment_policy(),
         ..SimConfig::default()
     };
     let summary = run_seeds(first..first + count, &config, threads());
-    println!("{summary}run time {:?}", started.elapsed());
+    println!(
+        "late payments: {:?}\n{summary}run time {:?}",
+        config.late_payment,
+        started.elapsed()
+    );
     if let Some(shortest) = summary.failures.iter().min_by_key(|f| f.step) {
         println!("shortest failure:\n{shortest}");
     }

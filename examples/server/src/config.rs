@@ -145,7 +145,8 @@ pub struct Args {
 
     /// Where the outbox relay publishes the event stream, and what the sales projection reads:
     /// `redis` (a Redis stream, needs `--redis-url`; the default with it), `nats` (JetStream,
-    /// needs `--nats-url`) or `rabbitmq` (a RabbitMQ stream, needs `--rabbitmq-url`). A broker's
+    /// needs `--nats-url`), `rabbitmq` (a RabbitMQ stream, needs `--rabbitmq-url`) or `kafka` (a
+    /// Kafka topic of one partition, needs `--kafka-brokers`; cargo feature `kafka`). A broker's
     /// projection keeps its read model in Redis with `--redis-url`, else in memory (rebuilt from
     /// the stream's start at every start).
     #[arg(long, env = "TICKETING_EVENT_SINK", value_enum)]
@@ -182,6 +183,19 @@ pub struct Args {
         default_value = "ticketing.events"
     )]
     pub rabbitmq_stream: String,
+
+    /// Kafka bootstrap servers of `--event-sink kafka` (`host:port`, comma-separated).
+    #[arg(long, env = "TICKETING_KAFKA_BROKERS")]
+    pub kafka_brokers: Option<String>,
+
+    /// The Kafka topic of `--event-sink kafka`: it must exist with exactly one partition (the
+    /// server does not create it).
+    #[arg(
+        long,
+        env = "TICKETING_KAFKA_TOPIC",
+        default_value = "ticketing.events"
+    )]
+    pub kafka_topic: String,
 
     /// Longest time a client may take to send a request's header (also how long an idle
     /// keep-alive connection stays open); the connection is closed after it.
@@ -249,6 +263,9 @@ pub enum EventSinkKind {
     Nats,
     /// A RabbitMQ stream (`ticketing-brokers`, feature `rabbitmq`).
     Rabbitmq,
+    /// A Kafka topic (`ticketing-brokers`, feature `kafka`; this crate's feature `kafka`, off by
+    /// default).
+    Kafka,
 }
 
 /// How log lines look.
@@ -452,6 +469,7 @@ impl Args {
             Some(EventSinkKind::Redis) => (self.redis_url.is_none(), "redis-url"),
             Some(EventSinkKind::Nats) => (self.nats_url.is_none(), "nats-url"),
             Some(EventSinkKind::Rabbitmq) => (self.rabbitmq_url.is_none(), "rabbitmq-url"),
+            Some(EventSinkKind::Kafka) => (self.kafka_brokers.is_none(), "kafka-brokers"),
             None => (false, ""),
         };
         if missing {
@@ -671,10 +689,15 @@ mod tests {
             &["--event-sink", "nats"][..],
             &["--event-sink", "rabbitmq", "--nats-url", "nats://x"],
             &["--event-sink", "redis"],
+            &["--event-sink", "kafka", "--rabbitmq-url", "amqp://x"],
         ] {
             assert!(matches!(sink(args), Err(Error::Config { .. })), "{args:?}");
         }
-        assert!(Args::try_parse_from(["ticketing-server", "--event-sink", "kafka"]).is_err());
+        assert_eq!(
+            sink(&["--event-sink", "kafka", "--kafka-brokers", "127.0.0.1:9092"]).unwrap(),
+            Some(EventSinkKind::Kafka)
+        );
+        assert!(Args::try_parse_from(["ticketing-server", "--event-sink", "pulsar"]).is_err());
     }
 
     #[test]

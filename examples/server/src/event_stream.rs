@@ -1,7 +1,7 @@
 //! The event stream in the background, until shutdown: the outbox relay publishes the outbox to
 //! the seat lock (repairing lock updates lost between a commit and the service's own lock call)
-//! in every mode, and to the event sink of `--event-sink` (a Redis stream, NATS JetStream or a
-//! RabbitMQ stream), whose sales projection keeps its read model. `--no-outbox-relay` and
+//! in every mode, and to the event sink of `--event-sink` (a Redis stream, NATS JetStream, a
+//! RabbitMQ stream or a Kafka topic), whose sales projection keeps its read model. `--no-outbox-relay` and
 //! `--no-projection` turn either off (e.g. to run them elsewhere). With the relay and the Redis
 //! stream, the stream is trimmed every `--prune-interval` to what every consumer group
 //! acknowledged.
@@ -159,6 +159,11 @@ mod brokers {
                     RabbitEventSink::connect(url, rabbitmq_stream(args)).await?,
                 ))
             }
+            #[cfg(feature = "kafka")]
+            EventSinkKind::Kafka => {
+                use ticketing_brokers::kafka::KafkaEventSink;
+                Ok(Arc::new(KafkaEventSink::connect(kafka_topic(args)).await?))
+            }
             other => Err(not_built(other)),
         }
     }
@@ -205,6 +210,19 @@ mod brokers {
                     Box::pin(async move { projection.run(stopped).await })
                 }))
             }
+            #[cfg(feature = "kafka")]
+            EventSinkKind::Kafka => {
+                use ticketing_brokers::kafka::{KafkaProjection, KafkaProjectionConfig};
+                let config = KafkaProjectionConfig {
+                    topic: kafka_topic(args),
+                    ..KafkaProjectionConfig::default()
+                };
+                let projection = KafkaProjection::new(model, config)?;
+                tracing::info!(topic = %args.kafka_topic, "sales projection started (Kafka)");
+                Ok(Box::new(move |stopped| {
+                    Box::pin(async move { projection.run(stopped).await })
+                }))
+            }
             other => Err(not_built(other)),
         }
     }
@@ -223,6 +241,14 @@ mod brokers {
             stream: args.rabbitmq_stream.clone(),
             max_length_bytes: None,
         }
+    }
+
+    #[cfg(feature = "kafka")]
+    fn kafka_topic(args: &Args) -> ticketing_brokers::kafka::KafkaTopicConfig {
+        ticketing_brokers::kafka::KafkaTopicConfig::new(
+            args.kafka_brokers.as_deref().unwrap_or_default(),
+            &args.kafka_topic,
+        )
     }
 
     fn not_built(kind: EventSinkKind) -> Error {

@@ -1,9 +1,9 @@
-//! The whole server (`ticketing_server::run`, real flags) with `--event-sink nats` and
-//! `--event-sink rabbitmq`: a purchase over HTTP reaches the broker through the relay, and the
+//! The whole server (`ticketing_server::run`, real flags) with `--event-sink nats`,
+//! `--event-sink rabbitmq` and `--event-sink kafka`: a purchase over HTTP reaches the broker through the relay, and the
 //! broker's projection keeps the read model in Redis (`--redis-url`), where the Redis stream's
 //! projection keeps it. In-memory tickets; the shared NATS (`TICKETING_NATS_URL`), RabbitMQ
-//! (`TICKETING_RABBITMQ_URL`) and Redis (`TICKETING_REDIS_URL`), each test under a stream and
-//! key prefix of its own.
+//! (`TICKETING_RABBITMQ_URL`) and Redis (`TICKETING_REDIS_URL`), librdkafka's mock Kafka
+//! cluster, each test under a stream (topic) and key prefix of its own.
 
 #![cfg(all(feature = "nats", feature = "rabbitmq"))]
 
@@ -179,4 +179,27 @@ async fn rabbitmq_carries_the_event_stream_of_the_server() {
     )
     .await;
     delete_rabbit_stream(&url, &stream).await;
+}
+
+/// Against librdkafka's mock cluster (no Kafka broker is installable here).
+#[cfg(feature = "kafka")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kafka_carries_the_event_stream_of_the_server() {
+    use ticketing_brokers::kafka::KafkaEventSink;
+    use ticketing_brokers::testing::KafkaMock;
+
+    let kafka = KafkaMock::start();
+    let sink = KafkaEventSink::new(kafka.topic_config()).expect("sink");
+    a_purchase_reaches_the_read_model(
+        &[
+            "--event-sink",
+            "kafka",
+            "--kafka-brokers",
+            &kafka.brokers(),
+            "--kafka-topic",
+            &kafka.topic,
+        ],
+        &sink,
+    )
+    .await;
 }

@@ -1,20 +1,24 @@
 //! Test support (feature `testing`): the shared brokers' URLs, a stream or queue of a test
-//! alone, and private broker processes for the chaos tests.
+//! alone, private broker processes for the chaos tests, and librdkafka's mock Kafka cluster.
 //!
 //! URLs come from the environment at run time; a test that cannot reach its broker fails with a
 //! message naming the variable, it never skips.
 
+#[cfg(feature = "kafka")]
+mod kafka;
 #[cfg(feature = "nats")]
 mod nats;
 #[cfg(feature = "rabbitmq")]
 mod rabbitmq;
 
+#[cfg(feature = "kafka")]
+pub use kafka::KafkaMock;
 #[cfg(feature = "nats")]
 pub use nats::{NATS_DEFAULT_URL, NATS_URL_VAR, PrivateNats, nats_client, nats_url, test_stream};
 #[cfg(feature = "rabbitmq")]
 pub use rabbitmq::{
-    RABBITMQ_DEFAULT_URL, RABBITMQ_URL_VAR, delete_rabbit_stream, rabbitmq_connection,
-    rabbitmq_url, read_rabbit_stream, test_rabbit_stream,
+    PrivateRabbit, RABBITMQ_DEFAULT_URL, RABBITMQ_URL_VAR, delete_rabbit_stream,
+    rabbitmq_connection, rabbitmq_url, read_rabbit_stream, test_rabbit_stream,
 };
 
 use std::net::TcpListener;

@@ -4,6 +4,9 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
+#[cfg(feature = "kafka")]
+pub mod kafka;
+
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;

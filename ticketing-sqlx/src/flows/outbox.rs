@@ -20,8 +20,15 @@ use ticketing_core::domain::{OutboxEntry, OutboxEvent};
 
 use crate::dialect::Dialect;
 
-/// How many rows one numbering transaction numbers at most when a reader numbers everything.
+/// Rows numbered per numbering transaction.
 const NUMBERING_CHUNK: u32 = 1_000;
+
+/// Most rows the relay numbers per batch it reads ([`Outbox::unsent`]), in chunks. Far more
+/// than a batch, so numbering never trails the commits while the publishing does: readers that
+/// number everything first (a seat-lock rebuild's `outbox_head`, inside the first purchase of an
+/// event) then find little left to number. Bounded, so that one relay round stays short even
+/// after the relay was off for hours.
+const NUMBERING_AHEAD: u32 = 20 * NUMBERING_CHUNK;
 
 /// The outbox on a database: its statements, and the numbering, the ordered reads and the
 /// relay's cursor and lease over them.
@@ -48,8 +55,9 @@ where
     /// No binds. The last number given, under a row lock: one numbering transaction at a time,
     /// each continuing from the last.
     const LOCK_NUMBERING: &'static str;
-    /// Binds: limit. Committed rows without a number, oldest id first. A plain read at READ
-    /// COMMITTED: it sees committed rows only and waits for no writer.
+    /// Binds: limit. Committed rows without a number, oldest id first (`ix_outbox_unnumbered`,
+    /// no sort). A plain read at READ COMMITTED: it sees committed rows only and waits for no
+    /// writer.
     const SELECT_UNNUMBERED: &'static str;
     /// Binds: the last number given.
     const SET_NUMBERED: &'static str;
@@ -174,6 +182,20 @@ where
         Ok(())
     }
 
+    /// Numbers committed rows, a chunk per transaction, until none is left or at least `rows`
+    /// are.
+    async fn number_ahead(pool: &Pool<Self>, rows: u32) -> Result<(), Self::Error> {
+        let mut numbered = 0;
+        while numbered < rows {
+            let chunk = Self::number_committed(pool, NUMBERING_CHUNK).await?;
+            numbered += chunk;
+            if chunk < NUMBERING_CHUNK {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// The number of the newest entry, after numbering every committed row: an entry committed
     /// after this call returns gets a greater one.
     async fn head(pool: &Pool<Self>) -> Result<u64, Self::Error> {
@@ -202,10 +224,11 @@ where
         Self::entries(&rows)
     }
 
-    /// Numbers up to `limit` committed rows first, then reads up to `limit` entries after the
-    /// sent cursor, so a relay publishes every committed change.
+    /// Numbers committed rows first (up to [`NUMBERING_AHEAD`] of them, or `limit` if more),
+    /// then reads up to `limit` entries after the sent cursor, so a relay publishes every
+    /// committed change.
     async fn unsent(pool: &Pool<Self>, limit: u32) -> Result<Vec<OutboxEntry>, Self::Error> {
-        Self::number_committed(pool, limit).await?;
+        Self::number_ahead(pool, limit.max(NUMBERING_AHEAD)).await?;
         let rows = sqlx::query(Self::SELECT_UNSENT)
             .bind(Self::count(limit))
             .fetch_all(pool)

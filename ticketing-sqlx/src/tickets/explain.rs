@@ -248,3 +248,40 @@ async fn explain_the_hot_reads() {
     assert_eq!(field(&pruned[0], "type"), "range");
     db.drop_database().await.expect("drop");
 }
+
+/// The numbering reads the first chunk of the unnumbered rows from an index in id order: a sort
+/// of every unnumbered row per chunk made numbering a backlog quadratic (a seat-lock rebuild
+/// numbers everything first, inside an event's first purchase: 408s after long sales).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_the_numbering_read() {
+    let db = TestDatabase::create(2)
+        .await
+        .expect("test database (set TICKETING_MYSQL_URL)");
+    sqlx::query(
+        "INSERT INTO outbox (kind, order_id, recorded_at, payload) \
+         WITH RECURSIVE n (i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000) \
+         SELECT 'TicketReserved', UNHEX(MD5(i * 10 + k)), '2030-01-01', '{}' \
+         FROM n, (SELECT 1 AS k UNION ALL SELECT 2 UNION ALL SELECT 3) AS copies",
+    )
+    .execute(db.pool())
+    .await
+    .expect("3,000 unnumbered rows");
+    sqlx::query("ANALYZE TABLE outbox")
+        .execute(db.pool())
+        .await
+        .expect("ANALYZE");
+    let plan = explain(
+        db.pool(),
+        "numbering",
+        <sqlx::MySql as crate::flows::outbox::Outbox>::SELECT_UNNUMBERED,
+        vec![b"1000".to_vec()],
+    )
+    .await;
+    assert_eq!(plan.len(), 1);
+    assert_eq!(field(&plan[0], "key"), "ix_outbox_unnumbered");
+    assert!(
+        !field(&plan[0], "Extra").contains("filesort"),
+        "the unnumbered rows are sorted: {plan:?}"
+    );
+    db.drop_database().await.expect("drop");
+}
