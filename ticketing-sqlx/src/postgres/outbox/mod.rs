@@ -78,5 +78,6 @@ mod backend {
 
 /// The numbering against real transactions (feature `testing`: needs the test server).
 #[cfg(all(test, feature = "testing"))]
+#[allow(clippy::duplicate_mod)] // the same checks, included once per database on purpose
 #[path = "../../flows/outbox_checks.rs"]
 mod tests;
