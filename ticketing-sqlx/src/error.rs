@@ -7,7 +7,7 @@ use crate::ADAPTER;
 
 /// MySQL/MariaDB error numbers this crate reacts to that sqlx has no [`sqlx::error::ErrorKind`]
 /// for (duplicate keys and missing parents are [`is_unique_violation`] and
-/// [`is_foreign_key_violation`]).
+/// [`is_foreign_key_violation`](crate::dialect::is_foreign_key_violation)).
 pub(crate) mod code {
     /// `ER_LOCK_WAIT_TIMEOUT` (also what `NOWAIT` answers when the row is locked).
     pub(crate) const LOCK_WAIT_TIMEOUT: u16 = 1205;
@@ -111,12 +111,6 @@ pub(crate) fn violates_unique_key(e: &sqlx::Error, key: &str) -> bool {
     is_unique_violation(e)
         && e.as_database_error()
             .is_some_and(|d| d.message().contains(key))
-}
-
-/// A foreign key would point at nothing (or a referenced row would be orphaned).
-pub(crate) fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
-    e.as_database_error()
-        .is_some_and(|d| d.is_foreign_key_violation())
 }
 
 impl From<sqlx::Error> for StoreError {

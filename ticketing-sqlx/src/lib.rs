@@ -10,6 +10,10 @@
 #[cfg(any(feature = "mysql", feature = "postgres"))]
 mod codec;
 #[cfg(any(feature = "mysql", feature = "postgres"))]
+mod dialect;
+#[cfg(any(feature = "mysql", feature = "postgres"))]
+mod flows;
+#[cfg(any(feature = "mysql", feature = "postgres"))]
 mod lock_state;
 #[cfg(any(feature = "mysql", feature = "postgres"))]
 mod retry;

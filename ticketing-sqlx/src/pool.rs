@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use sqlx::mysql::MySqlQueryResult;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
 use sqlx::{MySql, MySqlPool, Transaction};
 use ticketing_core::{Error, Result};
@@ -51,3 +52,38 @@ pub(crate) async fn begin(pool: &MySqlPool) -> Result<Transaction<'static, MySql
 /// The statement [`begin`] starts a transaction with.
 pub(crate) const BEGIN_READ_COMMITTED: &str =
     "SET TRANSACTION ISOLATION LEVEL READ COMMITTED; START TRANSACTION";
+
+/// What the shared flows need to know about MySQL beyond its SQL.
+impl crate::dialect::Dialect for MySql {
+    type Error = crate::error::StoreError;
+    type Count = u32;
+    type Shard = u16;
+
+    fn count(n: u32) -> u32 {
+        n
+    }
+
+    fn shard(shard: u16) -> u16 {
+        shard
+    }
+
+    async fn begin(pool: &MySqlPool) -> Result<Transaction<'static, MySql>, sqlx::Error> {
+        begin(pool).await
+    }
+
+    fn rows_affected(done: &MySqlQueryResult) -> u64 {
+        done.rows_affected()
+    }
+
+    fn seat_conflict() -> crate::error::StoreError {
+        crate::error::StoreError::SeatConflict
+    }
+
+    fn is_seat_conflict(e: &crate::error::StoreError) -> bool {
+        matches!(e, crate::error::StoreError::SeatConflict)
+    }
+
+    fn violates_unique_key(e: &sqlx::Error, key: &str) -> bool {
+        crate::error::violates_unique_key(e, key)
+    }
+}

@@ -1,13 +1,104 @@
-//! The outbox's statements. The two with a list of variable length are functions that build
-//! them with sqlx's [`QueryBuilder`] and bind their values; each needs at least one entry.
+//! The outbox's statements on MySQL, as the shared flow's [`Outbox`] constants, and the two
+//! statements with a list of variable length, built with sqlx's [`QueryBuilder`].
 
-use sqlx::{MySql, QueryBuilder};
+use chrono::{DateTime, TimeDelta, Utc};
+use sqlx::{MySql, MySqlConnection, MySqlPool, QueryBuilder};
+use ticketing_core::Error;
 use ticketing_core::domain::OutboxEvent;
 
 use crate::codec::push_list;
+use crate::error::StoreResult;
+use crate::flows::outbox::Outbox;
+
+impl Outbox for MySql {
+    type Seq = u64;
+
+    const LOCK_NUMBERING: &'static str =
+        "SELECT numbered_seq FROM outbox_relay WHERE id = 1 FOR UPDATE";
+    const SELECT_UNNUMBERED: &'static str =
+        "SELECT id FROM outbox WHERE seq IS NULL ORDER BY id LIMIT ?";
+    const SET_NUMBERED: &'static str = "UPDATE outbox_relay SET numbered_seq = ? WHERE id = 1";
+    const SELECT_HEAD: &'static str = "SELECT numbered_seq FROM outbox_relay WHERE id = 1";
+    const SELECT_AFTER: &'static str =
+        "SELECT seq, payload FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?";
+    const RELEASE_LEASE: &'static str =
+        "UPDATE outbox_relay SET holder = NULL, lease_until = NULL WHERE id = 1 AND holder = ?";
+    const SELECT_UNSENT: &'static str = "SELECT seq, payload FROM outbox \
+         WHERE seq > (SELECT sent_seq FROM outbox_relay WHERE id = 1) ORDER BY seq LIMIT ?";
+    const MARK_SENT: &'static str =
+        "UPDATE outbox_relay SET sent_seq = GREATEST(sent_seq, ?) WHERE id = 1 AND holder = ?";
+    const REWIND: &'static str =
+        "UPDATE outbox_relay SET sent_seq = LEAST(sent_seq, ?) WHERE id = 1 AND holder = ?";
+    const SELECT_SENT: &'static str = "SELECT sent_seq FROM outbox_relay WHERE id = 1";
+    const SELECT_PRUNABLE: &'static str = SELECT_PRUNABLE;
+    const PRUNE_UP_TO: &'static str = PRUNE_UP_TO;
+
+    fn seq_bind(seq: u64) -> u64 {
+        seq
+    }
+
+    fn seq_number(seq: u64) -> Result<u64, Error> {
+        Ok(seq)
+    }
+
+    fn seq_count(n: usize) -> u64 {
+        n as u64
+    }
+
+    async fn append(conn: &mut MySqlConnection, events: &[OutboxEvent]) -> StoreResult<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let payloads = events
+            .iter()
+            .map(serde_json::to_string)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| Error::internal(format!("outbox event does not serialise: {e}")))?;
+        insert_rows(events.iter().zip(payloads))
+            .build()
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
+    /// The list is padded to a power of two with the last id (FIELD answers its first
+    /// position, IN ignores repeats), so a relay numbering batches of every size prepares a
+    /// handful of statements instead of one per size (see `STATEMENT_CACHE_CAPACITY`).
+    async fn number_rows(conn: &mut MySqlConnection, last: u64, ids: &[u64]) -> StoreResult<u64> {
+        let last_id = ids[ids.len() - 1];
+        let mut padded = ids.to_vec();
+        padded.resize(ids.len().next_power_of_two(), last_id);
+        let numbered = number_rows(last, &padded)
+            .build()
+            .execute(&mut *conn)
+            .await?;
+        Ok(numbered.rows_affected())
+    }
+
+    /// The connection reports matched rows (`CLIENT_FOUND_ROWS`), so a renewal that changes
+    /// nothing still counts 1.
+    async fn take_lease(
+        pool: &MySqlPool,
+        relay: &str,
+        now: DateTime<Utc>,
+        ttl: TimeDelta,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE outbox_relay SET holder = ?, lease_until = ? \
+             WHERE id = 1 AND (holder IS NULL OR holder = ? OR lease_until <= ?)",
+        )
+        .bind(relay)
+        .bind(now + ttl)
+        .bind(relay)
+        .bind(now)
+        .execute(pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}
 
 /// Rows `(kind, order, recorded_at, payload)`, one per event, in the order given.
-pub(super) fn insert_rows<'a, I>(rows: I) -> QueryBuilder<MySql>
+fn insert_rows<'a, I>(rows: I) -> QueryBuilder<MySql>
 where
     I: IntoIterator<Item = (&'a OutboxEvent, String)>,
 {
@@ -22,18 +113,9 @@ where
     insert
 }
 
-/// Locks the numbering: one numbering transaction at a time, each continuing from the last.
-pub(super) const LOCK_NUMBERING: &str =
-    "SELECT numbered_seq FROM outbox_relay WHERE id = 1 FOR UPDATE";
-
-/// Committed rows without a number, oldest id first (`ix_outbox_unnumbered`, no sort). A plain
-/// read in READ COMMITTED: it sees committed rows only and waits for no writer.
-pub(crate) const SELECT_UNNUMBERED: &str =
-    "SELECT id FROM outbox WHERE seq IS NULL ORDER BY id LIMIT ?";
-
 /// Row `ids[i]` gets `last + i + 1` (`FIELD` answers an id's first position in `ids`), if it
 /// has no number yet.
-pub(super) fn number_rows(last: u64, ids: &[u64]) -> QueryBuilder<MySql> {
+fn number_rows(last: u64, ids: &[u64]) -> QueryBuilder<MySql> {
     let mut number = QueryBuilder::new("UPDATE outbox SET seq = ");
     number.push_bind(last).push(" + FIELD(id, ");
     let mut positions = number.separated(", ");
@@ -44,36 +126,6 @@ pub(super) fn number_rows(last: u64, ids: &[u64]) -> QueryBuilder<MySql> {
     push_list(&mut number, ids);
     number
 }
-
-pub(super) const SET_NUMBERED: &str = "UPDATE outbox_relay SET numbered_seq = ? WHERE id = 1";
-
-/// The last number given.
-pub(super) const SELECT_HEAD: &str = "SELECT numbered_seq FROM outbox_relay WHERE id = 1";
-
-pub(super) const SELECT_AFTER: &str =
-    "SELECT seq, payload FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?";
-
-/// The lease as a compare-and-set: taken when free, lapsed at the caller's `now`, or the caller's.
-/// The connection reports matched rows (`CLIENT_FOUND_ROWS`), so a renewal that changes nothing
-/// still counts 1.
-pub(super) const TAKE_LEASE: &str = "UPDATE outbox_relay SET holder = ?, lease_until = ? \
-     WHERE id = 1 AND (holder IS NULL OR holder = ? OR lease_until <= ?)";
-
-pub(super) const RELEASE_LEASE: &str =
-    "UPDATE outbox_relay SET holder = NULL, lease_until = NULL WHERE id = 1 AND holder = ?";
-
-/// Numbered entries after the sent cursor. Numbers are given in publication order, so no entry
-/// can appear later below one read here.
-pub(super) const SELECT_UNSENT: &str = "SELECT seq, payload FROM outbox \
-     WHERE seq > (SELECT sent_seq FROM outbox_relay WHERE id = 1) ORDER BY seq LIMIT ?";
-
-pub(super) const MARK_SENT: &str =
-    "UPDATE outbox_relay SET sent_seq = GREATEST(sent_seq, ?) WHERE id = 1 AND holder = ?";
-
-pub(super) const REWIND: &str =
-    "UPDATE outbox_relay SET sent_seq = LEAST(sent_seq, ?) WHERE id = 1 AND holder = ?";
-
-pub(super) const SELECT_SENT: &str = "SELECT sent_seq FROM outbox_relay WHERE id = 1";
 
 /// The oldest published entries, up to `?` of them, with their time: a range of
 /// `uq_outbox_seq` from its start (unnumbered rows, `seq IS NULL`, are not in it).

@@ -53,7 +53,7 @@ pub(super) mod code {
 
 /// What can go wrong inside the adapters before they answer through a port.
 #[derive(Debug)]
-pub(super) enum StoreError {
+pub(crate) enum StoreError {
     /// The driver failed: connection, protocol, or a server error.
     Sql(sqlx::Error),
     /// A domain answer, already in core's terms (`SeatsTaken`, `LimitExceeded`, …).
@@ -101,12 +101,6 @@ pub(super) fn violates_unique_key(e: &sqlx::Error, key: &str) -> bool {
     is_unique_violation(e)
         && e.as_database_error()
             .is_some_and(|d| d.constraint() == Some(key))
-}
-
-/// A foreign key would point at nothing.
-pub(super) fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
-    e.as_database_error()
-        .is_some_and(|d| d.is_foreign_key_violation())
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -161,7 +155,7 @@ pub(super) fn is_transient(e: &sqlx::Error) -> bool {
 }
 
 /// Short for a result with the private error.
-pub(super) type StoreResult<T> = Result<T, StoreError>;
+pub(crate) type StoreResult<T> = Result<T, StoreError>;
 
 #[cfg(test)]
 mod tests {

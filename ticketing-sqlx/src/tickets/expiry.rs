@@ -9,8 +9,9 @@ use uuid::Uuid;
 use super::sql;
 use super::transition::{expiry_statuses, load_orders, release_usage};
 use crate::error::StoreResult;
-use crate::outbox;
+use crate::flows::outbox::Outbox;
 use crate::pool::begin;
+use sqlx::MySql;
 
 /// Expires up to `limit` due orders. The order rows are locked with `FOR UPDATE SKIP LOCKED`:
 /// a concurrent sweeper skips them (and takes the next ones), a concurrent payment waits and then
@@ -65,7 +66,7 @@ pub(super) async fn expire_due_once(
         .iter()
         .map(|o| OutboxEvent::for_order(kind, o, now))
         .collect();
-    outbox::append(&mut tx, &events).await?;
+    MySql::append(&mut tx, &events).await?;
     tx.commit().await?;
     Ok(orders)
 }

@@ -273,7 +273,7 @@ async fn explain_the_numbering_read() {
     let plan = explain(
         db.pool(),
         "numbering",
-        crate::outbox::sql::SELECT_UNNUMBERED,
+        <sqlx::MySql as crate::flows::outbox::Outbox>::SELECT_UNNUMBERED,
         vec![b"1000".to_vec()],
     )
     .await;

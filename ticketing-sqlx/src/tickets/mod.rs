@@ -4,7 +4,6 @@ mod batch;
 mod expiry;
 #[cfg(all(test, feature = "testing"))]
 mod explain;
-mod payment;
 mod purchase;
 mod sql;
 mod transition;
@@ -14,10 +13,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::{MySqlPool, Row};
+use sqlx::{MySql, MySqlConnection, MySqlPool, Row};
 use ticketing_core::domain::{
     CustomerId, EventId, IdempotencyKey, Order, OrderId, OutboxEntry, Payment, PaymentRecorded,
-    PaymentRef, PaymentWrite, Ticket, TicketId, TicketStatus, VenueId,
+    PaymentRef, PaymentWrite, Ticket, TicketId, TicketStatus, VenueId, ZoneCode,
 };
 use ticketing_core::ports::{
     IdempotencyRecord, InsertOutcome, NewOrder, TicketRepository, Transition,
@@ -26,7 +25,10 @@ use ticketing_core::{Error, Result};
 
 use crate::codec::ticket;
 use crate::error::StoreResult;
-use crate::outbox;
+use crate::flows::OrderSteps;
+use crate::flows::outbox::Outbox;
+use crate::flows::payment::Ledger;
+use crate::flows::purchase::Purchase;
 use crate::retry::with_retry;
 
 pub use batch::BatchConfig;
@@ -170,7 +172,7 @@ impl TicketRepository for MySqlTicketRepository {
     async fn insert_order(&self, order: &NewOrder) -> Result<InsertOutcome> {
         match &self.batcher {
             Some(batcher) => batcher.insert(order).await,
-            None => Ok(purchase::insert_order(&self.pool, order).await?),
+            None => Ok(MySql::insert_order(&self.pool, order).await?),
         }
     }
 
@@ -180,7 +182,7 @@ impl TicketRepository for MySqlTicketRepository {
         key: &IdempotencyKey,
     ) -> Result<Option<IdempotencyRecord>> {
         Ok(with_retry("idempotency_record", || {
-            purchase::idempotency_record(&self.pool, customer, key)
+            MySql::idempotency_record(&self.pool, customer, key)
         })
         .await?)
     }
@@ -206,24 +208,24 @@ impl TicketRepository for MySqlTicketRepository {
     }
 
     async fn record_payment(&self, write: &PaymentWrite) -> Result<PaymentRecorded> {
-        Ok(with_retry("record_payment", || payment::record_once(&self.pool, write)).await?)
+        Ok(with_retry("record_payment", || MySql::record_once(&self.pool, write)).await?)
     }
 
     async fn payment(&self, reference: &PaymentRef) -> Result<Option<Payment>> {
-        Ok(with_retry("payment", || payment::select_payment(&self.pool, reference)).await?)
+        Ok(with_retry("payment", || MySql::select_payment(&self.pool, reference)).await?)
     }
 
     async fn payments_of(&self, order: OrderId) -> Result<Vec<Payment>> {
-        Ok(with_retry("payments_of", || payment::payments_of(&self.pool, order)).await?)
+        Ok(with_retry("payments_of", || MySql::payments_of(&self.pool, order)).await?)
     }
 
     async fn refunds_due(&self, limit: u32) -> Result<Vec<Payment>> {
-        Ok(with_retry("refunds_due", || payment::refunds_due(&self.pool, limit)).await?)
+        Ok(with_retry("refunds_due", || MySql::refunds_due(&self.pool, limit)).await?)
     }
 
     async fn mark_refunded(&self, reference: &PaymentRef, at: DateTime<Utc>) -> Result<bool> {
         Ok(with_retry("mark_refunded", || {
-            payment::mark_refunded(&self.pool, reference, at)
+            MySql::mark_refunded(&self.pool, reference, at)
         })
         .await?)
     }
@@ -260,12 +262,12 @@ impl TicketRepository for MySqlTicketRepository {
 
     async fn outbox_head(&self) -> Result<Option<u64>> {
         Ok(Some(
-            with_retry("outbox_head", || outbox::head(&self.pool)).await?,
+            with_retry("outbox_head", || MySql::head(&self.pool)).await?,
         ))
     }
 
     async fn outbox_after(&self, after: u64, limit: u32) -> Result<Vec<OutboxEntry>> {
-        Ok(with_retry("outbox_after", || outbox::after(&self.pool, after, limit)).await?)
+        Ok(with_retry("outbox_after", || MySql::after(&self.pool, after, limit)).await?)
     }
 
     async fn active_tickets_page(
@@ -278,5 +280,34 @@ impl TicketRepository for MySqlTicketRepository {
             self.active_tickets_page_once(event, after, limit)
         })
         .await?)
+    }
+}
+
+/// The MySQL code of the steps the shared flows take.
+impl OrderSteps for MySql {
+    const ACTIVE_SEAT_KEY: &'static str = sql::ACTIVE_SEAT_KEY;
+
+    async fn load_order(conn: &mut MySqlConnection, id: OrderId) -> StoreResult<Order> {
+        transition::load_order(conn, id).await
+    }
+
+    async fn take_places(
+        conn: &mut MySqlConnection,
+        event: EventId,
+        zone: &ZoneCode,
+        capacity: u32,
+        n: u32,
+        start: u32,
+    ) -> StoreResult<Option<Vec<u16>>> {
+        zone_capacity::take(conn, event, zone, capacity, n, start).await
+    }
+
+    async fn raise_usage_within(
+        conn: &mut MySqlConnection,
+        order: &Order,
+        count: u32,
+        limit: u32,
+    ) -> StoreResult<()> {
+        purchase::raise_usage_within(conn, order, count, limit).await
     }
 }

@@ -12,6 +12,7 @@ use ticketing_core::ports::IdempotencyRecord;
 use uuid::Uuid;
 
 use crate::codec::{push_list, ticket_columns};
+use crate::flows::payment::Ledger;
 
 // --- purchase ---------------------------------------------------------------------------------
 
@@ -340,32 +341,26 @@ pub(super) const COUNT_BY_STATUS: &str =
 pub(super) const REVENUE_MINOR: &str = "SELECT CAST(COALESCE(SUM(price_minor), 0) AS SIGNED) AS revenue \
      FROM tickets WHERE event_id = ? AND status = ? AND venue_id = ?";
 
-// --- payments ledger (`payments`) -------------------------------------------------------------
+// --- payments ledger (`payments`): the statements of the shared flow ------------------------
 
-/// Binds: reference, order, amount, currency, received_at, outcome.
-pub(super) const INSERT_PAYMENT: &str = "INSERT INTO payments \
-     (reference, order_id, amount_minor, currency, received_at, outcome) VALUES (?, ?, ?, ?, ?, ?)";
-
-/// Binds: reference.
-pub(super) const SELECT_PAYMENT: &str = "SELECT reference, order_id, amount_minor, currency, \
-     received_at, outcome, refunded_at FROM payments WHERE reference = ?";
-
-/// Binds: order.
-pub(super) const SELECT_PAYMENTS_OF_ORDER: &str = "SELECT reference, order_id, amount_minor, \
-     currency, received_at, outcome, refunded_at FROM payments WHERE order_id = ? \
-     ORDER BY received_at, reference";
-
-/// Binds: limit. Served by `ix_payments_refund_owed`, which holds only owed refunds.
-pub(super) const SELECT_REFUNDS_DUE: &str = "SELECT reference, order_id, amount_minor, currency, \
-     received_at, outcome, refunded_at FROM payments WHERE refund_owed = 1 \
-     ORDER BY received_at, reference LIMIT ?";
-
-/// Binds: refunded_at, reference.
-pub(super) const MARK_REFUNDED: &str =
-    "UPDATE payments SET refunded_at = ? WHERE reference = ? AND refund_owed = 1";
-
-/// Binds: order. The order's status under a row lock: the decision's guard.
-pub(super) const LOCK_ORDER_STATUS: &str = "SELECT status FROM orders WHERE id = ? FOR UPDATE";
-
-/// Binds: shard, ticket. The `zone_usage` shard a reactivated general-admission place counts in.
-pub(super) const SET_USAGE_SHARD: &str = "UPDATE tickets SET usage_shard = ? WHERE id = ?";
+impl Ledger for MySql {
+    const INSERT_PAYMENT: &'static str = "INSERT INTO payments \
+         (reference, order_id, amount_minor, currency, received_at, outcome) \
+         VALUES (?, ?, ?, ?, ?, ?)";
+    const SELECT_PAYMENT: &'static str = "SELECT reference, order_id, amount_minor, currency, \
+         received_at, outcome, refunded_at FROM payments WHERE reference = ?";
+    const SELECT_PAYMENTS_OF_ORDER: &'static str = "SELECT reference, order_id, amount_minor, \
+         currency, received_at, outcome, refunded_at FROM payments WHERE order_id = ? \
+         ORDER BY received_at, reference";
+    /// Served by `ix_payments_refund_owed`, which holds only owed refunds.
+    const SELECT_REFUNDS_DUE: &'static str = "SELECT reference, order_id, amount_minor, \
+         currency, received_at, outcome, refunded_at FROM payments WHERE refund_owed = 1 \
+         ORDER BY received_at, reference LIMIT ?";
+    const MARK_REFUNDED: &'static str =
+        "UPDATE payments SET refunded_at = ? WHERE reference = ? AND refund_owed = 1";
+    const LOCK_ORDER_STATUS: &'static str = "SELECT status FROM orders WHERE id = ? FOR UPDATE";
+    const CAS_ORDER_BEFORE_DEADLINE: &'static str = CAS_ORDER_BEFORE_DEADLINE;
+    const CAS_ORDER: &'static str = CAS_ORDER;
+    const MOVE_TICKETS: &'static str = MOVE_TICKETS;
+    const SET_USAGE_SHARD: &'static str = "UPDATE tickets SET usage_shard = ? WHERE id = ?";
+}

@@ -12,9 +12,10 @@ use uuid::Uuid;
 use super::sql;
 use crate::codec::ticket;
 use crate::error::StoreResult;
-use crate::outbox;
+use crate::flows::outbox::Outbox;
 use crate::pool::begin;
 pub(super) use crate::rules::expiry_statuses;
+use sqlx::MySql;
 
 /// Applies `t` as a compare-and-set; `true` when every ticket of the order moved.
 pub(super) async fn transition_once(pool: &MySqlPool, t: &Transition) -> StoreResult<bool> {
@@ -66,7 +67,7 @@ pub(super) async fn transition_once(pool: &MySqlPool, t: &Transition) -> StoreRe
         release_usage(&mut tx, std::slice::from_ref(&order)).await?;
     }
     let kind = OutboxKind::for_action(t.action);
-    outbox::append(&mut tx, &[OutboxEvent::for_order(kind, &order, t.now)]).await?;
+    MySql::append(&mut tx, &[OutboxEvent::for_order(kind, &order, t.now)]).await?;
     tx.commit().await?;
     Ok(true)
 }

@@ -1,234 +1,20 @@
-//! The transactional outbox on PostgreSQL, numbered after commit exactly as on MySQL (see
-//! `crate::outbox` and docs/DESIGN.md, "The event stream"): writers insert rows with an id from
-//! an identity sequence (`nextval` takes no lock held to COMMIT) and no number; one numbering
-//! transaction at a time, queued on the `outbox_relay` row, numbers the committed rows in id
-//! order. The relay's [`OutboxStore`] on [`PgTicketRepository`] keeps the cursor and the lease in
-//! that row.
+//! The relay's view of the transactional outbox on PostgreSQL: [`OutboxStore`] on
+//! [`PgTicketRepository`], the shared flow `crate::flows::outbox` on PostgreSQL's statements
+//! (`sql.rs`). Rows get an id from an identity sequence when written (`nextval` takes no lock
+//! held to COMMIT) and their number after commit, as on MySQL.
 
 pub(super) mod sql;
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
-use sqlx::postgres::PgRow;
-use sqlx::{PgConnection, PgPool, Row};
-use ticketing_core::domain::{OutboxEntry, OutboxEvent};
+use sqlx::Postgres;
+use ticketing_core::Result;
+use ticketing_core::domain::OutboxEntry;
 use ticketing_core::ports::OutboxStore;
-use ticketing_core::{Error, Result};
 
 use super::PgTicketRepository;
-use super::error::{StoreResult, with_retry};
-use super::pool::begin;
-use crate::codec::stored;
-
-/// Rows numbered per numbering transaction.
-const NUMBERING_CHUNK: u32 = 1_000;
-
-/// Most rows the relay numbers per batch it reads ([`OutboxStore::unsent`]), in chunks. Far more
-/// than a batch, so numbering never trails the commits while the publishing does: readers that
-/// number everything first (a seat-lock rebuild's `outbox_head`, inside the first purchase of an
-/// event) then find little left to number. Bounded, so that one relay round stays short even
-/// after the relay was off for hours.
-const NUMBERING_AHEAD: u32 = 20 * NUMBERING_CHUNK;
-
-/// Appends `events` in order, without a number and without taking any lock another writer waits
-/// for: the rows get theirs from [`number_committed`] once this transaction committed.
-pub(super) async fn append(conn: &mut PgConnection, events: &[OutboxEvent]) -> StoreResult<()> {
-    if events.is_empty() {
-        return Ok(());
-    }
-    let payloads = events
-        .iter()
-        .map(serde_json::to_string)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| Error::internal(format!("outbox event does not serialise: {e}")))?;
-    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
-    let orders: Vec<uuid::Uuid> = events.iter().map(|e| e.order_id.as_uuid()).collect();
-    let times: Vec<DateTime<Utc>> = events.iter().map(|e| e.at).collect();
-    sqlx::query(sql::INSERT_ROWS)
-        .bind(kinds)
-        .bind(orders)
-        .bind(times)
-        .bind(payloads)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
-}
-
-/// Numbers up to `limit` committed, unnumbered rows in id order, continuing from the last number
-/// given; returns how many it numbered. Runs in a task of its own, so a cancelled caller cannot
-/// stop it half-way (as on MySQL).
-pub(super) async fn number_committed(pool: &PgPool, limit: u32) -> StoreResult<u32> {
-    let pool = pool.clone();
-    tokio::spawn(async move { number_committed_once(&pool, limit).await })
-        .await
-        .map_err(|e| Error::internal(format!("outbox numbering task failed: {e}")))?
-}
-
-async fn number_committed_once(pool: &PgPool, limit: u32) -> StoreResult<u32> {
-    let mut tx = begin(pool).await?;
-    let last: i64 = sqlx::query_scalar(sql::LOCK_NUMBERING)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(relay_row_missing)?;
-    let ids: Vec<i64> = sqlx::query_scalar(sql::SELECT_UNNUMBERED)
-        .bind(i64::from(limit))
-        .fetch_all(&mut *tx)
-        .await?;
-    if ids.is_empty() {
-        tx.rollback().await?;
-        return Ok(0);
-    }
-    let numbered = sqlx::query(sql::NUMBER_ROWS)
-        .bind(last)
-        .bind(&ids)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-    if numbered != ids.len() as u64 {
-        return Err(Error::internal(format!(
-            "numbered {numbered} of {} outbox rows; another numbering ran unlocked",
-            ids.len()
-        ))
-        .into());
-    }
-    sqlx::query(sql::SET_NUMBERED)
-        .bind(last + ids.len() as i64)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    Ok(ids.len() as u32)
-}
-
-/// Numbers every committed row that has no number yet, a chunk per transaction.
-async fn number_all_committed(pool: &PgPool) -> StoreResult<()> {
-    while number_committed(pool, NUMBERING_CHUNK).await? == NUMBERING_CHUNK {}
-    Ok(())
-}
-
-/// Numbers committed rows, a chunk per transaction, until none is left or at least `rows` are.
-async fn number_ahead(pool: &PgPool, rows: u32) -> StoreResult<()> {
-    let mut numbered = 0;
-    while numbered < rows {
-        let chunk = number_committed(pool, NUMBERING_CHUNK).await?;
-        numbered += chunk;
-        if chunk < NUMBERING_CHUNK {
-            break;
-        }
-    }
-    Ok(())
-}
-
-/// The number of the newest entry, after numbering every committed row.
-pub(super) async fn head(pool: &PgPool) -> StoreResult<u64> {
-    number_all_committed(pool).await?;
-    let head: i64 = sqlx::query_scalar(sql::SELECT_HEAD)
-        .fetch_optional(pool)
-        .await?
-        .ok_or_else(relay_row_missing)?;
-    Ok(number(head)?)
-}
-
-/// Up to `limit` entries after `after`, in sequence order, after numbering every committed row.
-pub(super) async fn after(pool: &PgPool, after: u64, limit: u32) -> StoreResult<Vec<OutboxEntry>> {
-    number_all_committed(pool).await?;
-    let rows = sqlx::query(sql::SELECT_AFTER)
-        .bind(seq_bind(after))
-        .bind(i64::from(limit))
-        .fetch_all(pool)
-        .await?;
-    entries(&rows)
-}
-
-fn entries(rows: &[PgRow]) -> StoreResult<Vec<OutboxEntry>> {
-    rows.iter()
-        .map(|row| {
-            let payload: String = row.try_get("payload")?;
-            let event: OutboxEvent = serde_json::from_str(&payload).map_err(|e| {
-                Error::internal(format!("outbox row holds an unreadable event: {e}"))
-            })?;
-            Ok(OutboxEntry {
-                seq: number(row.try_get("seq")?)?,
-                event,
-            })
-        })
-        .collect()
-}
-
-/// A stored sequence number (never negative).
-fn number(seq: i64) -> Result<u64> {
-    stored(u64::try_from(seq))
-}
-
-/// A sequence number as bound: numbers past `i64::MAX` cannot exist, so they clamp.
-fn seq_bind(seq: u64) -> i64 {
-    i64::try_from(seq).unwrap_or(i64::MAX)
-}
-
-/// Deletes up to `limit` published entries recorded before `before`, as a prefix by number.
-async fn prune(pool: &PgPool, before: DateTime<Utc>, limit: u32) -> StoreResult<u64> {
-    let rows = sqlx::query(sql::SELECT_PRUNABLE)
-        .bind(i64::from(limit))
-        .fetch_all(pool)
-        .await?;
-    let mut up_to = None;
-    for row in &rows {
-        let recorded: DateTime<Utc> = row.try_get("recorded_at")?;
-        if recorded >= before {
-            break;
-        }
-        up_to = Some(row.try_get::<i64, _>("seq")?);
-    }
-    let Some(up_to) = up_to else {
-        return Ok(0);
-    };
-    let done = sqlx::query(sql::PRUNE_UP_TO)
-        .bind(up_to)
-        .bind(i64::from(limit))
-        .execute(pool)
-        .await?;
-    Ok(done.rows_affected())
-}
-
-fn relay_row_missing() -> Error {
-    Error::internal("outbox_relay has no row; were the migrations run?")
-}
-
-async fn take_lease(
-    pool: &PgPool,
-    relay: &str,
-    now: DateTime<Utc>,
-    ttl: TimeDelta,
-) -> StoreResult<bool> {
-    let done = sqlx::query(sql::TAKE_LEASE)
-        .bind(relay)
-        .bind(now + ttl)
-        .bind(now)
-        .execute(pool)
-        .await?;
-    Ok(done.rows_affected() == 1)
-}
-
-async fn update_cursor(
-    pool: &PgPool,
-    statement: &'static str,
-    relay: &str,
-    seq: u64,
-) -> StoreResult<bool> {
-    let done = sqlx::query(statement)
-        .bind(seq_bind(seq))
-        .bind(relay)
-        .execute(pool)
-        .await?;
-    Ok(done.rows_affected() == 1)
-}
-
-async fn sent(pool: &PgPool) -> StoreResult<u64> {
-    let row = sqlx::query(sql::SELECT_SENT)
-        .fetch_optional(pool)
-        .await?
-        .ok_or_else(relay_row_missing)?;
-    Ok(number(row.try_get("sent_seq")?)?)
-}
+use super::error::with_retry;
+use crate::flows::outbox::Outbox;
 
 /// The relay's store on the outbox tables: the cursor and the lease are the one row of
 /// `outbox_relay`, each change one compare-and-set `UPDATE` with the caller's clock.
@@ -241,156 +27,57 @@ impl OutboxStore for PgTicketRepository {
         ttl: TimeDelta,
     ) -> Result<bool> {
         Ok(with_retry("try_acquire_lease", || {
-            take_lease(self.pool(), relay, now, ttl)
+            Postgres::take_lease(self.pool(), relay, now, ttl)
         })
         .await?)
     }
 
     async fn release_lease(&self, relay: &str) -> Result<()> {
-        with_retry("release_lease", || async {
-            sqlx::query(sql::RELEASE_LEASE)
-                .bind(relay)
-                .execute(self.pool())
-                .await?;
-            Ok(())
-        })
-        .await?;
-        Ok(())
-    }
-
-    /// Numbers up to `limit` committed rows first, so a relay publishes every committed change.
-    async fn unsent(&self, limit: u32) -> Result<Vec<OutboxEntry>> {
-        Ok(with_retry("unsent", || async {
-            number_ahead(self.pool(), limit.max(NUMBERING_AHEAD)).await?;
-            let rows = sqlx::query(sql::SELECT_UNSENT)
-                .bind(i64::from(limit))
-                .fetch_all(self.pool())
-                .await?;
-            entries(&rows)
+        Ok(with_retry("release_lease", || {
+            Postgres::release_lease(self.pool(), relay)
         })
         .await?)
     }
 
+    /// Numbers up to `limit` committed rows first, so a relay publishes every committed change.
+    async fn unsent(&self, limit: u32) -> Result<Vec<OutboxEntry>> {
+        Ok(with_retry("unsent", || Postgres::unsent(self.pool(), limit)).await?)
+    }
+
     async fn mark_sent(&self, relay: &str, up_to: u64) -> Result<bool> {
         Ok(with_retry("mark_sent", || {
-            update_cursor(self.pool(), sql::MARK_SENT, relay, up_to)
+            Postgres::update_cursor(self.pool(), Postgres::MARK_SENT, relay, up_to)
         })
         .await?)
     }
 
     async fn rewind(&self, relay: &str, to: u64) -> Result<bool> {
         Ok(with_retry("rewind", || {
-            update_cursor(self.pool(), sql::REWIND, relay, to)
+            Postgres::update_cursor(self.pool(), Postgres::REWIND, relay, to)
         })
         .await?)
     }
 
     async fn sent_up_to(&self) -> Result<u64> {
-        Ok(with_retry("sent_up_to", || sent(self.pool())).await?)
+        Ok(with_retry("sent_up_to", || Postgres::sent(self.pool())).await?)
     }
 
     async fn prune(&self, before: DateTime<Utc>, limit: u32) -> Result<u64> {
-        Ok(with_retry("prune", || prune(self.pool(), before, limit)).await?)
+        Ok(with_retry("prune", || Postgres::prune(self.pool(), before, limit)).await?)
     }
+}
+
+/// What the shared numbering checks run on.
+#[cfg(all(test, feature = "testing"))]
+mod backend {
+    pub(super) use crate::postgres::PgTicketRepository as Repository;
+    pub(super) use crate::postgres::pool::begin;
+    pub(super) use crate::postgres::testing::TestDatabase;
+    pub(super) use sqlx::Postgres as Db;
 }
 
 /// The numbering against real transactions (feature `testing`: needs the test server).
 #[cfg(all(test, feature = "testing"))]
-mod tests {
-    use chrono::TimeZone;
-    use ticketing_core::domain::{
-        Currency, CustomerId, EventId, Money, OrderId, OutboxKind, VenueId,
-    };
-    use ticketing_core::ports::TicketRepository;
-    use uuid::Uuid;
-
-    use super::*;
-    use crate::postgres::testing::TestDatabase;
-
-    fn reserved(order: OrderId) -> OutboxEvent {
-        OutboxEvent {
-            version: ticketing_core::domain::OUTBOX_SCHEMA_VERSION,
-            kind: OutboxKind::TicketReserved,
-            order_id: order,
-            event_id: EventId::from_uuid(Uuid::now_v7()),
-            venue_id: VenueId::from_uuid(Uuid::now_v7()),
-            customer: CustomerId::new("c").unwrap(),
-            ticket_ids: Vec::new(),
-            seats: Vec::new(),
-            amount: Money::new(100, Currency::new("EUR").unwrap()),
-            at: Utc.with_ymd_and_hms(2026, 12, 2, 12, 0, 0).unwrap(),
-            lines: Vec::new(),
-            payment: None,
-        }
-    }
-
-    fn orders(entries: &[OutboxEntry]) -> Vec<(u64, OrderId)> {
-        entries.iter().map(|e| (e.seq, e.event.order_id)).collect()
-    }
-
-    /// A transaction that inserted its outbox row before another one and commits after it gets
-    /// the lower id but the higher number, and is published once it commits.
-    #[tokio::test]
-    async fn a_row_that_commits_late_under_a_lower_id_is_published_after_it_commits() {
-        let db = TestDatabase::create(4).await.unwrap();
-        let pool = db.pool();
-        let repo = PgTicketRepository::new(pool.clone());
-        let (slow_order, fast_order) = (
-            OrderId::from_uuid(Uuid::now_v7()),
-            OrderId::from_uuid(Uuid::now_v7()),
-        );
-        let mut slow = begin(pool).await.unwrap();
-        append(&mut slow, &[reserved(slow_order)]).await.unwrap();
-        let mut fast = begin(pool).await.unwrap();
-        append(&mut fast, &[reserved(fast_order)]).await.unwrap();
-        // The fast writer commits while the slow one is still open: no lock makes it wait.
-        fast.commit().await.unwrap();
-
-        let now = Utc::now();
-        assert!(
-            repo.try_acquire_lease("r", now, TimeDelta::seconds(30))
-                .await
-                .unwrap()
-        );
-        let first = repo.unsent(100).await.unwrap();
-        assert_eq!(orders(&first), [(1, fast_order)], "only committed rows");
-        assert!(repo.mark_sent("r", 1).await.unwrap());
-        assert!(repo.unsent(100).await.unwrap().is_empty());
-
-        slow.commit().await.unwrap();
-        let second = repo.unsent(100).await.unwrap();
-        assert_eq!(
-            orders(&second),
-            [(2, slow_order)],
-            "published once committed"
-        );
-        assert_eq!(repo.outbox_head().await.unwrap(), Some(2));
-        assert_eq!(
-            orders(&repo.outbox_after(0, 10).await.unwrap()),
-            [(1, fast_order), (2, slow_order)]
-        );
-        db.drop_database().await.unwrap();
-    }
-
-    /// A rolled-back writer leaves an id unused and no gap in the numbers.
-    #[tokio::test]
-    async fn a_rolled_back_row_leaves_no_gap_in_the_numbers() {
-        let db = TestDatabase::create(4).await.unwrap();
-        let pool = db.pool();
-        let ids = [(); 3].map(|_| OrderId::from_uuid(Uuid::now_v7()));
-        for (n, id) in ids.iter().enumerate() {
-            let mut tx = begin(pool).await.unwrap();
-            append(&mut tx, &[reserved(*id)]).await.unwrap();
-            if n == 1 {
-                tx.rollback().await.unwrap();
-            } else {
-                tx.commit().await.unwrap();
-            }
-        }
-        assert_eq!(
-            orders(&after(pool, 0, 10).await.unwrap()),
-            [(1, ids[0]), (2, ids[2])]
-        );
-        db.drop_database().await.unwrap();
-    }
-}
+#[allow(clippy::duplicate_mod)] // the same checks, included once per database on purpose
+#[path = "../../flows/outbox_checks.rs"]
+mod tests;

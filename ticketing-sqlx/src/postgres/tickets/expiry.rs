@@ -9,10 +9,11 @@ use uuid::Uuid;
 
 use super::sql;
 use super::transition::{load_orders, release_usage};
+use crate::flows::outbox::Outbox;
 use crate::postgres::error::StoreResult;
-use crate::postgres::outbox;
 use crate::postgres::pool::begin;
 use crate::rules::expiry_statuses;
+use sqlx::Postgres;
 
 /// Expires up to `limit` due orders. The order rows are locked with `FOR UPDATE SKIP LOCKED`:
 /// a concurrent sweeper skips them (and takes the next ones), a concurrent payment waits and then
@@ -71,7 +72,7 @@ pub(super) async fn expire_due_once(
         .iter()
         .map(|o| OutboxEvent::for_order(kind, o, now))
         .collect();
-    outbox::append(&mut tx, &events).await?;
+    Postgres::append(&mut tx, &events).await?;
     tx.commit().await?;
     Ok(orders)
 }

@@ -197,7 +197,13 @@ async fn pg_explain_the_hot_reads() {
     );
     assert!(!due.contains("Sort"), "in deadline order");
 
-    let refunds = explain(&mut conn, "refunds_due", sql::SELECT_REFUNDS_DUE, &["100"]).await;
+    let refunds = explain(
+        &mut conn,
+        "refunds_due",
+        <sqlx::Postgres as crate::flows::payment::Ledger>::SELECT_REFUNDS_DUE,
+        &["100"],
+    )
+    .await;
     assert!(
         refunds.contains("Index Scan using ix_payments_refund_owed"),
         "refunds owed come from their partial index"

@@ -3,7 +3,6 @@
 mod expiry;
 #[cfg(all(test, feature = "testing"))]
 mod explain;
-mod payment;
 mod purchase;
 mod sql;
 mod transition;
@@ -11,10 +10,10 @@ mod zone_capacity;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::{PgPool, Row};
+use sqlx::{PgConnection, PgPool, Postgres, Row};
 use ticketing_core::domain::{
     CustomerId, EventId, IdempotencyKey, Order, OrderId, OutboxEntry, Payment, PaymentRecorded,
-    PaymentRef, PaymentWrite, Ticket, TicketId, TicketStatus, VenueId,
+    PaymentRef, PaymentWrite, Ticket, TicketId, TicketStatus, VenueId, ZoneCode,
 };
 use ticketing_core::ports::{
     IdempotencyRecord, InsertOutcome, NewOrder, TicketRepository, Transition,
@@ -22,8 +21,11 @@ use ticketing_core::ports::{
 use ticketing_core::{Error, Result};
 
 use super::error::{StoreResult, with_retry};
-use super::outbox;
 use crate::codec::ticket;
+use crate::flows::OrderSteps;
+use crate::flows::outbox::Outbox;
+use crate::flows::payment::Ledger;
+use crate::flows::purchase::Purchase;
 
 /// The [`TicketRepository`] (and the relay's `OutboxStore`) on PostgreSQL.
 ///
@@ -126,7 +128,7 @@ impl PgTicketRepository {
 #[async_trait]
 impl TicketRepository for PgTicketRepository {
     async fn insert_order(&self, order: &NewOrder) -> Result<InsertOutcome> {
-        Ok(purchase::insert_order(&self.pool, order).await?)
+        Ok(Postgres::insert_order(&self.pool, order).await?)
     }
 
     async fn idempotency_record(
@@ -135,7 +137,7 @@ impl TicketRepository for PgTicketRepository {
         key: &IdempotencyKey,
     ) -> Result<Option<IdempotencyRecord>> {
         Ok(with_retry("idempotency_record", || {
-            purchase::idempotency_record(&self.pool, customer, key)
+            Postgres::idempotency_record(&self.pool, customer, key)
         })
         .await?)
     }
@@ -161,24 +163,30 @@ impl TicketRepository for PgTicketRepository {
     }
 
     async fn record_payment(&self, write: &PaymentWrite) -> Result<PaymentRecorded> {
-        Ok(with_retry("record_payment", || payment::record_once(&self.pool, write)).await?)
+        Ok(with_retry("record_payment", || {
+            Postgres::record_once(&self.pool, write)
+        })
+        .await?)
     }
 
     async fn payment(&self, reference: &PaymentRef) -> Result<Option<Payment>> {
-        Ok(with_retry("payment", || payment::select_payment(&self.pool, reference)).await?)
+        Ok(with_retry("payment", || {
+            Postgres::select_payment(&self.pool, reference)
+        })
+        .await?)
     }
 
     async fn payments_of(&self, order: OrderId) -> Result<Vec<Payment>> {
-        Ok(with_retry("payments_of", || payment::payments_of(&self.pool, order)).await?)
+        Ok(with_retry("payments_of", || Postgres::payments_of(&self.pool, order)).await?)
     }
 
     async fn refunds_due(&self, limit: u32) -> Result<Vec<Payment>> {
-        Ok(with_retry("refunds_due", || payment::refunds_due(&self.pool, limit)).await?)
+        Ok(with_retry("refunds_due", || Postgres::refunds_due(&self.pool, limit)).await?)
     }
 
     async fn mark_refunded(&self, reference: &PaymentRef, at: DateTime<Utc>) -> Result<bool> {
         Ok(with_retry("mark_refunded", || {
-            payment::mark_refunded(&self.pool, reference, at)
+            Postgres::mark_refunded(&self.pool, reference, at)
         })
         .await?)
     }
@@ -215,12 +223,12 @@ impl TicketRepository for PgTicketRepository {
 
     async fn outbox_head(&self) -> Result<Option<u64>> {
         Ok(Some(
-            with_retry("outbox_head", || outbox::head(&self.pool)).await?,
+            with_retry("outbox_head", || Postgres::head(&self.pool)).await?,
         ))
     }
 
     async fn outbox_after(&self, after: u64, limit: u32) -> Result<Vec<OutboxEntry>> {
-        Ok(with_retry("outbox_after", || outbox::after(&self.pool, after, limit)).await?)
+        Ok(with_retry("outbox_after", || Postgres::after(&self.pool, after, limit)).await?)
     }
 
     async fn active_tickets_page(
@@ -233,5 +241,34 @@ impl TicketRepository for PgTicketRepository {
             self.active_tickets_page_once(event, after, limit)
         })
         .await?)
+    }
+}
+
+/// The PostgreSQL code of the steps the shared flows take.
+impl OrderSteps for Postgres {
+    const ACTIVE_SEAT_KEY: &'static str = sql::ACTIVE_SEAT_KEY;
+
+    async fn load_order(conn: &mut PgConnection, id: OrderId) -> StoreResult<Order> {
+        transition::load_order(conn, id).await
+    }
+
+    async fn take_places(
+        conn: &mut PgConnection,
+        event: EventId,
+        zone: &ZoneCode,
+        capacity: u32,
+        n: u32,
+        start: u32,
+    ) -> StoreResult<Option<Vec<u16>>> {
+        zone_capacity::take(conn, event, zone, capacity, n, start).await
+    }
+
+    async fn raise_usage_within(
+        conn: &mut PgConnection,
+        order: &Order,
+        count: u32,
+        limit: u32,
+    ) -> StoreResult<()> {
+        purchase::raise_usage_within(conn, order, count, limit).await
     }
 }

@@ -1,197 +1,34 @@
-//! Persisting a new order on PostgreSQL: tickets, counters, idempotency record and outbox row in
-//! one transaction, or nothing.
+//! Persisting a new order on PostgreSQL: the shared flow `crate::flows::purchase` on this
+//! database's statements, and the steps whose statements differ (lists bound as arrays, the
+//! customer count).
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::{PgConnection, PgPool, Postgres, Row};
 use ticketing_core::Error;
-use ticketing_core::domain::{
-    CustomerId, IdempotencyKey, Order, OrderId, SeatRef, Ticket, TicketStatus,
-};
-use ticketing_core::ports::{IdempotencyRecord, InsertOutcome, NewOrder};
+use ticketing_core::domain::{Order, SeatRef, Ticket};
+use ticketing_core::ports::NewOrder;
 use uuid::Uuid;
 
-use super::{sql, zone_capacity};
+use super::sql;
 use crate::codec::stored;
-use crate::postgres::error::{
-    StoreError, StoreResult, is_unique_violation, violates_unique_key, with_retry,
-};
-use crate::postgres::outbox;
-use crate::postgres::pool::begin;
-use crate::retry::MAX_RETRIES;
-use crate::rules::{check, created_on, reserved_event};
+use crate::flows::purchase::Purchase;
+use crate::postgres::error::StoreResult;
 
-/// Inserts `new`; see [`TicketRepository::insert_order`](ticketing_core::ports::TicketRepository).
-pub(super) async fn insert_order(pool: &PgPool, new: &NewOrder) -> StoreResult<InsertOutcome> {
-    check(new)?;
-    let mut vanished = 0;
-    loop {
-        match with_retry("insert_order", || insert_once(pool, new)).await {
-            Err(StoreError::SeatConflict) => {
-                let seats = taken_seats(pool, new).await?;
-                if !seats.is_empty() {
-                    return Err(Error::SeatsTaken { seats }.into());
-                }
-                // The conflicting ticket was released between our failed insert and the look-up:
-                // the seats may be free now, so try again (a bounded number of times).
-                vanished += 1;
-                if vanished > MAX_RETRIES {
-                    let seats = new
-                        .order
-                        .tickets
-                        .iter()
-                        .filter_map(|t| t.seat.clone())
-                        .collect();
-                    return Err(Error::SeatsTaken { seats }.into());
-                }
-            }
-            other => return other,
-        }
+impl Purchase for Postgres {
+    const INSERT_IDEMPOTENCY: &'static str = sql::INSERT_IDEMPOTENCY;
+    const SELECT_IDEMPOTENCY: &'static str = sql::SELECT_IDEMPOTENCY;
+    const INSERT_ORDER: &'static str = sql::INSERT_ORDER;
+
+    async fn insert_tickets(
+        conn: &mut PgConnection,
+        tickets: &[(&Ticket, Option<u16>)],
+    ) -> sqlx::Result<()> {
+        insert_tickets(conn, tickets).await
     }
-}
 
-/// The idempotency record of `customer`'s `key`.
-pub(super) async fn idempotency_record(
-    pool: &PgPool,
-    customer: &CustomerId,
-    key: &IdempotencyKey,
-) -> StoreResult<Option<IdempotencyRecord>> {
-    let row = sqlx::query(sql::SELECT_IDEMPOTENCY)
-        .bind(customer.as_str())
-        .bind(key.as_str())
-        .fetch_optional(pool)
-        .await?;
-    let Some(row) = row else { return Ok(None) };
-    Ok(Some(IdempotencyRecord {
-        customer: stored(CustomerId::new(row.try_get::<String, _>("customer_id")?))?,
-        key: stored(IdempotencyKey::new(row.try_get::<String, _>("idem_key")?))?,
-        fingerprint: row.try_get("fingerprint")?,
-        order_id: OrderId::from_uuid(row.try_get::<Uuid, _>("order_id")?),
-    }))
-}
-
-/// One attempt at the purchase transaction, in the MySQL adapter's order: key, order row,
-/// places, tickets, customer count, outbox row.
-async fn insert_once(pool: &PgPool, new: &NewOrder) -> StoreResult<InsertOutcome> {
-    let order = &new.order;
-    let mut tx = begin(pool).await?;
-    if let Some(record) = &new.idempotency
-        && !claim_key(&mut tx, record, created_on(order)).await?
-    {
-        tx.rollback().await?;
-        return stored_duplicate(pool, record).await;
+    async fn taken_seats(pool: &PgPool, new: &NewOrder) -> StoreResult<Vec<SeatRef>> {
+        taken_seats(pool, new).await
     }
-    insert_order_row(&mut tx, new).await?;
-    let shards = take_places(&mut tx, new).await?;
-    insert_own_tickets(&mut tx, order, &shards).await?;
-    raise_customer_usage(&mut tx, new).await?;
-    outbox::append(&mut tx, &[reserved_event(order)]).await?;
-    tx.commit().await?;
-    Ok(InsertOutcome::Inserted)
-}
-
-/// The idempotency key first: a concurrent retry of the same request waits on the primary key
-/// for us and then finds our record. `false` when the key is used already. The failed INSERT
-/// aborts the transaction (PostgreSQL's rule), which the caller then rolls back.
-async fn claim_key(
-    conn: &mut PgConnection,
-    record: &IdempotencyRecord,
-    created: DateTime<Utc>,
-) -> StoreResult<bool> {
-    let inserted = sqlx::query(sql::INSERT_IDEMPOTENCY)
-        .bind(record.customer.as_str())
-        .bind(record.key.as_str())
-        .bind(&record.fingerprint)
-        .bind(record.order_id.as_uuid())
-        .bind(created)
-        .execute(conn)
-        .await;
-    match inserted {
-        Ok(_) => Ok(true),
-        Err(e) if is_unique_violation(&e) => Ok(false),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// The answer for a used key: the record stored for it (read after our rollback).
-async fn stored_duplicate(pool: &PgPool, record: &IdempotencyRecord) -> StoreResult<InsertOutcome> {
-    match idempotency_record(pool, &record.customer, &record.key).await? {
-        Some(stored) => Ok(InsertOutcome::DuplicateKey(stored)),
-        None => Err(Error::internal("idempotency key is duplicate but has no record").into()),
-    }
-}
-
-/// The order row. A keyed order whose id is stored already repeats a key whose record was
-/// pruned: an idempotency conflict.
-async fn insert_order_row(conn: &mut PgConnection, new: &NewOrder) -> StoreResult<()> {
-    let order = &new.order;
-    let inserted = sqlx::query(sql::INSERT_ORDER)
-        .bind(order.id.as_uuid())
-        .bind(order.event_id.as_uuid())
-        .bind(order.customer.as_str())
-        .bind(TicketStatus::PendingPayment.as_str())
-        .bind(order.expires_at)
-        .execute(conn)
-        .await;
-    match inserted {
-        Ok(_) => Ok(()),
-        Err(e) if is_unique_violation(&e) => Err(match &new.idempotency {
-            Some(record) => Error::IdempotencyConflict {
-                key: record.key.as_str().to_owned(),
-            },
-            None => Error::internal(format!("order {} exists already", order.id)),
-        }
-        .into()),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// Invariant 2: the places of a general-admission order, from shards with room; the shard of
-/// each place (none for a seated order), or `SoldOut`.
-async fn take_places(conn: &mut PgConnection, new: &NewOrder) -> StoreResult<Vec<u16>> {
-    let Some((zone, capacity)) = &new.general_admission else {
-        return Ok(Vec::new());
-    };
-    let order = &new.order;
-    let count = order.tickets.len() as u32;
-    let start = order.id.as_uuid().as_u128() as u32;
-    match zone_capacity::take(conn, order.event_id, zone, *capacity, count, start).await? {
-        Some(shards) => Ok(shards),
-        None => Err(Error::SoldOut {
-            zone: zone.clone(),
-            requested: count,
-        }
-        .into()),
-    }
-}
-
-/// The tickets, in seat order so competing orders meet on the unique index in one order.
-/// Invariant 1 is the partial unique index itself: a hit is [`StoreError::SeatConflict`].
-async fn insert_own_tickets(
-    conn: &mut PgConnection,
-    order: &Order,
-    shards: &[u16],
-) -> StoreResult<()> {
-    let mut tickets: Vec<_> = order.tickets.iter().collect();
-    tickets.sort_by(|a, b| a.seat.cmp(&b.seat).then(a.id.cmp(&b.id)));
-    let placed: Vec<_> = tickets
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (*t, shards.get(i).copied()))
-        .collect();
-    match insert_tickets(conn, &placed).await {
-        Ok(()) => Ok(()),
-        Err(e) if violates_unique_key(&e, sql::ACTIVE_SEAT_KEY) => Err(StoreError::SeatConflict),
-        Err(e) if is_unique_violation(&e) => {
-            Err(Error::internal(format!("a ticket of order {} exists already", order.id)).into())
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// Invariant 6: the customer's active tickets for the event, within the limit.
-async fn raise_customer_usage(conn: &mut PgConnection, new: &NewOrder) -> StoreResult<()> {
-    let count = new.order.tickets.len() as u32;
-    raise_usage_within(conn, &new.order, count, new.per_customer_limit).await
 }
 
 /// Counts `count` more active tickets of `order`'s customer for its event, or `LimitExceeded`

@@ -4,7 +4,10 @@
 //! caller's `now`, never the server's. Lists are bound as arrays (`= ANY($n)`, `unnest`), so
 //! every statement is a constant, prepared once per connection.
 
+use sqlx::Postgres;
+
 use crate::codec::ticket_columns;
+use crate::flows::payment::Ledger;
 
 // --- purchase ---------------------------------------------------------------------------------
 
@@ -181,35 +184,28 @@ pub(super) const COUNT_BY_STATUS: &str =
 pub(super) const REVENUE_MINOR: &str = "SELECT COALESCE(SUM(price_minor), 0)::bigint AS revenue \
      FROM tickets WHERE event_id = $1 AND status = $2 AND venue_id = $3";
 
-// --- payments ledger (`payments`) -------------------------------------------------------------
+// --- payments ledger (`payments`): the statements of the shared flow ------------------------
 
-/// Binds: reference, order, amount, currency, received_at, outcome.
-pub(super) const INSERT_PAYMENT: &str = "INSERT INTO payments \
-     (reference, order_id, amount_minor, currency, received_at, outcome) \
-     VALUES ($1, $2, $3, $4, $5, $6)";
-
-/// Binds: reference.
-pub(super) const SELECT_PAYMENT: &str = "SELECT reference, order_id, amount_minor, currency, \
-     received_at, outcome, refunded_at FROM payments WHERE reference = $1";
-
-/// Binds: order.
-pub(super) const SELECT_PAYMENTS_OF_ORDER: &str = "SELECT reference, order_id, amount_minor, \
-     currency, received_at, outcome, refunded_at FROM payments WHERE order_id = $1 \
-     ORDER BY received_at, reference";
-
-/// Binds: limit. Served by the partial index `ix_payments_refund_owed`, which holds only owed
-/// refunds.
-pub(super) const SELECT_REFUNDS_DUE: &str = "SELECT reference, order_id, amount_minor, currency, \
-     received_at, outcome, refunded_at FROM payments \
-     WHERE outcome NOT IN ('PAID', 'PAID_LATE') AND refunded_at IS NULL \
-     ORDER BY received_at, reference LIMIT $1";
-
-/// Binds: refunded_at, reference.
-pub(super) const MARK_REFUNDED: &str = "UPDATE payments SET refunded_at = $1 \
-     WHERE reference = $2 AND outcome NOT IN ('PAID', 'PAID_LATE') AND refunded_at IS NULL";
-
-/// Binds: order. The order's status under a row lock: the decision's guard.
-pub(super) const LOCK_ORDER_STATUS: &str = "SELECT status FROM orders WHERE id = $1 FOR UPDATE";
-
-/// Binds: shard, ticket. The `zone_usage` shard a reactivated general-admission place counts in.
-pub(super) const SET_USAGE_SHARD: &str = "UPDATE tickets SET usage_shard = $1 WHERE id = $2";
+impl Ledger for Postgres {
+    const INSERT_PAYMENT: &'static str = "INSERT INTO payments \
+         (reference, order_id, amount_minor, currency, received_at, outcome) \
+         VALUES ($1, $2, $3, $4, $5, $6)";
+    const SELECT_PAYMENT: &'static str = "SELECT reference, order_id, amount_minor, currency, \
+         received_at, outcome, refunded_at FROM payments WHERE reference = $1";
+    const SELECT_PAYMENTS_OF_ORDER: &'static str = "SELECT reference, order_id, amount_minor, \
+         currency, received_at, outcome, refunded_at FROM payments WHERE order_id = $1 \
+         ORDER BY received_at, reference";
+    /// Served by the partial index `ix_payments_refund_owed`, which holds only owed refunds
+    /// (its condition is spelled out, so the planner matches it).
+    const SELECT_REFUNDS_DUE: &'static str = "SELECT reference, order_id, amount_minor, \
+         currency, received_at, outcome, refunded_at FROM payments \
+         WHERE outcome NOT IN ('PAID', 'PAID_LATE') AND refunded_at IS NULL \
+         ORDER BY received_at, reference LIMIT $1";
+    const MARK_REFUNDED: &'static str = "UPDATE payments SET refunded_at = $1 \
+         WHERE reference = $2 AND outcome NOT IN ('PAID', 'PAID_LATE') AND refunded_at IS NULL";
+    const LOCK_ORDER_STATUS: &'static str = "SELECT status FROM orders WHERE id = $1 FOR UPDATE";
+    const CAS_ORDER_BEFORE_DEADLINE: &'static str = CAS_ORDER_BEFORE_DEADLINE;
+    const CAS_ORDER: &'static str = CAS_ORDER;
+    const MOVE_TICKETS: &'static str = MOVE_TICKETS;
+    const SET_USAGE_SHARD: &'static str = "UPDATE tickets SET usage_shard = $1 WHERE id = $2";
+}

@@ -11,9 +11,10 @@ use uuid::Uuid;
 
 use super::sql;
 use crate::codec::ticket;
+use crate::flows::outbox::Outbox;
 use crate::postgres::error::{StoreError, StoreResult};
-use crate::postgres::outbox;
 use crate::postgres::pool::begin;
+use sqlx::Postgres;
 
 /// Applies `t` as a compare-and-set; `true` when every ticket of the order moved.
 pub(super) async fn transition_once(pool: &PgPool, t: &Transition) -> StoreResult<bool> {
@@ -65,7 +66,7 @@ pub(super) async fn transition_once(pool: &PgPool, t: &Transition) -> StoreResul
         release_usage(&mut tx, std::slice::from_ref(&order)).await?;
     }
     let kind = OutboxKind::for_action(t.action);
-    outbox::append(&mut tx, &[OutboxEvent::for_order(kind, &order, t.now)]).await?;
+    Postgres::append(&mut tx, &[OutboxEvent::for_order(kind, &order, t.now)]).await?;
     tx.commit().await?;
     Ok(true)
 }

@@ -1,4 +1,4 @@
-//! Write batching for [`insert_order`](super::purchase::insert_order): concurrent purchases
+//! Write batching for `insert_order` (`crate::flows::purchase::Purchase::insert_order`): concurrent purchases
 //! coalesce into one READ COMMITTED transaction with multi-row statements, so a stampede pays one
 //! commit (one redo-log flush) per batch instead of one per order.
 //!
@@ -37,13 +37,15 @@ mod write;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use sqlx::MySqlPool;
+use sqlx::{MySql, MySqlPool};
+
 use ticketing_core::ports::{InsertOutcome, NewOrder};
 use ticketing_core::{Error, Result};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::purchase;
+use crate::flows::purchase::Purchase;
 
 /// Most tickets in one batch: 15 placeholders each keeps the ticket insert far below the
 /// protocol's 65,535 placeholders per statement.
@@ -137,7 +139,7 @@ impl Batcher {
     pub(super) async fn insert(&self, new: &NewOrder) -> Result<InsertOutcome> {
         purchase::check(new)?;
         if new.order.tickets.len() >= MAX_BATCH_TICKETS {
-            return Ok(purchase::insert_order(&self.pool, new).await?);
+            return Ok(MySql::insert_order(&self.pool, new).await?);
         }
         let queue = self.queue.get_or_init(|| {
             let (sender, receiver) = mpsc::channel(QUEUE_PER_SLOT * self.config.max_in_flight);
@@ -152,7 +154,7 @@ impl Batcher {
         };
         if queue.send(pending).await.is_err() {
             // The collector is gone (its runtime shut down): write this order alone.
-            return Ok(purchase::insert_order(&self.pool, new).await?);
+            return Ok(MySql::insert_order(&self.pool, new).await?);
         }
         answer.await.unwrap_or_else(|_| {
             Err(Error::unavailable(

@@ -10,9 +10,10 @@ use ticketing_core::ports::NewOrder;
 use super::culprits::{self, Conflict};
 use super::customer_limit;
 use crate::error::{StoreResult, is_unique_violation, violates_unique_key};
-use crate::outbox;
+use crate::flows::outbox::Outbox;
 use crate::pool::BEGIN_READ_COMMITTED;
 use crate::tickets::{purchase, sql, zone_capacity};
+use sqlx::MySql;
 
 /// What one attempt at a batch transaction ended with, when no statement failed unexpectedly.
 pub(super) enum Attempt {
@@ -72,7 +73,7 @@ async fn insert_all(
         .iter()
         .map(|new| purchase::reserved_event(&new.order))
         .collect();
-    outbox::append(conn, &events).await?;
+    MySql::append(conn, &events).await?;
     Ok(None)
 }
 

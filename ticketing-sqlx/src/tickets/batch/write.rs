@@ -3,15 +3,17 @@
 
 use std::collections::HashSet;
 
-use sqlx::MySqlPool;
+use sqlx::{MySql, MySqlPool};
+
 use ticketing_core::Error;
 use ticketing_core::ports::{InsertOutcome, NewOrder};
 use tokio::task::JoinSet;
 
 use super::connections::Connections;
 use super::transaction::{self, Attempt};
-use super::{MAX_ROUNDS, Pending, culprits, purchase};
+use super::{MAX_ROUNDS, Pending, culprits};
 use crate::error::StoreResult;
+use crate::flows::purchase::Purchase;
 use crate::retry::with_retry;
 
 /// Writes a batch and answers every caller in it.
@@ -59,7 +61,7 @@ async fn write_alone(pool: &MySqlPool, alone: Vec<Pending>) {
     for pending in alone {
         let pool = pool.clone();
         singles.spawn(async move {
-            let result = purchase::insert_order(&pool, &pending.order)
+            let result = MySql::insert_order(&pool, &pending.order)
                 .await
                 .map_err(Error::from);
             let _ = pending.reply.send(result);

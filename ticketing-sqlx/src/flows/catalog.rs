@@ -1,0 +1,256 @@
+//! The catalog: venues with zones and seat rows, events with prices, each written in one
+//! transaction and read back into the domain's checked types.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Pool, Row, Type};
+use ticketing_core::Error;
+use ticketing_core::domain::{
+    Currency, Event, EventId, EventSpec, Money, Row as SeatRow, RowLabel, Venue, VenueId, Zone,
+    ZoneCode, ZoneKind,
+};
+use uuid::Uuid;
+
+use crate::codec::stored;
+use crate::dialect::{Dialect, is_foreign_key_violation, is_unique_violation};
+
+/// Zone kinds as stored.
+const SEATED: &str = "SEATED";
+/// See [`SEATED`].
+const GENERAL_ADMISSION: &str = "GENERAL_ADMISSION";
+
+/// The catalog on a database: its statements, and the writes and reads of
+/// [`CatalogRepository`](ticketing_core::ports::CatalogRepository) over them.
+pub(crate) trait Catalog: Dialect
+where
+    for<'c> &'c mut Self::Connection: Executor<'c, Database = Self>,
+    Self::Arguments: IntoArguments<Self>,
+    for<'r> &'r str: ColumnIndex<Self::Row>,
+    for<'q> &'q str: Encode<'q, Self> + Type<Self>,
+    for<'q> &'q String: Encode<'q, Self>,
+    for<'q> Uuid: Encode<'q, Self> + Decode<'q, Self> + Type<Self>,
+    for<'q> i64: Encode<'q, Self> + Decode<'q, Self> + Type<Self>,
+    for<'q> String: Decode<'q, Self> + Type<Self>,
+    for<'q> DateTime<Utc>: Encode<'q, Self> + Decode<'q, Self> + Type<Self>,
+    for<'q> Self::Count: Decode<'q, Self>,
+    for<'q> Option<Self::Count>: Encode<'q, Self> + Type<Self>,
+{
+    /// A zone's position in its venue as bound: `u32` on MySQL, `i32` (`integer`) on
+    /// PostgreSQL.
+    type Position: for<'q> Encode<'q, Self> + Type<Self> + Send;
+
+    /// Binds: venue, name.
+    const INSERT_VENUE: &'static str;
+    /// Binds: venue, code, position, name, kind, capacity (NULL for a seated zone).
+    const INSERT_ZONE: &'static str;
+    /// Binds: venue.
+    const SELECT_VENUE: &'static str;
+    /// Binds: venue. Its zones in position order.
+    const SELECT_ZONES: &'static str;
+    /// Binds: venue. Its seat rows by zone, in position order.
+    const SELECT_SEAT_ROWS: &'static str;
+    /// Binds: event, venue, name, sale opens, sale closes, currency, hold time (ms), per-customer
+    /// limit.
+    const INSERT_EVENT: &'static str;
+    /// Binds: event.
+    const SELECT_EVENT: &'static str;
+    /// Binds: event. Its price per zone.
+    const SELECT_PRICES: &'static str;
+
+    /// A zone's position as bound.
+    fn position(position: usize) -> Self::Position;
+
+    /// A stored count (seats of a row, a capacity, a limit) as the domain's `u32`.
+    fn stored_count(count: Self::Count) -> Result<u32, Error>;
+
+    /// Inserts the rows of a seated zone, `position` numbering them from 0 in the order given.
+    fn insert_seat_rows(
+        conn: &mut Self::Connection,
+        venue: Uuid,
+        zone: &str,
+        rows: &[SeatRow],
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+
+    /// Inserts an event's price per zone (minor units; the currency is the event's).
+    fn insert_prices(
+        conn: &mut Self::Connection,
+        event: Uuid,
+        prices: &BTreeMap<ZoneCode, Money>,
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+
+    /// One attempt at
+    /// [`events_closed`](ticketing_core::ports::CatalogRepository::events_closed): a keyset
+    /// page of the events closed by `closed_by`, by (sale_closes, id).
+    fn events_closed(
+        pool: &Pool<Self>,
+        after: Option<(DateTime<Utc>, EventId)>,
+        closed_by: DateTime<Utc>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<EventId>, Self::Error>> + Send;
+
+    /// One attempt at inserting `venue` with its zones and seat rows.
+    async fn insert_venue(pool: &Pool<Self>, venue: &Venue) -> Result<(), Self::Error> {
+        let mut tx = Self::begin(pool).await?;
+        let inserted = sqlx::query(Self::INSERT_VENUE)
+            .bind(venue.id().as_uuid())
+            .bind(venue.name())
+            .execute(&mut *tx)
+            .await;
+        if let Err(e) = inserted {
+            return Err(if is_unique_violation(&e) {
+                Error::invalid("venue_id", "a venue with this id exists").into()
+            } else {
+                e.into()
+            });
+        }
+        for (position, zone) in venue.zones().iter().enumerate() {
+            let (kind, capacity) = match &zone.kind {
+                ZoneKind::Seated { .. } => (SEATED, None),
+                ZoneKind::GeneralAdmission { capacity } => {
+                    (GENERAL_ADMISSION, Some(Self::count(*capacity)))
+                }
+            };
+            sqlx::query(Self::INSERT_ZONE)
+                .bind(venue.id().as_uuid())
+                .bind(zone.code.as_str())
+                .bind(Self::position(position))
+                .bind(&zone.name)
+                .bind(kind)
+                .bind(capacity)
+                .execute(&mut *tx)
+                .await?;
+            if let ZoneKind::Seated { rows } = &zone.kind {
+                Self::insert_seat_rows(&mut tx, venue.id().as_uuid(), zone.code.as_str(), rows)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// One attempt at reading the venue `id` with its zones and seat rows.
+    async fn venue(pool: &Pool<Self>, id: VenueId) -> Result<Option<Venue>, Self::Error> {
+        let Some(venue) = sqlx::query(Self::SELECT_VENUE)
+            .bind(id.as_uuid())
+            .fetch_optional(pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let name: String = venue.try_get("name")?;
+        let zone_rows = sqlx::query(Self::SELECT_ZONES)
+            .bind(id.as_uuid())
+            .fetch_all(pool)
+            .await?;
+        let seat_rows = sqlx::query(Self::SELECT_SEAT_ROWS)
+            .bind(id.as_uuid())
+            .fetch_all(pool)
+            .await?;
+
+        let mut rows_by_zone: HashMap<String, Vec<SeatRow>> = HashMap::new();
+        for row in &seat_rows {
+            let zone: String = row.try_get("zone_code")?;
+            let label: String = row.try_get("label")?;
+            rows_by_zone.entry(zone).or_default().push(SeatRow {
+                label: stored(RowLabel::new(label))?,
+                seats: Self::stored_count(row.try_get("seats")?)?,
+            });
+        }
+        let mut zones = Vec::with_capacity(zone_rows.len());
+        for row in &zone_rows {
+            let code: String = row.try_get("code")?;
+            let kind: String = row.try_get("kind")?;
+            let capacity: Option<Self::Count> = row.try_get("capacity")?;
+            let capacity = capacity.map(Self::stored_count).transpose()?;
+            let kind = match (kind.as_str(), capacity) {
+                (GENERAL_ADMISSION, Some(capacity)) => ZoneKind::GeneralAdmission { capacity },
+                (SEATED, None) => ZoneKind::Seated {
+                    rows: rows_by_zone.remove(&code).unwrap_or_default(),
+                },
+                (kind, _) => {
+                    return Err(
+                        Error::internal(format!("zone {code} has unknown kind {kind}")).into(),
+                    );
+                }
+            };
+            zones.push(Zone {
+                code: stored(ZoneCode::new(code))?,
+                name: row.try_get("name")?,
+                kind,
+            });
+        }
+        Ok(Some(stored(Venue::new(id, name, zones))?))
+    }
+
+    /// One attempt at inserting `event` with its prices.
+    async fn insert_event(pool: &Pool<Self>, event: &Event) -> Result<(), Self::Error> {
+        let mut tx = Self::begin(pool).await?;
+        let inserted = sqlx::query(Self::INSERT_EVENT)
+            .bind(event.id().as_uuid())
+            .bind(event.venue_id().as_uuid())
+            .bind(event.name())
+            .bind(event.sale_opens())
+            .bind(event.sale_closes())
+            .bind(event.currency().as_str())
+            .bind(event.hold_time().num_milliseconds())
+            .bind(Self::count(event.per_customer_limit()))
+            .execute(&mut *tx)
+            .await;
+        if let Err(e) = inserted {
+            return Err(if is_unique_violation(&e) {
+                Error::invalid("event_id", "an event with this id exists").into()
+            } else if is_foreign_key_violation(&e) {
+                Error::not_found("venue", event.venue_id()).into()
+            } else {
+                e.into()
+            });
+        }
+        Self::insert_prices(&mut tx, event.id().as_uuid(), event.prices()).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// One attempt at reading the event `id` with its prices (and its venue, which the event
+    /// is checked against).
+    async fn event(pool: &Pool<Self>, id: EventId) -> Result<Option<Event>, Self::Error> {
+        let Some(row) = sqlx::query(Self::SELECT_EVENT)
+            .bind(id.as_uuid())
+            .fetch_optional(pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let venue_id = VenueId::from_uuid(row.try_get::<Uuid, _>("venue_id")?);
+        let Some(venue) = Self::venue(pool, venue_id).await? else {
+            return Err(
+                Error::internal(format!("event {id} refers to missing venue {venue_id}")).into(),
+            );
+        };
+        let currency: String = row.try_get("currency")?;
+        let currency = stored(Currency::new(&currency))?;
+        let mut prices = BTreeMap::new();
+        for price in sqlx::query(Self::SELECT_PRICES)
+            .bind(id.as_uuid())
+            .fetch_all(pool)
+            .await?
+        {
+            let zone: String = price.try_get("zone_code")?;
+            prices.insert(
+                stored(ZoneCode::new(zone))?,
+                Money::new(price.try_get("price_minor")?, currency),
+            );
+        }
+        let spec = EventSpec {
+            name: row.try_get("name")?,
+            venue_id,
+            sale_opens: row.try_get::<DateTime<Utc>, _>("sale_opens")?,
+            sale_closes: row.try_get::<DateTime<Utc>, _>("sale_closes")?,
+            prices,
+            hold_time: TimeDelta::milliseconds(row.try_get("hold_time_ms")?),
+            per_customer_limit: Self::stored_count(row.try_get("per_customer_limit")?)?,
+        };
+        Ok(Some(stored(Event::new(id, spec, &venue))?))
+    }
+}
