@@ -118,9 +118,13 @@ async fn bad_tokens_are_refused(app: TestApp) {
         .await
         .expect(StatusCode::OK, None);
 
-    // Missing.
+    // Missing, or sent empty: no token either way.
     refused(
         &buy(&app, "ann", &event, "STALLS:A:1", None).await,
+        "missing",
+    );
+    refused(
+        &buy(&app, "ann", &event, "STALLS:A:1", Some("")).await,
         "missing",
     );
 
