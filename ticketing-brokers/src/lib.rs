@@ -5,6 +5,8 @@
 
 #[cfg(any(feature = "nats", feature = "rabbitmq", feature = "kafka"))]
 mod entry;
+#[cfg(any(feature = "rabbitmq", feature = "kafka"))]
+mod gap;
 #[cfg(feature = "kafka")]
 #[cfg_attr(docsrs, doc(cfg(feature = "kafka")))]
 pub mod kafka;

@@ -1,4 +1,4 @@
-//! Pauses between failed rounds of a consumer.
+//! Pauses between failed rounds of a consumer, and the consumers' round loop.
 
 use std::time::Duration;
 
@@ -28,6 +28,46 @@ impl Backoff {
         self.min
             .saturating_mul(1 << doublings)
             .min(self.max.max(self.min))
+    }
+}
+
+/// Runs `round` until `shutdown` completes; a round answers whether it met a gap. A failure (the
+/// broker down) is counted in `failed_rounds`, logged and retried after `retry.after(failures in
+/// a row)`; a gap waits `retry.min`; otherwise the next round starts at once.
+#[cfg(any(feature = "nats", feature = "rabbitmq", feature = "kafka"))]
+pub(crate) async fn run_rounds<F, Fut>(
+    consumer: &str,
+    retry: Backoff,
+    failed_rounds: &std::sync::atomic::AtomicU64,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+    mut round: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ticketing_core::Result<bool>>,
+{
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut failures = 0u32;
+    loop {
+        let delay = match round().await {
+            Ok(true) => {
+                failures = 0;
+                retry.min
+            }
+            Ok(false) => {
+                failures = 0;
+                Duration::ZERO
+            }
+            Err(error) => {
+                failures = failures.saturating_add(1);
+                failed_rounds.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let pause = retry.after(failures);
+                tracing::warn!(consumer, %error, failures, ?pause, "sales projection round failed");
+                pause
+            }
+        };
+        if tokio::time::timeout(delay, &mut shutdown).await.is_ok() {
+            return;
+        }
     }
 }
 

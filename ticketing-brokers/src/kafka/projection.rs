@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
@@ -78,7 +78,7 @@ pub struct KafkaProjection {
     config: KafkaProjectionConfig,
     reading: Mutex<Option<Reading>>,
     next_offset: std::sync::Mutex<Option<i64>>,
-    gap_since: std::sync::Mutex<Option<(u64, Instant)>>,
+    gap: crate::gap::GapWatch,
     failed_rounds: AtomicU64,
 }
 
@@ -107,7 +107,7 @@ impl KafkaProjection {
             config,
             reading: Mutex::new(None),
             next_offset: std::sync::Mutex::new(None),
-            gap_since: std::sync::Mutex::new(None),
+            gap: crate::gap::GapWatch::default(),
             failed_rounds: AtomicU64::new(0),
         })
     }
@@ -223,15 +223,15 @@ impl KafkaProjection {
                     Applied::Duplicate => round.duplicates += 1,
                     Applied::Gap { expected } => {
                         round.gap = true;
-                        self.note_gap(expected);
+                        self.gap.note(expected);
                     }
                 }
             }
             *lock(&self.next_offset) = Some(offset + 1);
         }
         if round.applied > 0 {
-            *lock(&self.gap_since) = None;
-        } else if self.gap_outlasted() {
+            self.gap.clear();
+        } else if self.gap.outlasted(self.config.replay_after) {
             // Nothing moved the model for `replay_after` since it last met a gap: what it
             // needs lies behind this consumer's offset.
             drop(slot);
@@ -241,51 +241,18 @@ impl KafkaProjection {
         Ok(round)
     }
 
-    /// Notes a gap before `expected` (the first time it is met).
-    fn note_gap(&self, expected: u64) {
-        let mut since = lock(&self.gap_since);
-        if since.is_none_or(|(seq, _)| seq != expected) {
-            *since = Some((expected, Instant::now()));
-        }
-    }
-
-    /// Whether a gap was met and has lasted `replay_after` without the model moving.
-    fn gap_outlasted(&self) -> bool {
-        let mut since = lock(&self.gap_since);
-        if since.is_some_and(|(_, at)| at.elapsed() >= self.config.replay_after) {
-            *since = None;
-            return true;
-        }
-        false
-    }
-
     /// Rounds until `shutdown` completes. A failure (the brokers down) is logged and retried
     /// after a pause that doubles with every failure in a row; a gap waits `retry.min`.
     pub async fn run(&self, shutdown: impl std::future::Future<Output = ()> + Send) {
-        let mut shutdown = std::pin::pin!(shutdown);
-        let mut failures = 0u32;
-        loop {
-            let delay = match self.run_once().await {
-                Ok(round) => {
-                    failures = 0;
-                    if round.gap {
-                        self.config.retry.min
-                    } else {
-                        Duration::ZERO
-                    }
-                }
-                Err(error) => {
-                    failures = failures.saturating_add(1);
-                    self.failed_rounds.fetch_add(1, Ordering::Relaxed);
-                    let pause = self.config.retry.after(failures);
-                    tracing::warn!(topic = %self.config.topic.topic, %error, failures, ?pause, "sales projection round failed");
-                    pause
-                }
-            };
-            if tokio::time::timeout(delay, &mut shutdown).await.is_ok() {
-                *self.reading.lock().await = None;
-                return;
-            }
-        }
+        let consumer = format!("kafka topic {}", self.config.topic.topic);
+        crate::retry::run_rounds(
+            &consumer,
+            self.config.retry,
+            &self.failed_rounds,
+            shutdown,
+            || async { self.run_once().await.map(|round| round.gap) },
+        )
+        .await;
+        *self.reading.lock().await = None;
     }
 }

@@ -271,30 +271,15 @@ impl NatsProjection {
     /// Rounds until `shutdown` completes. A failure (the server down) is logged and retried
     /// after a pause that doubles with every failure in a row; a gap waits `retry.min`.
     pub async fn run(&self, shutdown: impl std::future::Future<Output = ()> + Send) {
-        let mut shutdown = std::pin::pin!(shutdown);
-        let mut failures = 0u32;
-        loop {
-            let delay = match self.run_once().await {
-                Ok(round) => {
-                    failures = 0;
-                    if round.gap {
-                        self.config.retry.min
-                    } else {
-                        Duration::ZERO
-                    }
-                }
-                Err(error) => {
-                    failures = failures.saturating_add(1);
-                    self.failed_rounds.fetch_add(1, Ordering::Relaxed);
-                    let pause = self.config.retry.after(failures);
-                    tracing::warn!(durable = %self.config.durable, %error, failures, ?pause, "sales projection round failed");
-                    pause
-                }
-            };
-            if tokio::time::timeout(delay, &mut shutdown).await.is_ok() {
-                return;
-            }
-        }
+        let consumer = format!("nats durable {}", self.config.durable);
+        crate::retry::run_rounds(
+            &consumer,
+            self.config.retry,
+            &self.failed_rounds,
+            shutdown,
+            || async { self.run_once().await.map(|round| round.gap) },
+        )
+        .await;
     }
 
     /// The read model of `event`.

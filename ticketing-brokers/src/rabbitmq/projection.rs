@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::StreamExt;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
@@ -84,7 +84,7 @@ pub struct RabbitProjection {
     config: RabbitProjectionConfig,
     reading: Mutex<Option<Reading>>,
     next_offset: std::sync::Mutex<Option<u64>>,
-    gap_since: std::sync::Mutex<Option<(u64, Instant)>>,
+    gap: crate::gap::GapWatch,
     failed_rounds: AtomicU64,
 }
 
@@ -118,7 +118,7 @@ impl RabbitProjection {
             config,
             reading: Mutex::new(None),
             next_offset: std::sync::Mutex::new(None),
-            gap_since: std::sync::Mutex::new(None),
+            gap: crate::gap::GapWatch::default(),
             failed_rounds: AtomicU64::new(0),
         })
     }
@@ -270,7 +270,7 @@ impl RabbitProjection {
                     Applied::Duplicate => round.duplicates += 1,
                     Applied::Gap { expected } => {
                         round.gap = true;
-                        self.note_gap(expected);
+                        self.gap.note(expected);
                     }
                 }
             }
@@ -281,8 +281,8 @@ impl RabbitProjection {
             *lock(&self.next_offset) = Some(offset + 1);
         }
         if round.applied > 0 {
-            *lock(&self.gap_since) = None;
-        } else if self.gap_outlasted() {
+            self.gap.clear();
+        } else if self.gap.outlasted(self.config.replay_after) {
             // Nothing moved the model for `replay_after` since it last met a gap: what it
             // needs lies behind this consumer's offset.
             drop(slot);
@@ -292,51 +292,18 @@ impl RabbitProjection {
         Ok(round)
     }
 
-    /// Notes a gap before `expected` (the first time it is met).
-    fn note_gap(&self, expected: u64) {
-        let mut since = lock(&self.gap_since);
-        if since.is_none_or(|(seq, _)| seq != expected) {
-            *since = Some((expected, Instant::now()));
-        }
-    }
-
-    /// Whether a gap was met and has lasted `replay_after` without the model moving.
-    fn gap_outlasted(&self) -> bool {
-        let mut since = lock(&self.gap_since);
-        if since.is_some_and(|(_, at)| at.elapsed() >= self.config.replay_after) {
-            *since = None;
-            return true;
-        }
-        false
-    }
-
     /// Rounds until `shutdown` completes. A failure (the broker down) is logged and retried
     /// after a pause that doubles with every failure in a row; a gap waits `retry.min`.
     pub async fn run(&self, shutdown: impl std::future::Future<Output = ()> + Send) {
-        let mut shutdown = std::pin::pin!(shutdown);
-        let mut failures = 0u32;
-        loop {
-            let delay = match self.run_once().await {
-                Ok(round) => {
-                    failures = 0;
-                    if round.gap {
-                        self.config.retry.min
-                    } else {
-                        Duration::ZERO
-                    }
-                }
-                Err(error) => {
-                    failures = failures.saturating_add(1);
-                    self.failed_rounds.fetch_add(1, Ordering::Relaxed);
-                    let pause = self.config.retry.after(failures);
-                    tracing::warn!(stream = %self.config.stream.stream, %error, failures, ?pause, "sales projection round failed");
-                    pause
-                }
-            };
-            if tokio::time::timeout(delay, &mut shutdown).await.is_ok() {
-                self.close().await;
-                return;
-            }
-        }
+        let consumer = format!("rabbitmq stream {}", self.config.stream.stream);
+        crate::retry::run_rounds(
+            &consumer,
+            self.config.retry,
+            &self.failed_rounds,
+            shutdown,
+            || async { self.run_once().await.map(|round| round.gap) },
+        )
+        .await;
+        self.close().await;
     }
 }

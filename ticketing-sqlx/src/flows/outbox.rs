@@ -178,8 +178,7 @@ where
 
     /// Numbers every committed row that has no number yet, a chunk per transaction.
     async fn number_all_committed(pool: &Pool<Self>) -> Result<(), Self::Error> {
-        while Self::number_committed(pool, NUMBERING_CHUNK).await? == NUMBERING_CHUNK {}
-        Ok(())
+        Self::number_ahead(pool, u32::MAX).await
     }
 
     /// Numbers committed rows, a chunk per transaction, until none is left or at least `rows`
@@ -188,7 +187,7 @@ where
         let mut numbered = 0;
         while numbered < rows {
             let chunk = Self::number_committed(pool, NUMBERING_CHUNK).await?;
-            numbered += chunk;
+            numbered = numbered.saturating_add(chunk);
             if chunk < NUMBERING_CHUNK {
                 break;
             }
