@@ -287,6 +287,7 @@ mod tests {
                 customer: "b42".parse().unwrap(),
                 selection,
                 idempotency_key: None,
+                voucher: None,
             };
             let json = serde_json::to_vec(&purchase_body(&request)).unwrap();
             let parsed: PurchaseRequestDto = serde_json::from_slice(&json).unwrap();

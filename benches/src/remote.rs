@@ -280,6 +280,7 @@ pub async fn warm_up(
             customer: customer.clone(),
             selection,
             idempotency_key: None,
+            voucher: None,
         };
         let order = match buyer.buy(&request).await {
             Attempt {
@@ -325,6 +326,7 @@ async fn check_knows_event(buyer: &HttpBuyer, event: EventId) -> Result<(), Benc
         customer: "warmup".parse()?,
         selection: Selection::Seats(vec!["NONE:1:1".parse::<SeatRef>()?]),
         idempotency_key: None,
+        voucher: None,
     };
     match buyer.buy(&request).await {
         Attempt {

@@ -211,6 +211,7 @@ impl PurchaseRequestDto {
             customer,
             selection,
             idempotency_key: idempotency_key.map(parse).transpose()?,
+            voucher: None,
         })
     }
 }
