@@ -805,14 +805,27 @@ pub struct CreateEventDto {
     /// Priced zones sold only with a voucher that opens them, and left off the public seat
     /// map and event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(max_items = 64)]
+    #[schema(schema_with = hidden_zones_schema)]
     pub hidden_zones: Option<Vec<String>>,
+}
+
+/// Most hidden zones an event names.
+pub const MAX_HIDDEN_ZONES: usize = 64;
+
+/// `hiddenZones`: up to [`MAX_HIDDEN_ZONES`] zone codes.
+fn hidden_zones_schema() -> utoipa::openapi::schema::Array {
+    ArrayBuilder::new()
+        .items(contract::zone_code())
+        .max_items(Some(MAX_HIDDEN_ZONES))
+        .build()
 }
 
 impl CreateEventDto {
     /// The zones to hide, each a zone code (`400` otherwise); whether each is priced is the
     /// service's rule (`422`).
     pub fn hidden_zones(&self) -> ApiResult<Vec<ZoneCode>> {
+        let count = self.hidden_zones.as_ref().map_or(0, Vec::len);
+        check_range("hidden_zones", count as i64, 0, MAX_HIDDEN_ZONES as i64)?;
         self.hidden_zones
             .iter()
             .flatten()

@@ -63,8 +63,8 @@ pub async fn create_event(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateEventDto>,
 ) -> ApiResult<(StatusCode, Json<EventDto>)> {
-    let spec = body.to_core()?;
     let hidden = body.hidden_zones()?;
+    let spec = body.to_core()?;
     let event = state
         .catalog()
         .create_event_with_hidden_zones(spec, hidden)
