@@ -270,7 +270,9 @@ mod tests {
         let third = Discount::Percent { basis_points: 3333 };
         // 33.33 % of 10.00 is 3.333: 3.33 off.
         assert_eq!(third.apply(eur(1000)), eur(667));
-        let all = Discount::Percent { basis_points: 10_000 };
+        let all = Discount::Percent {
+            basis_points: 10_000,
+        };
         assert_eq!(all.apply(eur(1999)), eur(0));
         let huge = Discount::Percent { basis_points: 5000 };
         assert_eq!(huge.apply(eur(i64::MAX)), eur(i64::MAX - i64::MAX / 2));

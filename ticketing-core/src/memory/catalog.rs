@@ -67,7 +67,10 @@ impl CatalogRepository for InMemoryCatalog {
         }
         let vouchers = state.vouchers.entry(voucher.event()).or_default();
         if vouchers.contains_key(voucher.code()) {
-            return Err(Error::invalid("code", "the event has a voucher with this code"));
+            return Err(Error::invalid(
+                "code",
+                "the event has a voucher with this code",
+            ));
         }
         vouchers.insert(voucher.code().clone(), voucher.clone());
         Ok(())

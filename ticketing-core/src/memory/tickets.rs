@@ -304,11 +304,10 @@ impl State {
         if let Some(n) = self.voucher_active.get_mut(&(order.event_id, code.clone())) {
             *n = n.saturating_sub(1);
         }
-        if let Some(n) = self.voucher_customer_active.get_mut(&(
-            order.event_id,
-            code,
-            order.customer.clone(),
-        )) {
+        if let Some(n) =
+            self.voucher_customer_active
+                .get_mut(&(order.event_id, code, order.customer.clone()))
+        {
             *n = n.saturating_sub(1);
         }
     }

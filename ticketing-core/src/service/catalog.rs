@@ -141,8 +141,8 @@ impl CatalogService {
             .venue(spec.venue_id)
             .await?
             .ok_or_else(|| Error::not_found("venue", spec.venue_id))?;
-        let event =
-            Event::new(self.backends.ids.event_id(), spec, &venue)?.with_hidden_zones(hidden_zones)?;
+        let event = Event::new(self.backends.ids.event_id(), spec, &venue)?
+            .with_hidden_zones(hidden_zones)?;
         self.backends.catalog.insert_event(&event).await?;
         Ok(event)
     }

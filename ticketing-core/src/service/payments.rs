@@ -150,8 +150,7 @@ impl TicketService {
                 | Error::SoldOut { .. }
                 | Error::LimitExceeded { .. }
                 | Error::Voucher { .. },
-            ) if reactivating =>
-            {
+            ) if reactivating => {
                 if let Some(hold) = held {
                     release(hold).await;
                 }

@@ -82,8 +82,14 @@ impl TicketService {
         if let ControlFlow::Break(answer) = self.hold(&request, &info, &hold, requested).await? {
             return Ok(answer);
         }
-        let new_order =
-            self.new_order(&request, &info, voucher.as_ref(), checked, &hold, expires_at)?;
+        let new_order = self.new_order(
+            &request,
+            &info,
+            voucher.as_ref(),
+            checked,
+            &hold,
+            expires_at,
+        )?;
         let persisted = b.tickets.insert_order(&new_order).await;
         self.settle(&request, &hold, new_order.order, persisted)
             .await
@@ -101,11 +107,7 @@ impl TicketService {
         let Some(code) = &request.voucher else {
             return Ok(ControlFlow::Continue(None));
         };
-        let voucher = self
-            .backends
-            .catalog
-            .voucher(request.event, code)
-            .await?;
+        let voucher = self.backends.catalog.voucher(request.event, code).await?;
         let checked = match &voucher {
             None => Err(VoucherProblem::Unknown),
             Some(voucher) => voucher.check_window(now),

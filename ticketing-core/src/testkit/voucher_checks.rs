@@ -150,7 +150,11 @@ pub async fn voucher_uses_are_exact_under_a_stampede(harness: Harness) {
     f.clock.set(f.sweep_due(&orders[2]));
     let expired = f.tickets.expire_due().await.expect("sweep");
     assert_eq!(expired, 2, "order 2 and the one after the cancel expire");
-    assert_eq!(uses(&f, "EARLY").await, 1, "only the paid order still uses it");
+    assert_eq!(
+        uses(&f, "EARLY").await,
+        1,
+        "only the paid order still uses it"
+    );
     assert_eq!(
         f.backends
             .tickets
@@ -185,8 +189,14 @@ pub async fn voucher_retries_and_customer_limits(harness: Harness) {
     assert_eq!(uses(&f, "FRIENDS").await, 1, "a retry takes no second use");
 
     // Alice's one use per customer is taken: an unkeyed second order is refused.
-    let second = f.tickets.purchase(with_voucher(&f, "alice", "FRIENDS")).await;
-    assert_eq!(voucher_problem(&second), Some(VoucherProblem::CustomerLimit));
+    let second = f
+        .tickets
+        .purchase(with_voucher(&f, "alice", "FRIENDS"))
+        .await;
+    assert_eq!(
+        voucher_problem(&second),
+        Some(VoucherProblem::CustomerLimit)
+    );
     let bob = f
         .tickets
         .purchase(with_voucher(&f, "bob", "FRIENDS"))
@@ -194,7 +204,11 @@ pub async fn voucher_retries_and_customer_limits(harness: Harness) {
         .expect("bob's use");
     assert_eq!(uses(&f, "FRIENDS").await, 2);
     // Used up now, and Alice's retry still gets her order.
-    let replay = f.tickets.purchase(request).await.expect("replay when used up");
+    let replay = f
+        .tickets
+        .purchase(request)
+        .await
+        .expect("replay when used up");
     assert_eq!(replay.id, first.id);
     assert_eq!(uses(&f, "FRIENDS").await, 2);
     // The discounted order pays its discounted total (the ledger checks the amount).
@@ -205,7 +219,10 @@ pub async fn voucher_retries_and_customer_limits(harness: Harness) {
         ..PaymentNotice::for_order(&first, PaymentRef::new("pay-alice-full").expect("ref"))
     };
     assert!(
-        matches!(f.tickets.pay(full).await, Err(Error::PaymentMismatch { .. })),
+        matches!(
+            f.tickets.pay(full).await,
+            Err(Error::PaymentMismatch { .. })
+        ),
         "the listed price is not the discounted total"
     );
     f.audit().await;
@@ -316,7 +333,10 @@ pub async fn voucher_windows_and_hidden_zones(harness: Harness) {
         .purchase(buy(Some(presale.code().as_str())))
         .await
         .expect("the voucher opens the zone");
-    assert_eq!(order.total.minor, PRICE_MINOR, "zone access keeps the price");
+    assert_eq!(
+        order.total.minor, PRICE_MINOR,
+        "zone access keeps the price"
+    );
     harness.finish().await;
 }
 

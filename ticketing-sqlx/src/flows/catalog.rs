@@ -295,7 +295,9 @@ where
             .bind(event.as_uuid())
             .fetch_all(pool)
             .await?;
-        rows.iter().map(|row| Self::voucher_of(event, row)).collect()
+        rows.iter()
+            .map(|row| Self::voucher_of(event, row))
+            .collect()
     }
 
     /// A stored voucher of `event` from its row.
@@ -313,7 +315,9 @@ where
             (PERCENT, _, Some(bp), _) => VoucherEffect::Discount(Discount::Percent {
                 basis_points: Self::stored_count(bp)?,
             }),
-            (ZONE_ACCESS, _, _, Some(zone)) => VoucherEffect::ZoneAccess(stored(ZoneCode::new(zone))?),
+            (ZONE_ACCESS, _, _, Some(zone)) => {
+                VoucherEffect::ZoneAccess(stored(ZoneCode::new(zone))?)
+            }
             (effect, ..) => {
                 return Err(Error::internal(format!("a voucher with effect {effect}")).into());
             }

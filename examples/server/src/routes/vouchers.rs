@@ -9,12 +9,12 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use ticketing_core::Error;
 use ticketing_core::domain::{
-    Currency, Discount, EventId, FULL_PRICE_BASIS_POINTS, MAX_VOUCHER_USES, Money,
-    VoucherEffect, VoucherSpec,
+    Currency, Discount, EventId, FULL_PRICE_BASIS_POINTS, MAX_VOUCHER_USES, Money, VoucherEffect,
+    VoucherSpec,
 };
 use ticketing_core::service::VoucherUses;
-use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
 use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
 use utoipa::{PartialSchema, ToSchema};
 
 use crate::app::AppState;
@@ -175,11 +175,9 @@ impl PartialSchema for CreateVoucherDto {
 impl ToSchema for CreateVoucherDto {}
 
 fn date_time() -> ObjectBuilder {
-    ObjectBuilder::new()
-        .schema_type(Type::String)
-        .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
-            utoipa::openapi::KnownFormat::DateTime,
-        )))
+    ObjectBuilder::new().schema_type(Type::String).format(Some(
+        utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::DateTime),
+    ))
 }
 
 /// A voucher with its uses.
@@ -217,15 +215,21 @@ impl From<&VoucherUses> for VoucherDto {
     fn from(v: &VoucherUses) -> Self {
         let voucher = &v.voucher;
         let (kind, amount, basis_points, zone) = match voucher.effect() {
-            VoucherEffect::Discount(Discount::Amount(money)) => {
-                (VoucherKindDto::Amount, Some(MoneyDto::from(*money)), None, None)
-            }
+            VoucherEffect::Discount(Discount::Amount(money)) => (
+                VoucherKindDto::Amount,
+                Some(MoneyDto::from(*money)),
+                None,
+                None,
+            ),
             VoucherEffect::Discount(Discount::Percent { basis_points }) => {
                 (VoucherKindDto::Percent, None, Some(*basis_points), None)
             }
-            VoucherEffect::ZoneAccess(zone) => {
-                (VoucherKindDto::ZoneAccess, None, None, Some(zone.to_string()))
-            }
+            VoucherEffect::ZoneAccess(zone) => (
+                VoucherKindDto::ZoneAccess,
+                None,
+                None,
+                Some(zone.to_string()),
+            ),
         };
         Self {
             event_id: voucher.event().as_uuid(),

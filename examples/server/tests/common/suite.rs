@@ -617,7 +617,9 @@ pub async fn vouchers_over_http(app: TestApp) {
         body["voucher"] = json!(code);
         body
     };
-    let bought = app.post_as("alice", "/api/tickets", &with("STALLS:E:1", "HALF")).await;
+    let bought = app
+        .post_as("alice", "/api/tickets", &with("STALLS:E:1", "HALF"))
+        .await;
     bought.expect(StatusCode::CREATED, None);
     assert_eq!(bought.body["total"]["amountMinor"], 2250, "half of 45.00");
     let alice_order = order_id(&bought);
@@ -632,11 +634,17 @@ pub async fn vouchers_over_http(app: TestApp) {
     assert_eq!(listed.body[0]["code"], "HALF");
     assert_eq!(listed.body[0]["uses"], 1);
 
-    app.post_as("alice", &format!("/api/orders/{alice_order}/cancel"), &json!({}))
-        .await
-        .expect(StatusCode::OK, None);
+    app.post_as(
+        "alice",
+        &format!("/api/orders/{alice_order}/cancel"),
+        &json!({}),
+    )
+    .await
+    .expect(StatusCode::OK, None);
     assert_eq!(app.admin_get(&vouchers).await.body[0]["uses"], 0);
-    let bob = app.post_as("bob", "/api/tickets", &with("STALLS:E:2", "HALF")).await;
+    let bob = app
+        .post_as("bob", "/api/tickets", &with("STALLS:E:2", "HALF"))
+        .await;
     bob.expect(StatusCode::CREATED, None);
     let bob_order = order_id(&bob);
     app.webhook("evt_half", &bob_order, "pi_half")
@@ -664,7 +672,11 @@ pub async fn vouchers_over_http(app: TestApp) {
     assert!(public.body.get("hiddenZones").is_none());
     let map = app.get(&format!("/api/events/{presale}/seats")).await;
     assert!(
-        map.body["seated"].as_array().unwrap().iter().all(|z| z["zone"] != "VIP"),
+        map.body["seated"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|z| z["zone"] != "VIP"),
         "a hidden zone is off the public map"
     );
     app.get(&format!("/api/events/{presale}/zones/VIP/seats"))

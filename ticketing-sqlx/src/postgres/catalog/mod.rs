@@ -47,7 +47,10 @@ impl CatalogRepository for PgCatalog {
     }
 
     async fn insert_voucher(&self, voucher: &Voucher) -> Result<()> {
-        Ok(with_retry("insert_voucher", || Postgres::insert_voucher(&self.pool, voucher)).await?)
+        Ok(with_retry("insert_voucher", || {
+            Postgres::insert_voucher(&self.pool, voucher)
+        })
+        .await?)
     }
 
     async fn voucher(&self, event: EventId, code: &VoucherCode) -> Result<Option<Voucher>> {

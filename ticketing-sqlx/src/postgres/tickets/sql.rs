@@ -7,8 +7,8 @@
 use sqlx::{PgConnection, Postgres, Row as _};
 use uuid::Uuid;
 
-use crate::codec::ticket_columns;
 use crate::codec::stored;
+use crate::codec::ticket_columns;
 use crate::flows::payment::Ledger;
 use crate::flows::voucher::{OrderVoucher, VoucherUses};
 use crate::postgres::error::StoreResult;
@@ -239,7 +239,10 @@ impl VoucherUses for Postgres {
     const SELECT_VOUCHER_USES: &'static str =
         "SELECT code, active FROM voucher_usage WHERE event_id = $1 ORDER BY code";
 
-    async fn order_vouchers(conn: &mut PgConnection, ids: &[Uuid]) -> StoreResult<Vec<OrderVoucher>> {
+    async fn order_vouchers(
+        conn: &mut PgConnection,
+        ids: &[Uuid],
+    ) -> StoreResult<Vec<OrderVoucher>> {
         let rows = sqlx::query(
             "SELECT event_id, customer_id, voucher_code FROM orders \
              WHERE voucher_code IS NOT NULL AND id = ANY($1)",
