@@ -265,6 +265,7 @@ pub fn purchase_body(request: &PurchaseRequest) -> PurchaseRequestDto {
         event_id: request.event.as_uuid(),
         seats,
         general_admission,
+        voucher: request.voucher.as_ref().map(ToString::to_string),
     }
 }
 

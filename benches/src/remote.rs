@@ -216,6 +216,7 @@ impl AdminApi {
                 .collect(),
             hold_time_seconds: u32::try_from(spec.hold_time.num_seconds())?,
             per_customer_limit: spec.per_customer_limit,
+            hidden_zones: None,
         };
         let answer = self.post("/api/admin/events", &body).await?;
         answer.expect(StatusCode::CREATED).map_err(admin_error)
