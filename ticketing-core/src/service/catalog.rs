@@ -117,15 +117,7 @@ impl CatalogService {
 
     /// Creates an event with a new id after checking it against its venue.
     pub async fn create_event(&self, spec: EventSpec) -> Result<Event> {
-        let venue = self
-            .backends
-            .catalog
-            .venue(spec.venue_id)
-            .await?
-            .ok_or_else(|| Error::not_found("venue", spec.venue_id))?;
-        let event = Event::new(self.backends.ids.event_id(), spec, &venue)?;
-        self.backends.catalog.insert_event(&event).await?;
-        Ok(event)
+        self.create_event_with_hidden_zones(spec, Vec::new()).await
     }
 
     /// Creates an event whose `hidden_zones` are sold only with a voucher that opens them

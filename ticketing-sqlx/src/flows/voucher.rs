@@ -224,6 +224,16 @@ where
             .collect()
     }
 
+    /// An [`OrderVoucher`] from a row of `order_vouchers`' statement (`event_id`, `customer_id`,
+    /// `voucher_code`).
+    fn order_voucher(row: &Self::Row) -> Result<OrderVoucher, Self::Error> {
+        Ok(OrderVoucher {
+            event: row.try_get("event_id")?,
+            customer: row.try_get("customer_id")?,
+            code: row.try_get("voucher_code")?,
+        })
+    }
+
     /// A stored count as the domain's `u32`.
     fn stored_limit(count: Self::Count) -> Result<u32, Self::Error>;
 }

@@ -6,7 +6,7 @@
 //! order the text names them; each needs at least one list entry. The rest are constants.
 
 use chrono::{DateTime, Utc};
-use sqlx::{MySql, MySqlConnection, QueryBuilder, Row as _};
+use sqlx::{MySql, MySqlConnection, QueryBuilder};
 use ticketing_core::domain::{CustomerId, IdempotencyKey, Order, SeatRef, Ticket, TicketStatus};
 use ticketing_core::ports::IdempotencyRecord;
 use uuid::Uuid;
@@ -404,15 +404,7 @@ impl VoucherUses for MySql {
         );
         push_list(&mut select, ids.iter().copied());
         let rows = select.build().fetch_all(conn).await?;
-        rows.iter()
-            .map(|row| {
-                Ok(OrderVoucher {
-                    event: row.try_get("event_id")?,
-                    customer: row.try_get("customer_id")?,
-                    code: row.try_get("voucher_code")?,
-                })
-            })
-            .collect()
+        rows.iter().map(Self::order_voucher).collect()
     }
 
     fn stored_limit(count: u32) -> StoreResult<u32> {

@@ -4,7 +4,7 @@
 //! caller's `now`, never the server's. Lists are bound as arrays (`= ANY($n)`, `unnest`), so
 //! every statement is a constant, prepared once per connection.
 
-use sqlx::{PgConnection, Postgres, Row as _};
+use sqlx::{PgConnection, Postgres};
 use uuid::Uuid;
 
 use crate::codec::stored;
@@ -250,15 +250,7 @@ impl VoucherUses for Postgres {
         .bind(ids)
         .fetch_all(conn)
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(OrderVoucher {
-                    event: row.try_get("event_id")?,
-                    customer: row.try_get("customer_id")?,
-                    code: row.try_get("voucher_code")?,
-                })
-            })
-            .collect()
+        rows.iter().map(Self::order_voucher).collect()
     }
 
     fn stored_limit(count: i64) -> StoreResult<u32> {
