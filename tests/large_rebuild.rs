@@ -462,6 +462,7 @@ fn spawn_buyers(
                         customer: CustomerId::new(format!("buyer-{customer}")).expect("customer"),
                         selection: Selection::Seats(vec![wanted.clone()]),
                         idempotency_key: None,
+                        voucher: None,
                     };
                     let done = rebuilt.load(Ordering::SeqCst);
                     match tickets.purchase(request).await {

@@ -172,6 +172,7 @@ async fn pruned_stores_level_off_under_a_steady_sale() {
                             customer: CustomerId::new(format!("c{round}-{n}")).unwrap(),
                             selection: Selection::Seats(vec![seat]),
                             idempotency_key: Some(IdempotencyKey::new(format!("k{n}")).unwrap()),
+                            voucher: None,
                         })
                         .await
                         .expect("purchase");

@@ -87,6 +87,7 @@ impl Filled {
                 per_customer_limit: 1,
                 general_admission: Some((filled.zone.clone(), CAPACITY)),
                 idempotency: None,
+                voucher: None,
             };
             filled.tickets.insert_order(&new).await.expect("insert");
         }

@@ -10,7 +10,7 @@ use serde::Serialize;
 use ticketing_core::Result;
 use ticketing_core::domain::{
     CustomerId, EventId, IdempotencyKey, Order, OrderId, OutboxEntry, Payment, PaymentRecorded,
-    PaymentRef, PaymentWrite, Ticket, TicketId, TicketStatus, VenueId,
+    PaymentRef, PaymentWrite, Ticket, TicketId, TicketStatus, VenueId, VoucherCode,
 };
 use ticketing_core::ports::{
     IdempotencyRecord, InsertOutcome, NewOrder, TicketRepository, Transition,
@@ -194,6 +194,11 @@ impl TicketRepository for CountingRepository {
     ) -> Result<Vec<Ticket>> {
         bump(&self.counts.reads);
         self.inner.active_tickets_page(event, after, limit).await
+    }
+
+    async fn voucher_uses(&self, event: EventId) -> Result<Vec<(VoucherCode, u32)>> {
+        bump(&self.counts.reads);
+        self.inner.voucher_uses(event).await
     }
 
     async fn outbox_head(&self) -> Result<Option<u64>> {

@@ -265,6 +265,7 @@ pub fn purchase_body(request: &PurchaseRequest) -> PurchaseRequestDto {
         event_id: request.event.as_uuid(),
         seats,
         general_admission,
+        voucher: request.voucher.as_ref().map(ToString::to_string),
     }
 }
 
@@ -287,6 +288,7 @@ mod tests {
                 customer: "b42".parse().unwrap(),
                 selection,
                 idempotency_key: None,
+                voucher: None,
             };
             let json = serde_json::to_vec(&purchase_body(&request)).unwrap();
             let parsed: PurchaseRequestDto = serde_json::from_slice(&json).unwrap();

@@ -545,6 +545,7 @@ async fn drive(args: &Args, plan: &Plan, rig: &Rig) -> Result<RunReport, BenchEr
             customer: "warmup".parse()?,
             selection: Selection::Seats(vec!["NONE:1:1".parse()?]),
             idempotency_key: None,
+            voucher: None,
         })
         .await;
     let load = args.load(choice, attempts);

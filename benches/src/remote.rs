@@ -216,6 +216,7 @@ impl AdminApi {
                 .collect(),
             hold_time_seconds: u32::try_from(spec.hold_time.num_seconds())?,
             per_customer_limit: spec.per_customer_limit,
+            hidden_zones: None,
         };
         let answer = self.post("/api/admin/events", &body).await?;
         answer.expect(StatusCode::CREATED).map_err(admin_error)
@@ -280,6 +281,7 @@ pub async fn warm_up(
             customer: customer.clone(),
             selection,
             idempotency_key: None,
+            voucher: None,
         };
         let order = match buyer.buy(&request).await {
             Attempt {
@@ -325,6 +327,7 @@ async fn check_knows_event(buyer: &HttpBuyer, event: EventId) -> Result<(), Benc
         customer: "warmup".parse()?,
         selection: Selection::Seats(vec!["NONE:1:1".parse::<SeatRef>()?]),
         idempotency_key: None,
+        voucher: None,
     };
     match buyer.buy(&request).await {
         Attempt {

@@ -506,6 +506,7 @@ async fn buyer_task(buyer: Buyer, worker: usize, shared: Arc<RunShared>) -> RawR
                 .expect("customer ids of letters and digits are valid"),
             selection: selection.clone(),
             idempotency_key: None,
+            voucher: None,
         };
         let begun = Instant::now();
         let attempt = buyer.buy(request).await;

@@ -490,6 +490,7 @@ impl Buyer {
             customer: self.customer.clone(),
             selection,
             idempotency_key: Some(key.clone()),
+            voucher: None,
         };
         let order = match self.purchase(&request, &key).await {
             Bought::Order(order) => order,

@@ -3,7 +3,9 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::{AdmissionRefusal, EventId, Money, SeatRef, TicketStatus, ZoneCode};
+use crate::domain::{
+    AdmissionRefusal, EventId, Money, SeatRef, TicketStatus, VoucherProblem, ZoneCode,
+};
 
 /// A boxed error from an adapter's driver, kept as the `source` of [`Error::Unavailable`] and
 /// [`Error::Backend`].
@@ -57,6 +59,15 @@ pub enum Error {
         event: EventId,
         /// Why the token was refused.
         reason: AdmissionRefusal,
+    },
+    /// The purchase's voucher cannot be used: unknown, outside its window, used up, or used up
+    /// by this customer. A use the repository refused is never half taken.
+    #[error("voucher {code}: {problem}")]
+    Voucher {
+        /// The code as the buyer gave it.
+        code: String,
+        /// Why it cannot be used.
+        problem: VoucherProblem,
     },
     /// The request is malformed: a field is missing, out of range or inconsistent.
     #[error("invalid {field}: {reason}")]
@@ -190,6 +201,7 @@ impl Error {
             Error::NotOnSale { .. } => "NOT_ON_SALE",
             Error::LimitExceeded { .. } => "LIMIT_EXCEEDED",
             Error::NotAdmitted { .. } => "NOT_ADMITTED",
+            Error::Voucher { problem, .. } => problem.code(),
             Error::InvalidRequest { .. } => "INVALID_REQUEST",
             Error::InvalidTransition { .. } => "INVALID_TRANSITION",
             Error::PaymentTooLate { .. } => "PAYMENT_TOO_LATE",

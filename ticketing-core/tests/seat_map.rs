@@ -148,6 +148,7 @@ impl Sale {
                 customer: customer.parse().unwrap(),
                 selection,
                 idempotency_key: None,
+                voucher: None,
             })
             .await
             .unwrap()

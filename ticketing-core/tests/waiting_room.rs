@@ -51,6 +51,7 @@ fn request(event: EventId, customer: &str, seat: &str) -> PurchaseRequest {
         customer: customer.parse().unwrap(),
         selection: Selection::Seats(vec![seat.parse().unwrap()]),
         idempotency_key: None,
+        voucher: None,
     }
 }
 

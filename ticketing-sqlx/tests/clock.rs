@@ -242,6 +242,7 @@ impl TwoServers {
                 customer: customer(&format!("buyer{n}")),
                 selection: Selection::Seats(vec![seat]),
                 idempotency_key: None,
+                voucher: None,
             })
             .await
             .unwrap()

@@ -20,4 +20,8 @@ fn repo(db: &TestDatabase) -> std::sync::Arc<Repo> {
 const ZONE_USAGE_TOTALS: &str = "SELECT SUM(active)::bigint, \
      COUNT(*) FILTER (WHERE active > capacity) FROM zone_usage WHERE event_id = $1";
 
+/// Binds: event, code. The active orders using a voucher, counted from the order rows.
+const ACTIVE_VOUCHER_ORDERS: &str = "SELECT COUNT(*) FROM orders \
+     WHERE event_id = $1 AND voucher_code = $2 AND status IN ('PENDING_PAYMENT', 'PAID')";
+
 include!("races/checks.rs");

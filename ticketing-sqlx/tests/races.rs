@@ -19,4 +19,8 @@ fn repo(db: &TestDatabase) -> std::sync::Arc<Repo> {
 const ZONE_USAGE_TOTALS: &str = "SELECT CAST(SUM(active) AS SIGNED), \
      CAST(SUM(active > capacity) AS SIGNED) FROM zone_usage WHERE event_id = ?";
 
+/// Binds: event, code. The active orders using a voucher, counted from the order rows.
+const ACTIVE_VOUCHER_ORDERS: &str = "SELECT COUNT(*) FROM orders \
+     WHERE event_id = ? AND voucher_code = ? AND status IN ('PENDING_PAYMENT', 'PAID')";
+
 include!("races/checks.rs");

@@ -212,6 +212,7 @@ async fn buy_one(
             customer,
             selection: Selection::Seats(vec![seat]),
             idempotency_key: Some(key),
+            voucher: None,
         })
         .await;
     let Some(order) = attempt

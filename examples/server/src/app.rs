@@ -217,6 +217,10 @@ pub fn router_with_limits(state: AppState, limits: &HttpLimits) -> Router {
             put(routes::waiting_room::set_policy).delete(routes::waiting_room::remove_policy),
         )
         .route(
+            "/api/admin/events/{eventId}/vouchers",
+            post(routes::vouchers::create_voucher).get(routes::vouchers::list_vouchers),
+        )
+        .route(
             "/api/admin/payments/{paymentReference}/refunded",
             post(routes::admin::mark_refunded),
         )

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use ticketing_core::Error;
 use ticketing_core::domain::{
     CustomerId, IdempotencyKey, MAX_HOLD_TIME, MAX_NAME_CHARS, MAX_PER_CUSTOMER_LIMIT,
-    MAX_ZONE_CAPACITY, MIN_HOLD_TIME, PaymentRef, RowLabel, VenueLimits, ZoneCode,
+    MAX_ZONE_CAPACITY, MIN_HOLD_TIME, PaymentRef, RowLabel, VenueLimits, VoucherCode, ZoneCode,
 };
 
 use crate::error::{ApiError, ApiResult};
@@ -70,6 +70,11 @@ pub fn demo_customer_id() -> Object {
 /// A zone code ([`ZoneCode`]).
 pub fn zone_code() -> Object {
     token(ZoneCode::MAX_LEN, "STALLS")
+}
+
+/// A voucher code ([`VoucherCode`]).
+pub fn voucher_code() -> Object {
+    token(VoucherCode::MAX_LEN, "EARLY-BIRD")
 }
 
 /// A row label ([`RowLabel`]).
@@ -149,6 +154,11 @@ pub fn hold_time_seconds() -> Object {
         MAX_HOLD_TIME.num_seconds(),
         600,
     )
+}
+
+/// An integer within `min..=max`, with an example.
+pub fn bounded(min: i64, max: i64, example: i64) -> Object {
+    integer(min, max, example)
 }
 
 /// A price in minor units.

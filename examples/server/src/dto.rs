@@ -70,7 +70,7 @@ where
 }
 
 /// [`whole`] for an optional field.
-fn whole_opt<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+pub(crate) fn whole_opt<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
 where
     D: Deserializer<'de>,
     T: TryFrom<i128>,
@@ -81,7 +81,7 @@ where
 }
 
 /// An object schema that allows no other properties (the requests deny unknown fields).
-fn closed(object: ObjectBuilder) -> ObjectBuilder {
+pub(crate) fn closed(object: ObjectBuilder) -> ObjectBuilder {
     object.additional_properties(Some(AdditionalProperties::<Schema>::FreeForm(false)))
 }
 
@@ -166,6 +166,9 @@ pub struct PurchaseRequestDto {
     /// Or general-admission places.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub general_admission: Option<GeneralAdmissionDto>,
+    /// A voucher code of the event: a discount on every ticket, or access to a hidden zone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voucher: Option<String>,
 }
 
 impl PurchaseRequestDto {
@@ -211,6 +214,7 @@ impl PurchaseRequestDto {
             customer,
             selection,
             idempotency_key: idempotency_key.map(parse).transpose()?,
+            voucher: self.voucher.as_deref().map(parse).transpose()?,
         })
     }
 }
@@ -226,6 +230,7 @@ impl PartialSchema for PurchaseRequestDto {
                 .required("eventId")
                 .property(field, selection)
                 .required(field)
+                .property("voucher", contract::voucher_code())
                 .build()
         };
         let seats = ArrayBuilder::new()
@@ -797,9 +802,37 @@ pub struct CreateEventDto {
     #[schema(schema_with = contract::per_customer_limit)]
     #[serde(deserialize_with = "whole")]
     pub per_customer_limit: u32,
+    /// Priced zones sold only with a voucher that opens them, and left off the public seat
+    /// map and event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = hidden_zones_schema)]
+    pub hidden_zones: Option<Vec<String>>,
+}
+
+/// Most hidden zones an event names.
+pub const MAX_HIDDEN_ZONES: usize = 64;
+
+/// `hiddenZones`: up to [`MAX_HIDDEN_ZONES`] zone codes.
+fn hidden_zones_schema() -> utoipa::openapi::schema::Array {
+    ArrayBuilder::new()
+        .items(contract::zone_code())
+        .max_items(Some(MAX_HIDDEN_ZONES))
+        .build()
 }
 
 impl CreateEventDto {
+    /// The zones to hide, each a zone code (`400` otherwise); whether each is priced is the
+    /// service's rule (`422`).
+    pub fn hidden_zones(&self) -> ApiResult<Vec<ZoneCode>> {
+        let count = self.hidden_zones.as_ref().map_or(0, Vec::len);
+        check_range("hidden_zones", count as i64, 0, MAX_HIDDEN_ZONES as i64)?;
+        self.hidden_zones
+            .iter()
+            .flatten()
+            .map(|zone| parse::<ZoneCode>(zone))
+            .collect()
+    }
+
     /// The core event spec, after checking what the schema states (`400`). A zone priced twice
     /// is a rule no schema can state: `422`, as a service would answer it.
     pub fn to_core(&self) -> ApiResult<EventSpec> {
@@ -873,8 +906,28 @@ pub struct EventDto {
     pub hold_time_seconds: i64,
     /// Most active tickets per customer.
     pub per_customer_limit: u32,
+    /// The hidden zones (on the admin's answer only; the public event leaves them and their
+    /// prices out).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hidden_zones: Vec<String>,
 }
 
+impl EventDto {
+    /// The event as the admin sees it: every price, and the hidden zones named.
+    pub fn admin(e: &Event) -> Self {
+        Self {
+            prices: e
+                .prices()
+                .iter()
+                .map(|(zone, money)| PriceDto::new(zone, money))
+                .collect(),
+            hidden_zones: e.hidden_zones().iter().map(ToString::to_string).collect(),
+            ..Self::from(e)
+        }
+    }
+}
+
+/// The event as the public sees it: hidden zones are left out.
 impl From<&Event> for EventDto {
     fn from(e: &Event) -> Self {
         Self {
@@ -886,10 +939,12 @@ impl From<&Event> for EventDto {
             prices: e
                 .prices()
                 .iter()
+                .filter(|(zone, _)| !e.is_hidden(zone))
                 .map(|(zone, money)| PriceDto::new(zone, money))
                 .collect(),
             hold_time_seconds: e.hold_time().num_seconds(),
             per_customer_limit: e.per_customer_limit(),
+            hidden_zones: Vec::new(),
         }
     }
 }

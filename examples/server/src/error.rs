@@ -122,6 +122,9 @@ pub fn status_of(error: &Error) -> StatusCode {
         | Error::PaymentMismatch { .. }
         | Error::IdempotencyConflict { .. } => StatusCode::CONFLICT,
         Error::NotAdmitted { .. } => StatusCode::FORBIDDEN,
+        // Unknown, outside its window, used up, or used up by this customer: the voucher's
+        // state refuses the purchase, under the problem's own code (`VOUCHER_USED_UP`, …).
+        Error::Voucher { .. } => StatusCode::CONFLICT,
         Error::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }

@@ -55,6 +55,8 @@ use crate::{demo, routes};
         routes::admin::order_payments,
         routes::waiting_room::set_policy,
         routes::waiting_room::remove_policy,
+        routes::vouchers::create_voucher,
+        routes::vouchers::list_vouchers,
         routes::ops::health,
         routes::ops::metrics,
         routes::ops::openapi,
@@ -95,6 +97,9 @@ use crate::{demo, routes};
         routes::waiting_room::QueueOrderDto,
         routes::waiting_room::QueueStatusDto,
         routes::waiting_room::QueueStateDto,
+        routes::vouchers::CreateVoucherDto,
+        routes::vouchers::VoucherKindDto,
+        routes::vouchers::VoucherDto,
     )),
     modifiers(&BearerAuth)
 )]

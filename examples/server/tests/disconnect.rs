@@ -27,7 +27,7 @@ use serde_json::json;
 use ticketing_core::Result;
 use ticketing_core::domain::{
     CustomerId, EventId, IdempotencyKey, Order, OrderId, OutboxEntry, Payment, PaymentRecorded,
-    PaymentRef, PaymentWrite, SeatRef, Ticket, TicketId, TicketStatus, VenueId,
+    PaymentRef, PaymentWrite, SeatRef, Ticket, TicketId, TicketStatus, VenueId, VoucherCode,
 };
 use ticketing_core::ports::{
     Clock, IdempotencyRecord, InsertOutcome, NewOrder, SeatState, TicketRepository, Transition,
@@ -135,6 +135,10 @@ impl TicketRepository for SlowWrites {
         limit: u32,
     ) -> Result<Vec<Ticket>> {
         self.inner.active_tickets_page(event, after, limit).await
+    }
+
+    async fn voucher_uses(&self, event: EventId) -> Result<Vec<(VoucherCode, u32)>> {
+        self.inner.voucher_uses(event).await
     }
 }
 

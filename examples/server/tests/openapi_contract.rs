@@ -46,6 +46,11 @@ const STATUSES: &[(&str, &[u16])] = &[
     ),
     ("removeWaitingRoom", &[204, 400, 401, 404, 408, 500, 503]),
     (
+        "createVoucher",
+        &[201, 400, 401, 404, 408, 413, 415, 422, 500, 503],
+    ),
+    ("listVouchers", &[200, 400, 401, 404, 408, 500, 503]),
+    (
         "paymentWebhook",
         &[200, 400, 401, 404, 408, 409, 413, 500, 503],
     ),
@@ -134,7 +139,7 @@ fn path_parameters_are_uuids_or_zone_codes() {
             );
         }
     }
-    assert_eq!(seen, 20, "path parameters in the document");
+    assert_eq!(seen, 22, "path parameters in the document");
 }
 
 #[test]

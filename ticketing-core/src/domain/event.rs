@@ -1,6 +1,6 @@
 //! Events: a venue, a sale window, prices per zone, a payment window and a per-customer limit.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 
@@ -47,6 +47,7 @@ pub struct Event {
     currency: Currency,
     hold_time: TimeDelta,
     per_customer_limit: u32,
+    hidden_zones: BTreeSet<ZoneCode>,
 }
 
 impl Event {
@@ -101,7 +102,29 @@ impl Event {
             currency,
             hold_time: spec.hold_time,
             per_customer_limit: spec.per_customer_limit,
+            hidden_zones: BTreeSet::new(),
         })
+    }
+
+    /// The same event with `zones` hidden: not shown on the public seat map and sold only to
+    /// orders using a voucher that opens them ([`VoucherEffect::ZoneAccess`]). Each must be a
+    /// priced zone of the event.
+    ///
+    /// [`VoucherEffect::ZoneAccess`]: super::VoucherEffect::ZoneAccess
+    pub fn with_hidden_zones(
+        mut self,
+        zones: impl IntoIterator<Item = ZoneCode>,
+    ) -> Result<Self, Error> {
+        for zone in zones {
+            if !self.prices.contains_key(&zone) {
+                return Err(Error::invalid(
+                    "hidden_zones",
+                    format!("zone {zone} has no price for this event"),
+                ));
+            }
+            self.hidden_zones.insert(zone);
+        }
+        Ok(self)
     }
 
     /// The event's id.
@@ -143,6 +166,14 @@ impl Event {
     /// Most active tickets per customer.
     pub fn per_customer_limit(&self) -> u32 {
         self.per_customer_limit
+    }
+    /// The zones sold only with a voucher that opens them.
+    pub fn hidden_zones(&self) -> &BTreeSet<ZoneCode> {
+        &self.hidden_zones
+    }
+    /// Whether `zone` is hidden ([`Event::with_hidden_zones`]).
+    pub fn is_hidden(&self, zone: &ZoneCode) -> bool {
+        self.hidden_zones.contains(zone)
     }
     /// Whether tickets can be bought at `now`.
     pub fn is_on_sale(&self, now: DateTime<Utc>) -> bool {

@@ -228,6 +228,13 @@ token_id!(
     32
 );
 token_id!(
+    /// A voucher or promo code of an event (e.g. `EARLY-BIRD`), unique within the event and
+    /// compared exactly (case-sensitive), like every other token.
+    VoucherCode,
+    "voucher",
+    64
+);
+token_id!(
     /// A row of a seated zone, unique within the zone (e.g. `A`, `12`).
     RowLabel,
     "row",

@@ -10,6 +10,7 @@ mod sales;
 mod status;
 mod ticket;
 mod venue;
+mod voucher;
 
 pub use admission::{
     AdmissionMode, AdmissionPolicy, AdmissionRefusal, AdmissionSecret, LOTTERY_BOUND,
@@ -18,7 +19,7 @@ pub use admission::{
 pub use event::{Event, EventSpec, MAX_HOLD_TIME, MAX_PER_CUSTOMER_LIMIT, MIN_HOLD_TIME};
 pub use ids::{
     CustomerId, EventId, IdempotencyKey, OrderId, OrderIdSecret, PaymentRef, RowLabel, TicketId,
-    VenueId, ZoneCode,
+    VenueId, VoucherCode, ZoneCode,
 };
 pub use money::{Currency, Money};
 pub use outbox::{
@@ -33,4 +34,8 @@ pub use status::{TicketAction, TicketStatus};
 pub use ticket::{Order, Ticket};
 pub use venue::{
     MAX_NAME_CHARS, MAX_ZONE_CAPACITY, Row, SeatRef, Venue, VenueLimits, Zone, ZoneKind,
+};
+pub use voucher::{
+    Discount, FULL_PRICE_BASIS_POINTS, MAX_VOUCHER_USES, Voucher, VoucherEffect, VoucherProblem,
+    VoucherSpec,
 };

@@ -1,15 +1,15 @@
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::lock;
-use crate::domain::{Event, EventId, Venue, VenueId};
+use crate::domain::{Event, EventId, Venue, VenueId, Voucher, VoucherCode};
 use crate::ports::CatalogRepository;
 use crate::{Error, Result};
 
-/// Venues and events in memory.
+/// Venues, events and vouchers in memory.
 #[derive(Debug, Default)]
 pub struct InMemoryCatalog {
     state: Mutex<State>,
@@ -19,6 +19,7 @@ pub struct InMemoryCatalog {
 struct State {
     venues: HashMap<VenueId, Venue>,
     events: HashMap<EventId, Event>,
+    vouchers: HashMap<EventId, BTreeMap<VoucherCode, Voucher>>,
 }
 
 impl InMemoryCatalog {
@@ -57,6 +58,38 @@ impl CatalogRepository for InMemoryCatalog {
 
     async fn event(&self, id: EventId) -> Result<Option<Event>> {
         Ok(lock(&self.state).events.get(&id).cloned())
+    }
+
+    async fn insert_voucher(&self, voucher: &Voucher) -> Result<()> {
+        let mut state = lock(&self.state);
+        if !state.events.contains_key(&voucher.event()) {
+            return Err(Error::not_found("event", voucher.event()));
+        }
+        let vouchers = state.vouchers.entry(voucher.event()).or_default();
+        if vouchers.contains_key(voucher.code()) {
+            return Err(Error::invalid(
+                "code",
+                "the event has a voucher with this code",
+            ));
+        }
+        vouchers.insert(voucher.code().clone(), voucher.clone());
+        Ok(())
+    }
+
+    async fn voucher(&self, event: EventId, code: &VoucherCode) -> Result<Option<Voucher>> {
+        Ok(lock(&self.state)
+            .vouchers
+            .get(&event)
+            .and_then(|v| v.get(code))
+            .cloned())
+    }
+
+    async fn vouchers(&self, event: EventId) -> Result<Vec<Voucher>> {
+        Ok(lock(&self.state)
+            .vouchers
+            .get(&event)
+            .map(|v| v.values().cloned().collect())
+            .unwrap_or_default())
     }
 
     /// A scan of every event: catalogs hold few events, and this runs once a minute or so.

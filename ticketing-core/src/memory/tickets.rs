@@ -9,10 +9,11 @@ use super::lock;
 use crate::domain::{
     CustomerId, EventId, IdempotencyKey, Order, OrderId, OutboxEntry, OutboxEvent, OutboxKind,
     Payment, PaymentRecorded, PaymentRef, PaymentWrite, SeatRef, Ticket, TicketAction, TicketId,
-    TicketStatus, VenueId, ZoneCode,
+    TicketStatus, VenueId, VoucherCode, VoucherProblem, ZoneCode,
 };
 use crate::ports::{
     IdempotencyRecord, InsertOutcome, NewOrder, OutboxStore, TicketRepository, Transition,
+    VoucherClaim,
 };
 use crate::{Error, Result};
 
@@ -42,6 +43,11 @@ struct State {
     general_active: HashMap<(EventId, ZoneCode), u32>,
     /// Active tickets per customer (invariant 6).
     customer_active: HashMap<(EventId, CustomerId), u32>,
+    /// The voucher each order uses, with its limits (for a late payment taking it back).
+    order_vouchers: HashMap<OrderId, VoucherClaim>,
+    /// Active orders per voucher, and per voucher and customer.
+    voucher_active: HashMap<(EventId, VoucherCode), u32>,
+    voucher_customer_active: HashMap<(EventId, VoucherCode, CustomerId), u32>,
     idempotency: HashMap<(CustomerId, IdempotencyKey), IdempotencyRecord>,
     /// (order created, customer, key) of every idempotency record, oldest first, for pruning.
     idempotency_by_age: BTreeSet<(DateTime<Utc>, CustomerId, IdempotencyKey)>,
@@ -252,6 +258,60 @@ impl State {
         pruned
     }
 
+    /// Whether `order` may use the voucher of `claim`: a use left in total and for its customer.
+    fn check_voucher(&self, order: &Order, claim: &VoucherClaim) -> Result<()> {
+        let code = &claim.code;
+        let total = self
+            .voucher_active
+            .get(&(order.event_id, code.clone()))
+            .copied()
+            .unwrap_or(0);
+        let problem = if total >= claim.max_uses {
+            VoucherProblem::UsedUp
+        } else if self
+            .voucher_customer_active
+            .get(&(order.event_id, code.clone(), order.customer.clone()))
+            .is_some_and(|n| *n >= claim.max_per_customer)
+        {
+            VoucherProblem::CustomerLimit
+        } else {
+            return Ok(());
+        };
+        Err(Error::Voucher {
+            code: code.to_string(),
+            problem,
+        })
+    }
+
+    /// Counts one use of `claim`'s voucher by `order` (checked by [`State::check_voucher`]).
+    fn take_voucher(&mut self, order: &Order, claim: &VoucherClaim) {
+        *self
+            .voucher_active
+            .entry((order.event_id, claim.code.clone()))
+            .or_default() += 1;
+        *self
+            .voucher_customer_active
+            .entry((order.event_id, claim.code.clone(), order.customer.clone()))
+            .or_default() += 1;
+    }
+
+    /// Gives back the voucher use of `order`, which just turned terminal.
+    fn give_voucher_back(&mut self, order: &Order) {
+        let Some(claim) = self.order_vouchers.get(&order.id) else {
+            return;
+        };
+        let code = claim.code.clone();
+        if let Some(n) = self.voucher_active.get_mut(&(order.event_id, code.clone())) {
+            *n = n.saturating_sub(1);
+        }
+        if let Some(n) =
+            self.voucher_customer_active
+                .get_mut(&(order.event_id, code, order.customer.clone()))
+        {
+            *n = n.saturating_sub(1);
+        }
+    }
+
     fn record(&mut self, kind: OutboxKind, order: &Order, at: DateTime<Utc>) {
         self.append(OutboxEvent::for_order(kind, order, at));
     }
@@ -306,6 +366,9 @@ impl State {
                     *n = n.saturating_sub(1);
                 }
             }
+        }
+        if to.is_terminal() {
+            self.give_voucher_back(&order);
         }
         let order = self.order(id)?;
         self.record(OutboxKind::for_action(action), &order, now);
@@ -375,6 +438,9 @@ impl TicketRepository for InMemoryTicketRepository {
                 limit: new.per_customer_limit,
             });
         }
+        if let Some(claim) = &new.voucher {
+            state.check_voucher(order, claim)?;
+        }
         // Every check passed: write everything.
         for ticket in &order.tickets {
             if let Some(seat) = &ticket.seat {
@@ -391,6 +457,10 @@ impl TicketRepository for InMemoryTicketRepository {
                 .or_default() += count;
         }
         *state.customer_active.entry(customer_key).or_default() += count;
+        if let Some(claim) = &new.voucher {
+            state.take_voucher(order, claim);
+            state.order_vouchers.insert(order.id, claim.clone());
+        }
         state
             .orders
             .insert(order.id, order.tickets.iter().map(|t| t.id).collect());
@@ -507,6 +577,18 @@ impl TicketRepository for InMemoryTicketRepository {
 
     async fn outbox_after(&self, after: u64, limit: u32) -> Result<Vec<OutboxEntry>> {
         Ok(lock(&self.state).outbox_after(after, limit))
+    }
+
+    async fn voucher_uses(&self, event: EventId) -> Result<Vec<(VoucherCode, u32)>> {
+        let state = lock(&self.state);
+        let mut uses: Vec<(VoucherCode, u32)> = state
+            .voucher_active
+            .iter()
+            .filter(|((e, _), _)| *e == event)
+            .map(|((_, code), n)| (code.clone(), *n))
+            .collect();
+        uses.sort();
+        Ok(uses)
     }
 
     async fn active_tickets_page(
@@ -740,6 +822,7 @@ mod tests {
                 fingerprint: "f".into(),
                 order_id,
             }),
+            voucher: None,
             order,
         })
     }

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::Result;
-use crate::domain::{Event, EventId, Venue, VenueId};
+use crate::domain::{Event, EventId, Venue, VenueId, Voucher, VoucherCode};
 
 /// The catalog repository port. Implementations: in memory, MySQL/MariaDB.
 #[cfg_attr(test, mockall::automock)]
@@ -24,6 +24,16 @@ pub trait CatalogRepository: Send + Sync {
 
     /// An event by id.
     async fn event(&self, id: EventId) -> Result<Option<Event>>;
+
+    /// Stores a new voucher of an event. A code the event has already is
+    /// [`Error::InvalidRequest`](crate::Error::InvalidRequest).
+    async fn insert_voucher(&self, voucher: &Voucher) -> Result<()>;
+
+    /// The voucher of `event` with `code`.
+    async fn voucher(&self, event: EventId, code: &VoucherCode) -> Result<Option<Voucher>>;
+
+    /// Every voucher of `event`, by code.
+    async fn vouchers(&self, event: EventId) -> Result<Vec<Voucher>>;
 
     /// Up to `limit` ids of events whose sale closed at or before `closed_by`, in
     /// (`sale_closes`, id) order, starting after the key `after` (a keyset page): what

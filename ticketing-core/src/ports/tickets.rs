@@ -9,7 +9,8 @@ use crate::Result;
 use crate::domain::PaymentEffect;
 use crate::domain::{
     CustomerId, EventId, IdempotencyKey, Order, OrderId, OutboxEntry, Payment, PaymentRecorded,
-    PaymentRef, PaymentWrite, Ticket, TicketAction, TicketId, TicketStatus, VenueId, ZoneCode,
+    PaymentRef, PaymentWrite, Ticket, TicketAction, TicketId, TicketStatus, VenueId, VoucherCode,
+    ZoneCode,
 };
 
 /// The idempotency record stored with an order: the key and a fingerprint of the request.
@@ -38,6 +39,24 @@ pub struct NewOrder {
     pub general_admission: Option<(ZoneCode, u32)>,
     /// The idempotency record to store in the same transaction, if the purchase had a key.
     pub idempotency: Option<IdempotencyRecord>,
+    /// The voucher the order uses, if any: one use, taken in the same transaction.
+    pub voucher: Option<VoucherClaim>,
+}
+
+/// The use of a voucher by a new order, with the limits the repository enforces.
+///
+/// The voucher's active orders (PENDING_PAYMENT or PAID, this one included) must not exceed
+/// `max_uses`, nor this customer's `max_per_customer`. The use is counted with the order and
+/// given back by the transaction that makes the order terminal (expiry, cancellation, refund),
+/// and taken again by a late payment that takes an expired order back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VoucherClaim {
+    /// The voucher's code (of the order's event).
+    pub code: VoucherCode,
+    /// Most active orders using it.
+    pub max_uses: u32,
+    /// Most active orders of one customer using it.
+    pub max_per_customer: u32,
 }
 
 /// The answer of [`TicketRepository::insert_order`] when nothing was violated.
@@ -79,7 +98,12 @@ pub trait TicketRepository: Send + Sync {
     /// have an active ticket already (invariant 1), [`Error::SoldOut`](crate::Error::SoldOut)
     /// when a general-admission zone is full (invariant 2), and
     /// [`Error::LimitExceeded`](crate::Error::LimitExceeded) when the customer would exceed the
-    /// per-customer limit (invariant 6). A keyed order whose id is stored already while its key
+    /// per-customer limit (invariant 6), and [`Error::Voucher`](crate::Error::Voucher) with
+    /// [`VoucherProblem::UsedUp`](crate::domain::VoucherProblem::UsedUp) or
+    /// [`VoucherProblem::CustomerLimit`](crate::domain::VoucherProblem::CustomerLimit) when the
+    /// order's voucher has no use left ([`VoucherClaim`]). An order whose idempotency key is
+    /// stored already is answered [`InsertOutcome::DuplicateKey`] before any of these is
+    /// counted, so a retry takes no voucher use. A keyed order whose id is stored already while its key
     /// has no record (the record was pruned, see
     /// [`prune_idempotency_keys`](Self::prune_idempotency_keys)) fails with
     /// [`Error::IdempotencyConflict`](crate::Error::IdempotencyConflict) and writes nothing.
@@ -165,6 +189,10 @@ pub trait TicketRepository: Send + Sync {
 
     /// Up to `limit` outbox entries with a sequence number greater than `after`, in order.
     async fn outbox_after(&self, after: u64, limit: u32) -> Result<Vec<OutboxEntry>>;
+
+    /// How many active orders (PENDING_PAYMENT or PAID) use each voucher of `event` that was
+    /// ever used, by code; a voucher missing from the answer has no use.
+    async fn voucher_uses(&self, event: EventId) -> Result<Vec<(VoucherCode, u32)>>;
 
     /// Up to `limit` active tickets of `event` whose id is greater than `after` (from the first
     /// when `None`), in ticket-id order: the pages a seat-lock rebuild reads. Keyset pagination

@@ -4,7 +4,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use crate::domain::{
-    Event, EventId, EventSpec, Venue, VenueId, VenueLimits, Zone, ZoneCode, ZoneKind,
+    Event, EventId, EventSpec, Venue, VenueId, VenueLimits, Voucher, VoucherSpec, Zone, ZoneCode,
+    ZoneKind,
 };
 use crate::ports::CatalogRepository;
 use crate::{Error, Result};
@@ -73,7 +74,16 @@ impl EventCache {
     }
 }
 
-/// Creates venues and events (the admin side).
+/// A voucher with the number of active orders (unpaid or paid) using it now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VoucherUses {
+    /// The voucher.
+    pub voucher: Voucher,
+    /// Active orders using it: never above its `max_uses`.
+    pub uses: u32,
+}
+
+/// Creates venues, events and vouchers (the admin side).
 #[derive(Clone)]
 pub struct CatalogService {
     backends: Backends,
@@ -107,15 +117,54 @@ impl CatalogService {
 
     /// Creates an event with a new id after checking it against its venue.
     pub async fn create_event(&self, spec: EventSpec) -> Result<Event> {
+        self.create_event_with_hidden_zones(spec, Vec::new()).await
+    }
+
+    /// Creates an event whose `hidden_zones` are sold only with a voucher that opens them
+    /// ([`Event::with_hidden_zones`]).
+    pub async fn create_event_with_hidden_zones(
+        &self,
+        spec: EventSpec,
+        hidden_zones: Vec<ZoneCode>,
+    ) -> Result<Event> {
         let venue = self
             .backends
             .catalog
             .venue(spec.venue_id)
             .await?
             .ok_or_else(|| Error::not_found("venue", spec.venue_id))?;
-        let event = Event::new(self.backends.ids.event_id(), spec, &venue)?;
+        let event = Event::new(self.backends.ids.event_id(), spec, &venue)?
+            .with_hidden_zones(hidden_zones)?;
         self.backends.catalog.insert_event(&event).await?;
         Ok(event)
+    }
+
+    /// Creates a voucher of `event` after checking it against the event ([`Voucher::new`]).
+    pub async fn create_voucher(&self, event: EventId, spec: VoucherSpec) -> Result<Voucher> {
+        let event = self.event(event).await?;
+        let voucher = Voucher::new(&event, spec)?;
+        self.backends.catalog.insert_voucher(&voucher).await?;
+        Ok(voucher)
+    }
+
+    /// Every voucher of `event`, by code, with its active uses.
+    pub async fn vouchers(&self, event: EventId) -> Result<Vec<VoucherUses>> {
+        self.event(event).await?;
+        let vouchers = self.backends.catalog.vouchers(event).await?;
+        let uses: HashMap<_, _> = self
+            .backends
+            .tickets
+            .voucher_uses(event)
+            .await?
+            .into_iter()
+            .collect();
+        Ok(vouchers
+            .into_iter()
+            .map(|voucher| VoucherUses {
+                uses: uses.get(voucher.code()).copied().unwrap_or(0),
+                voucher,
+            })
+            .collect())
     }
 
     /// A venue by id.

@@ -125,6 +125,7 @@ async fn service(
         customer: "alice".parse().unwrap(),
         selection: Selection::Seats(vec!["A:1:1".parse().unwrap(), "A:1:2".parse().unwrap()]),
         idempotency_key: None,
+        voucher: None,
     };
     (
         TicketService::new(backends, ServiceConfig::default()),

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 
-pub use catalog::CatalogService;
+pub use catalog::{CatalogService, VoucherUses};
 pub use closed_events::ClosedEventSweep;
 pub use holds::RepositoryHolds;
 pub use lock_sync::{FanOutSink, SeatLockSync};

@@ -145,9 +145,12 @@ impl TicketService {
                     _ => Recording::Stale,
                 })
             }
-            Err(Error::SeatsTaken { .. } | Error::SoldOut { .. } | Error::LimitExceeded { .. })
-                if reactivating =>
-            {
+            Err(
+                Error::SeatsTaken { .. }
+                | Error::SoldOut { .. }
+                | Error::LimitExceeded { .. }
+                | Error::Voucher { .. },
+            ) if reactivating => {
                 if let Some(hold) = held {
                     release(hold).await;
                 }

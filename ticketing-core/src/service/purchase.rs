@@ -5,7 +5,9 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
-use crate::domain::{CustomerId, EventId, IdempotencyKey, SeatRef, ZoneCode, ZoneKind};
+use crate::domain::{
+    CustomerId, EventId, IdempotencyKey, SeatRef, Voucher, VoucherCode, ZoneCode, ZoneKind,
+};
 use crate::ports::HoldItem;
 use crate::{Error, Result};
 
@@ -37,6 +39,9 @@ pub struct PurchaseRequest {
     pub selection: Selection,
     /// Same key + same request → same order; same key + another request → conflict.
     pub idempotency_key: Option<IdempotencyKey>,
+    /// A voucher of the event: a discount on every ticket, or access to a hidden zone. The
+    /// order uses one of its uses while it is active.
+    pub voucher: Option<VoucherCode>,
 }
 
 /// A purchase checked against its event: what to hold and what to charge.
@@ -49,7 +54,12 @@ pub(crate) struct CheckedPurchase {
 
 impl PurchaseRequest {
     /// Checks that the event is on sale at `now`, then the selection ([`PurchaseRequest::check`]).
-    pub(crate) fn validate(&self, info: &EventInfo, now: DateTime<Utc>) -> Result<CheckedPurchase> {
+    pub(crate) fn validate(
+        &self,
+        info: &EventInfo,
+        voucher: Option<&Voucher>,
+        now: DateTime<Utc>,
+    ) -> Result<CheckedPurchase> {
         let event = &info.event;
         if !event.is_on_sale(now) {
             let reason = if now < event.sale_opens() {
@@ -62,19 +72,29 @@ impl PurchaseRequest {
                 reason: reason.into(),
             });
         }
-        self.check(info)
+        self.check(info, voucher)
     }
 
     /// Checks the selection against the venue and prices: seats exist, appear once, are in zones
-    /// on sale; a general-admission zone exists, is on sale and the quantity is positive; the
-    /// number of tickets is within the per-customer limit.
-    pub(crate) fn check(&self, info: &EventInfo) -> Result<CheckedPurchase> {
+    /// on sale (a hidden zone only with a `voucher` that opens it); a general-admission zone
+    /// exists, is on sale and the quantity is positive; the number of tickets is within the
+    /// per-customer limit.
+    pub(crate) fn check(
+        &self,
+        info: &EventInfo,
+        voucher: Option<&Voucher>,
+    ) -> Result<CheckedPurchase> {
         let event = &info.event;
         let limit = event.per_customer_limit();
         let on_sale = |zone: &ZoneCode| {
-            event.price(zone).map(|_| ()).ok_or_else(|| {
-                Error::invalid("zone", format!("zone {zone} is not on sale for this event"))
-            })
+            let open = !event.is_hidden(zone) || voucher.is_some_and(|v| v.opens(zone));
+            event
+                .price(zone)
+                .filter(|_| open)
+                .map(|_| ())
+                .ok_or_else(|| {
+                    Error::invalid("zone", format!("zone {zone} is not on sale for this event"))
+                })
         };
         match &self.selection {
             Selection::Seats(seats) => {
@@ -161,6 +181,11 @@ impl PurchaseRequest {
             Selection::General { zone, quantity } => {
                 text.push_str(&format!("general|{zone}|{quantity}"));
             }
+        }
+        // Appended only when present, so the fingerprints of purchases without a voucher (and
+        // the idempotency records stored with them) stay what they were.
+        if let Some(code) = &self.voucher {
+            text.push_str(&format!("|voucher|{code}"));
         }
         let digest = Sha256::digest(text.as_bytes());
         digest.iter().map(|b| format!("{b:02x}")).collect()

@@ -79,7 +79,7 @@ impl QueryService {
         Ok(Money::new(minor, info.event.currency()))
     }
 
-    /// The seat map of every priced zone, from the seat lock's snapshot (rebuilt first if the
+    /// The seat map of every priced zone but the hidden ones, from the seat lock's snapshot (rebuilt first if the
     /// lock lost its state). Concurrent callers share one snapshot, and its map is reused for
     /// [`ServiceConfig::seat_map_max_age`] (by default not at all).
     pub async fn seat_map(&self, event: EventId) -> Result<Arc<SeatMap>> {
@@ -88,7 +88,8 @@ impl QueryService {
         self.seat_maps.get((event, None), read).await
     }
 
-    /// The seat map of one priced zone (`NotFound` for a zone the event does not sell), reading
+    /// The seat map of one priced zone (`NotFound` for a zone the event does not sell publicly:
+    /// unpriced, or hidden), reading
     /// only that zone from the seat lock ([`SeatLock::zone_snapshot`](crate::ports::SeatLock)),
     /// shared like [`seat_map`](Self::seat_map).
     pub async fn zone_seat_map(&self, event: EventId, zone: &ZoneCode) -> Result<Arc<SeatMap>> {
@@ -96,7 +97,7 @@ impl QueryService {
         let layout = info
             .venue
             .zone(zone)
-            .filter(|z| info.event.price(&z.code).is_some())
+            .filter(|z| info.event.price(&z.code).is_some() && !info.event.is_hidden(&z.code))
             .ok_or_else(|| Error::not_found("zone", format!("{zone} of event {event}")))?;
         let read = self.read_map(&info, Some(layout));
         self.seat_maps.get((event, Some(zone.clone())), read).await
@@ -122,7 +123,10 @@ impl QueryService {
             self.config.rebuild_attempts,
         )
         .await?;
-        let priced = |z: &&Zone| info.event.price(&z.code).is_some();
+        // Hidden zones are sold only with a voucher that opens them, so the public map leaves
+        // them out.
+        let priced =
+            |z: &&Zone| info.event.price(&z.code).is_some() && !info.event.is_hidden(&z.code);
         let map = match zone {
             Some(zone) => SeatMap::build(event, std::iter::once(zone), &snapshot),
             None => SeatMap::build(event, info.venue.zones().iter().filter(priced), &snapshot),

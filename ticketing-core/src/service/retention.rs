@@ -139,6 +139,7 @@ mod tests {
                 .tickets
                 .purchase(crate::service::PurchaseRequest {
                     idempotency_key: Some(IdempotencyKey::new(format!("k{n}")).unwrap()),
+                    voucher: None,
                     ..f.seats_request(&format!("c{n}"), vec![f.seat(n)])
                 })
                 .await

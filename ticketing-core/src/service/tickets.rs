@@ -6,9 +6,12 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::{EventId, Order, OrderId, Ticket, TicketAction, TicketStatus};
+use crate::domain::{
+    EventId, Order, OrderId, Ticket, TicketAction, TicketStatus, Voucher, VoucherProblem,
+};
 use crate::ports::{
     HoldItem, HoldOutcome, HoldRequest, IdempotencyRecord, InsertOutcome, NewOrder, Transition,
+    VoucherClaim,
 };
 use crate::{Error, Result};
 
@@ -56,7 +59,11 @@ impl TicketService {
         let b = &self.backends;
         let info = self.events.get(&*b.catalog, request.event).await?;
         let now = b.now();
-        let checked = request.validate(&info, now)?;
+        let voucher = match self.voucher(&request, now).await? {
+            ControlFlow::Continue(voucher) => voucher,
+            ControlFlow::Break(replayed) => return Ok(replayed),
+        };
+        let checked = request.validate(&info, voucher.as_ref(), now)?;
         let order_id = match &request.idempotency_key {
             Some(key) => {
                 OrderId::for_idempotency_key(&self.config.order_id_secret, &request.customer, key)
@@ -75,10 +82,46 @@ impl TicketService {
         if let ControlFlow::Break(answer) = self.hold(&request, &info, &hold, requested).await? {
             return Ok(answer);
         }
-        let new_order = self.new_order(&request, &info, checked, &hold, expires_at)?;
+        let new_order = self.new_order(
+            &request,
+            &info,
+            voucher.as_ref(),
+            checked,
+            &hold,
+            expires_at,
+        )?;
         let persisted = b.tickets.insert_order(&new_order).await;
         self.settle(&request, &hold, new_order.order, persisted)
             .await
+    }
+
+    /// The purchase's voucher, looked up and checked against its window at `now`; `None`
+    /// without one. Its uses are counted by the repository in the purchase's transaction.
+    /// A keyed retry of a purchase that was stored is answered with its order (`Break`) even
+    /// when the voucher has expired since: a retry must get the same answer.
+    async fn voucher(
+        &self,
+        request: &PurchaseRequest,
+        now: DateTime<Utc>,
+    ) -> Result<ControlFlow<Order, Option<Voucher>>> {
+        let Some(code) = &request.voucher else {
+            return Ok(ControlFlow::Continue(None));
+        };
+        let voucher = self.backends.catalog.voucher(request.event, code).await?;
+        let checked = match &voucher {
+            None => Err(VoucherProblem::Unknown),
+            Some(voucher) => voucher.check_window(now),
+        };
+        match checked {
+            Ok(()) => Ok(ControlFlow::Continue(voucher)),
+            Err(problem) => match self.replay(request).await? {
+                Some(order) => Ok(ControlFlow::Break(order)),
+                None => Err(Error::Voucher {
+                    code: code.to_string(),
+                    problem,
+                }),
+            },
+        }
     }
 
     /// Holds every item of the purchase, or none. `Break` carries the request's answer when the
@@ -116,11 +159,13 @@ impl TicketService {
     }
 
     /// The order to persist for the held purchase: one PENDING_PAYMENT ticket per place at the
-    /// zone's price, and the idempotency record when the request has a key.
+    /// zone's price (after the voucher's discount), the idempotency record when the request has
+    /// a key, and the voucher's use.
     fn new_order(
         &self,
         request: &PurchaseRequest,
         info: &EventInfo,
+        voucher: Option<&Voucher>,
         checked: CheckedPurchase,
         hold: &HoldRequest,
         expires_at: DateTime<Utc>,
@@ -130,10 +175,11 @@ impl TicketService {
             .places
             .into_iter()
             .map(|(zone, seat)| -> Result<Ticket> {
-                let price = info
+                let list = info
                     .event
                     .price(&zone)
                     .ok_or_else(|| Error::internal("checked zone lost its price"))?;
+                let price = voucher.map_or(list, |v| v.price(list));
                 Ok(Ticket {
                     id: ids.ticket_id(),
                     order_id: hold.order,
@@ -166,6 +212,11 @@ impl TicketService {
                     fingerprint: request.fingerprint(),
                     order_id: hold.order,
                 }),
+            voucher: voucher.map(|v| VoucherClaim {
+                code: v.code().clone(),
+                max_uses: v.max_uses(),
+                max_per_customer: v.max_per_customer(),
+            }),
         })
     }
 

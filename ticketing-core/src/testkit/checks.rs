@@ -44,7 +44,7 @@ where
 }
 
 /// Races `n` purchases, the `i`-th asking for `request(&f, i)`, through the fixture's service.
-async fn race_purchases(
+pub(super) async fn race_purchases(
     f: &Arc<Fixture>,
     n: usize,
     request: impl Fn(&Fixture, usize) -> crate::service::PurchaseRequest,
@@ -56,7 +56,7 @@ async fn race_purchases(
     .await
 }
 
-fn count(outcomes: &[&'static str]) -> HashMap<&'static str, usize> {
+pub(super) fn count(outcomes: &[&'static str]) -> HashMap<&'static str, usize> {
     let mut counts = HashMap::new();
     for o in outcomes {
         *counts.entry(*o).or_default() += 1;
@@ -683,6 +683,7 @@ pub async fn pruned_idempotency_keys_make_no_second_order(harness: Harness) {
     let f = Fixture::new(&harness, Layout::default()).await;
     let keyed = |key: &str, seats| crate::service::PurchaseRequest {
         idempotency_key: Some(IdempotencyKey::new(key).unwrap()),
+        voucher: None,
         ..f.seats_request("pruned", seats)
     };
     let old = f
@@ -745,6 +746,7 @@ pub async fn purchase_is_idempotent(harness: Harness) {
     let key = IdempotencyKey::new("key-1").unwrap();
     let request = |seats| crate::service::PurchaseRequest {
         idempotency_key: Some(key.clone()),
+        voucher: None,
         ..f.seats_request("idem", seats)
     };
     let first = f
@@ -770,6 +772,7 @@ pub async fn purchase_is_idempotent(harness: Harness) {
     let racing_key = IdempotencyKey::new("key-2").unwrap();
     let results = race_purchases(&f, 16, |f, _| crate::service::PurchaseRequest {
         idempotency_key: Some(racing_key.clone()),
+        voucher: None,
         ..f.seats_request("racer", vec![f.seat(10), f.seat(11)])
     })
     .await;
@@ -790,6 +793,7 @@ pub async fn purchase_is_idempotent(harness: Harness) {
     let ga_key = IdempotencyKey::new("key-ga").unwrap();
     let ga = |quantity| crate::service::PurchaseRequest {
         idempotency_key: Some(ga_key.clone()),
+        voucher: None,
         ..f.general_request("idem-ga", quantity)
     };
     f.tickets.purchase(ga(2)).await.expect("GA purchase");

@@ -198,6 +198,7 @@ impl Fixture {
             customer: customer_id(customer),
             selection: Selection::Seats(seats),
             idempotency_key: None,
+            voucher: None,
         }
     }
 
@@ -211,6 +212,7 @@ impl Fixture {
                 quantity,
             },
             idempotency_key: None,
+            voucher: None,
         }
     }
 

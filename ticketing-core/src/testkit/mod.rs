@@ -19,6 +19,7 @@ pub mod contracts;
 mod fixture;
 mod payment_checks;
 pub mod sim;
+mod voucher_checks;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -37,6 +38,10 @@ pub use fixture::{Fixture, Layout, PRICE_MINOR, REBUILD_PAGE};
 pub use payment_checks::{
     late_payment_races_a_resale, late_payments_follow_the_policy,
     payments_ledger_records_every_notification,
+};
+pub use voucher_checks::{
+    voucher_retries_and_customer_limits, voucher_uses_are_exact_under_a_stampede,
+    voucher_windows_and_hidden_zones,
 };
 
 use crate::memory::{InMemoryCatalog, InMemorySeatLock, InMemoryTicketRepository};
@@ -124,6 +129,9 @@ macro_rules! __conformance_checks {
             payments_ledger_records_every_notification,
             late_payments_follow_the_policy,
             late_payment_races_a_resale,
+            voucher_uses_are_exact_under_a_stampede,
+            voucher_retries_and_customer_limits,
+            voucher_windows_and_hidden_zones,
         );
     };
 }

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{MySql, MySqlPool};
 use ticketing_core::Result;
-use ticketing_core::domain::{Event, EventId, Venue, VenueId};
+use ticketing_core::domain::{Event, EventId, Venue, VenueId, Voucher, VoucherCode};
 use ticketing_core::ports::CatalogRepository;
 
 use crate::flows::catalog::Catalog;
@@ -44,6 +44,21 @@ impl CatalogRepository for MySqlCatalog {
 
     async fn event(&self, id: EventId) -> Result<Option<Event>> {
         Ok(with_retry("event", || MySql::event(&self.pool, id)).await?)
+    }
+
+    async fn insert_voucher(&self, voucher: &Voucher) -> Result<()> {
+        Ok(with_retry("insert_voucher", || {
+            MySql::insert_voucher(&self.pool, voucher)
+        })
+        .await?)
+    }
+
+    async fn voucher(&self, event: EventId, code: &VoucherCode) -> Result<Option<Voucher>> {
+        Ok(with_retry("voucher", || MySql::voucher(&self.pool, event, code)).await?)
+    }
+
+    async fn vouchers(&self, event: EventId) -> Result<Vec<Voucher>> {
+        Ok(with_retry("vouchers", || MySql::vouchers(&self.pool, event)).await?)
     }
 
     async fn events_closed(

@@ -29,7 +29,16 @@ impl Catalog for MySql {
     const SELECT_EVENT: &'static str = "SELECT venue_id, name, sale_opens, sale_closes, currency, \
      hold_time_ms, per_customer_limit FROM events WHERE id = ?";
     const SELECT_PRICES: &'static str =
-        "SELECT zone_code, price_minor FROM event_prices WHERE event_id = ?";
+        "SELECT zone_code, price_minor, hidden FROM event_prices WHERE event_id = ?";
+    const HIDE_ZONE: &'static str =
+        "UPDATE event_prices SET hidden = TRUE WHERE event_id = ? AND zone_code = ?";
+    const INSERT_VOUCHER: &'static str = "INSERT INTO vouchers (event_id, code, effect, \
+     amount_minor, basis_points, zone_code, max_uses, max_per_customer, valid_from, valid_until) \
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    const SELECT_VOUCHER: &'static str = "SELECT v.code, v.effect, v.amount_minor, v.basis_points, v.zone_code, v.max_uses, v.max_per_customer, v.valid_from, v.valid_until, e.currency \
+     FROM vouchers v JOIN events e ON e.id = v.event_id WHERE v.event_id = ? AND v.code = ?";
+    const SELECT_VOUCHERS: &'static str = "SELECT v.code, v.effect, v.amount_minor, v.basis_points, v.zone_code, v.max_uses, v.max_per_customer, v.valid_from, v.valid_until, e.currency \
+     FROM vouchers v JOIN events e ON e.id = v.event_id WHERE v.event_id = ? ORDER BY v.code";
 
     fn position(position: usize) -> u32 {
         position as u32

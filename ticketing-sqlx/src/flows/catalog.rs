@@ -8,8 +8,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Pool, Row, Type};
 use ticketing_core::Error;
 use ticketing_core::domain::{
-    Currency, Event, EventId, EventSpec, Money, Row as SeatRow, RowLabel, Venue, VenueId, Zone,
-    ZoneCode, ZoneKind,
+    Currency, Discount, Event, EventId, EventSpec, Money, Row as SeatRow, RowLabel, Venue, VenueId,
+    Voucher, VoucherCode, VoucherEffect, VoucherSpec, Zone, ZoneCode, ZoneKind,
 };
 use uuid::Uuid;
 
@@ -20,6 +20,13 @@ use crate::dialect::{Dialect, is_foreign_key_violation, is_unique_violation};
 const SEATED: &str = "SEATED";
 /// See [`SEATED`].
 const GENERAL_ADMISSION: &str = "GENERAL_ADMISSION";
+
+/// Voucher effects as stored.
+const AMOUNT: &str = "AMOUNT";
+/// See [`AMOUNT`].
+const PERCENT: &str = "PERCENT";
+/// See [`AMOUNT`].
+const ZONE_ACCESS: &str = "ZONE_ACCESS";
 
 /// The catalog on a database: its statements, and the writes and reads of
 /// [`CatalogRepository`](ticketing_core::ports::CatalogRepository) over them.
@@ -36,6 +43,10 @@ where
     for<'q> DateTime<Utc>: Encode<'q, Self> + Decode<'q, Self> + Type<Self>,
     for<'q> Self::Count: Decode<'q, Self>,
     for<'q> Option<Self::Count>: Encode<'q, Self> + Type<Self>,
+    for<'q> Option<i64>: Encode<'q, Self> + Decode<'q, Self>,
+    for<'q> Option<&'q str>: Encode<'q, Self>,
+    for<'q> Option<String>: Decode<'q, Self>,
+    for<'q> bool: Decode<'q, Self> + Type<Self>,
 {
     /// A zone's position in its venue as bound: `u32` on MySQL, `i32` (`integer`) on
     /// PostgreSQL.
@@ -56,8 +67,17 @@ where
     const INSERT_EVENT: &'static str;
     /// Binds: event.
     const SELECT_EVENT: &'static str;
-    /// Binds: event. Its price per zone.
+    /// Binds: event. Its price per zone, and whether the zone is hidden.
     const SELECT_PRICES: &'static str;
+    /// Binds: event, zone. Marks the zone's price row hidden.
+    const HIDE_ZONE: &'static str;
+    /// Binds: event, code, effect, amount (minor), basis points, zone, max uses, max per
+    /// customer, valid from, valid until.
+    const INSERT_VOUCHER: &'static str;
+    /// Binds: event, code. The voucher's columns and its event's `currency`.
+    const SELECT_VOUCHER: &'static str;
+    /// Binds: event. Its vouchers' columns and the event's `currency`, by code.
+    const SELECT_VOUCHERS: &'static str;
 
     /// A zone's position as bound.
     fn position(position: usize) -> Self::Position;
@@ -208,8 +228,110 @@ where
             });
         }
         Self::insert_prices(&mut tx, event.id().as_uuid(), event.prices()).await?;
+        for zone in event.hidden_zones() {
+            sqlx::query(Self::HIDE_ZONE)
+                .bind(event.id().as_uuid())
+                .bind(zone.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// One attempt at inserting `voucher` (its event must exist; its code must be new).
+    async fn insert_voucher(pool: &Pool<Self>, voucher: &Voucher) -> Result<(), Self::Error> {
+        let (effect, amount, basis_points, zone) = match voucher.effect() {
+            VoucherEffect::Discount(Discount::Amount(amount)) => {
+                (AMOUNT, Some(amount.minor), None, None)
+            }
+            VoucherEffect::Discount(Discount::Percent { basis_points }) => {
+                (PERCENT, None, Some(Self::count(*basis_points)), None)
+            }
+            VoucherEffect::ZoneAccess(zone) => (ZONE_ACCESS, None, None, Some(zone.as_str())),
+        };
+        let inserted = sqlx::query(Self::INSERT_VOUCHER)
+            .bind(voucher.event().as_uuid())
+            .bind(voucher.code().as_str())
+            .bind(effect)
+            .bind(amount)
+            .bind(basis_points)
+            .bind(zone)
+            .bind(Self::count(voucher.max_uses()))
+            .bind(Self::count(voucher.max_per_customer()))
+            .bind(voucher.valid_from())
+            .bind(voucher.valid_until())
+            .execute(pool)
+            .await;
+        match inserted {
+            Ok(_) => Ok(()),
+            Err(e) if is_unique_violation(&e) => {
+                Err(Error::invalid("code", "the event has a voucher with this code").into())
+            }
+            Err(e) if is_foreign_key_violation(&e) => {
+                Err(Error::not_found("event", voucher.event()).into())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// One attempt at reading the voucher `code` of `event`.
+    async fn voucher(
+        pool: &Pool<Self>,
+        event: EventId,
+        code: &VoucherCode,
+    ) -> Result<Option<Voucher>, Self::Error> {
+        let row = sqlx::query(Self::SELECT_VOUCHER)
+            .bind(event.as_uuid())
+            .bind(code.as_str())
+            .fetch_optional(pool)
+            .await?;
+        row.map(|row| Self::voucher_of(event, &row)).transpose()
+    }
+
+    /// One attempt at reading every voucher of `event`, by code.
+    async fn vouchers(pool: &Pool<Self>, event: EventId) -> Result<Vec<Voucher>, Self::Error> {
+        let rows = sqlx::query(Self::SELECT_VOUCHERS)
+            .bind(event.as_uuid())
+            .fetch_all(pool)
+            .await?;
+        rows.iter()
+            .map(|row| Self::voucher_of(event, row))
+            .collect()
+    }
+
+    /// A stored voucher of `event` from its row.
+    fn voucher_of(event: EventId, row: &Self::Row) -> Result<Voucher, Self::Error> {
+        let currency: String = row.try_get("currency")?;
+        let currency = stored(Currency::new(&currency))?;
+        let effect: String = row.try_get("effect")?;
+        let amount: Option<i64> = row.try_get("amount_minor")?;
+        let basis_points: Option<Self::Count> = row.try_get("basis_points")?;
+        let zone: Option<String> = row.try_get("zone_code")?;
+        let effect = match (effect.as_str(), amount, basis_points, zone) {
+            (AMOUNT, Some(minor), _, _) => {
+                VoucherEffect::Discount(Discount::Amount(Money::new(minor, currency)))
+            }
+            (PERCENT, _, Some(bp), _) => VoucherEffect::Discount(Discount::Percent {
+                basis_points: Self::stored_count(bp)?,
+            }),
+            (ZONE_ACCESS, _, _, Some(zone)) => {
+                VoucherEffect::ZoneAccess(stored(ZoneCode::new(zone))?)
+            }
+            (effect, ..) => {
+                return Err(Error::internal(format!("a voucher with effect {effect}")).into());
+            }
+        };
+        let code: String = row.try_get("code")?;
+        let spec = VoucherSpec {
+            code: stored(VoucherCode::new(code))?,
+            effect,
+            max_uses: Self::stored_count(row.try_get("max_uses")?)?,
+            max_per_customer: Self::stored_count(row.try_get("max_per_customer")?)?,
+            valid_from: row.try_get::<DateTime<Utc>, _>("valid_from")?,
+            valid_until: row.try_get::<DateTime<Utc>, _>("valid_until")?,
+        };
+        Ok(stored(Voucher::restore(event, spec))?)
     }
 
     /// One attempt at reading the event `id` with its prices (and its venue, which the event
@@ -231,16 +353,17 @@ where
         let currency: String = row.try_get("currency")?;
         let currency = stored(Currency::new(&currency))?;
         let mut prices = BTreeMap::new();
+        let mut hidden = Vec::new();
         for price in sqlx::query(Self::SELECT_PRICES)
             .bind(id.as_uuid())
             .fetch_all(pool)
             .await?
         {
-            let zone: String = price.try_get("zone_code")?;
-            prices.insert(
-                stored(ZoneCode::new(zone))?,
-                Money::new(price.try_get("price_minor")?, currency),
-            );
+            let zone = stored(ZoneCode::new(price.try_get::<String, _>("zone_code")?))?;
+            if price.try_get::<bool, _>("hidden")? {
+                hidden.push(zone.clone());
+            }
+            prices.insert(zone, Money::new(price.try_get("price_minor")?, currency));
         }
         let spec = EventSpec {
             name: row.try_get("name")?,
@@ -251,6 +374,7 @@ where
             hold_time: TimeDelta::milliseconds(row.try_get("hold_time_ms")?),
             per_customer_limit: Self::stored_count(row.try_get("per_customer_limit")?)?,
         };
-        Ok(Some(stored(Event::new(id, spec, &venue))?))
+        let event = stored(Event::new(id, spec, &venue).and_then(|e| e.with_hidden_zones(hidden)))?;
+        Ok(Some(event))
     }
 }

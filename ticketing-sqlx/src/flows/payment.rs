@@ -16,13 +16,14 @@ use uuid::Uuid;
 
 use super::OrderSteps;
 use super::outbox::Outbox;
+use super::voucher::VoucherUses;
 use crate::codec::{payment as payment_row, stored};
 use crate::dialect::is_unique_violation;
 
 /// The payments ledger on a database: its statements, and the flow of
 /// [`record_payment`](ticketing_core::ports::TicketRepository::record_payment) and the ledger
 /// reads over them.
-pub(crate) trait Ledger: OrderSteps + Outbox
+pub(crate) trait Ledger: OrderSteps + Outbox + VoucherUses
 where
     for<'c> &'c mut Self::Connection: Executor<'c, Database = Self>,
     Self::Arguments: IntoArguments<Self>,
@@ -32,6 +33,7 @@ where
     for<'q> i64: Encode<'q, Self> + Decode<'q, Self> + Type<Self>,
     for<'q> String: Decode<'q, Self> + Type<Self>,
     for<'q> DateTime<Utc>: Encode<'q, Self> + Decode<'q, Self> + Type<Self>,
+    for<'q> Self::Count: Decode<'q, Self>,
 {
     /// Binds: reference, order, amount, currency, received_at, outcome.
     const INSERT_PAYMENT: &'static str;
@@ -207,7 +209,8 @@ where
     }
 
     /// Counts a reactivated order in again: its general-admission places (from shards with
-    /// room, or `SoldOut`) and its customer's tickets (within the limit, or `LimitExceeded`).
+    /// room, or `SoldOut`), its customer's tickets (within the limit, or `LimitExceeded`) and
+    /// its voucher's use (within the voucher's limits, or `Voucher`).
     async fn take_back(
         conn: &mut Self::Connection,
         order: &Order,
@@ -241,7 +244,8 @@ where
             }
         }
         let count = order.tickets.len() as u32;
-        Self::raise_usage_within(conn, order, count, w.per_customer_limit).await
+        Self::raise_usage_within(conn, order, count, w.per_customer_limit).await?;
+        Self::retake_voucher(conn, order).await
     }
 
     /// The ledger entry of `reference`.

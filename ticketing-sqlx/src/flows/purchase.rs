@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::OrderSteps;
 use super::outbox::Outbox;
+use super::voucher::VoucherUses;
 use crate::codec::stored;
 use crate::dialect::is_unique_violation;
 use crate::retry::{MAX_RETRIES, retry};
@@ -20,7 +21,7 @@ use crate::rules::{check, created_on, reserved_event};
 
 /// The purchase on a database: its statements, and the flow of
 /// [`insert_order`](ticketing_core::ports::TicketRepository::insert_order) over them.
-pub(crate) trait Purchase: OrderSteps + Outbox
+pub(crate) trait Purchase: OrderSteps + Outbox + VoucherUses
 where
     for<'c> &'c mut Self::Connection: Executor<'c, Database = Self>,
     Self::Arguments: IntoArguments<Self>,
@@ -30,6 +31,7 @@ where
     for<'q> Uuid: Encode<'q, Self> + Decode<'q, Self> + Type<Self>,
     for<'q> String: Decode<'q, Self> + Type<Self>,
     for<'q> DateTime<Utc>: Encode<'q, Self> + Decode<'q, Self> + Type<Self>,
+    for<'q> Self::Count: Decode<'q, Self>,
 {
     /// Binds: customer, key, fingerprint, order, created_at.
     const INSERT_IDEMPOTENCY: &'static str;
@@ -114,6 +116,7 @@ where
             return Self::stored_duplicate(pool, record).await;
         }
         Self::insert_order_row(&mut tx, new).await?;
+        Self::claim_voucher(&mut tx, new).await?;
         let shards = Self::take_order_places(&mut tx, new).await?;
         Self::insert_own_tickets(&mut tx, order, &shards).await?;
         Self::raise_customer_usage(&mut tx, new).await?;

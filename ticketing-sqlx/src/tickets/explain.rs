@@ -109,6 +109,7 @@ async fn explain_the_hot_reads() {
                 per_customer_limit: 10,
                 general_admission: None,
                 idempotency: None,
+                voucher: None,
             };
             repo.insert_order(&new).await.expect("insert");
             let action = match n % 3 {

@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{MySql, MySqlConnection, MySqlPool, Row};
 use ticketing_core::domain::{
     CustomerId, EventId, IdempotencyKey, Order, OrderId, OutboxEntry, Payment, PaymentRecorded,
-    PaymentRef, PaymentWrite, Ticket, TicketId, TicketStatus, VenueId, ZoneCode,
+    PaymentRef, PaymentWrite, Ticket, TicketId, TicketStatus, VenueId, VoucherCode, ZoneCode,
 };
 use ticketing_core::ports::{
     IdempotencyRecord, InsertOutcome, NewOrder, TicketRepository, Transition,
@@ -29,6 +29,7 @@ use crate::flows::OrderSteps;
 use crate::flows::outbox::Outbox;
 use crate::flows::payment::Ledger;
 use crate::flows::purchase::Purchase;
+use crate::flows::voucher::VoucherUses;
 use crate::retry::with_retry;
 
 pub use batch::BatchConfig;
@@ -280,6 +281,9 @@ impl TicketRepository for MySqlTicketRepository {
             self.active_tickets_page_once(event, after, limit)
         })
         .await?)
+    }
+    async fn voucher_uses(&self, event: EventId) -> Result<Vec<(VoucherCode, u32)>> {
+        Ok(with_retry("voucher_uses", || MySql::voucher_uses(&self.pool, event)).await?)
     }
 }
 

@@ -6,13 +6,15 @@
 //! order the text names them; each needs at least one list entry. The rest are constants.
 
 use chrono::{DateTime, Utc};
-use sqlx::{MySql, QueryBuilder};
+use sqlx::{MySql, MySqlConnection, QueryBuilder};
 use ticketing_core::domain::{CustomerId, IdempotencyKey, Order, SeatRef, Ticket, TicketStatus};
 use ticketing_core::ports::IdempotencyRecord;
 use uuid::Uuid;
 
 use crate::codec::{push_list, ticket_columns};
+use crate::error::StoreResult;
 use crate::flows::payment::Ledger;
+use crate::flows::voucher::{OrderVoucher, VoucherUses};
 
 // --- purchase ---------------------------------------------------------------------------------
 
@@ -363,4 +365,49 @@ impl Ledger for MySql {
     const CAS_ORDER: &'static str = CAS_ORDER;
     const MOVE_TICKETS: &'static str = MOVE_TICKETS;
     const SET_USAGE_SHARD: &'static str = "UPDATE tickets SET usage_shard = ? WHERE id = ?";
+}
+
+// --- vouchers ---------------------------------------------------------------------------------
+
+impl VoucherUses for MySql {
+    const ENSURE_VOUCHER_USAGE: &'static str = "INSERT INTO voucher_usage \
+     (event_id, code, max_uses, max_per_customer, active) VALUES (?, ?, ?, ?, 0) \
+     ON DUPLICATE KEY UPDATE active = active";
+    const RAISE_VOUCHER_USAGE: &'static str = "UPDATE voucher_usage SET active = active + 1 \
+     WHERE event_id = ? AND code = ? AND active < max_uses";
+    const ENSURE_VOUCHER_CUSTOMER: &'static str = "INSERT INTO voucher_customer_usage \
+     (event_id, code, customer_id, active) VALUES (?, ?, ?, 0) \
+     ON DUPLICATE KEY UPDATE active = active";
+    const RAISE_VOUCHER_CUSTOMER: &'static str = "UPDATE voucher_customer_usage \
+     SET active = active + 1 WHERE event_id = ? AND code = ? AND customer_id = ? AND active < ?";
+    const LOWER_VOUCHER_USAGE: &'static str =
+        "UPDATE voucher_usage SET active = active - ? WHERE event_id = ? AND code = ?";
+    const LOWER_VOUCHER_CUSTOMER: &'static str = "UPDATE voucher_customer_usage \
+     SET active = active - ? WHERE event_id = ? AND code = ? AND customer_id = ?";
+    const SET_ORDER_VOUCHER: &'static str = "UPDATE orders SET voucher_code = ? WHERE id = ?";
+    const SELECT_ORDER_VOUCHER: &'static str = "SELECT voucher_code FROM orders WHERE id = ?";
+    const SELECT_VOUCHER_LIMITS: &'static str = "SELECT max_uses, max_per_customer \
+     FROM voucher_usage WHERE event_id = ? AND code = ?";
+    const SELECT_VOUCHER_USES: &'static str =
+        "SELECT code, active FROM voucher_usage WHERE event_id = ? ORDER BY code";
+
+    async fn order_vouchers(
+        conn: &mut MySqlConnection,
+        ids: &[Uuid],
+    ) -> StoreResult<Vec<OrderVoucher>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut select = QueryBuilder::new(
+            "SELECT event_id, customer_id, voucher_code FROM orders \
+             WHERE voucher_code IS NOT NULL AND id IN ",
+        );
+        push_list(&mut select, ids.iter().copied());
+        let rows = select.build().fetch_all(conn).await?;
+        rows.iter().map(Self::order_voucher).collect()
+    }
+
+    fn stored_limit(count: u32) -> StoreResult<u32> {
+        Ok(count)
+    }
 }

@@ -13,6 +13,7 @@ use super::sql;
 use crate::codec::ticket;
 use crate::error::StoreResult;
 use crate::flows::outbox::Outbox;
+use crate::flows::voucher::VoucherUses;
 use crate::pool::begin;
 pub(super) use crate::rules::expiry_statuses;
 use sqlx::MySql;
@@ -109,9 +110,12 @@ pub(super) async fn load_orders(
 }
 
 /// Lowers the counters of invariants 2 and 6 for orders whose tickets just turned terminal: the
-/// customers' counts, and each general-admission place in the shard it was counted in. Rows are
+/// voucher uses, the customers' counts, and each general-admission place in the shard it was counted in. Rows are
 /// updated in key order, the same in every transaction, so sweepers do not deadlock.
 pub(super) async fn release_usage(conn: &mut MySqlConnection, orders: &[Order]) -> StoreResult<()> {
+    // Vouchers first: a purchase takes its voucher's use before its customer's count, so
+    // both meet those rows in one order.
+    MySql::give_back_vouchers(conn, orders).await?;
     let mut customers: BTreeMap<(Uuid, &str), u32> = BTreeMap::new();
     for order in orders {
         debug_assert!(order.status.is_terminal());

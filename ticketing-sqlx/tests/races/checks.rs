@@ -1,5 +1,6 @@
 // The race checks, shared by `races.rs` (MySQL) and `pg_races.rs` (PostgreSQL), which include
-// this file after defining `database`, `Repo`, `repo` and `ZONE_USAGE_TOTALS`.
+// this file after defining `database`, `Repo`, `repo`, `ZONE_USAGE_TOTALS` and
+// `ACTIVE_VOUCHER_ORDERS`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -8,7 +9,9 @@ use chrono::TimeDelta;
 use futures::future::join_all;
 use ticketing_core::Error;
 use ticketing_core::domain::{OrderId, OutboxKind, SeatRef, TicketAction, TicketStatus};
-use ticketing_core::ports::{InsertOutcome, NewOrder, TicketRepository, Transition};
+use ticketing_core::ports::{
+    InsertOutcome, NewOrder, TicketRepository, Transition, VoucherClaim,
+};
 use tokio::sync::Barrier;
 
 /// A boxed job, for races between different kinds of callers.
@@ -525,5 +528,72 @@ async fn general_admission_fills_exactly_to_capacity_across_shards() {
         repo.active_tickets(show.event).await.unwrap().len() as u32,
         CAPACITY
     );
+    db.drop_database().await.unwrap();
+}
+
+/// 500 orders race for a voucher of 3 uses straight into the repository, with no seat lock in
+/// front: the database alone lets exactly 3 commit (counted from the order rows), the others
+/// are `VOUCHER_USED_UP` and wrote nothing; a cancellation gives its use back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_voucher_is_used_at_most_max_uses_under_a_race() {
+    let db = database(16).await;
+    let repo = repo(&db);
+    let show = Show::new();
+    let code = ticketing_core::domain::VoucherCode::new("EARLY").unwrap();
+    let jobs = (0..500)
+        .map(|i| {
+            let mut order = show.general(&format!("c{i}"), 1, 1_000, t0(), TimeDelta::minutes(10));
+            order.voucher = Some(VoucherClaim {
+                code: code.clone(),
+                max_uses: 3,
+                max_per_customer: 1,
+            });
+            let repo = repo.clone();
+            move || async move { (order.order.id, repo.insert_order(&order).await) }
+        })
+        .collect();
+    let results = race(jobs).await;
+    let won: Vec<OrderId> = results
+        .iter()
+        .filter(|(_, r)| matches!(r, Ok(InsertOutcome::Inserted)))
+        .map(|(id, _)| *id)
+        .collect();
+    let used_up = results
+        .iter()
+        .filter(|(_, r)| {
+            matches!(
+                r,
+                Err(Error::Voucher {
+                    problem: ticketing_core::domain::VoucherProblem::UsedUp,
+                    ..
+                })
+            )
+        })
+        .count();
+    assert_eq!((won.len(), used_up), (3, 497));
+    let counted = |db: &TestDatabase| {
+        let pool = db.pool().clone();
+        let (event, code) = (show.event.as_uuid(), code.to_string());
+        async move {
+            sqlx::query_scalar::<_, i64>(ACTIVE_VOUCHER_ORDERS)
+                .bind(event)
+                .bind(code)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(counted(&db).await, 3, "orders using the voucher in the database");
+    assert_eq!(repo.active_tickets(show.event).await.unwrap().len(), 3);
+    assert_eq!(repo.voucher_uses(show.event).await.unwrap(), vec![(code.clone(), 3)]);
+    let cancel = Transition {
+        order: won[0],
+        action: TicketAction::Cancel,
+        now: t0(),
+        payment_ref: None,
+    };
+    assert!(repo.transition(&cancel).await.unwrap());
+    assert_eq!(counted(&db).await, 2);
+    assert_eq!(repo.voucher_uses(show.event).await.unwrap(), vec![(code, 2)]);
     db.drop_database().await.unwrap();
 }

@@ -113,6 +113,7 @@ impl Show {
             per_customer_limit: 100,
             general_admission: None,
             idempotency: None,
+            voucher: None,
         }
     }
 
@@ -134,6 +135,7 @@ impl Show {
             per_customer_limit: 100,
             general_admission: Some((zone("GA"), capacity)),
             idempotency: None,
+            voucher: None,
         }
     }
 }

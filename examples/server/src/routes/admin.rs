@@ -52,7 +52,8 @@ pub async fn create_venue(
         (status = 413, description = "PAYLOAD_TOO_LARGE: a body over 64 KiB", body = ErrorBody),
         (status = 415, description = "UNSUPPORTED_MEDIA_TYPE: the body is not sent as application/json", body = ErrorBody),
         (status = 422, description = "INCONSISTENT_REQUEST: the sale closes before it opens, a price names \
-            a zone the venue lacks or a zone twice, or the prices use more than one currency", body = ErrorBody),
+            a zone the venue lacks or a zone twice, the prices use more than one currency, or a hidden zone \
+            has no price", body = ErrorBody),
         (status = 500, description = "INTERNAL: a bug, broken stored data, or a backend failure that retrying will not cure (no retry)", body = ErrorBody),
         (status = 408, description = "REQUEST_TIMEOUT: the request or its body took longer than the server allows", body = ErrorBody),
         (status = 503, description = "UNAVAILABLE: a backend failed, or the server is at its in-flight limit (see Retry-After); retry", body = ErrorBody),
@@ -62,9 +63,13 @@ pub async fn create_event(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateEventDto>,
 ) -> ApiResult<(StatusCode, Json<EventDto>)> {
+    let hidden = body.hidden_zones()?;
     let spec = body.to_core()?;
-    let event = state.catalog().create_event(spec).await?;
-    Ok((StatusCode::CREATED, Json(EventDto::from(&event))))
+    let event = state
+        .catalog()
+        .create_event_with_hidden_zones(spec, hidden)
+        .await?;
+    Ok((StatusCode::CREATED, Json(EventDto::admin(&event))))
 }
 
 /// Refunds a paid order and frees its seats.

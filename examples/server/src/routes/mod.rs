@@ -7,6 +7,7 @@ pub mod orders;
 pub mod payments;
 pub mod seat_changes;
 pub mod tickets;
+pub mod vouchers;
 pub mod waiting_room;
 
 use std::future::Future;

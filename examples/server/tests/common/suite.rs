@@ -584,6 +584,121 @@ pub async fn admin_routes(app: TestApp) {
         .expect(StatusCode::NOT_FOUND, Some("NOT_FOUND"));
 }
 
+/// Vouchers over HTTP: an admin creates a percent voucher of one use; a purchase with it pays
+/// half, a second buyer is `409 VOUCHER_USED_UP`, the list shows the use, a cancellation gives
+/// it back, the discounted total pays; unknown codes and malformed bodies are refused; a hidden
+/// zone is off the public event and map and sold with a zone-access voucher.
+pub async fn vouchers_over_http(app: TestApp) {
+    let now = app.clock.now();
+    let event = app.demo.event.to_string();
+    let vouchers = format!("/api/admin/events/{event}/vouchers");
+    let half = json!({"code": "HALF", "kind": "PERCENT", "basisPoints": 5000,
+        "maxUses": 1, "maxPerCustomer": 1,
+        "validFrom": now - TimeDelta::minutes(1), "validUntil": now + TimeDelta::days(1)});
+    app.post(&vouchers, &half)
+        .await
+        .expect(StatusCode::UNAUTHORIZED, Some("UNAUTHORIZED"));
+    let created = app.admin_post(&vouchers, &half).await;
+    created.expect(StatusCode::CREATED, None);
+    assert_eq!(created.body["uses"], 0);
+    assert_eq!(created.body["kind"], "PERCENT");
+    app.admin_post(&vouchers, &half).await.expect(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("INCONSISTENT_REQUEST"),
+    );
+    let mut mixed = half.clone();
+    mixed["kind"] = json!("AMOUNT");
+    app.admin_post(&vouchers, &mixed)
+        .await
+        .expect(StatusCode::BAD_REQUEST, Some("INVALID_REQUEST"));
+
+    let with = |seat: &str, code: &str| {
+        let mut body = purchase(event.clone(), &[seat]);
+        body["voucher"] = json!(code);
+        body
+    };
+    let bought = app
+        .post_as("alice", "/api/tickets", &with("STALLS:E:1", "HALF"))
+        .await;
+    bought.expect(StatusCode::CREATED, None);
+    assert_eq!(bought.body["total"]["amountMinor"], 2250, "half of 45.00");
+    let alice_order = order_id(&bought);
+    app.post_as("bob", "/api/tickets", &with("STALLS:E:2", "HALF"))
+        .await
+        .expect(StatusCode::CONFLICT, Some("VOUCHER_USED_UP"));
+    app.post_as("bob", "/api/tickets", &with("STALLS:E:2", "NOPE"))
+        .await
+        .expect(StatusCode::CONFLICT, Some("VOUCHER_UNKNOWN"));
+    let listed = app.admin_get(&vouchers).await;
+    listed.expect(StatusCode::OK, None);
+    assert_eq!(listed.body[0]["code"], "HALF");
+    assert_eq!(listed.body[0]["uses"], 1);
+
+    app.post_as(
+        "alice",
+        &format!("/api/orders/{alice_order}/cancel"),
+        &json!({}),
+    )
+    .await
+    .expect(StatusCode::OK, None);
+    assert_eq!(app.admin_get(&vouchers).await.body[0]["uses"], 0);
+    let bob = app
+        .post_as("bob", "/api/tickets", &with("STALLS:E:2", "HALF"))
+        .await;
+    bob.expect(StatusCode::CREATED, None);
+    let bob_order = order_id(&bob);
+    app.webhook("evt_half", &bob_order, "pi_half")
+        .await
+        .expect(StatusCode::OK, None);
+    let paid = app.get_as("bob", &format!("/api/orders/{bob_order}")).await;
+    assert_eq!(paid.body["status"], "PAID", "the discounted total pays");
+
+    // A hidden zone: off the public event and map, sold with a zone-access voucher.
+    let venue = json!({"name": "Club", "zones": [
+        {"code": "MAIN", "name": "Main", "kind": "seated", "rows": [{"label": "1", "seats": 3}]},
+        {"code": "VIP", "name": "Vip", "kind": "seated", "rows": [{"label": "1", "seats": 2}]}]});
+    let venue = app.admin_post("/api/admin/venues", &venue).await;
+    let hidden = json!({"venueId": venue.body["id"], "name": "Presale",
+        "saleOpens": now - TimeDelta::minutes(1), "saleCloses": now + TimeDelta::days(1),
+        "prices": [{"zone": "MAIN", "amountMinor": 3000, "currency": "EUR"},
+                   {"zone": "VIP", "amountMinor": 9000, "currency": "EUR"}],
+        "holdTimeSeconds": 300, "perCustomerLimit": 4, "hiddenZones": ["VIP"]});
+    let created = app.admin_post("/api/admin/events", &hidden).await;
+    created.expect(StatusCode::CREATED, None);
+    assert_eq!(created.body["hiddenZones"], json!(["VIP"]));
+    let presale = created.body["id"].as_str().unwrap().to_owned();
+    let public = app.get(&format!("/api/events/{presale}")).await;
+    assert_eq!(public.body["prices"].as_array().unwrap().len(), 1);
+    assert!(public.body.get("hiddenZones").is_none());
+    let map = app.get(&format!("/api/events/{presale}/seats")).await;
+    assert!(
+        map.body["seated"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|z| z["zone"] != "VIP"),
+        "a hidden zone is off the public map"
+    );
+    app.get(&format!("/api/events/{presale}/zones/VIP/seats"))
+        .await
+        .expect(StatusCode::NOT_FOUND, Some("NOT_FOUND"));
+    let access = json!({"code": "VIP-ACCESS", "kind": "ZONE_ACCESS", "zone": "VIP",
+        "maxUses": 5, "maxPerCustomer": 1,
+        "validFrom": now - TimeDelta::minutes(1), "validUntil": now + TimeDelta::days(1)});
+    app.admin_post(&format!("/api/admin/events/{presale}/vouchers"), &access)
+        .await
+        .expect(StatusCode::CREATED, None);
+    let mut vip = purchase(presale.clone(), &["VIP:1:1"]);
+    app.post_as("carol", "/api/tickets", &vip).await.expect(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("INCONSISTENT_REQUEST"),
+    );
+    vip["voucher"] = json!("VIP-ACCESS");
+    let sold = app.post_as("carol", "/api/tickets", &vip).await;
+    sold.expect(StatusCode::CREATED, None);
+    assert_eq!(sold.body["total"]["amountMinor"], 9000);
+}
+
 /// The seat map lists free and sold seats as ranges per row; one zone's map has that zone only;
 /// a zone the event does not sell is 404, a malformed zone code 400.
 pub async fn seat_maps_are_ranges_and_one_zone_at_a_time(app: TestApp) {
@@ -1395,6 +1510,7 @@ macro_rules! http_suite {
             cancel_and_refund,
             sweep_expires_unpaid_orders,
             admin_routes,
+            vouchers_over_http,
             seat_maps_are_ranges_and_one_zone_at_a_time,
             seat_map_revalidates_with_its_etag,
             venues_keep_within_the_caps,

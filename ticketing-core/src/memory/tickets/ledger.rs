@@ -99,6 +99,10 @@ impl State {
             }
             (PaymentEffect::Reactivate, Some(order)) if order.status == TicketStatus::Expired => {
                 self.check_reactivation(&order, write)?;
+                if let Some(claim) = self.order_vouchers.get(&order.id).cloned() {
+                    self.check_voucher(&order, &claim)?;
+                    self.take_voucher(&order, &claim);
+                }
                 self.take_back(&order);
                 Some(self.mark_paid(&order, payment))
             }

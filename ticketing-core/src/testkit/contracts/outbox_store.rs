@@ -84,6 +84,7 @@ impl OutboxFeed for ReservationFeed {
                 per_customer_limit: 1,
                 general_admission: None,
                 idempotency: None,
+                voucher: None,
             })
             .await?;
         assert_eq!(

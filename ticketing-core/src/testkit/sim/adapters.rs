@@ -351,4 +351,9 @@ impl TicketRepository for FaultyTickets {
         self.read("active_tickets_page").await?;
         self.inner.active_tickets_page(event, after, limit).await
     }
+
+    async fn voucher_uses(&self, event: EventId) -> Result<Vec<(crate::domain::VoucherCode, u32)>> {
+        self.read("voucher_uses").await?;
+        self.inner.voucher_uses(event).await
+    }
 }

@@ -843,6 +843,7 @@ impl World {
             customer: who,
             selection,
             idempotency_key,
+            voucher: None,
         };
         if request.idempotency_key.is_some() && roll < 70 {
             self.customers.keyed.push(request.clone());

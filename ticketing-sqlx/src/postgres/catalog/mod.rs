@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Postgres};
 use ticketing_core::Result;
-use ticketing_core::domain::{Event, EventId, Venue, VenueId};
+use ticketing_core::domain::{Event, EventId, Venue, VenueId, Voucher, VoucherCode};
 use ticketing_core::ports::CatalogRepository;
 
 use super::error::with_retry;
@@ -44,6 +44,21 @@ impl CatalogRepository for PgCatalog {
 
     async fn event(&self, id: EventId) -> Result<Option<Event>> {
         Ok(with_retry("event", || Postgres::event(&self.pool, id)).await?)
+    }
+
+    async fn insert_voucher(&self, voucher: &Voucher) -> Result<()> {
+        Ok(with_retry("insert_voucher", || {
+            Postgres::insert_voucher(&self.pool, voucher)
+        })
+        .await?)
+    }
+
+    async fn voucher(&self, event: EventId, code: &VoucherCode) -> Result<Option<Voucher>> {
+        Ok(with_retry("voucher", || Postgres::voucher(&self.pool, event, code)).await?)
+    }
+
+    async fn vouchers(&self, event: EventId) -> Result<Vec<Voucher>> {
+        Ok(with_retry("vouchers", || Postgres::vouchers(&self.pool, event)).await?)
     }
 
     async fn events_closed(

@@ -31,7 +31,16 @@ impl Catalog for Postgres {
     const SELECT_EVENT: &'static str = "SELECT venue_id, name, sale_opens, sale_closes, currency, \
      hold_time_ms, per_customer_limit FROM events WHERE id = $1";
     const SELECT_PRICES: &'static str =
-        "SELECT zone_code, price_minor FROM event_prices WHERE event_id = $1";
+        "SELECT zone_code, price_minor, hidden FROM event_prices WHERE event_id = $1";
+    const HIDE_ZONE: &'static str =
+        "UPDATE event_prices SET hidden = true WHERE event_id = $1 AND zone_code = $2";
+    const INSERT_VOUCHER: &'static str = "INSERT INTO vouchers (event_id, code, effect, \
+     amount_minor, basis_points, zone_code, max_uses, max_per_customer, valid_from, valid_until) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+    const SELECT_VOUCHER: &'static str = "SELECT v.code, v.effect, v.amount_minor, v.basis_points, v.zone_code, v.max_uses, v.max_per_customer, v.valid_from, v.valid_until, e.currency \
+     FROM vouchers v JOIN events e ON e.id = v.event_id WHERE v.event_id = $1 AND v.code = $2";
+    const SELECT_VOUCHERS: &'static str = "SELECT v.code, v.effect, v.amount_minor, v.basis_points, v.zone_code, v.max_uses, v.max_per_customer, v.valid_from, v.valid_until, e.currency \
+     FROM vouchers v JOIN events e ON e.id = v.event_id WHERE v.event_id = $1 ORDER BY v.code";
 
     fn position(position: usize) -> i32 {
         i32::try_from(position).unwrap_or(i32::MAX)

@@ -94,6 +94,7 @@ async fn pg_explain_the_hot_reads() {
                 per_customer_limit: 10,
                 general_admission: None,
                 idempotency: None,
+                voucher: None,
             };
             repo.insert_order(&new).await.expect("insert");
             let action = match n % 3 {

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool, Postgres, Row};
 use ticketing_core::domain::{
     CustomerId, EventId, IdempotencyKey, Order, OrderId, OutboxEntry, Payment, PaymentRecorded,
-    PaymentRef, PaymentWrite, Ticket, TicketId, TicketStatus, VenueId, ZoneCode,
+    PaymentRef, PaymentWrite, Ticket, TicketId, TicketStatus, VenueId, VoucherCode, ZoneCode,
 };
 use ticketing_core::ports::{
     IdempotencyRecord, InsertOutcome, NewOrder, TicketRepository, Transition,
@@ -26,6 +26,7 @@ use crate::flows::OrderSteps;
 use crate::flows::outbox::Outbox;
 use crate::flows::payment::Ledger;
 use crate::flows::purchase::Purchase;
+use crate::flows::voucher::VoucherUses;
 
 /// The [`TicketRepository`] (and the relay's `OutboxStore`) on PostgreSQL.
 ///
@@ -241,6 +242,9 @@ impl TicketRepository for PgTicketRepository {
             self.active_tickets_page_once(event, after, limit)
         })
         .await?)
+    }
+    async fn voucher_uses(&self, event: EventId) -> Result<Vec<(VoucherCode, u32)>> {
+        Ok(with_retry("voucher_uses", || Postgres::voucher_uses(&self.pool, event)).await?)
     }
 }
 

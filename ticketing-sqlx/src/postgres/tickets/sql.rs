@@ -4,10 +4,14 @@
 //! caller's `now`, never the server's. Lists are bound as arrays (`= ANY($n)`, `unnest`), so
 //! every statement is a constant, prepared once per connection.
 
-use sqlx::Postgres;
+use sqlx::{PgConnection, Postgres};
+use uuid::Uuid;
 
+use crate::codec::stored;
 use crate::codec::ticket_columns;
 use crate::flows::payment::Ledger;
+use crate::flows::voucher::{OrderVoucher, VoucherUses};
+use crate::postgres::error::StoreResult;
 
 // --- purchase ---------------------------------------------------------------------------------
 
@@ -208,4 +212,48 @@ impl Ledger for Postgres {
     const CAS_ORDER: &'static str = CAS_ORDER;
     const MOVE_TICKETS: &'static str = MOVE_TICKETS;
     const SET_USAGE_SHARD: &'static str = "UPDATE tickets SET usage_shard = $1 WHERE id = $2";
+}
+
+// --- vouchers ---------------------------------------------------------------------------------
+
+impl VoucherUses for Postgres {
+    const ENSURE_VOUCHER_USAGE: &'static str = "INSERT INTO voucher_usage \
+     (event_id, code, max_uses, max_per_customer, active) VALUES ($1, $2, $3, $4, 0) \
+     ON CONFLICT (event_id, code) DO NOTHING";
+    const RAISE_VOUCHER_USAGE: &'static str = "UPDATE voucher_usage SET active = active + 1 \
+     WHERE event_id = $1 AND code = $2 AND active < max_uses";
+    const ENSURE_VOUCHER_CUSTOMER: &'static str = "INSERT INTO voucher_customer_usage \
+     (event_id, code, customer_id, active) VALUES ($1, $2, $3, 0) \
+     ON CONFLICT (event_id, code, customer_id) DO NOTHING";
+    const RAISE_VOUCHER_CUSTOMER: &'static str = "UPDATE voucher_customer_usage \
+     SET active = active + 1 WHERE event_id = $1 AND code = $2 AND customer_id = $3 \
+     AND active < $4";
+    const LOWER_VOUCHER_USAGE: &'static str =
+        "UPDATE voucher_usage SET active = active - $1 WHERE event_id = $2 AND code = $3";
+    const LOWER_VOUCHER_CUSTOMER: &'static str = "UPDATE voucher_customer_usage \
+     SET active = active - $1 WHERE event_id = $2 AND code = $3 AND customer_id = $4";
+    const SET_ORDER_VOUCHER: &'static str = "UPDATE orders SET voucher_code = $1 WHERE id = $2";
+    const SELECT_ORDER_VOUCHER: &'static str = "SELECT voucher_code FROM orders WHERE id = $1";
+    const SELECT_VOUCHER_LIMITS: &'static str = "SELECT max_uses, max_per_customer \
+     FROM voucher_usage WHERE event_id = $1 AND code = $2";
+    const SELECT_VOUCHER_USES: &'static str =
+        "SELECT code, active FROM voucher_usage WHERE event_id = $1 ORDER BY code";
+
+    async fn order_vouchers(
+        conn: &mut PgConnection,
+        ids: &[Uuid],
+    ) -> StoreResult<Vec<OrderVoucher>> {
+        let rows = sqlx::query(
+            "SELECT event_id, customer_id, voucher_code FROM orders \
+             WHERE voucher_code IS NOT NULL AND id = ANY($1)",
+        )
+        .bind(ids)
+        .fetch_all(conn)
+        .await?;
+        rows.iter().map(Self::order_voucher).collect()
+    }
+
+    fn stored_limit(count: i64) -> StoreResult<u32> {
+        Ok(stored(u32::try_from(count))?)
+    }
 }

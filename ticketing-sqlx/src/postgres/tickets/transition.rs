@@ -12,6 +12,7 @@ use uuid::Uuid;
 use super::sql;
 use crate::codec::ticket;
 use crate::flows::outbox::Outbox;
+use crate::flows::voucher::VoucherUses;
 use crate::postgres::error::{StoreError, StoreResult};
 use crate::postgres::pool::begin;
 use sqlx::Postgres;
@@ -105,9 +106,12 @@ pub(super) async fn load_orders(conn: &mut PgConnection, ids: &[Uuid]) -> StoreR
 }
 
 /// Lowers the counters of invariants 2 and 6 for orders whose tickets just turned terminal: the
-/// customers' counts, and each general-admission place in the shard it was counted in. Rows are
+/// voucher uses, the customers' counts, and each general-admission place in the shard it was counted in. Rows are
 /// updated in key order, the same in every transaction, so sweepers do not deadlock.
 pub(super) async fn release_usage(conn: &mut PgConnection, orders: &[Order]) -> StoreResult<()> {
+    // Vouchers first: a purchase takes its voucher's use before its customer's count, so
+    // both meet those rows in one order.
+    Postgres::give_back_vouchers(conn, orders).await?;
     let mut customers: BTreeMap<(Uuid, &str), i64> = BTreeMap::new();
     for order in orders {
         debug_assert!(order.status.is_terminal());

@@ -40,7 +40,10 @@ pub(super) async fn find(
 
 /// Splits off orders that overlap an earlier order of the same batch (a seat, an idempotency
 /// key or an order id): they cannot both commit, and running them alone afterwards gives the
-/// later one its exact answer. Returns (members, alone).
+/// later one its exact answer. Orders that use a voucher run alone too: their use is taken by
+/// the unbatched flow's conditional update (`crate::flows::voucher`), so a voucher's count has
+/// one writer path, and a stampede on a used-up voucher cannot roll back batches of other
+/// buyers. Returns (members, alone).
 pub(super) fn separate_overlaps(batch: Vec<Pending>) -> (Vec<Pending>, Vec<Pending>) {
     let mut seats: HashSet<(EventId, &SeatRef)> = HashSet::new();
     let mut keys = HashSet::new();
@@ -59,7 +62,8 @@ pub(super) fn separate_overlaps(batch: Vec<Pending>) -> (Vec<Pending>, Vec<Pendi
             .as_ref()
             .map(|r| (r.customer.as_str(), r.key.as_str()));
         let key_clash = key.is_some_and(|k| keys.contains(&k));
-        if seat_clash || key_clash || ids.contains(&order.id) {
+        let voucher = pending.order.voucher.is_some();
+        if seat_clash || key_clash || voucher || ids.contains(&order.id) {
             overlapping[i] = true;
             continue;
         }
