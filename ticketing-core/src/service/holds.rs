@@ -10,8 +10,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::domain::{EventId, Order, OrderId, TicketId, TicketStatus, Zone, ZoneCode};
 use crate::ports::{
-    ActiveHold, HoldItem, HoldOutcome, HoldPage, HoldRequest, HoldSource, LockSnapshot, SeatLock,
-    TicketRepository,
+    ActiveHold, BestAvailableOutcome, BestAvailableRequest, HoldItem, HoldOutcome, HoldPage,
+    HoldRequest, HoldSource, LockSnapshot, SeatLock, TicketRepository,
 };
 use crate::{Error, Result};
 
@@ -225,6 +225,27 @@ pub(crate) async fn hold_with_rebuild(
     for _ in 0..=attempts {
         match lock.hold(request).await? {
             HoldOutcome::NotLoaded => {
+                tracing::info!(event = %request.event, "seat lock not loaded, rebuilding from the repository");
+                let source = source();
+                lock.rebuild(request.event, &source).await?;
+                source.catch_up(lock, request.event, request.now).await;
+            }
+            outcome => return Ok(outcome),
+        }
+    }
+    Err(not_loaded(request.event))
+}
+
+/// [`hold_with_rebuild`] for a best-available hold.
+pub(crate) async fn best_available_with_rebuild(
+    lock: &dyn SeatLock,
+    source: impl Fn() -> RepositoryHolds,
+    request: &BestAvailableRequest,
+    attempts: u32,
+) -> Result<BestAvailableOutcome> {
+    for _ in 0..=attempts {
+        match lock.hold_best_available(request).await? {
+            BestAvailableOutcome::NotLoaded => {
                 tracing::info!(event = %request.event, "seat lock not loaded, rebuilding from the repository");
                 let source = source();
                 lock.rebuild(request.event, &source).await?;

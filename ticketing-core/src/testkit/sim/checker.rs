@@ -812,5 +812,24 @@ fn matches_request(order: &Order, request: &PurchaseRequest) -> bool {
                     .iter()
                     .all(|t| t.seat.is_none() && t.zone == *zone)
         }
+        Selection::BestAvailable(wanted) => {
+            let mut seats: Vec<&SeatRef> = order
+                .tickets
+                .iter()
+                .filter_map(|t| t.seat.as_ref())
+                .collect();
+            seats.sort();
+            seats.len() == wanted.quantity as usize
+                && order.tickets.len() == seats.len()
+                && wanted
+                    .zone
+                    .as_ref()
+                    .is_none_or(|zone| seats.iter().all(|s| s.zone == *zone))
+                && seats.windows(2).all(|pair| {
+                    pair[0].zone == pair[1].zone
+                        && pair[0].row == pair[1].row
+                        && pair[0].number + 1 == pair[1].number
+                })
+        }
     }
 }
