@@ -64,6 +64,8 @@ use crate::{demo, routes};
         dto::PurchaseRequestDto,
         dto::SeatDto,
         dto::GeneralAdmissionDto,
+        dto::BestAvailableDto,
+        dto::RowRangeDto,
         dto::MoneyDto,
         dto::PaymentDto,
         dto::TicketDto,

@@ -55,7 +55,7 @@ pub struct PurchaseHeaders {
         (status = 403, description = "NOT_ADMITTED: the event has a waiting room and the Admission-Token is missing, \
             expired, already used, in use by another purchase, or another customer's or event's (details.reason)", body = ErrorBody),
         (status = 404, description = "NOT_FOUND: no such event", body = ErrorBody),
-        (status = 409, description = "SEATS_TAKEN (details.seats), SOLD_OUT, NOT_ON_SALE or IDEMPOTENCY_CONFLICT", body = ErrorBody),
+        (status = 409, description = "SEATS_TAKEN (details.seats), SOLD_OUT, NO_ADJACENT_SEATS (best available: no block of that size), NOT_ON_SALE or IDEMPOTENCY_CONFLICT", body = ErrorBody),
         (status = 413, description = "PAYLOAD_TOO_LARGE: a body over 64 KiB", body = ErrorBody),
         (status = 415, description = "UNSUPPORTED_MEDIA_TYPE: the body is not sent as application/json", body = ErrorBody),
         (status = 422, description = "LIMIT_EXCEEDED: more tickets than the event allows a customer; \
