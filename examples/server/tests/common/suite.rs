@@ -191,7 +191,12 @@ pub async fn best_available_over_http(app: TestApp) {
     let auth = super::bearer("alice");
     let key = [("idempotency-key", "best-1"), ("authorization", &auth)];
     let first = app
-        .call(Method::POST, "/api/tickets", Some(&best(3, row_e.clone())), &key)
+        .call(
+            Method::POST,
+            "/api/tickets",
+            Some(&best(3, row_e.clone())),
+            &key,
+        )
         .await;
     first.expect(StatusCode::CREATED, None);
     let mut numbers: Vec<(String, u64)> = first.body["tickets"]
@@ -212,13 +217,23 @@ pub async fn best_available_over_http(app: TestApp) {
         "the middle of row E"
     );
     let again = app
-        .call(Method::POST, "/api/tickets", Some(&best(3, row_e.clone())), &key)
+        .call(
+            Method::POST,
+            "/api/tickets",
+            Some(&best(3, row_e.clone())),
+            &key,
+        )
         .await;
     again.expect(StatusCode::CREATED, None);
     assert_eq!(first.body["id"], again.body["id"], "a keyed retry");
-    app.call(Method::POST, "/api/tickets", Some(&best(2, row_e.clone())), &key)
-        .await
-        .expect(StatusCode::CONFLICT, Some("IDEMPOTENCY_CONFLICT"));
+    app.call(
+        Method::POST,
+        "/api/tickets",
+        Some(&best(2, row_e.clone())),
+        &key,
+    )
+    .await
+    .expect(StatusCode::CONFLICT, Some("IDEMPOTENCY_CONFLICT"));
     // Row E has 4 and 5 seats free side by side.
     app.post_as("bob", "/api/tickets", &best(6, row_e.clone()))
         .await
@@ -229,16 +244,23 @@ pub async fn best_available_over_http(app: TestApp) {
     app.post_as("bob", "/api/tickets", &best(7, row_e.clone()))
         .await
         .expect(StatusCode::UNPROCESSABLE_ENTITY, Some("LIMIT_EXCEEDED"));
-    for rows in [json!({"first": "E", "last": "A"}), json!({"first": "Z", "last": "E"})] {
+    for rows in [
+        json!({"first": "E", "last": "A"}),
+        json!({"first": "Z", "last": "E"}),
+    ] {
         app.post_as("bob", "/api/tickets", &best(2, rows))
             .await
-            .expect(StatusCode::UNPROCESSABLE_ENTITY, Some("INCONSISTENT_REQUEST"));
+            .expect(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some("INCONSISTENT_REQUEST"),
+            );
     }
     for zone in ["FLOOR", "NOPE"] {
         let body = json!({"eventId": event, "bestAvailable": {"zone": zone, "quantity": 2}});
-        app.post_as("bob", "/api/tickets", &body)
-            .await
-            .expect(StatusCode::UNPROCESSABLE_ENTITY, Some("INCONSISTENT_REQUEST"));
+        app.post_as("bob", "/api/tickets", &body).await.expect(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("INCONSISTENT_REQUEST"),
+        );
     }
     let mut both = best(2, row_e);
     both["seats"] = json!([{"zone": "STALLS", "row": "A", "number": 1}]);
@@ -247,9 +269,10 @@ pub async fn best_available_over_http(app: TestApp) {
         .expect(StatusCode::BAD_REQUEST, Some("INVALID_REQUEST"));
     let cheap = json!({"eventId": event, "bestAvailable":
         {"zone": "STALLS", "quantity": 2, "maxPrice": {"amountMinor": 100, "currency": "EUR"}}});
-    app.post_as("bob", "/api/tickets", &cheap)
-        .await
-        .expect(StatusCode::UNPROCESSABLE_ENTITY, Some("INCONSISTENT_REQUEST"));
+    app.post_as("bob", "/api/tickets", &cheap).await.expect(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("INCONSISTENT_REQUEST"),
+    );
 }
 
 /// Same Idempotency-Key + same request → the same order; another request → 409.

@@ -557,9 +557,15 @@ impl Checker {
         let record = ready(repo.idempotency_record(&request.customer, key))
             .ok()
             .flatten();
+        // A best-available order is a block of seats, which a request naming those seats (or
+        // another best-available request of that size) matches too: the record's fingerprint
+        // tells the requests apart.
+        let other_request = record
+            .as_ref()
+            .is_some_and(|r| r.fingerprint != request.fingerprint());
         let stored = record.and_then(|r| ready(repo.order(r.order_id)).ok().flatten());
         match stored {
-            Some(stored) if !matches_request(&stored, request) => Ok(()),
+            Some(stored) if !matches_request(&stored, request) || other_request => Ok(()),
             other => Err(violation(
                 inv::IDEMPOTENCY,
                 format!(
