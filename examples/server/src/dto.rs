@@ -124,6 +124,7 @@ impl SeatDto {
 pub struct MoneyDto {
     /// Minor units, e.g. `4500` for EUR 45.00.
     #[schema(schema_with = contract::price_minor)]
+    #[serde(deserialize_with = "whole")]
     pub amount_minor: i64,
     /// ISO 4217 code, e.g. `EUR`.
     #[schema(schema_with = contract::currency)]
@@ -177,10 +178,20 @@ pub struct BestAvailableDto {
     #[serde(deserialize_with = "whole")]
     pub quantity: u32,
     /// Only these rows of the zone (all rows when absent).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(nullable = false)]
     pub rows: Option<RowRangeDto>,
-    /// The most one seat may cost; a dearer zone is refused (400).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The most one seat may cost; a dearer zone is refused (422).
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(nullable = false)]
     pub max_price: Option<MoneyDto>,
 }
 

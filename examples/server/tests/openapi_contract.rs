@@ -238,6 +238,13 @@ fn the_selection_is_exactly_one_of_seats_general_admission_or_best_available() {
         best["properties"]["quantity"]["maximum"],
         MAX_PER_CUSTOMER_LIMIT
     );
+    for optional in ["rows", "maxPrice"] {
+        assert!(
+            best["properties"][optional]["$ref"].is_string(),
+            "{optional} is an object or absent, never null: {}",
+            best["properties"][optional]
+        );
+    }
     assert_eq!(
         schema(&doc, "RowRangeDto")["required"],
         json!(["first", "last"])
