@@ -115,17 +115,6 @@ impl BestAvailableRequest {
                 .collect(),
         )
     }
-
-    /// The seats `self` asks the lock to choose from, row by row in the order given.
-    pub fn seats(&self) -> impl Iterator<Item = SeatRef> + '_ {
-        self.rows.iter().flat_map(move |row| {
-            (1..=row.seats).map(move |number| SeatRef {
-                zone: self.zone.clone(),
-                row: row.label.clone(),
-                number,
-            })
-        })
-    }
 }
 
 /// The answer to a [`SeatLock::hold_best_available`].

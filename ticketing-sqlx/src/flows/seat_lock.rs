@@ -260,23 +260,11 @@ where
             zones: wanted.zone_codes(),
             keys: wanted.seat_keys(),
         };
-        let (mut rows_created, mut marker_busy) = (0, 0);
+        let mut rows_created = 0;
         loop {
-            let mut tx = Self::begin(pool).await?;
-            match Self::share_marker(&mut tx, target.event).await? {
-                Marker::Loaded => {}
-                Marker::NotLoaded => return Ok(HoldOutcome::NotLoaded),
-                Marker::Busy => {
-                    // Look again a few times without holding a connection.
-                    tx.rollback().await?;
-                    marker_busy += 1;
-                    if marker_busy > MARKER_BUSY_RETRIES {
-                        return Ok(HoldOutcome::NotLoaded);
-                    }
-                    tokio::time::sleep(backoff(marker_busy)).await;
-                    continue;
-                }
-            }
+            let Some(mut tx) = Self::begin_loaded(pool, target.event).await? else {
+                return Ok(HoldOutcome::NotLoaded);
+            };
             let Some(seat_rows) = Self::lock_rows(&mut tx, &target).await? else {
                 tx.rollback().await?;
                 // Rows vanish only when the state is forgotten between our creating and
@@ -316,7 +304,7 @@ where
         let (event, order) = (request.event.as_uuid(), request.order.as_uuid());
         let zone = [request.zone.as_str()];
         let (from, to) = (format!("{}:", request.zone), format!("{};", request.zone));
-        let (mut rounds, mut marker_busy) = (0, 0);
+        let mut rounds = 0;
         loop {
             rounds += 1;
             if rounds > MAX_ROW_ROUNDS {
@@ -325,21 +313,9 @@ where
                 )
                 .into());
             }
-            let mut tx = Self::begin(pool).await?;
-            match Self::share_marker(&mut tx, event).await? {
-                Marker::Loaded => {}
-                Marker::NotLoaded => return Ok(BestAvailableOutcome::NotLoaded),
-                Marker::Busy => {
-                    tx.rollback().await?;
-                    marker_busy += 1;
-                    if marker_busy > MARKER_BUSY_RETRIES {
-                        return Ok(BestAvailableOutcome::NotLoaded);
-                    }
-                    rounds -= 1;
-                    tokio::time::sleep(backoff(marker_busy)).await;
-                    continue;
-                }
-            }
+            let Some(mut tx) = Self::begin_loaded(pool, event).await? else {
+                return Ok(BestAvailableOutcome::NotLoaded);
+            };
             if Self::lock_zones(&mut tx, event, &zone).await? == 0 {
                 tx.rollback().await?;
                 Self::create_zones(pool, event, &zone).await?;
@@ -368,6 +344,32 @@ where
             Self::hold_seats(&mut tx, event, &keys, order, request.until).await?;
             tx.commit().await?;
             return Ok(BestAvailableOutcome::Held { seats });
+        }
+    }
+
+    /// A transaction holding the event's marker in share mode; `None` when the event is not
+    /// loaded, or a rebuild keeps the marker busy for a few looks (the caller answers
+    /// `NotLoaded`, so its caller rebuilds, which waits for the running rebuild).
+    async fn begin_loaded(
+        pool: &Pool<Self>,
+        event: Uuid,
+    ) -> Result<Option<Transaction<'static, Self>>, Self::Error> {
+        let mut marker_busy = 0;
+        loop {
+            let mut tx = Self::begin(pool).await?;
+            match Self::share_marker(&mut tx, event).await? {
+                Marker::Loaded => return Ok(Some(tx)),
+                Marker::NotLoaded => return Ok(None),
+                Marker::Busy => {
+                    // Look again a few times without holding a connection.
+                    tx.rollback().await?;
+                    marker_busy += 1;
+                    if marker_busy > MARKER_BUSY_RETRIES {
+                        return Ok(None);
+                    }
+                    tokio::time::sleep(backoff(marker_busy)).await;
+                }
+            }
         }
     }
 
