@@ -12,7 +12,10 @@ use ticketing_core::domain::{CustomerId, EventId, Money, OrderId};
 use ticketing_core::service::{Backends, PurchaseRequest, Selection, ServiceConfig};
 use ticketing_server::app::{AppConfig, AppState, router};
 use ticketing_server::auth::{CustomerAuth, JwtKey, TokenMinter, TokenRules, unix_now};
-use ticketing_server::dto::{GeneralAdmissionDto, PurchaseRequestDto, SeatDto, TicketStatusDto};
+use ticketing_server::dto::{
+    BestAvailableDto, GeneralAdmissionDto, MoneyDto, PurchaseRequestDto, RowRangeDto, SeatDto,
+    TicketStatusDto,
+};
 use ticketing_server::rate_limit::PurchaseRate;
 use ticketing_server::webhook::WebhookSecret;
 use tokio::sync::oneshot;
@@ -251,13 +254,31 @@ impl HttpBuyer {
 
 /// The wire body of a purchase (the customer travels in the token).
 pub fn purchase_body(request: &PurchaseRequest) -> PurchaseRequestDto {
-    let (seats, general_admission) = match &request.selection {
-        Selection::Seats(seats) => (Some(seats.iter().map(SeatDto::from).collect()), None),
+    let (seats, general_admission, best_available) = match &request.selection {
+        Selection::Seats(seats) => (Some(seats.iter().map(SeatDto::from).collect()), None, None),
         Selection::General { zone, quantity } => (
             None,
             Some(GeneralAdmissionDto {
                 zone: zone.to_string(),
                 quantity: *quantity,
+            }),
+            None,
+        ),
+        Selection::BestAvailable(wanted) => (
+            None,
+            None,
+            Some(BestAvailableDto {
+                zone: wanted
+                    .zone
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+                quantity: wanted.quantity,
+                rows: wanted.rows.as_ref().map(|range| RowRangeDto {
+                    first: range.first.to_string(),
+                    last: range.last.to_string(),
+                }),
+                max_price: wanted.max_price.map(MoneyDto::from),
             }),
         ),
     };
@@ -266,6 +287,7 @@ pub fn purchase_body(request: &PurchaseRequest) -> PurchaseRequestDto {
         seats,
         general_admission,
         voucher: request.voucher.as_ref().map(ToString::to_string),
+        best_available,
     }
 }
 

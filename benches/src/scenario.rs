@@ -576,5 +576,6 @@ pub fn places(selection: &Selection) -> u64 {
     match selection {
         Selection::Seats(seats) => seats.len() as u64,
         Selection::General { quantity, .. } => u64::from(*quantity),
+        Selection::BestAvailable(wanted) => u64::from(wanted.quantity),
     }
 }

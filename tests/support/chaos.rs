@@ -760,6 +760,17 @@ fn check_order(order: &Order, request: &PurchaseRequest, expected: OrderId) -> R
                 ));
             }
         }
+        Selection::BestAvailable(wanted) => {
+            let seated = order.tickets.iter().filter(|t| t.seat.is_some()).count();
+            if seated != wanted.quantity as usize || order.tickets.len() != seated {
+                return Err(format!(
+                    "order {} has {} tickets, asked {} best-available seats",
+                    order.id,
+                    order.tickets.len(),
+                    wanted.quantity
+                ));
+            }
+        }
     }
     Ok(())
 }

@@ -37,6 +37,15 @@ pub enum Error {
         /// How many places were asked for.
         requested: u32,
     },
+    /// A best-available request found no `requested` free seats side by side in one row of the
+    /// zones and rows it allows.
+    #[error("zone {zone} has no {requested} free seats side by side in one row")]
+    NoAdjacentSeats {
+        /// The (first) zone tried.
+        zone: ZoneCode,
+        /// How many seats were asked for.
+        requested: u32,
+    },
     /// The event's sale window is closed (not yet open, or already over).
     #[error("event {event} is not on sale: {reason}")]
     NotOnSale {
@@ -198,6 +207,7 @@ impl Error {
             Error::NotFound { .. } => "NOT_FOUND",
             Error::SeatsTaken { .. } => "SEATS_TAKEN",
             Error::SoldOut { .. } => "SOLD_OUT",
+            Error::NoAdjacentSeats { .. } => "NO_ADJACENT_SEATS",
             Error::NotOnSale { .. } => "NOT_ON_SALE",
             Error::LimitExceeded { .. } => "LIMIT_EXCEEDED",
             Error::NotAdmitted { .. } => "NOT_ADMITTED",

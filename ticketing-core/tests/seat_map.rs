@@ -15,7 +15,8 @@ use ticketing_core::domain::{
 };
 use ticketing_core::memory::InMemorySeatLock;
 use ticketing_core::ports::{
-    HoldItem, HoldOutcome, HoldRequest, HoldSource, LockSnapshot, SeatLock,
+    BestAvailableOutcome, BestAvailableRequest, HoldItem, HoldOutcome, HoldRequest, HoldSource,
+    LockSnapshot, SeatLock,
 };
 use ticketing_core::service::{
     Backends, CatalogService, PurchaseRequest, QueryService, SeatAvailability, SeatRange,
@@ -35,6 +36,12 @@ struct CountingLock {
 impl SeatLock for CountingLock {
     async fn hold(&self, request: &HoldRequest) -> Result<HoldOutcome> {
         self.inner.hold(request).await
+    }
+    async fn hold_best_available(
+        &self,
+        request: &BestAvailableRequest,
+    ) -> Result<BestAvailableOutcome> {
+        self.inner.hold_best_available(request).await
     }
     async fn release(&self, event: EventId, order: OrderId, items: &[HoldItem]) -> Result<()> {
         self.inner.release(event, order, items).await

@@ -98,6 +98,21 @@ fn fixed_seeds_keep_every_invariant_accepting_late_payments() {
     }
 }
 
+/// The same seeds with half of the seated purchases asked as best available: the seat lock
+/// chooses the seats, and every invariant still holds after every step, faults included.
+#[test]
+fn fixed_seeds_keep_every_invariant_with_best_available_purchases() {
+    let config = SimConfig {
+        best_available: 0.5,
+        ..SimConfig::default()
+    };
+    let summary = run_seeds(0..CI_SEEDS, &config, threads());
+    println!("{summary}");
+    assert_no_failures(&summary);
+    assert_eq!(summary.seeds, CI_SEEDS);
+    assert!(summary.checks > summary.steps, "a check after every step");
+}
+
 #[test]
 fn the_same_seed_gives_the_same_history() {
     let config = SimConfig::default();

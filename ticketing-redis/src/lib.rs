@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 #![warn(unreachable_pub)]
 
+mod best_available;
 mod config;
 mod connection;
 mod error;

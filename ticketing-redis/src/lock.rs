@@ -8,7 +8,8 @@ use chrono::{DateTime, Utc};
 use redis::{ErrorKind, Script, ScriptInvocation, ServerErrorKind, Value};
 use ticketing_core::domain::{EventId, OrderId, SeatRef, Zone, ZoneCode};
 use ticketing_core::ports::{
-    HoldItem, HoldOutcome, HoldRequest, HoldSource, LockSnapshot, SeatLock,
+    BestAvailableOutcome, BestAvailableRequest, HoldItem, HoldOutcome, HoldRequest, HoldSource,
+    LockSnapshot, SeatLock,
 };
 use ticketing_core::{Error, Result};
 use uuid::Uuid;
@@ -200,6 +201,19 @@ impl SeatLock for RedisSeatLock {
         }
         let reply = self.run(&invocation).await?;
         Ok(hold_outcome(&reply, &items)?)
+    }
+
+    /// `best_available.lua`, one chunk of whole rows of about
+    /// [`SNAPSHOT_CHUNK`](crate::SNAPSHOT_CHUNK) seats per call (see the module
+    /// `best_available`).
+    async fn hold_best_available(
+        &self,
+        request: &BestAvailableRequest,
+    ) -> Result<BestAvailableOutcome> {
+        if request.quantity == 0 {
+            return Err(Error::invalid("quantity", "must be at least 1"));
+        }
+        Ok(self.hold_best_available_in_chunks(request).await?)
     }
 
     async fn release(&self, event: EventId, order: OrderId, items: &[HoldItem]) -> Result<()> {

@@ -8,6 +8,7 @@ use redis::Script;
 /// Every script of the adapter.
 pub(crate) struct Scripts {
     pub hold: Script,
+    pub best_available: Script,
     pub release: Script,
     pub mark_sold: Script,
     pub snapshot: Script,
@@ -23,6 +24,7 @@ impl Scripts {
     pub(crate) fn new() -> Self {
         Self {
             hold: Script::new(include_str!("lua/hold.lua")),
+            best_available: Script::new(include_str!("lua/best_available.lua")),
             release: Script::new(include_str!("lua/release.lua")),
             mark_sold: Script::new(include_str!("lua/mark_sold.lua")),
             snapshot: Script::new(include_str!("lua/snapshot.lua")),

@@ -83,6 +83,9 @@ checks!(lock:
     general_admission_counts_other_orders_and_replaces_the_own_hold,
     sold_places_stay_sold_and_never_lapse,
     zone_snapshots_show_one_zone_of_a_large_event,
+    best_available_chooses_an_orphan_free_block_and_holds_it,
+    best_available_counts_lapsed_and_own_holds_free_and_sold_seats_taken,
+    best_available_matches_the_reference_choice,
     rebuild_restores_every_active_hold,
     rebuilding_a_loaded_event_changes_nothing,
     a_failed_source_read_leaves_the_event_not_loaded,
@@ -93,6 +96,7 @@ checks!(open:
     overlapping_multi_seat_holds_never_share_a_seat,
     general_admission_race_never_exceeds_capacity,
     concurrent_rebuilds_read_the_source_once,
+    concurrent_best_available_never_holds_a_seat_twice,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

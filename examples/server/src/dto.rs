@@ -17,7 +17,7 @@ use ticketing_core::domain::{
     TicketStatus, Venue, VenueId, VenueLimits, Zone, ZoneCode, ZoneKind,
 };
 use ticketing_core::service::{
-    GeneralAvailability, PurchaseRequest, SeatMap, SeatRange, Selection,
+    BestAvailable, GeneralAvailability, PurchaseRequest, RowRange, SeatMap, SeatRange, Selection,
 };
 use utoipa::openapi::schema::{
     AdditionalProperties, ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, Type,
@@ -124,6 +124,7 @@ impl SeatDto {
 pub struct MoneyDto {
     /// Minor units, e.g. `4500` for EUR 45.00.
     #[schema(schema_with = contract::price_minor)]
+    #[serde(deserialize_with = "whole")]
     pub amount_minor: i64,
     /// ISO 4217 code, e.g. `EUR`.
     #[schema(schema_with = contract::currency)]
@@ -152,6 +153,76 @@ pub struct GeneralAdmissionDto {
     pub quantity: u32,
 }
 
+/// Rows `first` to `last` of a zone, both included, in the zone's row order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RowRangeDto {
+    /// The first row of the range.
+    #[schema(schema_with = contract::row_label)]
+    pub first: String,
+    /// The last row of the range (not before `first` in the zone).
+    #[schema(schema_with = contract::row_label)]
+    pub last: String,
+}
+
+/// Best available: `quantity` seats side by side in one row of a seated zone, chosen by the
+/// server so that no single seat is left alone when a choice without one exists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BestAvailableDto {
+    /// The seated zone.
+    #[schema(schema_with = contract::zone_code)]
+    pub zone: String,
+    /// How many seats.
+    #[schema(schema_with = contract::quantity)]
+    #[serde(deserialize_with = "whole")]
+    pub quantity: u32,
+    /// Only these rows of the zone (all rows when absent).
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(nullable = false)]
+    pub rows: Option<RowRangeDto>,
+    /// The most one seat may cost; a dearer zone is refused (422).
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(nullable = false)]
+    pub max_price: Option<MoneyDto>,
+}
+
+impl BestAvailableDto {
+    /// The core selection.
+    fn to_core(&self, max: i64) -> ApiResult<Selection> {
+        check_range("quantity", self.quantity.into(), 1, max)?;
+        let rows = match &self.rows {
+            Some(range) => Some(RowRange {
+                first: parse(&range.first)?,
+                last: parse(&range.last)?,
+            }),
+            None => None,
+        };
+        let max_price = match &self.max_price {
+            Some(price) => {
+                check_range("maxPrice", price.amount_minor, 0, i64::MAX)?;
+                let currency = Currency::new(&price.currency).map_err(malformed)?;
+                Some(Money::new(price.amount_minor, currency))
+            }
+            None => None,
+        };
+        Ok(Selection::BestAvailable(BestAvailable {
+            zone: Some(parse(&self.zone)?),
+            quantity: self.quantity,
+            rows,
+            max_price,
+        }))
+    }
+}
+
 /// `POST /api/tickets`: buy seats, or places in a general-admission zone (exactly one of the two;
 /// the schema is a `oneOf`). The buyer is the customer of the bearer token, never a body field.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -169,6 +240,9 @@ pub struct PurchaseRequestDto {
     /// A voucher code of the event: a discount on every ticket, or access to a hidden zone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub voucher: Option<String>,
+    /// Or the best seats side by side in a seated zone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_available: Option<BestAvailableDto>,
 }
 
 impl PurchaseRequestDto {
@@ -180,8 +254,8 @@ impl PurchaseRequestDto {
         idempotency_key: Option<&str>,
     ) -> ApiResult<PurchaseRequest> {
         let max = i64::from(MAX_TICKETS_PER_ORDER);
-        let selection = match (&self.seats, &self.general_admission) {
-            (Some(seats), None) => {
+        let selection = match (&self.seats, &self.general_admission, &self.best_available) {
+            (Some(seats), None, None) => {
                 check_range("seats", seats.len() as i64, 1, max)?;
                 let seats = seats
                     .iter()
@@ -195,17 +269,18 @@ impl PurchaseRequestDto {
                 }
                 Selection::Seats(seats)
             }
-            (None, Some(ga)) => {
+            (None, Some(ga), None) => {
                 check_range("quantity", ga.quantity.into(), 1, max)?;
                 Selection::General {
                     zone: parse(&ga.zone)?,
                     quantity: ga.quantity,
                 }
             }
+            (None, None, Some(best)) => best.to_core(max)?,
             _ => {
                 return Err(malformed(Error::invalid(
                     "selection",
-                    "give exactly one of seats or generalAdmission",
+                    "give exactly one of seats, generalAdmission or bestAvailable",
                 )));
             }
         };
@@ -242,14 +317,20 @@ impl PartialSchema for PurchaseRequestDto {
             .build();
         let schema = OneOfBuilder::new()
             .description(Some(
-                "Seats or general-admission places of one event, for the customer of the \
-                 bearer token: exactly one of `seats` and `generalAdmission`.",
+                "Seats, general-admission places or the best seats side by side of one event, \
+                 for the customer of the bearer token: exactly one of `seats`, \
+                 `generalAdmission` and `bestAvailable`.",
             ))
             .item(branch("SeatsPurchase", "seats", seats.into()))
             .item(branch(
                 "GeneralAdmissionPurchase",
                 "generalAdmission",
                 Ref::from_schema_name(GeneralAdmissionDto::name()).into(),
+            ))
+            .item(branch(
+                "BestAvailablePurchase",
+                "bestAvailable",
+                Ref::from_schema_name(BestAvailableDto::name()).into(),
             ))
             .build();
         RefOr::T(Schema::OneOf(schema))
@@ -263,6 +344,9 @@ impl ToSchema for PurchaseRequestDto {
             GeneralAdmissionDto::name().into(),
             GeneralAdmissionDto::schema(),
         ));
+        schemas.push((BestAvailableDto::name().into(), BestAvailableDto::schema()));
+        schemas.push((RowRangeDto::name().into(), RowRangeDto::schema()));
+        schemas.push((MoneyDto::name().into(), MoneyDto::schema()));
     }
 }
 

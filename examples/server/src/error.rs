@@ -111,9 +111,10 @@ pub const INCONSISTENT_REQUEST: &str = "INCONSISTENT_REQUEST";
 pub fn status_of(error: &Error) -> StatusCode {
     match error {
         Error::NotFound { .. } => StatusCode::NOT_FOUND,
-        Error::SeatsTaken { .. } | Error::SoldOut { .. } | Error::NotOnSale { .. } => {
-            StatusCode::CONFLICT
-        }
+        Error::SeatsTaken { .. }
+        | Error::SoldOut { .. }
+        | Error::NoAdjacentSeats { .. }
+        | Error::NotOnSale { .. } => StatusCode::CONFLICT,
         Error::LimitExceeded { .. } | Error::InvalidRequest { .. } => {
             StatusCode::UNPROCESSABLE_ENTITY
         }

@@ -12,7 +12,8 @@ use prometheus::{
 use ticketing_core::Result;
 use ticketing_core::domain::{EventId, OrderId, Zone};
 use ticketing_core::ports::{
-    HoldItem, HoldOutcome, HoldRequest, HoldSource, LockSnapshot, SeatLock,
+    BestAvailableOutcome, BestAvailableRequest, HoldItem, HoldOutcome, HoldRequest, HoldSource,
+    LockSnapshot, SeatLock,
 };
 
 /// Every metric of the server, in one registry.
@@ -23,7 +24,7 @@ pub struct Metrics {
     pub purchases: IntCounterVec,
     /// Purchase latency by outcome.
     pub purchase_seconds: HistogramVec,
-    /// Seat-lock hold latency by outcome (`held`, `taken`, `not_loaded`, `error`).
+    /// Seat-lock hold latency by outcome (`held`, `taken`, `no_block` for a best-available hold without a block, `not_loaded`, `error`).
     pub hold_seconds: HistogramVec,
     /// Payment confirmations by outcome.
     pub payments: IntCounterVec,
@@ -156,6 +157,27 @@ impl SeatLock for TimedSeatLock {
             Ok(HoldOutcome::Held) => "held",
             Ok(HoldOutcome::Taken { .. }) => "taken",
             Ok(HoldOutcome::NotLoaded) => "not_loaded",
+            Err(_) => "error",
+        };
+        self.metrics
+            .hold_seconds
+            .with_label_values(&[outcome])
+            .observe(started.elapsed().as_secs_f64());
+        result
+    }
+
+    /// Recorded with the holds: a best-available hold is one too (outcome `no_block` when no
+    /// row had the block).
+    async fn hold_best_available(
+        &self,
+        request: &BestAvailableRequest,
+    ) -> Result<BestAvailableOutcome> {
+        let started = Instant::now();
+        let result = self.inner.hold_best_available(request).await;
+        let outcome = match &result {
+            Ok(BestAvailableOutcome::Held { .. }) => "held",
+            Ok(BestAvailableOutcome::NoBlock) => "no_block",
+            Ok(BestAvailableOutcome::NotLoaded) => "not_loaded",
             Err(_) => "error",
         };
         self.metrics

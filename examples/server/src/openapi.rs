@@ -66,6 +66,8 @@ use crate::{demo, routes};
         dto::PurchaseRequestDto,
         dto::SeatDto,
         dto::GeneralAdmissionDto,
+        dto::BestAvailableDto,
+        dto::RowRangeDto,
         dto::MoneyDto,
         dto::PaymentDto,
         dto::TicketDto,

@@ -11,7 +11,8 @@ use chrono::{DateTime, Utc};
 use common::TestApp;
 use ticketing_core::domain::{EventId, OrderId, Zone};
 use ticketing_core::ports::{
-    HoldItem, HoldOutcome, HoldRequest, HoldSource, LockSnapshot, SeatLock,
+    BestAvailableOutcome, BestAvailableRequest, HoldItem, HoldOutcome, HoldRequest, HoldSource,
+    LockSnapshot, SeatLock,
 };
 use ticketing_core::service::Backends;
 use ticketing_core::{Error, Result};
@@ -24,6 +25,9 @@ struct FailingLock(fn() -> Error);
 #[async_trait]
 impl SeatLock for FailingLock {
     async fn hold(&self, _: &HoldRequest) -> Result<HoldOutcome> {
+        Err((self.0)())
+    }
+    async fn hold_best_available(&self, _: &BestAvailableRequest) -> Result<BestAvailableOutcome> {
         Err((self.0)())
     }
     async fn release(&self, _: EventId, _: OrderId, _: &[HoldItem]) -> Result<()> {

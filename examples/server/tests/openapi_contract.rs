@@ -217,13 +217,16 @@ fn the_seat_change_stream_is_documented_as_server_sent_events() {
 }
 
 #[test]
-fn the_selection_is_exactly_one_of_seats_or_general_admission() {
+fn the_selection_is_exactly_one_of_seats_general_admission_or_best_available() {
     let doc = document(DemoRoutes::Off);
     let branches = schema(&doc, "PurchaseRequestDto")["oneOf"]
         .as_array()
         .expect("oneOf");
-    assert_eq!(branches.len(), 2);
-    for (branch, selection) in branches.iter().zip(["seats", "generalAdmission"]) {
+    assert_eq!(branches.len(), 3);
+    for (branch, selection) in branches
+        .iter()
+        .zip(["seats", "generalAdmission", "bestAvailable"])
+    {
         assert_eq!(branch["additionalProperties"], false, "{selection}");
         assert_eq!(branch["required"], json!(["eventId", selection]));
         assert_eq!(branch["properties"]["eventId"]["format"], "uuid");
@@ -232,6 +235,25 @@ fn the_selection_is_exactly_one_of_seats_or_general_admission() {
     assert_eq!(seats["minItems"], 1);
     assert_eq!(seats["maxItems"], MAX_PER_CUSTOMER_LIMIT);
     assert_eq!(seats["uniqueItems"], true);
+    let best = schema(&doc, "BestAvailableDto");
+    assert_eq!(best["additionalProperties"], false);
+    assert_eq!(best["required"], json!(["zone", "quantity"]));
+    assert_eq!(best["properties"]["quantity"]["minimum"], 1);
+    assert_eq!(
+        best["properties"]["quantity"]["maximum"],
+        MAX_PER_CUSTOMER_LIMIT
+    );
+    for optional in ["rows", "maxPrice"] {
+        assert!(
+            best["properties"][optional]["$ref"].is_string(),
+            "{optional} is an object or absent, never null: {}",
+            best["properties"][optional]
+        );
+    }
+    assert_eq!(
+        schema(&doc, "RowRangeDto")["required"],
+        json!(["first", "last"])
+    );
 
     let zones = schema(&doc, "ZoneDto")["oneOf"].as_array().expect("oneOf");
     let kinds: Vec<_> = zones

@@ -1,6 +1,7 @@
 //! The domain: plain values that cannot hold invalid states. No I/O here.
 
 mod admission;
+mod best_available;
 mod event;
 mod ids;
 mod money;
@@ -16,6 +17,7 @@ pub use admission::{
     AdmissionMode, AdmissionPolicy, AdmissionRefusal, AdmissionSecret, LOTTERY_BOUND,
     MAX_ADMISSION_LIMIT, MAX_ADMISSION_WINDOW, MIN_ADMISSION_WINDOW, QueueOrder,
 };
+pub use best_available::{Placement, RowOccupancy, centre_distance, choose_block, orphans_left};
 pub use event::{Event, EventSpec, MAX_HOLD_TIME, MAX_PER_CUSTOMER_LIMIT, MIN_HOLD_TIME};
 pub use ids::{
     CustomerId, EventId, IdempotencyKey, OrderId, OrderIdSecret, PaymentRef, RowLabel, TicketId,

@@ -10,7 +10,8 @@ use super::lock;
 use crate::Result;
 use crate::domain::{EventId, OrderId, SeatRef, Zone, ZoneCode};
 use crate::ports::{
-    HoldItem, HoldOutcome, HoldRequest, HoldSource, LockSnapshot, SeatLock, SeatState,
+    BestAvailableOutcome, BestAvailableRequest, HoldItem, HoldOutcome, HoldRequest, HoldSource,
+    LockSnapshot, SeatLock, SeatState,
 };
 
 /// The seat lock in memory. An event without state answers [`HoldOutcome::NotLoaded`], exactly like
@@ -137,6 +138,36 @@ impl SeatLock for InMemorySeatLock {
             }
         }
         Ok(HoldOutcome::Held)
+    }
+
+    /// Chooses under the one mutex that every hold takes, so choice and hold are one step.
+    async fn hold_best_available(
+        &self,
+        request: &BestAvailableRequest,
+    ) -> Result<BestAvailableOutcome> {
+        let mut events = lock(&self.events);
+        let Some(locks) = events.get_mut(&request.event) else {
+            return Ok(BestAvailableOutcome::NotLoaded);
+        };
+        let (now, order) = (request.now, request.order);
+        let taken = locks.seats.iter().filter(|(seat, state)| {
+            seat.zone == request.zone
+                && seat_is_live(state, now)
+                && (holder(state) != order || matches!(state, SeatState::Sold { .. }))
+        });
+        let Some(seats) = request.choose(taken.map(|(seat, _)| seat)) else {
+            return Ok(BestAvailableOutcome::NoBlock);
+        };
+        for seat in &seats {
+            locks.seats.insert(
+                seat.clone(),
+                SeatState::Held {
+                    order,
+                    until: request.until,
+                },
+            );
+        }
+        Ok(BestAvailableOutcome::Held { seats })
     }
 
     async fn release(&self, event: EventId, order: OrderId, items: &[HoldItem]) -> Result<()> {

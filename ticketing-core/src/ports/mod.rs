@@ -15,8 +15,8 @@ pub use clock::{Clock, IdGenerator, ManualClock, SystemClock, UuidV7Ids};
 pub use outbox::{EventSink, OutboxStore};
 pub use read_model::{Applied, SalesReadModel};
 pub use seat_lock::{
-    ActiveHold, HoldItem, HoldOutcome, HoldPage, HoldRequest, HoldSource, LockSnapshot, SeatLock,
-    SeatState,
+    ActiveHold, BestAvailableOutcome, BestAvailableRequest, HoldItem, HoldOutcome, HoldPage,
+    HoldRequest, HoldSource, LockSnapshot, SeatLock, SeatState,
 };
 pub use tickets::{
     IdempotencyRecord, InsertOutcome, NewOrder, TicketRepository, Transition, VoucherClaim,

@@ -5,13 +5,15 @@
 //! [`HoldOutcome::NotLoaded`] afterwards), and every guarantee is finally enforced by the
 //! [`TicketRepository`](super::TicketRepository).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::Result;
-use crate::domain::{EventId, OrderId, SeatRef, TicketId, Zone, ZoneCode};
+use crate::domain::{
+    EventId, OrderId, Row, RowLabel, RowOccupancy, SeatRef, TicketId, Zone, ZoneCode, choose_block,
+};
 
 /// One thing an order holds.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -58,6 +60,75 @@ pub enum HoldOutcome {
     },
     /// The lock has no state for this event (first use, or data loss). Call
     /// [`SeatLock::rebuild`], then try again.
+    NotLoaded,
+}
+
+/// Hold the best `quantity` adjacent seats of one seated zone for `order`, chosen by the lock in
+/// the same atomic step as the hold (see [`choose_block`] for what "best" means).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BestAvailableRequest {
+    /// The event.
+    pub event: EventId,
+    /// The holder, as in [`HoldRequest::order`].
+    pub order: OrderId,
+    /// The seated zone.
+    pub zone: ZoneCode,
+    /// The rows to choose from, best first, a buyer's row range already applied: the lock knows
+    /// no layout, so the request brings it (as [`SeatLock::zone_snapshot`] gets the zone).
+    pub rows: Vec<Row>,
+    /// How many seats, side by side in one row; at least 1.
+    pub quantity: u32,
+    /// The caller's current time; a hold whose `until` is at or before `now` counts as free.
+    pub now: DateTime<Utc>,
+    /// When the new holds lapse by themselves (payment deadline + grace).
+    pub until: DateTime<Utc>,
+}
+
+impl BestAvailableRequest {
+    /// The seats [`choose_block`] picks when `taken` are the seats not free for this order; `None`
+    /// when no row has `quantity` free seats side by side. Taken seats of other zones or rows
+    /// are ignored. For adapters that run the choice in Rust (in memory, SQL).
+    pub fn choose<'a>(&self, taken: impl IntoIterator<Item = &'a SeatRef>) -> Option<Vec<SeatRef>> {
+        let mut by_row: HashMap<&RowLabel, HashSet<u32>> = HashMap::new();
+        for seat in taken {
+            if seat.zone == self.zone {
+                by_row.entry(&seat.row).or_default().insert(seat.number);
+            }
+        }
+        let rows: Vec<RowOccupancy> = self
+            .rows
+            .iter()
+            .map(|row| RowOccupancy {
+                seats: row.seats,
+                taken: by_row.remove(&row.label).unwrap_or_default(),
+            })
+            .collect();
+        let placement = choose_block(&rows, self.quantity)?;
+        let row = &self.rows[placement.row];
+        Some(
+            (placement.first..placement.first + self.quantity)
+                .map(|number| SeatRef {
+                    zone: self.zone.clone(),
+                    row: row.label.clone(),
+                    number,
+                })
+                .collect(),
+        )
+    }
+}
+
+/// The answer to a [`SeatLock::hold_best_available`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BestAvailableOutcome {
+    /// These seats (adjacent, in one row, in seat order) are now held by the order.
+    Held {
+        /// The chosen seats.
+        seats: Vec<SeatRef>,
+    },
+    /// No row has `quantity` free seats side by side; nothing was held.
+    NoBlock,
+    /// The lock has no state for this event: rebuild, then try again (as for
+    /// [`HoldOutcome::NotLoaded`]).
     NotLoaded,
 }
 
@@ -144,6 +215,22 @@ pub trait SeatLock: Send + Sync {
     /// `quantity` fit its capacity; the order's own earlier hold in the zone is replaced, and
     /// places the order already bought in the zone stay sold as they are.
     async fn hold(&self, request: &HoldRequest) -> Result<HoldOutcome>;
+
+    /// Chooses the best `request.quantity` adjacent free seats of `request.rows` and holds them
+    /// for `request.order`, in one atomic step: no other hold can take a chosen seat between the
+    /// choice and the hold, so concurrent calls never hold one seat twice.
+    ///
+    /// A seat is free for the choice when nobody holds it, when its hold lapsed (`until <=
+    /// now`), or when `request.order` itself holds it (so a retried purchase tends to pick its
+    /// own seats again); a sold seat is taken, whoever bought it. The choice follows
+    /// [`choose_block`]: a block that leaves no orphan seat whenever the rows have one. An
+    /// adapter may read a large zone in bounded chunks of whole rows, each chunk chosen from and
+    /// held atomically, chunk by chunk in row order, first without orphans, then with the fewest
+    /// the chunks showed; the choice is then exact for a zone that does not change meanwhile.
+    async fn hold_best_available(
+        &self,
+        request: &BestAvailableRequest,
+    ) -> Result<BestAvailableOutcome>;
 
     /// Frees what `order` holds of `items`, fenced: a seat held or sold by another order is left
     /// alone. Releasing something not held, or an event not loaded, is not an error.

@@ -11,8 +11,8 @@ use crate::domain::{Currency, EventSpec, Money, Row, Zone, ZoneKind};
 use crate::domain::{EventId, OrderId};
 use crate::memory::InMemoryCatalog;
 use crate::ports::{
-    HoldItem, HoldOutcome, HoldRequest, HoldSource, LockSnapshot, MockTicketRepository, SeatLock,
-    SystemClock, UuidV7Ids,
+    BestAvailableOutcome, BestAvailableRequest, HoldItem, HoldOutcome, HoldRequest, HoldSource,
+    LockSnapshot, MockTicketRepository, SeatLock, SystemClock, UuidV7Ids,
 };
 use crate::service::{
     Backends, CatalogService, PurchaseRequest, Selection, ServiceConfig, TicketService,
@@ -24,6 +24,7 @@ use crate::{Error, Result};
 #[mockall::automock]
 trait LockCalls: Send + Sync {
     fn hold(&self, request: &HoldRequest) -> Result<HoldOutcome>;
+    fn hold_best_available(&self, request: &BestAvailableRequest) -> Result<BestAvailableOutcome>;
     fn release(&self, event: EventId, order: OrderId, items: &[HoldItem]) -> Result<()>;
     fn mark_sold(&self, event: EventId, order: OrderId, items: &[HoldItem]) -> Result<()>;
     fn snapshot(&self, event: EventId) -> Result<Option<LockSnapshot>>;
@@ -38,6 +39,12 @@ struct MockedLock(MockLockCalls);
 impl SeatLock for MockedLock {
     async fn hold(&self, request: &HoldRequest) -> Result<HoldOutcome> {
         self.0.hold(request)
+    }
+    async fn hold_best_available(
+        &self,
+        request: &BestAvailableRequest,
+    ) -> Result<BestAvailableOutcome> {
+        self.0.hold_best_available(request)
     }
     async fn release(&self, event: EventId, order: OrderId, items: &[HoldItem]) -> Result<()> {
         self.0.release(event, order, items)

@@ -10,8 +10,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::domain::{EventId, Order, OrderId, TicketId, TicketStatus, Zone, ZoneCode};
 use crate::ports::{
-    ActiveHold, HoldItem, HoldOutcome, HoldPage, HoldRequest, HoldSource, LockSnapshot, SeatLock,
-    TicketRepository,
+    ActiveHold, BestAvailableOutcome, BestAvailableRequest, HoldItem, HoldOutcome, HoldPage,
+    HoldRequest, HoldSource, LockSnapshot, SeatLock, TicketRepository,
 };
 use crate::{Error, Result};
 
@@ -222,18 +222,56 @@ pub(crate) async fn hold_with_rebuild(
     request: &HoldRequest,
     attempts: u32,
 ) -> Result<HoldOutcome> {
+    let ask = || async {
+        Ok(match lock.hold(request).await? {
+            HoldOutcome::NotLoaded => None,
+            outcome => Some(outcome),
+        })
+    };
+    ask_with_rebuild(lock, source, request.event, request.now, attempts, ask).await
+}
+
+/// [`hold_with_rebuild`] for a best-available hold.
+pub(crate) async fn best_available_with_rebuild(
+    lock: &dyn SeatLock,
+    source: impl Fn() -> RepositoryHolds,
+    request: &BestAvailableRequest,
+    attempts: u32,
+) -> Result<BestAvailableOutcome> {
+    let ask = || async {
+        Ok(match lock.hold_best_available(request).await? {
+            BestAvailableOutcome::NotLoaded => None,
+            outcome => Some(outcome),
+        })
+    };
+    ask_with_rebuild(lock, source, request.event, request.now, attempts, ask).await
+}
+
+/// Asks the lock (`None`: not loaded), rebuilding `event` from a fresh source and catching up
+/// after each `None`, at most `attempts` times.
+async fn ask_with_rebuild<T, Fut>(
+    lock: &dyn SeatLock,
+    source: impl Fn() -> RepositoryHolds,
+    event: EventId,
+    now: DateTime<Utc>,
+    attempts: u32,
+    ask: impl Fn() -> Fut,
+) -> Result<T>
+where
+    Fut: std::future::Future<Output = Result<Option<T>>>,
+{
     for _ in 0..=attempts {
-        match lock.hold(request).await? {
-            HoldOutcome::NotLoaded => {
-                tracing::info!(event = %request.event, "seat lock not loaded, rebuilding from the repository");
+        match ask().await? {
+            Some(answer) => return Ok(answer),
+            None => {
+                tracing::info!(%event, "seat lock not loaded, rebuilding from the repository");
                 let source = source();
-                lock.rebuild(request.event, &source).await?;
-                source.catch_up(lock, request.event, request.now).await;
+                lock.rebuild(event, &source).await?;
+                source.catch_up(lock, event, now).await;
             }
-            outcome => return Ok(outcome),
         }
     }
-    Err(not_loaded(request.event))
+    Err(not_loaded(event))
 }
 
 /// The lock's snapshot of an event, or of one `zone` of it, rebuilding it first when it is not

@@ -25,7 +25,7 @@ pub use catalog::{CatalogService, VoucherUses};
 pub use closed_events::ClosedEventSweep;
 pub use holds::RepositoryHolds;
 pub use lock_sync::{FanOutSink, SeatLockSync};
-pub use purchase::{PurchaseRequest, Selection};
+pub use purchase::{BestAvailable, PurchaseRequest, RowRange, Selection};
 pub use query::QueryService;
 pub use relay::{OutboxRelay, RelayConfig, RelayRound, RelayStats};
 pub use retention::{DEFAULT_RETENTION, HistoryPruner, Pruned, RetentionConfig};

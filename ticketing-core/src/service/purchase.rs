@@ -6,7 +6,8 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
 use crate::domain::{
-    CustomerId, EventId, IdempotencyKey, SeatRef, Voucher, VoucherCode, ZoneCode, ZoneKind,
+    CustomerId, Event, EventId, IdempotencyKey, Money, Row, RowLabel, SeatRef, Voucher,
+    VoucherCode, ZoneCode, ZoneKind,
 };
 use crate::ports::HoldItem;
 use crate::{Error, Result};
@@ -25,6 +26,43 @@ pub enum Selection {
         /// How many places.
         quantity: u32,
     },
+    /// `quantity` seats side by side in one row, chosen by the seat lock (DESIGN.md, "Best
+    /// available").
+    BestAvailable(BestAvailable),
+}
+
+/// A best-available request: how many seats, and where they may be.
+///
+/// Name a seated `zone`, or leave it out and give `max_price`: the service then tries the event's
+/// seated zones priced at most that, dearest first (price stands for quality; equal prices in
+/// venue order), and holds in the first with a block. With a zone, `max_price` is a check: a zone
+/// dearer than it is refused. A row range needs a zone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BestAvailable {
+    /// The seated zone, or `None` to choose by `max_price`.
+    pub zone: Option<ZoneCode>,
+    /// How many seats, at least 1 and at most the per-customer limit.
+    pub quantity: u32,
+    /// Only these rows of the zone.
+    pub rows: Option<RowRange>,
+    /// The most one seat may cost, in the event's currency.
+    pub max_price: Option<Money>,
+}
+
+/// Rows `first` to `last` of a zone, both included, in the zone's row order (best first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowRange {
+    /// The first row of the range.
+    pub first: RowLabel,
+    /// The last row of the range; not before `first`.
+    pub last: RowLabel,
+}
+
+/// A best-available request checked against the event: the zones to try, in order, each with the
+/// rows to choose from (best first).
+pub(crate) struct BestAvailablePlan {
+    pub zones: Vec<(ZoneCode, Vec<Row>)>,
+    pub quantity: u32,
 }
 
 /// A purchase: the buyer, the event, the selection, and an optional idempotency key that makes the
@@ -50,6 +88,24 @@ pub(crate) struct CheckedPurchase {
     /// One entry per ticket: its zone and seat (`None` for general admission).
     pub places: Vec<(ZoneCode, Option<SeatRef>)>,
     pub general_admission: Option<(ZoneCode, u32)>,
+    /// For a best-available request, what to ask the lock; `items` and `places` are empty until
+    /// the lock chose ([`CheckedPurchase::seats`]).
+    pub best_available: Option<BestAvailablePlan>,
+}
+
+impl CheckedPurchase {
+    /// A purchase of these seats (distinct, sorted), one ticket each.
+    pub(crate) fn seats(sorted: Vec<SeatRef>) -> Self {
+        Self {
+            items: sorted.iter().cloned().map(HoldItem::Seat).collect(),
+            places: sorted
+                .into_iter()
+                .map(|s| (s.zone.clone(), Some(s)))
+                .collect(),
+            general_admission: None,
+            best_available: None,
+        }
+    }
 }
 
 impl PurchaseRequest {
@@ -87,14 +143,9 @@ impl PurchaseRequest {
         let event = &info.event;
         let limit = event.per_customer_limit();
         let on_sale = |zone: &ZoneCode| {
-            let open = !event.is_hidden(zone) || voucher.is_some_and(|v| v.opens(zone));
-            event
-                .price(zone)
-                .filter(|_| open)
-                .map(|_| ())
-                .ok_or_else(|| {
-                    Error::invalid("zone", format!("zone {zone} is not on sale for this event"))
-                })
+            sale_price(event, voucher, zone).map(|_| ()).ok_or_else(|| {
+                Error::invalid("zone", format!("zone {zone} is not on sale for this event"))
+            })
         };
         match &self.selection {
             Selection::Seats(seats) => {
@@ -122,13 +173,15 @@ impl PurchaseRequest {
                     }
                     on_sale(&seat.zone)?;
                 }
+                Ok(CheckedPurchase::seats(sorted))
+            }
+            Selection::BestAvailable(wanted) => {
+                let plan = wanted.plan(info, voucher)?;
                 Ok(CheckedPurchase {
-                    items: sorted.iter().cloned().map(HoldItem::Seat).collect(),
-                    places: sorted
-                        .into_iter()
-                        .map(|s| (s.zone.clone(), Some(s)))
-                        .collect(),
+                    items: Vec::new(),
+                    places: Vec::new(),
                     general_admission: None,
+                    best_available: Some(plan),
                 })
             }
             Selection::General { zone, quantity } => {
@@ -162,6 +215,7 @@ impl PurchaseRequest {
                     }],
                     places: (0..*quantity).map(|_| (zone.clone(), None)).collect(),
                     general_admission: Some((zone.clone(), capacity)),
+                    best_available: None,
                 })
             }
         }
@@ -181,6 +235,17 @@ impl PurchaseRequest {
             Selection::General { zone, quantity } => {
                 text.push_str(&format!("general|{zone}|{quantity}"));
             }
+            // The request, not the seats the lock chose: a retry may be given other seats and
+            // must still meet its stored order.
+            Selection::BestAvailable(wanted) => {
+                let zone = wanted.zone.as_ref().map_or("", ZoneCode::as_str);
+                let rows = wanted
+                    .rows
+                    .as_ref()
+                    .map_or(String::new(), |r| format!("{}-{}", r.first, r.last));
+                let max = wanted.max_price.map_or(String::new(), |m| m.to_string());
+                text.push_str(&format!("best|{zone}|{}|{rows}|{max}", wanted.quantity));
+            }
         }
         // Appended only when present, so the fingerprints of purchases without a voucher (and
         // the idempotency records stored with them) stay what they were.
@@ -190,4 +255,126 @@ impl PurchaseRequest {
         let digest = Sha256::digest(text.as_bytes());
         digest.iter().map(|b| format!("{b:02x}")).collect()
     }
+}
+
+impl BestAvailable {
+    /// Checks the request against the venue, prices and limit, and lists the zones to try with
+    /// their rows (a hidden zone only with a `voucher` that opens it); every refusal is
+    /// [`Error::InvalidRequest`] naming the field, except a quantity over the limit
+    /// ([`Error::LimitExceeded`]).
+    pub(crate) fn plan(
+        &self,
+        info: &EventInfo,
+        voucher: Option<&Voucher>,
+    ) -> Result<BestAvailablePlan> {
+        let event = &info.event;
+        let limit = event.per_customer_limit();
+        if self.quantity == 0 {
+            return Err(Error::invalid("quantity", "must be at least 1"));
+        }
+        if self.quantity > limit {
+            return Err(Error::LimitExceeded { limit });
+        }
+        if let Some(max) = self.max_price
+            && max.currency != event.currency()
+        {
+            return Err(Error::invalid(
+                "max_price",
+                format!("the event is priced in {}", event.currency()),
+            ));
+        }
+        let affordable = |price: Money| self.max_price.is_none_or(|max| price.minor <= max.minor);
+        let zones = match (&self.zone, self.max_price) {
+            (Some(code), _) => {
+                let rows = match info.venue.zone(code).map(|z| &z.kind) {
+                    Some(ZoneKind::Seated { rows }) => rows,
+                    Some(ZoneKind::GeneralAdmission { .. }) => {
+                        return Err(Error::invalid(
+                            "zone",
+                            format!("zone {code} is general admission: ask for places"),
+                        ));
+                    }
+                    None => {
+                        return Err(Error::invalid(
+                            "zone",
+                            format!("the venue has no zone {code}"),
+                        ));
+                    }
+                };
+                let price = sale_price(event, voucher, code).ok_or_else(|| {
+                    Error::invalid("zone", format!("zone {code} is not on sale for this event"))
+                })?;
+                if !affordable(price) {
+                    return Err(Error::invalid(
+                        "max_price",
+                        format!("a seat in zone {code} costs {price}"),
+                    ));
+                }
+                vec![(code.clone(), self.row_range(code, rows)?)]
+            }
+            (None, Some(max)) => {
+                if self.rows.is_some() {
+                    return Err(Error::invalid("rows", "a row range needs a zone"));
+                }
+                let mut zones: Vec<(Money, usize, ZoneCode, Vec<Row>)> = Vec::new();
+                for (position, zone) in info.venue.zones().iter().enumerate() {
+                    if let (ZoneKind::Seated { rows }, Some(price)) =
+                        (&zone.kind, sale_price(event, voucher, &zone.code))
+                        && affordable(price)
+                    {
+                        zones.push((price, position, zone.code.clone(), rows.clone()));
+                    }
+                }
+                if zones.is_empty() {
+                    return Err(Error::invalid(
+                        "max_price",
+                        format!("no seated zone of this event costs {max} or less"),
+                    ));
+                }
+                zones.sort_by(|a, b| b.0.minor.cmp(&a.0.minor).then(a.1.cmp(&b.1)));
+                zones
+                    .into_iter()
+                    .map(|(_, _, code, rows)| (code, rows))
+                    .collect()
+            }
+            (None, None) => {
+                return Err(Error::invalid("zone", "name a zone or a maximum price"));
+            }
+        };
+        Ok(BestAvailablePlan {
+            zones,
+            quantity: self.quantity,
+        })
+    }
+
+    /// The zone's rows within the requested range (all of them without one).
+    fn row_range(&self, zone: &ZoneCode, rows: &[Row]) -> Result<Vec<Row>> {
+        let Some(range) = &self.rows else {
+            return Ok(rows.to_vec());
+        };
+        let position = |label: &RowLabel| {
+            rows.iter()
+                .position(|r| &r.label == label)
+                .ok_or_else(|| Error::invalid("rows", format!("zone {zone} has no row {label}")))
+        };
+        let (first, last) = (position(&range.first)?, position(&range.last)?);
+        if first > last {
+            return Err(Error::invalid(
+                "rows",
+                format!(
+                    "row {} comes after row {} in zone {zone}",
+                    range.first, range.last
+                ),
+            ));
+        }
+        Ok(rows[first..=last].to_vec())
+    }
+}
+
+/// The price of a seat in `zone` when the zone is on sale to this buyer: priced for the event and,
+/// when hidden, opened by the buyer's `voucher`; `None` otherwise (the public cannot tell a hidden
+/// zone from one that is not sold).
+fn sale_price(event: &Event, voucher: Option<&Voucher>, zone: &ZoneCode) -> Option<Money> {
+    let open = !event.is_hidden(zone) || voucher.is_some_and(|v| v.opens(zone));
+    event.price(zone).filter(|_| open)
 }

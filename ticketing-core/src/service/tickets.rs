@@ -7,17 +7,20 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::domain::{
-    EventId, Order, OrderId, Ticket, TicketAction, TicketStatus, Voucher, VoucherProblem,
+    EventId, Order, OrderId, SeatRef, Ticket, TicketAction, TicketStatus, Voucher, VoucherProblem,
 };
 use crate::ports::{
-    HoldItem, HoldOutcome, HoldRequest, IdempotencyRecord, InsertOutcome, NewOrder, Transition,
-    VoucherClaim,
+    BestAvailableOutcome, BestAvailableRequest, HoldItem, HoldOutcome, HoldRequest,
+    IdempotencyRecord, InsertOutcome, NewOrder, Transition, VoucherClaim,
 };
 use crate::{Error, Result};
 
 use super::catalog::{EventCache, EventInfo};
-use super::holds::{RepositoryHolds, hold_with_rebuild, items_of, snapshot_with_rebuild};
-use super::purchase::{CheckedPurchase, PurchaseRequest};
+use super::holds::{
+    RepositoryHolds, best_available_with_rebuild, hold_with_rebuild, items_of,
+    snapshot_with_rebuild,
+};
+use super::purchase::{BestAvailablePlan, CheckedPurchase, PurchaseRequest};
 use super::{Backends, ServiceConfig};
 
 /// How often a transition re-reads the order after losing a compare-and-set race.
@@ -63,7 +66,7 @@ impl TicketService {
             ControlFlow::Continue(voucher) => voucher,
             ControlFlow::Break(replayed) => return Ok(replayed),
         };
-        let checked = request.validate(&info, voucher.as_ref(), now)?;
+        let mut checked = request.validate(&info, voucher.as_ref(), now)?;
         let order_id = match &request.idempotency_key {
             Some(key) => {
                 OrderId::for_idempotency_key(&self.config.order_id_secret, &request.customer, key)
@@ -71,16 +74,30 @@ impl TicketService {
             None => b.ids.order_id(),
         };
         let expires_at = now + info.event.hold_time();
-        let hold = HoldRequest {
+        let mut hold = HoldRequest {
             event: request.event,
             order: order_id,
             items: checked.items.clone(),
             now,
             until: expires_at + self.config.grace(),
         };
-        let requested = checked.places.len() as u32;
-        if let ControlFlow::Break(answer) = self.hold(&request, &info, &hold, requested).await? {
-            return Ok(answer);
+        if let Some(plan) = checked.best_available.take() {
+            match self
+                .hold_best_available(&request, &info, &hold, plan)
+                .await?
+            {
+                ControlFlow::Break(answer) => return Ok(answer),
+                ControlFlow::Continue(seats) => {
+                    checked = CheckedPurchase::seats(seats);
+                    hold.items = checked.items.clone();
+                }
+            }
+        } else {
+            let requested = checked.places.len() as u32;
+            if let ControlFlow::Break(answer) = self.hold(&request, &info, &hold, requested).await?
+            {
+                return Ok(answer);
+            }
         }
         let new_order = self.new_order(
             &request,
@@ -156,6 +173,51 @@ impl TicketService {
                 Err(Error::internal("hold answered NotLoaded after a rebuild"))
             }
         }
+    }
+
+    /// Asks the lock to choose and hold a block in each of the plan's zones in turn (the hold
+    /// request gives order, times and event). `Continue` carries the held seats, sorted; `Break`
+    /// the answer when no zone has a block: a replayed order, as for a lost hold, or
+    /// [`Error::NoAdjacentSeats`].
+    async fn hold_best_available(
+        &self,
+        request: &PurchaseRequest,
+        info: &EventInfo,
+        hold: &HoldRequest,
+        plan: BestAvailablePlan,
+    ) -> Result<ControlFlow<Order, Vec<SeatRef>>> {
+        let first_zone = plan.zones.first().map(|(zone, _)| zone.clone());
+        for (zone, rows) in plan.zones {
+            let wanted = BestAvailableRequest {
+                event: hold.event,
+                order: hold.order,
+                zone,
+                rows,
+                quantity: plan.quantity,
+                now: hold.now,
+                until: hold.until,
+            };
+            let outcome = best_available_with_rebuild(
+                &*self.backends.seat_lock,
+                || self.hold_source(info),
+                &wanted,
+                self.config.rebuild_attempts,
+            )
+            .await?;
+            if let BestAvailableOutcome::Held { mut seats } = outcome {
+                seats.sort();
+                return Ok(ControlFlow::Continue(seats));
+            }
+        }
+        if let Some(order) = self.replay(request).await? {
+            return Ok(ControlFlow::Break(order));
+        }
+        let zone =
+            first_zone.ok_or_else(|| Error::internal("a best-available plan without zones"))?;
+        Err(Error::NoAdjacentSeats {
+            zone,
+            requested: plan.quantity,
+        })
     }
 
     /// The order to persist for the held purchase: one PENDING_PAYMENT ticket per place at the

@@ -14,6 +14,7 @@
 //! [`run_all`] runs them all outside the test harness (in a doctest or an example). The READMEs of
 //! `ticketing-redis` and `ticketing-sqlx` show a whole adapter tested this way.
 
+mod best_available_checks;
 mod checks;
 pub mod contracts;
 mod fixture;
@@ -25,6 +26,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+pub use best_available_checks::{
+    ObservedLock, StampedeReport, best_available_sells_blocks_without_orphans,
+    best_available_stampede, observed,
+};
 pub use checks::{
     a_paged_rebuild_keeps_every_sale, abandoned_holds_free_their_seats, bad_requests_write_nothing,
     closed_events_are_forgotten_by_the_seat_lock, customer_limit_holds_under_concurrency,
@@ -132,6 +137,7 @@ macro_rules! __conformance_checks {
             voucher_uses_are_exact_under_a_stampede,
             voucher_retries_and_customer_limits,
             voucher_windows_and_hidden_zones,
+            best_available_sells_blocks_without_orphans,
         );
     };
 }

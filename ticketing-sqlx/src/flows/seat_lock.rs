@@ -13,7 +13,10 @@ use chrono::{DateTime, Utc};
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Pool, Row, Transaction, Type};
 use ticketing_core::Error;
 use ticketing_core::domain::{EventId, OrderId, SeatRef, Zone, ZoneCode};
-use ticketing_core::ports::{HoldItem, HoldOutcome, HoldRequest, HoldSource, LockSnapshot};
+use ticketing_core::ports::{
+    BestAvailableOutcome, BestAvailableRequest, HoldItem, HoldOutcome, HoldRequest, HoldSource,
+    LockSnapshot,
+};
 use uuid::Uuid;
 
 use crate::codec::stored;
@@ -29,6 +32,38 @@ const MAX_ROW_ROUNDS: u32 = 5;
 
 /// How often a rebuild asks for the marker without queueing before it queues for it.
 const MARKER_TAKE_TRIES: u32 = 20;
+
+/// The seats of `rows` (`seat_key, order_id, until`) that a best-available choice of `order`
+/// must avoid at `now`: sold ones, and live holds of other orders.
+fn taken_for_choice<R: Row>(
+    rows: &[R],
+    order: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Vec<SeatRef>, sqlx::Error>
+where
+    for<'r> &'r str: ColumnIndex<R>,
+    for<'q> Uuid: Decode<'q, R::Database> + Type<R::Database>,
+    for<'q> String: Decode<'q, R::Database> + Type<R::Database>,
+    for<'q> DateTime<Utc>: Decode<'q, R::Database> + Type<R::Database>,
+{
+    let mut taken = Vec::new();
+    for row in rows {
+        let holder: Option<Uuid> = row.try_get("order_id")?;
+        let until: Option<DateTime<Utc>> = row.try_get("until")?;
+        let blocks = match (holder, until) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(holder), Some(until)) => holder != order && until > now,
+        };
+        if blocks {
+            let key: String = row.try_get("seat_key")?;
+            if let Ok(seat) = key.parse::<SeatRef>() {
+                taken.push(seat);
+            }
+        }
+    }
+    Ok(taken)
+}
 
 /// The rows one hold locks and writes.
 pub(crate) struct Target<'a> {
@@ -81,6 +116,9 @@ where
     const SET_LOADED: &'static str;
     /// Binds: event, zone, order, now. Places held or sold by other orders (`taken`).
     const TAKEN_BY_OTHERS: &'static str;
+    /// Binds: event, first key of the zone (`zone:`), end of its keys (`zone;`). The zone's
+    /// seat rows that have a holder, locked in key order: `seat_key, order_id, until`.
+    const LOCK_ZONE_SEATS: &'static str;
     /// Binds: event, zone, now.
     const DROP_LAPSED_ZONE_HOLDS: &'static str;
     /// Binds: event, zone, order, quantity, until. Replaces the order's earlier hold; a sale
@@ -127,6 +165,14 @@ where
     /// Creates the missing seat rows (outside the hold's transaction).
     fn create_seats(
         pool: &Pool<Self>,
+        event: Uuid,
+        keys: &[String],
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+
+    /// [`DatabaseSeatLock::create_seats`] inside a transaction (a best-available hold creates
+    /// the rows of the seats it chose while it holds the zone's row).
+    fn insert_seats(
+        conn: &mut Self::Connection,
         event: Uuid,
         keys: &[String],
     ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
@@ -214,23 +260,11 @@ where
             zones: wanted.zone_codes(),
             keys: wanted.seat_keys(),
         };
-        let (mut rows_created, mut marker_busy) = (0, 0);
+        let mut rows_created = 0;
         loop {
-            let mut tx = Self::begin(pool).await?;
-            match Self::share_marker(&mut tx, target.event).await? {
-                Marker::Loaded => {}
-                Marker::NotLoaded => return Ok(HoldOutcome::NotLoaded),
-                Marker::Busy => {
-                    // Look again a few times without holding a connection.
-                    tx.rollback().await?;
-                    marker_busy += 1;
-                    if marker_busy > MARKER_BUSY_RETRIES {
-                        return Ok(HoldOutcome::NotLoaded);
-                    }
-                    tokio::time::sleep(backoff(marker_busy)).await;
-                    continue;
-                }
-            }
+            let Some(mut tx) = Self::begin_loaded(pool, target.event).await? else {
+                return Ok(HoldOutcome::NotLoaded);
+            };
             let Some(seat_rows) = Self::lock_rows(&mut tx, &target).await? else {
                 tx.rollback().await?;
                 // Rows vanish only when the state is forgotten between our creating and
@@ -252,6 +286,90 @@ where
             Self::write_holds(&mut tx, &target, request).await?;
             tx.commit().await?;
             return Ok(HoldOutcome::Held);
+        }
+    }
+
+    /// One attempt at
+    /// [`hold_best_available`](ticketing_core::ports::SeatLock::hold_best_available): in one
+    /// transaction, the marker in share mode (as a hold), the zone's row exclusively (so
+    /// best-available holds of one zone take turns), the zone's held seat rows locked, the choice
+    /// ([`BestAvailableRequest::choose`]), then the chosen seats' rows created, locked and
+    /// checked again (a hold of named seats does not take the zone's row, and may have taken one
+    /// of them since, on a row the read could not lock because it did not exist yet; the choice
+    /// is then made again), and held.
+    async fn hold_best_available_once(
+        pool: &Pool<Self>,
+        request: &BestAvailableRequest,
+    ) -> Result<BestAvailableOutcome, Self::Error> {
+        let (event, order) = (request.event.as_uuid(), request.order.as_uuid());
+        let zone = [request.zone.as_str()];
+        let (from, to) = (format!("{}:", request.zone), format!("{};", request.zone));
+        let mut rounds = 0;
+        loop {
+            rounds += 1;
+            if rounds > MAX_ROW_ROUNDS {
+                return Err(Error::internal(
+                    "best-available seats keep being taken between choice and hold",
+                )
+                .into());
+            }
+            let Some(mut tx) = Self::begin_loaded(pool, event).await? else {
+                return Ok(BestAvailableOutcome::NotLoaded);
+            };
+            if Self::lock_zones(&mut tx, event, &zone).await? == 0 {
+                tx.rollback().await?;
+                Self::create_zones(pool, event, &zone).await?;
+                continue;
+            }
+            let rows = sqlx::query(Self::LOCK_ZONE_SEATS)
+                .bind(event)
+                .bind(from.as_str())
+                .bind(to.as_str())
+                .fetch_all(&mut *tx)
+                .await?;
+            let taken = taken_for_choice(&rows, order, request.now)?;
+            let Some(seats) = request.choose(taken.iter()) else {
+                tx.rollback().await?;
+                return Ok(BestAvailableOutcome::NoBlock);
+            };
+            let keys: Vec<String> = seats.iter().map(SeatRef::key).collect();
+            Self::insert_seats(&mut tx, event, &keys).await?;
+            let locked = Self::lock_seats(&mut tx, event, &keys).await?;
+            if locked.len() < keys.len()
+                || !taken_for_choice(&locked, order, request.now)?.is_empty()
+            {
+                tx.rollback().await?;
+                continue;
+            }
+            Self::hold_seats(&mut tx, event, &keys, order, request.until).await?;
+            tx.commit().await?;
+            return Ok(BestAvailableOutcome::Held { seats });
+        }
+    }
+
+    /// A transaction holding the event's marker in share mode; `None` when the event is not
+    /// loaded, or a rebuild keeps the marker busy for a few looks (the caller answers
+    /// `NotLoaded`, so its caller rebuilds, which waits for the running rebuild).
+    async fn begin_loaded(
+        pool: &Pool<Self>,
+        event: Uuid,
+    ) -> Result<Option<Transaction<'static, Self>>, Self::Error> {
+        let mut marker_busy = 0;
+        loop {
+            let mut tx = Self::begin(pool).await?;
+            match Self::share_marker(&mut tx, event).await? {
+                Marker::Loaded => return Ok(Some(tx)),
+                Marker::NotLoaded => return Ok(None),
+                Marker::Busy => {
+                    // Look again a few times without holding a connection.
+                    tx.rollback().await?;
+                    marker_busy += 1;
+                    if marker_busy > MARKER_BUSY_RETRIES {
+                        return Ok(None);
+                    }
+                    tokio::time::sleep(backoff(marker_busy)).await;
+                }
+            }
         }
     }
 

@@ -34,6 +34,10 @@ impl DatabaseSeatLock for MySql {
     const TAKEN_BY_OTHERS: &'static str = "SELECT CAST(COALESCE(SUM(quantity), 0) AS SIGNED) AS taken \
      FROM seat_lock_zone_holds WHERE event_id = ? AND zone_code = ? AND order_id <> ? \
      AND (until IS NULL OR until > ?)";
+    /// The key range's end is `zone;`, the next character after `:` in `ascii_bin` order.
+    const LOCK_ZONE_SEATS: &'static str = "SELECT seat_key, order_id, until FROM seat_lock_seats \
+     WHERE event_id = ? AND seat_key >= ? AND seat_key < ? AND order_id IS NOT NULL \
+     ORDER BY seat_key FOR UPDATE";
     /// Binds: event, zone, now.
     const DROP_LAPSED_ZONE_HOLDS: &'static str = "DELETE FROM seat_lock_zone_holds \
      WHERE event_id = ? AND zone_code = ? AND until IS NOT NULL AND until <= ?";
@@ -93,6 +97,18 @@ impl DatabaseSeatLock for MySql {
         create_seats(event, keys)
             .build()
             .execute(pool)
+            .await
+            .map(drop)
+    }
+
+    async fn insert_seats(
+        conn: &mut MySqlConnection,
+        event: Uuid,
+        keys: &[String],
+    ) -> sqlx::Result<()> {
+        create_seats(event, keys)
+            .build()
+            .execute(conn)
             .await
             .map(drop)
     }

@@ -55,7 +55,8 @@ pub struct PurchaseHeaders {
         (status = 403, description = "NOT_ADMITTED: the event has a waiting room and the Admission-Token is missing, \
             expired, already used, in use by another purchase, or another customer's or event's (details.reason)", body = ErrorBody),
         (status = 404, description = "NOT_FOUND: no such event", body = ErrorBody),
-        (status = 409, description = "SEATS_TAKEN (details.seats), SOLD_OUT, NOT_ON_SALE, IDEMPOTENCY_CONFLICT, \
+        (status = 409, description = "SEATS_TAKEN (details.seats), SOLD_OUT, NO_ADJACENT_SEATS (best available: no block of that size), \
+            NOT_ON_SALE, IDEMPOTENCY_CONFLICT, \
             or the voucher's refusal: VOUCHER_UNKNOWN (no such code for the event), VOUCHER_NOT_YET_VALID, \
             VOUCHER_EXPIRED, VOUCHER_USED_UP (every use is taken by an active order) or VOUCHER_CUSTOMER_LIMIT", body = ErrorBody),
         (status = 413, description = "PAYLOAD_TOO_LARGE: a body over 64 KiB", body = ErrorBody),

@@ -179,6 +179,95 @@ pub async fn purchase_refusals(app: TestApp) {
         .expect(StatusCode::CONFLICT, Some("NOT_ON_SALE"));
 }
 
+/// Best available: the middle of the row range, sold as one order; a keyed retry returns it; no
+/// block → 409 NO_ADJACENT_SEATS; bad quantities, zones and ranges → 400 or 422.
+pub async fn best_available_over_http(app: TestApp) {
+    let event = app.demo.event.to_string();
+    let best = |quantity: u32, rows: Value| {
+        json!({"eventId": event, "bestAvailable":
+            {"zone": "STALLS", "quantity": quantity, "rows": rows}})
+    };
+    let row_e = json!({"first": "E", "last": "E"});
+    let auth = super::bearer("alice");
+    let key = [("idempotency-key", "best-1"), ("authorization", &auth)];
+    // The purchase, then its keyed retry.
+    let mut answers = Vec::new();
+    for _ in 0..2 {
+        let body = best(3, row_e.clone());
+        let answer = app
+            .call(Method::POST, "/api/tickets", Some(&body), &key)
+            .await;
+        answer.expect(StatusCode::CREATED, None);
+        answers.push(answer);
+    }
+    let (first, again) = (&answers[0], &answers[1]);
+    let mut numbers: Vec<(String, u64)> = first.body["tickets"]
+        .as_array()
+        .expect("tickets")
+        .iter()
+        .map(|t| {
+            (
+                t["seat"]["row"].as_str().unwrap().to_string(),
+                t["seat"]["number"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    numbers.sort();
+    assert_eq!(
+        numbers,
+        vec![("E".into(), 5), ("E".into(), 6), ("E".into(), 7)],
+        "the middle of row E"
+    );
+    assert_eq!(first.body["id"], again.body["id"], "a keyed retry");
+    app.call(
+        Method::POST,
+        "/api/tickets",
+        Some(&best(2, row_e.clone())),
+        &key,
+    )
+    .await
+    .expect(StatusCode::CONFLICT, Some("IDEMPOTENCY_CONFLICT"));
+    // Row E has 4 and 5 seats free side by side.
+    app.post_as("bob", "/api/tickets", &best(6, row_e.clone()))
+        .await
+        .expect(StatusCode::CONFLICT, Some("NO_ADJACENT_SEATS"));
+    app.post_as("bob", "/api/tickets", &best(0, row_e.clone()))
+        .await
+        .expect(StatusCode::BAD_REQUEST, Some("INVALID_REQUEST"));
+    app.post_as("bob", "/api/tickets", &best(7, row_e.clone()))
+        .await
+        .expect(StatusCode::UNPROCESSABLE_ENTITY, Some("LIMIT_EXCEEDED"));
+    for rows in [
+        json!({"first": "E", "last": "A"}),
+        json!({"first": "Z", "last": "E"}),
+    ] {
+        app.post_as("bob", "/api/tickets", &best(2, rows))
+            .await
+            .expect(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some("INCONSISTENT_REQUEST"),
+            );
+    }
+    for zone in ["FLOOR", "NOPE"] {
+        let body = json!({"eventId": event, "bestAvailable": {"zone": zone, "quantity": 2}});
+        app.post_as("bob", "/api/tickets", &body).await.expect(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("INCONSISTENT_REQUEST"),
+        );
+    }
+    let mut both = best(2, row_e);
+    both["seats"] = json!([{"zone": "STALLS", "row": "A", "number": 1}]);
+    app.post_as("bob", "/api/tickets", &both)
+        .await
+        .expect(StatusCode::BAD_REQUEST, Some("INVALID_REQUEST"));
+    let cheap = json!({"eventId": event, "bestAvailable":
+        {"zone": "STALLS", "quantity": 2, "maxPrice": {"amountMinor": 100, "currency": "EUR"}}});
+    app.post_as("bob", "/api/tickets", &cheap).await.expect(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("INCONSISTENT_REQUEST"),
+    );
+}
+
 /// Same Idempotency-Key + same request → the same order; another request → 409.
 pub async fn idempotency_key_replays_and_conflicts(app: TestApp) {
     let body = purchase(app.demo.event.to_string(), &["STALLS:D:1"]);
@@ -1503,6 +1592,7 @@ macro_rules! http_suite {
             taken_seat_is_409,
             purchase_refusals,
             idempotency_key_replays_and_conflicts,
+            best_available_over_http,
             webhook_pays_and_replays,
             webhook_refusals,
             webhook_accepts_unknown_fields,

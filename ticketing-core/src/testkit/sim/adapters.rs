@@ -15,8 +15,9 @@ use crate::domain::{
     PaymentRef, PaymentWrite, TicketAction, TicketId, TicketStatus, VenueId, Zone,
 };
 use crate::ports::{
-    HoldItem, HoldOutcome, HoldRequest, HoldSource, IdempotencyRecord, InsertOutcome, LockSnapshot,
-    NewOrder, SeatLock, TicketRepository, Transition,
+    BestAvailableOutcome, BestAvailableRequest, HoldItem, HoldOutcome, HoldRequest, HoldSource,
+    IdempotencyRecord, InsertOutcome, LockSnapshot, NewOrder, SeatLock, TicketRepository,
+    Transition,
 };
 use crate::{Error, Result};
 
@@ -78,6 +79,24 @@ impl SeatLock for FaultySeatLock {
             PlantedBug::None | PlantedBug::LostWrite => self.inner.hold(request).await,
         };
         self.after("hold", result).await
+    }
+
+    async fn hold_best_available(
+        &self,
+        request: &BestAvailableRequest,
+    ) -> Result<BestAvailableOutcome> {
+        self.before("hold_best_available").await?;
+        let result = match self.bug {
+            PlantedBug::EternalHolds => {
+                let eternal = BestAvailableRequest {
+                    until: request.now + TimeDelta::days(1),
+                    ..request.clone()
+                };
+                self.inner.hold_best_available(&eternal).await
+            }
+            _ => self.inner.hold_best_available(request).await,
+        };
+        self.after("hold_best_available", result).await
     }
 
     async fn release(&self, event: EventId, order: OrderId, items: &[HoldItem]) -> Result<()> {

@@ -557,9 +557,15 @@ impl Checker {
         let record = ready(repo.idempotency_record(&request.customer, key))
             .ok()
             .flatten();
+        // A best-available order is a block of seats, which a request naming those seats (or
+        // another best-available request of that size) matches too: the record's fingerprint
+        // tells the requests apart.
+        let other_request = record
+            .as_ref()
+            .is_some_and(|r| r.fingerprint != request.fingerprint());
         let stored = record.and_then(|r| ready(repo.order(r.order_id)).ok().flatten());
         match stored {
-            Some(stored) if !matches_request(&stored, request) => Ok(()),
+            Some(stored) if !matches_request(&stored, request) || other_request => Ok(()),
             other => Err(violation(
                 inv::IDEMPOTENCY,
                 format!(
@@ -811,6 +817,25 @@ fn matches_request(order: &Order, request: &PurchaseRequest) -> bool {
                     .tickets
                     .iter()
                     .all(|t| t.seat.is_none() && t.zone == *zone)
+        }
+        Selection::BestAvailable(wanted) => {
+            let mut seats: Vec<&SeatRef> = order
+                .tickets
+                .iter()
+                .filter_map(|t| t.seat.as_ref())
+                .collect();
+            seats.sort();
+            seats.len() == wanted.quantity as usize
+                && order.tickets.len() == seats.len()
+                && wanted
+                    .zone
+                    .as_ref()
+                    .is_none_or(|zone| seats.iter().all(|s| s.zone == *zone))
+                && seats.windows(2).all(|pair| {
+                    pair[0].zone == pair[1].zone
+                        && pair[0].row == pair[1].row
+                        && pair[0].number + 1 == pair[1].number
+                })
         }
     }
 }

@@ -18,7 +18,8 @@ use crate::domain::{
 use crate::memory::{InMemoryCatalog, InMemorySeatLock, InMemoryTicketRepository};
 use crate::ports::{CatalogRepository, Clock, EventSink, ManualClock, TicketRepository};
 use crate::service::{
-    Backends, PurchaseRequest, QueryService, SeatLockSync, Selection, ServiceConfig, TicketService,
+    Backends, BestAvailable, PurchaseRequest, QueryService, SeatLockSync, Selection, ServiceConfig,
+    TicketService,
 };
 
 use super::adapters::{FaultySeatLock, FaultyTickets};
@@ -71,6 +72,10 @@ pub struct SimConfig {
     /// order still unswept or take an expired order's seats back, and the checker allows exactly
     /// that (a `PAID_LATE` ledger entry, an EXPIRED → PAID move reported as reactivated).
     pub late_payment: LatePaymentPolicy,
+    /// The share (0 to 1) of seated purchases asked as best available (1 to 3 seats of zone `A`,
+    /// chosen by the seat lock) instead of named seats. 0 by default, which leaves the random
+    /// sequence, and so every recorded history, as it was before best available.
+    pub best_available: f64,
 }
 
 impl Default for SimConfig {
@@ -91,6 +96,7 @@ impl Default for SimConfig {
             strict_sold_marks: false,
             lock_sync: true,
             late_payment: LatePaymentPolicy::Reject,
+            best_available: 0.0,
         }
     }
 }
@@ -810,16 +816,26 @@ impl World {
 
     fn new_purchase(&mut self) -> String {
         let who = customer(self.rng.below(u64::from(self.config.customers)));
+        let best_available = self.config.best_available;
         let selection = if self.rng.chance(0.7) {
-            let n = self.rng.between(1, 3) as usize;
-            let mut seats: Vec<SeatRef> = Vec::with_capacity(n);
-            while seats.len() < n.min(self.seats.len()) {
-                let seat = &self.seats[self.rng.below(self.seats.len() as u64) as usize];
-                if !seats.contains(seat) {
-                    seats.push(seat.clone());
+            if best_available > 0.0 && self.rng.chance(best_available) {
+                Selection::BestAvailable(BestAvailable {
+                    zone: Some(self.seats[0].zone.clone()),
+                    quantity: self.rng.between(1, 3) as u32,
+                    rows: None,
+                    max_price: None,
+                })
+            } else {
+                let n = self.rng.between(1, 3) as usize;
+                let mut seats: Vec<SeatRef> = Vec::with_capacity(n);
+                while seats.len() < n.min(self.seats.len()) {
+                    let seat = &self.seats[self.rng.below(self.seats.len() as u64) as usize];
+                    if !seats.contains(seat) {
+                        seats.push(seat.clone());
+                    }
                 }
+                Selection::Seats(seats)
             }
-            Selection::Seats(seats)
         } else {
             general(&self.general_zone, self.rng.between(1, 3) as u32)
         };

@@ -91,6 +91,10 @@ pub(crate) fn describe(kind: &OpKind) -> String {
                     format!("seats [{}]", names.join(","))
                 }
                 Selection::General { zone, quantity } => format!("{quantity} x {zone}"),
+                Selection::BestAvailable(wanted) => {
+                    let zone = wanted.zone.as_ref().map_or("any zone", |z| z.as_str());
+                    format!("best {} in {zone}", wanted.quantity)
+                }
             };
             let key = r
                 .idempotency_key

@@ -8,7 +8,8 @@ use sqlx::{PgPool, Postgres};
 use ticketing_core::Result;
 use ticketing_core::domain::{EventId, OrderId, Zone};
 use ticketing_core::ports::{
-    HoldItem, HoldOutcome, HoldRequest, HoldSource, LockSnapshot, SeatLock,
+    BestAvailableOutcome, BestAvailableRequest, HoldItem, HoldOutcome, HoldRequest, HoldSource,
+    LockSnapshot, SeatLock,
 };
 use tokio::sync::Mutex;
 
@@ -77,6 +78,16 @@ impl PgSeatLock {
 impl SeatLock for PgSeatLock {
     async fn hold(&self, request: &HoldRequest) -> Result<HoldOutcome> {
         Ok(with_retry("hold", || Postgres::hold_once(&self.pool, request)).await?)
+    }
+
+    async fn hold_best_available(
+        &self,
+        request: &BestAvailableRequest,
+    ) -> Result<BestAvailableOutcome> {
+        Ok(with_retry("hold best available", || {
+            Postgres::hold_best_available_once(&self.pool, request)
+        })
+        .await?)
     }
 
     async fn release(&self, event: EventId, order: OrderId, items: &[HoldItem]) -> Result<()> {

@@ -42,6 +42,10 @@ impl DatabaseSeatLock for Postgres {
     /// Binds: quantity, event, zone, order. Only the order's own entry turns sold.
     const SELL_ZONE: &'static str = "UPDATE seat_lock_zone_holds SET quantity = $1, until = NULL \
      WHERE event_id = $2 AND zone_code = $3 AND order_id = $4";
+    /// Binds: event, `zone:`, `zone;` (the zone's key range in the `C` collation of `seat_key`).
+    const LOCK_ZONE_SEATS: &'static str = "SELECT seat_key, order_id, until FROM seat_lock_seats \
+     WHERE event_id = $1 AND seat_key >= $2 AND seat_key < $3 AND order_id IS NOT NULL \
+     ORDER BY seat_key FOR UPDATE";
     const FORGET_SEATS: &'static str = "DELETE FROM seat_lock_seats WHERE event_id = $1";
     const FORGET_ZONE_HOLDS: &'static str = "DELETE FROM seat_lock_zone_holds WHERE event_id = $1";
     const FORGET_ZONES: &'static str = "DELETE FROM seat_lock_zones WHERE event_id = $1";
@@ -97,6 +101,19 @@ impl DatabaseSeatLock for Postgres {
             .bind(event)
             .bind(keys)
             .execute(pool)
+            .await
+            .map(drop)
+    }
+
+    async fn insert_seats(
+        conn: &mut PgConnection,
+        event: Uuid,
+        keys: &[String],
+    ) -> sqlx::Result<()> {
+        sqlx::query(CREATE_SEATS)
+            .bind(event)
+            .bind(keys)
+            .execute(conn)
             .await
             .map(drop)
     }

@@ -1,4 +1,5 @@
-//! The [`SeatLock`] contract: all-or-nothing holds naming every conflict, fenced releases, lapsing
+//! The [`SeatLock`] contract: all-or-nothing holds naming every conflict, best-available holds
+//! (the reference choice, atomic under races), fenced releases, lapsing
 //! exactly at the deadline, `mark_sold`, general-admission counting, the `NotLoaded` / rebuild
 //! protocol (a paged source, a lease renewed between pages and lost by a stalled rebuilder), and
 //! real races between many buyers and many rebuilders.
@@ -17,6 +18,7 @@
 //! }
 //! ```
 
+mod best_available;
 mod general;
 mod holds;
 mod races;
@@ -42,6 +44,12 @@ use crate::ports::{
 };
 use crate::{Error, Result};
 
+pub use best_available::{
+    best_available_chooses_an_orphan_free_block_and_holds_it,
+    best_available_counts_lapsed_and_own_holds_free_and_sold_seats_taken,
+    best_available_matches_the_reference_choice,
+    concurrent_best_available_never_holds_a_seat_twice,
+};
 pub use general::{
     general_admission_counts_other_orders_and_replaces_the_own_hold,
     sold_places_stay_sold_and_never_lapse,
@@ -143,6 +151,10 @@ pub async fn run_all(context: &SeatLockContext) {
     general_admission_counts_other_orders_and_replaces_the_own_hold(lock).await;
     sold_places_stay_sold_and_never_lapse(lock).await;
     zone_snapshots_show_one_zone_of_a_large_event(lock).await;
+    best_available_chooses_an_orphan_free_block_and_holds_it(lock).await;
+    best_available_counts_lapsed_and_own_holds_free_and_sold_seats_taken(lock).await;
+    best_available_matches_the_reference_choice(lock).await;
+    concurrent_best_available_never_holds_a_seat_twice(&context.open).await;
     one_seat_many_buyers_exactly_one_wins(&context.open).await;
     overlapping_multi_seat_holds_never_share_a_seat(&context.open).await;
     general_admission_race_never_exceeds_capacity(&context.open).await;
