@@ -2,6 +2,7 @@
 
 mod admission;
 mod event;
+mod extension;
 mod ids;
 mod money;
 mod outbox;
@@ -15,6 +16,7 @@ pub use admission::{
     AdmissionMode, AdmissionPolicy, AdmissionRefusal, AdmissionSecret, LOTTERY_BOUND,
     MAX_ADMISSION_LIMIT, MAX_ADMISSION_WINDOW, MIN_ADMISSION_WINDOW, QueueOrder,
 };
+pub use extension::{ExtensionRefusal, HoldExtension};
 pub use event::{Event, EventSpec, MAX_HOLD_TIME, MAX_PER_CUSTOMER_LIMIT, MIN_HOLD_TIME};
 pub use ids::{
     CustomerId, EventId, IdempotencyKey, OrderId, OrderIdSecret, PaymentRef, RowLabel, TicketId,

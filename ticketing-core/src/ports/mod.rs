@@ -18,7 +18,10 @@ pub use seat_lock::{
     ActiveHold, HoldItem, HoldOutcome, HoldPage, HoldRequest, HoldSource, LockSnapshot, SeatLock,
     SeatState,
 };
-pub use tickets::{IdempotencyRecord, InsertOutcome, NewOrder, TicketRepository, Transition};
+pub use tickets::{
+    Extension, ExtensionOutcome, IdempotencyRecord, InsertOutcome, NewOrder, TicketRepository,
+    Transition,
+};
 pub use waiting_room::{Admission, Gate, Occupancy, Place, WaitingRoom};
 
 #[cfg(test)]

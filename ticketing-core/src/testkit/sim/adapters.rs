@@ -17,6 +17,7 @@ use crate::domain::{
 use crate::ports::{
     HoldItem, HoldOutcome, HoldRequest, HoldSource, IdempotencyRecord, InsertOutcome, LockSnapshot,
     NewOrder, SeatLock, TicketRepository, Transition,
+    Extension, ExtensionOutcome,
 };
 use crate::{Error, Result};
 
@@ -272,6 +273,12 @@ impl TicketRepository for FaultyTickets {
         self.write_before("transition").await?;
         let result = self.inner.transition(transition).await;
         self.write_after("transition", result).await
+    }
+
+    async fn extend_deadline(&self, extension: &Extension) -> Result<ExtensionOutcome> {
+        self.write_before("extend_deadline").await?;
+        let result = self.inner.extend_deadline(extension).await;
+        self.write_after("extend_deadline", result).await
     }
 
     async fn record_payment(&self, write: &PaymentWrite) -> Result<PaymentRecorded> {

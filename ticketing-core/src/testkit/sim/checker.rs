@@ -55,6 +55,56 @@ pub(crate) mod inv {
         "durability (every acknowledged purchase is in the repository)";
     pub(crate) const HISTORY: &str = "history (state machine and outbox agree with the repository)";
     pub(crate) const LIVENESS: &str = "liveness (every operation finishes)";
+    pub(crate) const EXTENSION: &str =
+        "hold extension (a pending order, before its deadline, within count and cap)";
+}
+
+/// An extension moved a pending order's deadline forward, before it passed, within the policy's
+/// count and cap; the model takes the new deadline, so a later expiry or payment is held to it.
+fn extension_kept_the_policy(
+    model: &mut ModelOrder,
+    event: &crate::domain::OutboxEvent,
+    shape: &Shape,
+) -> Result<(), Violation> {
+    let id = event.order_id;
+    let deadline = event.deadline.ok_or_else(|| {
+        violation(
+            inv::HISTORY,
+            format!("order {id}: HoldExtended without a deadline"),
+        )
+    })?;
+    let broken = if model.status != TicketStatus::PendingPayment {
+        Some(format!("a {} order was extended", model.status))
+    } else if event.at >= model.expires_at {
+        Some(format!(
+            "extended at {} though its deadline {} had passed",
+            event.at, model.expires_at
+        ))
+    } else if deadline <= model.expires_at {
+        Some(format!(
+            "deadline moved from {} back to {deadline}",
+            model.expires_at
+        ))
+    } else if deadline > model.created + shape.max_hold {
+        Some(format!(
+            "deadline {deadline} beyond the cap, created {} + {}",
+            model.created, shape.max_hold
+        ))
+    } else if model.extensions >= shape.max_extensions {
+        Some(format!(
+            "extended {} times, policy {}",
+            model.extensions + 1,
+            shape.max_extensions
+        ))
+    } else {
+        None
+    };
+    if let Some(what) = broken {
+        return Err(violation(inv::EXTENSION, format!("order {id}: {what}")));
+    }
+    model.extensions += 1;
+    model.expires_at = deadline;
+    Ok(())
 }
 
 /// Runs an in-memory adapter call, which never waits, to completion in one poll.
@@ -77,6 +127,9 @@ struct ModelOrder {
     /// General-admission tickets of the order.
     general: u32,
     payment_ref: Option<PaymentRef>,
+    /// When it was created, and how often its deadline was extended.
+    created: DateTime<Utc>,
+    extensions: u32,
 }
 
 /// What the checker knows of the event.
@@ -91,6 +144,10 @@ pub(crate) struct Shape {
     pub strict_sold_marks: bool,
     /// Whether late payments may pay (`LatePaymentPolicy::AcceptIfAvailable`).
     pub accept_late: bool,
+    /// The hold-extension policy: extensions per order, and the latest deadline after the
+    /// purchase.
+    pub max_extensions: u32,
+    pub max_hold: TimeDelta,
 }
 
 /// Counted (not a failure) for a late payment that paid an order the sweep had not expired yet.
@@ -207,6 +264,8 @@ impl Checker {
                     tickets: event.ticket_ids.clone(),
                     general: (event.ticket_ids.len() - event.seats.len()) as u32,
                     payment_ref: None,
+                    created: first.created_on,
+                    extensions: 0,
                 },
             );
             return Ok(());
@@ -228,6 +287,9 @@ impl Checker {
                 format!("order {id} paid late though the policy rejects late payments"),
             ));
         }
+        if event.kind == OutboxKind::HoldExtended {
+            return extension_kept_the_policy(model, event, &self.shape);
+        }
         let (from, to) = match event.kind {
             OutboxKind::TicketPaid if reactivated => (TicketStatus::Expired, TicketStatus::Paid),
             OutboxKind::TicketPaid => (TicketStatus::PendingPayment, TicketStatus::Paid),
@@ -237,6 +299,7 @@ impl Checker {
             OutboxKind::TicketReserved => unreachable!("handled above"),
             // The order did not change: a refund is owed (checked against the ledger).
             OutboxKind::PaymentRejected => return Ok(()),
+            OutboxKind::HoldExtended => unreachable!("handled above"),
         };
         if model.status != from {
             let invariant = if model.status == TicketStatus::Paid {

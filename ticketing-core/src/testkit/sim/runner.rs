@@ -472,6 +472,7 @@ impl World {
             ..ServiceConfig::default()
         };
         let seats = venue.zones()[0].seats().collect();
+        let extension = service_config.hold_extension;
         World {
             rng: SimRng::stream(seed, 0x5EED),
             faults,
@@ -498,6 +499,8 @@ impl World {
                 window: span(config.hold_time) + span(config.hold_grace),
                 strict_sold_marks: config.strict_sold_marks,
                 accept_late: config.late_payment == LatePaymentPolicy::AcceptIfAvailable,
+                max_extensions: extension.max_extensions,
+                max_hold: span(extension.max_total),
             }),
             in_flight: Vec::new(),
             next_op: 1,
