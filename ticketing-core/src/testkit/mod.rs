@@ -15,6 +15,7 @@
 //! `ticketing-redis` and `ticketing-sqlx` show a whole adapter tested this way.
 
 mod checks;
+mod extension_checks;
 pub mod contracts;
 mod fixture;
 mod payment_checks;
@@ -32,6 +33,10 @@ pub use checks::{
     paid_changes_only_by_refund, payment_races_expiry_sweep,
     pruned_idempotency_keys_make_no_second_order, purchase_is_idempotent,
     seat_lock_data_loss_is_harmless, seats_are_sold_once,
+};
+pub use extension_checks::{
+    an_extension_never_takes_a_seat_back, extensions_race_payments_and_the_sweep,
+    hold_extension_follows_the_policy,
 };
 pub use fixture::{Fixture, Layout, PRICE_MINOR, REBUILD_PAGE};
 pub use payment_checks::{
@@ -124,6 +129,9 @@ macro_rules! __conformance_checks {
             payments_ledger_records_every_notification,
             late_payments_follow_the_policy,
             late_payment_races_a_resale,
+            hold_extension_follows_the_policy,
+            an_extension_never_takes_a_seat_back,
+            extensions_race_payments_and_the_sweep,
         );
     };
 }

@@ -12,6 +12,7 @@ use ticketing_core::ports::IdempotencyRecord;
 use uuid::Uuid;
 
 use crate::codec::{push_list, ticket_columns};
+use crate::flows::extension::HoldExtensions;
 use crate::flows::payment::Ledger;
 
 // --- purchase ---------------------------------------------------------------------------------
@@ -363,4 +364,15 @@ impl Ledger for MySql {
     const CAS_ORDER: &'static str = CAS_ORDER;
     const MOVE_TICKETS: &'static str = MOVE_TICKETS;
     const SET_USAGE_SHARD: &'static str = "UPDATE tickets SET usage_shard = ? WHERE id = ?";
+}
+
+// --- hold extension (`orders.extensions`): the statements of the shared flow ----------------
+
+impl HoldExtensions for MySql {
+    const LOCK_ORDER_DEADLINE: &'static str = "SELECT status, expires_at, \
+         CAST(extensions AS SIGNED) AS extensions FROM orders WHERE id = ? FOR UPDATE";
+    const EXTEND_ORDER: &'static str =
+        "UPDATE orders SET expires_at = ?, extensions = extensions + 1 WHERE id = ?";
+    const EXTEND_TICKETS: &'static str =
+        "UPDATE tickets SET expires_at = ? WHERE order_id = ? AND status = ?";
 }

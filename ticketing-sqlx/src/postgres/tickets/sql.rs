@@ -7,6 +7,7 @@
 use sqlx::Postgres;
 
 use crate::codec::ticket_columns;
+use crate::flows::extension::HoldExtensions;
 use crate::flows::payment::Ledger;
 
 // --- purchase ---------------------------------------------------------------------------------
@@ -208,4 +209,15 @@ impl Ledger for Postgres {
     const CAS_ORDER: &'static str = CAS_ORDER;
     const MOVE_TICKETS: &'static str = MOVE_TICKETS;
     const SET_USAGE_SHARD: &'static str = "UPDATE tickets SET usage_shard = $1 WHERE id = $2";
+}
+
+// --- hold extension (`orders.extensions`): the statements of the shared flow ----------------
+
+impl HoldExtensions for Postgres {
+    const LOCK_ORDER_DEADLINE: &'static str = "SELECT status, expires_at, \
+         extensions::bigint AS extensions FROM orders WHERE id = $1 FOR UPDATE";
+    const EXTEND_ORDER: &'static str =
+        "UPDATE orders SET expires_at = $1, extensions = extensions + 1 WHERE id = $2";
+    const EXTEND_TICKETS: &'static str =
+        "UPDATE tickets SET expires_at = $1 WHERE order_id = $2 AND status = $3";
 }
