@@ -489,7 +489,7 @@ pub async fn cancel_and_refund(app: TestApp) {
 /// 404; the sweep leaves the order alone until its new deadline; an expired or a paid order is
 /// refused.
 pub async fn extend_hold_over_http(app: TestApp) {
-    let bought = app.buy("alice", &["STALLS:F:3"]).await;
+    let bought = app.buy("alice", &["STALLS:C:11"]).await;
     bought.expect(StatusCode::CREATED, None);
     let order = order_id(&bought);
     let deadline = |v: &Value| {
@@ -523,7 +523,7 @@ pub async fn extend_hold_over_http(app: TestApp) {
     let map = app
         .get(&format!("/api/events/{}/seats", app.demo.event))
         .await;
-    assert_eq!(seat_state(&map.body, "STALLS:F:3"), "held");
+    assert_eq!(seat_state(&map.body, "STALLS:C:11"), "held");
 
     // At the new deadline it is refused as expired, before and after the sweep.
     app.clock.advance(TimeDelta::minutes(20));
@@ -535,7 +535,7 @@ pub async fn extend_hold_over_http(app: TestApp) {
     assert_eq!(swept.body["details"]["reason"], "expired", "{}", swept.text());
 
     // A paid order has no deadline to move.
-    let bought = app.buy("carol", &["STALLS:F:4"]).await;
+    let bought = app.buy("carol", &["STALLS:C:12"]).await;
     let paid = order_id(&bought);
     app.webhook("evt_extend_paid", &paid, "pi_extend_paid")
         .await

@@ -156,6 +156,10 @@ pub const LATE_PAYMENT_ACCEPTED: &str = "late payment accepted for an unswept or
 pub const LATE_PAYMENT_REACTIVATED: &str =
     "late payment took an expired order's seats back (PAID_LATE, reactivated)";
 
+/// Counted (not a failure) for every extension of a payment deadline, each checked against the
+/// policy.
+pub const HOLD_EXTENDED: &str = "hold extended (within the policy's count and cap)";
+
 /// The observation counted instead of a failure when sold marks of refunded orders are tolerated.
 pub(crate) const STALE_SOLD_MARK: &str =
     "KNOWN BUG: seat lock keeps a refunded order's seat sold beyond hold time + grace";
@@ -288,7 +292,9 @@ impl Checker {
             ));
         }
         if event.kind == OutboxKind::HoldExtended {
-            return extension_kept_the_policy(model, event, &self.shape);
+            extension_kept_the_policy(model, event, &self.shape)?;
+            self.observe(HOLD_EXTENDED);
+            return Ok(());
         }
         let (from, to) = match event.kind {
             OutboxKind::TicketPaid if reactivated => (TicketStatus::Expired, TicketStatus::Paid),
@@ -630,6 +636,53 @@ impl Checker {
                     other.map(|o| o.id)
                 ),
             )),
+        }
+    }
+
+    /// A hold extension of `order` answered, asked for by its owner or (`owner` false) another
+    /// customer: another's is never extended, nor told more than "not found"; an owner's
+    /// acknowledged order is never "not found"; an extension given keeps the policy.
+    pub(super) fn extension_answered(
+        &mut self,
+        repo: &dyn TicketRepository,
+        order: OrderId,
+        owner: bool,
+        result: &crate::Result<crate::service::ExtendedHold>,
+    ) -> Check {
+        self.checks += 1;
+        let broken = match result {
+            Ok(_) if !owner => Some("another customer extended the order".to_string()),
+            Ok(extended) => {
+                let created = ready(repo.order(order))
+                    .ok()
+                    .flatten()
+                    .and_then(|o| o.tickets.iter().map(|t| t.created_on).min());
+                if extended.extensions > self.shape.max_extensions {
+                    Some(format!("answered {} extensions", extended.extensions))
+                } else if created
+                    .is_some_and(|c| extended.order.expires_at > c + self.shape.max_hold)
+                {
+                    Some(format!(
+                        "answered a deadline {} beyond the cap",
+                        extended.order.expires_at
+                    ))
+                } else {
+                    None
+                }
+            }
+            Err(Error::NotFound { .. }) if owner => {
+                Some("its customer was told the acknowledged order does not exist".to_string())
+            }
+            Err(Error::NotFound { .. } | Error::Unavailable { .. }) => None,
+            Err(error) if !owner => Some(format!("another customer was told {error}")),
+            Err(_) => None,
+        };
+        match broken {
+            Some(what) => Err(violation(
+                inv::EXTENSION,
+                format!("extension of order {order}: {what}"),
+            )),
+            None => Ok(()),
         }
     }
 
