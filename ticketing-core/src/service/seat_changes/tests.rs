@@ -119,8 +119,8 @@ async fn a_change_carries_each_seat_s_new_state() {
     assert_eq!(drain(&mut subscription).await, vec![], "nothing else");
     assert_eq!(
         feed.position(),
-        Some(7),
-        "a rejected payment still moves the position"
+        Some(8),
+        "a rejected payment and an extended hold still move the position"
     );
 }
 
