@@ -13,7 +13,8 @@ use ticketing_core::domain::{
     PaymentRef, PaymentWrite, Ticket, TicketId, TicketStatus, VenueId,
 };
 use ticketing_core::ports::{
-    Extension, ExtensionOutcome, IdempotencyRecord, InsertOutcome, NewOrder, TicketRepository, Transition,
+    Extension, ExtensionOutcome, IdempotencyRecord, InsertOutcome, NewOrder, TicketRepository,
+    Transition,
 };
 
 /// Calls per repository method, since the counter was made.

@@ -15,8 +15,8 @@ use std::time::Instant;
 
 use ticketing_core::domain::LatePaymentPolicy;
 use ticketing_core::testkit::sim::{
-    FaultKind, HOLD_EXTENDED, LATE_PAYMENT_ACCEPTED, LATE_PAYMENT_REACTIVATED, PlantedBug, SimConfig, Summary,
-    check_seed, run_prefix, run_seed, run_seeds,
+    FaultKind, HOLD_EXTENDED, LATE_PAYMENT_ACCEPTED, LATE_PAYMENT_REACTIVATED, PlantedBug,
+    SimConfig, Summary, check_seed, run_prefix, run_seed, run_seeds,
 };
 
 /// Seeds CI runs on every `cargo test`.

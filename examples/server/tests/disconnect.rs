@@ -30,7 +30,8 @@ use ticketing_core::domain::{
     PaymentRef, PaymentWrite, SeatRef, Ticket, TicketId, TicketStatus, VenueId,
 };
 use ticketing_core::ports::{
-    Clock, Extension, ExtensionOutcome, IdempotencyRecord, InsertOutcome, NewOrder, SeatState, TicketRepository, Transition,
+    Clock, Extension, ExtensionOutcome, IdempotencyRecord, InsertOutcome, NewOrder, SeatState,
+    TicketRepository, Transition,
 };
 use ticketing_core::service::{Backends, ServiceConfig};
 use ticketing_server::limits::{HttpLimits, serve};

@@ -332,7 +332,13 @@ fn bearer_schemes_and_their_answers_are_documented() {
         operation(&doc, "purchase")["security"],
         json!([{"customer": []}])
     );
-    for id in ["getOrder", "cancelOrder", "extendOrder", "getTicket", "demoPay"] {
+    for id in [
+        "getOrder",
+        "cancelOrder",
+        "extendOrder",
+        "getTicket",
+        "demoPay",
+    ] {
         assert_eq!(
             operation(&doc, id)["security"],
             json!([{"customer": []}, {"admin": []}]),

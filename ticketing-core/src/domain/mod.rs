@@ -16,8 +16,8 @@ pub use admission::{
     AdmissionMode, AdmissionPolicy, AdmissionRefusal, AdmissionSecret, LOTTERY_BOUND,
     MAX_ADMISSION_LIMIT, MAX_ADMISSION_WINDOW, MIN_ADMISSION_WINDOW, QueueOrder,
 };
-pub use extension::{ExtensionRefusal, HoldExtension};
 pub use event::{Event, EventSpec, MAX_HOLD_TIME, MAX_PER_CUSTOMER_LIMIT, MIN_HOLD_TIME};
+pub use extension::{ExtensionRefusal, HoldExtension};
 pub use ids::{
     CustomerId, EventId, IdempotencyKey, OrderId, OrderIdSecret, PaymentRef, RowLabel, TicketId,
     VenueId, ZoneCode,

@@ -24,6 +24,7 @@ use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 
 pub use catalog::CatalogService;
 pub use closed_events::ClosedEventSweep;
+pub use extension::ExtendedHold;
 pub use holds::RepositoryHolds;
 pub use lock_sync::{FanOutSink, SeatLockSync};
 pub use purchase::{PurchaseRequest, Selection};
@@ -38,7 +39,6 @@ pub use seat_map::{
     GeneralAvailability, RowAvailability, SeatAvailability, SeatMap, SeatRange, SeatView,
     SeatedAvailability,
 };
-pub use extension::ExtendedHold;
 pub use tickets::TicketService;
 pub use waiting_room::{DEFAULT_POLICY_MAX_AGE, QueueStatus, WaitingRoomService};
 

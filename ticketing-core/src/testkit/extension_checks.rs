@@ -42,7 +42,11 @@ async fn extensions_in_outbox(f: &Fixture, order: OrderId) -> Vec<DateTime<Utc>>
     entries
         .iter()
         .filter(|e| e.event.order_id == order && e.event.kind == OutboxKind::HoldExtended)
-        .map(|e| e.event.deadline.expect("a HoldExtended carries its deadline"))
+        .map(|e| {
+            e.event
+                .deadline
+                .expect("a HoldExtended carries its deadline")
+        })
         .collect()
 }
 
@@ -93,9 +97,17 @@ pub async fn hold_extension_follows_the_policy(harness: Harness) {
     let alice = customer("ext-alice");
     let first = tickets.extend_hold(order.id, &alice).await.expect("first");
     assert_eq!(first.order.expires_at, order.expires_at + step);
-    assert!(first.order.tickets.iter().all(|t| t.expires_at == order.expires_at + step));
+    assert!(
+        first
+            .order
+            .tickets
+            .iter()
+            .all(|t| t.expires_at == order.expires_at + step)
+    );
     assert_eq!((first.extensions, first.extensions_left), (1, 1));
-    let stranger = tickets.extend_hold(order.id, &customer("ext-mallory")).await;
+    let stranger = tickets
+        .extend_hold(order.id, &customer("ext-mallory"))
+        .await;
     assert!(
         matches!(stranger, Err(Error::NotFound { .. })),
         "another customer's order is not found: {stranger:?}"
@@ -104,7 +116,11 @@ pub async fn hold_extension_follows_the_policy(harness: Harness) {
     assert_eq!(second.order.expires_at, order.expires_at + step * 2);
     assert_eq!((second.extensions, second.extensions_left), (2, 0));
     let third = tickets.extend_hold(order.id, &alice).await;
-    assert_eq!(refusal(&third), Some(ExtensionRefusal::LimitReached), "{third:?}");
+    assert_eq!(
+        refusal(&third),
+        Some(ExtensionRefusal::LimitReached),
+        "{third:?}"
+    );
     let deadline = second.order.expires_at;
     assert_eq!(
         f.queries.order(order.id).await.unwrap().expires_at,
@@ -139,7 +155,8 @@ pub async fn hold_extension_follows_the_policy(harness: Harness) {
         f.queries.order(order.id).await.unwrap().status,
         TicketStatus::PendingPayment
     );
-    f.clock.set(deadline + f.config.payment_grace() - TimeDelta::milliseconds(1));
+    f.clock
+        .set(deadline + f.config.payment_grace() - TimeDelta::milliseconds(1));
     assert_eq!(f.tickets.expire_due().await.unwrap(), 0, "not due yet");
     let late = tickets.extend_hold(order.id, &alice).await;
     assert_eq!(
@@ -150,7 +167,11 @@ pub async fn hold_extension_follows_the_policy(harness: Harness) {
     f.clock.set(deadline + f.config.payment_grace());
     assert_eq!(f.tickets.expire_due().await.unwrap(), 1, "new deadline");
     let swept = tickets.extend_hold(order.id, &alice).await;
-    assert_eq!(refusal(&swept), Some(ExtensionRefusal::Expired), "{swept:?}");
+    assert_eq!(
+        refusal(&swept),
+        Some(ExtensionRefusal::Expired),
+        "{swept:?}"
+    );
 
     // Cap: the last extension gives what is left of it, the next one nothing.
     let capped = service(
@@ -158,18 +179,30 @@ pub async fn hold_extension_follows_the_policy(harness: Harness) {
         f.clock.clone(),
         HoldExtension {
             max_extensions: 5,
-            max_total: Duration::from_secs(u64::try_from((hold + step + step / 2).num_seconds()).unwrap()),
+            max_total: Duration::from_secs(
+                u64::try_from((hold + step + step / 2).num_seconds()).unwrap(),
+            ),
             ..policy
         },
     );
     let order = f.buy("ext-bob", vec![f.seat(1)]).await;
     let bob = customer("ext-bob");
     let created = order.tickets[0].created_on;
-    capped.extend_hold(order.id, &bob).await.expect("within the cap");
-    let last = capped.extend_hold(order.id, &bob).await.expect("up to the cap");
+    capped
+        .extend_hold(order.id, &bob)
+        .await
+        .expect("within the cap");
+    let last = capped
+        .extend_hold(order.id, &bob)
+        .await
+        .expect("up to the cap");
     assert_eq!(last.order.expires_at, created + hold + step + step / 2);
     let past = capped.extend_hold(order.id, &bob).await;
-    assert_eq!(refusal(&past), Some(ExtensionRefusal::CapReached), "{past:?}");
+    assert_eq!(
+        refusal(&past),
+        Some(ExtensionRefusal::CapReached),
+        "{past:?}"
+    );
     assert_eq!(extensions_in_outbox(&f, order.id).await.len(), 2);
 
     // A payment that arrives after the old deadline but before the new one pays.
@@ -177,13 +210,21 @@ pub async fn hold_extension_follows_the_policy(harness: Harness) {
     let paid = f.pay(&order, "ext-bob-pays").await;
     assert_eq!(paid.status, TicketStatus::Paid);
     let after = capped.extend_hold(order.id, &bob).await;
-    assert_eq!(refusal(&after), Some(ExtensionRefusal::NotPending), "{after:?}");
+    assert_eq!(
+        refusal(&after),
+        Some(ExtensionRefusal::NotPending),
+        "{after:?}"
+    );
 
     // Turned off.
     let off = service(&f, f.clock.clone(), HoldExtension::disabled());
     let order = f.buy("ext-carol", vec![f.seat(2)]).await;
     let refused = off.extend_hold(order.id, &customer("ext-carol")).await;
-    assert_eq!(refusal(&refused), Some(ExtensionRefusal::Disabled), "{refused:?}");
+    assert_eq!(
+        refusal(&refused),
+        Some(ExtensionRefusal::Disabled),
+        "{refused:?}"
+    );
     f.audit().await;
     harness.finish().await;
 }
@@ -212,10 +253,7 @@ pub async fn an_extension_never_takes_a_seat_back(harness: Harness) {
         .expect("hold");
     assert_eq!(held, HoldOutcome::Held);
 
-    let refused = f
-        .tickets
-        .extend_hold(order.id, &customer("ext-dave"))
-        .await;
+    let refused = f.tickets.extend_hold(order.id, &customer("ext-dave")).await;
     match &refused {
         Err(Error::SeatsTaken { seats }) => assert_eq!(seats, &vec![f.seat(4)]),
         other => panic!("expected SeatsTaken for seat 4, got {other:?}"),
@@ -230,14 +268,16 @@ pub async fn an_extension_never_takes_a_seat_back(harness: Harness) {
         "the other holder keeps the seat, until its own deadline"
     );
     assert!(
-        matches!(
-            lock_state(&f, &f.seat(3), order.expires_at + f.config.grace()).await,
-            None
-        ),
+        lock_state(&f, &f.seat(3), order.expires_at + f.config.grace())
+            .await
+            .is_none(),
         "the order's other seat was not extended either (all or nothing)"
     );
     let stored = f.queries.order(order.id).await.unwrap();
-    assert_eq!(stored.expires_at, order.expires_at, "the deadline did not move");
+    assert_eq!(
+        stored.expires_at, order.expires_at,
+        "the deadline did not move"
+    );
     assert!(extensions_in_outbox(&f, order.id).await.is_empty());
     f.audit().await;
     harness.finish().await;
@@ -261,7 +301,9 @@ pub async fn extensions_race_payments_and_the_sweep(harness: Harness) {
         let order = f.buy(&name, vec![f.seat(10 + round)]).await;
         // Extenders just before the deadline, a payer and a sweeper just after it: the
         // extenders race each other, and one of them races the sweep.
-        let before = Arc::new(ManualClock::new(order.expires_at - TimeDelta::milliseconds(5)));
+        let before = Arc::new(ManualClock::new(
+            order.expires_at - TimeDelta::milliseconds(5),
+        ));
         let after = Arc::new(ManualClock::new(f.sweep_due(&order)));
         let extender = service(&f, before.clone(), policy);
         let payer = service(&f, before, policy);
@@ -270,8 +312,12 @@ pub async fn extensions_race_payments_and_the_sweep(harness: Harness) {
         let pays = round % 3 == 0;
         let order_id = order.id;
         let answers = race(8, |i| {
-            let (extender, payer, sweeper, who) =
-                (extender.clone(), payer.clone(), sweeper.clone(), who.clone());
+            let (extender, payer, sweeper, who) = (
+                extender.clone(),
+                payer.clone(),
+                sweeper.clone(),
+                who.clone(),
+            );
             let notice = PaymentNotice::for_order(
                 &order,
                 PaymentRef::new(format!("ext-race-{round}")).unwrap(),
@@ -294,10 +340,22 @@ pub async fn extensions_race_payments_and_the_sweep(harness: Harness) {
             })
             .collect();
         let in_outbox = extensions_in_outbox(&f, order.id).await;
-        assert!(extended.len() <= 3, "round {round}: {} extensions", extended.len());
-        assert_eq!(in_outbox.len(), extended.len(), "round {round}: one event per extension");
+        assert!(
+            extended.len() <= 3,
+            "round {round}: {} extensions",
+            extended.len()
+        );
+        assert_eq!(
+            in_outbox.len(),
+            extended.len(),
+            "round {round}: one event per extension"
+        );
         for (n, deadline) in in_outbox.iter().enumerate() {
-            assert_eq!(*deadline, order.expires_at + step * (n as i32 + 1), "round {round}");
+            assert_eq!(
+                *deadline,
+                order.expires_at + step * (n as i32 + 1),
+                "round {round}"
+            );
         }
         let swept = answers.iter().any(|a| matches!(a, Answer::Swept(1)));
         let paid = answers

@@ -15,8 +15,8 @@
 //! `ticketing-redis` and `ticketing-sqlx` show a whole adapter tested this way.
 
 mod checks;
-mod extension_checks;
 pub mod contracts;
+mod extension_checks;
 mod fixture;
 mod payment_checks;
 pub mod sim;

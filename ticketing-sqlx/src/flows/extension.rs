@@ -41,7 +41,10 @@ where
 
     /// One attempt at
     /// [`extend_deadline`](ticketing_core::ports::TicketRepository::extend_deadline).
-    async fn extend_once(pool: &Pool<Self>, e: &Extension) -> Result<ExtensionOutcome, Self::Error> {
+    async fn extend_once(
+        pool: &Pool<Self>,
+        e: &Extension,
+    ) -> Result<ExtensionOutcome, Self::Error> {
         let mut tx = Self::begin(pool).await?;
         let locked = sqlx::query(Self::LOCK_ORDER_DEADLINE)
             .bind(e.order.as_uuid())

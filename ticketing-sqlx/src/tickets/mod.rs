@@ -19,15 +19,16 @@ use ticketing_core::domain::{
     PaymentRef, PaymentWrite, Ticket, TicketId, TicketStatus, VenueId, ZoneCode,
 };
 use ticketing_core::ports::{
-    Extension, ExtensionOutcome, IdempotencyRecord, InsertOutcome, NewOrder, TicketRepository, Transition,
+    Extension, ExtensionOutcome, IdempotencyRecord, InsertOutcome, NewOrder, TicketRepository,
+    Transition,
 };
 use ticketing_core::{Error, Result};
 
 use crate::codec::ticket;
 use crate::error::StoreResult;
 use crate::flows::OrderSteps;
-use crate::flows::outbox::Outbox;
 use crate::flows::extension::HoldExtensions;
+use crate::flows::outbox::Outbox;
 use crate::flows::payment::Ledger;
 use crate::flows::purchase::Purchase;
 use crate::retry::with_retry;

@@ -519,7 +519,12 @@ pub async fn extend_hold_over_http(app: TestApp) {
     assert_eq!(second.body["extensionsLeft"], 0);
     let capped = app.post_as("alice", &path, &json!({})).await;
     capped.expect(StatusCode::CONFLICT, Some("HOLD_NOT_EXTENDED"));
-    assert_eq!(capped.body["details"]["reason"], "cap_reached", "{}", capped.text());
+    assert_eq!(
+        capped.body["details"]["reason"],
+        "cap_reached",
+        "{}",
+        capped.text()
+    );
     let map = app
         .get(&format!("/api/events/{}/seats", app.demo.event))
         .await;
@@ -532,7 +537,12 @@ pub async fn extend_hold_over_http(app: TestApp) {
     assert_eq!(expired.body["details"]["reason"], "expired");
     assert_eq!(app.state.tickets().expire_due().await.unwrap(), 1);
     let swept = app.post_as("alice", &path, &json!({})).await;
-    assert_eq!(swept.body["details"]["reason"], "expired", "{}", swept.text());
+    assert_eq!(
+        swept.body["details"]["reason"],
+        "expired",
+        "{}",
+        swept.text()
+    );
 
     // A paid order has no deadline to move.
     let bought = app.buy("carol", &["STALLS:C:12"]).await;

@@ -15,9 +15,8 @@ use crate::domain::{
     PaymentRef, PaymentWrite, TicketAction, TicketId, TicketStatus, VenueId, Zone,
 };
 use crate::ports::{
-    HoldItem, HoldOutcome, HoldRequest, HoldSource, IdempotencyRecord, InsertOutcome, LockSnapshot,
-    NewOrder, SeatLock, TicketRepository, Transition,
-    Extension, ExtensionOutcome,
+    Extension, ExtensionOutcome, HoldItem, HoldOutcome, HoldRequest, HoldSource, IdempotencyRecord,
+    InsertOutcome, LockSnapshot, NewOrder, SeatLock, TicketRepository, Transition,
 };
 use crate::{Error, Result};
 

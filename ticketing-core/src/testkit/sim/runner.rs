@@ -12,8 +12,8 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::domain::{
-    Currency, Event, EventId, EventSpec, HoldExtension, LatePaymentPolicy, Money, PaymentNotice, PaymentRef, Row,
-    SeatRef, TicketStatus, Venue, VenueId, Zone, ZoneCode, ZoneKind,
+    Currency, Event, EventId, EventSpec, HoldExtension, LatePaymentPolicy, Money, PaymentNotice,
+    PaymentRef, Row, SeatRef, TicketStatus, Venue, VenueId, Zone, ZoneCode, ZoneKind,
 };
 use crate::memory::{InMemoryCatalog, InMemorySeatLock, InMemoryTicketRepository};
 use crate::ports::{CatalogRepository, Clock, EventSink, ManualClock, TicketRepository};
@@ -799,7 +799,9 @@ impl World {
         }
         self.customers.unpaid.push((order.id, order.expires_at));
         self.customers.totals.insert(order.id, order.total);
-        self.customers.owners.insert(order.id, order.customer.clone());
+        self.customers
+            .owners
+            .insert(order.id, order.customer.clone());
         if self.rng.below(100) < 65 {
             let window = span(self.config.hold_time).num_milliseconds();
             let delay = if self.rng.chance(self.config.faults.webhook_late) {

@@ -16,15 +16,16 @@ use ticketing_core::domain::{
     PaymentRef, PaymentWrite, Ticket, TicketId, TicketStatus, VenueId, ZoneCode,
 };
 use ticketing_core::ports::{
-    Extension, ExtensionOutcome, IdempotencyRecord, InsertOutcome, NewOrder, TicketRepository, Transition,
+    Extension, ExtensionOutcome, IdempotencyRecord, InsertOutcome, NewOrder, TicketRepository,
+    Transition,
 };
 use ticketing_core::{Error, Result};
 
 use super::error::{StoreResult, with_retry};
 use crate::codec::ticket;
 use crate::flows::OrderSteps;
-use crate::flows::outbox::Outbox;
 use crate::flows::extension::HoldExtensions;
+use crate::flows::outbox::Outbox;
 use crate::flows::payment::Ledger;
 use crate::flows::purchase::Purchase;
 
