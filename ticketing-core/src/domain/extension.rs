@@ -46,6 +46,17 @@ impl HoldExtension {
         }
     }
 
+    /// The latest a payment deadline can be after its order's purchase, for an event whose hold
+    /// time is `hold_time`: the hold time, or the cap when extensions are on (whichever is
+    /// later). What waits for the last deadline of an event (dropping its seat-lock state) waits
+    /// this long.
+    pub fn longest_hold(&self, hold_time: TimeDelta) -> TimeDelta {
+        if self.max_extensions == 0 {
+            return hold_time;
+        }
+        hold_time.max(cap_span(self.max_total))
+    }
+
     /// The deadline one more extension gives an order created at `created` whose deadline is
     /// `deadline`, for an event whose hold time is `hold_time`: `deadline + step`, cut at
     /// `created + max_total`. [`ExtensionRefusal::CapReached`] when that is no later than
@@ -60,19 +71,21 @@ impl HoldExtension {
         if self.max_extensions == 0 {
             return Err(ExtensionRefusal::Disabled);
         }
-        let span = |d: Duration| {
-            TimeDelta::from_std(d)
-                .unwrap_or(MAX_HOLD_TIME)
-                .min(MAX_HOLD_TIME)
-        };
-        let step = self.step.map_or(hold_time, span);
-        let cap = created + span(self.max_total);
+        let step = self.step.map_or(hold_time, cap_span);
+        let cap = created + cap_span(self.max_total);
         let next = (deadline + step).min(cap);
         if next <= deadline {
             return Err(ExtensionRefusal::CapReached);
         }
         Ok(next)
     }
+}
+
+/// A configured span as the domain's, at most [`MAX_HOLD_TIME`].
+fn cap_span(d: Duration) -> TimeDelta {
+    TimeDelta::from_std(d)
+        .unwrap_or(MAX_HOLD_TIME)
+        .min(MAX_HOLD_TIME)
 }
 
 /// Why an order's deadline was not moved. Nothing changed, in the repository or the seat lock.

@@ -11,11 +11,11 @@
 use chrono::{DateTime, Utc};
 
 use crate::domain::{CustomerId, ExtensionRefusal, Order, OrderId, TicketStatus};
-use crate::ports::{Extension, ExtensionOutcome, HoldOutcome, HoldRequest};
+use crate::ports::{Extension, ExtensionOutcome, HoldOutcome};
 use crate::{Error, Result};
 
 use super::catalog::EventInfo;
-use super::holds::{hold_with_rebuild, items_of, mirror_order};
+use super::holds::mirror_order;
 use super::tickets::TicketService;
 
 /// How often an extension re-reads the order after a concurrent change made its decision stale.
@@ -123,21 +123,8 @@ impl TicketService {
         now: DateTime<Utc>,
         deadline: DateTime<Utc>,
     ) -> Result<()> {
-        let hold = HoldRequest {
-            event: order.event_id,
-            order: order.id,
-            items: items_of(order, &info.capacities),
-            now,
-            until: deadline + self.config.grace(),
-        };
-        let outcome = hold_with_rebuild(
-            &*self.backends.seat_lock,
-            || self.hold_source(info),
-            &hold,
-            self.config.rebuild_attempts,
-        )
-        .await?;
-        match outcome {
+        let until = deadline + self.config.grace();
+        match self.hold_order(order, info, now, until).await?.1 {
             HoldOutcome::Held => Ok(()),
             HoldOutcome::Taken { seats, zones } => Err(match zones.into_iter().next() {
                 Some(zone) if seats.is_empty() => Error::SoldOut {

@@ -1083,11 +1083,7 @@ impl World {
 /// The longest a payment deadline can be after its order's purchase: the hold time, or the
 /// extension policy's cap when extensions are on.
 fn longest_hold(config: &SimConfig) -> TimeDelta {
-    let hold = span(config.hold_time);
-    if config.hold_extension.max_extensions == 0 {
-        return hold;
-    }
-    hold.max(span(config.hold_extension.max_total))
+    config.hold_extension.longest_hold(span(config.hold_time))
 }
 
 /// A configured span as the domain's time span; one too long for chrono becomes the longest one,
