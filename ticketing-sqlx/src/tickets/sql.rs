@@ -359,7 +359,8 @@ impl Ledger for MySql {
          ORDER BY received_at, reference LIMIT ?";
     const MARK_REFUNDED: &'static str =
         "UPDATE payments SET refunded_at = ? WHERE reference = ? AND refund_owed = 1";
-    const LOCK_ORDER_STATUS: &'static str = "SELECT status FROM orders WHERE id = ? FOR UPDATE";
+    const LOCK_ORDER_STATUS: &'static str =
+        "SELECT status, expires_at FROM orders WHERE id = ? FOR UPDATE";
     const CAS_ORDER_BEFORE_DEADLINE: &'static str = CAS_ORDER_BEFORE_DEADLINE;
     const CAS_ORDER: &'static str = CAS_ORDER;
     const MOVE_TICKETS: &'static str = MOVE_TICKETS;

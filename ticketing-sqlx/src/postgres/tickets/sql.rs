@@ -204,7 +204,8 @@ impl Ledger for Postgres {
          ORDER BY received_at, reference LIMIT $1";
     const MARK_REFUNDED: &'static str = "UPDATE payments SET refunded_at = $1 \
          WHERE reference = $2 AND outcome NOT IN ('PAID', 'PAID_LATE') AND refunded_at IS NULL";
-    const LOCK_ORDER_STATUS: &'static str = "SELECT status FROM orders WHERE id = $1 FOR UPDATE";
+    const LOCK_ORDER_STATUS: &'static str =
+        "SELECT status, expires_at FROM orders WHERE id = $1 FOR UPDATE";
     const CAS_ORDER_BEFORE_DEADLINE: &'static str = CAS_ORDER_BEFORE_DEADLINE;
     const CAS_ORDER: &'static str = CAS_ORDER;
     const MOVE_TICKETS: &'static str = MOVE_TICKETS;
