@@ -275,6 +275,14 @@ impl State {
         {
             return ExtensionOutcome::Stale;
         }
+        let judged_late = self
+            .ledger
+            .of_order(e.order)
+            .iter()
+            .any(|p| p.received_at >= e.from);
+        if judged_late {
+            return ExtensionOutcome::DeadlinePassed;
+        }
         let done = self.extensions.get(&e.order).copied().unwrap_or(0);
         if done >= e.max_extensions {
             return ExtensionOutcome::LimitReached;

@@ -102,6 +102,10 @@ pub enum ExtensionOutcome {
     /// Nothing changed: the order is pending with the deadline decided on, but was extended
     /// [`Extension::max_extensions`] times already.
     LimitReached,
+    /// Nothing changed: a payment of the order that arrived at or after the deadline
+    /// [`Extension::from`] is in the ledger already (judged late, a refund due): the deadline
+    /// passed by the payments' clock, so it is not moved behind that payment's back.
+    DeadlinePassed,
     /// Nothing changed: the order is unknown, no longer PENDING_PAYMENT, its deadline is no
     /// longer [`Extension::from`], or that deadline is not after [`Extension::now`]. Read it
     /// again.

@@ -69,6 +69,10 @@ impl TicketService {
                     self.restore_hold(&info, order).await;
                     return Err(refused(ExtensionRefusal::LimitReached));
                 }
+                Ok(ExtensionOutcome::DeadlinePassed) => {
+                    self.restore_hold(&info, order).await;
+                    return Err(refused(ExtensionRefusal::Expired));
+                }
                 Ok(_) => {
                     self.restore_hold(&info, order).await;
                     tracing::debug!(%order, "extension lost a compare-and-set race, re-reading");

@@ -34,6 +34,9 @@ where
     /// Binds: order. Its `status`, `expires_at` and `extensions` (as a signed 64-bit integer),
     /// under a row lock until the transaction ends.
     const LOCK_ORDER_DEADLINE: &'static str;
+    /// Binds: order, deadline. `n`: the order's ledger entries that arrived at or after the
+    /// deadline (a payment judged late against it), as a signed 64-bit integer.
+    const COUNT_PAYMENTS_SINCE: &'static str;
     /// Binds: new deadline, order. Moves the order's deadline and counts the extension.
     const EXTEND_ORDER: &'static str;
     /// Binds: new deadline, order, PENDING_PAYMENT. The order's tickets move with it.
@@ -61,6 +64,16 @@ where
         if status != TicketStatus::PendingPayment || deadline != e.from || deadline <= e.now {
             tx.rollback().await?;
             return Ok(ExtensionOutcome::Stale);
+        }
+        let late: i64 = sqlx::query(Self::COUNT_PAYMENTS_SINCE)
+            .bind(e.order.as_uuid())
+            .bind(e.from)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("n")?;
+        if late > 0 {
+            tx.rollback().await?;
+            return Ok(ExtensionOutcome::DeadlinePassed);
         }
         if done >= i64::from(e.max_extensions) {
             tx.rollback().await?;

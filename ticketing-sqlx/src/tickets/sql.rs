@@ -372,6 +372,8 @@ impl Ledger for MySql {
 impl HoldExtensions for MySql {
     const LOCK_ORDER_DEADLINE: &'static str = "SELECT status, expires_at, \
          CAST(extensions AS SIGNED) AS extensions FROM orders WHERE id = ? FOR UPDATE";
+    const COUNT_PAYMENTS_SINCE: &'static str = "SELECT CAST(COUNT(*) AS SIGNED) AS n \
+         FROM payments WHERE order_id = ? AND received_at >= ?";
     const EXTEND_ORDER: &'static str =
         "UPDATE orders SET expires_at = ?, extensions = extensions + 1 WHERE id = ?";
     const EXTEND_TICKETS: &'static str =

@@ -217,6 +217,8 @@ impl Ledger for Postgres {
 impl HoldExtensions for Postgres {
     const LOCK_ORDER_DEADLINE: &'static str = "SELECT status, expires_at, \
          extensions::bigint AS extensions FROM orders WHERE id = $1 FOR UPDATE";
+    const COUNT_PAYMENTS_SINCE: &'static str =
+        "SELECT COUNT(*) AS n FROM payments WHERE order_id = $1 AND received_at >= $2";
     const EXTEND_ORDER: &'static str =
         "UPDATE orders SET expires_at = $1, extensions = extensions + 1 WHERE id = $2";
     const EXTEND_TICKETS: &'static str =
