@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use chrono::TimeDelta;
 use ticketing_bench::growth::{Sizes, measure};
 use ticketing_core::domain::{
-    Currency, CustomerId, EventSpec, IdempotencyKey, Money, PaymentNotice, PaymentRef, Row,
-    SeatRef, Zone, ZoneCode, ZoneKind,
+    Currency, CustomerId, EventSpec, HoldExtension, IdempotencyKey, Money, PaymentNotice,
+    PaymentRef, Row, SeatRef, Zone, ZoneCode, ZoneKind,
 };
 use ticketing_core::ports::{EventSink, OutboxStore, SystemClock, TicketRepository};
 use ticketing_core::service::{
@@ -71,6 +71,9 @@ async fn pruned_stores_level_off_under_a_steady_sale() {
     let config = ServiceConfig {
         hold_grace: Duration::from_secs(1),
         payment_grace: Duration::from_millis(500),
+        // No order is extended here; with extensions on, an event's lock state would wait for
+        // the policy's cap (30 minutes) before it is dropped.
+        hold_extension: HoldExtension::disabled(),
         ..ServiceConfig::default()
     };
     let tickets = Arc::new(TicketService::new(backends.clone(), config.clone()));

@@ -13,7 +13,8 @@ use ticketing_core::domain::{
     PaymentRef, PaymentWrite, Ticket, TicketId, TicketStatus, VenueId, VoucherCode,
 };
 use ticketing_core::ports::{
-    IdempotencyRecord, InsertOutcome, NewOrder, TicketRepository, Transition,
+    Extension, ExtensionOutcome, IdempotencyRecord, InsertOutcome, NewOrder, TicketRepository,
+    Transition,
 };
 
 /// Calls per repository method, since the counter was made.
@@ -124,6 +125,11 @@ impl TicketRepository for CountingRepository {
     async fn transition(&self, transition: &Transition) -> Result<bool> {
         bump(&self.counts.transition);
         self.inner.transition(transition).await
+    }
+
+    async fn extend_deadline(&self, extension: &Extension) -> Result<ExtensionOutcome> {
+        bump(&self.counts.transition);
+        self.inner.extend_deadline(extension).await
     }
 
     async fn record_payment(&self, write: &PaymentWrite) -> Result<PaymentRecorded> {

@@ -4,7 +4,8 @@
 use chrono::{DateTime, Utc};
 
 use crate::domain::{
-    AdmissionRefusal, EventId, Money, SeatRef, TicketStatus, VoucherProblem, ZoneCode,
+    AdmissionRefusal, EventId, ExtensionRefusal, Money, SeatRef, TicketStatus, VoucherProblem,
+    ZoneCode,
 };
 
 /// A boxed error from an adapter's driver, kept as the `source` of [`Error::Unavailable`] and
@@ -99,6 +100,13 @@ pub enum Error {
     PaymentTooLate {
         /// The deadline that was missed.
         deadline: DateTime<Utc>,
+    },
+    /// The payment deadline of an order was not extended, for `reason`; nothing changed. (A
+    /// seat someone else holds now is [`Error::SeatsTaken`] instead.)
+    #[error("hold not extended: {reason}")]
+    HoldNotExtended {
+        /// Why.
+        reason: ExtensionRefusal,
     },
     /// A payment's amount or currency differs from its order's total; it was recorded as a
     /// refund due and did not pay the order.
@@ -216,6 +224,7 @@ impl Error {
             Error::InvalidTransition { .. } => "INVALID_TRANSITION",
             Error::PaymentTooLate { .. } => "PAYMENT_TOO_LATE",
             Error::PaymentMismatch { .. } => "PAYMENT_MISMATCH",
+            Error::HoldNotExtended { .. } => "HOLD_NOT_EXTENDED",
             Error::IdempotencyConflict { .. } => "IDEMPOTENCY_CONFLICT",
             Error::Unavailable { .. } => "UNAVAILABLE",
             Error::Config { .. } => "CONFIG",

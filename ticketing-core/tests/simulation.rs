@@ -15,8 +15,8 @@ use std::time::Instant;
 
 use ticketing_core::domain::LatePaymentPolicy;
 use ticketing_core::testkit::sim::{
-    FaultKind, LATE_PAYMENT_ACCEPTED, LATE_PAYMENT_REACTIVATED, PlantedBug, SimConfig, Summary,
-    check_seed, run_prefix, run_seed, run_seeds,
+    FaultKind, HOLD_EXTENDED, LATE_PAYMENT_ACCEPTED, LATE_PAYMENT_REACTIVATED, PlantedBug,
+    SimConfig, Summary, check_seed, run_prefix, run_seed, run_seeds,
 };
 
 /// Seeds CI runs on every `cargo test`.
@@ -76,6 +76,13 @@ fn fixed_seeds_keep_every_invariant_under_faults() {
         );
     }
     assert!(summary.checks > summary.steps, "a check after every step");
+    assert!(
+        summary
+            .observations
+            .get(HOLD_EXTENDED)
+            .is_some_and(|(n, _)| *n > 0),
+        "no hold was extended, so the run proves nothing about extensions"
+    );
 }
 
 /// The same seeds with late payments accepted when the seats allow: a late webhook may pay an

@@ -31,6 +31,7 @@ fn entries(seqs: std::ops::RangeInclusive<u64>) -> Vec<OutboxEntry> {
             at: Utc.with_ymd_and_hms(2026, 12, 7, 12, 0, 0).unwrap(),
             lines: Vec::new(),
             payment: None,
+            deadline: None,
         },
     })
     .collect()

@@ -6,7 +6,8 @@
 //! tickets and payments are the truth and grow with the sales).
 //!
 //! Start the server with short retention, e.g. `--sweep-interval 1s --retention 30s
-//! --prune-interval 5s`; see README "Bounded growth".
+//! --prune-interval 5s --hold-extensions 0` (with hold extensions on, an event's seat-lock keys
+//! wait for the extension cap, 30 minutes, after its sale); see README "Bounded growth".
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};

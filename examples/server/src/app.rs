@@ -234,6 +234,7 @@ pub fn router_with_limits(state: AppState, limits: &HttpLimits) -> Router {
         .route("/api/tickets/{ticketId}", get(routes::tickets::ticket))
         .route("/api/orders/{orderId}", get(routes::orders::order))
         .route("/api/orders/{orderId}/cancel", post(routes::orders::cancel))
+        .route("/api/orders/{orderId}/extend", post(routes::orders::extend))
         .route("/api/events/{eventId}", get(routes::events::event))
         .route(
             "/api/events/{eventId}/sold-count",

@@ -11,7 +11,9 @@ use crate::limits::HttpLimits;
 use crate::live_seat_map::LiveSeatMapConfig;
 use crate::rate_limit::PurchaseRate;
 use clap::{Parser, ValueEnum};
-use ticketing_core::domain::{AdmissionSecret, MAX_ZONE_CAPACITY, OrderIdSecret, VenueLimits};
+use ticketing_core::domain::{
+    AdmissionSecret, HoldExtension, MAX_ZONE_CAPACITY, OrderIdSecret, VenueLimits,
+};
 use ticketing_core::memory::InMemoryTicketRepository;
 use ticketing_core::ports::OutboxStore;
 use ticketing_core::service::{Backends, RetentionConfig, SeatChangeFeedConfig, ServiceConfig};
@@ -258,6 +260,19 @@ pub struct Args {
     #[arg(long, env = "TICKETING_LIVE_SEAT_MAP_POLL", default_value = "200ms", value_parser = parse_duration)]
     pub live_seat_map_poll: Duration,
 
+    /// How often the holder of an unpaid order may extend its payment deadline
+    /// (`POST /api/orders/{orderId}/extend`); 0 turns extension off.
+    #[arg(long, env = "TICKETING_HOLD_EXTENSIONS", default_value_t = HoldExtension::default().max_extensions)]
+    pub hold_extensions: u32,
+
+    /// How far one extension moves the deadline; without it, by the event's hold time.
+    #[arg(long, env = "TICKETING_HOLD_EXTENSION_STEP", value_parser = parse_duration)]
+    pub hold_extension_step: Option<Duration>,
+
+    /// Longest time from a purchase to its (extended) payment deadline.
+    #[arg(long, env = "TICKETING_HOLD_EXTENSION_MAX_TOTAL", default_value = "30m", value_parser = parse_duration)]
+    pub hold_extension_max_total: Duration,
+
     /// Most numbered seats in a new venue (a seat map's cost grows with it).
     #[arg(long, env = "TICKETING_MAX_VENUE_SEATS", default_value_t = VenueLimits::default().max_seats, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_venue_seats: u32,
@@ -306,10 +321,15 @@ impl Args {
         }
     }
 
-    /// The core services' settings these flags set: the seat-map max age, the venue caps and
-    /// the order-id secret.
+    /// The core services' settings these flags set: the seat-map max age, the venue caps, the
+    /// order-id secret and the hold-extension policy.
     pub fn service_config(&self) -> ServiceConfig {
         ServiceConfig {
+            hold_extension: HoldExtension {
+                step: self.hold_extension_step,
+                max_extensions: self.hold_extensions,
+                max_total: self.hold_extension_max_total,
+            },
             seat_map_max_age: self.seat_map_max_age,
             venue_limits: VenueLimits {
                 max_seats: self.max_venue_seats,

@@ -452,6 +452,32 @@ pub struct OrderDto {
     pub tickets: Vec<TicketDto>,
 }
 
+/// The answer of a hold extension: the order with its new payment deadline, and how many
+/// extensions it has had and has left.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExtendedHoldDto {
+    /// The new payment deadline (also the order's `expiresAt`).
+    pub expires_at: DateTime<Utc>,
+    /// Extensions of the order so far, this one included.
+    pub extensions: u32,
+    /// Extensions the server's policy still allows; its total cap may end them sooner.
+    pub extensions_left: u32,
+    /// The order.
+    pub order: OrderDto,
+}
+
+impl From<&ticketing_core::service::ExtendedHold> for ExtendedHoldDto {
+    fn from(e: &ticketing_core::service::ExtendedHold) -> Self {
+        Self {
+            expires_at: e.order.expires_at,
+            extensions: e.extensions,
+            extensions_left: e.extensions_left,
+            order: OrderDto::from(&e.order),
+        }
+    }
+}
+
 impl From<&Order> for OrderDto {
     fn from(o: &Order) -> Self {
         Self {

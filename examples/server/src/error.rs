@@ -121,6 +121,7 @@ pub fn status_of(error: &Error) -> StatusCode {
         Error::InvalidTransition { .. }
         | Error::PaymentTooLate { .. }
         | Error::PaymentMismatch { .. }
+        | Error::HoldNotExtended { .. }
         | Error::IdempotencyConflict { .. } => StatusCode::CONFLICT,
         Error::NotAdmitted { .. } => StatusCode::FORBIDDEN,
         // Unknown, outside its window, used up, or used up by this customer: the voucher's
@@ -166,6 +167,10 @@ impl From<Error> for ApiError {
                 Some(serde_json::json!({ "field": field })),
             ),
             Error::NotAdmitted { reason, .. } => (
+                error.to_string(),
+                Some(serde_json::json!({ "reason": reason.name() })),
+            ),
+            Error::HoldNotExtended { reason } => (
                 error.to_string(),
                 Some(serde_json::json!({ "reason": reason.name() })),
             ),

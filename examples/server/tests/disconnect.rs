@@ -30,7 +30,8 @@ use ticketing_core::domain::{
     PaymentRef, PaymentWrite, SeatRef, Ticket, TicketId, TicketStatus, VenueId, VoucherCode,
 };
 use ticketing_core::ports::{
-    Clock, IdempotencyRecord, InsertOutcome, NewOrder, SeatState, TicketRepository, Transition,
+    Clock, Extension, ExtensionOutcome, IdempotencyRecord, InsertOutcome, NewOrder, SeatState,
+    TicketRepository, Transition,
 };
 use ticketing_core::service::{Backends, ServiceConfig};
 use ticketing_server::limits::{HttpLimits, serve};
@@ -82,6 +83,12 @@ impl TicketRepository for SlowWrites {
     async fn transition(&self, transition: &Transition) -> Result<bool> {
         let committed = self.inner.transition(transition).await;
         // Committed; the service has not told the seat lock yet.
+        self.pause().await;
+        committed
+    }
+    async fn extend_deadline(&self, extension: &Extension) -> Result<ExtensionOutcome> {
+        let committed = self.inner.extend_deadline(extension).await;
+        // Committed; the service has not re-asserted the seat lock's hold yet.
         self.pause().await;
         committed
     }

@@ -31,6 +31,10 @@ const STATUSES: &[(&str, &[u16])] = &[
         "cancelOrder",
         &[200, 400, 401, 404, 408, 409, 413, 500, 503],
     ),
+    (
+        "extendOrder",
+        &[200, 400, 401, 404, 408, 409, 413, 500, 503],
+    ),
     ("getEvent", &[200, 400, 404, 408, 500, 503]),
     ("getVenue", &[200, 400, 404, 408, 500, 503]),
     ("getSoldCount", &[200, 400, 404, 408, 500, 503]),
@@ -139,7 +143,7 @@ fn path_parameters_are_uuids_or_zone_codes() {
             );
         }
     }
-    assert_eq!(seen, 22, "path parameters in the document");
+    assert_eq!(seen, 23, "path parameters in the document");
 }
 
 #[test]
@@ -355,7 +359,13 @@ fn bearer_schemes_and_their_answers_are_documented() {
         operation(&doc, "purchase")["security"],
         json!([{"customer": []}])
     );
-    for id in ["getOrder", "cancelOrder", "getTicket", "demoPay"] {
+    for id in [
+        "getOrder",
+        "cancelOrder",
+        "extendOrder",
+        "getTicket",
+        "demoPay",
+    ] {
         assert_eq!(
             operation(&doc, id)["security"],
             json!([{"customer": []}, {"admin": []}]),

@@ -3,6 +3,7 @@
 mod admission;
 mod best_available;
 mod event;
+mod extension;
 mod ids;
 mod money;
 mod outbox;
@@ -19,6 +20,7 @@ pub use admission::{
 };
 pub use best_available::{Placement, RowOccupancy, centre_distance, choose_block, orphans_left};
 pub use event::{Event, EventSpec, MAX_HOLD_TIME, MAX_PER_CUSTOMER_LIMIT, MIN_HOLD_TIME};
+pub use extension::{ExtensionRefusal, HoldExtension};
 pub use ids::{
     CustomerId, EventId, IdempotencyKey, OrderId, OrderIdSecret, PaymentRef, RowLabel, TicketId,
     VenueId, VoucherCode, ZoneCode,

@@ -18,7 +18,9 @@ use super::venue::SeatRef;
 ///   aggregate per zone. A version-1 payload still parses, with `lines` empty.
 /// - 3: adds [`OutboxEvent::payment`] (the ledger entry behind a `TicketPaid` or
 ///   `PaymentRejected`) and the kind `PaymentRejected`. Older payloads parse with `payment` empty.
-pub const OUTBOX_SCHEMA_VERSION: u16 = 3;
+/// - 4: adds the kind `HoldExtended` and [`OutboxEvent::deadline`], the payment deadline it
+///   set. Older payloads parse with `deadline` empty.
+pub const OUTBOX_SCHEMA_VERSION: u16 = 4;
 
 /// What happened to an order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -37,6 +39,9 @@ pub enum OutboxKind {
     /// A payment that could not pay the order was recorded: its money is owed back
     /// ([`OutboxEvent::payment`] says which). The order's tickets did not change.
     PaymentRejected,
+    /// The holder moved the payment deadline of the unpaid order ([`OutboxEvent::deadline`]
+    /// says to when). Still PENDING_PAYMENT; its seats stay held.
+    HoldExtended,
 }
 
 impl OutboxKind {
@@ -59,6 +64,7 @@ impl OutboxKind {
             OutboxKind::TicketCancelled => "TicketCancelled",
             OutboxKind::TicketRefunded => "TicketRefunded",
             OutboxKind::PaymentRejected => "PaymentRejected",
+            OutboxKind::HoldExtended => "HoldExtended",
         }
     }
 }
@@ -93,6 +99,9 @@ pub struct OutboxEvent {
     /// other kinds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payment: Option<OutboxPayment>,
+    /// The payment deadline a `HoldExtended` set (schema version 4); `None` for other kinds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<DateTime<Utc>>,
 }
 
 /// The ledger entry an [`OutboxEvent`] reports.
@@ -163,6 +172,16 @@ impl OutboxEvent {
                 })
                 .collect(),
             payment: None,
+            deadline: None,
+        }
+    }
+
+    /// The event recording that `order` (as it is after the extension) had its payment
+    /// deadline moved to `order.expires_at`.
+    pub fn for_extension(order: &Order, at: DateTime<Utc>) -> Self {
+        Self {
+            deadline: Some(order.expires_at),
+            ..Self::for_order(OutboxKind::HoldExtended, order, at)
         }
     }
 

@@ -234,6 +234,18 @@ pub struct PaymentWrite {
     pub zone_capacity: Option<u32>,
 }
 
+impl PaymentWrite {
+    /// Whether this write judged a pending order's payment late although the order's deadline,
+    /// as the repository holds it now (`status`, `deadline`), is after the payment's arrival:
+    /// a hold extension committed between the decision and the write. Such a write is stale,
+    /// so the service decides again on the extended deadline and the payment pays.
+    pub fn judged_late_but_in_time(&self, status: TicketStatus, deadline: DateTime<Utc>) -> bool {
+        let judged_late = self.payment.outcome == PaymentOutcome::TooLate
+            || self.effect == PaymentEffect::PayLate;
+        judged_late && status == TicketStatus::PendingPayment && deadline > self.payment.received_at
+    }
+}
+
 /// The answer of
 /// [`TicketRepository::record_payment`](crate::ports::TicketRepository::record_payment).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -73,6 +73,8 @@ impl SalesChange {
                 OutboxKind::TicketPaid => vec![(Pending, -n), (Sold, n), (Revenue, amount)],
                 // The order did not change: its money is owed back, which the ledger keeps.
                 OutboxKind::PaymentRejected => vec![],
+                // Still pending, only later: no counter moves.
+                OutboxKind::HoldExtended => vec![],
                 OutboxKind::TicketExpired => vec![(Pending, -n), (Expired, n)],
                 OutboxKind::TicketCancelled => vec![(Pending, -n), (Cancelled, n)],
                 OutboxKind::TicketRefunded => vec![(Sold, -n), (Revenue, -amount), (Refunded, n)],

@@ -12,8 +12,8 @@ use crate::domain::{
     TicketStatus, VenueId, VoucherCode, VoucherProblem, ZoneCode,
 };
 use crate::ports::{
-    IdempotencyRecord, InsertOutcome, NewOrder, OutboxStore, TicketRepository, Transition,
-    VoucherClaim,
+    Extension, ExtensionOutcome, IdempotencyRecord, InsertOutcome, NewOrder, OutboxStore,
+    TicketRepository, Transition, VoucherClaim,
 };
 use crate::{Error, Result};
 
@@ -64,6 +64,8 @@ struct State {
     lease: Option<(String, DateTime<Utc>)>,
     /// The payments ledger.
     ledger: ledger::Ledger,
+    /// How often each order's deadline was extended (orders never extended are absent).
+    extensions: HashMap<OrderId, u32>,
 }
 
 /// What the sweep and the read side ask of the tickets, kept up to date on every write of a
@@ -321,6 +323,44 @@ impl State {
         self.outbox.push_back(OutboxEntry { seq, event });
     }
 
+    /// Moves the order's deadline if [`TicketRepository::extend_deadline`]'s guard holds.
+    fn extend(&mut self, e: &Extension) -> ExtensionOutcome {
+        let Some(order) = self.order(e.order) else {
+            return ExtensionOutcome::Stale;
+        };
+        if order.status != TicketStatus::PendingPayment
+            || order.expires_at != e.from
+            || order.expires_at <= e.now
+        {
+            return ExtensionOutcome::Stale;
+        }
+        let judged_late = self
+            .ledger
+            .of_order(e.order)
+            .iter()
+            .any(|p| p.received_at >= e.from);
+        if judged_late {
+            return ExtensionOutcome::DeadlinePassed;
+        }
+        let done = self.extensions.get(&e.order).copied().unwrap_or(0);
+        if done >= e.max_extensions {
+            return ExtensionOutcome::LimitReached;
+        }
+        for ticket in &order.tickets {
+            self.store_ticket(Ticket {
+                expires_at: e.to,
+                ..ticket.clone()
+            });
+        }
+        self.extensions.insert(e.order, done + 1);
+        if let Some(order) = self.order(e.order) {
+            self.append(OutboxEvent::for_extension(&order, e.now));
+        }
+        ExtensionOutcome::Extended {
+            extensions: done + 1,
+        }
+    }
+
     /// Applies `action` to every ticket of the order if the compare-and-set guard holds.
     fn transition(
         &mut self,
@@ -507,6 +547,10 @@ impl TicketRepository for InMemoryTicketRepository {
                 transition.payment_ref.as_ref(),
             )
             .is_some())
+    }
+
+    async fn extend_deadline(&self, extension: &Extension) -> Result<ExtensionOutcome> {
+        Ok(lock(&self.state).extend(extension))
     }
 
     async fn record_payment(&self, write: &PaymentWrite) -> Result<PaymentRecorded> {

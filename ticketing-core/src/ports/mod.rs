@@ -19,10 +19,10 @@ pub use seat_lock::{
     HoldRequest, HoldSource, LockSnapshot, SeatLock, SeatState,
 };
 pub use tickets::{
-    IdempotencyRecord, InsertOutcome, NewOrder, TicketRepository, Transition, VoucherClaim,
+    Extension, ExtensionOutcome, IdempotencyRecord, InsertOutcome, NewOrder, TicketRepository,
+    Transition, VoucherClaim,
 };
 pub use waiting_room::{Admission, Gate, Occupancy, Place, WaitingRoom};
 
-#[cfg(test)]
 #[cfg(test)]
 pub(crate) use tickets::MockTicketRepository;

@@ -86,6 +86,51 @@ pub struct Transition {
     pub payment_ref: Option<PaymentRef>,
 }
 
+/// Moves the payment deadline of a pending order, with [`TicketRepository::extend_deadline`].
+///
+/// The service reads the order, decides the new deadline from its policy
+/// ([`HoldExtension::next_deadline`](crate::domain::HoldExtension::next_deadline)) and holds the
+/// seats in the seat lock until then; the repository then applies it as a compare-and-set on the
+/// order: it moves only while the order is PENDING_PAYMENT with the deadline `from` the service
+/// read, `from > now`, and fewer than `max_extensions` extensions so far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Extension {
+    /// The order.
+    pub order: OrderId,
+    /// The caller's clock: an order whose deadline is at or before it cannot be extended, even
+    /// before the sweep expired it.
+    pub now: DateTime<Utc>,
+    /// The deadline the decision was made on; a deadline moved meanwhile makes the call stale.
+    pub from: DateTime<Utc>,
+    /// The new deadline, later than `from`.
+    pub to: DateTime<Utc>,
+    /// The policy's limit: an order extended this often already is refused.
+    pub max_extensions: u32,
+}
+
+/// The answer of [`TicketRepository::extend_deadline`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ExtensionOutcome {
+    /// The deadline of every ticket of the order is now [`Extension::to`], the order counts
+    /// `extensions` extensions, and the outbox has a `HoldExtended` event.
+    Extended {
+        /// The order's extensions, this one included.
+        extensions: u32,
+    },
+    /// Nothing changed: the order is pending with the deadline decided on, but was extended
+    /// [`Extension::max_extensions`] times already.
+    LimitReached,
+    /// Nothing changed: a payment of the order that arrived at or after the deadline
+    /// [`Extension::from`] is in the ledger already (judged late, a refund due): the deadline
+    /// passed by the payments' clock, so it is not moved behind that payment's back.
+    DeadlinePassed,
+    /// Nothing changed: the order is unknown, no longer PENDING_PAYMENT, its deadline is no
+    /// longer [`Extension::from`], or that deadline is not after [`Extension::now`]. Read it
+    /// again.
+    Stale,
+}
+
 /// The ticket repository port. Implementations: in memory, MySQL/MariaDB.
 ///
 /// Every call is atomic and safe to run from many tasks and processes at once. Each state change
@@ -127,6 +172,13 @@ pub trait TicketRepository: Send + Sync {
     /// Applies `transition` as a compare-and-set. `true` when every ticket of the order moved,
     /// `false` when the guard did not hold (nothing changed). An unknown order is `false`.
     async fn transition(&self, transition: &Transition) -> Result<bool>;
+
+    /// Moves the payment deadline of a pending order as [`Extension`] says, in one transaction:
+    /// the new deadline on every ticket of the order, its extension count raised by one, and a
+    /// `HoldExtended` outbox event carrying the new deadline; or nothing, answering why. The
+    /// compare-and-set on the order serialises it with payments and the expiry sweep: an order
+    /// the sweep expired, or whose deadline passed, is [`ExtensionOutcome::Stale`].
+    async fn extend_deadline(&self, extension: &Extension) -> Result<ExtensionOutcome>;
 
     /// Records a payment notification in the ledger together with its effect on the order, in
     /// one transaction, or nothing:

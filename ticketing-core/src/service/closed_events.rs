@@ -6,14 +6,14 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use super::{Backends, ServiceConfig};
 use crate::Result;
-use crate::domain::EventId;
+use crate::domain::{EventId, HoldExtension};
 
 /// Event ids read from the catalog per call.
 const PAGE: u32 = 100;
 
 /// Forgets the seat lock's state of each event once nothing can need it any more: its sale
-/// closed, plus its hold time (the last purchase's payment deadline), plus the hold grace (the
-/// last hold's end). The lock's keys carry no TTL, so without this every event ever sold keeps
+/// closed, plus its hold time (the last purchase's payment deadline; with hold extensions on, the
+/// extension policy's cap if that is longer), plus the hold grace (the last hold's end). The lock's keys carry no TTL, so without this every event ever sold keeps
 /// its seat hash in Redis. The event's waiting room goes with it (its queue may still hold every
 /// buyer who was never admitted).
 ///
@@ -25,6 +25,8 @@ const PAGE: u32 = 100;
 pub struct ClosedEventSweep {
     backends: Backends,
     grace: TimeDelta,
+    /// The extension policy, which can move the last payment deadline past the hold time.
+    extension: HoldExtension,
     /// The (sale end, id) of the last event forgotten.
     cursor: Mutex<Option<(DateTime<Utc>, EventId)>>,
 }
@@ -43,11 +45,12 @@ impl ClosedEventSweep {
         Self {
             backends,
             grace: config.grace(),
+            extension: config.hold_extension,
             cursor: Mutex::new(None),
         }
     }
 
-    /// Forgets every event whose sale closed at least its hold time plus the hold grace ago and
+    /// Forgets every event whose sale closed at least its longest hold plus the hold grace ago and
     /// that this sweep has not forgotten yet; returns how many it forgot. It stops at the first
     /// event not yet due (a longer hold time than the next one's), so the cursor never passes
     /// an event that still needs its state.
@@ -65,7 +68,8 @@ impl ClosedEventSweep {
                 let event = b.catalog.event(*id).await?.ok_or_else(|| {
                     crate::Error::internal(format!("closed event {id} is not in the catalog"))
                 })?;
-                if event.sale_closes() + event.hold_time() + self.grace > now {
+                let last_deadline = self.extension.longest_hold(event.hold_time());
+                if event.sale_closes() + last_deadline + self.grace > now {
                     return Ok(forgotten);
                 }
                 b.seat_lock.forget(*id).await?;

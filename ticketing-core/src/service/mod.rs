@@ -3,6 +3,7 @@
 
 mod catalog;
 mod closed_events;
+mod extension;
 mod holds;
 mod lock_sync;
 mod payments;
@@ -23,6 +24,7 @@ use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 
 pub use catalog::{CatalogService, VoucherUses};
 pub use closed_events::ClosedEventSweep;
+pub use extension::ExtendedHold;
 pub use holds::RepositoryHolds;
 pub use lock_sync::{FanOutSink, SeatLockSync};
 pub use purchase::{BestAvailable, PurchaseRequest, RowRange, Selection};
@@ -40,7 +42,7 @@ pub use seat_map::{
 pub use tickets::TicketService;
 pub use waiting_room::{DEFAULT_POLICY_MAX_AGE, QueueStatus, WaitingRoomService};
 
-use crate::domain::{LatePaymentPolicy, VenueLimits};
+use crate::domain::{HoldExtension, LatePaymentPolicy, VenueLimits};
 use crate::ports::{
     CatalogRepository, Clock, IdGenerator, SeatLock, TicketRepository, WaitingRoom,
 };
@@ -239,6 +241,10 @@ pub struct ServiceConfig {
     /// Zero (the default) reads for every call: exact, but a crowd of readers then costs one
     /// snapshot each. The example server uses one second.
     pub seat_map_max_age: Duration,
+    /// How far and how often the holder of a pending order may move its payment deadline
+    /// ([`TicketService::extend_hold`]); by default twice, by the event's hold time, within 30
+    /// minutes of the purchase.
+    pub hold_extension: HoldExtension,
     /// Size caps of the venues a [`CatalogService`] built with
     /// [`with_limits`](CatalogService::with_limits)`(config.venue_limits)` creates.
     pub venue_limits: VenueLimits,
@@ -281,6 +287,7 @@ impl Default for ServiceConfig {
             order_id_secret: Default::default(),
             seat_map_max_age: Duration::ZERO,
             venue_limits: VenueLimits::default(),
+            hold_extension: HoldExtension::default(),
         }
     }
 }

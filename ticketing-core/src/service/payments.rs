@@ -14,7 +14,6 @@ use crate::domain::{
 use crate::ports::{HoldOutcome, HoldRequest};
 use crate::{Error, Result};
 
-use super::holds::{hold_with_rebuild, items_of};
 use super::tickets::TicketService;
 
 /// How often a payment decides again after the order changed under it.
@@ -103,20 +102,9 @@ impl TicketService {
                 .find(|t| t.seat.is_none())
                 .and_then(|t| info.capacities.get(&t.zone).copied());
             let now = self.backends.now();
-            let hold = HoldRequest {
-                event: order.event_id,
-                order: order.id,
-                items: items_of(order, &info.capacities),
-                now,
-                until: now + self.config.grace(),
-            };
-            let outcome = hold_with_rebuild(
-                &*self.backends.seat_lock,
-                || self.hold_source(&info),
-                &hold,
-                self.config.rebuild_attempts,
-            )
-            .await?;
+            let (hold, outcome) = self
+                .hold_order(order, &info, now, now + self.config.grace())
+                .await?;
             if outcome != HoldOutcome::Held {
                 return Ok(Recording::SeatsGone);
             }

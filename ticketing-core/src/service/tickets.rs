@@ -55,6 +55,33 @@ impl TicketService {
         .with_page_size(self.config.rebuild_page)
     }
 
+    /// Holds every item of the stored `order` as the order itself until `until`, rebuilding a
+    /// lock that lost the event: an extension and a late payment's take-back both ask this.
+    /// Returns the request made (to release it later) and the lock's answer.
+    pub(super) async fn hold_order(
+        &self,
+        order: &Order,
+        info: &EventInfo,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<(HoldRequest, HoldOutcome)> {
+        let hold = HoldRequest {
+            event: order.event_id,
+            order: order.id,
+            items: items_of(order, &info.capacities),
+            now,
+            until,
+        };
+        let outcome = hold_with_rebuild(
+            &*self.backends.seat_lock,
+            || self.hold_source(info),
+            &hold,
+            self.config.rebuild_attempts,
+        )
+        .await?;
+        Ok((hold, outcome))
+    }
+
     /// Buys the selected seats or places: validate, hold all in the seat lock (a loser costs one
     /// lock round trip and no database work), persist the tickets, and release the holds if
     /// persisting fails. Returns the order, PENDING_PAYMENT until [`TicketService::pay`].

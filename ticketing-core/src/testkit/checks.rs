@@ -633,15 +633,16 @@ pub async fn abandoned_holds_free_their_seats(harness: Harness) {
     harness.finish().await;
 }
 
-/// An event's seat-lock state is dropped once its sale closed plus its hold time plus the hold
-/// grace, not a millisecond before; a late read after that rebuilds it from the repository.
+/// An event's seat-lock state is dropped once its sale closed plus its longest hold (the hold
+/// time, or the extension policy's cap) plus the hold grace, not a millisecond before; a late read after that rebuilds it from the repository.
 pub async fn closed_events_are_forgotten_by_the_seat_lock(harness: Harness) {
     let f = Fixture::new(&harness, Layout::default()).await;
     let paid = f.buy("closed", vec![f.seat(0)]).await;
     f.pay(&paid, "p-closed").await;
     f.buy("lapsing", vec![f.seat(1)]).await;
     let sweep = crate::service::ClosedEventSweep::new(f.backends.clone(), &f.config);
-    let due = f.event.sale_closes() + f.event.hold_time() + f.config.grace();
+    let longest = f.config.hold_extension.longest_hold(f.event.hold_time());
+    let due = f.event.sale_closes() + longest + f.config.grace();
     f.clock.set(due - TimeDelta::milliseconds(1));
     f.tickets.expire_due().await.expect("sweep");
     assert_eq!(sweep.forget_closed_events().await.unwrap(), 0, "not yet");

@@ -17,6 +17,7 @@
 mod best_available_checks;
 mod checks;
 pub mod contracts;
+mod extension_checks;
 mod fixture;
 mod payment_checks;
 pub mod sim;
@@ -38,6 +39,10 @@ pub use checks::{
     paid_changes_only_by_refund, payment_races_expiry_sweep,
     pruned_idempotency_keys_make_no_second_order, purchase_is_idempotent,
     seat_lock_data_loss_is_harmless, seats_are_sold_once,
+};
+pub use extension_checks::{
+    an_extension_never_takes_a_seat_back, extensions_race_payments_and_the_sweep,
+    hold_extension_follows_the_policy,
 };
 pub use fixture::{Fixture, Layout, PRICE_MINOR, REBUILD_PAGE};
 pub use payment_checks::{
@@ -138,6 +143,9 @@ macro_rules! __conformance_checks {
             voucher_retries_and_customer_limits,
             voucher_windows_and_hidden_zones,
             best_available_sells_blocks_without_orphans,
+            hold_extension_follows_the_policy,
+            an_extension_never_takes_a_seat_back,
+            extensions_race_payments_and_the_sweep,
         );
     };
 }

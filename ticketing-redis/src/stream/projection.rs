@@ -438,6 +438,7 @@ mod tests {
             at: Utc::now(),
             lines,
             payment: None,
+            deadline: None,
         }
     }
 

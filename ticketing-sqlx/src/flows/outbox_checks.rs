@@ -26,6 +26,7 @@ fn reserved(order: OrderId) -> OutboxEvent {
         at: Utc.with_ymd_and_hms(2026, 12, 2, 12, 0, 0).unwrap(),
         lines: Vec::new(),
         payment: None,
+        deadline: None,
     }
 }
 

@@ -45,7 +45,8 @@ where
     const SELECT_REFUNDS_DUE: &'static str;
     /// Binds: refunded_at, reference. Only an owed refund is marked.
     const MARK_REFUNDED: &'static str;
-    /// Binds: order. The order's status under a row lock: the decision's guard.
+    /// Binds: order. The order's status and deadline (`expires_at`) under a row lock: the
+    /// decision's guard.
     const LOCK_ORDER_STATUS: &'static str;
     /// Binds: target, order, source, now. The compare-and-set of a payment in time.
     const CAS_ORDER_BEFORE_DEADLINE: &'static str;
@@ -74,7 +75,9 @@ where
                 }
             };
         }
-        if Self::locked_status(&mut tx, p.order).await? != w.decided_on
+        let locked = Self::locked_status(&mut tx, p.order).await?;
+        if locked.map(|(status, _)| status) != w.decided_on
+            || locked.is_some_and(|(status, deadline)| w.judged_late_but_in_time(status, deadline))
             || !Self::apply(&mut tx, w).await?
         {
             tx.rollback().await?;
@@ -107,19 +110,20 @@ where
         }
     }
 
-    /// The order's status, locked until the transaction ends; `None` when there is no such
-    /// order.
+    /// The order's status and deadline, locked until the transaction ends; `None` when there
+    /// is no such order.
     async fn locked_status(
         conn: &mut Self::Connection,
         order: OrderId,
-    ) -> Result<Option<TicketStatus>, Self::Error> {
+    ) -> Result<Option<(TicketStatus, DateTime<Utc>)>, Self::Error> {
         let row = sqlx::query(Self::LOCK_ORDER_STATUS)
             .bind(order.as_uuid())
             .fetch_optional(conn)
             .await?;
         row.map(|r| {
             let status: String = r.try_get("status")?;
-            Ok(stored(status.parse::<TicketStatus>())?)
+            let deadline: DateTime<Utc> = r.try_get("expires_at")?;
+            Ok((stored(status.parse::<TicketStatus>())?, deadline))
         })
         .transpose()
     }

@@ -19,13 +19,15 @@ use ticketing_core::domain::{
     PaymentRef, PaymentWrite, Ticket, TicketId, TicketStatus, VenueId, VoucherCode, ZoneCode,
 };
 use ticketing_core::ports::{
-    IdempotencyRecord, InsertOutcome, NewOrder, TicketRepository, Transition,
+    Extension, ExtensionOutcome, IdempotencyRecord, InsertOutcome, NewOrder, TicketRepository,
+    Transition,
 };
 use ticketing_core::{Error, Result};
 
 use crate::codec::ticket;
 use crate::error::StoreResult;
 use crate::flows::OrderSteps;
+use crate::flows::extension::HoldExtensions;
 use crate::flows::outbox::Outbox;
 use crate::flows::payment::Ledger;
 use crate::flows::purchase::Purchase;
@@ -204,6 +206,13 @@ impl TicketRepository for MySqlTicketRepository {
     async fn transition(&self, transition: &Transition) -> Result<bool> {
         Ok(with_retry("transition", || {
             transition::transition_once(&self.pool, transition)
+        })
+        .await?)
+    }
+
+    async fn extend_deadline(&self, extension: &Extension) -> Result<ExtensionOutcome> {
+        Ok(with_retry("extend_deadline", || {
+            MySql::extend_once(&self.pool, extension)
         })
         .await?)
     }

@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use crate::codec::{push_list, ticket_columns};
 use crate::error::StoreResult;
+use crate::flows::extension::HoldExtensions;
 use crate::flows::payment::Ledger;
 use crate::flows::voucher::{OrderVoucher, VoucherUses};
 
@@ -360,7 +361,8 @@ impl Ledger for MySql {
          ORDER BY received_at, reference LIMIT ?";
     const MARK_REFUNDED: &'static str =
         "UPDATE payments SET refunded_at = ? WHERE reference = ? AND refund_owed = 1";
-    const LOCK_ORDER_STATUS: &'static str = "SELECT status FROM orders WHERE id = ? FOR UPDATE";
+    const LOCK_ORDER_STATUS: &'static str =
+        "SELECT status, expires_at FROM orders WHERE id = ? FOR UPDATE";
     const CAS_ORDER_BEFORE_DEADLINE: &'static str = CAS_ORDER_BEFORE_DEADLINE;
     const CAS_ORDER: &'static str = CAS_ORDER;
     const MOVE_TICKETS: &'static str = MOVE_TICKETS;
@@ -410,4 +412,17 @@ impl VoucherUses for MySql {
     fn stored_limit(count: u32) -> StoreResult<u32> {
         Ok(count)
     }
+}
+
+// --- hold extension (`orders.extensions`): the statements of the shared flow ----------------
+
+impl HoldExtensions for MySql {
+    const LOCK_ORDER_DEADLINE: &'static str = "SELECT status, expires_at, \
+         CAST(extensions AS SIGNED) AS extensions FROM orders WHERE id = ? FOR UPDATE";
+    const COUNT_PAYMENTS_SINCE: &'static str = "SELECT CAST(COUNT(*) AS SIGNED) AS n \
+         FROM payments WHERE order_id = ? AND received_at >= ?";
+    const EXTEND_ORDER: &'static str =
+        "UPDATE orders SET expires_at = ?, extensions = extensions + 1 WHERE id = ?";
+    const EXTEND_TICKETS: &'static str =
+        "UPDATE tickets SET expires_at = ? WHERE order_id = ? AND status = ?";
 }

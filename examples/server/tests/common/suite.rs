@@ -573,6 +573,86 @@ pub async fn cancel_and_refund(app: TestApp) {
     .expect(StatusCode::NOT_FOUND, Some("NOT_FOUND"));
 }
 
+/// A customer extends an unpaid order's deadline by the event's hold time, twice within the
+/// 30-minute cap, then gets 409 HOLD_NOT_EXTENDED with the reason; another customer's order is
+/// 404; the sweep leaves the order alone until its new deadline; an expired or a paid order is
+/// refused.
+pub async fn extend_hold_over_http(app: TestApp) {
+    let bought = app.buy("alice", &["STALLS:C:11"]).await;
+    bought.expect(StatusCode::CREATED, None);
+    let order = order_id(&bought);
+    let deadline = |v: &Value| {
+        chrono::DateTime::parse_from_rfc3339(v.as_str().expect("a deadline"))
+            .expect("RFC 3339")
+            .with_timezone(&chrono::Utc)
+    };
+    let first_deadline = deadline(&bought.body["expiresAt"]);
+    let path = format!("/api/orders/{order}/extend");
+    let first = app.post_as("alice", &path, &json!({})).await;
+    first.expect(StatusCode::OK, None);
+    assert_eq!(first.body["extensions"], 1, "{}", first.text());
+    assert_eq!(first.body["extensionsLeft"], 1);
+    let extended = deadline(&first.body["expiresAt"]);
+    assert_eq!(extended, first_deadline + TimeDelta::minutes(10));
+    assert_eq!(deadline(&first.body["order"]["expiresAt"]), extended);
+    app.post_as("bob", &path, &json!({}))
+        .await
+        .expect(StatusCode::NOT_FOUND, Some("NOT_FOUND"));
+
+    // Past the old deadline the sweep leaves it alone; the order is still the customer's.
+    app.clock.advance(TimeDelta::minutes(11));
+    assert_eq!(app.state.tickets().expire_due().await.unwrap(), 0);
+    let second = app.post_as("alice", &path, &json!({})).await;
+    second.expect(StatusCode::OK, None);
+    assert_eq!(second.body["extensions"], 2);
+    assert_eq!(second.body["extensionsLeft"], 0);
+    let capped = app.post_as("alice", &path, &json!({})).await;
+    capped.expect(StatusCode::CONFLICT, Some("HOLD_NOT_EXTENDED"));
+    assert_eq!(
+        capped.body["details"]["reason"],
+        "cap_reached",
+        "{}",
+        capped.text()
+    );
+    let map = app
+        .get(&format!("/api/events/{}/seats", app.demo.event))
+        .await;
+    assert_eq!(seat_state(&map.body, "STALLS:C:11"), "held");
+
+    // At the new deadline it is refused as expired, before and after the sweep.
+    app.clock.advance(TimeDelta::minutes(20));
+    let expired = app.post_as("alice", &path, &json!({})).await;
+    expired.expect(StatusCode::CONFLICT, Some("HOLD_NOT_EXTENDED"));
+    assert_eq!(expired.body["details"]["reason"], "expired");
+    assert_eq!(app.state.tickets().expire_due().await.unwrap(), 1);
+    let swept = app.post_as("alice", &path, &json!({})).await;
+    assert_eq!(
+        swept.body["details"]["reason"],
+        "expired",
+        "{}",
+        swept.text()
+    );
+
+    // A paid order has no deadline to move.
+    let bought = app.buy("carol", &["STALLS:C:12"]).await;
+    let paid = order_id(&bought);
+    app.webhook("evt_extend_paid", &paid, "pi_extend_paid")
+        .await
+        .expect(StatusCode::OK, None);
+    let refused = app
+        .post_as("carol", &format!("/api/orders/{paid}/extend"), &json!({}))
+        .await;
+    refused.expect(StatusCode::CONFLICT, Some("HOLD_NOT_EXTENDED"));
+    assert_eq!(refused.body["details"]["reason"], "not_pending");
+    app.post_as(
+        "carol",
+        &format!("/api/orders/{}/extend", uuid::Uuid::now_v7()),
+        &json!({}),
+    )
+    .await
+    .expect(StatusCode::NOT_FOUND, Some("NOT_FOUND"));
+}
+
 /// The expiry sweep expires unpaid orders after their deadline and frees the seats.
 pub async fn sweep_expires_unpaid_orders(app: TestApp) {
     let bought = app.buy("alice", &["STALLS:E:12"]).await;
@@ -1107,6 +1187,7 @@ pub async fn ops_routes(app: TestApp) {
         "/api/venues/{venueId}/events/{eventId}/revenue",
         "/api/events/{eventId}/seats",
         "/api/orders/{orderId}/cancel",
+        "/api/orders/{orderId}/extend",
         "/api/payments/webhook",
         "/api/admin/venues",
         "/api/admin/events",
@@ -1598,6 +1679,7 @@ macro_rules! http_suite {
             webhook_accepts_unknown_fields,
             payments_ledger_over_http,
             cancel_and_refund,
+            extend_hold_over_http,
             sweep_expires_unpaid_orders,
             admin_routes,
             vouchers_over_http,

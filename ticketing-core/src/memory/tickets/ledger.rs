@@ -87,6 +87,11 @@ impl State {
         if order.as_ref().map(|o| o.status) != write.decided_on {
             return Ok(PaymentRecorded::Stale);
         }
+        if let Some(order) = &order
+            && write.judged_late_but_in_time(order.status, order.expires_at)
+        {
+            return Ok(PaymentRecorded::Stale);
+        }
         let after = match (write.effect, order) {
             (PaymentEffect::None, order) => order,
             (PaymentEffect::Pay, Some(order)) if order.expires_at <= payment.received_at => {

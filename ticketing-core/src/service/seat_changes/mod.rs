@@ -321,8 +321,8 @@ impl EventSink for SeatChangeFeed {
     }
 }
 
-/// The change `entry` makes to its event's seats; `None` when it changes no ticket (a rejected
-/// payment).
+/// The change `entry` makes to its event's seats; `None` when it changes no seat's state (a
+/// rejected payment, an extended hold).
 fn seat_change(entry: &OutboxEntry) -> Option<SeatChange> {
     let state = match entry.event.kind {
         OutboxKind::TicketReserved => SeatAvailability::Held,
@@ -330,7 +330,9 @@ fn seat_change(entry: &OutboxEntry) -> Option<SeatChange> {
         OutboxKind::TicketExpired | OutboxKind::TicketCancelled | OutboxKind::TicketRefunded => {
             SeatAvailability::Free
         }
-        OutboxKind::PaymentRejected => return None,
+        // A rejected payment changes no ticket; an extended hold keeps its seats held (the map
+        // shows no deadlines).
+        OutboxKind::PaymentRejected | OutboxKind::HoldExtended => return None,
     };
     let seats = entry
         .event

@@ -44,6 +44,7 @@ fn entry(seq: u64, event: EventId, kind: OutboxKind, seat: u32) -> OutboxEntry {
                 price,
             }],
             payment: None,
+            deadline: None,
         },
     }
 }
@@ -93,6 +94,7 @@ async fn a_change_carries_each_seat_s_new_state() {
         (OutboxKind::TicketPaid, Some(SeatAvailability::Sold)),
         (OutboxKind::TicketRefunded, Some(SeatAvailability::Free)),
         (OutboxKind::PaymentRejected, None),
+        (OutboxKind::HoldExtended, None),
         (OutboxKind::TicketReserved, Some(SeatAvailability::Held)),
         (OutboxKind::TicketExpired, Some(SeatAvailability::Free)),
         (OutboxKind::TicketCancelled, Some(SeatAvailability::Free)),
@@ -117,8 +119,8 @@ async fn a_change_carries_each_seat_s_new_state() {
     assert_eq!(drain(&mut subscription).await, vec![], "nothing else");
     assert_eq!(
         feed.position(),
-        Some(7),
-        "a rejected payment still moves the position"
+        Some(8),
+        "a rejected payment and an extended hold still move the position"
     );
 }
 

@@ -97,6 +97,7 @@ pub fn entries(seqs: std::ops::RangeInclusive<u64>) -> Vec<OutboxEntry> {
                 at: t0(),
                 lines,
                 payment: None,
+                deadline: None,
             },
         }
     })

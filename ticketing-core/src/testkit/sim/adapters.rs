@@ -15,9 +15,9 @@ use crate::domain::{
     PaymentRef, PaymentWrite, TicketAction, TicketId, TicketStatus, VenueId, Zone,
 };
 use crate::ports::{
-    BestAvailableOutcome, BestAvailableRequest, HoldItem, HoldOutcome, HoldRequest, HoldSource,
-    IdempotencyRecord, InsertOutcome, LockSnapshot, NewOrder, SeatLock, TicketRepository,
-    Transition,
+    BestAvailableOutcome, BestAvailableRequest, Extension, ExtensionOutcome, HoldItem, HoldOutcome,
+    HoldRequest, HoldSource, IdempotencyRecord, InsertOutcome, LockSnapshot, NewOrder, SeatLock,
+    TicketRepository, Transition,
 };
 use crate::{Error, Result};
 
@@ -291,6 +291,12 @@ impl TicketRepository for FaultyTickets {
         self.write_before("transition").await?;
         let result = self.inner.transition(transition).await;
         self.write_after("transition", result).await
+    }
+
+    async fn extend_deadline(&self, extension: &Extension) -> Result<ExtensionOutcome> {
+        self.write_before("extend_deadline").await?;
+        let result = self.inner.extend_deadline(extension).await;
+        self.write_after("extend_deadline", result).await
     }
 
     async fn record_payment(&self, write: &PaymentWrite) -> Result<PaymentRecorded> {

@@ -55,6 +55,56 @@ pub(crate) mod inv {
         "durability (every acknowledged purchase is in the repository)";
     pub(crate) const HISTORY: &str = "history (state machine and outbox agree with the repository)";
     pub(crate) const LIVENESS: &str = "liveness (every operation finishes)";
+    pub(crate) const EXTENSION: &str =
+        "hold extension (a pending order, before its deadline, within count and cap)";
+}
+
+/// An extension moved a pending order's deadline forward, before it passed, within the policy's
+/// count and cap; the model takes the new deadline, so a later expiry or payment is held to it.
+fn extension_kept_the_policy(
+    model: &mut ModelOrder,
+    event: &crate::domain::OutboxEvent,
+    shape: &Shape,
+) -> Result<(), Violation> {
+    let id = event.order_id;
+    let deadline = event.deadline.ok_or_else(|| {
+        violation(
+            inv::HISTORY,
+            format!("order {id}: HoldExtended without a deadline"),
+        )
+    })?;
+    let broken = if model.status != TicketStatus::PendingPayment {
+        Some(format!("a {} order was extended", model.status))
+    } else if event.at >= model.expires_at {
+        Some(format!(
+            "extended at {} though its deadline {} had passed",
+            event.at, model.expires_at
+        ))
+    } else if deadline <= model.expires_at {
+        Some(format!(
+            "deadline moved from {} back to {deadline}",
+            model.expires_at
+        ))
+    } else if deadline > model.created + shape.max_hold {
+        Some(format!(
+            "deadline {deadline} beyond the cap, created {} + {}",
+            model.created, shape.max_hold
+        ))
+    } else if model.extensions >= shape.max_extensions {
+        Some(format!(
+            "extended {} times, policy {}",
+            model.extensions + 1,
+            shape.max_extensions
+        ))
+    } else {
+        None
+    };
+    if let Some(what) = broken {
+        return Err(violation(inv::EXTENSION, format!("order {id}: {what}")));
+    }
+    model.extensions += 1;
+    model.expires_at = deadline;
+    Ok(())
 }
 
 /// Runs an in-memory adapter call, which never waits, to completion in one poll.
@@ -77,6 +127,9 @@ struct ModelOrder {
     /// General-admission tickets of the order.
     general: u32,
     payment_ref: Option<PaymentRef>,
+    /// When it was created, and how often its deadline was extended.
+    created: DateTime<Utc>,
+    extensions: u32,
 }
 
 /// What the checker knows of the event.
@@ -91,6 +144,10 @@ pub(crate) struct Shape {
     pub strict_sold_marks: bool,
     /// Whether late payments may pay (`LatePaymentPolicy::AcceptIfAvailable`).
     pub accept_late: bool,
+    /// The hold-extension policy: extensions per order, and the latest deadline after the
+    /// purchase.
+    pub max_extensions: u32,
+    pub max_hold: TimeDelta,
 }
 
 /// Counted (not a failure) for a late payment that paid an order the sweep had not expired yet.
@@ -98,6 +155,10 @@ pub const LATE_PAYMENT_ACCEPTED: &str = "late payment accepted for an unswept or
 /// Counted (not a failure) for a late payment that took an expired order's seats back.
 pub const LATE_PAYMENT_REACTIVATED: &str =
     "late payment took an expired order's seats back (PAID_LATE, reactivated)";
+
+/// Counted (not a failure) for every extension of a payment deadline, each checked against the
+/// policy.
+pub const HOLD_EXTENDED: &str = "hold extended (within the policy's count and cap)";
 
 /// The observation counted instead of a failure when sold marks of refunded orders are tolerated.
 pub(crate) const STALE_SOLD_MARK: &str =
@@ -207,6 +268,8 @@ impl Checker {
                     tickets: event.ticket_ids.clone(),
                     general: (event.ticket_ids.len() - event.seats.len()) as u32,
                     payment_ref: None,
+                    created: first.created_on,
+                    extensions: 0,
                 },
             );
             return Ok(());
@@ -228,6 +291,11 @@ impl Checker {
                 format!("order {id} paid late though the policy rejects late payments"),
             ));
         }
+        if event.kind == OutboxKind::HoldExtended {
+            extension_kept_the_policy(model, event, &self.shape)?;
+            self.observe(HOLD_EXTENDED);
+            return Ok(());
+        }
         let (from, to) = match event.kind {
             OutboxKind::TicketPaid if reactivated => (TicketStatus::Expired, TicketStatus::Paid),
             OutboxKind::TicketPaid => (TicketStatus::PendingPayment, TicketStatus::Paid),
@@ -237,6 +305,7 @@ impl Checker {
             OutboxKind::TicketReserved => unreachable!("handled above"),
             // The order did not change: a refund is owed (checked against the ledger).
             OutboxKind::PaymentRejected => return Ok(()),
+            OutboxKind::HoldExtended => unreachable!("handled above"),
         };
         if model.status != from {
             let invariant = if model.status == TicketStatus::Paid {
@@ -573,6 +642,53 @@ impl Checker {
                     other.map(|o| o.id)
                 ),
             )),
+        }
+    }
+
+    /// A hold extension of `order` answered, asked for by its owner or (`owner` false) another
+    /// customer: another's is never extended, nor told more than "not found"; an owner's
+    /// acknowledged order is never "not found"; an extension given keeps the policy.
+    pub(super) fn extension_answered(
+        &mut self,
+        repo: &dyn TicketRepository,
+        order: OrderId,
+        owner: bool,
+        result: &crate::Result<crate::service::ExtendedHold>,
+    ) -> Check {
+        self.checks += 1;
+        let broken = match result {
+            Ok(_) if !owner => Some("another customer extended the order".to_string()),
+            Ok(extended) => {
+                let created = ready(repo.order(order))
+                    .ok()
+                    .flatten()
+                    .and_then(|o| o.tickets.iter().map(|t| t.created_on).min());
+                if extended.extensions > self.shape.max_extensions {
+                    Some(format!("answered {} extensions", extended.extensions))
+                } else if created
+                    .is_some_and(|c| extended.order.expires_at > c + self.shape.max_hold)
+                {
+                    Some(format!(
+                        "answered a deadline {} beyond the cap",
+                        extended.order.expires_at
+                    ))
+                } else {
+                    None
+                }
+            }
+            Err(Error::NotFound { .. }) if owner => {
+                Some("its customer was told the acknowledged order does not exist".to_string())
+            }
+            Err(Error::NotFound { .. } | Error::Unavailable { .. }) => None,
+            Err(error) if !owner => Some(format!("another customer was told {error}")),
+            Err(_) => None,
+        };
+        match broken {
+            Some(what) => Err(violation(
+                inv::EXTENSION,
+                format!("extension of order {order}: {what}"),
+            )),
+            None => Ok(()),
         }
     }
 

@@ -34,7 +34,7 @@ mod runner;
 mod workload;
 
 pub use adapters::{FaultySeatLock, FaultyTickets};
-pub use checker::{LATE_PAYMENT_ACCEPTED, LATE_PAYMENT_REACTIVATED, Violation};
+pub use checker::{HOLD_EXTENDED, LATE_PAYMENT_ACCEPTED, LATE_PAYMENT_REACTIVATED, Violation};
 pub use faults::{
     FaultConfig, FaultCounts, FaultKind, Faults, PlantedBug, YieldPoint, injected, yield_point,
 };

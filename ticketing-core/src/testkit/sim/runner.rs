@@ -12,8 +12,8 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::domain::{
-    Currency, Event, EventId, EventSpec, LatePaymentPolicy, Money, PaymentNotice, PaymentRef, Row,
-    SeatRef, TicketStatus, Venue, VenueId, Zone, ZoneCode, ZoneKind,
+    Currency, Event, EventId, EventSpec, HoldExtension, LatePaymentPolicy, Money, PaymentNotice,
+    PaymentRef, Row, SeatRef, TicketStatus, Venue, VenueId, Zone, ZoneCode, ZoneKind,
 };
 use crate::memory::{InMemoryCatalog, InMemorySeatLock, InMemoryTicketRepository};
 use crate::ports::{CatalogRepository, Clock, EventSink, ManualClock, TicketRepository};
@@ -76,6 +76,10 @@ pub struct SimConfig {
     /// chosen by the seat lock) instead of named seats. 0 by default, which leaves the random
     /// sequence, and so every recorded history, as it was before best available.
     pub best_available: f64,
+    /// The services' hold-extension policy; customers ask for extensions of their unpaid orders
+    /// (and now and then of another's). The checker holds every `HoldExtended` to it, and
+    /// invariant 4's horizon is the longest hold it allows + grace.
+    pub hold_extension: HoldExtension,
 }
 
 impl Default for SimConfig {
@@ -97,6 +101,12 @@ impl Default for SimConfig {
             lock_sync: true,
             late_payment: LatePaymentPolicy::Reject,
             best_available: 0.0,
+            // Three extensions of the hold time, the third cut by a cap of 2.5 hold times.
+            hold_extension: HoldExtension {
+                step: None,
+                max_extensions: 3,
+                max_total: Duration::from_secs(150),
+            },
         }
     }
 }
@@ -475,9 +485,11 @@ impl World {
         let service_config = ServiceConfig {
             hold_grace: config.hold_grace,
             late_payment: config.late_payment,
+            hold_extension: config.hold_extension,
             ..ServiceConfig::default()
         };
         let seats = venue.zones()[0].seats().collect();
+        let extension = service_config.hold_extension;
         World {
             rng: SimRng::stream(seed, 0x5EED),
             faults,
@@ -501,9 +513,11 @@ impl World {
                 event: event.id(),
                 capacity: config.general_capacity,
                 limit: config.per_customer_limit,
-                window: span(config.hold_time) + span(config.hold_grace),
+                window: longest_hold(config) + span(config.hold_grace),
                 strict_sold_marks: config.strict_sold_marks,
                 accept_late: config.late_payment == LatePaymentPolicy::AcceptIfAvailable,
+                max_extensions: extension.max_extensions,
+                max_hold: span(extension.max_total),
             }),
             in_flight: Vec::new(),
             next_op: 1,
@@ -584,6 +598,7 @@ impl World {
             80..83 => self.refund_one(),
             83..89 => Some(self.start(OpKind::Sweep)),
             89..91 => Some(self.start(OpKind::SeatMap)),
+            91..94 => self.extend_one(),
             _ => None,
         };
         Ok(match line {
@@ -626,6 +641,12 @@ impl World {
                 self.checker.refund_requested(*order);
                 let (service, order) = (self.tickets.clone(), *order);
                 Box::pin(async move { OpOutput::Order(service.refund(order).await) })
+            }
+            OpKind::Extend { order, customer } => {
+                let (service, order, customer) = (self.tickets.clone(), *order, customer.clone());
+                Box::pin(
+                    async move { OpOutput::Extended(service.extend_hold(order, &customer).await) },
+                )
             }
             OpKind::Sweep => {
                 let service = self.tickets.clone();
@@ -732,6 +753,28 @@ impl World {
                     format!("{head} {error}")
                 }
             },
+            (OpKind::Extend { order, customer }, OpOutput::Extended(result)) => {
+                let owner = self.customers.owners.get(&order) == Some(&customer);
+                self.checker
+                    .extension_answered(&*repo, order, owner, &result)?;
+                match result {
+                    Ok(extended) => {
+                        for (o, deadline) in &mut self.customers.unpaid {
+                            if *o == order {
+                                *deadline = (*deadline).max(extended.order.expires_at);
+                            }
+                        }
+                        format!(
+                            "{head} until t+{}s ({} left)",
+                            (extended.order.expires_at - self.start).num_milliseconds() as f64
+                                / 1000.0,
+                            extended.extensions_left
+                        )
+                    }
+                    Err(error) => format!("{head} {error}"),
+                }
+            }
+            (_, OpOutput::Extended(_)) => unreachable!("only an extension answers Extended"),
             (_, OpOutput::Order(result)) => match result {
                 Ok(order) => format!("{head} {}", order.status),
                 Err(error) => format!("{head} {error}"),
@@ -762,6 +805,9 @@ impl World {
         }
         self.customers.unpaid.push((order.id, order.expires_at));
         self.customers.totals.insert(order.id, order.total);
+        self.customers
+            .owners
+            .insert(order.id, order.customer.clone());
         if self.rng.below(100) < 65 {
             let window = span(self.config.hold_time).num_milliseconds();
             let delay = if self.rng.chance(self.config.faults.webhook_late) {
@@ -914,6 +960,20 @@ impl World {
         Some(self.start(OpKind::Cancel(order)))
     }
 
+    /// A customer asks for more time to pay an unpaid order: its own, or (one time in ten)
+    /// someone else's, which must be refused as not found.
+    fn extend_one(&mut self) -> Option<String> {
+        let i = self.rng.index(self.customers.unpaid.len())?;
+        let (order, _) = self.customers.unpaid[i];
+        let owner = self.customers.owners.get(&order)?.clone();
+        let customer = if self.rng.chance(0.1) {
+            customer(self.rng.below(u64::from(self.config.customers)))
+        } else {
+            owner
+        };
+        Some(self.start(OpKind::Extend { order, customer }))
+    }
+
     fn refund_one(&mut self) -> Option<String> {
         let i = self.rng.index(self.customers.paid.len())?;
         let order = self.customers.paid.remove(i);
@@ -1005,7 +1065,7 @@ impl World {
         self.in_flight.clear();
         self.faults.set_enabled(false);
         let settle =
-            span(self.config.hold_time) + span(self.config.hold_grace) + TimeDelta::seconds(1);
+            longest_hold(&self.config) + span(self.config.hold_grace) + TimeDelta::seconds(1);
         for _ in 0..2 {
             self.set_clock(self.latest + settle);
             if let OpOutput::Swept(Err(error)) = self.drive(OpKind::Sweep)? {
@@ -1035,6 +1095,12 @@ impl World {
             "{FINAL_AUDIT}: dropped {dropped} operations in flight, settled, swept, wiped and rebuilt the lock; {acked} acknowledged orders all present"
         ))
     }
+}
+
+/// The longest a payment deadline can be after its order's purchase: the hold time, or the
+/// extension policy's cap when extensions are on.
+fn longest_hold(config: &SimConfig) -> TimeDelta {
+    config.hold_extension.longest_hold(span(config.hold_time))
 }
 
 /// A configured span as the domain's time span; one too long for chrono becomes the longest one,

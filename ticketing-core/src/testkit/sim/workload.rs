@@ -22,6 +22,11 @@ pub(crate) enum OpKind {
     },
     Cancel(OrderId),
     Refund(OrderId),
+    /// A hold extension asked for by `customer` (the order's own, or now and then another).
+    Extend {
+        order: OrderId,
+        customer: CustomerId,
+    },
     Sweep,
     SeatMap,
 }
@@ -29,6 +34,7 @@ pub(crate) enum OpKind {
 /// What an operation answered.
 pub(crate) enum OpOutput {
     Order(Result<Order>),
+    Extended(Result<crate::service::ExtendedHold>),
     Swept(Result<u64>),
     Map(Result<std::sync::Arc<SeatMap>>),
 }
@@ -74,6 +80,8 @@ pub(crate) struct Customers {
     pub totals: std::collections::HashMap<OrderId, Money>,
     /// Acknowledged paid orders.
     pub paid: Vec<OrderId>,
+    /// The customer of every acknowledged order, who may extend it.
+    pub owners: std::collections::HashMap<OrderId, CustomerId>,
 }
 
 /// A short, stable rendering of an order id for histories.
@@ -109,6 +117,7 @@ pub(crate) fn describe(kind: &OpKind) -> String {
         } => format!("pay {amount} for {} with {payment_ref}", short(*order)),
         OpKind::Cancel(order) => format!("cancel {}", short(*order)),
         OpKind::Refund(order) => format!("refund {}", short(*order)),
+        OpKind::Extend { order, customer } => format!("extend {} as {customer}", short(*order)),
         OpKind::Sweep => "expiry sweep".to_string(),
         OpKind::SeatMap => "seat map".to_string(),
     }

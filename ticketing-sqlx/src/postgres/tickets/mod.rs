@@ -16,13 +16,15 @@ use ticketing_core::domain::{
     PaymentRef, PaymentWrite, Ticket, TicketId, TicketStatus, VenueId, VoucherCode, ZoneCode,
 };
 use ticketing_core::ports::{
-    IdempotencyRecord, InsertOutcome, NewOrder, TicketRepository, Transition,
+    Extension, ExtensionOutcome, IdempotencyRecord, InsertOutcome, NewOrder, TicketRepository,
+    Transition,
 };
 use ticketing_core::{Error, Result};
 
 use super::error::{StoreResult, with_retry};
 use crate::codec::ticket;
 use crate::flows::OrderSteps;
+use crate::flows::extension::HoldExtensions;
 use crate::flows::outbox::Outbox;
 use crate::flows::payment::Ledger;
 use crate::flows::purchase::Purchase;
@@ -159,6 +161,13 @@ impl TicketRepository for PgTicketRepository {
     async fn transition(&self, transition: &Transition) -> Result<bool> {
         Ok(with_retry("transition", || {
             transition::transition_once(&self.pool, transition)
+        })
+        .await?)
+    }
+
+    async fn extend_deadline(&self, extension: &Extension) -> Result<ExtensionOutcome> {
+        Ok(with_retry("extend_deadline", || {
+            Postgres::extend_once(&self.pool, extension)
         })
         .await?)
     }

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::codec::stored;
 use crate::codec::ticket_columns;
+use crate::flows::extension::HoldExtensions;
 use crate::flows::payment::Ledger;
 use crate::flows::voucher::{OrderVoucher, VoucherUses};
 use crate::postgres::error::StoreResult;
@@ -207,7 +208,8 @@ impl Ledger for Postgres {
          ORDER BY received_at, reference LIMIT $1";
     const MARK_REFUNDED: &'static str = "UPDATE payments SET refunded_at = $1 \
          WHERE reference = $2 AND outcome NOT IN ('PAID', 'PAID_LATE') AND refunded_at IS NULL";
-    const LOCK_ORDER_STATUS: &'static str = "SELECT status FROM orders WHERE id = $1 FOR UPDATE";
+    const LOCK_ORDER_STATUS: &'static str =
+        "SELECT status, expires_at FROM orders WHERE id = $1 FOR UPDATE";
     const CAS_ORDER_BEFORE_DEADLINE: &'static str = CAS_ORDER_BEFORE_DEADLINE;
     const CAS_ORDER: &'static str = CAS_ORDER;
     const MOVE_TICKETS: &'static str = MOVE_TICKETS;
@@ -256,4 +258,17 @@ impl VoucherUses for Postgres {
     fn stored_limit(count: i64) -> StoreResult<u32> {
         Ok(stored(u32::try_from(count))?)
     }
+}
+
+// --- hold extension (`orders.extensions`): the statements of the shared flow ----------------
+
+impl HoldExtensions for Postgres {
+    const LOCK_ORDER_DEADLINE: &'static str = "SELECT status, expires_at, \
+         extensions::bigint AS extensions FROM orders WHERE id = $1 FOR UPDATE";
+    const COUNT_PAYMENTS_SINCE: &'static str =
+        "SELECT COUNT(*) AS n FROM payments WHERE order_id = $1 AND received_at >= $2";
+    const EXTEND_ORDER: &'static str =
+        "UPDATE orders SET expires_at = $1, extensions = extensions + 1 WHERE id = $2";
+    const EXTEND_TICKETS: &'static str =
+        "UPDATE tickets SET expires_at = $1 WHERE order_id = $2 AND status = $3";
 }
