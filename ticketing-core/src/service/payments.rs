@@ -56,12 +56,16 @@ impl TicketService {
                 refunded_at: None,
             };
             match self.record(order.as_ref(), &payment, decision).await? {
-                // A refusal left the order as it was read; a payment's answer is the order as
-                // it was read back to update the seat lock.
-                Recording::Done(paid) => {
-                    let now = if payment.outcome.paid() { paid } else { order };
-                    return answer(&payment, now.as_ref());
+                // A payment's answer is the order as it was read back to update the seat lock.
+                Recording::Done(paid) if payment.outcome.paid() => {
+                    return answer(&payment, paid.as_ref());
                 }
+                // A refusal's answer is the entry with the order as the repository holds it now,
+                // as a replay's is, not as it was read: a hold extension may have moved the
+                // deadline in between (the write's guard made sure the payment is late against
+                // the moved one too, and `extend_deadline` moves it no more once the refusal is
+                // in the ledger), so `PaymentTooLate` names the deadline the order has.
+                Recording::Done(_) => return self.answer(&payment).await,
                 Recording::Replayed(stored) => return self.answer(&stored).await,
                 Recording::Stale => forced = None,
                 Recording::SeatsGone => forced = Some(PaymentOutcome::TooLate),

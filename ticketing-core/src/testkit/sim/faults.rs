@@ -43,7 +43,8 @@ pub struct FaultConfig {
     pub webhook_duplicate: f64,
     /// Per paying customer: the webhook is delayed past the payment deadline.
     pub webhook_late: f64,
-    /// Per step: a payment and the expiry sweep are started together at the order's deadline.
+    /// Per step: a payment arrives at the order's deadline (or 1 ms before) and the expiry sweep
+    /// starts then; each is polled once there, so both read the clock at the deadline.
     pub payment_races_sweep: f64,
 }
 

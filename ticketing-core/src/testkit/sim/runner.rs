@@ -582,7 +582,7 @@ impl World {
             && let Some(i) = self.race_candidate()
             && faults.roll(FaultKind::PaymentRacedSweep, |c| c.payment_races_sweep)
         {
-            return Ok(self.race_payment_with_sweep(i));
+            return self.race_payment_with_sweep(i);
         }
         let action = if self.in_flight.len() >= self.config.max_in_flight {
             0
@@ -681,6 +681,16 @@ impl World {
         let Some(i) = self.rng.index(self.in_flight.len()) else {
             return Ok(None);
         };
+        self.poll_at(i).map(Some)
+    }
+
+    /// Polls the operation started last once, at the current clock: an operation reads the
+    /// clock on its first poll (a payment stamps its arrival), so this makes it arrive now.
+    fn poll_started(&mut self) -> Result<String, Violation> {
+        self.poll_at(self.in_flight.len() - 1)
+    }
+
+    fn poll_at(&mut self, i: usize) -> Result<String, Violation> {
         let at = self.at();
         let op = &mut self.in_flight[i];
         match op
@@ -688,11 +698,11 @@ impl World {
             .as_mut()
             .poll(&mut Context::from_waker(Waker::noop()))
         {
-            Poll::Pending => Ok(Some(format!("{at} poll #{}: pending", op.id))),
+            Poll::Pending => Ok(format!("{at} poll #{}: pending", op.id)),
             Poll::Ready(output) => {
                 let op = self.in_flight.remove(i);
                 self.operations += 1;
-                self.finish(op, output).map(Some)
+                self.finish(op, output)
             }
         }
     }
@@ -1016,7 +1026,10 @@ impl World {
         Some(open[i])
     }
 
-    fn race_payment_with_sweep(&mut self, i: usize) -> String {
+    /// A payment that arrives at the deadline (or 1 ms before) and a sweep started then. Each is
+    /// polled once at that instant, so the payment's arrival and the sweep's clock are the
+    /// deadline's, however late their next polls come.
+    fn race_payment_with_sweep(&mut self, i: usize) -> Result<String, Violation> {
         let (order, deadline) = self.customers.unpaid[i];
         let at = deadline - self.ms(0, 1);
         self.set_clock(at);
@@ -1028,14 +1041,16 @@ impl World {
             payment_ref,
             amount,
         });
+        let paying = self.poll_started()?;
         let sweep = self.start(OpKind::Sweep);
+        let sweeping = self.poll_started()?;
         let after = deadline + self.ms(0, 1);
         self.set_clock(after);
-        format!(
-            "fault: payment races the sweep at the deadline of {}: {pay}; {sweep}; {}",
+        Ok(format!(
+            "fault: payment races the sweep at the deadline of {}: {pay}; {paying}; {sweep}; {sweeping}; {}",
             short(order),
             self.at()
-        )
+        ))
     }
 
     /// Runs one operation to its end (faults off), or reports that it never ends.
