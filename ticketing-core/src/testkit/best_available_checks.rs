@@ -84,7 +84,7 @@ fn assert_one_block(order: &Order, quantity: u32) -> Vec<SeatRef> {
 /// reference: under a mutex (so that nothing changes between the look and the decision), it reads
 /// the zone, computes [`BestAvailableRequest::choose`] (held by the core's property tests to a
 /// brute-force enumeration: orphan-free whenever any block is), and asks the wrapped lock, which
-/// must choose exactly that. Other calls pass through.
+/// must choose exactly that. Rebuilds take the same turn; other calls pass through.
 pub struct ObservedLock {
     inner: Arc<dyn SeatLock>,
     turn: tokio::sync::Mutex<()>,
@@ -186,7 +186,10 @@ impl SeatLock for ObservedLock {
     ) -> Result<Option<LockSnapshot>> {
         self.inner.zone_snapshot(event, zone, now).await
     }
+    /// Takes the same turn as a best-available hold: a rebuild finishing between a hold's "not
+    /// loaded" snapshot and its call would let that decision pass unchecked.
     async fn rebuild(&self, event: EventId, source: &dyn HoldSource) -> Result<()> {
+        let _turn = self.turn.lock().await;
         self.inner.rebuild(event, source).await
     }
     async fn forget(&self, event: EventId) -> Result<()> {
