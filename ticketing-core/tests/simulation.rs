@@ -9,7 +9,9 @@
 //! `SIM_FIRST_SEED` moves the start of the `SIM_SEEDS` range (default 0);
 //! `SIM_STRICT_SOLD_MARKS=1` turns the known stale-sold-mark bug into failures;
 //! `SIM_LATE_PAYMENT=accept_if_available` runs the seeds under that late-payment policy
-//! (default `reject`).
+//! (default `reject`); `SIM_BEST_AVAILABLE=0.5` asks that share of seated purchases as best
+//! available (default 0). `replay_seed` reads the same variables, so a failure found under them
+//! replays under them.
 
 use std::time::Instant;
 
@@ -42,6 +44,27 @@ fn late_payment_policy() -> LatePaymentPolicy {
         Ok(other) => {
             panic!("SIM_LATE_PAYMENT must be reject or accept_if_available, not {other:?}")
         }
+    }
+}
+
+/// The share `SIM_BEST_AVAILABLE` gives (0 when unset).
+fn best_available_share() -> f64 {
+    std::env::var("SIM_BEST_AVAILABLE").map_or(0.0, |v| {
+        v.trim()
+            .parse()
+            .ok()
+            .filter(|share| (0.0..=1.0).contains(share))
+            .unwrap_or_else(|| panic!("SIM_BEST_AVAILABLE must be a share from 0 to 1, not {v:?}"))
+    })
+}
+
+/// The configuration the opt-in runs take from the environment (see the module docs).
+fn config_from_env() -> SimConfig {
+    SimConfig {
+        strict_sold_marks: env_u64("SIM_STRICT_SOLD_MARKS") == Some(1),
+        late_payment: late_payment_policy(),
+        best_available: best_available_share(),
+        ..SimConfig::default()
     }
 }
 
@@ -190,7 +213,7 @@ fn holds_that_outlive_hold_time_and_grace_are_caught() {
 #[ignore = "replays one seed: SIM_SEED=<n>"]
 fn replay_seed() {
     let seed = env_u64("SIM_SEED").expect("set SIM_SEED to the seed to replay");
-    let report = check_seed(seed, &SimConfig::default());
+    let report = check_seed(seed, &config_from_env());
     for (i, line) in report.history.iter().enumerate() {
         println!("{:>4} {line}", i + 1);
     }
@@ -209,15 +232,12 @@ fn many_seeds() {
     let count = env_u64("SIM_SEEDS").unwrap_or(10_000);
     let first = env_u64("SIM_FIRST_SEED").unwrap_or(0);
     let started = Instant::now();
-    let config = SimConfig {
-        strict_sold_marks: env_u64("SIM_STRICT_SOLD_MARKS") == Some(1),
-        late_payment: late_payment_policy(),
-        ..SimConfig::default()
-    };
+    let config = config_from_env();
     let summary = run_seeds(first..first + count, &config, threads());
     println!(
-        "late payments: {:?}\n{summary}run time {:?}",
+        "late payments: {:?}, best available: {}\n{summary}run time {:?}",
         config.late_payment,
+        config.best_available,
         started.elapsed()
     );
     if let Some(shortest) = summary.failures.iter().min_by_key(|f| f.step) {
