@@ -352,3 +352,80 @@ impl HoldSource for CountingSource {
         Ok(self.page(after))
     }
 }
+
+/// Expands one `#[tokio::test]` per check that every seat lock runs: `$context` is an
+/// `async fn() -> (SeatLockContext, G)` giving a fresh lock and what keeps its state apart (a
+/// database, a key prefix), and `$finish` an `async fn(G)` that removes that state after a check
+/// passed. Checks that depend on the adapter (a lapsing lease, forgetting one event) stay in the
+/// adapter's own test file.
+#[cfg_attr(docsrs, doc(cfg(feature = "testkit")))]
+#[macro_export]
+macro_rules! seat_lock_contract {
+    ($context:path, $finish:path) => {
+        $crate::seat_lock_contract!(@lock $context, $finish;
+            an_event_not_loaded_answers_not_loaded_and_writes_nothing,
+            holds_are_all_or_nothing_and_name_every_conflict,
+            release_is_fenced_by_the_order,
+            re_holding_extends_the_hold,
+            a_hold_lapses_exactly_at_its_deadline,
+            mark_sold_overwrites_any_holder_and_never_lapses,
+            mark_sold_leaves_free_seats_and_other_orders_zones_alone,
+            a_bought_seat_stays_sold_when_its_buyer_holds_it_again,
+            general_admission_counts_other_orders_and_replaces_the_own_hold,
+            sold_places_stay_sold_and_never_lapse,
+            zone_snapshots_show_one_zone_of_a_large_event,
+            best_available_chooses_an_orphan_free_block_and_holds_it,
+            best_available_counts_lapsed_and_own_holds_free_and_sold_seats_taken,
+            best_available_matches_the_reference_choice,
+            rebuild_restores_every_active_hold,
+            rebuilding_a_loaded_event_changes_nothing,
+            a_failed_source_read_leaves_the_event_not_loaded,
+            a_rebuild_in_pages_restores_what_one_page_does,
+        );
+        $crate::seat_lock_contract!(@open $context, $finish;
+            one_seat_many_buyers_exactly_one_wins,
+            overlapping_multi_seat_holds_never_share_a_seat,
+            general_admission_race_never_exceeds_capacity,
+            concurrent_rebuilds_read_the_source_once,
+            concurrent_best_available_never_holds_a_seat_twice,
+        );
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn racing_rebuilders_read_a_slow_paged_source_once() {
+            let (context, guard) = $context().await;
+            $crate::testkit::contracts::seat_lock::racing_rebuilders_read_a_slow_paged_source_once(
+                &context.open,
+                context.capabilities.rebuild_lease,
+            )
+            .await;
+            $finish(guard).await;
+        }
+
+        #[tokio::test]
+        async fn duplicate_items() {
+            let (context, guard) = $context().await;
+            $crate::testkit::contracts::seat_lock::duplicate_items(
+                context.lock.as_ref(),
+                context.capabilities.rejects_duplicate_items,
+            )
+            .await;
+            $finish(guard).await;
+        }
+    };
+    (@lock $context:path, $finish:path; $($check:ident),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn $check() {
+            let (context, guard) = $context().await;
+            $crate::testkit::contracts::seat_lock::$check(context.lock.as_ref()).await;
+            $finish(guard).await;
+        }
+    )*};
+    (@open $context:path, $finish:path; $($check:ident),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn $check() {
+            let (context, guard) = $context().await;
+            $crate::testkit::contracts::seat_lock::$check(&context.open).await;
+            $finish(guard).await;
+        }
+    )*};
+}
