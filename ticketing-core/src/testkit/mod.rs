@@ -50,8 +50,8 @@ pub use payment_checks::{
     payments_ledger_records_every_notification,
 };
 pub use voucher_checks::{
-    voucher_retries_and_customer_limits, voucher_uses_are_exact_under_a_stampede,
-    voucher_windows_and_hidden_zones,
+    a_late_payment_takes_its_voucher_use_back, voucher_retries_and_customer_limits,
+    voucher_uses_are_exact_under_a_stampede, voucher_windows_and_hidden_zones,
 };
 
 use crate::memory::{InMemoryCatalog, InMemorySeatLock, InMemoryTicketRepository};
@@ -142,6 +142,7 @@ macro_rules! __conformance_checks {
             voucher_uses_are_exact_under_a_stampede,
             voucher_retries_and_customer_limits,
             voucher_windows_and_hidden_zones,
+            a_late_payment_takes_its_voucher_use_back,
             best_available_sells_blocks_without_orphans,
             hold_extension_follows_the_policy,
             an_extension_never_takes_a_seat_back,

@@ -22,7 +22,7 @@ fn reference(text: &str) -> PaymentRef {
 }
 
 /// A service over the fixture's adapters that accepts late payments when the seats allow.
-fn accepting(f: &Fixture) -> TicketService {
+pub(super) fn accepting(f: &Fixture) -> TicketService {
     f.service_with_config(ServiceConfig {
         late_payment: LatePaymentPolicy::AcceptIfAvailable,
         ..f.config.clone()
@@ -30,7 +30,7 @@ fn accepting(f: &Fixture) -> TicketService {
 }
 
 /// The ledger's outcomes for `order`, oldest first.
-async fn outcomes(f: &Fixture, order: OrderId) -> Vec<PaymentOutcome> {
+pub(super) async fn outcomes(f: &Fixture, order: OrderId) -> Vec<PaymentOutcome> {
     f.tickets
         .payments_of(order)
         .await

@@ -9,8 +9,9 @@ use chrono::TimeDelta;
 
 use crate::Error;
 use crate::domain::{
-    Discount, EventSpec, IdempotencyKey, Money, Order, PaymentNotice, PaymentRef, SeatRef,
-    TicketStatus, Voucher, VoucherCode, VoucherEffect, VoucherProblem, VoucherSpec, ZoneCode,
+    Discount, EventSpec, IdempotencyKey, Money, Order, PaymentNotice, PaymentOutcome, PaymentRef,
+    SeatRef, TicketStatus, Voucher, VoucherCode, VoucherEffect, VoucherProblem, VoucherSpec,
+    ZoneCode,
 };
 use crate::ports::Clock;
 use crate::service::{CatalogService, PurchaseRequest, Selection, TicketService};
@@ -18,6 +19,7 @@ use crate::service::{CatalogService, PurchaseRequest, Selection, TicketService};
 use super::Harness;
 use super::checks::{count, race_purchases};
 use super::fixture::{Fixture, Layout, PRICE_MINOR, outcome};
+use super::payment_checks::{accepting, outcomes};
 
 /// Buyers of the stampede check: the 500 concurrent purchases.
 const STAMPEDE: usize = 500;
@@ -359,4 +361,102 @@ async fn create_voucher_result(
             },
         )
         .await
+}
+
+/// A late payment under `AcceptIfAvailable` that takes an expired order back takes its voucher
+/// use back too, within the voucher's limits: with the use still free it pays (`PAID_LATE`)
+/// and the voucher counts it again; with the last use taken meanwhile, by anyone or by the
+/// same customer, it is `TOO_LATE` and a refund due, and the voucher's count does not move.
+pub async fn a_late_payment_takes_its_voucher_use_back(harness: Harness) {
+    let f = Fixture::new(&harness, Layout::default()).await;
+    let accepting = accepting(&f);
+    create_voucher(&f, "BACK", twenty_percent(), 1, 1).await;
+    create_voucher(&f, "GONE", twenty_percent(), 1, 1).await;
+    create_voucher(&f, "MINE", twenty_percent(), 2, 1).await;
+    let back = f
+        .tickets
+        .purchase(with_voucher(&f, "ann", "BACK"))
+        .await
+        .expect("back");
+    let gone = f
+        .tickets
+        .purchase(with_voucher(&f, "ben", "GONE"))
+        .await
+        .expect("gone");
+    let mine = f
+        .tickets
+        .purchase(with_voucher(&f, "cat", "MINE"))
+        .await
+        .expect("mine");
+    f.clock.set(f.sweep_due(&back));
+    assert_eq!(f.tickets.expire_due().await.expect("sweep"), 3);
+    for voucher in ["BACK", "GONE", "MINE"] {
+        assert_eq!(
+            uses(&f, voucher).await,
+            0,
+            "{voucher}: the expiry gave the use back"
+        );
+    }
+    // The last use of GONE goes to another buyer, the one use per customer of MINE to the same
+    // customer's new order.
+    f.tickets
+        .purchase(with_voucher(&f, "dan", "GONE"))
+        .await
+        .expect("dan takes GONE");
+    f.tickets
+        .purchase(with_voucher(&f, "cat", "MINE"))
+        .await
+        .expect("cat again");
+
+    let paid = accepting
+        .pay(PaymentNotice::for_order(
+            &back,
+            PaymentRef::new("pi-back").expect("ref"),
+        ))
+        .await
+        .expect("the use is free: the late payment takes the order back");
+    assert_eq!(paid.status, TicketStatus::Paid);
+    assert_eq!(
+        uses(&f, "BACK").await,
+        1,
+        "the revived order uses BACK again"
+    );
+    for (order, reference, voucher) in [(&gone, "pi-gone", "GONE"), (&mine, "pi-mine", "MINE")] {
+        let late = accepting
+            .pay(PaymentNotice::for_order(
+                order,
+                PaymentRef::new(reference).expect("ref"),
+            ))
+            .await;
+        assert!(
+            matches!(late, Err(Error::PaymentTooLate { .. })),
+            "{voucher}: got {late:?}"
+        );
+        assert_eq!(
+            outcomes(&f, order.id).await,
+            vec![PaymentOutcome::TooLate],
+            "{voucher}: a refund due"
+        );
+        assert_eq!(
+            uses(&f, voucher).await,
+            1,
+            "{voucher}: the count did not move"
+        );
+        assert_eq!(
+            f.queries.order(order.id).await.expect("order").status,
+            TicketStatus::Expired
+        );
+    }
+    let mut owed: Vec<String> = f
+        .tickets
+        .refunds_due(100)
+        .await
+        .expect("refunds due")
+        .iter()
+        .map(|p| p.reference.to_string())
+        .collect();
+    owed.sort_unstable();
+    assert_eq!(owed, vec!["pi-gone", "pi-mine"]);
+    f.audit().await;
+    harness.finish().await;
 }

@@ -1,6 +1,6 @@
 //! The invariant checker: after every step it reads the repository (its active tickets and the
 //! outbox rows written since the last step) and the seat lock, and holds them against DESIGN.md's
-//! invariants 1–7 and against what the simulated customers were told.
+//! invariants 1–8 and against what the simulated customers were told.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -13,7 +13,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use crate::Error;
 use crate::domain::{
     CustomerId, EventId, Order, OrderId, OrderIdSecret, OutboxEntry, OutboxKind, PaymentOutcome,
-    PaymentRef, SeatRef, TicketId, TicketStatus,
+    PaymentRef, SeatRef, TicketId, TicketStatus, VoucherCode, VoucherProblem, ZoneCode,
 };
 use crate::ports::{SeatLock, SeatState, TicketRepository};
 use crate::service::{PurchaseRequest, SeatAvailability, SeatMap, Selection};
@@ -57,6 +57,7 @@ pub(crate) mod inv {
     pub(crate) const LIVENESS: &str = "liveness (every operation finishes)";
     pub(crate) const EXTENSION: &str =
         "hold extension (a pending order, before its deadline, within count and cap)";
+    pub(crate) const VOUCHER: &str = "8 (a voucher's uses within its limits)";
 }
 
 /// An extension moved a pending order's deadline forward, before it passed, within the policy's
@@ -130,6 +131,10 @@ struct ModelOrder {
     /// When it was created, and how often its deadline was extended.
     created: DateTime<Utc>,
     extensions: u32,
+    /// The buyer, and whether the order uses the voucher (its tickets are priced below the
+    /// zone's listed price: the voucher is the only discount the simulated event has).
+    customer: CustomerId,
+    voucher: bool,
 }
 
 /// What the checker knows of the event.
@@ -148,6 +153,14 @@ pub(crate) struct Shape {
     /// purchase.
     pub max_extensions: u32,
     pub max_hold: TimeDelta,
+    /// Each zone's listed price in minor units: a ticket priced below it used the voucher.
+    pub prices: BTreeMap<ZoneCode, i64>,
+    /// The event's voucher and its limits (invariant 8).
+    pub voucher: VoucherCode,
+    pub voucher_uses: u32,
+    pub voucher_per_customer: u32,
+    /// What the voucher takes off each ticket, in minor units.
+    pub voucher_off: i64,
 }
 
 /// Counted (not a failure) for a late payment that paid an order the sweep had not expired yet.
@@ -159,6 +172,12 @@ pub const LATE_PAYMENT_REACTIVATED: &str =
 /// Counted (not a failure) for every extension of a payment deadline, each checked against the
 /// policy.
 pub const HOLD_EXTENDED: &str = "hold extended (within the policy's count and cap)";
+
+/// Counted (not a failure) for every acknowledged purchase that used the voucher.
+pub const VOUCHER_USED: &str = "purchase with the voucher acknowledged (priced with its discount)";
+/// Counted (not a failure) for every purchase refused because the voucher was used up or the
+/// customer had used it already.
+pub const VOUCHER_REFUSED: &str = "purchase refused: voucher used up or customer's use taken";
 
 /// The observation counted instead of a failure when sold marks of refunded orders are tolerated.
 pub(crate) const STALE_SOLD_MARK: &str =
@@ -270,6 +289,12 @@ impl Checker {
                     payment_ref: None,
                     created: first.created_on,
                     extensions: 0,
+                    customer: first.customer.clone(),
+                    voucher: self
+                        .shape
+                        .prices
+                        .get(&first.zone)
+                        .is_some_and(|listed| first.price.minor < *listed),
                 },
             );
             return Ok(());
@@ -460,6 +485,7 @@ impl Checker {
                 ),
             ));
         }
+        self.check_vouchers(repo)?;
         for (order, payment_ref) in &self.acked_pays {
             let model = &self.orders[order];
             let kept = match model.status {
@@ -478,6 +504,56 @@ impl Checker {
             }
         }
         self.check_lock(lock, latest, &per_seat, general)
+    }
+
+    /// Invariant 8: the active orders that used the voucher (by their discounted tickets) are
+    /// within its total and per-customer limits, and the repository's count of its uses is
+    /// exactly that number (a use not given back, or taken twice, would show here).
+    fn check_vouchers(&self, repo: &dyn TicketRepository) -> Check {
+        let shape = &self.shape;
+        let mut per_customer: BTreeMap<&CustomerId, u32> = BTreeMap::new();
+        for model in self.orders.values() {
+            if model.voucher && model.status.is_active() {
+                *per_customer.entry(&model.customer).or_default() += 1;
+            }
+        }
+        let modelled: u32 = per_customer.values().sum();
+        if modelled > shape.voucher_uses {
+            return Err(violation(
+                inv::VOUCHER,
+                format!(
+                    "{modelled} active orders use voucher {}, limit {}",
+                    shape.voucher, shape.voucher_uses
+                ),
+            ));
+        }
+        if let Some((customer, n)) = per_customer
+            .iter()
+            .find(|(_, n)| **n > shape.voucher_per_customer)
+        {
+            return Err(violation(
+                inv::VOUCHER,
+                format!(
+                    "customer {customer} has {n} active orders with voucher {}, limit {}",
+                    shape.voucher, shape.voucher_per_customer
+                ),
+            ));
+        }
+        let counted = ready(repo.voucher_uses(shape.event))
+            .map_err(|e| violation(inv::HISTORY, format!("voucher uses unreadable: {e}")))?
+            .into_iter()
+            .find(|(code, _)| *code == shape.voucher)
+            .map_or(0, |(_, n)| n);
+        if counted != modelled {
+            return Err(violation(
+                inv::VOUCHER,
+                format!(
+                    "the repository counts {counted} uses of voucher {}, its active discounted orders are {modelled}",
+                    shape.voucher
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Invariant 4: looks at the lock as it will be once every hold placed so far has lapsed.
@@ -587,6 +663,33 @@ impl Checker {
                 format!("order {} does not match the request {request:?}", order.id),
             ));
         }
+        if let Some(ticket) = order.tickets.iter().find(|t| {
+            let listed = self.shape.prices.get(&t.zone).copied().unwrap_or_default();
+            let off = if request.voucher.is_some() {
+                self.shape.voucher_off
+            } else {
+                0
+            };
+            t.price.minor != listed - off
+        }) {
+            return Err(violation(
+                inv::VOUCHER,
+                format!(
+                    "order {} has ticket {} at {} for a request {} the voucher",
+                    order.id,
+                    ticket.id,
+                    ticket.price,
+                    if request.voucher.is_some() {
+                        "with"
+                    } else {
+                        "without"
+                    }
+                ),
+            ));
+        }
+        if request.voucher.is_some() {
+            self.observe(VOUCHER_USED);
+        }
         if let Some(key) = &request.idempotency_key {
             let expected =
                 OrderId::for_idempotency_key(&OrderIdSecret::default(), &request.customer, key);
@@ -618,6 +721,15 @@ impl Checker {
         request: &PurchaseRequest,
         error: &Error,
     ) -> Check {
+        if matches!(
+            error,
+            Error::Voucher {
+                problem: VoucherProblem::UsedUp | VoucherProblem::CustomerLimit,
+                ..
+            }
+        ) {
+            self.observe(VOUCHER_REFUSED);
+        }
         let (Error::IdempotencyConflict { .. }, Some(key)) = (error, &request.idempotency_key)
         else {
             return Ok(());

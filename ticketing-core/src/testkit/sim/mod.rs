@@ -34,11 +34,15 @@ mod runner;
 mod workload;
 
 pub use adapters::{FaultySeatLock, FaultyTickets};
-pub use checker::{HOLD_EXTENDED, LATE_PAYMENT_ACCEPTED, LATE_PAYMENT_REACTIVATED, Violation};
+pub use checker::{
+    HOLD_EXTENDED, LATE_PAYMENT_ACCEPTED, LATE_PAYMENT_REACTIVATED, VOUCHER_REFUSED, VOUCHER_USED,
+    Violation,
+};
 pub use faults::{
     FaultConfig, FaultCounts, FaultKind, Faults, PlantedBug, YieldPoint, injected, yield_point,
 };
 pub use rng::{SeededIds, SimRng};
 pub use runner::{
-    Failure, SeedReport, SimConfig, Summary, check_seed, run_prefix, run_seed, run_seeds, shrink,
+    Failure, SIM_VOUCHER, SIM_VOUCHER_USES, SeedReport, SimConfig, Summary, check_seed, run_prefix,
+    run_seed, run_seeds, shrink,
 };

@@ -12,8 +12,9 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::domain::{
-    Currency, Event, EventId, EventSpec, HoldExtension, LatePaymentPolicy, Money, PaymentNotice,
-    PaymentRef, Row, SeatRef, TicketStatus, Venue, VenueId, Zone, ZoneCode, ZoneKind,
+    Currency, Discount, Event, EventId, EventSpec, HoldExtension, LatePaymentPolicy, Money,
+    PaymentNotice, PaymentRef, Row, SeatRef, TicketStatus, Venue, VenueId, Voucher, VoucherCode,
+    VoucherEffect, VoucherSpec, Zone, ZoneCode, ZoneKind,
 };
 use crate::memory::{InMemoryCatalog, InMemorySeatLock, InMemoryTicketRepository};
 use crate::ports::{CatalogRepository, Clock, EventSink, ManualClock, TicketRepository};
@@ -80,7 +81,19 @@ pub struct SimConfig {
     /// (and now and then of another's). The checker holds every `HoldExtended` to it, and
     /// invariant 4's horizon is the longest hold it allows + grace.
     pub hold_extension: HoldExtension,
+    /// The share (0 to 1) of purchases that name the event's voucher [`SIM_VOUCHER`] (1.00 off
+    /// each ticket, [`SIM_VOUCHER_USES`] uses, one per customer). The checker holds its uses to
+    /// invariant 8 at every step, by the discounted ticket prices and by the repository's count.
+    /// 0 by default, which leaves the random sequence as it was before vouchers.
+    pub vouchers: f64,
 }
+
+/// The code of the simulated event's voucher.
+pub const SIM_VOUCHER: &str = "SIM";
+/// How many active orders may use [`SIM_VOUCHER`] at once (one per customer).
+pub const SIM_VOUCHER_USES: u32 = 2;
+/// What [`SIM_VOUCHER`] takes off each ticket, in minor units.
+const SIM_VOUCHER_OFF: i64 = 100;
 
 impl Default for SimConfig {
     /// A small hall (8 seats, 6 standing places) and 5 customers, so purchases collide often.
@@ -107,6 +120,7 @@ impl Default for SimConfig {
                 max_extensions: 3,
                 max_total: Duration::from_secs(150),
             },
+            vouchers: 0.0,
         }
     }
 }
@@ -467,6 +481,8 @@ impl World {
         let catalog = Arc::new(InMemoryCatalog::new());
         ready(catalog.insert_venue(&venue)).expect("insert venue");
         ready(catalog.insert_event(&event)).expect("insert event");
+        let voucher = sim_voucher(&event, start);
+        ready(catalog.insert_voucher(&voucher)).expect("insert voucher");
         let faults = Arc::new(Faults::new(seed, config.faults.clone()));
         let lock = Arc::new(InMemorySeatLock::new());
         let repo = Arc::new(InMemoryTicketRepository::new());
@@ -518,6 +534,15 @@ impl World {
                 accept_late: config.late_payment == LatePaymentPolicy::AcceptIfAvailable,
                 max_extensions: extension.max_extensions,
                 max_hold: span(extension.max_total),
+                prices: event
+                    .prices()
+                    .iter()
+                    .map(|(zone, price)| (zone.clone(), price.minor))
+                    .collect(),
+                voucher_uses: voucher.max_uses(),
+                voucher_per_customer: voucher.max_per_customer(),
+                voucher_off: SIM_VOUCHER_OFF,
+                voucher: voucher.code().clone(),
             }),
             in_flight: Vec::new(),
             next_op: 1,
@@ -910,12 +935,15 @@ impl World {
         } else {
             None
         };
+        let vouchers = self.config.vouchers;
+        let voucher = (vouchers > 0.0 && self.rng.chance(vouchers))
+            .then(|| VoucherCode::new(SIM_VOUCHER).expect("voucher code"));
         let request = PurchaseRequest {
             event: self.event,
             customer: who,
             selection,
             idempotency_key,
-            voucher: None,
+            voucher,
         };
         if request.idempotency_key.is_some() && roll < 70 {
             self.customers.keyed.push(request.clone());
@@ -1114,6 +1142,26 @@ impl World {
 
 /// The longest a payment deadline can be after its order's purchase: the hold time, or the
 /// extension policy's cap when extensions are on.
+/// The event's voucher: [`SIM_VOUCHER_OFF`] off each ticket, [`SIM_VOUCHER_USES`] uses, one per
+/// customer, valid for the whole sale.
+fn sim_voucher(event: &Event, start: DateTime<Utc>) -> Voucher {
+    Voucher::new(
+        event,
+        VoucherSpec {
+            code: VoucherCode::new(SIM_VOUCHER).expect("voucher code"),
+            effect: VoucherEffect::Discount(Discount::Amount(Money::new(
+                SIM_VOUCHER_OFF,
+                event.currency(),
+            ))),
+            max_uses: SIM_VOUCHER_USES,
+            max_per_customer: 1,
+            valid_from: start - TimeDelta::hours(1),
+            valid_until: start + TimeDelta::days(30),
+        },
+    )
+    .expect("voucher")
+}
+
 fn longest_hold(config: &SimConfig) -> TimeDelta {
     config.hold_extension.longest_hold(span(config.hold_time))
 }
