@@ -10,7 +10,7 @@ use crate::auth::{CustomerAuth, JwtKey, PublicKeyAlgorithm, TokenRules};
 use crate::limits::HttpLimits;
 use crate::live_seat_map::LiveSeatMapConfig;
 use crate::rate_limit::PurchaseRate;
-use clap::{Parser, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
 use ticketing_core::domain::{
     AdmissionSecret, HoldExtension, MAX_ZONE_CAPACITY, OrderIdSecret, VenueLimits,
 };
@@ -310,6 +310,32 @@ pub enum LogFormat {
 }
 
 impl Args {
+    /// Parses `argv` as flags only, ignoring every `TICKETING_*` environment variable: for a
+    /// program or a test that configures the server itself. The test suites find their services
+    /// through the same names (`TICKETING_REDIS_URL`, …), so a server a test starts with
+    /// [`Parser::parse_from`] while they are exported would pick up a Redis seat lock or a
+    /// broker it was not given.
+    pub fn try_from_flags<I, T>(argv: I) -> std::result::Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let matches = Self::command()
+            .mut_args(|arg| arg.env(None::<&'static str>))
+            .try_get_matches_from(argv)?;
+        Self::from_arg_matches(&matches)
+    }
+
+    /// [`Args::try_from_flags`] for flags known to be good: panics with clap's message
+    /// otherwise.
+    pub fn from_flags<I, T>(argv: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        Self::try_from_flags(argv).unwrap_or_else(|e| panic!("bad flags: {e}"))
+    }
+
     /// The HTTP limits these flags set.
     pub fn http_limits(&self) -> HttpLimits {
         HttpLimits {
@@ -699,23 +725,23 @@ mod tests {
     #[test]
     fn a_postgres_url_selects_the_postgres_adapters() {
         for url in ["postgres://u@h/db", "postgresql://u@h/db"] {
-            let args = Args::parse_from(["ticketing-server", "--database-url", url]);
+            let args = Args::from_flags(["ticketing-server", "--database-url", url]);
             assert_eq!(args.database(), Some(Database::Postgres));
             assert_eq!(
                 args.describe_backends(),
                 "PostgreSQL tickets and catalog, SQL seat lock, database clock"
             );
         }
-        let args = Args::parse_from(["ticketing-server", "--database-url", "mysql://u@h/db"]);
+        let args = Args::from_flags(["ticketing-server", "--database-url", "mysql://u@h/db"]);
         assert_eq!(args.database(), Some(Database::MySql));
-        assert_eq!(Args::parse_from(["ticketing-server"]).database(), None);
+        assert_eq!(Args::from_flags(["ticketing-server"]).database(), None);
     }
 
     #[test]
     fn write_batching_is_on_by_default_and_can_be_turned_off() {
-        let args = Args::parse_from(["ticketing-server", "--database-url", "mysql://x/y"]);
+        let args = Args::from_flags(["ticketing-server", "--database-url", "mysql://x/y"]);
         assert!(args.describe_backends().ends_with("write batching"));
-        let args = Args::parse_from([
+        let args = Args::from_flags([
             "ticketing-server",
             "--database-url",
             "mysql://x/y",
@@ -726,11 +752,11 @@ mod tests {
 
     #[test]
     fn the_database_clock_is_on_with_a_database_and_can_be_turned_off() {
-        assert!(!Args::parse_from(["ticketing-server"]).database_clock());
-        let args = Args::parse_from(["ticketing-server", "--database-url", "mysql://x/y"]);
+        assert!(!Args::from_flags(["ticketing-server"]).database_clock());
+        let args = Args::from_flags(["ticketing-server", "--database-url", "mysql://x/y"]);
         assert!(args.database_clock());
         assert!(args.describe_backends().contains("database clock"));
-        let args = Args::parse_from([
+        let args = Args::from_flags([
             "ticketing-server",
             "--database-url",
             "mysql://x/y",
@@ -745,7 +771,7 @@ mod tests {
         let sink = |args: &[&str]| {
             let mut all = vec!["ticketing-server"];
             all.extend_from_slice(args);
-            Args::parse_from(all).event_sink()
+            Args::from_flags(all).event_sink()
         };
         assert_eq!(sink(&[]).unwrap(), None);
         assert_eq!(
@@ -776,22 +802,22 @@ mod tests {
             sink(&["--event-sink", "kafka", "--kafka-brokers", "127.0.0.1:9092"]).unwrap(),
             Some(EventSinkKind::Kafka)
         );
-        assert!(Args::try_parse_from(["ticketing-server", "--event-sink", "pulsar"]).is_err());
+        assert!(Args::try_from_flags(["ticketing-server", "--event-sink", "pulsar"]).is_err());
     }
 
     #[test]
     fn the_event_stream_tasks_can_be_turned_off() {
-        let args = Args::parse_from(["ticketing-server"]);
+        let args = Args::from_flags(["ticketing-server"]);
         assert!(!args.no_outbox_relay && !args.no_projection);
-        let args = Args::parse_from(["ticketing-server", "--no-outbox-relay", "--no-projection"]);
+        let args = Args::from_flags(["ticketing-server", "--no-outbox-relay", "--no-projection"]);
         assert!(args.no_outbox_relay && args.no_projection);
     }
 
     #[test]
     fn http_limit_defaults_are_the_library_defaults() {
-        let args = Args::parse_from(["ticketing-server"]);
+        let args = Args::from_flags(["ticketing-server"]);
         assert_eq!(args.http_limits(), HttpLimits::default());
-        let args = Args::parse_from([
+        let args = Args::from_flags([
             "ticketing-server",
             "--header-read-timeout",
             "2s",
@@ -810,17 +836,17 @@ mod tests {
         assert_eq!(limits.body_read_timeout, Duration::from_millis(500));
         assert_eq!(limits.max_in_flight, 2);
         assert_eq!(limits.shutdown_grace, Duration::from_secs(1));
-        assert!(Args::try_parse_from(["ticketing-server", "--max-in-flight", "0"]).is_err());
+        assert!(Args::try_from_flags(["ticketing-server", "--max-in-flight", "0"]).is_err());
     }
 
     #[test]
     fn live_seat_map_flags_bound_the_streams_and_cover_the_map_s_reuse() {
-        let live = Args::parse_from(["ticketing-server"]).live_seat_map();
+        let live = Args::from_flags(["ticketing-server"]).live_seat_map();
         assert_eq!(live.max_streams, 1_024);
         assert_eq!(live.poll, Duration::from_millis(200));
         // 1 s of map reuse + 4 s is under the 5 s floor.
         assert_eq!(live.feed.fresh_replay, Duration::from_secs(5));
-        let live = Args::parse_from([
+        let live = Args::from_flags([
             "ticketing-server",
             "--live-seat-map-streams",
             "3",
@@ -834,16 +860,16 @@ mod tests {
         assert_eq!(live.poll, Duration::from_millis(50));
         assert_eq!(live.feed.fresh_replay, Duration::from_secs(14));
         assert!(
-            Args::try_parse_from(["ticketing-server", "--live-seat-map-streams", "0"]).is_err()
+            Args::try_from_flags(["ticketing-server", "--live-seat-map-streams", "0"]).is_err()
         );
     }
 
     #[test]
     fn seat_map_and_venue_settings_reach_the_service_config() {
-        let config = Args::parse_from(["ticketing-server"]).service_config();
+        let config = Args::from_flags(["ticketing-server"]).service_config();
         assert_eq!(config.seat_map_max_age, Duration::from_secs(1));
         assert_eq!(config.venue_limits, VenueLimits::default());
-        let config = Args::parse_from([
+        let config = Args::from_flags([
             "ticketing-server",
             "--seat-map-max-age",
             "0",
@@ -864,20 +890,20 @@ mod tests {
                 max_seats_per_row: 50
             }
         );
-        assert!(Args::try_parse_from(["ticketing-server", "--max-seats-per-row", "0"]).is_err());
-        let paced = Args::parse_from(["ticketing-server"]).seat_map_reads();
+        assert!(Args::try_from_flags(["ticketing-server", "--max-seats-per-row", "0"]).is_err());
+        let paced = Args::from_flags(["ticketing-server"]).seat_map_reads();
         assert_eq!(paced, NonZeroU32::new(1_000));
-        let unpaced = Args::parse_from(["ticketing-server", "--seat-map-reads-per-second", "0"]);
+        let unpaced = Args::from_flags(["ticketing-server", "--seat-map-reads-per-second", "0"]);
         assert_eq!(unpaced.seat_map_reads(), None);
     }
 
     #[test]
     fn demo_defaults_to_embedded_mode() {
-        let args = Args::parse_from(["ticketing-server"]);
+        let args = Args::from_flags(["ticketing-server"]);
         assert!(args.demo_mode());
-        let args = Args::parse_from(["ticketing-server", "--database-url", "mysql://x/y"]);
+        let args = Args::from_flags(["ticketing-server", "--database-url", "mysql://x/y"]);
         assert!(!args.demo_mode());
-        let args = Args::parse_from([
+        let args = Args::from_flags([
             "ticketing-server",
             "--database-url",
             "mysql://x/y",

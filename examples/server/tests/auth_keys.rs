@@ -6,7 +6,6 @@
 mod common;
 
 use axum::http::StatusCode;
-use clap::Parser;
 use common::TestApp;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
@@ -156,7 +155,7 @@ fn key_flags_that_cannot_work_are_config_errors() {
     let args = |extra: &[&str]| {
         let mut argv = vec!["ticketing-server", "--database-url", "mysql://x/y"];
         argv.extend_from_slice(extra);
-        Args::parse_from(argv)
+        Args::from_flags(argv)
     };
     assert!(
         args(&["--jwt-public-key-file", public, "--jwt-algorithm", "EdDSA"])
@@ -219,7 +218,7 @@ fn key_flags_that_cannot_work_are_config_errors() {
         "demo"
     );
     // Demo mode without a key gets a random secret it can mint with.
-    let demo = Args::parse_from(["ticketing-server"])
+    let demo = Args::from_flags(["ticketing-server"])
         .customer_auth()
         .unwrap();
     assert!(demo.minter().is_some());

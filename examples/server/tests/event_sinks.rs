@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::http::{Method, Request, StatusCode};
-use clap::Parser;
 use common::free_port;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
@@ -78,7 +77,7 @@ async fn a_purchase_reaches_the_read_model(sink_flags: &[&str], sink: &dyn Event
         common::JWT_SECRET.into(),
     ];
     flags.extend(sink_flags.iter().map(|f| (*f).to_owned()));
-    let args = Args::parse_from(flags);
+    let args = Args::from_flags(flags);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(ticketing_server::run(args, async move {
         let _ = stopped.await;

@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use clap::Parser;
 use common::free_port;
 use serde_json::{Value, json};
 use ticketing_server::StartError;
@@ -61,7 +60,7 @@ impl Server {
                 common::JWT_SECRET,
             ];
             argv.extend_from_slice(flags);
-            let args = Args::parse_from(argv);
+            let args = Args::from_flags(argv);
             let (stop, stopped) = oneshot::channel::<()>();
             let task = tokio::spawn(ticketing_server::run(args, async move {
                 let _ = stopped.await;

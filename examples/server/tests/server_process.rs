@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::http::{Request, StatusCode};
-use clap::Parser;
 use common::free_port;
 use http_body_util::Full;
 use hyper_util::client::legacy::Client;
@@ -54,7 +53,7 @@ async fn the_server_prunes_published_history_older_than_the_retention() {
         .unwrap_or_else(|e| panic!("cannot create a test database (set {URL_VAR}): {e}"));
     let address: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let url = database_url(database.name());
-    let args = Args::parse_from([
+    let args = Args::from_flags([
         "ticketing-server",
         "--listen",
         &address.to_string(),

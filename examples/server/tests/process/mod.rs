@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::http::{Method, Request, StatusCode};
-use clap::Parser;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -112,7 +111,7 @@ pub(crate) async fn the_relay_repairs_the_sql_seat_lock(backends_as_expected: fn
         .unwrap_or_else(|e| panic!("cannot create a test database (set {URL_VAR}): {e}"));
     let address: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let url = database_url(database.name());
-    let args = Args::parse_from([
+    let args = Args::from_flags([
         "ticketing-server",
         "--listen",
         &address.to_string(),
