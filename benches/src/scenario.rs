@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use ticketing_core::Error;
 use ticketing_core::domain::{EventId, Money, OrderId, PaymentNotice, SeatRef, ZoneCode};
-use ticketing_core::service::{PurchaseRequest, Selection, TicketService};
+use ticketing_core::service::{BestAvailable, PurchaseRequest, Selection, TicketService};
 
 use crate::client::RequestError;
 use crate::http::HttpBuyer;
@@ -31,6 +31,10 @@ pub enum SeatChoice {
     /// Attempt i takes the i-th free block of seats: no contention, every attempt (up to the
     /// capacity) wins. Measures the purchase pipeline itself.
     Sequential,
+    /// Best available: buyers name no seats and the seat lock chooses and holds a block of
+    /// adjacent seats in one row (`Selection::BestAvailable`, DESIGN.md "Best available").
+    /// Compare with `blocks`, where buyers name such a block themselves.
+    BestAvailable,
 }
 
 /// What is on sale.
@@ -329,6 +333,14 @@ impl RawResult {
 /// What attempt `index` asks for.
 pub fn choose(goods: &Goods, spec: &LoadSpec, index: u64, rng: &mut fastrand::Rng) -> Selection {
     match goods {
+        Goods::Seats(seats) if spec.choice == SeatChoice::BestAvailable => {
+            Selection::BestAvailable(BestAvailable {
+                zone: seats.first().map(|seat| seat.zone.clone()),
+                quantity: spec.seats_per_order.max(1) as u32,
+                rows: None,
+                max_price: None,
+            })
+        }
         Goods::Seats(seats) => Selection::Seats(choose_seats(seats, spec, index, rng)),
         Goods::General { zone, .. } => Selection::General {
             zone: zone.clone(),
@@ -360,7 +372,8 @@ pub fn choose_seats(
                 pick_distinct(seats, k, rng)
             }
         }
-        SeatChoice::Blocks => {
+        // Where a best-available run must name seats (none does now), it names a block.
+        SeatChoice::Blocks | SeatChoice::BestAvailable => {
             let row_len = (SEATS_PER_ROW as usize).min(seats.len());
             let rows = seats.len().div_ceil(row_len);
             let row = rng.usize(0..rows);
@@ -521,6 +534,8 @@ async fn buyer_task(buyer: Buyer, worker: usize, shared: Arc<RunShared>) -> RawR
             (Outcome::Success, Some(order)) => {
                 let bought = places(&selection);
                 shared.note_sale(bought);
+                // A best-available order's seats are the lock's choice, not known here: the
+                // audit counts them in the repository.
                 if let Selection::Seats(seats) = selection {
                     local.sold.extend(seats);
                 }
