@@ -326,18 +326,13 @@ impl State {
     }
 
     /// Prices the tickets of `order` in its tiered zones: each takes a place in the first tier
-    /// of its zone with one left (in seat order, as the SQL adapters insert them) at that tier's
+    /// of its zone with one left (in [`Order::zone_tickets_mut`]'s order) at that tier's
     /// price, or keeps its price past the last tier. Counts the places taken.
     fn take_tiers(&mut self, order: &mut Order, claims: &[TierClaim]) -> Result<()> {
         for claim in claims {
             let key = (order.event_id, claim.zone.clone());
             let sizes: Vec<u32> = claim.tiers.iter().map(|(size, _)| *size).collect();
-            let mut tickets: Vec<&mut Ticket> = order
-                .tickets
-                .iter_mut()
-                .filter(|t| t.zone == claim.zone)
-                .collect();
-            tickets.sort_by(|a, b| a.seat.cmp(&b.seat).then(a.id.cmp(&b.id)));
+            let tickets = order.zone_tickets_mut(&claim.zone);
             let active = self.tier_active.entry(key.clone()).or_default();
             let tiers = assign_tiers(&sizes, active, tickets.len());
             active.resize(sizes.len(), 0);

@@ -22,7 +22,7 @@ fn reference(text: &str) -> PaymentRef {
 }
 
 /// A service over the fixture's adapters that accepts late payments when the seats allow.
-fn accepting(f: &Fixture) -> TicketService {
+pub(super) fn accepting(f: &Fixture) -> TicketService {
     f.service_with_config(ServiceConfig {
         late_payment: LatePaymentPolicy::AcceptIfAvailable,
         ..f.config.clone()

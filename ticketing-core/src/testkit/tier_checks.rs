@@ -6,20 +6,16 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use chrono::TimeDelta;
-
 use crate::Error;
-use crate::domain::LatePaymentPolicy;
 use crate::domain::{
-    Currency, Discount, Money, Order, PaymentNotice, PaymentRef, PriceTier, TicketStatus,
-    VoucherCode, VoucherEffect, VoucherSpec, ZoneCode,
+    Currency, Money, Order, PaymentNotice, PaymentRef, PriceTier, TicketStatus, ZoneCode,
 };
-use crate::ports::Clock;
-use crate::service::{CatalogService, PurchaseRequest, ServiceConfig};
 
 use super::Harness;
 use super::checks::{count, race_purchases};
 use super::fixture::{Fixture, Layout, PRICE_MINOR, outcome};
+use super::payment_checks::accepting;
+use super::voucher_checks::{create_voucher, twenty_percent, with_voucher};
 
 /// Buyers of the stampede check: the 2,000 concurrent buyers.
 const STAMPEDE: usize = 2_000;
@@ -64,7 +60,15 @@ async fn active_per_price(f: &Fixture) -> BTreeMap<i64, usize> {
     per_price
 }
 
-/// The prices of an order's tickets, in seat order (places last, by ticket id).
+/// Buys `n` general-admission places for `who`, panicking on failure.
+async fn places(f: &Fixture, who: &str, n: u32) -> Order {
+    f.tickets
+        .purchase(f.general_request(who, n))
+        .await
+        .expect("purchase")
+}
+
+/// The prices of an order's tickets in the order tiers are given out (seat, then ticket id).
 fn prices(order: &Order) -> Vec<i64> {
     let mut tickets: Vec<_> = order.tickets.iter().collect();
     tickets.sort_by(|a, b| a.seat.cmp(&b.seat).then(a.id.cmp(&b.id)));
@@ -148,82 +152,41 @@ pub async fn price_tiers_span_orders_and_come_back(harness: Harness) {
     assert_eq!(seated.total, eur(FIRST_PRICE + PRICE_MINOR));
 
     // General admission: 1 place, then 3 across the tier boundary.
-    let first = f
-        .tickets
-        .purchase(f.general_request("a", 1))
-        .await
-        .expect("a");
+    let first = places(&f, "a", 1).await;
     assert_eq!(prices(&first), vec![FIRST_PRICE]);
-    let spanning = f
-        .tickets
-        .purchase(f.general_request("b", 3))
-        .await
-        .expect("b");
-    let mut got = prices(&spanning);
-    got.sort();
-    assert_eq!(got, vec![FIRST_PRICE, SECOND_PRICE, SECOND_PRICE]);
+    let spanning = places(&f, "b", 3).await;
+    assert_eq!(
+        prices(&spanning),
+        vec![FIRST_PRICE, SECOND_PRICE, SECOND_PRICE]
+    );
     assert_eq!(spanning.total, eur(FIRST_PRICE + 2 * SECOND_PRICE));
 
     // A cancellation gives its first-tier place back.
     f.tickets.cancel(first.id).await.expect("cancel");
-    let after_cancel = f
-        .tickets
-        .purchase(f.general_request("c", 1))
-        .await
-        .expect("c");
+    let after_cancel = places(&f, "c", 1).await;
     assert_eq!(prices(&after_cancel), vec![FIRST_PRICE]);
 
     // A voucher's 20 % comes off the tier's price: tier 2 has one place left.
-    let now = f.clock.now();
-    CatalogService::new(f.backends.clone())
-        .create_voucher(
-            f.event.id(),
-            VoucherSpec {
-                code: VoucherCode::new("TWENTY").expect("code"),
-                effect: VoucherEffect::Discount(Discount::Percent { basis_points: 2000 }),
-                max_uses: 10,
-                max_per_customer: 1,
-                valid_from: now - TimeDelta::hours(1),
-                valid_until: now + TimeDelta::days(1),
-            },
-        )
-        .await
-        .expect("voucher");
+    create_voucher(&f, "TWENTY", twenty_percent(), 10, 1).await;
     let discounted = f
         .tickets
-        .purchase(PurchaseRequest {
-            voucher: Some(VoucherCode::new("TWENTY").expect("code")),
-            ..f.general_request("d", 1)
-        })
+        .purchase(with_voucher(&f, "d", "TWENTY"))
         .await
         .expect("d");
     assert_eq!(prices(&discounted), vec![SECOND_PRICE - SECOND_PRICE / 5]);
-    let full = f
-        .tickets
-        .purchase(f.general_request("e", 1))
-        .await
-        .expect("e");
+    let full = places(&f, "e", 1).await;
     assert_eq!(prices(&full), vec![PRICE_MINOR], "both tiers are full");
 
     // Every unpaid order expires: every tier place comes back.
     f.clock.set(f.sweep_due(&spanning));
     assert_eq!(f.tickets.expire_due().await.expect("sweep"), 5);
-    let fresh = f
-        .tickets
-        .purchase(f.general_request("f", 3))
-        .await
-        .expect("f");
-    let mut got = prices(&fresh);
-    got.sort();
-    assert_eq!(got, vec![FIRST_PRICE, FIRST_PRICE, SECOND_PRICE]);
+    let fresh = places(&f, "f", 3).await;
+    assert_eq!(prices(&fresh), vec![FIRST_PRICE, FIRST_PRICE, SECOND_PRICE]);
 
     // A late payment takes its places back in the same tiers while they have room: the
     // spanning order's 1 + 2 find 0 + 2 left in tiers 1 and 2, so it is too late; `c`'s one
     // first-tier place finds none either. After `f` cancels, `c` is accepted at its price.
-    let accepting = f.service_with_config(ServiceConfig {
-        late_payment: LatePaymentPolicy::AcceptIfAvailable,
-        ..f.config.clone()
-    });
+    let accepting = accepting(&f);
     let reference = |r: &str| PaymentRef::new(r).expect("reference");
     let gone = accepting
         .pay(PaymentNotice::for_order(&spanning, reference("pi_span")))
@@ -240,14 +203,8 @@ pub async fn price_tiers_span_orders_and_come_back(harness: Harness) {
     assert_eq!(back.status, TicketStatus::Paid);
     assert_eq!(prices(&back), vec![FIRST_PRICE]);
     // `c` holds one of the two first-tier places again: the next 2 places are 1 + 1.
-    let next = f
-        .tickets
-        .purchase(f.general_request("g", 2))
-        .await
-        .expect("g");
-    let mut got = prices(&next);
-    got.sort();
-    assert_eq!(got, vec![FIRST_PRICE, SECOND_PRICE]);
+    let next = places(&f, "g", 2).await;
+    assert_eq!(prices(&next), vec![FIRST_PRICE, SECOND_PRICE]);
     f.audit().await;
     harness.finish().await;
 }

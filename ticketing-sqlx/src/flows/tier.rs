@@ -15,13 +15,13 @@ use std::future::Future;
 
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Pool, Row, Type};
 use ticketing_core::Error;
-use ticketing_core::domain::{EventId, Order, Ticket, ZoneCode};
+use ticketing_core::domain::{EventId, Order, ZoneCode};
 use ticketing_core::ports::NewOrder;
 use uuid::Uuid;
 
 use crate::codec::stored;
 use crate::dialect::Dialect;
-use crate::shards::{MAX_SHARDS, Rooms, allocate, slices, total};
+use crate::shards::{Rooms, Scan, allocate, slices, total};
 
 /// Places of terminal orders per tier shard, as the release reads them.
 pub(crate) struct TierPlaces {
@@ -94,14 +94,9 @@ where
         let mut order = new.order.clone();
         let mut noted = Vec::new();
         let start = order.id.as_uuid().as_u128() as u32;
+        let event = order.event_id;
         for claim in &new.price_tiers {
-            let mut tickets: Vec<&mut Ticket> = order
-                .tickets
-                .iter_mut()
-                .filter(|t| t.zone == claim.zone)
-                .collect();
-            tickets.sort_by(|a, b| a.seat.cmp(&b.seat).then(a.id.cmp(&b.id)));
-            let mut tickets = tickets.into_iter();
+            let mut tickets = order.zone_tickets_mut(&claim.zone).into_iter();
             let mut left = tickets.len() as u32;
             for (tier, (size, price)) in claim.tiers.iter().enumerate() {
                 if left == 0 {
@@ -109,8 +104,7 @@ where
                 }
                 let tier = tier as i32;
                 let taken =
-                    Self::take_in_tier(conn, order.event_id, &claim.zone, tier, *size, left, start)
-                        .await?;
+                    Self::take_in_tier(conn, event, &claim.zone, tier, *size, left, start).await?;
                 for (shard, count) in taken {
                     for ticket in tickets.by_ref().take(count as usize) {
                         ticket.price = *price;
@@ -193,9 +187,8 @@ where
         Ok(plan)
     }
 
-    /// Unlocked shards of the tier with room, from shard `start % MAX_SHARDS` on and wrapping
-    /// around, asking for one row first and twice as many each time, until they hold `want`
-    /// places or none is left (as `zone_capacity`'s scan).
+    /// Unlocked shards of the tier with room, scanned from `start` until they hold `want` places
+    /// or none is left ([`Scan`]).
     async fn free_tier_shards(
         conn: &mut Self::Connection,
         event: EventId,
@@ -204,32 +197,20 @@ where
         want: u32,
         start: u32,
     ) -> Result<Rooms, Self::Error> {
-        let first = start % MAX_SHARDS;
-        let mut rooms = Rooms::new();
-        let mut rows = 1u32;
-        for (from, end) in [(first, MAX_SHARDS), (0, first)] {
-            let mut from = from;
-            while from < end && total(&rooms) < want {
-                let found = Self::tier_rooms(
-                    sqlx::query(Self::TAKE_FREE_TIER_SHARDS)
-                        .bind(event.as_uuid())
-                        .bind(zone.as_str())
-                        .bind(tier)
-                        .bind(from as i32)
-                        .bind(end as i32)
-                        .bind(i64::from(rows))
-                        .fetch_all(&mut *conn)
-                        .await?,
-                )?;
-                let Some(&last) = found.keys().next_back() else {
-                    break;
-                };
-                rooms.extend(found);
-                from = u32::from(last) + 1;
-                rows = (rows * 2).min(MAX_SHARDS);
-            }
+        let mut scan = Scan::new(start, want);
+        while let Some((from, end, rows)) = scan.next_read() {
+            let found = sqlx::query(Self::TAKE_FREE_TIER_SHARDS)
+                .bind(event.as_uuid())
+                .bind(zone.as_str())
+                .bind(tier)
+                .bind(from as i32)
+                .bind(end as i32)
+                .bind(i64::from(rows))
+                .fetch_all(&mut *conn)
+                .await?;
+            scan.found(Self::tier_rooms(found)?);
         }
-        Ok(rooms)
+        Ok(scan.rooms())
     }
 
     /// The shards with room among `rows` (`shard`, `room`).
