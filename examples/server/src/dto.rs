@@ -923,12 +923,29 @@ pub struct CreateEventDto {
     /// and after the last tier at the zone's price. A tier counts active tickets, so a place
     /// of an expired, cancelled or refunded ticket is sold again at its tier's price.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(max_items = 64)]
+    #[schema(schema_with = price_tiers_schema)]
     pub price_tiers: Option<Vec<ZoneTiersDto>>,
 }
 
 /// Most zones with price tiers an event names.
 pub const MAX_TIERED_ZONES: usize = 64;
+
+/// `priceTiers`: up to [`MAX_TIERED_ZONES`] zones' tiers.
+fn price_tiers_schema() -> utoipa::openapi::schema::Array {
+    ArrayBuilder::new()
+        .items(Ref::from_schema_name(ZoneTiersDto::name()))
+        .max_items(Some(MAX_TIERED_ZONES))
+        .build()
+}
+
+/// A zone's `tiers`: 1 to [`MAX_PRICE_TIERS`].
+fn zone_tiers_schema() -> utoipa::openapi::schema::Array {
+    ArrayBuilder::new()
+        .items(Ref::from_schema_name(PriceTierDto::name()))
+        .min_items(Some(1))
+        .max_items(Some(MAX_PRICE_TIERS))
+        .build()
+}
 
 /// The price tiers of one zone, in order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -938,7 +955,7 @@ pub struct ZoneTiersDto {
     #[schema(schema_with = contract::zone_code)]
     pub zone: String,
     /// The tiers, first first.
-    #[schema(min_items = 1, max_items = 16)]
+    #[schema(schema_with = zone_tiers_schema)]
     pub tiers: Vec<PriceTierDto>,
 }
 
