@@ -425,7 +425,7 @@ fn sim_price_tiers(
     config: &SimConfig,
     eur: Currency,
 ) -> Vec<(ZoneCode, Vec<PriceTier>)> {
-    if seed.is_multiple_of(2) {
+    if seed % 2 == 0 {
         return Vec::new();
     }
     let tier = |size: u32, minor: i64| PriceTier {
