@@ -13,7 +13,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use crate::Error;
 use crate::domain::{
     CustomerId, EventId, Order, OrderId, OrderIdSecret, OutboxEntry, OutboxKind, PaymentOutcome,
-    PaymentRef, PriceTier, SeatRef, TicketId, TicketStatus, ZoneCode,
+    PaymentRef, SeatRef, TicketId, TicketStatus,
 };
 use crate::ports::{SeatLock, SeatState, TicketRepository};
 use crate::service::{PurchaseRequest, SeatAvailability, SeatMap, Selection};
@@ -50,7 +50,6 @@ pub(crate) mod inv {
         "4 (no seat blocked without an active ticket beyond hold time + grace)";
     pub(crate) const IDEMPOTENCY: &str = "5 (idempotent purchase)";
     pub(crate) const LIMIT: &str = "6 (per-customer limit)";
-    pub(crate) const TIERS: &str = "9 (a price tier counts at most its size)";
     pub(crate) const REBUILD: &str = "7 (seat availability rebuilt from the database)";
     pub(crate) const DURABLE: &str =
         "durability (every acknowledged purchase is in the repository)";
@@ -149,8 +148,6 @@ pub(crate) struct Shape {
     /// purchase.
     pub max_extensions: u32,
     pub max_hold: TimeDelta,
-    /// The event's price tiers per zone, each at a price no other tier or zone of the event has.
-    pub tiers: BTreeMap<ZoneCode, Vec<PriceTier>>,
 }
 
 /// Counted (not a failure) for a late payment that paid an order the sweep had not expired yet.
@@ -453,25 +450,6 @@ impl Checker {
                 inv::CAPACITY,
                 format!("{general} active GA tickets, capacity {}", shape.capacity),
             ));
-        }
-        for (zone, tiers) in &shape.tiers {
-            for (i, tier) in tiers.iter().enumerate() {
-                let n = active
-                    .iter()
-                    .filter(|t| t.zone == *zone && t.price == tier.price)
-                    .count();
-                if n > tier.size as usize {
-                    return Err(violation(
-                        inv::TIERS,
-                        format!(
-                            "zone {zone} tier {} has {n} active tickets at {}, size {}",
-                            i + 1,
-                            tier.price,
-                            tier.size
-                        ),
-                    ));
-                }
-            }
         }
         if let Some((customer, n)) = per_customer.iter().find(|(_, n)| **n > shape.limit) {
             return Err(violation(

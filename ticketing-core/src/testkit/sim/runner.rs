@@ -13,7 +13,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::domain::{
     Currency, Event, EventId, EventSpec, HoldExtension, LatePaymentPolicy, Money, PaymentNotice,
-    PaymentRef, PriceTier, Row, SeatRef, TicketStatus, Venue, VenueId, Zone, ZoneCode, ZoneKind,
+    PaymentRef, Row, SeatRef, TicketStatus, Venue, VenueId, Zone, ZoneCode, ZoneKind,
 };
 use crate::memory::{InMemoryCatalog, InMemorySeatLock, InMemoryTicketRepository};
 use crate::ports::{CatalogRepository, Clock, EventSink, ManualClock, TicketRepository};
@@ -417,34 +417,6 @@ fn zone(code: &str) -> ZoneCode {
     code.parse().expect("zone code")
 }
 
-/// The price tiers of odd seeds' events (even seeds' have none): one tier of a third of the
-/// seats of `A`, and two of a third of `GA`'s capacity each, every tier at a price of its own so
-/// the checker can tell from a ticket's price which tier it counts in.
-fn sim_price_tiers(
-    seed: u64,
-    config: &SimConfig,
-    eur: Currency,
-) -> Vec<(ZoneCode, Vec<PriceTier>)> {
-    if seed % 2 == 0 {
-        return Vec::new();
-    }
-    let tier = |size: u32, minor: i64| PriceTier {
-        size: size.max(1),
-        price: Money::new(minor, eur),
-    };
-    let seats = config.rows * config.seats_per_row;
-    vec![
-        (zone("A"), vec![tier(seats / 3, 2000)]),
-        (
-            zone("GA"),
-            vec![
-                tier(config.general_capacity / 3, 1000),
-                tier(config.general_capacity / 3, 1200),
-            ],
-        ),
-    ]
-}
-
 impl World {
     fn new(seed: u64, config: &SimConfig) -> World {
         let start = DateTime::from_timestamp(1_893_456_000, 0).expect("2030-01-01");
@@ -491,7 +463,6 @@ impl World {
             },
             &venue,
         )
-        .and_then(|event| event.with_price_tiers(sim_price_tiers(seed, config, eur)))
         .expect("event");
         let catalog = Arc::new(InMemoryCatalog::new());
         ready(catalog.insert_venue(&venue)).expect("insert venue");
@@ -547,7 +518,6 @@ impl World {
                 accept_late: config.late_payment == LatePaymentPolicy::AcceptIfAvailable,
                 max_extensions: extension.max_extensions,
                 max_hold: span(extension.max_total),
-                tiers: event.price_tiers().clone(),
             }),
             in_flight: Vec::new(),
             next_op: 1,
