@@ -10,7 +10,7 @@ use serde::Serialize;
 use ticketing_core::Result;
 use ticketing_core::domain::{
     CustomerId, EventId, IdempotencyKey, Order, OrderId, OutboxEntry, Payment, PaymentRecorded,
-    PaymentRef, PaymentWrite, Ticket, TicketId, TicketStatus, VenueId, VoucherCode,
+    PaymentRef, PaymentWrite, Ticket, TicketId, TicketStatus, VenueId, VoucherCode, ZoneCode,
 };
 use ticketing_core::ports::{
     Extension, ExtensionOutcome, IdempotencyRecord, InsertOutcome, NewOrder, TicketRepository,
@@ -205,6 +205,11 @@ impl TicketRepository for CountingRepository {
     async fn voucher_uses(&self, event: EventId) -> Result<Vec<(VoucherCode, u32)>> {
         bump(&self.counts.reads);
         self.inner.voucher_uses(event).await
+    }
+
+    async fn tier_sales(&self, event: EventId) -> Result<Vec<(ZoneCode, u16, u32)>> {
+        bump(&self.counts.reads);
+        self.inner.tier_sales(event).await
     }
 
     async fn outbox_head(&self) -> Result<Option<u64>> {

@@ -217,6 +217,7 @@ impl AdminApi {
             hold_time_seconds: u32::try_from(spec.hold_time.num_seconds())?,
             per_customer_limit: spec.per_customer_limit,
             hidden_zones: None,
+            price_tiers: None,
         };
         let answer = self.post("/api/admin/events", &body).await?;
         answer.expect(StatusCode::CREATED).map_err(admin_error)

@@ -38,6 +38,74 @@ pub(crate) fn allocate(rooms: &Rooms, n: u32) -> BTreeMap<u16, u32> {
     plan
 }
 
+/// The reads of unlocked shards with room (`FOR UPDATE SKIP LOCKED`), from shard
+/// `start % MAX_SHARDS` on and wrapping around, until the rooms found hold `want` places or no
+/// shard is left. Each read locks only the rows it returns, and it asks for one shard first,
+/// then twice as many each time: a purchase in a zone (or tier) with room locks one shard,
+/// leaving the others to concurrent purchases (a read of all shards at once would lock them
+/// all). The caller runs each read [`Scan::next_read`] names and hands its rows to
+/// [`Scan::found`].
+pub(crate) struct Scan {
+    ranges: [(u32, u32); 2],
+    range: usize,
+    from: u32,
+    rows: u32,
+    want: u32,
+    rooms: Rooms,
+}
+
+impl Scan {
+    pub(crate) fn new(start: u32, want: u32) -> Self {
+        let first = start % MAX_SHARDS;
+        Self {
+            ranges: [(first, MAX_SHARDS), (0, first)],
+            range: 0,
+            from: first,
+            rows: 1,
+            want,
+            rooms: Rooms::new(),
+        }
+    }
+
+    /// The next read: (first shard, end shard exclusive, how many rows), or `None` when the
+    /// rooms found are enough or every shard was read.
+    pub(crate) fn next_read(&mut self) -> Option<(u32, u32, u32)> {
+        if total(&self.rooms) >= self.want {
+            return None;
+        }
+        while let Some(&(_, end)) = self.ranges.get(self.range) {
+            if self.from < end {
+                return Some((self.from, end, self.rows));
+            }
+            self.next_range();
+        }
+        None
+    }
+
+    /// What the last read found: on from its last shard, or the next range when it found none.
+    pub(crate) fn found(&mut self, found: Rooms) {
+        let Some(&last) = found.keys().next_back() else {
+            self.next_range();
+            return;
+        };
+        self.rooms.extend(found);
+        self.from = u32::from(last) + 1;
+        self.rows = (self.rows * 2).min(MAX_SHARDS);
+    }
+
+    fn next_range(&mut self) {
+        self.range += 1;
+        if let Some(&(from, _)) = self.ranges.get(self.range) {
+            self.from = from;
+        }
+    }
+
+    /// The rooms found.
+    pub(crate) fn rooms(self) -> Rooms {
+        self.rooms
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -54,6 +122,23 @@ mod tests {
             let (lo, hi) = (s.iter().min().unwrap(), s.iter().max().unwrap());
             assert!(hi - lo <= 1, "{capacity}: {s:?}");
         }
+    }
+
+    #[test]
+    fn a_scan_reads_from_its_start_wraps_around_and_stops_when_it_has_enough() {
+        let mut scan = Scan::new(MAX_SHARDS + 30, 5);
+        assert_eq!(scan.next_read(), Some((30, MAX_SHARDS, 1)));
+        scan.found([(30, 1)].into_iter().collect());
+        assert_eq!(scan.next_read(), Some((31, MAX_SHARDS, 2)));
+        scan.found(Rooms::new());
+        assert_eq!(scan.next_read(), Some((0, 30, 2)));
+        scan.found([(0, 1), (4, 3)].into_iter().collect());
+        assert_eq!(scan.next_read(), None, "5 places found");
+        assert_eq!(total(&scan.rooms()), 5);
+        let mut empty = Scan::new(0, 1);
+        assert_eq!(empty.next_read(), Some((0, MAX_SHARDS, 1)));
+        empty.found(Rooms::new());
+        assert_eq!(empty.next_read(), None, "the second range is empty");
     }
 
     #[test]

@@ -5,7 +5,7 @@ mod pg_support;
 mod support;
 
 use pg_support::database;
-use support::{Show, ms, t0, with_key};
+use support::{PRICE, Show, eur, ms, t0, with_key, zone};
 use ticketing_sqlx::postgres::PgTicketRepository;
 use ticketing_sqlx::postgres::testing::TestDatabase;
 
@@ -23,5 +23,9 @@ const ZONE_USAGE_TOTALS: &str = "SELECT SUM(active)::bigint, \
 /// Binds: event, code. The active orders using a voucher, counted from the order rows.
 const ACTIVE_VOUCHER_ORDERS: &str = "SELECT COUNT(*) FROM orders \
      WHERE event_id = $1 AND voucher_code = $2 AND status IN ('PENDING_PAYMENT', 'PAID')";
+
+/// Binds: event, price. The active tickets stored at a price, counted from the ticket rows.
+const ACTIVE_TICKETS_AT_PRICE: &str = "SELECT COUNT(*) FROM tickets \
+     WHERE event_id = $1 AND price_minor = $2 AND status IN ('PENDING_PAYMENT', 'PAID')";
 
 include!("races/checks.rs");

@@ -23,4 +23,8 @@ const ZONE_USAGE_TOTALS: &str = "SELECT CAST(SUM(active) AS SIGNED), \
 const ACTIVE_VOUCHER_ORDERS: &str = "SELECT COUNT(*) FROM orders \
      WHERE event_id = ? AND voucher_code = ? AND status IN ('PENDING_PAYMENT', 'PAID')";
 
+/// Binds: event, price. The active tickets stored at a price, counted from the ticket rows.
+const ACTIVE_TICKETS_AT_PRICE: &str = "SELECT COUNT(*) FROM tickets \
+     WHERE event_id = ? AND price_minor = ? AND status IN ('PENDING_PAYMENT', 'PAID')";
+
 include!("races/checks.rs");

@@ -13,11 +13,12 @@ use serde::{Deserialize, Deserializer, Serialize};
 use ticketing_core::Error;
 use ticketing_core::domain::{
     Currency, CustomerId, Event, EventId, EventSpec, MAX_HOLD_TIME, MAX_PER_CUSTOMER_LIMIT,
-    MAX_ZONE_CAPACITY, MIN_HOLD_TIME, Money, Order, Payment, RowLabel, SeatRef, Ticket,
-    TicketStatus, Venue, VenueId, VenueLimits, Zone, ZoneCode, ZoneKind,
+    MAX_PRICE_TIERS, MAX_ZONE_CAPACITY, MIN_HOLD_TIME, Money, Order, Payment, PriceTier, RowLabel,
+    SeatRef, Ticket, TicketStatus, Venue, VenueId, VenueLimits, Zone, ZoneCode, ZoneKind,
 };
 use ticketing_core::service::{
     BestAvailable, GeneralAvailability, PurchaseRequest, RowRange, SeatMap, SeatRange, Selection,
+    TierStanding,
 };
 use utoipa::openapi::schema::{
     AdditionalProperties, ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, Type,
@@ -917,6 +918,62 @@ pub struct CreateEventDto {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(schema_with = hidden_zones_schema)]
     pub hidden_zones: Option<Vec<String>>,
+    /// Count-based price tiers (early-bird waves) of some priced zones, each zone once: the
+    /// first `size` tickets of the zone at the first tier's price, the next at the second's,
+    /// and after the last tier at the zone's price. A tier counts active tickets, so a place
+    /// of an expired, cancelled or refunded ticket is sold again at its tier's price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = price_tiers_schema)]
+    pub price_tiers: Option<Vec<ZoneTiersDto>>,
+}
+
+/// Most zones with price tiers an event names.
+pub const MAX_TIERED_ZONES: usize = 64;
+
+/// `priceTiers`: up to [`MAX_TIERED_ZONES`] zones' tiers.
+fn price_tiers_schema() -> utoipa::openapi::schema::Array {
+    ArrayBuilder::new()
+        .items(Ref::from_schema_name(ZoneTiersDto::name()))
+        .max_items(Some(MAX_TIERED_ZONES))
+        .build()
+}
+
+/// A zone's `tiers`: 1 to [`MAX_PRICE_TIERS`].
+fn zone_tiers_schema() -> utoipa::openapi::schema::Array {
+    ArrayBuilder::new()
+        .items(Ref::from_schema_name(PriceTierDto::name()))
+        .min_items(Some(1))
+        .max_items(Some(MAX_PRICE_TIERS))
+        .build()
+}
+
+/// The price tiers of one zone, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ZoneTiersDto {
+    /// A priced zone of the event.
+    #[schema(schema_with = contract::zone_code)]
+    pub zone: String,
+    /// The tiers, first first.
+    #[schema(schema_with = zone_tiers_schema)]
+    pub tiers: Vec<PriceTierDto>,
+}
+
+/// One price tier: `size` tickets at a price.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PriceTierDto {
+    /// How many active tickets the tier holds.
+    #[schema(schema_with = contract::places)]
+    #[serde(deserialize_with = "whole")]
+    pub size: u32,
+    /// Minor units.
+    #[schema(schema_with = contract::price_minor)]
+    #[serde(deserialize_with = "whole")]
+    pub amount_minor: i64,
+    /// ISO 4217 code: the event's currency.
+    #[schema(schema_with = contract::currency)]
+    pub currency: String,
 }
 
 /// Most hidden zones an event names.
@@ -941,6 +998,46 @@ impl CreateEventDto {
             .flatten()
             .map(|zone| parse::<ZoneCode>(zone))
             .collect()
+    }
+
+    /// The price tiers per zone, after checking what the schema states (`400`); the rules
+    /// between them and the event (a priced zone, given once, the event's currency) are the
+    /// service's (`422`).
+    pub fn price_tiers(&self) -> ApiResult<BTreeMap<ZoneCode, Vec<PriceTier>>> {
+        let zones = self.price_tiers.as_deref().unwrap_or_default();
+        check_range(
+            "price_tiers",
+            zones.len() as i64,
+            0,
+            MAX_TIERED_ZONES as i64,
+        )?;
+        let mut checked = BTreeMap::new();
+        for zone in zones {
+            check_range(
+                "price_tiers",
+                zone.tiers.len() as i64,
+                1,
+                MAX_PRICE_TIERS as i64,
+            )?;
+            let mut tiers = Vec::with_capacity(zone.tiers.len());
+            for t in &zone.tiers {
+                check_range("price_tiers", t.size.into(), 1, MAX_ZONE_CAPACITY.into())?;
+                check_range("price_tiers", t.amount_minor, 0, i64::MAX)?;
+                let currency = Currency::new(&t.currency).map_err(malformed)?;
+                tiers.push(PriceTier {
+                    size: t.size,
+                    price: Money::new(t.amount_minor, currency),
+                });
+            }
+            let code = parse::<ZoneCode>(&zone.zone)?;
+            if checked.insert(code.clone(), tiers).is_some() {
+                return Err(ApiError::from(Error::invalid(
+                    "price_tiers",
+                    format!("zone {code} is given tiers twice"),
+                )));
+            }
+        }
+        Ok(checked)
     }
 
     /// The core event spec, after checking what the schema states (`400`). A zone priced twice
@@ -1020,9 +1117,54 @@ pub struct EventDto {
     /// prices out).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hidden_zones: Vec<String>,
+    /// The price tiers of its zones, in zone and tier order, with the places each has left as
+    /// counted when the event was read (the public event leaves out hidden zones' tiers).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub price_tiers: Vec<TierStandingDto>,
+}
+
+/// A price tier of a zone with the places it has left.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TierStandingDto {
+    /// The zone.
+    pub zone: String,
+    /// The tier's number in the zone, 1 for the first.
+    pub tier: u32,
+    /// How many active tickets the tier holds.
+    pub size: u32,
+    /// The tier's price in minor units.
+    pub amount_minor: i64,
+    /// ISO 4217 code.
+    pub currency: String,
+    /// Places left at this price when the event was read.
+    pub places_left: u32,
+}
+
+impl From<&TierStanding> for TierStandingDto {
+    fn from(t: &TierStanding) -> Self {
+        Self {
+            zone: t.zone.to_string(),
+            tier: u32::from(t.index) + 1,
+            size: t.tier.size,
+            amount_minor: t.tier.price.minor,
+            currency: t.tier.price.currency.to_string(),
+            places_left: t.places_left(),
+        }
+    }
 }
 
 impl EventDto {
+    /// The same event with `tiers` shown, but those of hidden zones when `public`.
+    pub fn with_tiers(mut self, event: &Event, tiers: &[TierStanding], public: bool) -> Self {
+        self.price_tiers = tiers
+            .iter()
+            .filter(|t| !(public && event.is_hidden(&t.zone)))
+            .map(TierStandingDto::from)
+            .collect();
+        self
+    }
+
     /// The event as the admin sees it: every price, and the hidden zones named.
     pub fn admin(e: &Event) -> Self {
         Self {
@@ -1055,6 +1197,7 @@ impl From<&Event> for EventDto {
             hold_time_seconds: e.hold_time().num_seconds(),
             per_customer_limit: e.per_customer_limit(),
             hidden_zones: Vec::new(),
+            price_tiers: Vec::new(),
         }
     }
 }

@@ -28,6 +28,7 @@ use ticketing_core::Result;
 use ticketing_core::domain::{
     CustomerId, EventId, IdempotencyKey, Order, OrderId, OutboxEntry, Payment, PaymentRecorded,
     PaymentRef, PaymentWrite, SeatRef, Ticket, TicketId, TicketStatus, VenueId, VoucherCode,
+    ZoneCode,
 };
 use ticketing_core::ports::{
     Clock, Extension, ExtensionOutcome, IdempotencyRecord, InsertOutcome, NewOrder, SeatState,
@@ -146,6 +147,10 @@ impl TicketRepository for SlowWrites {
 
     async fn voucher_uses(&self, event: EventId) -> Result<Vec<(VoucherCode, u32)>> {
         self.inner.voucher_uses(event).await
+    }
+
+    async fn tier_sales(&self, event: EventId) -> Result<Vec<(ZoneCode, u16, u32)>> {
+        self.inner.tier_sales(event).await
     }
 }
 

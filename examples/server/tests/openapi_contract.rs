@@ -12,9 +12,10 @@ use axum::http::{Method, Request, StatusCode, header};
 use common::{ADMIN, TestApp, purchase};
 use serde_json::{Value, json};
 use ticketing_core::domain::{
-    IdempotencyKey, MAX_HOLD_TIME, MAX_NAME_CHARS, MAX_PER_CUSTOMER_LIMIT, PaymentRef, RowLabel,
-    VenueLimits, ZoneCode,
+    IdempotencyKey, MAX_HOLD_TIME, MAX_NAME_CHARS, MAX_PER_CUSTOMER_LIMIT, MAX_PRICE_TIERS,
+    MAX_ZONE_CAPACITY, PaymentRef, RowLabel, VenueLimits, ZoneCode,
 };
+use ticketing_server::dto::MAX_TIERED_ZONES;
 use ticketing_server::openapi::{DemoRoutes, document, document_with_limits};
 
 /// Every operation with the statuses it must document.
@@ -305,6 +306,14 @@ fn bounds_are_the_domain_s() {
     );
     assert_eq!(event["perCustomerLimit"]["maximum"], MAX_PER_CUSTOMER_LIMIT);
     assert_eq!(event["prices"]["minItems"], 1);
+    assert_eq!(event["priceTiers"]["maxItems"], MAX_TIERED_ZONES);
+    let tiers = &schema(&doc, "ZoneTiersDto")["properties"]["tiers"];
+    assert_eq!(tiers["minItems"], 1);
+    assert_eq!(tiers["maxItems"], MAX_PRICE_TIERS);
+    let tier = &schema(&doc, "PriceTierDto")["properties"];
+    assert_eq!(tier["size"]["minimum"], 1);
+    assert_eq!(tier["size"]["maximum"], MAX_ZONE_CAPACITY);
+    assert_eq!(tier["amountMinor"]["minimum"], 0);
     let price = &schema(&doc, "PriceDto")["properties"];
     assert_eq!(price["amountMinor"]["minimum"], 0);
     assert_eq!(price["currency"]["pattern"], "^[A-Z]{3}$");

@@ -6,6 +6,7 @@ use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 
 use super::ids::{EventId, VenueId, ZoneCode};
 use super::money::{Currency, Money};
+use super::price_tier::{PriceTier, check_tiers};
 use super::venue::{Venue, check_name};
 use crate::Error;
 
@@ -48,6 +49,7 @@ pub struct Event {
     hold_time: TimeDelta,
     per_customer_limit: u32,
     hidden_zones: BTreeSet<ZoneCode>,
+    price_tiers: BTreeMap<ZoneCode, Vec<PriceTier>>,
 }
 
 impl Event {
@@ -103,6 +105,7 @@ impl Event {
             hold_time: spec.hold_time,
             per_customer_limit: spec.per_customer_limit,
             hidden_zones: BTreeSet::new(),
+            price_tiers: BTreeMap::new(),
         })
     }
 
@@ -123,6 +126,33 @@ impl Event {
                 ));
             }
             self.hidden_zones.insert(zone);
+        }
+        Ok(self)
+    }
+
+    /// The same event with count-based price tiers (early-bird waves) for some zones: the first
+    /// tickets of each zone sell at its first tier's price, the next at the second's, and after
+    /// the last tier at the zone's price. Each zone must be priced, given once, and have
+    /// 1..=[`MAX_PRICE_TIERS`](super::MAX_PRICE_TIERS) tiers of size at least 1 in the event's
+    /// currency; seated and general-admission zones alike.
+    pub fn with_price_tiers(
+        mut self,
+        tiers: impl IntoIterator<Item = (ZoneCode, Vec<PriceTier>)>,
+    ) -> Result<Self, Error> {
+        for (zone, zone_tiers) in tiers {
+            if !self.prices.contains_key(&zone) {
+                return Err(Error::invalid(
+                    "price_tiers",
+                    format!("zone {zone} has no price for this event"),
+                ));
+            }
+            check_tiers(&zone_tiers, self.currency)?;
+            if self.price_tiers.insert(zone.clone(), zone_tiers).is_some() {
+                return Err(Error::invalid(
+                    "price_tiers",
+                    format!("zone {zone} is given tiers twice"),
+                ));
+            }
         }
         Ok(self)
     }
@@ -174,6 +204,14 @@ impl Event {
     /// Whether `zone` is hidden ([`Event::with_hidden_zones`]).
     pub fn is_hidden(&self, zone: &ZoneCode) -> bool {
         self.hidden_zones.contains(zone)
+    }
+    /// The price tiers of every tiered zone ([`Event::with_price_tiers`]).
+    pub fn price_tiers(&self) -> &BTreeMap<ZoneCode, Vec<PriceTier>> {
+        &self.price_tiers
+    }
+    /// The price tiers of `zone`, in order; empty when the zone has none.
+    pub fn tiers_of(&self, zone: &ZoneCode) -> &[PriceTier] {
+        self.price_tiers.get(zone).map_or(&[], Vec::as_slice)
     }
     /// Whether tickets can be bought at `now`.
     pub fn is_on_sale(&self, now: DateTime<Utc>) -> bool {

@@ -8,6 +8,7 @@ mod ids;
 mod money;
 mod outbox;
 mod payment;
+mod price_tier;
 mod sales;
 mod status;
 mod ticket;
@@ -33,6 +34,7 @@ pub use payment::{
     LatePaymentPolicy, Payment, PaymentDecision, PaymentEffect, PaymentNotice, PaymentOutcome,
     PaymentRecorded, PaymentWrite, refusal,
 };
+pub use price_tier::{MAX_PRICE_TIERS, PriceTier, assign_tiers};
 pub use sales::{EventTotals, SalesChange, SalesCounter, ZoneTotals};
 pub use status::{TicketAction, TicketStatus};
 pub use ticket::{Order, Ticket};

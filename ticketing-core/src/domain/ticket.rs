@@ -62,6 +62,18 @@ pub struct Order {
 }
 
 impl Order {
+    /// The tickets of `zone`, in seat order and then by id: the order in which a zone's price
+    /// tiers are given out, the same on every adapter.
+    pub fn zone_tickets_mut(&mut self, zone: &ZoneCode) -> Vec<&mut Ticket> {
+        let mut tickets: Vec<&mut Ticket> = self
+            .tickets
+            .iter_mut()
+            .filter(|t| t.zone == *zone)
+            .collect();
+        tickets.sort_by(|a, b| a.seat.cmp(&b.seat).then(a.id.cmp(&b.id)));
+        tickets
+    }
+
     /// Groups the tickets of one order. `None` when `tickets` is empty; an error when they do not
     /// belong to one order (a storage bug).
     pub fn from_tickets(mut tickets: Vec<Ticket>) -> Result<Option<Order>, Error> {

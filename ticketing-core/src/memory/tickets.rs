@@ -1,4 +1,4 @@
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::ops::Bound;
 use std::sync::Mutex;
 
@@ -9,15 +9,18 @@ use super::lock;
 use crate::domain::{
     CustomerId, EventId, IdempotencyKey, Order, OrderId, OutboxEntry, OutboxEvent, OutboxKind,
     Payment, PaymentRecorded, PaymentRef, PaymentWrite, SeatRef, Ticket, TicketAction, TicketId,
-    TicketStatus, VenueId, VoucherCode, VoucherProblem, ZoneCode,
+    TicketStatus, VenueId, VoucherCode, VoucherProblem, ZoneCode, assign_tiers,
 };
 use crate::ports::{
     Extension, ExtensionOutcome, IdempotencyRecord, InsertOutcome, NewOrder, OutboxStore,
-    TicketRepository, Transition, VoucherClaim,
+    TicketRepository, TierClaim, Transition, VoucherClaim,
 };
 use crate::{Error, Result};
 
 mod ledger;
+
+/// Tier places per (zone, tier index).
+type TierPlaces = BTreeMap<(ZoneCode, u16), u32>;
 
 /// Tickets, idempotency records and the outbox in memory. One mutex makes every call one
 /// transaction, so this is the reference model the database adapters are compared with.
@@ -48,6 +51,14 @@ struct State {
     /// Active orders per voucher, and per voucher and customer.
     voucher_active: HashMap<(EventId, VoucherCode), u32>,
     voucher_customer_active: HashMap<(EventId, VoucherCode, CustomerId), u32>,
+    /// Active tickets per price tier of each tiered zone, by tier index.
+    tier_active: HashMap<(EventId, ZoneCode), Vec<u32>>,
+    /// The tier sizes of each tiered zone, as its first order's claim gave them (for a late
+    /// payment taking a place back).
+    tier_sizes: HashMap<(EventId, ZoneCode), Vec<u32>>,
+    /// The tier each tiered ticket counts in; kept after the ticket ends, so a late payment
+    /// takes the same tier back.
+    ticket_tiers: HashMap<TicketId, u16>,
     idempotency: HashMap<(CustomerId, IdempotencyKey), IdempotencyRecord>,
     /// (order created, customer, key) of every idempotency record, oldest first, for pruning.
     idempotency_by_age: BTreeSet<(DateTime<Utc>, CustomerId, IdempotencyKey)>,
@@ -314,6 +325,93 @@ impl State {
         }
     }
 
+    /// Prices the tickets of `order` in its tiered zones: each takes a place in the first tier
+    /// of its zone with one left (in [`Order::zone_tickets_mut`]'s order) at that tier's
+    /// price, or keeps its price past the last tier. Counts the places taken.
+    fn take_tiers(&mut self, order: &mut Order, claims: &[TierClaim]) -> Result<()> {
+        for claim in claims {
+            let key = (order.event_id, claim.zone.clone());
+            let sizes: Vec<u32> = claim.tiers.iter().map(|(size, _)| *size).collect();
+            let tickets = order.zone_tickets_mut(&claim.zone);
+            let active = self.tier_active.entry(key.clone()).or_default();
+            let tiers = assign_tiers(&sizes, active, tickets.len());
+            active.resize(sizes.len(), 0);
+            for (ticket, tier) in tickets.into_iter().zip(tiers) {
+                let Some(tier) = tier else { continue };
+                active[usize::from(tier)] += 1;
+                ticket.price = claim.tiers[usize::from(tier)].1;
+                self.ticket_tiers.insert(ticket.id, tier);
+            }
+            self.tier_sizes.entry(key).or_insert(sizes);
+        }
+        if !claims.is_empty() {
+            // The total follows the tickets' new prices.
+            *order = Order::from_tickets(std::mem::take(&mut order.tickets))?
+                .ok_or_else(|| Error::internal("a priced order without tickets"))?;
+        }
+        Ok(())
+    }
+
+    /// Gives back the tier places of `order`'s tickets, which just turned terminal.
+    fn give_tiers_back(&mut self, order: &Order) {
+        for ticket in &order.tickets {
+            if let Some(tier) = self.ticket_tiers.get(&ticket.id)
+                && let Some(active) = self
+                    .tier_active
+                    .get_mut(&(ticket.event_id, ticket.zone.clone()))
+                && let Some(n) = active.get_mut(usize::from(*tier))
+            {
+                *n = n.saturating_sub(1);
+            }
+        }
+    }
+
+    /// A late payment's check: the tier places the expired `order`'s tickets take back, each in
+    /// the tier it was priced in, or `SoldOut` when a tier has no place left for them (the
+    /// payment is then a refund due, as when its seats are gone). Counts nothing; the places
+    /// are then counted by [`State::count_tiers`].
+    pub(super) fn check_tiers_back(&self, order: &Order) -> Result<TierPlaces> {
+        let mut wanted: BTreeMap<(ZoneCode, u16), u32> = BTreeMap::new();
+        for ticket in &order.tickets {
+            if let Some(tier) = self.ticket_tiers.get(&ticket.id) {
+                *wanted.entry((ticket.zone.clone(), *tier)).or_default() += 1;
+            }
+        }
+        for ((zone, tier), n) in &wanted {
+            let key = (order.event_id, zone.clone());
+            let size = self
+                .tier_sizes
+                .get(&key)
+                .and_then(|s| s.get(usize::from(*tier)))
+                .copied()
+                .unwrap_or(0);
+            let active = self
+                .tier_active
+                .get(&key)
+                .and_then(|a| a.get(usize::from(*tier)))
+                .copied()
+                .unwrap_or(0);
+            if active + n > size {
+                return Err(Error::SoldOut {
+                    zone: zone.clone(),
+                    requested: *n,
+                });
+            }
+        }
+        Ok(wanted)
+    }
+
+    /// Counts the tier places [`State::check_tiers_back`] allowed for `order`.
+    pub(super) fn count_tiers(&mut self, order: &Order, places: TierPlaces) {
+        for ((zone, tier), n) in places {
+            if let Some(active) = self.tier_active.get_mut(&(order.event_id, zone))
+                && let Some(count) = active.get_mut(usize::from(tier))
+            {
+                *count += n;
+            }
+        }
+    }
+
     fn record(&mut self, kind: OutboxKind, order: &Order, at: DateTime<Utc>) {
         self.append(OutboxEvent::for_order(kind, order, at));
     }
@@ -409,6 +507,7 @@ impl State {
         }
         if to.is_terminal() {
             self.give_voucher_back(&order);
+            self.give_tiers_back(&order);
         }
         let order = self.order(id)?;
         self.record(OutboxKind::for_action(action), &order, now);
@@ -481,7 +580,10 @@ impl TicketRepository for InMemoryTicketRepository {
         if let Some(claim) = &new.voucher {
             state.check_voucher(order, claim)?;
         }
-        // Every check passed: write everything.
+        // Every check passed: write everything, the tickets at their tiers' prices.
+        let mut priced = order.clone();
+        state.take_tiers(&mut priced, &new.price_tiers)?;
+        let order = &priced;
         for ticket in &order.tickets {
             if let Some(seat) = &ticket.seat {
                 state
@@ -519,7 +621,11 @@ impl TicketRepository for InMemoryTicketRepository {
                 .insert((created, idem.customer.clone(), idem.key.clone()));
         }
         state.record(OutboxKind::TicketReserved, order, created);
-        Ok(InsertOutcome::Inserted)
+        if new.price_tiers.is_empty() {
+            Ok(InsertOutcome::Inserted)
+        } else {
+            Ok(InsertOutcome::Priced(priced))
+        }
     }
 
     async fn idempotency_record(
@@ -633,6 +739,23 @@ impl TicketRepository for InMemoryTicketRepository {
             .collect();
         uses.sort();
         Ok(uses)
+    }
+
+    async fn tier_sales(&self, event: EventId) -> Result<Vec<(ZoneCode, u16, u32)>> {
+        let state = lock(&self.state);
+        let mut sales: Vec<(ZoneCode, u16, u32)> = state
+            .tier_active
+            .iter()
+            .filter(|((e, _), _)| *e == event)
+            .flat_map(|((_, zone), active)| {
+                active
+                    .iter()
+                    .enumerate()
+                    .map(|(tier, n)| (zone.clone(), u16::try_from(tier).unwrap_or(u16::MAX), *n))
+            })
+            .collect();
+        sales.sort();
+        Ok(sales)
     }
 
     async fn active_tickets_page(
@@ -867,6 +990,7 @@ mod tests {
                 order_id,
             }),
             voucher: None,
+            price_tiers: Vec::new(),
             order,
         })
     }

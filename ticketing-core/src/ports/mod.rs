@@ -20,7 +20,7 @@ pub use seat_lock::{
 };
 pub use tickets::{
     Extension, ExtensionOutcome, IdempotencyRecord, InsertOutcome, NewOrder, TicketRepository,
-    Transition, VoucherClaim,
+    TierClaim, Transition, VoucherClaim,
 };
 pub use waiting_room::{Admission, Gate, Occupancy, Place, WaitingRoom};
 

@@ -8,9 +8,9 @@ use crate::Result;
 #[cfg(doc)]
 use crate::domain::PaymentEffect;
 use crate::domain::{
-    CustomerId, EventId, IdempotencyKey, Order, OrderId, OutboxEntry, Payment, PaymentRecorded,
-    PaymentRef, PaymentWrite, Ticket, TicketAction, TicketId, TicketStatus, VenueId, VoucherCode,
-    ZoneCode,
+    CustomerId, EventId, IdempotencyKey, Money, Order, OrderId, OutboxEntry, Payment,
+    PaymentRecorded, PaymentRef, PaymentWrite, Ticket, TicketAction, TicketId, TicketStatus,
+    VenueId, VoucherCode, ZoneCode,
 };
 
 /// The idempotency record stored with an order: the key and a fingerprint of the request.
@@ -41,6 +41,26 @@ pub struct NewOrder {
     pub idempotency: Option<IdempotencyRecord>,
     /// The voucher the order uses, if any: one use, taken in the same transaction.
     pub voucher: Option<VoucherClaim>,
+    /// The price tiers of the order's tiered zones, one entry per zone (none without tiers):
+    /// the repository decides each ticket's tier, and so its price, in the same transaction.
+    pub price_tiers: Vec<TierClaim>,
+}
+
+/// The price tiers of one zone of a new order, with the prices this order pays in each.
+///
+/// Each ticket of the order in `zone` takes a place in the first tier that has one left (a
+/// tier's active tickets, PENDING_PAYMENT or PAID, this order's included, must not exceed its
+/// size) and is priced at that tier's price; past the last tier it keeps the price it was built
+/// with (the zone's). The place is counted with the order, given back by the transaction that
+/// makes the order terminal, and taken again in the same tier by a late payment that takes an
+/// expired order back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TierClaim {
+    /// The tiered zone.
+    pub zone: ZoneCode,
+    /// Each tier's size and the price of a ticket of this order in it (any voucher's discount
+    /// applied), in tier order.
+    pub tiers: Vec<(u32, Money)>,
 }
 
 /// The use of a voucher by a new order, with the limits the repository enforces.
@@ -64,6 +84,10 @@ pub struct VoucherClaim {
 pub enum InsertOutcome {
     /// The order, its idempotency record and its outbox row were written.
     Inserted,
+    /// As [`InsertOutcome::Inserted`], for an order with price tiers
+    /// ([`NewOrder::price_tiers`]): the order as written, each ticket at the price of the tier
+    /// the repository counted it in.
+    Priced(Order),
     /// Nothing was written: this customer already used this idempotency key; here is its record.
     DuplicateKey(IdempotencyRecord),
 }
@@ -245,6 +269,11 @@ pub trait TicketRepository: Send + Sync {
     /// How many active orders (PENDING_PAYMENT or PAID) use each voucher of `event` that was
     /// ever used, by code; a voucher missing from the answer has no use.
     async fn voucher_uses(&self, event: EventId) -> Result<Vec<(VoucherCode, u32)>>;
+
+    /// How many active tickets (PENDING_PAYMENT or PAID) count in each price tier of `event`'s
+    /// tiered zones that ever sold, as (zone, tier index from 0, active), by zone and tier; a
+    /// tier missing from the answer has sold nothing.
+    async fn tier_sales(&self, event: EventId) -> Result<Vec<(ZoneCode, u16, u32)>>;
 
     /// Up to `limit` active tickets of `event` whose id is greater than `after` (from the first
     /// when `None`), in ticket-id order: the pages a seat-lock rebuild reads. Keyset pagination

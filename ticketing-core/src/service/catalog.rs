@@ -1,11 +1,11 @@
 //! Creating venues and events, and the cache every purchase reads them from.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
 use crate::domain::{
-    Event, EventId, EventSpec, Venue, VenueId, VenueLimits, Voucher, VoucherSpec, Zone, ZoneCode,
-    ZoneKind,
+    Event, EventId, EventSpec, PriceTier, Venue, VenueId, VenueLimits, Voucher, VoucherSpec, Zone,
+    ZoneCode, ZoneKind,
 };
 use crate::ports::CatalogRepository;
 use crate::{Error, Result};
@@ -127,6 +127,18 @@ impl CatalogService {
         spec: EventSpec,
         hidden_zones: Vec<ZoneCode>,
     ) -> Result<Event> {
+        self.create_event_with_price_tiers(spec, hidden_zones, BTreeMap::new())
+            .await
+    }
+
+    /// Creates an event with `hidden_zones` and count-based `price_tiers` for some zones
+    /// ([`Event::with_price_tiers`]).
+    pub async fn create_event_with_price_tiers(
+        &self,
+        spec: EventSpec,
+        hidden_zones: Vec<ZoneCode>,
+        price_tiers: BTreeMap<ZoneCode, Vec<PriceTier>>,
+    ) -> Result<Event> {
         let venue = self
             .backends
             .catalog
@@ -134,7 +146,8 @@ impl CatalogService {
             .await?
             .ok_or_else(|| Error::not_found("venue", spec.venue_id))?;
         let event = Event::new(self.backends.ids.event_id(), spec, &venue)?
-            .with_hidden_zones(hidden_zones)?;
+            .with_hidden_zones(hidden_zones)?
+            .with_price_tiers(price_tiers)?;
         self.backends.catalog.insert_event(&event).await?;
         Ok(event)
     }

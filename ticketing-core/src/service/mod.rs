@@ -28,7 +28,7 @@ pub use extension::ExtendedHold;
 pub use holds::RepositoryHolds;
 pub use lock_sync::{FanOutSink, SeatLockSync};
 pub use purchase::{BestAvailable, PurchaseRequest, RowRange, Selection};
-pub use query::QueryService;
+pub use query::{QueryService, TierStanding};
 pub use relay::{OutboxRelay, RelayConfig, RelayRound, RelayStats};
 pub use retention::{DEFAULT_RETENTION, HistoryPruner, Pruned, RetentionConfig};
 pub use seat_changes::{

@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use crate::domain::{
-    EventId, Money, Order, OrderId, Ticket, TicketId, TicketStatus, VenueId, Zone, ZoneCode,
+    Event, EventId, Money, Order, OrderId, PriceTier, Ticket, TicketId, TicketStatus, VenueId,
+    Zone, ZoneCode,
 };
 use crate::{Error, Result};
 
@@ -12,6 +13,26 @@ use super::holds::{RepositoryHolds, snapshot_with_rebuild};
 use super::seat_map::SeatMap;
 use super::shared_reads::SharedReads;
 use super::{Backends, ServiceConfig};
+
+/// A price tier of an event's zone with the active tickets counted in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TierStanding {
+    /// The tiered zone.
+    pub zone: ZoneCode,
+    /// The tier's place in the zone's order (0 is the first).
+    pub index: u16,
+    /// The tier: its size and price.
+    pub tier: PriceTier,
+    /// Active tickets (PENDING_PAYMENT or PAID) counted in it.
+    pub active: u32,
+}
+
+impl TierStanding {
+    /// Places the tier has left at the price it offers.
+    pub fn places_left(&self) -> u32 {
+        self.tier.size.saturating_sub(self.active)
+    }
+}
 
 /// Which seat map: an event's, or one zone's of it.
 type MapKey = (EventId, Option<ZoneCode>);
@@ -55,6 +76,37 @@ impl QueryService {
             .order(id)
             .await?
             .ok_or_else(|| Error::not_found("order", id))
+    }
+
+    /// Every price tier of `event`'s zones, in zone and tier order, with its active tickets as
+    /// the repository counts them at the time of the read (no cache: a tier's count changes
+    /// with every purchase in the zone). An event without tiers asks the repository nothing.
+    pub async fn price_tiers(&self, event: &Event) -> Result<Vec<TierStanding>> {
+        if event.price_tiers().is_empty() {
+            return Ok(Vec::new());
+        }
+        let sales = self.backends.tickets.tier_sales(event.id()).await?;
+        let active = |zone: &ZoneCode, index: u16| {
+            sales
+                .iter()
+                .find(|(z, i, _)| z == zone && *i == index)
+                .map_or(0, |(_, _, n)| *n)
+        };
+        Ok(event
+            .price_tiers()
+            .iter()
+            .flat_map(|(zone, tiers)| {
+                tiers.iter().enumerate().map(move |(i, tier)| {
+                    let index = u16::try_from(i).unwrap_or(u16::MAX);
+                    TierStanding {
+                        zone: zone.clone(),
+                        index,
+                        tier: *tier,
+                        active: active(zone, index),
+                    }
+                })
+            })
+            .collect())
     }
 
     /// How many tickets of the event are PAID.

@@ -1,17 +1,18 @@
 //! `TicketService`: purchase, pay, cancel, refund and the expiry sweep.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
 use crate::domain::{
-    EventId, Order, OrderId, SeatRef, Ticket, TicketAction, TicketStatus, Voucher, VoucherProblem,
+    Event, EventId, Order, OrderId, SeatRef, Ticket, TicketAction, TicketStatus, Voucher,
+    VoucherProblem, ZoneCode,
 };
 use crate::ports::{
     BestAvailableOutcome, BestAvailableRequest, HoldItem, HoldOutcome, HoldRequest,
-    IdempotencyRecord, InsertOutcome, NewOrder, Transition, VoucherClaim,
+    IdempotencyRecord, InsertOutcome, NewOrder, TierClaim, Transition, VoucherClaim,
 };
 use crate::{Error, Result};
 
@@ -249,7 +250,8 @@ impl TicketService {
 
     /// The order to persist for the held purchase: one PENDING_PAYMENT ticket per place at the
     /// zone's price (after the voucher's discount), the idempotency record when the request has
-    /// a key, and the voucher's use.
+    /// a key, the voucher's use, and the tiers of its tiered zones, which the repository prices
+    /// the tickets by.
     fn new_order(
         &self,
         request: &PurchaseRequest,
@@ -288,6 +290,7 @@ impl TicketService {
             .collect::<Result<_>>()?;
         let order = Order::from_tickets(tickets)?
             .ok_or_else(|| Error::internal("an order without tickets"))?;
+        let price_tiers = tier_claims(&info.event, &order, voucher);
         Ok(NewOrder {
             order,
             per_customer_limit: info.event.per_customer_limit(),
@@ -306,6 +309,7 @@ impl TicketService {
                 max_uses: v.max_uses(),
                 max_per_customer: v.max_per_customer(),
             }),
+            price_tiers,
         })
     }
 
@@ -324,6 +328,10 @@ impl TicketService {
             Ok(InsertOutcome::Inserted) => {
                 self.reassert_hold(hold).await;
                 Ok(order)
+            }
+            Ok(InsertOutcome::Priced(priced)) => {
+                self.reassert_hold(hold).await;
+                Ok(priced)
             }
             Ok(InsertOutcome::DuplicateKey(record)) => {
                 self.resolve_duplicate(request, record, &hold.items).await
@@ -617,6 +625,25 @@ impl TicketService {
 }
 
 /// Whether two versions of an order hold the same tickets.
+/// The price tiers of the zones of `order` that have tiers, with each tier's price after
+/// `voucher`'s discount (the voucher applies on top of the tier's price).
+fn tier_claims(event: &Event, order: &Order, voucher: Option<&Voucher>) -> Vec<TierClaim> {
+    let zones: BTreeSet<&ZoneCode> = order.tickets.iter().map(|t| &t.zone).collect();
+    zones
+        .into_iter()
+        .filter_map(|zone| {
+            let tiers = event.tiers_of(zone);
+            (!tiers.is_empty()).then(|| TierClaim {
+                zone: zone.clone(),
+                tiers: tiers
+                    .iter()
+                    .map(|t| (t.size, voucher.map_or(t.price, |v| v.price(t.price))))
+                    .collect(),
+            })
+        })
+        .collect()
+}
+
 fn same_tickets(a: &Order, b: &Order) -> bool {
     let ids = |o: &Order| o.tickets.iter().map(|t| t.id).collect::<HashSet<_>>();
     ids(a) == ids(b)

@@ -7,8 +7,8 @@ use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 
 use crate::Result;
 use crate::domain::{
-    Currency, CustomerId, Event, EventSpec, Money, Order, Row, SeatRef, TicketStatus, Venue, Zone,
-    ZoneCode, ZoneKind,
+    Currency, CustomerId, Event, EventSpec, Money, Order, PriceTier, Row, SeatRef, TicketStatus,
+    Venue, Zone, ZoneCode, ZoneKind,
 };
 use crate::ports::{ManualClock, UuidV7Ids};
 use crate::service::{
@@ -73,6 +73,15 @@ pub const PRICE_MINOR: i64 = 2500;
 impl Fixture {
     /// Creates the venue and event through the harness's catalog.
     pub async fn new(harness: &Harness, layout: Layout) -> Fixture {
+        Self::with_price_tiers(harness, layout, BTreeMap::new()).await
+    }
+
+    /// As [`Fixture::new`], with count-based price tiers on some of the event's zones.
+    pub async fn with_price_tiers(
+        harness: &Harness,
+        layout: Layout,
+        price_tiers: BTreeMap<ZoneCode, Vec<PriceTier>>,
+    ) -> Fixture {
         // Start at the real time so adapters that set real key expiries see sensible values.
         let start = Utc::now()
             .duration_trunc(TimeDelta::milliseconds(1))
@@ -123,15 +132,19 @@ impl Fixture {
         ]
         .into();
         let event = catalog
-            .create_event(EventSpec {
-                name: "Conformance Night".into(),
-                venue_id: venue.id(),
-                sale_opens: start - TimeDelta::hours(1),
-                sale_closes: start + TimeDelta::days(30),
-                prices,
-                hold_time: layout.hold_time,
-                per_customer_limit: layout.limit,
-            })
+            .create_event_with_price_tiers(
+                EventSpec {
+                    name: "Conformance Night".into(),
+                    venue_id: venue.id(),
+                    sale_opens: start - TimeDelta::hours(1),
+                    sale_closes: start + TimeDelta::days(30),
+                    prices,
+                    hold_time: layout.hold_time,
+                    per_customer_limit: layout.limit,
+                },
+                Vec::new(),
+                price_tiers,
+            )
             .await
             .expect("create event");
         Fixture {

@@ -21,6 +21,7 @@ mod extension_checks;
 mod fixture;
 mod payment_checks;
 pub mod sim;
+mod tier_checks;
 mod voucher_checks;
 
 use std::future::Future;
@@ -48,6 +49,9 @@ pub use fixture::{Fixture, Layout, PRICE_MINOR, REBUILD_PAGE};
 pub use payment_checks::{
     late_payment_races_a_resale, late_payments_follow_the_policy,
     payments_ledger_records_every_notification,
+};
+pub use tier_checks::{
+    price_tiers_are_exact_under_a_stampede, price_tiers_span_orders_and_come_back,
 };
 pub use voucher_checks::{
     a_late_payment_takes_its_voucher_use_back, voucher_retries_and_customer_limits,
@@ -143,6 +147,8 @@ macro_rules! __conformance_checks {
             voucher_retries_and_customer_limits,
             voucher_windows_and_hidden_zones,
             a_late_payment_takes_its_voucher_use_back,
+            price_tiers_are_exact_under_a_stampede,
+            price_tiers_span_orders_and_come_back,
             best_available_sells_blocks_without_orphans,
             hold_extension_follows_the_policy,
             an_extension_never_takes_a_seat_back,

@@ -29,7 +29,7 @@ fn code(text: &str) -> VoucherCode {
 }
 
 /// A voucher of the fixture's event valid from an hour ago for a day.
-async fn create_voucher(
+pub(super) async fn create_voucher(
     f: &Fixture,
     text: &str,
     effect: VoucherEffect,
@@ -54,12 +54,12 @@ async fn create_voucher(
 }
 
 /// 20 % off every ticket.
-fn twenty_percent() -> VoucherEffect {
+pub(super) fn twenty_percent() -> VoucherEffect {
     VoucherEffect::Discount(Discount::Percent { basis_points: 2000 })
 }
 
 /// One general-admission place for `customer` with `voucher`.
-fn with_voucher(f: &Fixture, customer: &str, voucher: &str) -> PurchaseRequest {
+pub(super) fn with_voucher(f: &Fixture, customer: &str, voucher: &str) -> PurchaseRequest {
     PurchaseRequest {
         voucher: Some(code(voucher)),
         ..f.general_request(customer, 1)

@@ -8,8 +8,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Pool, Row, Type};
 use ticketing_core::Error;
 use ticketing_core::domain::{
-    Currency, Discount, Event, EventId, EventSpec, Money, Row as SeatRow, RowLabel, Venue, VenueId,
-    Voucher, VoucherCode, VoucherEffect, VoucherSpec, Zone, ZoneCode, ZoneKind,
+    Currency, Discount, Event, EventId, EventSpec, Money, PriceTier, Row as SeatRow, RowLabel,
+    Venue, VenueId, Voucher, VoucherCode, VoucherEffect, VoucherSpec, Zone, ZoneCode, ZoneKind,
 };
 use uuid::Uuid;
 
@@ -47,6 +47,7 @@ where
     for<'q> Option<&'q str>: Encode<'q, Self>,
     for<'q> Option<String>: Decode<'q, Self>,
     for<'q> bool: Decode<'q, Self> + Type<Self>,
+    for<'q> i32: Encode<'q, Self> + Decode<'q, Self> + Type<Self>,
 {
     /// A zone's position in its venue as bound: `u32` on MySQL, `i32` (`integer`) on
     /// PostgreSQL.
@@ -71,6 +72,10 @@ where
     const SELECT_PRICES: &'static str;
     /// Binds: event, zone. Marks the zone's price row hidden.
     const HIDE_ZONE: &'static str;
+    /// Binds: event, zone, tier, size, price. One price tier of a zone.
+    const INSERT_PRICE_TIER: &'static str;
+    /// Binds: event. Its price tiers (`zone_code`, `size`, `price_minor`), by zone and tier.
+    const SELECT_PRICE_TIERS: &'static str;
     /// Binds: event, code, effect, amount (minor), basis points, zone, max uses, max per
     /// customer, valid from, valid until.
     const INSERT_VOUCHER: &'static str;
@@ -235,6 +240,18 @@ where
                 .execute(&mut *tx)
                 .await?;
         }
+        for (zone, tiers) in event.price_tiers() {
+            for (tier, t) in tiers.iter().enumerate() {
+                sqlx::query(Self::INSERT_PRICE_TIER)
+                    .bind(event.id().as_uuid())
+                    .bind(zone.as_str())
+                    .bind(tier as i32)
+                    .bind(i64::from(t.size))
+                    .bind(t.price.minor)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -374,7 +391,26 @@ where
             hold_time: TimeDelta::milliseconds(row.try_get("hold_time_ms")?),
             per_customer_limit: Self::stored_count(row.try_get("per_customer_limit")?)?,
         };
-        let event = stored(Event::new(id, spec, &venue).and_then(|e| e.with_hidden_zones(hidden)))?;
+        let mut tiers: BTreeMap<ZoneCode, Vec<PriceTier>> = BTreeMap::new();
+        for tier in sqlx::query(Self::SELECT_PRICE_TIERS)
+            .bind(id.as_uuid())
+            .fetch_all(pool)
+            .await?
+        {
+            let zone = stored(ZoneCode::new(tier.try_get::<String, _>("zone_code")?))?;
+            let size = u32::try_from(tier.try_get::<i64, _>("size")?).map_err(|_| {
+                Error::internal(format!("event {id}: a tier's size is out of range"))
+            })?;
+            tiers.entry(zone).or_default().push(PriceTier {
+                size,
+                price: Money::new(tier.try_get("price_minor")?, currency),
+            });
+        }
+        let event = stored(
+            Event::new(id, spec, &venue)
+                .and_then(|e| e.with_hidden_zones(hidden))
+                .and_then(|e| e.with_price_tiers(tiers)),
+        )?;
         Ok(Some(event))
     }
 }

@@ -18,6 +18,7 @@ pub(crate) mod outbox;
 pub(crate) mod payment;
 pub(crate) mod purchase;
 pub(crate) mod seat_lock;
+pub(crate) mod tier;
 pub(crate) mod voucher;
 pub(crate) mod waiting_room;
 

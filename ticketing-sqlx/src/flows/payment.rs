@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use super::OrderSteps;
 use super::outbox::Outbox;
+use super::tier::PriceTiers;
 use super::voucher::VoucherUses;
 use crate::codec::{payment as payment_row, stored};
 use crate::dialect::is_unique_violation;
@@ -23,7 +24,7 @@ use crate::dialect::is_unique_violation;
 /// The payments ledger on a database: its statements, and the flow of
 /// [`record_payment`](ticketing_core::ports::TicketRepository::record_payment) and the ledger
 /// reads over them.
-pub(crate) trait Ledger: OrderSteps + Outbox + VoucherUses
+pub(crate) trait Ledger: OrderSteps + Outbox + VoucherUses + PriceTiers
 where
     for<'c> &'c mut Self::Connection: Executor<'c, Database = Self>,
     Self::Arguments: IntoArguments<Self>,
@@ -31,6 +32,7 @@ where
     for<'q> &'q str: Encode<'q, Self> + Type<Self>,
     for<'q> Uuid: Encode<'q, Self> + Decode<'q, Self> + Type<Self>,
     for<'q> i64: Encode<'q, Self> + Decode<'q, Self> + Type<Self>,
+    for<'q> i32: Encode<'q, Self> + Decode<'q, Self> + Type<Self>,
     for<'q> String: Decode<'q, Self> + Type<Self>,
     for<'q> DateTime<Utc>: Encode<'q, Self> + Decode<'q, Self> + Type<Self>,
     for<'q> Self::Count: Decode<'q, Self>,
@@ -214,7 +216,8 @@ where
 
     /// Counts a reactivated order in again: its general-admission places (from shards with
     /// room, or `SoldOut`), its customer's tickets (within the limit, or `LimitExceeded`) and
-    /// its voucher's use (within the voucher's limits, or `Voucher`).
+    /// its voucher's use (within the voucher's limits, or `Voucher`) and its tickets' places in
+    /// the tiers they were priced in (or `SoldOut`).
     async fn take_back(
         conn: &mut Self::Connection,
         order: &Order,
@@ -249,7 +252,8 @@ where
         }
         let count = order.tickets.len() as u32;
         Self::raise_usage_within(conn, order, count, w.per_customer_limit).await?;
-        Self::retake_voucher(conn, order).await
+        Self::retake_voucher(conn, order).await?;
+        Self::retake_tiers(conn, order).await
     }
 
     /// The ledger entry of `reference`.

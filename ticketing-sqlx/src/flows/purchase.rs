@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::OrderSteps;
 use super::outbox::Outbox;
+use super::tier::PriceTiers;
 use super::voucher::VoucherUses;
 use crate::codec::stored;
 use crate::dialect::is_unique_violation;
@@ -21,7 +22,7 @@ use crate::rules::{check, created_on, reserved_event};
 
 /// The purchase on a database: its statements, and the flow of
 /// [`insert_order`](ticketing_core::ports::TicketRepository::insert_order) over them.
-pub(crate) trait Purchase: OrderSteps + Outbox + VoucherUses
+pub(crate) trait Purchase: OrderSteps + Outbox + VoucherUses + PriceTiers
 where
     for<'c> &'c mut Self::Connection: Executor<'c, Database = Self>,
     Self::Arguments: IntoArguments<Self>,
@@ -32,6 +33,8 @@ where
     for<'q> String: Decode<'q, Self> + Type<Self>,
     for<'q> DateTime<Utc>: Encode<'q, Self> + Decode<'q, Self> + Type<Self>,
     for<'q> Self::Count: Decode<'q, Self>,
+    for<'q> i64: Encode<'q, Self> + Decode<'q, Self> + Type<Self>,
+    for<'q> i32: Encode<'q, Self> + Decode<'q, Self> + Type<Self>,
 {
     /// Binds: customer, key, fingerprint, order, created_at.
     const INSERT_IDEMPOTENCY: &'static str;
@@ -117,14 +120,21 @@ where
         }
         Self::insert_order_row(&mut tx, new).await?;
         Self::claim_voucher(&mut tx, new).await?;
+        // The tiers decide the prices before the tickets are written with them.
+        let (priced, tiers) = Self::take_tier_places(&mut tx, new).await?;
         let shards = Self::take_order_places(&mut tx, new).await?;
-        Self::insert_own_tickets(&mut tx, order, &shards).await?;
+        Self::insert_own_tickets(&mut tx, &priced, &shards).await?;
+        Self::note_ticket_tiers(&mut tx, &tiers).await?;
         Self::raise_customer_usage(&mut tx, new).await?;
         // The outbox row: numbered after the commit, so it takes no lock another writer waits
         // for.
-        Self::append(&mut tx, &[reserved_event(order)]).await?;
+        Self::append(&mut tx, &[reserved_event(&priced)]).await?;
         tx.commit().await?;
-        Ok(InsertOutcome::Inserted)
+        if new.price_tiers.is_empty() {
+            Ok(InsertOutcome::Inserted)
+        } else {
+            Ok(InsertOutcome::Priced(priced))
+        }
     }
 
     /// Step 1, the idempotency key first: a concurrent retry of the same request waits here for

@@ -31,6 +31,7 @@ use crate::flows::extension::HoldExtensions;
 use crate::flows::outbox::Outbox;
 use crate::flows::payment::Ledger;
 use crate::flows::purchase::Purchase;
+use crate::flows::tier::PriceTiers;
 use crate::flows::voucher::VoucherUses;
 use crate::retry::with_retry;
 
@@ -293,6 +294,10 @@ impl TicketRepository for MySqlTicketRepository {
     }
     async fn voucher_uses(&self, event: EventId) -> Result<Vec<(VoucherCode, u32)>> {
         Ok(with_retry("voucher_uses", || MySql::voucher_uses(&self.pool, event)).await?)
+    }
+
+    async fn tier_sales(&self, event: EventId) -> Result<Vec<(ZoneCode, u16, u32)>> {
+        Ok(with_retry("tier_sales", || MySql::tier_sales(&self.pool, event)).await?)
     }
 }
 

@@ -15,6 +15,7 @@ use crate::codec::{push_list, ticket_columns};
 use crate::error::StoreResult;
 use crate::flows::extension::HoldExtensions;
 use crate::flows::payment::Ledger;
+use crate::flows::tier::{PriceTiers, TierPlaces};
 use crate::flows::voucher::{OrderVoucher, VoucherUses};
 
 // --- purchase ---------------------------------------------------------------------------------
@@ -411,6 +412,52 @@ impl VoucherUses for MySql {
 
     fn stored_limit(count: u32) -> StoreResult<u32> {
         Ok(count)
+    }
+}
+
+// --- price tiers (`tier_usage`): the statements of the shared flow ----------------------------
+
+impl PriceTiers for MySql {
+    const TIER_ROOM: &'static str = "SELECT CAST(COUNT(*) AS SIGNED) AS shards, \
+         CAST(COALESCE(SUM(capacity - active), 0) AS SIGNED) AS room FROM tier_usage \
+         WHERE event_id = ? AND zone_code = ? AND tier = ?";
+    const TAKE_FREE_TIER_SHARDS: &'static str = "SELECT shard, capacity - active AS room \
+         FROM tier_usage WHERE event_id = ? AND zone_code = ? AND tier = ? \
+         AND shard >= ? AND shard < ? AND active < capacity \
+         ORDER BY shard LIMIT ? FOR UPDATE SKIP LOCKED";
+    const LOCK_ALL_TIER_SHARDS: &'static str = "SELECT shard, capacity - active AS room \
+         FROM tier_usage WHERE event_id = ? AND zone_code = ? AND tier = ? \
+         ORDER BY shard FOR UPDATE";
+    const CREATE_TIER_SHARD: &'static str = "INSERT IGNORE INTO tier_usage \
+         (event_id, zone_code, tier, shard, capacity, active) VALUES (?, ?, ?, ?, ?, 0)";
+    const RAISE_TIER_SHARD: &'static str = "UPDATE tier_usage SET active = active + ? \
+         WHERE event_id = ? AND zone_code = ? AND tier = ? AND shard = ? \
+         AND active + ? <= capacity";
+    const LOWER_TIER_SHARD: &'static str = "UPDATE tier_usage SET active = active - ? \
+         WHERE event_id = ? AND zone_code = ? AND tier = ? AND shard = ?";
+    const SET_TICKET_TIER: &'static str =
+        "UPDATE tickets SET price_tier = ?, tier_shard = ? WHERE id = ?";
+    const SELECT_TICKET_TIERS: &'static str = "SELECT id, zone_code, price_tier FROM tickets \
+         WHERE order_id = ? AND price_tier IS NOT NULL ORDER BY zone_code, price_tier, id";
+    const SELECT_TIER_SALES: &'static str = "SELECT zone_code, tier, \
+         CAST(SUM(active) AS SIGNED) AS active FROM tier_usage WHERE event_id = ? \
+         GROUP BY zone_code, tier ORDER BY zone_code, tier";
+
+    async fn tier_places(conn: &mut MySqlConnection, ids: &[Uuid]) -> StoreResult<Vec<TierPlaces>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut select = QueryBuilder::new(
+            "SELECT event_id, zone_code, price_tier, tier_shard, CAST(COUNT(*) AS SIGNED) AS n \
+             FROM tickets WHERE price_tier IS NOT NULL AND order_id IN ",
+        );
+        push_list(&mut select, ids.iter().copied());
+        select.push(
+            " GROUP BY event_id, zone_code, price_tier, tier_shard \
+             ORDER BY event_id, zone_code, price_tier, tier_shard",
+        );
+        let rows = select.build().fetch_all(conn).await?;
+        rows.iter().map(Self::tier_place).collect()
     }
 }
 

@@ -13,6 +13,7 @@ use super::sql;
 use crate::codec::ticket;
 use crate::error::StoreResult;
 use crate::flows::outbox::Outbox;
+use crate::flows::tier::PriceTiers;
 use crate::flows::voucher::VoucherUses;
 use crate::pool::begin;
 pub(super) use crate::rules::expiry_statuses;
@@ -116,6 +117,8 @@ pub(super) async fn release_usage(conn: &mut MySqlConnection, orders: &[Order]) 
     // Vouchers first: a purchase takes its voucher's use before its customer's count, so
     // both meet those rows in one order.
     MySql::give_back_vouchers(conn, orders).await?;
+    // Then the tiers, in the purchase's order of rows.
+    MySql::give_back_tiers(conn, orders).await?;
     let mut customers: BTreeMap<(Uuid, &str), u32> = BTreeMap::new();
     for order in orders {
         debug_assert!(order.status.is_terminal());

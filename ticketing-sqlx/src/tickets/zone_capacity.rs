@@ -12,7 +12,7 @@ use ticketing_core::domain::{EventId, ZoneCode};
 
 use super::sql;
 use crate::error::StoreResult;
-use crate::shards::{MAX_SHARDS, Rooms, allocate, slices, total};
+use crate::shards::{Rooms, Scan, allocate, slices, total};
 
 /// Takes `n` places of `zone` (of `capacity` places) for the current transaction and returns the
 /// shard each place counts in (`n` entries), or `None` when the zone has fewer than `n` places
@@ -50,10 +50,8 @@ pub(super) async fn take(
     ))
 }
 
-/// Unlocked shards with room, from shard `start % MAX_SHARDS` on and wrapping around, until they
-/// hold `n` places or none is left. Each read locks only the rows it returns, and it asks for one
-/// shard first, then twice as many each time: a purchase in a zone with room locks one shard,
-/// leaving the others to concurrent purchases (a read of all shards at once would lock them all).
+/// Unlocked shards with room, scanned from `start` until they hold `n` places or none is left
+/// ([`Scan`]).
 async fn free_unlocked(
     conn: &mut MySqlConnection,
     event: EventId,
@@ -61,29 +59,11 @@ async fn free_unlocked(
     n: u32,
     start: u32,
 ) -> StoreResult<Rooms> {
-    let first = start % MAX_SHARDS;
-    let mut rooms = Rooms::new();
-    let mut rows = 1;
-    for (from, end) in [(first, MAX_SHARDS), (0, first)] {
-        let mut from = from;
-        while from < end && total(&rooms) < n {
-            let found = select_rooms(
-                conn,
-                sql::TAKE_FREE_SHARDS,
-                event,
-                zone,
-                Some((from, end, rows)),
-            )
-            .await?;
-            let Some(&last) = found.keys().next_back() else {
-                break;
-            };
-            rooms.extend(found);
-            from = u32::from(last) + 1;
-            rows = (rows * 2).min(MAX_SHARDS);
-        }
+    let mut scan = Scan::new(start, n);
+    while let Some(range) = scan.next_read() {
+        scan.found(select_rooms(conn, sql::TAKE_FREE_SHARDS, event, zone, Some(range)).await?);
     }
-    Ok(rooms)
+    Ok(scan.rooms())
 }
 
 /// Every shard with room, after waiting for the ones other transactions hold.

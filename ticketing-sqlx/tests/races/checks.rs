@@ -1,6 +1,6 @@
 // The race checks, shared by `races.rs` (MySQL) and `pg_races.rs` (PostgreSQL), which include
-// this file after defining `database`, `Repo`, `repo`, `ZONE_USAGE_TOTALS` and
-// `ACTIVE_VOUCHER_ORDERS`.
+// this file after defining `database`, `Repo`, `repo`, `ZONE_USAGE_TOTALS`,
+// `ACTIVE_VOUCHER_ORDERS` and `ACTIVE_TICKETS_AT_PRICE`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -10,7 +10,7 @@ use futures::future::join_all;
 use ticketing_core::Error;
 use ticketing_core::domain::{OrderId, OutboxKind, SeatRef, TicketAction, TicketStatus};
 use ticketing_core::ports::{
-    InsertOutcome, NewOrder, TicketRepository, Transition, VoucherClaim,
+    InsertOutcome, NewOrder, TicketRepository, TierClaim, Transition, VoucherClaim,
 };
 use tokio::sync::Barrier;
 
@@ -595,5 +595,88 @@ async fn a_voucher_is_used_at_most_max_uses_under_a_race() {
     assert!(repo.transition(&cancel).await.unwrap());
     assert_eq!(counted(&db).await, 2);
     assert_eq!(repo.voucher_uses(show.event).await.unwrap(), vec![(code, 2)]);
+    db.drop_database().await.unwrap();
+}
+
+/// 1,000 orders of one or two general-admission places race for a tier of 100 and a tier of
+/// 200 straight into the repository, with no seat lock in front: the database alone prices
+/// exactly 100 tickets at the first tier and 200 at the second (counted from the ticket rows),
+/// the rest at the zone's price, and each order is answered with the prices it was stored at;
+/// a cancellation gives its first-tier place back to the next order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_price_tier_sells_at_most_its_size_under_a_race() {
+    let db = database(16).await;
+    let repo = repo(&db);
+    let show = Show::new();
+    let (first, second) = (eur(500), eur(800));
+    let tiered = |mut order: NewOrder| {
+        order.price_tiers = vec![TierClaim {
+            zone: zone("GA"),
+            tiers: vec![(100, first), (200, second)],
+        }];
+        order
+    };
+    let jobs = (0..1_000)
+        .map(|i| {
+            let places = if i % 3 == 0 { 2 } else { 1 };
+            let order = tiered(show.general(&format!("c{i}"), places, 2_000, t0(), TimeDelta::minutes(10)));
+            let repo = repo.clone();
+            move || async move { repo.insert_order(&order).await }
+        })
+        .collect();
+    let results = race(jobs).await;
+    let mut answered: BTreeMap<i64, usize> = BTreeMap::new();
+    let mut orders = Vec::new();
+    for result in results {
+        match result {
+            Ok(InsertOutcome::Priced(order)) => {
+                for ticket in &order.tickets {
+                    *answered.entry(ticket.price.minor).or_default() += 1;
+                }
+                orders.push(order);
+            }
+            other => panic!("every order fits the zone: {other:?}"),
+        }
+    }
+    let places = 334 * 2 + 666;
+    let expected: BTreeMap<i64, usize> =
+        [(500, 100), (800, 200), (PRICE, places - 300)].into();
+    assert_eq!(answered, expected, "prices the orders were answered with");
+    let counted = |price: i64| {
+        let pool = db.pool().clone();
+        let event = show.event.as_uuid();
+        async move {
+            sqlx::query_scalar::<_, i64>(ACTIVE_TICKETS_AT_PRICE)
+                .bind(event)
+                .bind(price)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(counted(500).await, 100, "first-tier tickets in the database");
+    assert_eq!(counted(800).await, 200, "second-tier tickets in the database");
+    assert_eq!(counted(PRICE).await, (places - 300) as i64);
+    let sales = repo.tier_sales(show.event).await.unwrap();
+    assert_eq!(sales, vec![(zone("GA"), 0, 100), (zone("GA"), 1, 200)]);
+    let early = orders
+        .iter()
+        .find(|o| o.tickets.iter().all(|t| t.price == first))
+        .expect("an order wholly in the first tier");
+    let cancel = Transition {
+        order: early.id,
+        action: TicketAction::Cancel,
+        now: t0(),
+        payment_ref: None,
+    };
+    assert!(repo.transition(&cancel).await.unwrap());
+    let freed = early.tickets.len() as i64;
+    assert_eq!(counted(500).await, 100 - freed);
+    let next = tiered(show.general("next", 1, 2_000, t0(), TimeDelta::minutes(10)));
+    match repo.insert_order(&next).await.unwrap() {
+        InsertOutcome::Priced(order) => assert_eq!(order.tickets[0].price, first),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(counted(500).await, 101 - freed);
     db.drop_database().await.unwrap();
 }

@@ -52,8 +52,8 @@ pub async fn create_venue(
         (status = 413, description = "PAYLOAD_TOO_LARGE: a body over 64 KiB", body = ErrorBody),
         (status = 415, description = "UNSUPPORTED_MEDIA_TYPE: the body is not sent as application/json", body = ErrorBody),
         (status = 422, description = "INCONSISTENT_REQUEST: the sale closes before it opens, a price names \
-            a zone the venue lacks or a zone twice, the prices use more than one currency, or a hidden zone \
-            has no price", body = ErrorBody),
+            a zone the venue lacks or a zone twice, the prices use more than one currency, a hidden zone \
+            has no price, or price tiers name an unpriced zone, a zone twice, or another currency", body = ErrorBody),
         (status = 500, description = "INTERNAL: a bug, broken stored data, or a backend failure that retrying will not cure (no retry)", body = ErrorBody),
         (status = 408, description = "REQUEST_TIMEOUT: the request or its body took longer than the server allows", body = ErrorBody),
         (status = 503, description = "UNAVAILABLE: a backend failed, or the server is at its in-flight limit (see Retry-After); retry", body = ErrorBody),
@@ -64,12 +64,17 @@ pub async fn create_event(
     ApiJson(body): ApiJson<CreateEventDto>,
 ) -> ApiResult<(StatusCode, Json<EventDto>)> {
     let hidden = body.hidden_zones()?;
+    let tiers = body.price_tiers()?;
     let spec = body.to_core()?;
     let event = state
         .catalog()
-        .create_event_with_hidden_zones(spec, hidden)
+        .create_event_with_price_tiers(spec, hidden, tiers)
         .await?;
-    Ok((StatusCode::CREATED, Json(EventDto::admin(&event))))
+    let standing = state.queries().price_tiers(&event).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(EventDto::admin(&event).with_tiers(&event, &standing, false)),
+    ))
 }
 
 /// Refunds a paid order and frees its seats.

@@ -32,7 +32,10 @@ pub async fn event(
 ) -> ApiResult<Json<EventDto>> {
     let id: EventId = parse_id(&id)?;
     let event = state.catalog().event(id).await?;
-    Ok(Json(EventDto::from(&event)))
+    let tiers = state.queries().price_tiers(&event).await?;
+    Ok(Json(
+        EventDto::from(&event).with_tiers(&event, &tiers, true),
+    ))
 }
 
 /// A venue with its zones and rows.

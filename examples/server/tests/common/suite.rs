@@ -868,6 +868,92 @@ pub async fn vouchers_over_http(app: TestApp) {
     assert_eq!(sold.body["total"]["amountMinor"], 9000);
 }
 
+/// Price tiers over HTTP: an event with two tiers on a general-admission zone; the public event
+/// shows the places each tier has left; an order spanning the tiers pays each ticket's tier
+/// price, and the zone's price after the last tier; a cancellation gives its places back; tiers
+/// on an unpriced zone or in another currency are `422`, a tier of size 0 is `400`.
+pub async fn price_tiers_over_http(app: TestApp) {
+    let now = app.clock.now();
+    let venue = json!({"name": "Field", "zones": [
+        {"code": "LAWN", "name": "Lawn", "kind": "generalAdmission", "capacity": 50},
+        {"code": "STAND", "name": "Stand", "kind": "seated", "rows": [{"label": "1", "seats": 3}]}]});
+    let venue = app.admin_post("/api/admin/venues", &venue).await;
+    venue.expect(StatusCode::CREATED, None);
+    let event = |tiers: serde_json::Value| {
+        json!({"venueId": venue.body["id"], "name": "Early birds",
+            "saleOpens": now - TimeDelta::minutes(1), "saleCloses": now + TimeDelta::days(1),
+            "prices": [{"zone": "LAWN", "amountMinor": 5000, "currency": "EUR"}],
+            "holdTimeSeconds": 300, "perCustomerLimit": 10, "priceTiers": tiers})
+    };
+    let tiers = json!([{"zone": "LAWN", "tiers": [
+        {"size": 2, "amountMinor": 3000, "currency": "EUR"},
+        {"size": 2, "amountMinor": 4000, "currency": "EUR"}]}]);
+    let created = app.admin_post("/api/admin/events", &event(tiers)).await;
+    created.expect(StatusCode::CREATED, None);
+    assert_eq!(created.body["priceTiers"][0]["placesLeft"], 2);
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let places =
+        |n: u32| json!({"eventId": id, "generalAdmission": {"zone": "LAWN", "quantity": n}});
+
+    let bought = app.post_as("alice", "/api/tickets", &places(1)).await;
+    bought.expect(StatusCode::CREATED, None);
+    assert_eq!(bought.body["total"]["amountMinor"], 3000);
+    let spanning = app.post_as("bob", "/api/tickets", &places(4)).await;
+    spanning.expect(StatusCode::CREATED, None);
+    assert_eq!(
+        spanning.body["total"]["amountMinor"],
+        3000 + 2 * 4000 + 5000,
+        "1 at tier 1, 2 at tier 2, 1 at the zone's price"
+    );
+    let public = app.get(&format!("/api/events/{id}")).await;
+    public.expect(StatusCode::OK, None);
+    let left: Vec<_> = public.body["priceTiers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["tier"].clone(), t["placesLeft"].clone()))
+        .collect();
+    assert_eq!(left, vec![(json!(1), json!(0)), (json!(2), json!(0))]);
+
+    app.post_as(
+        "alice",
+        &format!("/api/orders/{}/cancel", order_id(&bought)),
+        &json!({}),
+    )
+    .await
+    .expect(StatusCode::OK, None);
+    let public = app.get(&format!("/api/events/{id}")).await;
+    assert_eq!(public.body["priceTiers"][0]["placesLeft"], 1);
+    let again = app.post_as("carol", "/api/tickets", &places(1)).await;
+    again.expect(StatusCode::CREATED, None);
+    assert_eq!(
+        again.body["total"]["amountMinor"], 3000,
+        "the place came back"
+    );
+
+    let unpriced = json!([{"zone": "STAND", "tiers": [
+        {"size": 1, "amountMinor": 1000, "currency": "EUR"}]}]);
+    app.admin_post("/api/admin/events", &event(unpriced))
+        .await
+        .expect(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("INCONSISTENT_REQUEST"),
+        );
+    let dollars = json!([{"zone": "LAWN", "tiers": [
+        {"size": 1, "amountMinor": 1000, "currency": "USD"}]}]);
+    app.admin_post("/api/admin/events", &event(dollars))
+        .await
+        .expect(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("INCONSISTENT_REQUEST"),
+        );
+    let empty = json!([{"zone": "LAWN", "tiers": [
+        {"size": 0, "amountMinor": 1000, "currency": "EUR"}]}]);
+    app.admin_post("/api/admin/events", &event(empty))
+        .await
+        .expect(StatusCode::BAD_REQUEST, Some("INVALID_REQUEST"));
+}
+
 /// The seat map lists free and sold seats as ranges per row; one zone's map has that zone only;
 /// a zone the event does not sell is 404, a malformed zone code 400.
 pub async fn seat_maps_are_ranges_and_one_zone_at_a_time(app: TestApp) {
@@ -1683,6 +1769,7 @@ macro_rules! http_suite {
             sweep_expires_unpaid_orders,
             admin_routes,
             vouchers_over_http,
+            price_tiers_over_http,
             seat_maps_are_ranges_and_one_zone_at_a_time,
             seat_map_revalidates_with_its_etag,
             venues_keep_within_the_caps,

@@ -104,10 +104,12 @@ impl State {
             }
             (PaymentEffect::Reactivate, Some(order)) if order.status == TicketStatus::Expired => {
                 self.check_reactivation(&order, write)?;
+                let tiers = self.check_tiers_back(&order)?;
                 if let Some(claim) = self.order_vouchers.get(&order.id).cloned() {
                     self.check_voucher(&order, &claim)?;
                     self.take_voucher(&order, &claim);
                 }
+                self.count_tiers(&order, tiers);
                 self.take_back(&order);
                 Some(self.mark_paid(&order, payment))
             }

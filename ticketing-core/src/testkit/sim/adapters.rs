@@ -381,4 +381,9 @@ impl TicketRepository for FaultyTickets {
         self.read("voucher_uses").await?;
         self.inner.voucher_uses(event).await
     }
+
+    async fn tier_sales(&self, event: EventId) -> Result<Vec<(crate::domain::ZoneCode, u16, u32)>> {
+        self.read("tier_sales").await?;
+        self.inner.tier_sales(event).await
+    }
 }

@@ -34,6 +34,10 @@ impl Catalog for Postgres {
         "SELECT zone_code, price_minor, hidden FROM event_prices WHERE event_id = $1";
     const HIDE_ZONE: &'static str =
         "UPDATE event_prices SET hidden = true WHERE event_id = $1 AND zone_code = $2";
+    const INSERT_PRICE_TIER: &'static str = "INSERT INTO event_price_tiers (event_id, zone_code, tier, size, price_minor) \
+         VALUES ($1, $2, $3, $4, $5)";
+    const SELECT_PRICE_TIERS: &'static str = "SELECT zone_code, size, price_minor FROM event_price_tiers \
+         WHERE event_id = $1 ORDER BY zone_code, tier";
     const INSERT_VOUCHER: &'static str = "INSERT INTO vouchers (event_id, code, effect, \
      amount_minor, basis_points, zone_code, max_uses, max_per_customer, valid_from, valid_until) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";

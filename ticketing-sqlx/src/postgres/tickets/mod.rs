@@ -28,6 +28,7 @@ use crate::flows::extension::HoldExtensions;
 use crate::flows::outbox::Outbox;
 use crate::flows::payment::Ledger;
 use crate::flows::purchase::Purchase;
+use crate::flows::tier::PriceTiers;
 use crate::flows::voucher::VoucherUses;
 
 /// The [`TicketRepository`] (and the relay's `OutboxStore`) on PostgreSQL.
@@ -254,6 +255,10 @@ impl TicketRepository for PgTicketRepository {
     }
     async fn voucher_uses(&self, event: EventId) -> Result<Vec<(VoucherCode, u32)>> {
         Ok(with_retry("voucher_uses", || Postgres::voucher_uses(&self.pool, event)).await?)
+    }
+
+    async fn tier_sales(&self, event: EventId) -> Result<Vec<(ZoneCode, u16, u32)>> {
+        Ok(with_retry("tier_sales", || Postgres::tier_sales(&self.pool, event)).await?)
     }
 }
 

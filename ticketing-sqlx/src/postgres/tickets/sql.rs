@@ -11,6 +11,7 @@ use crate::codec::stored;
 use crate::codec::ticket_columns;
 use crate::flows::extension::HoldExtensions;
 use crate::flows::payment::Ledger;
+use crate::flows::tier::{PriceTiers, TierPlaces};
 use crate::flows::voucher::{OrderVoucher, VoucherUses};
 use crate::postgres::error::StoreResult;
 
@@ -257,6 +258,48 @@ impl VoucherUses for Postgres {
 
     fn stored_limit(count: i64) -> StoreResult<u32> {
         Ok(stored(u32::try_from(count))?)
+    }
+}
+
+// --- price tiers (`tier_usage`): the statements of the shared flow ----------------------------
+
+impl PriceTiers for Postgres {
+    const TIER_ROOM: &'static str = "SELECT COUNT(*) AS shards, \
+         COALESCE(SUM(capacity - active), 0)::bigint AS room FROM tier_usage \
+         WHERE event_id = $1 AND zone_code = $2 AND tier = $3";
+    const TAKE_FREE_TIER_SHARDS: &'static str = "SELECT shard, capacity - active AS room \
+         FROM tier_usage WHERE event_id = $1 AND zone_code = $2 AND tier = $3 \
+         AND shard >= $4 AND shard < $5 AND active < capacity \
+         ORDER BY shard LIMIT $6 FOR UPDATE SKIP LOCKED";
+    const LOCK_ALL_TIER_SHARDS: &'static str = "SELECT shard, capacity - active AS room \
+         FROM tier_usage WHERE event_id = $1 AND zone_code = $2 AND tier = $3 \
+         ORDER BY shard FOR UPDATE";
+    const CREATE_TIER_SHARD: &'static str = "INSERT INTO tier_usage \
+         (event_id, zone_code, tier, shard, capacity, active) VALUES ($1, $2, $3, $4, $5, 0) \
+         ON CONFLICT (event_id, zone_code, tier, shard) DO NOTHING";
+    const RAISE_TIER_SHARD: &'static str = "UPDATE tier_usage SET active = active + $1 \
+         WHERE event_id = $2 AND zone_code = $3 AND tier = $4 AND shard = $5 \
+         AND active + $6 <= capacity";
+    const LOWER_TIER_SHARD: &'static str = "UPDATE tier_usage SET active = active - $1 \
+         WHERE event_id = $2 AND zone_code = $3 AND tier = $4 AND shard = $5";
+    const SET_TICKET_TIER: &'static str =
+        "UPDATE tickets SET price_tier = $1, tier_shard = $2 WHERE id = $3";
+    const SELECT_TICKET_TIERS: &'static str = "SELECT id, zone_code, price_tier FROM tickets \
+         WHERE order_id = $1 AND price_tier IS NOT NULL ORDER BY zone_code, price_tier, id";
+    const SELECT_TIER_SALES: &'static str = "SELECT zone_code, tier, SUM(active)::bigint AS active \
+         FROM tier_usage WHERE event_id = $1 GROUP BY zone_code, tier ORDER BY zone_code, tier";
+
+    async fn tier_places(conn: &mut PgConnection, ids: &[Uuid]) -> StoreResult<Vec<TierPlaces>> {
+        let rows = sqlx::query(
+            "SELECT event_id, zone_code, price_tier, tier_shard, COUNT(*) AS n FROM tickets \
+             WHERE price_tier IS NOT NULL AND order_id = ANY($1) \
+             GROUP BY event_id, zone_code, price_tier, tier_shard \
+             ORDER BY event_id, zone_code, price_tier, tier_shard",
+        )
+        .bind(ids)
+        .fetch_all(conn)
+        .await?;
+        rows.iter().map(Self::tier_place).collect()
     }
 }
 

@@ -12,6 +12,7 @@ use uuid::Uuid;
 use super::sql;
 use crate::codec::ticket;
 use crate::flows::outbox::Outbox;
+use crate::flows::tier::PriceTiers;
 use crate::flows::voucher::VoucherUses;
 use crate::postgres::error::{StoreError, StoreResult};
 use crate::postgres::pool::begin;
@@ -112,6 +113,8 @@ pub(super) async fn release_usage(conn: &mut PgConnection, orders: &[Order]) -> 
     // Vouchers first: a purchase takes its voucher's use before its customer's count, so
     // both meet those rows in one order.
     Postgres::give_back_vouchers(conn, orders).await?;
+    // Then the tiers, in the purchase's order of rows.
+    Postgres::give_back_tiers(conn, orders).await?;
     let mut customers: BTreeMap<(Uuid, &str), i64> = BTreeMap::new();
     for order in orders {
         debug_assert!(order.status.is_terminal());

@@ -43,7 +43,9 @@ pub(super) async fn find(
 /// later one its exact answer. Orders that use a voucher run alone too: their use is taken by
 /// the unbatched flow's conditional update (`crate::flows::voucher`), so a voucher's count has
 /// one writer path, and a stampede on a used-up voucher cannot roll back batches of other
-/// buyers. Returns (members, alone).
+/// buyers. Orders in a zone with price tiers run alone for the same reason: their tiers are
+/// counted, and their prices decided, by the unbatched flow (`crate::flows::tier`) alone.
+/// Returns (members, alone).
 pub(super) fn separate_overlaps(batch: Vec<Pending>) -> (Vec<Pending>, Vec<Pending>) {
     let mut seats: HashSet<(EventId, &SeatRef)> = HashSet::new();
     let mut keys = HashSet::new();
@@ -62,8 +64,8 @@ pub(super) fn separate_overlaps(batch: Vec<Pending>) -> (Vec<Pending>, Vec<Pendi
             .as_ref()
             .map(|r| (r.customer.as_str(), r.key.as_str()));
         let key_clash = key.is_some_and(|k| keys.contains(&k));
-        let voucher = pending.order.voucher.is_some();
-        if seat_clash || key_clash || voucher || ids.contains(&order.id) {
+        let alone = pending.order.voucher.is_some() || !pending.order.price_tiers.is_empty();
+        if seat_clash || key_clash || alone || ids.contains(&order.id) {
             overlapping[i] = true;
             continue;
         }

@@ -8,8 +8,9 @@
 //! Each excluded order then runs alone on the unbatched path, which gives it its exact answer
 //! (`SeatsTaken` naming the seats, `SoldOut`, `LimitExceeded`, `DuplicateKey`, or success when the
 //! conflict has vanished meanwhile). The other orders of the batch commit; none of them ever sees
-//! another order's failure. An order that uses a voucher never joins a batch: it runs alone from
-//! the start, where the voucher's conditional counter update decides it.
+//! another order's failure. An order that uses a voucher, or has tickets in a zone with price
+//! tiers, never joins a batch: it runs alone from the start, where the voucher's conditional
+//! counter update and the tiers' shards decide it.
 //!
 //! One batch transaction:
 //! 1. per general-admission zone (in key order), the batch's places from the zone's shards
