@@ -249,10 +249,15 @@ async fn subscribing_during_publication_leaves_no_gap_and_no_duplicate() {
     // As following an empty outbox starts it: a subscriber before the first entry resumes at 0.
     feed.start_at(0);
     let event = event_id(1);
+    // The publisher publishes a batch per token while the subscribers join (4 batches after
+    // each one has read its position, racing its subscribe), then the rest once the tokens
+    // stop: every subscriber but the first joins during the publication on any machine.
+    let (tokens, mut batches) = tokio::sync::mpsc::unbounded_channel::<()>();
     let publisher = {
         let feed = feed.clone();
         tokio::spawn(async move {
             for start in (1..=2_000).step_by(10) {
+                let _ = batches.recv().await;
                 feed.publish(&entries(start..=start + 9)).await.unwrap();
                 tokio::task::yield_now().await;
             }
@@ -261,8 +266,10 @@ async fn subscribing_during_publication_leaves_no_gap_and_no_duplicate() {
     let mut subscribers = Vec::new();
     for _ in 0..40 {
         let feed = feed.clone();
+        let (placed, positioned) = tokio::sync::oneshot::channel();
         subscribers.push(tokio::spawn(async move {
             let after = feed.position().unwrap_or(0);
+            let _ = placed.send(());
             let mut subscription = feed.subscribe(event, Some(after));
             let mut seen = Vec::new();
             // Until the publisher is done and nothing more comes.
@@ -276,8 +283,12 @@ async fn subscribing_during_publication_leaves_no_gap_and_no_duplicate() {
             }
             (after, seen)
         }));
-        tokio::time::sleep(Duration::from_micros(300)).await;
+        positioned.await.unwrap();
+        for _ in 0..4 {
+            tokens.send(()).unwrap();
+        }
     }
+    drop(tokens);
     publisher.await.unwrap();
     let mut during = 0;
     for subscriber in subscribers {
@@ -288,7 +299,7 @@ async fn subscribing_during_publication_leaves_no_gap_and_no_duplicate() {
         assert_eq!(seen, expected, "subscribed after {after}");
     }
     assert!(
-        during >= 5,
+        during >= 30,
         "only {during} subscribers joined during the publication"
     );
 }
