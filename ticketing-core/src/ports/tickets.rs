@@ -8,8 +8,8 @@ use crate::Result;
 #[cfg(doc)]
 use crate::domain::PaymentEffect;
 use crate::domain::{
-    CustomerId, EventId, IdempotencyKey, Order, OrderId, OutboxEntry, Payment, PaymentRecorded,
-    PaymentRef, PaymentWrite, Ticket, TicketAction, TicketId, TicketStatus, VenueId, VoucherCode,
+    Channel, ChannelCode, ChannelRelease, CustomerId, EventId, IdempotencyKey, Order, OrderId, OutboxEntry, Payment, PaymentRecorded,
+    PaymentRef, PaymentWrite, SeatRef, Ticket, TicketAction, TicketId, TicketStatus, VenueId, VoucherCode,
     ZoneCode,
 };
 
@@ -41,6 +41,9 @@ pub struct NewOrder {
     pub idempotency: Option<IdempotencyRecord>,
     /// The voucher the order uses, if any: one use, taken in the same transaction.
     pub voucher: Option<VoucherClaim>,
+    /// The sales channel whose key the buyer showed, if any: its reserved seats are the only
+    /// reserved seats the order may have ([`TicketRepository::insert_channel`]).
+    pub channel: Option<ChannelCode>,
 }
 
 /// The use of a voucher by a new order, with the limits the repository enforces.
@@ -245,6 +248,27 @@ pub trait TicketRepository: Send + Sync {
     /// How many active orders (PENDING_PAYMENT or PAID) use each voucher of `event` that was
     /// ever used, by code; a voucher missing from the answer has no use.
     async fn voucher_uses(&self, event: EventId) -> Result<Vec<(VoucherCode, u32)>>;
+
+    /// Stores a new sales channel of an event with the seats it keeps back. From then on
+    /// [`insert_order`](Self::insert_order) refuses, with
+    /// [`Error::SeatsTaken`](crate::Error::SeatsTaken) naming them, an order with a seat still
+    /// reserved for a channel other than the order's [`NewOrder::channel`] (checked with a
+    /// locking read, so a concurrent release is either wholly before the order or wholly
+    /// after). A code the event has already, or a seat another channel of the event keeps
+    /// back (reserved or released), is [`Error::InvalidRequest`](crate::Error::InvalidRequest)
+    /// and stores nothing.
+    async fn insert_channel(&self, channel: &Channel) -> Result<()>;
+
+    /// Every channel of `event` with its reserved and released seats, by code.
+    async fn channels(&self, event: EventId) -> Result<Vec<Channel>>;
+
+    /// Releases seats of a channel to the public in one transaction: the seats still reserved
+    /// among `release.seats` (all when `None`) become released, decided by
+    /// [`Channel::release`], and, when there is any, one `ChannelSeatsReleased` outbox event
+    /// ([`ChannelRelease::outbox_event`], naming those without an active ticket) is written with
+    /// them. Returns the seats newly released, in seat order; empty (and no event) when all were
+    /// released before. An unknown channel is [`Error::NotFound`](crate::Error::NotFound).
+    async fn release_channel_seats(&self, release: &ChannelRelease) -> Result<Vec<SeatRef>>;
 
     /// Up to `limit` active tickets of `event` whose id is greater than `after` (from the first
     /// when `None`), in ticket-id order: the pages a seat-lock rebuild reads. Keyset pagination

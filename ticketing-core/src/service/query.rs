@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use crate::domain::{
-    EventId, Money, Order, OrderId, Ticket, TicketId, TicketStatus, VenueId, Zone, ZoneCode,
+    EventId, Money, Order, OrderId, SeatRef, Ticket, TicketId, TicketStatus, VenueId, Zone, ZoneCode,
 };
 use crate::{Error, Result};
 
@@ -127,9 +127,23 @@ impl QueryService {
         // them out.
         let priced =
             |z: &&Zone| info.event.price(&z.code).is_some() && !info.event.is_hidden(&z.code);
+        // Seats kept back for a sales channel are taken for the public.
+        let reserved: Vec<SeatRef> = self
+            .backends
+            .tickets
+            .channels(event)
+            .await?
+            .iter()
+            .flat_map(|c| c.reserved().iter().cloned())
+            .collect();
         let map = match zone {
-            Some(zone) => SeatMap::build(event, std::iter::once(zone), &snapshot),
-            None => SeatMap::build(event, info.venue.zones().iter().filter(priced), &snapshot),
+            Some(zone) => SeatMap::build(event, std::iter::once(zone), &snapshot, &reserved),
+            None => SeatMap::build(
+                event,
+                info.venue.zones().iter().filter(priced),
+                &snapshot,
+                &reserved,
+            ),
         };
         Ok(Arc::new(map))
     }

@@ -199,6 +199,7 @@ impl Fixture {
             selection: Selection::Seats(seats),
             idempotency_key: None,
             voucher: None,
+            channel: None,
         }
     }
 
@@ -213,6 +214,7 @@ impl Fixture {
             },
             idempotency_key: None,
             voucher: None,
+            channel: None,
         }
     }
 

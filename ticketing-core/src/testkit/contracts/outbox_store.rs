@@ -85,6 +85,7 @@ impl OutboxFeed for ReservationFeed {
                 general_admission: None,
                 idempotency: None,
                 voucher: None,
+                channel: None,
             })
             .await?;
         assert_eq!(
