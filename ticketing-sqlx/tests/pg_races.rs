@@ -5,7 +5,7 @@ mod pg_support;
 mod support;
 
 use pg_support::database;
-use support::{Show, ms, t0, with_key};
+use support::{PRICE, Show, eur, ms, seat, t0, with_key, zone};
 use ticketing_sqlx::postgres::PgTicketRepository;
 use ticketing_sqlx::postgres::testing::TestDatabase;
 
@@ -23,5 +23,16 @@ const ZONE_USAGE_TOTALS: &str = "SELECT SUM(active)::bigint, \
 /// Binds: event, code. The active orders using a voucher, counted from the order rows.
 const ACTIVE_VOUCHER_ORDERS: &str = "SELECT COUNT(*) FROM orders \
      WHERE event_id = $1 AND voucher_code = $2 AND status IN ('PENDING_PAYMENT', 'PAID')";
+
+/// Binds: event. Active tickets on seats a channel still keeps (every order here is public), in
+/// one statement: one snapshot of the committed state.
+const PUBLIC_TICKETS_ON_KEPT_SEATS: &str = "SELECT COUNT(*) FROM tickets t \
+     JOIN channel_seats c ON c.event_id = t.event_id AND c.seat_key = t.seat_key \
+     WHERE t.event_id = $1 AND NOT c.released AND t.status IN ('PENDING_PAYMENT', 'PAID')";
+
+/// The catalog beside the repository (channels belong to a stored event).
+fn catalog(db: &TestDatabase) -> std::sync::Arc<dyn ticketing_core::ports::CatalogRepository> {
+    std::sync::Arc::new(ticketing_sqlx::postgres::PgCatalog::new(db.pool().clone()))
+}
 
 include!("races/checks.rs");

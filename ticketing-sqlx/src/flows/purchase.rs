@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::OrderSteps;
 use super::outbox::Outbox;
+use super::channel::Channels;
 use super::voucher::VoucherUses;
 use crate::codec::stored;
 use crate::dialect::is_unique_violation;
@@ -21,7 +22,7 @@ use crate::rules::{check, created_on, reserved_event};
 
 /// The purchase on a database: its statements, and the flow of
 /// [`insert_order`](ticketing_core::ports::TicketRepository::insert_order) over them.
-pub(crate) trait Purchase: OrderSteps + Outbox + VoucherUses
+pub(crate) trait Purchase: OrderSteps + Outbox + VoucherUses + Channels
 where
     for<'c> &'c mut Self::Connection: Executor<'c, Database = Self>,
     Self::Arguments: IntoArguments<Self>,
@@ -32,6 +33,8 @@ where
     for<'q> String: Decode<'q, Self> + Type<Self>,
     for<'q> DateTime<Utc>: Encode<'q, Self> + Decode<'q, Self> + Type<Self>,
     for<'q> Self::Count: Decode<'q, Self>,
+    for<'q> Vec<u8>: Encode<'q, Self> + Decode<'q, Self> + Type<Self>,
+    for<'q> bool: Decode<'q, Self> + Type<Self>,
 {
     /// Binds: customer, key, fingerprint, order, created_at.
     const INSERT_IDEMPOTENCY: &'static str;
@@ -116,6 +119,7 @@ where
             return Self::stored_duplicate(pool, record).await;
         }
         Self::insert_order_row(&mut tx, new).await?;
+        Self::check_reserved(&mut tx, new).await?;
         Self::claim_voucher(&mut tx, new).await?;
         let shards = Self::take_order_places(&mut tx, new).await?;
         Self::insert_own_tickets(&mut tx, order, &shards).await?;

@@ -110,6 +110,7 @@ async fn explain_the_hot_reads() {
                 general_admission: None,
                 idempotency: None,
                 voucher: None,
+                channel: None,
             };
             repo.insert_order(&new).await.expect("insert");
             let action = match n % 3 {

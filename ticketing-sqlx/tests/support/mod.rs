@@ -114,6 +114,7 @@ impl Show {
             general_admission: None,
             idempotency: None,
             voucher: None,
+            channel: None,
         }
     }
 
@@ -136,6 +137,7 @@ impl Show {
             general_admission: Some((zone("GA"), capacity)),
             idempotency: None,
             voucher: None,
+            channel: None,
         }
     }
 }

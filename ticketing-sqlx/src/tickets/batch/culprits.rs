@@ -43,7 +43,8 @@ pub(super) async fn find(
 /// later one its exact answer. Orders that use a voucher run alone too: their use is taken by
 /// the unbatched flow's conditional update (`crate::flows::voucher`), so a voucher's count has
 /// one writer path, and a stampede on a used-up voucher cannot roll back batches of other
-/// buyers. Returns (members, alone).
+/// buyers. Orders of a sales channel run alone as well, so a batch is all public. Returns
+/// (members, alone).
 pub(super) fn separate_overlaps(batch: Vec<Pending>) -> (Vec<Pending>, Vec<Pending>) {
     let mut seats: HashSet<(EventId, &SeatRef)> = HashSet::new();
     let mut keys = HashSet::new();
@@ -62,7 +63,8 @@ pub(super) fn separate_overlaps(batch: Vec<Pending>) -> (Vec<Pending>, Vec<Pendi
             .as_ref()
             .map(|r| (r.customer.as_str(), r.key.as_str()));
         let key_clash = key.is_some_and(|k| keys.contains(&k));
-        let voucher = pending.order.voucher.is_some();
+        // A channel's order too: the batch's check of reserved seats takes the public's view.
+        let voucher = pending.order.voucher.is_some() || pending.order.channel.is_some();
         if seat_clash || key_clash || voucher || ids.contains(&order.id) {
             overlapping[i] = true;
             continue;

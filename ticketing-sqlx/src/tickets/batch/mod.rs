@@ -9,9 +9,12 @@
 //! (`SeatsTaken` naming the seats, `SoldOut`, `LimitExceeded`, `DuplicateKey`, or success when the
 //! conflict has vanished meanwhile). The other orders of the batch commit; none of them ever sees
 //! another order's failure. An order that uses a voucher never joins a batch: it runs alone from
-//! the start, where the voucher's conditional counter update decides it.
+//! the start, where the voucher's conditional counter update decides it; so does an order of a
+//! sales channel.
 //!
 //! One batch transaction:
+//! 0. the rows of `channel_seats` of the batch's seats, in share mode: the orders with a seat
+//!    still kept for a channel leave the batch (and are refused alone);
 //! 1. per general-admission zone (in key order), the batch's places from the zone's shards
 //!    ([`zone_capacity::take`](super::zone_capacity::take));
 //! 2. `INSERT INTO tickets … VALUES (…), (…)` — the unique active-seat key is invariant 1;
