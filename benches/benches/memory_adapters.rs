@@ -88,6 +88,7 @@ impl Filled {
                 general_admission: Some((filled.zone.clone(), CAPACITY)),
                 idempotency: None,
                 voucher: None,
+                channel: None,
             };
             filled.tickets.insert_order(&new).await.expect("insert");
         }

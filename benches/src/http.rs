@@ -311,6 +311,7 @@ mod tests {
                 selection,
                 idempotency_key: None,
                 voucher: None,
+                channel: None,
             };
             let json = serde_json::to_vec(&purchase_body(&request)).unwrap();
             let parsed: PurchaseRequestDto = serde_json::from_slice(&json).unwrap();

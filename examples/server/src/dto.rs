@@ -243,6 +243,10 @@ pub struct PurchaseRequestDto {
     /// Or the best seats side by side in a seated zone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub best_available: Option<BestAvailableDto>,
+    /// The sales channel the buyer belongs to, with its key: its kept seats are for sale to
+    /// this purchase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<crate::routes::channels::ChannelAccessDto>,
 }
 
 impl PurchaseRequestDto {
@@ -290,6 +294,11 @@ impl PurchaseRequestDto {
             selection,
             idempotency_key: idempotency_key.map(parse).transpose()?,
             voucher: self.voucher.as_deref().map(parse).transpose()?,
+            channel: self
+                .channel
+                .as_ref()
+                .map(crate::routes::channels::ChannelAccessDto::to_core)
+                .transpose()?,
         })
     }
 }
@@ -306,6 +315,10 @@ impl PartialSchema for PurchaseRequestDto {
                 .property(field, selection)
                 .required(field)
                 .property("voucher", contract::voucher_code())
+                .property(
+                    "channel",
+                    Ref::from_schema_name(crate::routes::channels::ChannelAccessDto::name()),
+                )
                 .build()
         };
         let seats = ArrayBuilder::new()

@@ -26,7 +26,7 @@ use common::{ADMIN, SECRET, TestApp};
 use serde_json::json;
 use ticketing_core::Result;
 use ticketing_core::domain::{
-    CustomerId, EventId, IdempotencyKey, Order, OrderId, OutboxEntry, Payment, PaymentRecorded,
+    Channel, ChannelRelease, CustomerId, EventId, IdempotencyKey, Order, OrderId, OutboxEntry, Payment, PaymentRecorded,
     PaymentRef, PaymentWrite, SeatRef, Ticket, TicketId, TicketStatus, VenueId, VoucherCode,
 };
 use ticketing_core::ports::{
@@ -146,6 +146,18 @@ impl TicketRepository for SlowWrites {
 
     async fn voucher_uses(&self, event: EventId) -> Result<Vec<(VoucherCode, u32)>> {
         self.inner.voucher_uses(event).await
+    }
+
+    async fn insert_channel(&self, channel: &Channel) -> Result<()> {
+        self.inner.insert_channel(channel).await
+    }
+
+    async fn channels(&self, event: EventId) -> Result<Vec<Channel>> {
+        self.inner.channels(event).await
+    }
+
+    async fn release_channel_seats(&self, release: &ChannelRelease) -> Result<Vec<SeatRef>> {
+        self.inner.release_channel_seats(release).await
     }
 }
 
