@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use ticketing_core::Error;
 use ticketing_core::domain::{Channel, ChannelAccess, ChannelCode, ChannelKey, EventId, SeatRef};
+use utoipa::openapi::{Array, ArrayBuilder, Ref};
 use utoipa::ToSchema;
 
 use crate::app::AppState;
@@ -43,6 +44,17 @@ impl ChannelAccessDto {
     }
 }
 
+/// The schema of a request's seats: 1 to [`MAX_CHANNEL_SEATS_PER_REQUEST`], each once.
+fn seats_schema() -> Array {
+    ArrayBuilder::new()
+        .items(Ref::from_schema_name(SeatDto::name()))
+        .min_items(Some(1))
+        .max_items(Some(MAX_CHANNEL_SEATS_PER_REQUEST as usize))
+        .unique_items(true)
+        .description(Some("Seats of the event's venue, each at most once."))
+        .build()
+}
+
 /// The seats of a request, checked: 1 to [`MAX_CHANNEL_SEATS_PER_REQUEST`], each once.
 fn seats_of(seats: &[SeatDto]) -> ApiResult<Vec<SeatRef>> {
     check_range(
@@ -72,7 +84,7 @@ pub struct CreateChannelDto {
     #[schema(schema_with = contract::channel_code)]
     pub code: String,
     /// The seats to keep back, each at most once, none kept by another channel of the event.
-    #[schema(min_items = 1, max_items = 1000, unique_items = true)]
+    #[schema(schema_with = seats_schema)]
     pub seats: Vec<SeatDto>,
 }
 
@@ -119,7 +131,7 @@ impl From<&Channel> for ChannelDto {
 pub struct ReleaseChannelDto {
     /// The seats to release (each kept by the channel, at most once); absent for all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(min_items = 1, max_items = 1000, unique_items = true)]
+    #[schema(schema_with = seats_schema)]
     pub seats: Option<Vec<SeatDto>>,
 }
 
@@ -202,7 +214,7 @@ pub async fn list_channels(
     post, path = "/api/admin/events/{eventId}/channels/{code}/release", tag = "admin", operation_id = "releaseChannelSeats",
     params(
         ("eventId" = uuid::Uuid, Path, description = "Event id", example = "01936a6e-70aa-7cde-8a11-5b6c7d8e9f00"),
-        ("code" = String, Path, description = "The channel's code", example = "BOX-OFFICE"),
+        ("code" = String, Path, description = "The channel's code", example = "BOX-OFFICE", min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_.@+-]+$"),
     ),
     request_body = ReleaseChannelDto,
     security(("admin" = [])),
