@@ -9,8 +9,9 @@ use uuid::Uuid;
 
 use ticketing_core::Error;
 use ticketing_core::domain::{
-    ChannelCode, ChannelKey, CustomerId, IdempotencyKey, MAX_HOLD_TIME, MAX_NAME_CHARS, MAX_PER_CUSTOMER_LIMIT,
-    MAX_ZONE_CAPACITY, MIN_HOLD_TIME, PaymentRef, RowLabel, VenueLimits, VoucherCode, ZoneCode,
+    ChannelCode, ChannelKey, CustomerId, IdempotencyKey, MAX_HOLD_TIME, MAX_NAME_CHARS,
+    MAX_PER_CUSTOMER_LIMIT, MAX_ZONE_CAPACITY, MIN_HOLD_TIME, PaymentRef, RowLabel, VenueLimits,
+    VoucherCode, ZoneCode,
 };
 
 use crate::error::{ApiError, ApiResult};

@@ -26,8 +26,9 @@ use common::{ADMIN, SECRET, TestApp};
 use serde_json::json;
 use ticketing_core::Result;
 use ticketing_core::domain::{
-    Channel, ChannelRelease, CustomerId, EventId, IdempotencyKey, Order, OrderId, OutboxEntry, Payment, PaymentRecorded,
-    PaymentRef, PaymentWrite, SeatRef, Ticket, TicketId, TicketStatus, VenueId, VoucherCode,
+    Channel, ChannelRelease, CustomerId, EventId, IdempotencyKey, Order, OrderId, OutboxEntry,
+    Payment, PaymentRecorded, PaymentRef, PaymentWrite, SeatRef, Ticket, TicketId, TicketStatus,
+    VenueId, VoucherCode,
 };
 use ticketing_core::ports::{
     Clock, Extension, ExtensionOutcome, IdempotencyRecord, InsertOutcome, NewOrder, SeatState,

@@ -12,8 +12,8 @@ use axum::http::{Method, Request, StatusCode, header};
 use common::{ADMIN, TestApp, purchase};
 use serde_json::{Value, json};
 use ticketing_core::domain::{
-    ChannelCode, IdempotencyKey, MAX_HOLD_TIME, MAX_NAME_CHARS, MAX_PER_CUSTOMER_LIMIT, PaymentRef, RowLabel,
-    VenueLimits, ZoneCode,
+    ChannelCode, IdempotencyKey, MAX_HOLD_TIME, MAX_NAME_CHARS, MAX_PER_CUSTOMER_LIMIT, PaymentRef,
+    RowLabel, VenueLimits, ZoneCode,
 };
 use ticketing_server::openapi::{DemoRoutes, document, document_with_limits};
 

@@ -165,7 +165,10 @@ impl Channel {
                 ));
             }
             if reserved.contains(&seat) {
-                return Err(Error::invalid("seats", format!("seat {seat} appears twice")));
+                return Err(Error::invalid(
+                    "seats",
+                    format!("seat {seat} appears twice"),
+                ));
             }
             reserved.insert(seat);
         }
@@ -346,13 +349,13 @@ mod tests {
     #[test]
     fn a_release_returns_only_seats_reserved_until_then() {
         let mut c = channel(&["A:1:1", "A:1:2", "A:1:3"]);
-        assert_eq!(c.release(Some(&[seat("A:1:2")])).unwrap(), vec![seat("A:1:2")]);
+        assert_eq!(
+            c.release(Some(&[seat("A:1:2")])).unwrap(),
+            vec![seat("A:1:2")]
+        );
         assert!(c.release(Some(&[seat("A:1:2")])).unwrap().is_empty());
         assert!(c.release(Some(&[seat("A:1:9")])).is_err());
-        assert_eq!(
-            c.release(None).unwrap(),
-            vec![seat("A:1:1"), seat("A:1:3")]
-        );
+        assert_eq!(c.release(None).unwrap(), vec![seat("A:1:1"), seat("A:1:3")]);
         assert!(c.reserved().is_empty());
         assert_eq!(c.released().len(), 3);
         assert!(c.release(None).unwrap().is_empty());

@@ -26,8 +26,8 @@ pub use channel::{
 pub use event::{Event, EventSpec, MAX_HOLD_TIME, MAX_PER_CUSTOMER_LIMIT, MIN_HOLD_TIME};
 pub use extension::{ExtensionRefusal, HoldExtension};
 pub use ids::{
-    ChannelCode, CustomerId, EventId, IdempotencyKey, OrderId, OrderIdSecret, PaymentRef, RowLabel, TicketId,
-    VenueId, VoucherCode, ZoneCode,
+    ChannelCode, CustomerId, EventId, IdempotencyKey, OrderId, OrderIdSecret, PaymentRef, RowLabel,
+    TicketId, VenueId, VoucherCode, ZoneCode,
 };
 pub use money::{Currency, Money};
 pub use outbox::{

@@ -4,7 +4,9 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::ids::{ChannelCode, CustomerId, EventId, OrderId, PaymentRef, TicketId, VenueId, ZoneCode};
+use super::ids::{
+    ChannelCode, CustomerId, EventId, OrderId, PaymentRef, TicketId, VenueId, ZoneCode,
+};
 use super::money::Money;
 use super::payment::{Payment, PaymentEffect, PaymentOutcome};
 use super::status::TicketAction;

@@ -7,9 +7,10 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use super::lock;
 use crate::domain::{
-    Channel, ChannelCode, ChannelRelease, CustomerId, EventId, IdempotencyKey, Order, OrderId, OutboxEntry, OutboxEvent, OutboxKind,
-    Payment, PaymentRecorded, PaymentRef, PaymentWrite, SeatRef, Ticket, TicketAction, TicketId,
-    TicketStatus, VenueId, VoucherCode, VoucherProblem, ZoneCode,
+    Channel, ChannelCode, ChannelRelease, CustomerId, EventId, IdempotencyKey, Order, OrderId,
+    OutboxEntry, OutboxEvent, OutboxKind, Payment, PaymentRecorded, PaymentRef, PaymentWrite,
+    SeatRef, Ticket, TicketAction, TicketId, TicketStatus, VenueId, VoucherCode, VoucherProblem,
+    ZoneCode,
 };
 use crate::ports::{
     Extension, ExtensionOutcome, IdempotencyRecord, InsertOutcome, NewOrder, OutboxStore,

@@ -8,9 +8,9 @@ use crate::Result;
 #[cfg(doc)]
 use crate::domain::PaymentEffect;
 use crate::domain::{
-    Channel, ChannelCode, ChannelRelease, CustomerId, EventId, IdempotencyKey, Order, OrderId, OutboxEntry, Payment, PaymentRecorded,
-    PaymentRef, PaymentWrite, SeatRef, Ticket, TicketAction, TicketId, TicketStatus, VenueId, VoucherCode,
-    ZoneCode,
+    Channel, ChannelCode, ChannelRelease, CustomerId, EventId, IdempotencyKey, Order, OrderId,
+    OutboxEntry, Payment, PaymentRecorded, PaymentRef, PaymentWrite, SeatRef, Ticket, TicketAction,
+    TicketId, TicketStatus, VenueId, VoucherCode, ZoneCode,
 };
 
 /// The idempotency record stored with an order: the key and a fingerprint of the request.

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use crate::domain::{
-    Channel, ChannelCode, ChannelKey, ChannelRelease, Event, MAX_CHANNEL_SEATS, SeatRef, EventId, EventSpec, Venue, VenueId, VenueLimits, Voucher, VoucherSpec, Zone, ZoneCode,
-    ZoneKind,
+    Channel, ChannelCode, ChannelKey, ChannelRelease, Event, EventId, EventSpec, MAX_CHANNEL_SEATS,
+    SeatRef, Venue, VenueId, VenueLimits, Voucher, VoucherSpec, Zone, ZoneCode, ZoneKind,
 };
 use crate::ports::CatalogRepository;
 use crate::{Error, Result};

@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
 use crate::domain::{
-    ChannelAccess, CustomerId, Event, EventId, IdempotencyKey, Money, Row, RowLabel, SeatRef, Voucher,
-    VoucherCode, ZoneCode, ZoneKind,
+    ChannelAccess, CustomerId, Event, EventId, IdempotencyKey, Money, Row, RowLabel, SeatRef,
+    Voucher, VoucherCode, ZoneCode, ZoneKind,
 };
 use crate::ports::HoldItem;
 use crate::{Error, Result};

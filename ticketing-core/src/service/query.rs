@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use crate::domain::{
-    EventId, Money, Order, OrderId, SeatRef, Ticket, TicketId, TicketStatus, VenueId, Zone, ZoneCode,
+    EventId, Money, Order, OrderId, SeatRef, Ticket, TicketId, TicketStatus, VenueId, Zone,
+    ZoneCode,
 };
 use crate::{Error, Result};
 

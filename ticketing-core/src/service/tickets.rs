@@ -7,7 +7,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::domain::{
-    ChannelCode, EventId, Order, OrderId, SeatRef, Ticket, TicketAction, TicketStatus, Voucher, VoucherProblem, ZoneCode,
+    ChannelCode, EventId, Order, OrderId, SeatRef, Ticket, TicketAction, TicketStatus, Voucher,
+    VoucherProblem, ZoneCode,
 };
 use crate::ports::{
     BestAvailableOutcome, BestAvailableRequest, HoldItem, HoldOutcome, HoldRequest,

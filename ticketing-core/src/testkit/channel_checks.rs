@@ -8,9 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::Error;
-use crate::domain::{
-    ChannelAccess, ChannelCode, ChannelKey, OutboxKind, SalesChange, SeatRef,
-};
+use crate::domain::{ChannelAccess, ChannelCode, ChannelKey, OutboxKind, SalesChange, SeatRef};
 use crate::ports::EventSink;
 use crate::service::{
     BestAvailable, CatalogService, PurchaseRequest, SeatAvailability, SeatLockSync, Selection,
@@ -115,7 +113,11 @@ pub async fn channel_seats_are_kept_from_the_public(harness: Harness) {
     let warm = cached
         .purchase(f.seats_request("warm", vec![f.seat(0)]))
         .await;
-    assert_eq!(outcome(&warm), "SEATS_TAKEN", "BOX's seat, also in the cache");
+    assert_eq!(
+        outcome(&warm),
+        "SEATS_TAKEN",
+        "BOX's seat, also in the cache"
+    );
     create_channel(&f, "LATE", vec![late_seat.clone()]).await;
     let stale = cached
         .purchase(f.seats_request("stale", vec![late_seat.clone()]))
@@ -132,16 +134,21 @@ pub async fn channel_seats_are_kept_from_the_public(harness: Harness) {
     .await;
     let counts = count(&named.iter().map(outcome).collect::<Vec<_>>());
     assert_eq!(counts.get("SEATS_TAKEN"), Some(&STAMPEDE), "{counts:?}");
-    let best_public =
-        race_purchases(&f, STAMPEDE, |f, i| best(f, &format!("best{i}"), 2)).await;
+    let best_public = race_purchases(&f, STAMPEDE, |f, i| best(f, &format!("best{i}"), 2)).await;
     let counts = count(&best_public.iter().map(outcome).collect::<Vec<_>>());
     // Row 3 without its kept seat 6 is runs of 5 and 4 (2 pairs each), row 4 has 5 pairs.
     assert_eq!(counts.get("OK"), Some(&9), "{counts:?}");
-    assert_eq!(counts.get("NO_ADJACENT_SEATS"), Some(&(STAMPEDE - 9)), "{counts:?}");
+    assert_eq!(
+        counts.get("NO_ADJACENT_SEATS"),
+        Some(&(STAMPEDE - 9)),
+        "{counts:?}"
+    );
     let taken = sold(&f).await;
     assert_eq!(taken.len(), 18);
     assert!(
-        kept.iter().chain([&late_seat]).all(|s| !taken.contains_key(s)),
+        kept.iter()
+            .chain([&late_seat])
+            .all(|s| !taken.contains_key(s)),
         "no reserved seat sold to the public"
     );
     f.audit().await;
@@ -235,7 +242,11 @@ pub async fn a_release_gives_the_seats_to_the_public_once(harness: Harness) {
     let event = &events[0].event;
     assert_eq!(event.channel, Some(code("BOX")));
     let free: BTreeSet<SeatRef> = event.seats.iter().cloned().collect();
-    assert_eq!(free, seats(&f, 2..10).into_iter().collect(), "the seats without a ticket");
+    assert_eq!(
+        free,
+        seats(&f, 2..10).into_iter().collect(),
+        "the seats without a ticket"
+    );
     assert_eq!(SalesChange::of(event), SalesChange::default());
     SeatLockSync::new(f.backends.clone(), f.config.clone())
         .publish(&events)
@@ -251,7 +262,11 @@ pub async fn a_release_gives_the_seats_to_the_public_once(harness: Harness) {
     let stranger = catalog
         .release_channel_seats(f.event.id(), code("BOX"), Some(vec![f.seat(30)]))
         .await;
-    assert_eq!(outcome(&stranger), "INVALID_REQUEST", "a seat BOX never kept");
+    assert_eq!(
+        outcome(&stranger),
+        "INVALID_REQUEST",
+        "a seat BOX never kept"
+    );
     let unknown = catalog
         .release_channel_seats(f.event.id(), code("NOBODY"), None)
         .await;
@@ -263,7 +278,11 @@ pub async fn a_release_gives_the_seats_to_the_public_once(harness: Harness) {
     .await;
     let counts = count(&results.iter().map(outcome).collect::<Vec<_>>());
     assert_eq!(counts.get("OK"), Some(&8), "{counts:?}");
-    assert_eq!(counts.get("SEATS_TAKEN"), Some(&(STAMPEDE - 8)), "{counts:?}");
+    assert_eq!(
+        counts.get("SEATS_TAKEN"),
+        Some(&(STAMPEDE - 8)),
+        "{counts:?}"
+    );
     let taken = sold(&f).await;
     for seat in seats(&f, 2..10) {
         let buyer = taken.get(&seat).expect("every released free seat is sold");

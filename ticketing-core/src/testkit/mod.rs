@@ -28,12 +28,12 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-pub use channel_checks::{
-    a_release_gives_the_seats_to_the_public_once, channel_seats_are_kept_from_the_public,
-};
 pub use best_available_checks::{
     ObservedLock, StampedeReport, best_available_sells_blocks_without_orphans,
     best_available_stampede, observed,
+};
+pub use channel_checks::{
+    a_release_gives_the_seats_to_the_public_once, channel_seats_are_kept_from_the_public,
 };
 pub use checks::{
     a_paged_rebuild_keeps_every_sale, abandoned_holds_free_their_seats, bad_requests_write_nothing,

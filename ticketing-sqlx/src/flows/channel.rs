@@ -158,7 +158,10 @@ where
     /// The purchase's step: `SeatsTaken` naming the seats of `new` still reserved for a channel
     /// other than its own, read in share mode and held to COMMIT, so a release cannot commit
     /// between this check and the order's tickets.
-    async fn check_reserved(conn: &mut Self::Connection, new: &NewOrder) -> Result<(), Self::Error> {
+    async fn check_reserved(
+        conn: &mut Self::Connection,
+        new: &NewOrder,
+    ) -> Result<(), Self::Error> {
         let mut keys: Vec<String> = new
             .order
             .tickets

@@ -12,8 +12,8 @@ use ticketing_core::ports::{IdempotencyRecord, InsertOutcome, NewOrder};
 use uuid::Uuid;
 
 use super::OrderSteps;
-use super::outbox::Outbox;
 use super::channel::Channels;
+use super::outbox::Outbox;
 use super::voucher::VoucherUses;
 use crate::codec::stored;
 use crate::dialect::is_unique_violation;

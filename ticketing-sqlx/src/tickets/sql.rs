@@ -485,7 +485,8 @@ impl Channels for MySql {
         code: &str,
         seats: &[String],
     ) -> StoreResult<()> {
-        let mut update = QueryBuilder::new("UPDATE channel_seats SET released = TRUE WHERE event_id = ");
+        let mut update =
+            QueryBuilder::new("UPDATE channel_seats SET released = TRUE WHERE event_id = ");
         update
             .push_bind(event)
             .push(" AND channel_code = ")

@@ -9,8 +9,8 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use ticketing_core::Error;
 use ticketing_core::domain::{Channel, ChannelAccess, ChannelCode, ChannelKey, EventId, SeatRef};
-use utoipa::openapi::{Array, ArrayBuilder, Ref};
 use utoipa::ToSchema;
+use utoipa::openapi::{Array, ArrayBuilder, Ref};
 
 use crate::app::AppState;
 use crate::contract::{self, check_range, malformed, parse};

@@ -893,17 +893,26 @@ pub async fn channels_over_http(app: TestApp) {
     app.admin_post(&channels, &json!({"code": "EMPTY", "seats": []}))
         .await
         .expect(StatusCode::BAD_REQUEST, Some("INVALID_REQUEST"));
-    app.admin_post(&channels, &json!({"code": "TWICE", "seats": [seat(5), seat(5)]}))
-        .await
-        .expect(StatusCode::BAD_REQUEST, Some("INVALID_REQUEST"));
+    app.admin_post(
+        &channels,
+        &json!({"code": "TWICE", "seats": [seat(5), seat(5)]}),
+    )
+    .await
+    .expect(StatusCode::BAD_REQUEST, Some("INVALID_REQUEST"));
 
     app.buy("alice", &["STALLS:D:1"])
         .await
         .expect(StatusCode::CONFLICT, Some("SEATS_TAKEN"));
-    let map = app.get(&format!("/api/events/{event}/zones/STALLS/seats")).await;
+    let map = app
+        .get(&format!("/api/events/{event}/zones/STALLS/seats"))
+        .await;
     map.expect(StatusCode::OK, None);
     for kept in ["STALLS:D:1", "STALLS:D:2", "STALLS:D:3"] {
-        assert_eq!(seat_state(&map.body, kept), "sold", "a kept seat is taken for the public");
+        assert_eq!(
+            seat_state(&map.body, kept),
+            "sold",
+            "a kept seat is taken for the public"
+        );
     }
     assert_eq!(seat_state(&map.body, "STALLS:D:4"), "free");
     let with = |seats: &[&str], code: &str, key: &str| {
@@ -911,12 +920,20 @@ pub async fn channels_over_http(app: TestApp) {
         body["channel"] = json!({"code": code, "key": key});
         body
     };
-    app.post_as("bob", "/api/tickets", &with(&["STALLS:D:1"], "BOX", &"x".repeat(32)))
-        .await
-        .expect(StatusCode::FORBIDDEN, Some("CHANNEL_KEY_INVALID"));
-    app.post_as("bob", "/api/tickets", &with(&["STALLS:D:1"], "BOX", "short"))
-        .await
-        .expect(StatusCode::BAD_REQUEST, Some("INVALID_REQUEST"));
+    app.post_as(
+        "bob",
+        "/api/tickets",
+        &with(&["STALLS:D:1"], "BOX", &"x".repeat(32)),
+    )
+    .await
+    .expect(StatusCode::FORBIDDEN, Some("CHANNEL_KEY_INVALID"));
+    app.post_as(
+        "bob",
+        "/api/tickets",
+        &with(&["STALLS:D:1"], "BOX", "short"),
+    )
+    .await
+    .expect(StatusCode::BAD_REQUEST, Some("INVALID_REQUEST"));
     app.post_as("bob", "/api/tickets", &with(&["STALLS:D:1"], "BOX", &key))
         .await
         .expect(StatusCode::CREATED, None);
@@ -948,10 +965,12 @@ pub async fn channels_over_http(app: TestApp) {
     app.admin_post(&format!("{channels}/NOBODY/release"), &json!({}))
         .await
         .expect(StatusCode::NOT_FOUND, Some("NOT_FOUND"));
-    app.admin_post(&release, &json!({"seats": [seat(9)]})).await.expect(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        Some("INCONSISTENT_REQUEST"),
-    );
+    app.admin_post(&release, &json!({"seats": [seat(9)]}))
+        .await
+        .expect(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("INCONSISTENT_REQUEST"),
+        );
 }
 
 /// The seat map lists free and sold seats as ranges per row; one zone's map has that zone only;

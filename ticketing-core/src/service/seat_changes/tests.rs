@@ -99,7 +99,10 @@ async fn a_change_carries_each_seat_s_new_state() {
         (OutboxKind::TicketReserved, Some(SeatAvailability::Held)),
         (OutboxKind::TicketExpired, Some(SeatAvailability::Free)),
         (OutboxKind::TicketCancelled, Some(SeatAvailability::Free)),
-        (OutboxKind::ChannelSeatsReleased, Some(SeatAvailability::Free)),
+        (
+            OutboxKind::ChannelSeatsReleased,
+            Some(SeatAvailability::Free),
+        ),
     ];
     let batch: Vec<_> = kinds
         .iter()

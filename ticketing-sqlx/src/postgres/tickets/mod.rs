@@ -12,8 +12,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool, Postgres, Row};
 use ticketing_core::domain::{
-    Channel, ChannelRelease, CustomerId, EventId, IdempotencyKey, Order, OrderId, OutboxEntry, Payment, PaymentRecorded,
-    PaymentRef, PaymentWrite, SeatRef, Ticket, TicketId, TicketStatus, VenueId, VoucherCode, ZoneCode,
+    Channel, ChannelRelease, CustomerId, EventId, IdempotencyKey, Order, OrderId, OutboxEntry,
+    Payment, PaymentRecorded, PaymentRef, PaymentWrite, SeatRef, Ticket, TicketId, TicketStatus,
+    VenueId, VoucherCode, ZoneCode,
 };
 use ticketing_core::ports::{
     Extension, ExtensionOutcome, IdempotencyRecord, InsertOutcome, NewOrder, TicketRepository,
@@ -258,7 +259,10 @@ impl TicketRepository for PgTicketRepository {
     }
 
     async fn insert_channel(&self, channel: &Channel) -> Result<()> {
-        Ok(with_retry("insert_channel", || Postgres::insert_channel(&self.pool, channel)).await?)
+        Ok(with_retry("insert_channel", || {
+            Postgres::insert_channel(&self.pool, channel)
+        })
+        .await?)
     }
 
     async fn channels(&self, event: EventId) -> Result<Vec<Channel>> {

@@ -358,6 +358,8 @@ impl Channels for Postgres {
             .bind(seats)
             .fetch_all(conn)
             .await?;
-        rows.iter().map(|row| Ok(row.try_get("seat_key")?)).collect()
+        rows.iter()
+            .map(|row| Ok(row.try_get("seat_key")?))
+            .collect()
     }
 }

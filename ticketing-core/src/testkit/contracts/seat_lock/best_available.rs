@@ -147,7 +147,11 @@ pub async fn best_available_treats_excluded_seats_as_taken(lock: &dyn SeatLock) 
         "row 1 keeps one seat, row 2 two pairs around its excluded middle"
     );
     let shown = taken(lock, event).await;
-    assert_eq!(shown.len(), 2, "nothing but the chosen pair is held: {shown:?}");
+    assert_eq!(
+        shown.len(),
+        2,
+        "nothing but the chosen pair is held: {shown:?}"
+    );
     let everything = BestAvailableRequest {
         excluded: excluded(&[row_one.as_slice(), &[(2, 3), (2, 4), (2, 5), (2, 6)]].concat()),
         ..request(event, new_order(), layout, 1)
