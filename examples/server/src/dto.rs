@@ -116,6 +116,22 @@ impl SeatDto {
     pub fn to_core(&self) -> ApiResult<SeatRef> {
         SeatRef::new(parse(&self.zone)?, parse(&self.row)?, self.number).map_err(malformed)
     }
+
+    /// The core seats of a request's list, in its order: 1 to `max` of them, each once.
+    pub fn distinct(seats: &[SeatDto], max: i64) -> ApiResult<Vec<SeatRef>> {
+        check_range("seats", seats.len() as i64, 1, max)?;
+        let seats = seats
+            .iter()
+            .map(SeatDto::to_core)
+            .collect::<ApiResult<Vec<_>>>()?;
+        let mut unique = seats.clone();
+        unique.sort();
+        unique.dedup();
+        if unique.len() != seats.len() {
+            return Err(malformed(Error::invalid("seats", "a seat appears twice")));
+        }
+        Ok(seats)
+    }
 }
 
 /// An amount in minor units (cents) with its ISO 4217 currency.
@@ -259,20 +275,7 @@ impl PurchaseRequestDto {
     ) -> ApiResult<PurchaseRequest> {
         let max = i64::from(MAX_TICKETS_PER_ORDER);
         let selection = match (&self.seats, &self.general_admission, &self.best_available) {
-            (Some(seats), None, None) => {
-                check_range("seats", seats.len() as i64, 1, max)?;
-                let seats = seats
-                    .iter()
-                    .map(SeatDto::to_core)
-                    .collect::<ApiResult<Vec<_>>>()?;
-                let mut unique = seats.clone();
-                unique.sort();
-                unique.dedup();
-                if unique.len() != seats.len() {
-                    return Err(malformed(Error::invalid("seats", "a seat appears twice")));
-                }
-                Selection::Seats(seats)
-            }
+            (Some(seats), None, None) => Selection::Seats(SeatDto::distinct(seats, max)?),
             (None, Some(ga), None) => {
                 check_range("quantity", ga.quantity.into(), 1, max)?;
                 Selection::General {

@@ -445,32 +445,29 @@ impl TicketRepository for InMemoryTicketRepository {
                 order.id
             )));
         }
-        let taken: Vec<SeatRef> = order
-            .tickets
-            .iter()
-            .filter_map(|t| t.seat.clone())
-            .filter(|seat| {
-                state
-                    .active_seats
-                    .contains_key(&(order.event_id, seat.clone()))
-            })
-            .collect();
-        if !taken.is_empty() {
-            return Err(Error::SeatsTaken { seats: taken });
-        }
-        let reserved: Vec<SeatRef> = order
-            .tickets
-            .iter()
-            .filter_map(|t| t.seat.clone())
-            .filter(|seat| {
-                state
-                    .reserved_seats
-                    .get(&(order.event_id, seat.clone()))
-                    .is_some_and(|channel| Some(channel) != new.channel.as_ref())
-            })
-            .collect();
-        if !reserved.is_empty() {
-            return Err(Error::SeatsTaken { seats: reserved });
+        // Seats with an active ticket, then seats still kept for another channel: either is
+        // taken for this order.
+        let active = |seat: &SeatRef| {
+            state
+                .active_seats
+                .contains_key(&(order.event_id, seat.clone()))
+        };
+        let kept = |seat: &SeatRef| {
+            state
+                .reserved_seats
+                .get(&(order.event_id, seat.clone()))
+                .is_some_and(|channel| Some(channel) != new.channel.as_ref())
+        };
+        for refused in [&active as &dyn Fn(&SeatRef) -> bool, &kept] {
+            let seats: Vec<SeatRef> = order
+                .tickets
+                .iter()
+                .filter_map(|t| t.seat.clone())
+                .filter(|seat| refused(seat))
+                .collect();
+            if !seats.is_empty() {
+                return Err(Error::SeatsTaken { seats });
+            }
         }
         let count = order.tickets.len() as u32;
         if let Some((zone, capacity)) = &new.general_admission {

@@ -2,7 +2,7 @@
 //! check of its seats (a locking read, so a concurrent release is wholly before or after it),
 //! and a release with its outbox row (docs/DESIGN.md, "Channel reservations").
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
@@ -75,6 +75,35 @@ where
         seats: &[String],
     ) -> impl Future<Output = Result<Vec<String>, Self::Error>> + Send;
 
+    /// The kept seats of `rows` (each with `seat_key` and `released`): (still reserved,
+    /// released).
+    #[allow(clippy::type_complexity)]
+    fn seat_sets<'r>(
+        rows: impl IntoIterator<Item = &'r Self::Row>,
+    ) -> Result<(BTreeSet<SeatRef>, BTreeSet<SeatRef>), Self::Error> {
+        let (mut reserved, mut released) = (BTreeSet::new(), BTreeSet::new());
+        for row in rows {
+            let seat: String = row.try_get("seat_key")?;
+            let seat = stored(seat.parse::<SeatRef>())?;
+            if row.try_get::<bool, _>("released")? {
+                released.insert(seat);
+            } else {
+                reserved.insert(seat);
+            }
+        }
+        Ok((reserved, released))
+    }
+
+    /// A row of [`kept_among`](Self::kept_among)'s statement: `seat_key`, `channel_code`,
+    /// `released`.
+    fn kept_row(row: &Self::Row) -> Result<(String, String, bool), Self::Error> {
+        Ok((
+            row.try_get("seat_key")?,
+            row.try_get("channel_code")?,
+            row.try_get("released")?,
+        ))
+    }
+
     /// [`insert_channel`](ticketing_core::ports::TicketRepository::insert_channel): the channel
     /// row, then its seats, or nothing. A duplicate code or a seat kept already (the seats'
     /// primary key is the event and the seat) is `InvalidRequest`.
@@ -127,23 +156,19 @@ where
             .bind(event.as_uuid())
             .fetch_all(pool)
             .await?;
+        let mut by_channel: HashMap<String, Vec<&Self::Row>> = HashMap::new();
+        for row in &seats {
+            by_channel
+                .entry(row.try_get("channel_code")?)
+                .or_default()
+                .push(row);
+        }
         let mut channels = Vec::with_capacity(heads.len());
         for head in &heads {
             let code: String = head.try_get("code")?;
             let hash: Vec<u8> = head.try_get("key_hash")?;
-            let (mut reserved, mut released) = (BTreeSet::new(), BTreeSet::new());
-            for row in &seats {
-                if row.try_get::<String, _>("channel_code")? != code {
-                    continue;
-                }
-                let seat: String = row.try_get("seat_key")?;
-                let seat = stored(seat.parse::<SeatRef>())?;
-                if row.try_get::<bool, _>("released")? {
-                    released.insert(seat);
-                } else {
-                    reserved.insert(seat);
-                }
-            }
+            let rows = by_channel.remove(&code).unwrap_or_default();
+            let (reserved, released) = Self::seat_sets(rows)?;
             channels.push(Channel::from_stored(
                 event,
                 stored(ChannelCode::new(code))?,
@@ -214,16 +239,7 @@ where
             .bind(code)
             .fetch_all(&mut *tx)
             .await?;
-        let (mut reserved, mut released) = (BTreeSet::new(), BTreeSet::new());
-        for row in &rows {
-            let seat: String = row.try_get("seat_key")?;
-            let seat = stored(seat.parse::<SeatRef>())?;
-            if row.try_get::<bool, _>("released")? {
-                released.insert(seat);
-            } else {
-                reserved.insert(seat);
-            }
-        }
+        let (reserved, released) = Self::seat_sets(&rows)?;
         let mut channel = Channel::from_stored(
             release.event,
             release.channel.clone(),

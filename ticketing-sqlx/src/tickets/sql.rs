@@ -468,15 +468,7 @@ impl Channels for MySql {
         push_list(&mut select, seats.iter().cloned());
         select.push(" ORDER BY seat_key LOCK IN SHARE MODE");
         let rows = select.build().fetch_all(conn).await?;
-        rows.iter()
-            .map(|row| {
-                Ok((
-                    row.try_get("seat_key")?,
-                    row.try_get("channel_code")?,
-                    row.try_get("released")?,
-                ))
-            })
-            .collect()
+        rows.iter().map(Self::kept_row).collect()
     }
 
     async fn mark_released(

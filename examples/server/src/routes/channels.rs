@@ -7,13 +7,12 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use ticketing_core::Error;
 use ticketing_core::domain::{Channel, ChannelAccess, ChannelCode, ChannelKey, EventId, SeatRef};
 use utoipa::ToSchema;
 use utoipa::openapi::{Array, ArrayBuilder, Ref};
 
 use crate::app::AppState;
-use crate::contract::{self, check_range, malformed, parse};
+use crate::contract::{self, malformed, parse};
 use crate::dto::SeatDto;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, parse_id};
@@ -57,23 +56,7 @@ fn seats_schema() -> Array {
 
 /// The seats of a request, checked: 1 to [`MAX_CHANNEL_SEATS_PER_REQUEST`], each once.
 fn seats_of(seats: &[SeatDto]) -> ApiResult<Vec<SeatRef>> {
-    check_range(
-        "seats",
-        seats.len() as i64,
-        1,
-        MAX_CHANNEL_SEATS_PER_REQUEST.into(),
-    )?;
-    let seats = seats
-        .iter()
-        .map(SeatDto::to_core)
-        .collect::<ApiResult<Vec<_>>>()?;
-    let mut unique = seats.clone();
-    unique.sort();
-    unique.dedup();
-    if unique.len() != seats.len() {
-        return Err(malformed(Error::invalid("seats", "a seat appears twice")));
-    }
-    Ok(seats)
+    SeatDto::distinct(seats, MAX_CHANNEL_SEATS_PER_REQUEST.into())
 }
 
 /// `POST /api/admin/events/{eventId}/channels`: a channel and the seats it keeps back.

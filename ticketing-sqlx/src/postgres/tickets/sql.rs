@@ -319,15 +319,7 @@ impl Channels for Postgres {
         .bind(seats)
         .fetch_all(conn)
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok((
-                    row.try_get("seat_key")?,
-                    row.try_get("channel_code")?,
-                    row.try_get("released")?,
-                ))
-            })
-            .collect()
+        rows.iter().map(Self::kept_row).collect()
     }
 
     async fn mark_released(

@@ -1,10 +1,10 @@
 //! The batch transaction: every order of the batch in one READ COMMITTED transaction of
 //! multi-row statements, steps 1–6 of the [module documentation](super).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use sqlx::{Connection, MySqlConnection, MySqlPool};
-use ticketing_core::domain::{EventId, OutboxEvent, SeatRef, Ticket, TicketId, ZoneCode};
+use ticketing_core::domain::{EventId, OutboxEvent, Ticket, TicketId, ZoneCode};
 use ticketing_core::ports::NewOrder;
 
 use super::culprits::{self, Conflict};
@@ -89,39 +89,15 @@ async fn reserved_orders(
     conn: &mut MySqlConnection,
     orders: &[&NewOrder],
 ) -> StoreResult<Vec<usize>> {
-    let mut by_event: BTreeMap<EventId, BTreeSet<String>> = BTreeMap::new();
-    for new in orders {
-        by_event.entry(new.order.event_id).or_default().extend(
-            new.order
-                .tickets
-                .iter()
-                .filter_map(|t| t.seat.as_ref().map(SeatRef::key)),
-        );
-    }
     let mut kept: HashSet<(EventId, String)> = HashSet::new();
-    for (event, keys) in by_event {
-        if keys.is_empty() {
-            continue;
-        }
-        let keys: Vec<String> = keys.into_iter().collect();
+    for (event, keys) in culprits::seat_keys(orders) {
         for (seat, _, released) in MySql::kept_among(conn, event.as_uuid(), &keys).await? {
             if !released {
                 kept.insert((event, seat));
             }
         }
     }
-    Ok(orders
-        .iter()
-        .enumerate()
-        .filter(|(_, new)| {
-            new.order.tickets.iter().any(|t| {
-                t.seat
-                    .as_ref()
-                    .is_some_and(|s| kept.contains(&(new.order.event_id, s.key())))
-            })
-        })
-        .map(|(i, _)| i)
-        .collect())
+    Ok(culprits::orders_with_seat_in(orders, &kept))
 }
 
 /// Step 1, invariant 2: the general-admission places of the batch, per zone (in key order) the
