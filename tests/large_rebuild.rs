@@ -463,6 +463,7 @@ fn spawn_buyers(
                         selection: Selection::Seats(vec![wanted.clone()]),
                         idempotency_key: None,
                         voucher: None,
+                        channel: None,
                     };
                     let done = rebuilt.load(Ordering::SeqCst);
                     match tickets.purchase(request).await {

@@ -176,6 +176,7 @@ async fn pruned_stores_level_off_under_a_steady_sale() {
                             selection: Selection::Seats(vec![seat]),
                             idempotency_key: Some(IdempotencyKey::new(format!("k{n}")).unwrap()),
                             voucher: None,
+                            channel: None,
                         })
                         .await
                         .expect("purchase");

@@ -89,6 +89,7 @@ impl Filled {
                 idempotency: None,
                 voucher: None,
                 price_tiers: Vec::new(),
+                channel: None,
             };
             filled.tickets.insert_order(&new).await.expect("insert");
         }

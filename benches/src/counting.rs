@@ -9,8 +9,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use ticketing_core::Result;
 use ticketing_core::domain::{
-    CustomerId, EventId, IdempotencyKey, Order, OrderId, OutboxEntry, Payment, PaymentRecorded,
-    PaymentRef, PaymentWrite, Ticket, TicketId, TicketStatus, VenueId, VoucherCode, ZoneCode,
+    Channel, ChannelRelease, CustomerId, EventId, IdempotencyKey, Order, OrderId, OutboxEntry,
+    Payment, PaymentRecorded, PaymentRef, PaymentWrite, SeatRef, Ticket, TicketId, TicketStatus,
+    VenueId, VoucherCode, ZoneCode,
 };
 use ticketing_core::ports::{
     Extension, ExtensionOutcome, IdempotencyRecord, InsertOutcome, NewOrder, TicketRepository,
@@ -210,6 +211,19 @@ impl TicketRepository for CountingRepository {
     async fn tier_sales(&self, event: EventId) -> Result<Vec<(ZoneCode, u16, u32)>> {
         bump(&self.counts.reads);
         self.inner.tier_sales(event).await
+    }
+
+    async fn insert_channel(&self, channel: &Channel) -> Result<()> {
+        self.inner.insert_channel(channel).await
+    }
+
+    async fn channels(&self, event: EventId) -> Result<Vec<Channel>> {
+        bump(&self.counts.reads);
+        self.inner.channels(event).await
+    }
+
+    async fn release_channel_seats(&self, release: &ChannelRelease) -> Result<Vec<SeatRef>> {
+        self.inner.release_channel_seats(release).await
     }
 
     async fn outbox_head(&self) -> Result<Option<u64>> {

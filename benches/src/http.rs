@@ -17,6 +17,7 @@ use ticketing_server::dto::{
     TicketStatusDto,
 };
 use ticketing_server::rate_limit::PurchaseRate;
+use ticketing_server::routes::channels::ChannelAccessDto;
 use ticketing_server::webhook::WebhookSecret;
 use tokio::sync::oneshot;
 use uuid::Uuid;
@@ -288,6 +289,10 @@ pub fn purchase_body(request: &PurchaseRequest) -> PurchaseRequestDto {
         general_admission,
         voucher: request.voucher.as_ref().map(ToString::to_string),
         best_available,
+        channel: request.channel.as_ref().map(|access| ChannelAccessDto {
+            code: access.code.to_string(),
+            key: access.key.as_str().to_owned(),
+        }),
     }
 }
 
@@ -311,6 +316,7 @@ mod tests {
                 selection,
                 idempotency_key: None,
                 voucher: None,
+                channel: None,
             };
             let json = serde_json::to_vec(&purchase_body(&request)).unwrap();
             let parsed: PurchaseRequestDto = serde_json::from_slice(&json).unwrap();

@@ -546,6 +546,7 @@ async fn drive(args: &Args, plan: &Plan, rig: &Rig) -> Result<RunReport, BenchEr
             selection: Selection::Seats(vec!["NONE:1:1".parse()?]),
             idempotency_key: None,
             voucher: None,
+            channel: None,
         })
         .await;
     let load = args.load(choice, attempts);

@@ -283,6 +283,7 @@ pub async fn warm_up(
             selection,
             idempotency_key: None,
             voucher: None,
+            channel: None,
         };
         let order = match buyer.buy(&request).await {
             Attempt {
@@ -329,6 +330,7 @@ async fn check_knows_event(buyer: &HttpBuyer, event: EventId) -> Result<(), Benc
         selection: Selection::Seats(vec!["NONE:1:1".parse::<SeatRef>()?]),
         idempotency_key: None,
         voucher: None,
+        channel: None,
     };
     match buyer.buy(&request).await {
         Attempt {

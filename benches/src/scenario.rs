@@ -520,6 +520,7 @@ async fn buyer_task(buyer: Buyer, worker: usize, shared: Arc<RunShared>) -> RawR
             selection: selection.clone(),
             idempotency_key: None,
             voucher: None,
+            channel: None,
         };
         let begun = Instant::now();
         let attempt = buyer.buy(request).await;

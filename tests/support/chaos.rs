@@ -491,6 +491,7 @@ impl Buyer {
             selection,
             idempotency_key: Some(key.clone()),
             voucher: None,
+            channel: None,
         };
         let order = match self.purchase(&request, &key).await {
             Bought::Order(order) => order,

@@ -79,6 +79,13 @@ pub enum Error {
         /// Why it cannot be used.
         problem: VoucherProblem,
     },
+    /// The purchase named a sales channel with a key that is not the channel's (or a channel
+    /// the event does not have: the two look the same). Nothing was held.
+    #[error("channel {channel}: the key is not valid")]
+    ChannelKeyInvalid {
+        /// The channel code as the buyer gave it.
+        channel: String,
+    },
     /// The request is malformed: a field is missing, out of range or inconsistent.
     #[error("invalid {field}: {reason}")]
     InvalidRequest {
@@ -220,6 +227,7 @@ impl Error {
             Error::LimitExceeded { .. } => "LIMIT_EXCEEDED",
             Error::NotAdmitted { .. } => "NOT_ADMITTED",
             Error::Voucher { problem, .. } => problem.code(),
+            Error::ChannelKeyInvalid { .. } => "CHANNEL_KEY_INVALID",
             Error::InvalidRequest { .. } => "INVALID_REQUEST",
             Error::InvalidTransition { .. } => "INVALID_TRANSITION",
             Error::PaymentTooLate { .. } => "PAYMENT_TOO_LATE",

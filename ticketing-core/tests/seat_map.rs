@@ -156,6 +156,7 @@ impl Sale {
                 selection,
                 idempotency_key: None,
                 voucher: None,
+                channel: None,
             })
             .await
             .unwrap()

@@ -52,6 +52,7 @@ fn request(event: EventId, customer: &str, seat: &str) -> PurchaseRequest {
         selection: Selection::Seats(vec![seat.parse().unwrap()]),
         idempotency_key: None,
         voucher: None,
+        channel: None,
     }
 }
 

@@ -78,6 +78,15 @@ impl RedisSeatLock {
             .arg(request.zone.as_str())
             .arg(request.quantity)
             .arg(max_orphans);
+        let excluded: Vec<&SeatRef> = request
+            .excluded
+            .iter()
+            .filter(|seat| seat.zone == request.zone && rows.iter().any(|r| r.label == seat.row))
+            .collect();
+        invocation.arg(excluded.len());
+        for seat in excluded {
+            invocation.arg(seat.key());
+        }
         for row in rows {
             invocation.arg(row.label.as_str()).arg(row.seats);
         }

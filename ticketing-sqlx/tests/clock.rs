@@ -243,6 +243,7 @@ impl TwoServers {
                 selection: Selection::Seats(vec![seat]),
                 idempotency_key: None,
                 voucher: None,
+                channel: None,
             })
             .await
             .unwrap()

@@ -26,5 +26,15 @@ const ACTIVE_VOUCHER_ORDERS: &str = "SELECT COUNT(*) FROM orders \
 /// Binds: event, price. The active tickets stored at a price, counted from the ticket rows.
 const ACTIVE_TICKETS_AT_PRICE: &str = "SELECT COUNT(*) FROM tickets \
      WHERE event_id = ? AND price_minor = ? AND status IN ('PENDING_PAYMENT', 'PAID')";
+/// Binds: event. Active tickets on seats a channel still keeps (every order here is public), in
+/// one statement: one snapshot of the committed state.
+const PUBLIC_TICKETS_ON_KEPT_SEATS: &str = "SELECT COUNT(*) FROM tickets t \
+     JOIN channel_seats c ON c.event_id = t.event_id AND c.seat_key = t.seat_key \
+     WHERE t.event_id = ? AND c.released = FALSE AND t.status IN ('PENDING_PAYMENT', 'PAID')";
+
+/// The catalog beside the repository (channels belong to a stored event).
+fn catalog(db: &TestDatabase) -> std::sync::Arc<dyn ticketing_core::ports::CatalogRepository> {
+    std::sync::Arc::new(ticketing_sqlx::MySqlCatalog::new(db.pool().clone()))
+}
 
 include!("races/checks.rs");

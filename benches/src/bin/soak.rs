@@ -214,6 +214,7 @@ async fn buy_one(
             selection: Selection::Seats(vec![seat]),
             idempotency_key: Some(key),
             voucher: None,
+            channel: None,
         })
         .await;
     let Some(order) = attempt

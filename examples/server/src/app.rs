@@ -217,6 +217,14 @@ pub fn router_with_limits(state: AppState, limits: &HttpLimits) -> Router {
             put(routes::waiting_room::set_policy).delete(routes::waiting_room::remove_policy),
         )
         .route(
+            "/api/admin/events/{eventId}/channels",
+            post(routes::channels::create_channel).get(routes::channels::list_channels),
+        )
+        .route(
+            "/api/admin/events/{eventId}/channels/{code}/release",
+            post(routes::channels::release_channel_seats),
+        )
+        .route(
             "/api/admin/events/{eventId}/vouchers",
             post(routes::vouchers::create_voucher).get(routes::vouchers::list_vouchers),
         )

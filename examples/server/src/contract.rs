@@ -9,8 +9,9 @@ use uuid::Uuid;
 
 use ticketing_core::Error;
 use ticketing_core::domain::{
-    CustomerId, IdempotencyKey, MAX_HOLD_TIME, MAX_NAME_CHARS, MAX_PER_CUSTOMER_LIMIT,
-    MAX_ZONE_CAPACITY, MIN_HOLD_TIME, PaymentRef, RowLabel, VenueLimits, VoucherCode, ZoneCode,
+    ChannelCode, ChannelKey, CustomerId, IdempotencyKey, MAX_HOLD_TIME, MAX_NAME_CHARS,
+    MAX_PER_CUSTOMER_LIMIT, MAX_ZONE_CAPACITY, MIN_HOLD_TIME, PaymentRef, RowLabel, VenueLimits,
+    VoucherCode, ZoneCode,
 };
 
 use crate::error::{ApiError, ApiResult};
@@ -75,6 +76,22 @@ pub fn zone_code() -> Object {
 /// A voucher code ([`VoucherCode`]).
 pub fn voucher_code() -> Object {
     token(VoucherCode::MAX_LEN, "EARLY-BIRD")
+}
+
+/// A sales channel's code ([`ChannelCode`]).
+pub fn channel_code() -> Object {
+    token(ChannelCode::MAX_LEN, "BOX-OFFICE")
+}
+
+/// A sales channel's key ([`ChannelKey`]): visible ASCII characters.
+pub fn channel_key() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(ChannelKey::MIN_LEN))
+        .max_length(Some(ChannelKey::MAX_LEN))
+        .pattern(Some("^[!-~]+$"))
+        .examples(["3f2a9c1e0b7d4e5f8a6b2c3d4e5f6a7b"])
+        .build()
 }
 
 /// A row label ([`RowLabel`]).

@@ -117,6 +117,22 @@ impl SeatDto {
     pub fn to_core(&self) -> ApiResult<SeatRef> {
         SeatRef::new(parse(&self.zone)?, parse(&self.row)?, self.number).map_err(malformed)
     }
+
+    /// The core seats of a request's list, in its order: 1 to `max` of them, each once.
+    pub fn distinct(seats: &[SeatDto], max: i64) -> ApiResult<Vec<SeatRef>> {
+        check_range("seats", seats.len() as i64, 1, max)?;
+        let seats = seats
+            .iter()
+            .map(SeatDto::to_core)
+            .collect::<ApiResult<Vec<_>>>()?;
+        let mut unique = seats.clone();
+        unique.sort();
+        unique.dedup();
+        if unique.len() != seats.len() {
+            return Err(malformed(Error::invalid("seats", "a seat appears twice")));
+        }
+        Ok(seats)
+    }
 }
 
 /// An amount in minor units (cents) with its ISO 4217 currency.
@@ -244,6 +260,10 @@ pub struct PurchaseRequestDto {
     /// Or the best seats side by side in a seated zone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub best_available: Option<BestAvailableDto>,
+    /// The sales channel the buyer belongs to, with its key: its kept seats are for sale to
+    /// this purchase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<crate::routes::channels::ChannelAccessDto>,
 }
 
 impl PurchaseRequestDto {
@@ -256,20 +276,7 @@ impl PurchaseRequestDto {
     ) -> ApiResult<PurchaseRequest> {
         let max = i64::from(MAX_TICKETS_PER_ORDER);
         let selection = match (&self.seats, &self.general_admission, &self.best_available) {
-            (Some(seats), None, None) => {
-                check_range("seats", seats.len() as i64, 1, max)?;
-                let seats = seats
-                    .iter()
-                    .map(SeatDto::to_core)
-                    .collect::<ApiResult<Vec<_>>>()?;
-                let mut unique = seats.clone();
-                unique.sort();
-                unique.dedup();
-                if unique.len() != seats.len() {
-                    return Err(malformed(Error::invalid("seats", "a seat appears twice")));
-                }
-                Selection::Seats(seats)
-            }
+            (Some(seats), None, None) => Selection::Seats(SeatDto::distinct(seats, max)?),
             (None, Some(ga), None) => {
                 check_range("quantity", ga.quantity.into(), 1, max)?;
                 Selection::General {
@@ -291,6 +298,11 @@ impl PurchaseRequestDto {
             selection,
             idempotency_key: idempotency_key.map(parse).transpose()?,
             voucher: self.voucher.as_deref().map(parse).transpose()?,
+            channel: self
+                .channel
+                .as_ref()
+                .map(crate::routes::channels::ChannelAccessDto::to_core)
+                .transpose()?,
         })
     }
 }
@@ -307,6 +319,10 @@ impl PartialSchema for PurchaseRequestDto {
                 .property(field, selection)
                 .required(field)
                 .property("voucher", contract::voucher_code())
+                .property(
+                    "channel",
+                    Ref::from_schema_name(crate::routes::channels::ChannelAccessDto::name()),
+                )
                 .build()
         };
         let seats = ArrayBuilder::new()

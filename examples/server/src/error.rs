@@ -123,7 +123,8 @@ pub fn status_of(error: &Error) -> StatusCode {
         | Error::PaymentMismatch { .. }
         | Error::HoldNotExtended { .. }
         | Error::IdempotencyConflict { .. } => StatusCode::CONFLICT,
-        Error::NotAdmitted { .. } => StatusCode::FORBIDDEN,
+        // A channel's key that is not the channel's: the buyer is not of the channel.
+        Error::NotAdmitted { .. } | Error::ChannelKeyInvalid { .. } => StatusCode::FORBIDDEN,
         // Unknown, outside its window, used up, or used up by this customer: the voucher's
         // state refuses the purchase, under the problem's own code (`VOUCHER_USED_UP`, …).
         Error::Voucher { .. } => StatusCode::CONFLICT,

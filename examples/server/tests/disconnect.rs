@@ -26,9 +26,9 @@ use common::{ADMIN, SECRET, TestApp};
 use serde_json::json;
 use ticketing_core::Result;
 use ticketing_core::domain::{
-    CustomerId, EventId, IdempotencyKey, Order, OrderId, OutboxEntry, Payment, PaymentRecorded,
-    PaymentRef, PaymentWrite, SeatRef, Ticket, TicketId, TicketStatus, VenueId, VoucherCode,
-    ZoneCode,
+    Channel, ChannelRelease, CustomerId, EventId, IdempotencyKey, Order, OrderId, OutboxEntry,
+    Payment, PaymentRecorded, PaymentRef, PaymentWrite, SeatRef, Ticket, TicketId, TicketStatus,
+    VenueId, VoucherCode, ZoneCode,
 };
 use ticketing_core::ports::{
     Clock, Extension, ExtensionOutcome, IdempotencyRecord, InsertOutcome, NewOrder, SeatState,
@@ -151,6 +151,18 @@ impl TicketRepository for SlowWrites {
 
     async fn tier_sales(&self, event: EventId) -> Result<Vec<(ZoneCode, u16, u32)>> {
         self.inner.tier_sales(event).await
+    }
+
+    async fn insert_channel(&self, channel: &Channel) -> Result<()> {
+        self.inner.insert_channel(channel).await
+    }
+
+    async fn channels(&self, event: EventId) -> Result<Vec<Channel>> {
+        self.inner.channels(event).await
+    }
+
+    async fn release_channel_seats(&self, release: &ChannelRelease) -> Result<Vec<SeatRef>> {
+        self.inner.release_channel_seats(release).await
     }
 }
 

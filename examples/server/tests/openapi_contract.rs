@@ -12,8 +12,8 @@ use axum::http::{Method, Request, StatusCode, header};
 use common::{ADMIN, TestApp, purchase};
 use serde_json::{Value, json};
 use ticketing_core::domain::{
-    IdempotencyKey, MAX_HOLD_TIME, MAX_NAME_CHARS, MAX_PER_CUSTOMER_LIMIT, MAX_PRICE_TIERS,
-    MAX_ZONE_CAPACITY, PaymentRef, RowLabel, VenueLimits, ZoneCode,
+    ChannelCode, IdempotencyKey, MAX_HOLD_TIME, MAX_NAME_CHARS, MAX_PER_CUSTOMER_LIMIT,
+    MAX_PRICE_TIERS, MAX_ZONE_CAPACITY, PaymentRef, RowLabel, VenueLimits, ZoneCode,
 };
 use ticketing_server::dto::MAX_TIERED_ZONES;
 use ticketing_server::openapi::{DemoRoutes, document, document_with_limits};
@@ -55,6 +55,15 @@ const STATUSES: &[(&str, &[u16])] = &[
         &[201, 400, 401, 404, 408, 413, 415, 422, 500, 503],
     ),
     ("listVouchers", &[200, 400, 401, 404, 408, 500, 503]),
+    (
+        "createChannel",
+        &[201, 400, 401, 404, 408, 413, 415, 422, 500, 503],
+    ),
+    ("listChannels", &[200, 400, 401, 404, 408, 500, 503]),
+    (
+        "releaseChannelSeats",
+        &[200, 400, 401, 404, 408, 413, 415, 422, 500, 503],
+    ),
     (
         "paymentWebhook",
         &[200, 400, 401, 404, 408, 409, 413, 500, 503],
@@ -115,8 +124,8 @@ fn schema<'a>(doc: &'a Value, name: &str) -> &'a Value {
     &doc["components"]["schemas"][name]
 }
 
-/// Every path parameter is a hyphenated UUID, except a zone code and a payment reference, which
-/// are tokens.
+/// Every path parameter is a hyphenated UUID, except a zone code, a payment reference and a
+/// channel code, which are tokens.
 #[test]
 fn path_parameters_are_uuids_or_zone_codes() {
     let doc = document(DemoRoutes::PageAndPayments);
@@ -131,6 +140,9 @@ fn path_parameters_are_uuids_or_zone_codes() {
             let expected = if parameter["name"] == "zone" {
                 json!({"type": "string", "minLength": 1, "maxLength": ZoneCode::MAX_LEN,
                        "pattern": "^[A-Za-z0-9_.@+-]+$"})
+            } else if parameter["name"] == "code" {
+                json!({"type": "string", "minLength": 1, "maxLength": ChannelCode::MAX_LEN,
+                       "pattern": "^[A-Za-z0-9_.@+-]+$"})
             } else if parameter["name"] == "paymentReference" {
                 json!({"type": "string", "minLength": 1, "maxLength": PaymentRef::MAX_LEN,
                        "pattern": "^[A-Za-z0-9_.@+-]+$"})
@@ -144,7 +156,7 @@ fn path_parameters_are_uuids_or_zone_codes() {
             );
         }
     }
-    assert_eq!(seen, 23, "path parameters in the document");
+    assert_eq!(seen, 27, "path parameters in the document");
 }
 
 #[test]

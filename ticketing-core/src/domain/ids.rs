@@ -235,6 +235,13 @@ token_id!(
     64
 );
 token_id!(
+    /// A sales channel of an event that seats are kept back for (e.g. `BOX-OFFICE`, `SPONSOR`),
+    /// unique within the event.
+    ChannelCode,
+    "channel",
+    64
+);
+token_id!(
     /// A row of a seated zone, unique within the zone (e.g. `A`, `12`).
     RowLabel,
     "row",

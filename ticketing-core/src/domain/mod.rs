@@ -2,6 +2,7 @@
 
 mod admission;
 mod best_available;
+mod channel;
 mod event;
 mod extension;
 mod ids;
@@ -20,11 +21,14 @@ pub use admission::{
     MAX_ADMISSION_LIMIT, MAX_ADMISSION_WINDOW, MIN_ADMISSION_WINDOW, QueueOrder,
 };
 pub use best_available::{Placement, RowOccupancy, centre_distance, choose_block, orphans_left};
+pub use channel::{
+    Channel, ChannelAccess, ChannelKey, ChannelKeyHash, ChannelRelease, MAX_CHANNEL_SEATS,
+};
 pub use event::{Event, EventSpec, MAX_HOLD_TIME, MAX_PER_CUSTOMER_LIMIT, MIN_HOLD_TIME};
 pub use extension::{ExtensionRefusal, HoldExtension};
 pub use ids::{
-    CustomerId, EventId, IdempotencyKey, OrderId, OrderIdSecret, PaymentRef, RowLabel, TicketId,
-    VenueId, VoucherCode, ZoneCode,
+    ChannelCode, CustomerId, EventId, IdempotencyKey, OrderId, OrderIdSecret, PaymentRef, RowLabel,
+    TicketId, VenueId, VoucherCode, ZoneCode,
 };
 pub use money::{Currency, Money};
 pub use outbox::{

@@ -4,7 +4,9 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::ids::{CustomerId, EventId, OrderId, PaymentRef, TicketId, VenueId, ZoneCode};
+use super::ids::{
+    ChannelCode, CustomerId, EventId, OrderId, PaymentRef, TicketId, VenueId, ZoneCode,
+};
 use super::money::Money;
 use super::payment::{Payment, PaymentEffect, PaymentOutcome};
 use super::status::TicketAction;
@@ -20,7 +22,9 @@ use super::venue::SeatRef;
 ///   `PaymentRejected`) and the kind `PaymentRejected`. Older payloads parse with `payment` empty.
 /// - 4: adds the kind `HoldExtended` and [`OutboxEvent::deadline`], the payment deadline it
 ///   set. Older payloads parse with `deadline` empty.
-pub const OUTBOX_SCHEMA_VERSION: u16 = 4;
+/// - 5: adds the kind `ChannelSeatsReleased` and [`OutboxEvent::channel`]. Older payloads parse
+///   with `channel` empty.
+pub const OUTBOX_SCHEMA_VERSION: u16 = 5;
 
 /// What happened to an order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -42,6 +46,10 @@ pub enum OutboxKind {
     /// The holder moved the payment deadline of the unpaid order ([`OutboxEvent::deadline`]
     /// says to when). Still PENDING_PAYMENT; its seats stay held.
     HoldExtended,
+    /// Seats kept back for a sales channel ([`OutboxEvent::channel`]) were given to the public.
+    /// Not an order's change: `order_id` is the release's own id, `customer` the channel's
+    /// code, `seats` the released seats that had no active ticket (now free), `amount` zero.
+    ChannelSeatsReleased,
 }
 
 impl OutboxKind {
@@ -65,6 +73,7 @@ impl OutboxKind {
             OutboxKind::TicketRefunded => "TicketRefunded",
             OutboxKind::PaymentRejected => "PaymentRejected",
             OutboxKind::HoldExtended => "HoldExtended",
+            OutboxKind::ChannelSeatsReleased => "ChannelSeatsReleased",
         }
     }
 }
@@ -102,6 +111,10 @@ pub struct OutboxEvent {
     /// The payment deadline a `HoldExtended` set (schema version 4); `None` for other kinds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deadline: Option<DateTime<Utc>>,
+    /// The channel whose seats a `ChannelSeatsReleased` released (schema version 5); `None` for
+    /// other kinds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<ChannelCode>,
 }
 
 /// The ledger entry an [`OutboxEvent`] reports.
@@ -173,6 +186,7 @@ impl OutboxEvent {
                 .collect(),
             payment: None,
             deadline: None,
+            channel: None,
         }
     }
 

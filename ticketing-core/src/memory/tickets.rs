@@ -7,9 +7,10 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use super::lock;
 use crate::domain::{
-    CustomerId, EventId, IdempotencyKey, Order, OrderId, OutboxEntry, OutboxEvent, OutboxKind,
-    Payment, PaymentRecorded, PaymentRef, PaymentWrite, SeatRef, Ticket, TicketAction, TicketId,
-    TicketStatus, VenueId, VoucherCode, VoucherProblem, ZoneCode, assign_tiers,
+    Channel, ChannelCode, ChannelRelease, CustomerId, EventId, IdempotencyKey, Order, OrderId,
+    OutboxEntry, OutboxEvent, OutboxKind, Payment, PaymentRecorded, PaymentRef, PaymentWrite,
+    SeatRef, Ticket, TicketAction, TicketId, TicketStatus, VenueId, VoucherCode, VoucherProblem,
+    ZoneCode, assign_tiers,
 };
 use crate::ports::{
     Extension, ExtensionOutcome, IdempotencyRecord, InsertOutcome, NewOrder, OutboxStore,
@@ -77,6 +78,10 @@ struct State {
     ledger: ledger::Ledger,
     /// How often each order's deadline was extended (orders never extended are absent).
     extensions: HashMap<OrderId, u32>,
+    /// The sales channels, by event and code.
+    channels: HashMap<EventId, BTreeMap<ChannelCode, Channel>>,
+    /// The channel each seat is still reserved for (released seats are absent).
+    reserved_seats: HashMap<(EventId, SeatRef), ChannelCode>,
 }
 
 /// What the sweep and the read side ask of the tickets, kept up to date on every write of a
@@ -539,18 +544,29 @@ impl TicketRepository for InMemoryTicketRepository {
                 order.id
             )));
         }
-        let taken: Vec<SeatRef> = order
-            .tickets
-            .iter()
-            .filter_map(|t| t.seat.clone())
-            .filter(|seat| {
-                state
-                    .active_seats
-                    .contains_key(&(order.event_id, seat.clone()))
-            })
-            .collect();
-        if !taken.is_empty() {
-            return Err(Error::SeatsTaken { seats: taken });
+        // Seats with an active ticket, then seats still kept for another channel: either is
+        // taken for this order.
+        let active = |seat: &SeatRef| {
+            state
+                .active_seats
+                .contains_key(&(order.event_id, seat.clone()))
+        };
+        let kept = |seat: &SeatRef| {
+            state
+                .reserved_seats
+                .get(&(order.event_id, seat.clone()))
+                .is_some_and(|channel| Some(channel) != new.channel.as_ref())
+        };
+        for refused in [&active as &dyn Fn(&SeatRef) -> bool, &kept] {
+            let seats: Vec<SeatRef> = order
+                .tickets
+                .iter()
+                .filter_map(|t| t.seat.clone())
+                .filter(|seat| refused(seat))
+                .collect();
+            if !seats.is_empty() {
+                return Err(Error::SeatsTaken { seats });
+            }
         }
         let count = order.tickets.len() as u32;
         if let Some((zone, capacity)) = &new.general_admission {
@@ -756,6 +772,80 @@ impl TicketRepository for InMemoryTicketRepository {
             .collect();
         sales.sort();
         Ok(sales)
+    }
+
+    async fn insert_channel(&self, channel: &Channel) -> Result<()> {
+        let mut state = lock(&self.state);
+        let event = channel.event();
+        let of_event = state.channels.entry(event).or_default();
+        if of_event.contains_key(channel.code()) {
+            return Err(Error::invalid(
+                "code",
+                format!("the event has a channel {} already", channel.code()),
+            ));
+        }
+        let kept = of_event
+            .values()
+            .flat_map(|c| c.reserved().iter().chain(c.released()))
+            .find(|seat| channel.reserved().contains(*seat));
+        if let Some(seat) = kept {
+            return Err(Error::invalid(
+                "seats",
+                format!("seat {seat} is kept for another channel"),
+            ));
+        }
+        of_event.insert(channel.code().clone(), channel.clone());
+        for seat in channel.reserved() {
+            state
+                .reserved_seats
+                .insert((event, seat.clone()), channel.code().clone());
+        }
+        Ok(())
+    }
+
+    async fn channels(&self, event: EventId) -> Result<Vec<Channel>> {
+        let state = lock(&self.state);
+        Ok(state
+            .channels
+            .get(&event)
+            .map(|of_event| of_event.values().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn release_channel_seats(&self, release: &ChannelRelease) -> Result<Vec<SeatRef>> {
+        let mut state = lock(&self.state);
+        let Some(channel) = state
+            .channels
+            .get(&release.event)
+            .and_then(|of_event| of_event.get(&release.channel))
+        else {
+            return Err(Error::not_found("channel", &release.channel));
+        };
+        let mut channel = channel.clone();
+        let released = channel.release(release.seats.as_deref())?;
+        if released.is_empty() {
+            return Ok(released);
+        }
+        let free: Vec<SeatRef> = released
+            .iter()
+            .filter(|seat| {
+                !state
+                    .active_seats
+                    .contains_key(&(release.event, (*seat).clone()))
+            })
+            .cloned()
+            .collect();
+        let event = release.outbox_event(free)?;
+        for seat in &released {
+            state.reserved_seats.remove(&(release.event, seat.clone()));
+        }
+        state
+            .channels
+            .entry(release.event)
+            .or_default()
+            .insert(release.channel.clone(), channel);
+        state.append(event);
+        Ok(released)
     }
 
     async fn active_tickets_page(
@@ -991,6 +1081,7 @@ mod tests {
             }),
             voucher: None,
             price_tiers: Vec::new(),
+            channel: None,
             order,
         })
     }

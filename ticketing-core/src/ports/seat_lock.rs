@@ -78,6 +78,10 @@ pub struct BestAvailableRequest {
     pub rows: Vec<Row>,
     /// How many seats, side by side in one row; at least 1.
     pub quantity: u32,
+    /// Seats of the zone to treat as taken whatever the lock holds: those kept back for a sales
+    /// channel the buyer does not belong to (docs/DESIGN.md, "Channel reservations"). Sorted;
+    /// usually empty.
+    pub excluded: Vec<SeatRef>,
     /// The caller's current time; a hold whose `until` is at or before `now` counts as free.
     pub now: DateTime<Utc>,
     /// When the new holds lapse by themselves (payment deadline + grace).
@@ -87,10 +91,16 @@ pub struct BestAvailableRequest {
 impl BestAvailableRequest {
     /// The seats [`choose_block`] picks when `taken` are the seats not free for this order; `None`
     /// when no row has `quantity` free seats side by side. Taken seats of other zones or rows
-    /// are ignored. For adapters that run the choice in Rust (in memory, SQL).
+    /// are ignored; the request's [`excluded`](Self::excluded) seats are taken too. For
+    /// adapters that run the choice in Rust (in memory, SQL).
     pub fn choose<'a>(&self, taken: impl IntoIterator<Item = &'a SeatRef>) -> Option<Vec<SeatRef>> {
         let mut by_row: HashMap<&RowLabel, HashSet<u32>> = HashMap::new();
         for seat in taken {
+            if seat.zone == self.zone {
+                by_row.entry(&seat.row).or_default().insert(seat.number);
+            }
+        }
+        for seat in &self.excluded {
             if seat.zone == self.zone {
                 by_row.entry(&seat.row).or_default().insert(seat.number);
             }

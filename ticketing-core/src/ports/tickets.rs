@@ -8,9 +8,9 @@ use crate::Result;
 #[cfg(doc)]
 use crate::domain::PaymentEffect;
 use crate::domain::{
-    CustomerId, EventId, IdempotencyKey, Money, Order, OrderId, OutboxEntry, Payment,
-    PaymentRecorded, PaymentRef, PaymentWrite, Ticket, TicketAction, TicketId, TicketStatus,
-    VenueId, VoucherCode, ZoneCode,
+    Channel, ChannelCode, ChannelRelease, CustomerId, EventId, IdempotencyKey, Money, Order,
+    OrderId, OutboxEntry, Payment, PaymentRecorded, PaymentRef, PaymentWrite, SeatRef, Ticket,
+    TicketAction, TicketId, TicketStatus, VenueId, VoucherCode, ZoneCode,
 };
 
 /// The idempotency record stored with an order: the key and a fingerprint of the request.
@@ -44,6 +44,9 @@ pub struct NewOrder {
     /// The price tiers of the order's tiered zones, one entry per zone (none without tiers):
     /// the repository decides each ticket's tier, and so its price, in the same transaction.
     pub price_tiers: Vec<TierClaim>,
+    /// The sales channel whose key the buyer showed, if any: its reserved seats are the only
+    /// reserved seats the order may have ([`TicketRepository::insert_channel`]).
+    pub channel: Option<ChannelCode>,
 }
 
 /// The price tiers of one zone of a new order, with the prices this order pays in each.
@@ -274,6 +277,26 @@ pub trait TicketRepository: Send + Sync {
     /// tiered zones that ever sold, as (zone, tier index from 0, active), by zone and tier; a
     /// tier missing from the answer has sold nothing.
     async fn tier_sales(&self, event: EventId) -> Result<Vec<(ZoneCode, u16, u32)>>;
+    /// Stores a new sales channel of an event with the seats it keeps back. From then on
+    /// [`insert_order`](Self::insert_order) refuses, with
+    /// [`Error::SeatsTaken`](crate::Error::SeatsTaken) naming them, an order with a seat still
+    /// reserved for a channel other than the order's [`NewOrder::channel`] (checked with a
+    /// locking read, so a concurrent release is either wholly before the order or wholly
+    /// after). A code the event has already, or a seat another channel of the event keeps
+    /// back (reserved or released), is [`Error::InvalidRequest`](crate::Error::InvalidRequest)
+    /// and stores nothing.
+    async fn insert_channel(&self, channel: &Channel) -> Result<()>;
+
+    /// Every channel of `event` with its reserved and released seats, by code.
+    async fn channels(&self, event: EventId) -> Result<Vec<Channel>>;
+
+    /// Releases seats of a channel to the public in one transaction: the seats still reserved
+    /// among `release.seats` (all when `None`) become released, decided by
+    /// [`Channel::release`], and, when there is any, one `ChannelSeatsReleased` outbox event
+    /// ([`ChannelRelease::outbox_event`], naming those without an active ticket) is written with
+    /// them. Returns the seats newly released, in seat order; empty (and no event) when all were
+    /// released before. An unknown channel is [`Error::NotFound`](crate::Error::NotFound).
+    async fn release_channel_seats(&self, release: &ChannelRelease) -> Result<Vec<SeatRef>>;
 
     /// Up to `limit` active tickets of `event` whose id is greater than `after` (from the first
     /// when `None`), in ticket-id order: the pages a seat-lock rebuild reads. Keyset pagination

@@ -4,8 +4,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
 use crate::domain::{
-    Event, EventId, EventSpec, PriceTier, Venue, VenueId, VenueLimits, Voucher, VoucherSpec, Zone,
-    ZoneCode, ZoneKind,
+    Channel, ChannelCode, ChannelKey, ChannelRelease, Event, EventId, EventSpec, MAX_CHANNEL_SEATS,
+    PriceTier, SeatRef, Venue, VenueId, VenueLimits, Voucher, VoucherSpec, Zone, ZoneCode,
+    ZoneKind,
 };
 use crate::ports::CatalogRepository;
 use crate::{Error, Result};
@@ -178,6 +179,65 @@ impl CatalogService {
                 voucher,
             })
             .collect())
+    }
+
+    /// Creates a sales channel of `event` keeping `seats` back from the public
+    /// ([`Channel::new`]: 1 to [`MAX_CHANNEL_SEATS`](crate::domain::MAX_CHANNEL_SEATS) seats
+    /// of the venue in priced zones, none kept for another channel of the event). Returns the
+    /// channel and its new random key: the only time the key is seen, as only its hash is
+    /// stored. Seats with an active ticket stay that ticket's; the reservation takes them from
+    /// the public from then on.
+    pub async fn create_channel(
+        &self,
+        event: EventId,
+        code: ChannelCode,
+        seats: Vec<SeatRef>,
+    ) -> Result<(Channel, ChannelKey)> {
+        let event = self.event(event).await?;
+        let venue = self.venue(event.venue_id()).await?;
+        let key = ChannelKey::generate();
+        let channel = Channel::new(&event, &venue, code, &key, seats)?;
+        self.backends.tickets.insert_channel(&channel).await?;
+        Ok((channel, key))
+    }
+
+    /// Every sales channel of `event` with its reserved and released seats, by code.
+    pub async fn channels(&self, event: EventId) -> Result<Vec<Channel>> {
+        self.event(event).await?;
+        self.backends.tickets.channels(event).await
+    }
+
+    /// Gives `seats` of `channel` (every seat it still keeps when `None`) to the public, at
+    /// once, with one `ChannelSeatsReleased` outbox event; returns the seats newly released.
+    /// Seats released before are no error and write no second event. A list of more than
+    /// [`MAX_CHANNEL_SEATS`](crate::domain::MAX_CHANNEL_SEATS) seats or a seat the channel never
+    /// kept is [`Error::InvalidRequest`]; an unknown channel [`Error::NotFound`].
+    pub async fn release_channel_seats(
+        &self,
+        event: EventId,
+        channel: ChannelCode,
+        seats: Option<Vec<SeatRef>>,
+    ) -> Result<Vec<SeatRef>> {
+        if seats
+            .as_ref()
+            .is_some_and(|s| s.is_empty() || s.len() > MAX_CHANNEL_SEATS)
+        {
+            return Err(Error::invalid(
+                "seats",
+                format!("release 1 to {MAX_CHANNEL_SEATS} seats, or leave them out for all"),
+            ));
+        }
+        let event = self.event(event).await?;
+        let release = ChannelRelease {
+            event: event.id(),
+            channel,
+            seats,
+            id: self.backends.ids.order_id(),
+            venue: event.venue_id(),
+            currency: event.currency(),
+            at: self.backends.now(),
+        };
+        self.backends.tickets.release_channel_seats(&release).await
     }
 
     /// A venue by id.

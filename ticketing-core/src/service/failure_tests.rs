@@ -82,8 +82,13 @@ fn boom(what: &str) -> Error {
 /// A service with a real in-memory catalog holding one on-sale event, and the given mocks.
 async fn service(
     lock: MockLockCalls,
-    tickets: MockTicketRepository,
+    mut tickets: MockTicketRepository,
 ) -> (TicketService, PurchaseRequest) {
+    // The event's channels: read once, then shared for `channel_max_age` (a second).
+    tickets
+        .expect_channels()
+        .times(0..=1)
+        .returning(|_| Ok(Vec::new()));
     let catalog = Arc::new(InMemoryCatalog::new());
     let setup = Backends {
         catalog: catalog.clone(),
@@ -133,6 +138,7 @@ async fn service(
         selection: Selection::Seats(vec!["A:1:1".parse().unwrap(), "A:1:2".parse().unwrap()]),
         idempotency_key: None,
         voucher: None,
+        channel: None,
     };
     (
         TicketService::new(backends, ServiceConfig::default()),
@@ -250,7 +256,7 @@ async fn a_loser_costs_one_hold_and_no_repository_call() {
             zones: vec![],
         })
     });
-    // A mock with no expectations fails the test on any call.
+    // A mock with no other expectations fails the test on any other call.
     let tickets = MockTicketRepository::new();
     let (service, request) = service(lock, tickets).await;
     assert!(matches!(

@@ -2,6 +2,7 @@
 //! order DESIGN.md prescribes. HTTP handlers and other hosts call these, nothing below them.
 
 mod catalog;
+mod channels;
 mod closed_events;
 mod extension;
 mod holds;
@@ -248,6 +249,13 @@ pub struct ServiceConfig {
     /// Size caps of the venues a [`CatalogService`] built with
     /// [`with_limits`](CatalogService::with_limits)`(config.venue_limits)` creates.
     pub venue_limits: VenueLimits,
+    /// How long purchases share one read of an event's channel reservations (docs/DESIGN.md,
+    /// "Channel reservations"); one second by default, so a crowd of buyers costs one read per
+    /// event per second and a loser still no database work. A shared read can only refuse more
+    /// than a fresh one would: a seat reserved since is refused by the repository, and a
+    /// refusal of named seats is read again before it stands; only best available may pass over
+    /// a just-released seat for this long. Zero reads for every purchase.
+    pub channel_max_age: Duration,
 }
 
 /// The default [`ServiceConfig::rebuild_page`]: a page of this many tickets reads in tens of
@@ -288,6 +296,7 @@ impl Default for ServiceConfig {
             seat_map_max_age: Duration::ZERO,
             venue_limits: VenueLimits::default(),
             hold_extension: HoldExtension::default(),
+            channel_max_age: Duration::from_secs(1),
         }
     }
 }

@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
 use crate::domain::{
-    CustomerId, Event, EventId, IdempotencyKey, Money, Row, RowLabel, SeatRef, Voucher,
-    VoucherCode, ZoneCode, ZoneKind,
+    ChannelAccess, CustomerId, Event, EventId, IdempotencyKey, Money, Row, RowLabel, SeatRef,
+    Voucher, VoucherCode, ZoneCode, ZoneKind,
 };
 use crate::ports::HoldItem;
 use crate::{Error, Result};
@@ -80,6 +80,10 @@ pub struct PurchaseRequest {
     /// A voucher of the event: a discount on every ticket, or access to a hidden zone. The
     /// order uses one of its uses while it is active.
     pub voucher: Option<VoucherCode>,
+    /// The sales channel the buyer belongs to, with its key: the seats kept back for it are
+    /// for sale to this purchase. A wrong key is
+    /// [`Error::ChannelKeyInvalid`](crate::Error::ChannelKeyInvalid).
+    pub channel: Option<ChannelAccess>,
 }
 
 /// A purchase checked against its event: what to hold and what to charge.
@@ -251,6 +255,10 @@ impl PurchaseRequest {
         // the idempotency records stored with them) stay what they were.
         if let Some(code) = &self.voucher {
             text.push_str(&format!("|voucher|{code}"));
+        }
+        // The channel's code, not its key: a secret has no place in a stored fingerprint.
+        if let Some(access) = &self.channel {
+            text.push_str(&format!("|channel|{}", access.code));
         }
         let digest = Sha256::digest(text.as_bytes());
         digest.iter().map(|b| format!("{b:02x}")).collect()

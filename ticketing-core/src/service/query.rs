@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use crate::domain::{
-    Event, EventId, Money, Order, OrderId, PriceTier, Ticket, TicketId, TicketStatus, VenueId,
-    Zone, ZoneCode,
+    Event, EventId, Money, Order, OrderId, PriceTier, SeatRef, Ticket, TicketId, TicketStatus,
+    VenueId, Zone, ZoneCode,
 };
 use crate::{Error, Result};
 
@@ -179,9 +179,23 @@ impl QueryService {
         // them out.
         let priced =
             |z: &&Zone| info.event.price(&z.code).is_some() && !info.event.is_hidden(&z.code);
+        // Seats kept back for a sales channel are taken for the public.
+        let reserved: Vec<SeatRef> = self
+            .backends
+            .tickets
+            .channels(event)
+            .await?
+            .iter()
+            .flat_map(|c| c.reserved().iter().cloned())
+            .collect();
         let map = match zone {
-            Some(zone) => SeatMap::build(event, std::iter::once(zone), &snapshot),
-            None => SeatMap::build(event, info.venue.zones().iter().filter(priced), &snapshot),
+            Some(zone) => SeatMap::build(event, std::iter::once(zone), &snapshot, &reserved),
+            None => SeatMap::build(
+                event,
+                info.venue.zones().iter().filter(priced),
+                &snapshot,
+                &reserved,
+            ),
         };
         Ok(Arc::new(map))
     }

@@ -140,6 +140,7 @@ mod tests {
                 .purchase(crate::service::PurchaseRequest {
                     idempotency_key: Some(IdempotencyKey::new(format!("k{n}")).unwrap()),
                     voucher: None,
+                    channel: None,
                     ..f.seats_request(&format!("c{n}"), vec![f.seat(n)])
                 })
                 .await

@@ -131,15 +131,25 @@ impl SeatMap {
     }
 
     /// The map of `zones` (priced zones of the event, in layout order) from the lock's
-    /// `snapshot`. Costs O(taken seats · log + rows): free seats are never listed one by one.
+    /// `snapshot`, with the seats `reserved` for a sales channel shown sold (to the public a
+    /// reserved seat is taken for good). Costs O(taken seats · log + rows): free seats are
+    /// never listed one by one.
     pub(crate) fn build<'z>(
         event: EventId,
         zones: impl Iterator<Item = &'z Zone>,
         snapshot: &LockSnapshot,
+        reserved: &[SeatRef],
     ) -> Self {
         let mut taken: HashMap<(&ZoneCode, &RowLabel), Vec<(u32, bool)>> = HashMap::new();
-        for (seat, state) in &snapshot.seats {
-            let sold = matches!(state, SeatState::Sold { .. });
+        let kept = reserved
+            .iter()
+            .filter(|seat| !snapshot.seats.contains_key(*seat))
+            .map(|seat| (seat, true));
+        let states = snapshot
+            .seats
+            .iter()
+            .map(|(seat, state)| (seat, matches!(state, SeatState::Sold { .. })));
+        for (seat, sold) in states.chain(kept) {
             taken
                 .entry((&seat.zone, &seat.row))
                 .or_default()
@@ -281,6 +291,7 @@ mod tests {
             EventId::from_uuid(Uuid::nil()),
             [&zone].into_iter(),
             &snapshot,
+            &[],
         );
         let rows = &map.seated[0].rows;
         assert_eq!(rows[0].free, [range(2, 12), range(16, 19)]);

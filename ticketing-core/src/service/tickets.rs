@@ -7,8 +7,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::domain::{
-    Event, EventId, Order, OrderId, SeatRef, Ticket, TicketAction, TicketStatus, Voucher,
-    VoucherProblem, ZoneCode,
+    ChannelCode, Event, EventId, Order, OrderId, SeatRef, Ticket, TicketAction, TicketStatus,
+    Voucher, VoucherProblem, ZoneCode,
 };
 use crate::ports::{
     BestAvailableOutcome, BestAvailableRequest, HoldItem, HoldOutcome, HoldRequest,
@@ -17,6 +17,7 @@ use crate::ports::{
 use crate::{Error, Result};
 
 use super::catalog::{EventCache, EventInfo};
+use super::channels::{ReservationCache, Reservations};
 use super::holds::{
     RepositoryHolds, best_available_with_rebuild, hold_with_rebuild, items_of,
     snapshot_with_rebuild,
@@ -35,12 +36,14 @@ pub struct TicketService {
     pub(super) backends: Backends,
     pub(super) config: ServiceConfig,
     pub(super) events: Arc<EventCache>,
+    channels: Arc<ReservationCache>,
 }
 
 impl TicketService {
     /// A ticket service over `backends`.
     pub fn new(backends: Backends, config: ServiceConfig) -> Self {
         Self {
+            channels: Arc::new(ReservationCache::new(config.channel_max_age)),
             backends,
             config,
             events: Arc::new(EventCache::default()),
@@ -95,6 +98,10 @@ impl TicketService {
             ControlFlow::Break(replayed) => return Ok(replayed),
         };
         let mut checked = request.validate(&info, voucher.as_ref(), now)?;
+        let (reservations, channel) = match self.channel(&request, &checked).await? {
+            ControlFlow::Continue(found) => found,
+            ControlFlow::Break(replayed) => return Ok(replayed),
+        };
         let order_id = match &request.idempotency_key {
             Some(key) => {
                 OrderId::for_idempotency_key(&self.config.order_id_secret, &request.customer, key)
@@ -111,7 +118,9 @@ impl TicketService {
         };
         if let Some(plan) = checked.best_available.take() {
             match self
-                .hold_best_available(&request, &info, &hold, plan)
+                .hold_best_available(&request, &info, &hold, plan, |zone| {
+                    reservations.excluded(zone, channel.as_ref())
+                })
                 .await?
             {
                 ControlFlow::Break(answer) => return Ok(answer),
@@ -127,7 +136,7 @@ impl TicketService {
                 return Ok(answer);
             }
         }
-        let new_order = self.new_order(
+        let mut new_order = self.new_order(
             &request,
             &info,
             voucher.as_ref(),
@@ -135,6 +144,7 @@ impl TicketService {
             &hold,
             expires_at,
         )?;
+        new_order.channel = channel;
         let persisted = b.tickets.insert_order(&new_order).await;
         self.settle(&request, &hold, new_order.order, persisted)
             .await
@@ -166,6 +176,50 @@ impl TicketService {
                     problem,
                 }),
             },
+        }
+    }
+
+    /// The event's channel reservations and the buyer's channel (its key checked), before any
+    /// hold: a wrong key is [`Error::ChannelKeyInvalid`], and named seats kept back for another
+    /// channel are [`Error::SeatsTaken`] naming them (to the public a reserved seat looks
+    /// taken). A refusal read from a shared (older) read is read again first, so a release is
+    /// never refused; a keyed retry of a stored purchase gets its order (`Break`), as after a
+    /// lost hold.
+    async fn channel(
+        &self,
+        request: &PurchaseRequest,
+        checked: &CheckedPurchase,
+    ) -> Result<ControlFlow<Order, (Arc<Reservations>, Option<ChannelCode>)>> {
+        let tickets = &self.backends.tickets;
+        let mut reservations = self.channels.get(tickets, request.event).await?;
+        let mut fresh = self.config.channel_max_age.is_zero();
+        loop {
+            let refusal = match &request.channel {
+                Some(access) => reservations.verify(access).map(Some),
+                None => Ok(None),
+            }
+            .and_then(|channel| {
+                let seats = checked.places.iter().filter_map(|(_, seat)| seat.as_ref());
+                let refused = reservations.refused(seats, channel.as_ref());
+                if refused.is_empty() {
+                    Ok(channel)
+                } else {
+                    Err(Error::SeatsTaken { seats: refused })
+                }
+            });
+            match refusal {
+                Ok(channel) => return Ok(ControlFlow::Continue((reservations, channel))),
+                Err(_) if !fresh => {
+                    reservations = ReservationCache::get_fresh(tickets, request.event).await?;
+                    fresh = true;
+                }
+                Err(error) => {
+                    return match self.replay(request).await? {
+                        Some(order) => Ok(ControlFlow::Break(order)),
+                        None => Err(error),
+                    };
+                }
+            }
         }
     }
 
@@ -213,12 +267,14 @@ impl TicketService {
         info: &EventInfo,
         hold: &HoldRequest,
         plan: BestAvailablePlan,
+        excluded: impl Fn(&ZoneCode) -> Vec<SeatRef>,
     ) -> Result<ControlFlow<Order, Vec<SeatRef>>> {
         let first_zone = plan.zones.first().map(|(zone, _)| zone.clone());
         for (zone, rows) in plan.zones {
             let wanted = BestAvailableRequest {
                 event: hold.event,
                 order: hold.order,
+                excluded: excluded(&zone),
                 zone,
                 rows,
                 quantity: plan.quantity,
@@ -310,6 +366,7 @@ impl TicketService {
                 max_per_customer: v.max_per_customer(),
             }),
             price_tiers,
+            channel: None,
         })
     }
 

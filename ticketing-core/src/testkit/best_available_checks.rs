@@ -51,6 +51,7 @@ fn best(f: &Fixture, customer: &str, quantity: u32, rows: Option<RowRange>) -> P
         }),
         idempotency_key: None,
         voucher: None,
+        channel: None,
     }
 }
 

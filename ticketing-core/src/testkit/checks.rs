@@ -685,6 +685,7 @@ pub async fn pruned_idempotency_keys_make_no_second_order(harness: Harness) {
     let keyed = |key: &str, seats| crate::service::PurchaseRequest {
         idempotency_key: Some(IdempotencyKey::new(key).unwrap()),
         voucher: None,
+        channel: None,
         ..f.seats_request("pruned", seats)
     };
     let old = f
@@ -748,6 +749,7 @@ pub async fn purchase_is_idempotent(harness: Harness) {
     let request = |seats| crate::service::PurchaseRequest {
         idempotency_key: Some(key.clone()),
         voucher: None,
+        channel: None,
         ..f.seats_request("idem", seats)
     };
     let first = f
@@ -774,6 +776,7 @@ pub async fn purchase_is_idempotent(harness: Harness) {
     let results = race_purchases(&f, 16, |f, _| crate::service::PurchaseRequest {
         idempotency_key: Some(racing_key.clone()),
         voucher: None,
+        channel: None,
         ..f.seats_request("racer", vec![f.seat(10), f.seat(11)])
     })
     .await;
@@ -795,6 +798,7 @@ pub async fn purchase_is_idempotent(harness: Harness) {
     let ga = |quantity| crate::service::PurchaseRequest {
         idempotency_key: Some(ga_key.clone()),
         voucher: None,
+        channel: None,
         ..f.general_request("idem-ga", quantity)
     };
     f.tickets.purchase(ga(2)).await.expect("GA purchase");

@@ -212,6 +212,7 @@ impl Fixture {
             selection: Selection::Seats(seats),
             idempotency_key: None,
             voucher: None,
+            channel: None,
         }
     }
 
@@ -226,6 +227,7 @@ impl Fixture {
             },
             idempotency_key: None,
             voucher: None,
+            channel: None,
         }
     }
 

@@ -15,6 +15,7 @@
 //! `ticketing-redis` and `ticketing-sqlx` show a whole adapter tested this way.
 
 mod best_available_checks;
+mod channel_checks;
 mod checks;
 pub mod contracts;
 mod extension_checks;
@@ -31,6 +32,9 @@ use std::sync::Arc;
 pub use best_available_checks::{
     ObservedLock, StampedeReport, best_available_sells_blocks_without_orphans,
     best_available_stampede, observed,
+};
+pub use channel_checks::{
+    a_release_gives_the_seats_to_the_public_once, channel_seats_are_kept_from_the_public,
 };
 pub use checks::{
     a_paged_rebuild_keeps_every_sale, abandoned_holds_free_their_seats, bad_requests_write_nothing,
@@ -146,9 +150,7 @@ macro_rules! __conformance_checks {
             voucher_uses_are_exact_under_a_stampede,
             voucher_retries_and_customer_limits,
             voucher_windows_and_hidden_zones,
-            a_late_payment_takes_its_voucher_use_back,
-            price_tiers_are_exact_under_a_stampede,
-            price_tiers_span_orders_and_come_back,
+            a_late_payment_takes_its_voucher_use_back, price_tiers_are_exact_under_a_stampede, price_tiers_span_orders_and_come_back, channel_seats_are_kept_from_the_public, a_release_gives_the_seats_to_the_public_once,
             best_available_sells_blocks_without_orphans,
             hold_extension_follows_the_policy,
             an_extension_never_takes_a_seat_back,

@@ -319,6 +319,7 @@ pub async fn voucher_windows_and_hidden_zones(harness: Harness) {
         selection: Selection::Seats(vec![seat.clone()]),
         idempotency_key: None,
         voucher: voucher.map(code),
+        channel: None,
     };
     let tickets = TicketService::new(f.backends.clone(), f.config.clone());
     let public = tickets.purchase(buy(None)).await;

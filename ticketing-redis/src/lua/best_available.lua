@@ -10,8 +10,11 @@
 -- ARGV[4]: the zone code
 -- ARGV[5]: quantity, the number of adjacent seats wanted (at least 1)
 -- ARGV[6]: max_orphans: only blocks that leave at most this many orphans are chosen (0, 1 or 2)
--- ARGV[7 ..]: pairs row label, seats in the row; the rows to choose from, best first (one chunk
---             of the zone's rows: the caller bounds how many seats one call reads)
+-- ARGV[7]: k, the number of excluded seats that follow
+-- ARGV[8 .. 7 + k]: seat keys taken whatever their state (kept back for a sales channel the
+--             buyer is not of), of these rows only
+-- ARGV[8 + k ..]: pairs row label, seats in the row; the rows to choose from, best first (one
+--             chunk of the zone's rows: the caller bounds how many seats one call reads)
 -- Returns: {"not_loaded"} when the marker is missing (nothing changed),
 --          {"held", row label, first seat number} when the block is now held by the order,
 --          {"none", fewest} when no block with at most max_orphans orphans exists in these rows
@@ -31,6 +34,10 @@ local until_ms = ARGV[3]
 local zone = ARGV[4]
 local quantity = tonumber(ARGV[5])
 local max_orphans = tonumber(ARGV[6])
+local excluded_count = tonumber(ARGV[7])
+local excluded = {}
+for i = 8, 7 + excluded_count do excluded[ARGV[i]] = true end
+local rows_from = 8 + excluded_count
 
 if redis.call('EXISTS', loaded) == 0 then
   return {'not_loaded'}
@@ -56,7 +63,9 @@ local function free_seats(prefix, count)
     local fields = {}
     for n = first, last do fields[#fields + 1] = prefix .. n end
     local values = redis.call('HMGET', seats, unpack(fields))
-    for i = 1, #values do free[first + i - 1] = is_free(values[i] or nil) end
+    for i = 1, #values do
+      free[first + i - 1] = is_free(values[i] or nil) and not excluded[fields[i]]
+    end
     first = last + 1
   end
   return free
@@ -74,7 +83,7 @@ local best = nil
 local best_label = nil
 local fewest = -1
 local row_index = 0
-for i = 7, #ARGV, 2 do
+for i = rows_from, #ARGV, 2 do
   if best and best[1] == 0 then break end
   row_index = row_index + 1
   local label, count = ARGV[i], tonumber(ARGV[i + 1])

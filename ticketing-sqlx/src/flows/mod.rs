@@ -13,6 +13,7 @@
 //! carry such bounds from one trait to another, so each flow states its own.
 
 pub(crate) mod catalog;
+pub(crate) mod channel;
 pub(crate) mod extension;
 pub(crate) mod outbox;
 pub(crate) mod payment;

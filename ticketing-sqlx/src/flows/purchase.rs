@@ -12,6 +12,7 @@ use ticketing_core::ports::{IdempotencyRecord, InsertOutcome, NewOrder};
 use uuid::Uuid;
 
 use super::OrderSteps;
+use super::channel::Channels;
 use super::outbox::Outbox;
 use super::tier::PriceTiers;
 use super::voucher::VoucherUses;
@@ -22,7 +23,8 @@ use crate::rules::{check, created_on, reserved_event};
 
 /// The purchase on a database: its statements, and the flow of
 /// [`insert_order`](ticketing_core::ports::TicketRepository::insert_order) over them.
-pub(crate) trait Purchase: OrderSteps + Outbox + VoucherUses + PriceTiers
+pub(crate) trait Purchase:
+    OrderSteps + Outbox + VoucherUses + PriceTiers + Channels
 where
     for<'c> &'c mut Self::Connection: Executor<'c, Database = Self>,
     Self::Arguments: IntoArguments<Self>,
@@ -35,6 +37,8 @@ where
     for<'q> Self::Count: Decode<'q, Self>,
     for<'q> i64: Encode<'q, Self> + Decode<'q, Self> + Type<Self>,
     for<'q> i32: Encode<'q, Self> + Decode<'q, Self> + Type<Self>,
+    for<'q> Vec<u8>: Encode<'q, Self> + Decode<'q, Self> + Type<Self>,
+    for<'q> bool: Decode<'q, Self> + Type<Self>,
 {
     /// Binds: customer, key, fingerprint, order, created_at.
     const INSERT_IDEMPOTENCY: &'static str;
@@ -119,6 +123,7 @@ where
             return Self::stored_duplicate(pool, record).await;
         }
         Self::insert_order_row(&mut tx, new).await?;
+        Self::check_reserved(&mut tx, new).await?;
         Self::claim_voucher(&mut tx, new).await?;
         // The tiers decide the prices before the tickets are written with them.
         let (priced, tiers) = Self::take_tier_places(&mut tx, new).await?;

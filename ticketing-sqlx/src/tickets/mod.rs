@@ -15,8 +15,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{MySql, MySqlConnection, MySqlPool, Row};
 use ticketing_core::domain::{
-    CustomerId, EventId, IdempotencyKey, Order, OrderId, OutboxEntry, Payment, PaymentRecorded,
-    PaymentRef, PaymentWrite, Ticket, TicketId, TicketStatus, VenueId, VoucherCode, ZoneCode,
+    Channel, ChannelRelease, CustomerId, EventId, IdempotencyKey, Order, OrderId, OutboxEntry,
+    Payment, PaymentRecorded, PaymentRef, PaymentWrite, SeatRef, Ticket, TicketId, TicketStatus,
+    VenueId, VoucherCode, ZoneCode,
 };
 use ticketing_core::ports::{
     Extension, ExtensionOutcome, IdempotencyRecord, InsertOutcome, NewOrder, TicketRepository,
@@ -27,6 +28,7 @@ use ticketing_core::{Error, Result};
 use crate::codec::ticket;
 use crate::error::StoreResult;
 use crate::flows::OrderSteps;
+use crate::flows::channel::Channels;
 use crate::flows::extension::HoldExtensions;
 use crate::flows::outbox::Outbox;
 use crate::flows::payment::Ledger;
@@ -298,6 +300,24 @@ impl TicketRepository for MySqlTicketRepository {
 
     async fn tier_sales(&self, event: EventId) -> Result<Vec<(ZoneCode, u16, u32)>> {
         Ok(with_retry("tier_sales", || MySql::tier_sales(&self.pool, event)).await?)
+    }
+
+    async fn insert_channel(&self, channel: &Channel) -> Result<()> {
+        Ok(with_retry("insert_channel", || {
+            MySql::insert_channel(&self.pool, channel)
+        })
+        .await?)
+    }
+
+    async fn channels(&self, event: EventId) -> Result<Vec<Channel>> {
+        Ok(with_retry("channels", || MySql::channels(&self.pool, event)).await?)
+    }
+
+    async fn release_channel_seats(&self, release: &ChannelRelease) -> Result<Vec<SeatRef>> {
+        Ok(with_retry("release_channel_seats", || {
+            MySql::release_once(&self.pool, release)
+        })
+        .await?)
     }
 }
 

@@ -6,13 +6,14 @@
 //! order the text names them; each needs at least one list entry. The rest are constants.
 
 use chrono::{DateTime, Utc};
-use sqlx::{MySql, MySqlConnection, QueryBuilder};
+use sqlx::{MySql, MySqlConnection, QueryBuilder, Row};
 use ticketing_core::domain::{CustomerId, IdempotencyKey, Order, SeatRef, Ticket, TicketStatus};
 use ticketing_core::ports::IdempotencyRecord;
 use uuid::Uuid;
 
 use crate::codec::{push_list, ticket_columns};
 use crate::error::StoreResult;
+use crate::flows::channel::Channels;
 use crate::flows::extension::HoldExtensions;
 use crate::flows::payment::Ledger;
 use crate::flows::tier::{PriceTiers, TierPlaces};
@@ -472,4 +473,78 @@ impl HoldExtensions for MySql {
         "UPDATE orders SET expires_at = ?, extensions = extensions + 1 WHERE id = ?";
     const EXTEND_TICKETS: &'static str =
         "UPDATE tickets SET expires_at = ? WHERE order_id = ? AND status = ?";
+}
+
+// --- channel-reserved seats -----------------------------------------------------------------
+
+impl Channels for MySql {
+    const INSERT_CHANNEL: &'static str =
+        "INSERT INTO channels (event_id, code, key_hash) VALUES (?, ?, ?)";
+    const SELECT_CHANNELS: &'static str =
+        "SELECT code, key_hash FROM channels WHERE event_id = ? ORDER BY code";
+    const SELECT_CHANNEL_SEATS: &'static str = "SELECT channel_code, seat_key, released \
+         FROM channel_seats WHERE event_id = ?";
+    const LOCK_CHANNEL: &'static str =
+        "SELECT key_hash FROM channels WHERE event_id = ? AND code = ? FOR UPDATE";
+    const SELECT_SEATS_OF_CHANNEL: &'static str = "SELECT seat_key, released FROM channel_seats \
+         WHERE event_id = ? AND channel_code = ?";
+
+    async fn insert_channel_seats(
+        conn: &mut MySqlConnection,
+        event: Uuid,
+        code: &str,
+        seats: &[String],
+    ) -> sqlx::Result<()> {
+        let mut insert =
+            QueryBuilder::new("INSERT INTO channel_seats (event_id, seat_key, channel_code) ");
+        insert.push_values(seats, |mut row, seat| {
+            row.push_bind(event).push_bind(seat).push_bind(code);
+        });
+        insert.build().execute(conn).await.map(|_| ())
+    }
+
+    async fn kept_among(
+        conn: &mut MySqlConnection,
+        event: Uuid,
+        seats: &[String],
+    ) -> StoreResult<Vec<(String, String, bool)>> {
+        let mut select = QueryBuilder::new(
+            "SELECT seat_key, channel_code, released FROM channel_seats WHERE event_id = ",
+        );
+        select.push_bind(event).push(" AND seat_key IN ");
+        push_list(&mut select, seats.iter().cloned());
+        select.push(" ORDER BY seat_key LOCK IN SHARE MODE");
+        let rows = select.build().fetch_all(conn).await?;
+        rows.iter().map(Self::kept_row).collect()
+    }
+
+    async fn mark_released(
+        conn: &mut MySqlConnection,
+        event: Uuid,
+        code: &str,
+        seats: &[String],
+    ) -> StoreResult<()> {
+        let mut update =
+            QueryBuilder::new("UPDATE channel_seats SET released = TRUE WHERE event_id = ");
+        update
+            .push_bind(event)
+            .push(" AND channel_code = ")
+            .push_bind(code)
+            .push(" AND seat_key IN ");
+        push_list(&mut update, seats.iter().cloned());
+        update.build().execute(conn).await?;
+        Ok(())
+    }
+
+    async fn active_among(
+        conn: &mut MySqlConnection,
+        event: Uuid,
+        seats: &[String],
+    ) -> StoreResult<Vec<String>> {
+        let mut select = select_taken_seats(event, seats.iter().cloned());
+        let rows = select.build().fetch_all(conn).await?;
+        rows.iter()
+            .map(|row| Ok(row.try_get("active_seat")?))
+            .collect()
+    }
 }

@@ -1,6 +1,8 @@
 // The race checks, shared by `races.rs` (MySQL) and `pg_races.rs` (PostgreSQL), which include
 // this file after defining `database`, `Repo`, `repo`, `ZONE_USAGE_TOTALS`,
 // `ACTIVE_VOUCHER_ORDERS` and `ACTIVE_TICKETS_AT_PRICE`.
+// this file after defining `database`, `Repo`, `repo`, `ZONE_USAGE_TOTALS` and
+// `ACTIVE_VOUCHER_ORDERS`, `PUBLIC_TICKETS_ON_KEPT_SEATS` and `catalog`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -678,5 +680,154 @@ async fn a_price_tier_sells_at_most_its_size_under_a_race() {
         other => panic!("{other:?}"),
     }
     assert_eq!(counted(500).await, 101 - freed);
+    db.drop_database().await.unwrap();
+}
+
+/// A stored venue (zone `A`, one row of 20 seats) and event with the show's ids, and channel
+/// `BOX` keeping the whole row.
+async fn show_with_channel(db: &TestDatabase, show: &Show) -> Vec<SeatRef> {
+    use ticketing_core::domain::{
+        Channel, ChannelCode, ChannelKey, Event, EventSpec, Row, Venue, Zone, ZoneKind,
+    };
+    let catalog = catalog(db);
+    let venue = Venue::new(
+        show.venue,
+        "Race Hall",
+        vec![Zone {
+            code: zone("A"),
+            name: "Stalls".into(),
+            kind: ZoneKind::Seated {
+                rows: vec![Row {
+                    label: "1".parse().unwrap(),
+                    seats: 20,
+                }],
+            },
+        }],
+    )
+    .unwrap();
+    catalog.insert_venue(&venue).await.unwrap();
+    let spec = EventSpec {
+        name: "Race Night".into(),
+        venue_id: show.venue,
+        sale_opens: t0() - TimeDelta::hours(1),
+        sale_closes: t0() + TimeDelta::days(1),
+        prices: [(zone("A"), eur(PRICE))].into(),
+        hold_time: TimeDelta::minutes(10),
+        per_customer_limit: 4,
+    };
+    let event = Event::new(show.event, spec, &venue).unwrap();
+    catalog.insert_event(&event).await.unwrap();
+    let kept: Vec<SeatRef> = (1..=20).map(|n| seat(&format!("A:1:{n}"))).collect();
+    let channel = Channel::new(
+        &event,
+        &venue,
+        ChannelCode::new("BOX").unwrap(),
+        &ChannelKey::generate(),
+        kept.clone(),
+    )
+    .unwrap();
+    repo(db).insert_channel(&channel).await.unwrap();
+    kept
+}
+
+/// 40 public buyers (two per seat) retry orders for the 20 seats channel `BOX` keeps, straight
+/// into the repository with no seat lock in front, while the channel releases them. A watcher
+/// counts, by SQL in one statement each time, active tickets on seats still kept: always 0, so
+/// no public ticket exists on a seat before its release committed. After it, each seat is sold
+/// exactly once, and the outbox has exactly one release event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn public_orders_never_get_a_kept_seat_before_its_release_commits() {
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+    use ticketing_core::domain::{ChannelCode, ChannelRelease, Currency};
+
+    let db = database(48).await;
+    let repo = repo(&db);
+    let show = Show::new();
+    let kept = show_with_channel(&db, &show).await;
+    let released = Arc::new(AtomicBool::new(false));
+    let finished = Arc::new(AtomicBool::new(false));
+    let refused_before = Arc::new(AtomicU32::new(0));
+
+    let watcher = {
+        let (pool, finished, event) = (db.pool().clone(), finished.clone(), show.event);
+        tokio::spawn(async move {
+            let mut polls = 0u32;
+            loop {
+                let done = finished.load(Ordering::SeqCst);
+                let n: i64 = sqlx::query_scalar(PUBLIC_TICKETS_ON_KEPT_SEATS)
+                    .bind(event.as_uuid())
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+                assert_eq!(n, 0, "a public ticket on a seat still kept (poll {polls})");
+                polls += 1;
+                if done {
+                    return polls;
+                }
+            }
+        })
+    };
+    let buyers: Vec<_> = (0..40usize)
+        .map(|i| {
+            let (repo, released, refused_before) =
+                (repo.clone(), released.clone(), refused_before.clone());
+            let key = kept[i % 20].key();
+            tokio::spawn(async move {
+                for _ in 0..5_000 {
+                    let was_released = released.load(Ordering::SeqCst);
+                    let order =
+                        show.seats(&format!("p{i}"), &[key.as_str()], t0(), TimeDelta::minutes(10));
+                    match repo.insert_order(&order).await {
+                        Ok(InsertOutcome::Inserted) => return true,
+                        Err(Error::SeatsTaken { .. }) if was_released => return false,
+                        Err(Error::SeatsTaken { .. }) => {
+                            refused_before.fetch_add(1, Ordering::SeqCst);
+                            tokio::task::yield_now().await;
+                        }
+                        other => panic!("unexpected answer: {other:?}"),
+                    }
+                }
+                panic!("buyer {i} neither bought nor lost its seat");
+            })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    let release = ChannelRelease {
+        event: show.event,
+        channel: ChannelCode::new("BOX").unwrap(),
+        seats: None,
+        id: OrderId::from_uuid(uuid::Uuid::now_v7()),
+        venue: show.venue,
+        currency: Currency::new("EUR").unwrap(),
+        at: t0(),
+    };
+    let newly = repo.release_channel_seats(&release).await.unwrap();
+    released.store(true, Ordering::SeqCst);
+    assert_eq!(newly, kept);
+    let won = join_all(buyers)
+        .await
+        .into_iter()
+        .filter(|r| *r.as_ref().expect("buyer panicked"))
+        .count();
+    finished.store(true, Ordering::SeqCst);
+    let polls = watcher.await.expect("the watcher found a public ticket on a kept seat");
+    assert!(polls > 1, "the watcher ran during the race");
+    assert!(
+        refused_before.load(Ordering::SeqCst) > 0,
+        "some orders met the seats still kept"
+    );
+    assert_eq!(won, 20, "each released seat sold once");
+    let active = repo.active_tickets(show.event).await.unwrap();
+    let seats: HashSet<SeatRef> = active.iter().filter_map(|t| t.seat.clone()).collect();
+    assert_eq!((active.len(), seats.len()), (20, 20));
+    let releases = repo
+        .outbox_after(0, 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.event.kind == OutboxKind::ChannelSeatsReleased)
+        .count();
+    assert_eq!(releases, 1);
+    assert!(repo.release_channel_seats(&release).await.unwrap().is_empty());
     db.drop_database().await.unwrap();
 }

@@ -115,6 +115,7 @@ impl Show {
             idempotency: None,
             voucher: None,
             price_tiers: Vec::new(),
+            channel: None,
         }
     }
 
@@ -138,6 +139,7 @@ impl Show {
             idempotency: None,
             voucher: None,
             price_tiers: Vec::new(),
+            channel: None,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The handlers, one module per resource. Each maps its wire types to a core call and back.
 
 pub mod admin;
+pub mod channels;
 pub mod events;
 pub mod ops;
 pub mod orders;

@@ -53,7 +53,8 @@ pub struct PurchaseHeaders {
         (status = 429, description = "RATE_LIMITED: this customer made too many purchases; retry after Retry-After seconds", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds until this customer's next purchase is allowed"))),
         (status = 403, description = "NOT_ADMITTED: the event has a waiting room and the Admission-Token is missing, \
-            expired, already used, in use by another purchase, or another customer's or event's (details.reason)", body = ErrorBody),
+            expired, already used, in use by another purchase, or another customer's or event's (details.reason); \
+            or CHANNEL_KEY_INVALID: the body's channel key is not that channel's", body = ErrorBody),
         (status = 404, description = "NOT_FOUND: no such event", body = ErrorBody),
         (status = 409, description = "SEATS_TAKEN (details.seats), SOLD_OUT, NO_ADJACENT_SEATS (best available: no block of that size), \
             NOT_ON_SALE, IDEMPOTENCY_CONFLICT, \

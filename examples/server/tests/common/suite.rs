@@ -954,6 +954,111 @@ pub async fn price_tiers_over_http(app: TestApp) {
         .expect(StatusCode::BAD_REQUEST, Some("INVALID_REQUEST"));
 }
 
+/// Channel-reserved seats over HTTP: an admin keeps three seats for `BOX` (the key is answered
+/// once); the public is refused one (`409 SEATS_TAKEN`) and the map shows them taken; a wrong key
+/// is `403 CHANNEL_KEY_INVALID`; the channel buys one with its key; a release of one seat lets the
+/// public buy it, a repeat releases nothing, a release of the rest frees the last one; the list
+/// counts; bad bodies and unknown channels are refused.
+pub async fn channels_over_http(app: TestApp) {
+    let event = app.demo.event.to_string();
+    let channels = format!("/api/admin/events/{event}/channels");
+    let release = format!("{channels}/BOX/release");
+    let seat = |n: u32| json!({"zone": "STALLS", "row": "D", "number": n});
+    let body = json!({"code": "BOX", "seats": [seat(1), seat(2), seat(3)]});
+    app.post(&channels, &body)
+        .await
+        .expect(StatusCode::UNAUTHORIZED, Some("UNAUTHORIZED"));
+    let created = app.admin_post(&channels, &body).await;
+    created.expect(StatusCode::CREATED, None);
+    assert_eq!(created.body["reserved"], 3);
+    let key = created.body["key"].as_str().expect("the key").to_owned();
+    app.admin_post(&channels, &body).await.expect(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("INCONSISTENT_REQUEST"),
+    );
+    app.admin_post(&channels, &json!({"code": "EMPTY", "seats": []}))
+        .await
+        .expect(StatusCode::BAD_REQUEST, Some("INVALID_REQUEST"));
+    app.admin_post(
+        &channels,
+        &json!({"code": "TWICE", "seats": [seat(5), seat(5)]}),
+    )
+    .await
+    .expect(StatusCode::BAD_REQUEST, Some("INVALID_REQUEST"));
+
+    app.buy("alice", &["STALLS:D:1"])
+        .await
+        .expect(StatusCode::CONFLICT, Some("SEATS_TAKEN"));
+    let map = app
+        .get(&format!("/api/events/{event}/zones/STALLS/seats"))
+        .await;
+    map.expect(StatusCode::OK, None);
+    for kept in ["STALLS:D:1", "STALLS:D:2", "STALLS:D:3"] {
+        assert_eq!(
+            seat_state(&map.body, kept),
+            "sold",
+            "a kept seat is taken for the public"
+        );
+    }
+    assert_eq!(seat_state(&map.body, "STALLS:D:4"), "free");
+    let with = |seats: &[&str], code: &str, key: &str| {
+        let mut body = purchase(event.clone(), seats);
+        body["channel"] = json!({"code": code, "key": key});
+        body
+    };
+    app.post_as(
+        "bob",
+        "/api/tickets",
+        &with(&["STALLS:D:1"], "BOX", &"x".repeat(32)),
+    )
+    .await
+    .expect(StatusCode::FORBIDDEN, Some("CHANNEL_KEY_INVALID"));
+    app.post_as(
+        "bob",
+        "/api/tickets",
+        &with(&["STALLS:D:1"], "BOX", "short"),
+    )
+    .await
+    .expect(StatusCode::BAD_REQUEST, Some("INVALID_REQUEST"));
+    app.post_as("bob", "/api/tickets", &with(&["STALLS:D:1"], "BOX", &key))
+        .await
+        .expect(StatusCode::CREATED, None);
+
+    let released = app.admin_post(&release, &json!({"seats": [seat(2)]})).await;
+    released.expect(StatusCode::OK, None);
+    assert_eq!(released.body["released"], json!([seat(2)]));
+    let again = app.admin_post(&release, &json!({"seats": [seat(2)]})).await;
+    again.expect(StatusCode::OK, None);
+    assert_eq!(again.body["released"], json!([]));
+    app.buy("carol", &["STALLS:D:2"])
+        .await
+        .expect(StatusCode::CREATED, None);
+    app.buy("dave", &["STALLS:D:3"])
+        .await
+        .expect(StatusCode::CONFLICT, Some("SEATS_TAKEN"));
+    let rest = app.admin_post(&release, &json!({})).await;
+    rest.expect(StatusCode::OK, None);
+    assert_eq!(rest.body["released"], json!([seat(1), seat(3)]));
+    app.buy("dave", &["STALLS:D:3"])
+        .await
+        .expect(StatusCode::CREATED, None);
+    let listed = app.admin_get(&channels).await;
+    listed.expect(StatusCode::OK, None);
+    assert_eq!(
+        listed.body,
+        json!([{"code": "BOX", "reserved": 0, "released": 3}])
+    );
+    app.admin_post(&format!("{channels}/NOBODY/release"), &json!({}))
+        .await
+        .expect(StatusCode::NOT_FOUND, Some("NOT_FOUND"));
+    app.admin_post(&release, &json!({"seats": [seat(9)]}))
+        .await
+        .expect(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("INCONSISTENT_REQUEST"),
+        );
+}
+
 /// The seat map lists free and sold seats as ranges per row; one zone's map has that zone only;
 /// a zone the event does not sell is 404, a malformed zone code 400.
 pub async fn seat_maps_are_ranges_and_one_zone_at_a_time(app: TestApp) {
@@ -1769,7 +1874,7 @@ macro_rules! http_suite {
             sweep_expires_unpaid_orders,
             admin_routes,
             vouchers_over_http,
-            price_tiers_over_http,
+            price_tiers_over_http, channels_over_http,
             seat_maps_are_ranges_and_one_zone_at_a_time,
             seat_map_revalidates_with_its_etag,
             venues_keep_within_the_caps,

@@ -330,6 +330,8 @@ fn seat_change(entry: &OutboxEntry) -> Option<SeatChange> {
         OutboxKind::TicketExpired | OutboxKind::TicketCancelled | OutboxKind::TicketRefunded => {
             SeatAvailability::Free
         }
+        // The event names only the released seats without an active ticket: free now.
+        OutboxKind::ChannelSeatsReleased => SeatAvailability::Free,
         // A rejected payment changes no ticket; an extended hold keeps its seats held (the map
         // shows no deadlines).
         OutboxKind::PaymentRejected | OutboxKind::HoldExtended => return None,

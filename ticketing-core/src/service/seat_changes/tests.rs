@@ -45,6 +45,7 @@ fn entry(seq: u64, event: EventId, kind: OutboxKind, seat: u32) -> OutboxEntry {
             }],
             payment: None,
             deadline: None,
+            channel: None,
         },
     }
 }
@@ -98,6 +99,10 @@ async fn a_change_carries_each_seat_s_new_state() {
         (OutboxKind::TicketReserved, Some(SeatAvailability::Held)),
         (OutboxKind::TicketExpired, Some(SeatAvailability::Free)),
         (OutboxKind::TicketCancelled, Some(SeatAvailability::Free)),
+        (
+            OutboxKind::ChannelSeatsReleased,
+            Some(SeatAvailability::Free),
+        ),
     ];
     let batch: Vec<_> = kinds
         .iter()
@@ -119,7 +124,7 @@ async fn a_change_carries_each_seat_s_new_state() {
     assert_eq!(drain(&mut subscription).await, vec![], "nothing else");
     assert_eq!(
         feed.position(),
-        Some(8),
+        Some(9),
         "a rejected payment and an extended hold still move the position"
     );
 }

@@ -86,6 +86,7 @@ impl OutboxFeed for ReservationFeed {
                 idempotency: None,
                 voucher: None,
                 price_tiers: Vec::new(),
+                channel: None,
             })
             .await?;
         assert_eq!(

@@ -386,4 +386,20 @@ impl TicketRepository for FaultyTickets {
         self.read("tier_sales").await?;
         self.inner.tier_sales(event).await
     }
+
+    async fn insert_channel(&self, channel: &crate::domain::Channel) -> Result<()> {
+        self.inner.insert_channel(channel).await
+    }
+
+    async fn channels(&self, event: EventId) -> Result<Vec<crate::domain::Channel>> {
+        self.read("channels").await?;
+        self.inner.channels(event).await
+    }
+
+    async fn release_channel_seats(
+        &self,
+        release: &crate::domain::ChannelRelease,
+    ) -> Result<Vec<crate::domain::SeatRef>> {
+        self.inner.release_channel_seats(release).await
+    }
 }

@@ -944,6 +944,7 @@ impl World {
             selection,
             idempotency_key,
             voucher,
+            channel: None,
         };
         if request.idempotency_key.is_some() && roll < 70 {
             self.customers.keyed.push(request.clone());

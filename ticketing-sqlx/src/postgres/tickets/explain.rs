@@ -96,6 +96,7 @@ async fn pg_explain_the_hot_reads() {
                 idempotency: None,
                 voucher: None,
                 price_tiers: Vec::new(),
+                channel: None,
             };
             repo.insert_order(&new).await.expect("insert");
             let action = match n % 3 {

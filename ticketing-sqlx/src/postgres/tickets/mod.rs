@@ -12,8 +12,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool, Postgres, Row};
 use ticketing_core::domain::{
-    CustomerId, EventId, IdempotencyKey, Order, OrderId, OutboxEntry, Payment, PaymentRecorded,
-    PaymentRef, PaymentWrite, Ticket, TicketId, TicketStatus, VenueId, VoucherCode, ZoneCode,
+    Channel, ChannelRelease, CustomerId, EventId, IdempotencyKey, Order, OrderId, OutboxEntry,
+    Payment, PaymentRecorded, PaymentRef, PaymentWrite, SeatRef, Ticket, TicketId, TicketStatus,
+    VenueId, VoucherCode, ZoneCode,
 };
 use ticketing_core::ports::{
     Extension, ExtensionOutcome, IdempotencyRecord, InsertOutcome, NewOrder, TicketRepository,
@@ -24,6 +25,7 @@ use ticketing_core::{Error, Result};
 use super::error::{StoreResult, with_retry};
 use crate::codec::ticket;
 use crate::flows::OrderSteps;
+use crate::flows::channel::Channels;
 use crate::flows::extension::HoldExtensions;
 use crate::flows::outbox::Outbox;
 use crate::flows::payment::Ledger;
@@ -259,6 +261,24 @@ impl TicketRepository for PgTicketRepository {
 
     async fn tier_sales(&self, event: EventId) -> Result<Vec<(ZoneCode, u16, u32)>> {
         Ok(with_retry("tier_sales", || Postgres::tier_sales(&self.pool, event)).await?)
+    }
+
+    async fn insert_channel(&self, channel: &Channel) -> Result<()> {
+        Ok(with_retry("insert_channel", || {
+            Postgres::insert_channel(&self.pool, channel)
+        })
+        .await?)
+    }
+
+    async fn channels(&self, event: EventId) -> Result<Vec<Channel>> {
+        Ok(with_retry("channels", || Postgres::channels(&self.pool, event)).await?)
+    }
+
+    async fn release_channel_seats(&self, release: &ChannelRelease) -> Result<Vec<SeatRef>> {
+        Ok(with_retry("release_channel_seats", || {
+            Postgres::release_once(&self.pool, release)
+        })
+        .await?)
     }
 }
 

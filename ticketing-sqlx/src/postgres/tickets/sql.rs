@@ -4,11 +4,12 @@
 //! caller's `now`, never the server's. Lists are bound as arrays (`= ANY($n)`, `unnest`), so
 //! every statement is a constant, prepared once per connection.
 
-use sqlx::{PgConnection, Postgres};
+use sqlx::{PgConnection, Postgres, Row};
 use uuid::Uuid;
 
 use crate::codec::stored;
 use crate::codec::ticket_columns;
+use crate::flows::channel::Channels;
 use crate::flows::extension::HoldExtensions;
 use crate::flows::payment::Ledger;
 use crate::flows::tier::{PriceTiers, TierPlaces};
@@ -314,4 +315,86 @@ impl HoldExtensions for Postgres {
         "UPDATE orders SET expires_at = $1, extensions = extensions + 1 WHERE id = $2";
     const EXTEND_TICKETS: &'static str =
         "UPDATE tickets SET expires_at = $1 WHERE order_id = $2 AND status = $3";
+}
+
+// --- channel-reserved seats -----------------------------------------------------------------
+
+impl Channels for Postgres {
+    const INSERT_CHANNEL: &'static str =
+        "INSERT INTO channels (event_id, code, key_hash) VALUES ($1, $2, $3)";
+    const SELECT_CHANNELS: &'static str =
+        "SELECT code, key_hash FROM channels WHERE event_id = $1 ORDER BY code";
+    const SELECT_CHANNEL_SEATS: &'static str = "SELECT channel_code, seat_key, released \
+         FROM channel_seats WHERE event_id = $1";
+    const LOCK_CHANNEL: &'static str =
+        "SELECT key_hash FROM channels WHERE event_id = $1 AND code = $2 FOR UPDATE";
+    const SELECT_SEATS_OF_CHANNEL: &'static str = "SELECT seat_key, released FROM channel_seats \
+         WHERE event_id = $1 AND channel_code = $2";
+
+    async fn insert_channel_seats(
+        conn: &mut PgConnection,
+        event: Uuid,
+        code: &str,
+        seats: &[String],
+    ) -> sqlx::Result<()> {
+        sqlx::query(
+            "INSERT INTO channel_seats (event_id, seat_key, channel_code) \
+             SELECT $1, seat, $3 FROM UNNEST($2::text[]) AS seat",
+        )
+        .bind(event)
+        .bind(seats)
+        .bind(code)
+        .execute(conn)
+        .await
+        .map(|_| ())
+    }
+
+    async fn kept_among(
+        conn: &mut PgConnection,
+        event: Uuid,
+        seats: &[String],
+    ) -> StoreResult<Vec<(String, String, bool)>> {
+        let rows = sqlx::query(
+            "SELECT seat_key, channel_code, released FROM channel_seats \
+             WHERE event_id = $1 AND seat_key = ANY($2) ORDER BY seat_key FOR SHARE",
+        )
+        .bind(event)
+        .bind(seats)
+        .fetch_all(conn)
+        .await?;
+        rows.iter().map(Self::kept_row).collect()
+    }
+
+    async fn mark_released(
+        conn: &mut PgConnection,
+        event: Uuid,
+        code: &str,
+        seats: &[String],
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE channel_seats SET released = true \
+             WHERE event_id = $1 AND channel_code = $2 AND seat_key = ANY($3)",
+        )
+        .bind(event)
+        .bind(code)
+        .bind(seats)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn active_among(
+        conn: &mut PgConnection,
+        event: Uuid,
+        seats: &[String],
+    ) -> StoreResult<Vec<String>> {
+        let rows = sqlx::query(SELECT_TAKEN_SEATS)
+            .bind(event)
+            .bind(seats)
+            .fetch_all(conn)
+            .await?;
+        rows.iter()
+            .map(|row| Ok(row.try_get("seat_key")?))
+            .collect()
+    }
 }

@@ -45,7 +45,8 @@ pub(super) async fn find(
 /// one writer path, and a stampede on a used-up voucher cannot roll back batches of other
 /// buyers. Orders in a zone with price tiers run alone for the same reason: their tiers are
 /// counted, and their prices decided, by the unbatched flow (`crate::flows::tier`) alone.
-/// Returns (members, alone).
+/// Orders of a sales channel run alone as well, so a batch is all public. Returns
+/// (members, alone).
 pub(super) fn separate_overlaps(batch: Vec<Pending>) -> (Vec<Pending>, Vec<Pending>) {
     let mut seats: HashSet<(EventId, &SeatRef)> = HashSet::new();
     let mut keys = HashSet::new();
@@ -64,7 +65,10 @@ pub(super) fn separate_overlaps(batch: Vec<Pending>) -> (Vec<Pending>, Vec<Pendi
             .as_ref()
             .map(|r| (r.customer.as_str(), r.key.as_str()));
         let key_clash = key.is_some_and(|k| keys.contains(&k));
-        let alone = pending.order.voucher.is_some() || !pending.order.price_tiers.is_empty();
+        // A channel's order too: the batch's check of reserved seats takes the public's view.
+        let alone = pending.order.voucher.is_some()
+            || !pending.order.price_tiers.is_empty()
+            || pending.order.channel.is_some();
         if seat_clash || key_clash || alone || ids.contains(&order.id) {
             overlapping[i] = true;
             continue;
@@ -91,8 +95,8 @@ pub(super) fn separate_overlaps(batch: Vec<Pending>) -> (Vec<Pending>, Vec<Pendi
     (members, alone)
 }
 
-/// The orders of the batch with a seat that has an active ticket now (read after the rollback).
-async fn taken_seat_orders(pool: &MySqlPool, orders: &[&NewOrder]) -> StoreResult<Vec<usize>> {
+/// The seat keys of the batch's orders, per event (events with seats only), in key order.
+pub(super) fn seat_keys(orders: &[&NewOrder]) -> BTreeMap<EventId, Vec<String>> {
     let mut wanted: BTreeMap<EventId, Vec<String>> = BTreeMap::new();
     for new in orders {
         wanted.entry(new.order.event_id).or_default().extend(
@@ -102,8 +106,37 @@ async fn taken_seat_orders(pool: &MySqlPool, orders: &[&NewOrder]) -> StoreResul
                 .filter_map(|t| t.seat.as_ref().map(SeatRef::key)),
         );
     }
+    wanted.retain(|_, keys| !keys.is_empty());
+    for keys in wanted.values_mut() {
+        keys.sort();
+        keys.dedup();
+    }
+    wanted
+}
+
+/// The orders (indexes into the batch) with a seat among `seats` (event, seat key).
+pub(super) fn orders_with_seat_in(
+    orders: &[&NewOrder],
+    seats: &HashSet<(EventId, String)>,
+) -> Vec<usize> {
+    orders
+        .iter()
+        .enumerate()
+        .filter(|(_, new)| {
+            new.order.tickets.iter().any(|t| {
+                t.seat
+                    .as_ref()
+                    .is_some_and(|s| seats.contains(&(new.order.event_id, s.key())))
+            })
+        })
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// The orders of the batch with a seat that has an active ticket now (read after the rollback).
+async fn taken_seat_orders(pool: &MySqlPool, orders: &[&NewOrder]) -> StoreResult<Vec<usize>> {
     let mut taken: HashSet<(EventId, String)> = HashSet::new();
-    for (event, keys) in wanted.into_iter().filter(|(_, k)| !k.is_empty()) {
+    for (event, keys) in seat_keys(orders) {
         let rows = sql::select_taken_seats(event.as_uuid(), keys)
             .build()
             .fetch_all(pool)
@@ -112,18 +145,7 @@ async fn taken_seat_orders(pool: &MySqlPool, orders: &[&NewOrder]) -> StoreResul
             taken.insert((event, row.try_get("active_seat")?));
         }
     }
-    Ok(orders
-        .iter()
-        .enumerate()
-        .filter(|(_, new)| {
-            new.order.tickets.iter().any(|t| {
-                t.seat
-                    .as_ref()
-                    .is_some_and(|s| taken.contains(&(new.order.event_id, s.key())))
-            })
-        })
-        .map(|(i, _)| i)
-        .collect())
+    Ok(orders_with_seat_in(orders, &taken))
 }
 
 /// The orders of the batch whose idempotency key is stored already.

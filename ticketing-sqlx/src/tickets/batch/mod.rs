@@ -8,11 +8,13 @@
 //! Each excluded order then runs alone on the unbatched path, which gives it its exact answer
 //! (`SeatsTaken` naming the seats, `SoldOut`, `LimitExceeded`, `DuplicateKey`, or success when the
 //! conflict has vanished meanwhile). The other orders of the batch commit; none of them ever sees
-//! another order's failure. An order that uses a voucher, or has tickets in a zone with price
-//! tiers, never joins a batch: it runs alone from the start, where the voucher's conditional
-//! counter update and the tiers' shards decide it.
+//! another order's failure. An order that uses a voucher, has tickets in a zone with price
+//! tiers, or is of a sales channel never joins a batch: it runs alone from the start, where the
+//! voucher's conditional counter update, the tiers' shards and the channel's check decide it.
 //!
 //! One batch transaction:
+//! 0. the rows of `channel_seats` of the batch's seats, in share mode: the orders with a seat
+//!    still kept for a channel leave the batch (and are refused alone);
 //! 1. per general-admission zone (in key order), the batch's places from the zone's shards
 //!    ([`zone_capacity::take`](super::zone_capacity::take));
 //! 2. `INSERT INTO tickets … VALUES (…), (…)` — the unique active-seat key is invariant 1;

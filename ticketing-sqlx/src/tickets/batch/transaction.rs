@@ -1,7 +1,7 @@
 //! The batch transaction: every order of the batch in one READ COMMITTED transaction of
 //! multi-row statements, steps 1–6 of the [module documentation](super).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use sqlx::{Connection, MySqlConnection, MySqlPool};
 use ticketing_core::domain::{EventId, OutboxEvent, Ticket, TicketId, ZoneCode};
@@ -10,6 +10,7 @@ use ticketing_core::ports::NewOrder;
 use super::culprits::{self, Conflict};
 use super::customer_limit;
 use crate::error::{StoreResult, is_unique_violation, violates_unique_key};
+use crate::flows::channel::Channels;
 use crate::flows::outbox::Outbox;
 use crate::pool::BEGIN_READ_COMMITTED;
 use crate::tickets::{purchase, sql, zone_capacity};
@@ -51,6 +52,10 @@ async fn insert_all(
     conn: &mut MySqlConnection,
     orders: &[&NewOrder],
 ) -> StoreResult<Option<Conflict>> {
+    let reserved = reserved_orders(conn, orders).await?;
+    if !reserved.is_empty() {
+        return Ok(Some(Conflict::Orders(reserved)));
+    }
     let shards = match take_places(conn, orders).await? {
         Ok(shards) => shards,
         Err(members) => return Ok(Some(Conflict::Orders(members))),
@@ -75,6 +80,24 @@ async fn insert_all(
         .collect();
     MySql::append(conn, &events).await?;
     Ok(None)
+}
+
+/// Step 0: the orders with a seat a sales channel still keeps (a batch has no channel's order:
+/// those run alone), read in share mode like the unbatched purchase's check, so a release
+/// commits wholly before or after the batch. They leave the batch and run alone, to be refused.
+async fn reserved_orders(
+    conn: &mut MySqlConnection,
+    orders: &[&NewOrder],
+) -> StoreResult<Vec<usize>> {
+    let mut kept: HashSet<(EventId, String)> = HashSet::new();
+    for (event, keys) in culprits::seat_keys(orders) {
+        for (seat, _, released) in MySql::kept_among(conn, event.as_uuid(), &keys).await? {
+            if !released {
+                kept.insert((event, seat));
+            }
+        }
+    }
+    Ok(culprits::orders_with_seat_in(orders, &kept))
 }
 
 /// Step 1, invariant 2: the general-admission places of the batch, per zone (in key order) the

@@ -33,6 +33,7 @@ fn request(event: EventId, order: OrderId, rows: Vec<Row>, quantity: u32) -> Bes
         zone: zone("BA"),
         rows,
         quantity,
+        excluded: Vec::new(),
         now: t0(),
         until: t0() + secs(600),
     }
@@ -116,6 +117,64 @@ pub async fn best_available_chooses_an_orphan_free_block_and_holds_it(lock: &dyn
         none,
         BestAvailableOutcome::NoBlock,
         "row 2 has two free seats left"
+    );
+    assert_eq!(taken(lock, event).await, before, "NoBlock wrote nothing");
+}
+
+/// The request's excluded seats (kept back for a channel the buyer is not of) count as taken,
+/// as held seats do, and are left as they were; excluding every free seat is `NoBlock`. The
+/// first zone is longer than a chunk of the Redis lock, whose every chunk must honour them.
+pub async fn best_available_treats_excluded_seats_as_taken(lock: &dyn SeatLock) {
+    let event = new_event();
+    load_empty(lock, event).await;
+    let layout = rows(&[1_200, 6]);
+    let excluded = |seats: &[(usize, u32)]| -> Vec<SeatRef> {
+        let mut seats: Vec<SeatRef> = seats.iter().map(|&(r, n)| seat_in(r, n)).collect();
+        seats.sort();
+        seats
+    };
+    let mut row_one: Vec<(usize, u32)> = (1..=1_200).map(|n| (1, n)).collect();
+    row_one.retain(|&(_, n)| n != 600);
+    let wanted = BestAvailableRequest {
+        excluded: excluded(&[row_one.as_slice(), &[(2, 3), (2, 4)]].concat()),
+        ..request(event, new_order(), layout.clone(), 2)
+    };
+    assert_eq!(
+        best(lock, &wanted).await,
+        BestAvailableOutcome::Held {
+            seats: vec![seat_in(2, 1), seat_in(2, 2)]
+        },
+        "row 1 keeps one seat, row 2 two pairs around its excluded middle"
+    );
+    let shown = taken(lock, event).await;
+    assert_eq!(
+        shown.len(),
+        2,
+        "nothing but the chosen pair is held: {shown:?}"
+    );
+    let everything = BestAvailableRequest {
+        excluded: excluded(&[row_one.as_slice(), &[(2, 3), (2, 4), (2, 5), (2, 6)]].concat()),
+        ..request(event, new_order(), layout, 1)
+    };
+    assert_eq!(
+        best(lock, &everything).await,
+        BestAvailableOutcome::Held {
+            seats: vec![seat_in(1, 600)]
+        },
+        "the one seat neither excluded nor held"
+    );
+    let mut all = everything.excluded.clone();
+    all.push(seat_in(1, 600));
+    all.sort();
+    let nothing_left = BestAvailableRequest {
+        excluded: all,
+        ..everything
+    };
+    let before = taken(lock, event).await;
+    assert_eq!(
+        best(lock, &nothing_left).await,
+        BestAvailableOutcome::NoBlock,
+        "every other seat excluded or held"
     );
     assert_eq!(taken(lock, event).await, before, "NoBlock wrote nothing");
 }

@@ -47,7 +47,7 @@ use crate::{Error, Result};
 pub use best_available::{
     best_available_chooses_an_orphan_free_block_and_holds_it,
     best_available_counts_lapsed_and_own_holds_free_and_sold_seats_taken,
-    best_available_matches_the_reference_choice,
+    best_available_matches_the_reference_choice, best_available_treats_excluded_seats_as_taken,
     concurrent_best_available_never_holds_a_seat_twice,
 };
 pub use general::{
@@ -154,6 +154,7 @@ pub async fn run_all(context: &SeatLockContext) {
     best_available_chooses_an_orphan_free_block_and_holds_it(lock).await;
     best_available_counts_lapsed_and_own_holds_free_and_sold_seats_taken(lock).await;
     best_available_matches_the_reference_choice(lock).await;
+    best_available_treats_excluded_seats_as_taken(lock).await;
     concurrent_best_available_never_holds_a_seat_twice(&context.open).await;
     one_seat_many_buyers_exactly_one_wins(&context.open).await;
     overlapping_multi_seat_holds_never_share_a_seat(&context.open).await;
@@ -377,6 +378,7 @@ macro_rules! seat_lock_contract {
             best_available_chooses_an_orphan_free_block_and_holds_it,
             best_available_counts_lapsed_and_own_holds_free_and_sold_seats_taken,
             best_available_matches_the_reference_choice,
+            best_available_treats_excluded_seats_as_taken,
             rebuild_restores_every_active_hold,
             rebuilding_a_loaded_event_changes_nothing,
             a_failed_source_read_leaves_the_event_not_loaded,
