@@ -32,6 +32,7 @@ fn entries(seqs: std::ops::RangeInclusive<u64>) -> Vec<OutboxEntry> {
             lines: Vec::new(),
             payment: None,
             deadline: None,
+            offer: None,
         },
     })
     .collect()

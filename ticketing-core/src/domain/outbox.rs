@@ -4,7 +4,9 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::ids::{CustomerId, EventId, OrderId, PaymentRef, TicketId, VenueId, ZoneCode};
+use super::ids::{
+    CustomerId, EventId, OrderId, PaymentRef, TicketId, VenueId, WaitingEntryId, ZoneCode,
+};
 use super::money::Money;
 use super::payment::{Payment, PaymentEffect, PaymentOutcome};
 use super::status::TicketAction;
@@ -20,7 +22,9 @@ use super::venue::SeatRef;
 ///   `PaymentRejected`) and the kind `PaymentRejected`. Older payloads parse with `payment` empty.
 /// - 4: adds the kind `HoldExtended` and [`OutboxEvent::deadline`], the payment deadline it
 ///   set. Older payloads parse with `deadline` empty.
-pub const OUTBOX_SCHEMA_VERSION: u16 = 4;
+/// - 5: adds the kind `WaitingListOffered` and [`OutboxEvent::offer`], the waiting-list entry
+///   an order was offered to. Older payloads parse with `offer` empty.
+pub const OUTBOX_SCHEMA_VERSION: u16 = 5;
 
 /// What happened to an order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -42,6 +46,11 @@ pub enum OutboxKind {
     /// The holder moved the payment deadline of the unpaid order ([`OutboxEvent::deadline`]
     /// says to when). Still PENDING_PAYMENT; its seats stay held.
     HoldExtended,
+    /// The order was made as a waiting-list offer ([`OutboxEvent::offer`] names the entry,
+    /// [`OutboxEvent::deadline`] the end of the offer): its customer may pay it until then.
+    /// Written with the entry's change to `OFFERED`; the order's own `TicketReserved` comes
+    /// from its purchase.
+    WaitingListOffered,
 }
 
 impl OutboxKind {
@@ -65,6 +74,7 @@ impl OutboxKind {
             OutboxKind::TicketRefunded => "TicketRefunded",
             OutboxKind::PaymentRejected => "PaymentRejected",
             OutboxKind::HoldExtended => "HoldExtended",
+            OutboxKind::WaitingListOffered => "WaitingListOffered",
         }
     }
 }
@@ -102,6 +112,19 @@ pub struct OutboxEvent {
     /// The payment deadline a `HoldExtended` set (schema version 4); `None` for other kinds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deadline: Option<DateTime<Utc>>,
+    /// The waiting-list offer a `WaitingListOffered` reports (schema version 5); `None` for
+    /// other kinds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offer: Option<OutboxOffer>,
+}
+
+/// The waiting-list entry an order was offered to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxOffer {
+    /// The entry.
+    pub entry: WaitingEntryId,
+    /// Which offer of the entry it is (1 for the first).
+    pub number: u32,
 }
 
 /// The ledger entry an [`OutboxEvent`] reports.
@@ -173,6 +196,7 @@ impl OutboxEvent {
                 .collect(),
             payment: None,
             deadline: None,
+            offer: None,
         }
     }
 
@@ -182,6 +206,16 @@ impl OutboxEvent {
         Self {
             deadline: Some(order.expires_at),
             ..Self::for_order(OutboxKind::HoldExtended, order, at)
+        }
+    }
+
+    /// The event recording that `order` was offered to waiting-list `entry` (its `number`th
+    /// offer), payable until the order's deadline.
+    pub fn for_offer(order: &Order, entry: WaitingEntryId, number: u32, at: DateTime<Utc>) -> Self {
+        Self {
+            deadline: Some(order.expires_at),
+            offer: Some(OutboxOffer { entry, number }),
+            ..Self::for_order(OutboxKind::WaitingListOffered, order, at)
         }
     }
 

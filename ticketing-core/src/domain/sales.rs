@@ -75,6 +75,8 @@ impl SalesChange {
                 OutboxKind::PaymentRejected => vec![],
                 // Still pending, only later: no counter moves.
                 OutboxKind::HoldExtended => vec![],
+                // An offer's order was counted pending by its own `TicketReserved`.
+                OutboxKind::WaitingListOffered => vec![],
                 OutboxKind::TicketExpired => vec![(Pending, -n), (Expired, n)],
                 OutboxKind::TicketCancelled => vec![(Pending, -n), (Cancelled, n)],
                 OutboxKind::TicketRefunded => vec![(Sold, -n), (Revenue, -amount), (Refunded, n)],

@@ -439,6 +439,7 @@ mod tests {
             lines,
             payment: None,
             deadline: None,
+            offer: None,
         }
     }
 

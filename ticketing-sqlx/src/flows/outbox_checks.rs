@@ -27,6 +27,7 @@ fn reserved(order: OrderId) -> OutboxEvent {
         lines: Vec::new(),
         payment: None,
         deadline: None,
+        offer: None,
     }
 }
 

@@ -98,6 +98,7 @@ pub fn entries(seqs: std::ops::RangeInclusive<u64>) -> Vec<OutboxEntry> {
                 lines,
                 payment: None,
                 deadline: None,
+                offer: None,
             },
         }
     })

@@ -305,6 +305,8 @@ impl Checker {
             OutboxKind::TicketReserved => unreachable!("handled above"),
             // The order did not change: a refund is owed (checked against the ledger).
             OutboxKind::PaymentRejected => return Ok(()),
+            // The simulator makes no waiting-list offers; one changes no order anyway.
+            OutboxKind::WaitingListOffered => return Ok(()),
             OutboxKind::HoldExtended => unreachable!("handled above"),
         };
         if model.status != from {
