@@ -4,8 +4,8 @@
 //! key prefix (or its own redis-server).
 
 use ticketing_core::ports::CatalogRepository;
-use ticketing_sqlx::testing::TestDatabase;
 use ticketing_core::ports::WaitingList;
+use ticketing_sqlx::testing::TestDatabase;
 use ticketing_sqlx::{MySqlCatalog, MySqlTicketRepository, MySqlWaitingList};
 
 /// The repository under test.

@@ -4,8 +4,8 @@
 //! database and its own Redis key prefix (or its own redis-server).
 
 use ticketing_core::ports::CatalogRepository;
-use ticketing_sqlx::postgres::testing::{TestDatabase, URL_VAR};
 use ticketing_core::ports::WaitingList;
+use ticketing_sqlx::postgres::testing::{TestDatabase, URL_VAR};
 use ticketing_sqlx::postgres::{PgCatalog, PgTicketRepository, PgWaitingList};
 
 /// The repository under test.

@@ -8,7 +8,7 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use ticketing_core::memory::{InMemoryCatalog, InMemoryTicketRepository};
+use ticketing_core::memory::{InMemoryCatalog, InMemoryTicketRepository, InMemoryWaitingList};
 use ticketing_core::ports::{HoldOutcome, SeatLock};
 use ticketing_core::testkit::{BoxFuture, Harness, run_all};
 use ticketing_redis::{RedisSeatLock, RedisSeatLockConfig};

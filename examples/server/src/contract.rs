@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use ticketing_core::Error;
 use ticketing_core::domain::{
-    CustomerId, IdempotencyKey, MAX_HOLD_TIME, MAX_PARTY, MAX_NAME_CHARS, MAX_PER_CUSTOMER_LIMIT,
+    CustomerId, IdempotencyKey, MAX_HOLD_TIME, MAX_NAME_CHARS, MAX_PARTY, MAX_PER_CUSTOMER_LIMIT,
     MAX_ZONE_CAPACITY, MIN_HOLD_TIME, PaymentRef, RowLabel, VenueLimits, VoucherCode, ZoneCode,
 };
 

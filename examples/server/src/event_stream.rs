@@ -33,8 +33,10 @@ pub fn repair_sinks(
     service: &ServiceConfig,
     waiting_list: WaitingListConfig,
 ) -> Result<Vec<Arc<dyn EventSink>>> {
-    let mut sinks: Vec<Arc<dyn EventSink>> =
-        vec![Arc::new(SeatLockSync::new(backends.clone(), service.clone()))];
+    let mut sinks: Vec<Arc<dyn EventSink>> = vec![Arc::new(SeatLockSync::new(
+        backends.clone(),
+        service.clone(),
+    ))];
     if backends.waiting_list().is_some() {
         let tickets = TicketService::new(backends.clone(), service.clone());
         sinks.push(Arc::new(WaitingListOffers::new(tickets, waiting_list)?));

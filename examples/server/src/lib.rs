@@ -29,7 +29,6 @@ pub mod webhook;
 
 use std::future::Future;
 
-
 use ticketing_core::service::{ClosedEventSweep, HistoryPruner};
 use uuid::Uuid;
 

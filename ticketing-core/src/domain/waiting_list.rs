@@ -165,6 +165,9 @@ mod tests {
         assert!(make(0).is_err());
         assert!(make(MAX_PARTY + 1).is_err());
         let entry = make(2).unwrap();
-        assert_eq!(entry.next_offer_key().as_str(), format!("waitlist.{}.1", entry.id));
+        assert_eq!(
+            entry.next_offer_key().as_str(),
+            format!("waitlist.{}.1", entry.id)
+        );
     }
 }

@@ -45,9 +45,10 @@ impl InMemoryWaitingList {
 impl WaitingList for InMemoryWaitingList {
     async fn join(&self, entry: &WaitingEntry) -> Result<Joined> {
         let mut state = lock(&self.state);
-        let open = state.entries.values().find(|e| {
-            e.event == entry.event && e.customer == entry.customer && e.state.is_open()
-        });
+        let open = state
+            .entries
+            .values()
+            .find(|e| e.event == entry.event && e.customer == entry.customer && e.state.is_open());
         if let Some(open) = open {
             return Ok(Joined::AlreadyOpen(open.clone()));
         }
@@ -79,7 +80,11 @@ impl WaitingList for InMemoryWaitingList {
 
     async fn waiting(&self, event: EventId, limit: u32) -> Result<Vec<WaitingEntry>> {
         let state = lock(&self.state);
-        let from = (event, DateTime::<Utc>::MIN_UTC, WaitingEntryId::from_uuid(uuid::Uuid::nil()));
+        let from = (
+            event,
+            DateTime::<Utc>::MIN_UTC,
+            WaitingEntryId::from_uuid(uuid::Uuid::nil()),
+        );
         Ok(state
             .order
             .range(from..)

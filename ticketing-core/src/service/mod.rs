@@ -41,9 +41,7 @@ pub use seat_map::{
     SeatedAvailability,
 };
 pub use tickets::TicketService;
-pub use waiting_list::{
-    WaitingListConfig, WaitingListOffers, WaitingListService, settled_state,
-};
+pub use waiting_list::{WaitingListConfig, WaitingListOffers, WaitingListService, settled_state};
 pub use waiting_room::{DEFAULT_POLICY_MAX_AGE, QueueStatus, WaitingRoomService};
 
 use crate::domain::{HoldExtension, LatePaymentPolicy, VenueLimits};

@@ -3,7 +3,7 @@
 //! runs after the seat-lock repair, offers the seats each cancellation, expiry or refund freed
 //! to the first entries they can serve, as ordinary pending orders.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -116,7 +116,10 @@ impl WaitingListService {
         if let Some(zone) = &zone
             && (info.event.price(zone).is_none() || info.event.is_hidden(zone))
         {
-            return Err(Error::invalid("zone", format!("zone {zone} is not on sale")));
+            return Err(Error::invalid(
+                "zone",
+                format!("zone {zone} is not on sale"),
+            ));
         }
         let limit = info.event.per_customer_limit();
         if party > limit {
@@ -129,13 +132,10 @@ impl WaitingListService {
 
     /// The entry, or [`Error::NotFound`].
     pub async fn entry(&self, id: WaitingEntryId) -> Result<WaitingEntry> {
-        self.list
-            .entry(id)
-            .await?
-            .ok_or_else(|| Error::NotFound {
-                what: "waiting-list entry",
-                id: id.to_string(),
-            })
+        self.list.entry(id).await?.ok_or_else(|| Error::NotFound {
+            what: "waiting-list entry",
+            id: id.to_string(),
+        })
     }
 
     /// Takes the entry off the list (an open one becomes `Left`), or [`Error::NotFound`].
@@ -185,8 +185,13 @@ impl WaitingListOffers {
     }
 
     /// Offers the seats `freed` (an order that let its seats go) left to the event's list.
-    async fn offer(&self, freed: &OutboxEntry) -> Result<()> {
+    /// Events found with nobody waiting go into `idle`, so the rest of the batch (a sweep
+    /// expiring hundreds of orders of one event) does not read their list again.
+    async fn offer(&self, freed: &OutboxEntry, idle: &mut HashSet<EventId>) -> Result<()> {
         let event = freed.event.event_id;
+        if idle.contains(&event) {
+            return Ok(());
+        }
         // Seats freed per zone: once the parties served add up to them, the rest waits.
         let mut zones: BTreeMap<ZoneCode, u32> = BTreeMap::new();
         for line in &freed.event.lines {
@@ -197,6 +202,7 @@ impl WaitingListOffers {
         }
         let waiting = self.list.waiting(event, self.config.scan).await?;
         if waiting.is_empty() {
+            idle.insert(event);
             return Ok(());
         }
         let info = self
@@ -287,6 +293,7 @@ impl EventSink for WaitingListOffers {
     }
 
     async fn publish(&self, entries: &[OutboxEntry]) -> Result<()> {
+        let mut idle = HashSet::new();
         for entry in entries {
             let order = entry.event.order_id;
             match entry.event.kind {
@@ -295,9 +302,9 @@ impl EventSink for WaitingListOffers {
                 }
                 OutboxKind::TicketExpired | OutboxKind::TicketCancelled => {
                     self.list.settle_offer(order, WaitingState::Lapsed).await?;
-                    self.offer(entry).await?;
+                    self.offer(entry, &mut idle).await?;
                 }
-                OutboxKind::TicketRefunded => self.offer(entry).await?,
+                OutboxKind::TicketRefunded => self.offer(entry, &mut idle).await?,
                 _ => {}
             }
         }

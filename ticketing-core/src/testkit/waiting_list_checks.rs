@@ -96,7 +96,9 @@ impl Offers {
     async fn offer(&self, entry: &WaitingEntry) -> Order {
         let now = self.entry(entry).await;
         assert_eq!(now.state, WaitingState::Offered, "{now:?}");
-        let order = self.order(now.offer.expect("an offered entry names its order")).await;
+        let order = self
+            .order(now.offer.expect("an offered entry names its order"))
+            .await;
         assert_eq!(order.customer, entry.customer);
         assert_eq!(order.status, TicketStatus::PendingPayment);
         assert_eq!(
@@ -178,7 +180,11 @@ fn zone_code(code: &str) -> ZoneCode {
 }
 
 fn seats_of(order: &Order) -> Vec<SeatRef> {
-    order.tickets.iter().filter_map(|t| t.seat.clone()).collect()
+    order
+        .tickets
+        .iter()
+        .filter_map(|t| t.seat.clone())
+        .collect()
 }
 
 /// One row of four seats and two general-admission places, all sold.
@@ -223,14 +229,24 @@ pub async fn waiting_list_offers_freed_seats_in_join_order(harness: Harness) {
         .join(f.event.id(), customer_id("ann"), None, 1)
         .await
         .expect("join again");
-    assert_eq!(again, Joined::AlreadyOpen(ann.clone()), "one open entry per customer");
+    assert_eq!(
+        again,
+        Joined::AlreadyOpen(ann.clone()),
+        "one open entry per customer"
+    );
     let too_many = o.list.join(f.event.id(), customer_id("cy"), None, 5).await;
-    assert!(matches!(too_many, Err(Error::LimitExceeded { limit: 4 })), "{too_many:?}");
+    assert!(
+        matches!(too_many, Err(Error::LimitExceeded { limit: 4 })),
+        "{too_many:?}"
+    );
     let nowhere = o
         .list
         .join(f.event.id(), customer_id("cy"), Some(zone_code("NOPE")), 1)
         .await;
-    assert!(matches!(nowhere, Err(Error::InvalidRequest { .. })), "{nowhere:?}");
+    assert!(
+        matches!(nowhere, Err(Error::InvalidRequest { .. })),
+        "{nowhere:?}"
+    );
     let left = o.list.leave(gone.id).await.expect("leave");
     assert_eq!(left.state, WaitingState::Left);
     while o.relay.run_once().await.expect("catch up") != RelayRound::CaughtUp {}
@@ -238,10 +254,22 @@ pub async fn waiting_list_offers_freed_seats_in_join_order(harness: Harness) {
     f.tickets.refund(sold[1].id).await.expect("refund");
     o.pass().await;
     let offer = o.offer(&ann).await;
-    assert_eq!(seats_of(&offer), vec![f.seat(1)], "ann holds the refunded seat");
-    assert_eq!(o.entry(&gone).await.state, WaitingState::Left, "who left gets nothing");
+    assert_eq!(
+        seats_of(&offer),
+        vec![f.seat(1)],
+        "ann holds the refunded seat"
+    );
+    assert_eq!(
+        o.entry(&gone).await.state,
+        WaitingState::Left,
+        "who left gets nothing"
+    );
     assert_eq!(o.entry(&ben).await.state, WaitingState::Waiting);
-    assert_eq!(o.entry(&ga).await.state, WaitingState::Waiting, "no place was freed");
+    assert_eq!(
+        o.entry(&ga).await.state,
+        WaitingState::Waiting,
+        "no place was freed"
+    );
     assert_eq!(o.offer_events().await.get(&offer.id), Some(&1));
     f.audit().await;
 
@@ -262,7 +290,11 @@ pub async fn waiting_list_offers_freed_seats_in_join_order(harness: Harness) {
     let places = o.offer(&ga).await;
     assert_eq!(places.tickets.len(), 2);
     assert!(places.tickets.iter().all(|t| t.zone == zone_code("GA")));
-    assert_eq!(o.entry(&ann).await.state, WaitingState::Lapsed, "a lapsed entry stays out");
+    assert_eq!(
+        o.entry(&ann).await.state,
+        WaitingState::Lapsed,
+        "a lapsed entry stays out"
+    );
     f.audit().await;
     f.assert_seat_map_matches_repository().await;
     let Offers { harness, .. } = o;
@@ -292,7 +324,11 @@ pub async fn an_offered_seat_is_nobody_elses(harness: Harness) {
     })
     .await;
     let named = count(&named.iter().map(outcome).collect::<Vec<_>>());
-    assert_eq!(named.get("SEATS_TAKEN"), Some(&RIVALS), "outcomes: {named:?}");
+    assert_eq!(
+        named.get("SEATS_TAKEN"),
+        Some(&RIVALS),
+        "outcomes: {named:?}"
+    );
     let best: Vec<Result<Order>> = race(16, |i| {
         let f = f.clone();
         async move {
@@ -313,7 +349,11 @@ pub async fn an_offered_seat_is_nobody_elses(harness: Harness) {
     })
     .await;
     let best = count(&best.iter().map(outcome).collect::<Vec<_>>());
-    assert_eq!(best.get("NO_ADJACENT_SEATS"), Some(&16), "outcomes: {best:?}");
+    assert_eq!(
+        best.get("NO_ADJACENT_SEATS"),
+        Some(&16),
+        "outcomes: {best:?}"
+    );
 
     let holders: Vec<_> = f
         .backends
@@ -348,7 +388,11 @@ pub async fn a_party_gets_adjacent_seats_or_waits(harness: Harness) {
 
     f.tickets.refund(first.id).await.expect("refund one seat");
     o.pass().await;
-    assert_eq!(o.entry(&duo).await.state, WaitingState::Waiting, "no pair is free");
+    assert_eq!(
+        o.entry(&duo).await.state,
+        WaitingState::Waiting,
+        "no pair is free"
+    );
     let single = o.offer(&solo).await;
     assert_eq!(seats_of(&single), vec![f.seat(0)]);
 
@@ -395,13 +439,14 @@ pub async fn a_duplicate_delivery_makes_one_offer(harness: Harness) {
     // The batch a relay would publish, not marked sent.
     let batch = o.harness.outbox.unsent(100).await.expect("unsent");
     assert!(
-        batch.iter().any(|e| e.event.kind == OutboxKind::TicketRefunded),
+        batch
+            .iter()
+            .any(|e| e.event.kind == OutboxKind::TicketRefunded),
         "the refund is in the batch: {batch:?}"
     );
     let repair = SeatLockSync::new(f.backends.clone(), f.config.clone());
     repair.publish(&batch).await.expect("repair");
-    let sinks: Vec<Arc<WaitingListOffers>> =
-        (0..8).map(|_| Arc::new(offer_sink(&f))).collect();
+    let sinks: Vec<Arc<WaitingListOffers>> = (0..8).map(|_| Arc::new(offer_sink(&f))).collect();
     let batch = Arc::new(batch);
     let results = race(8, |i| {
         let (sink, batch) = (sinks[i].clone(), batch.clone());
@@ -415,7 +460,11 @@ pub async fn a_duplicate_delivery_makes_one_offer(harness: Harness) {
     let offer = o.offer(&ann).await;
     assert_eq!(seats_of(&offer), vec![f.seat(3)]);
     assert_eq!(o.active_orders(&ann.customer).await, 1, "one order");
-    assert_eq!(o.offer_events().await.get(&offer.id), Some(&1), "one offer event");
+    assert_eq!(
+        o.offer_events().await.get(&offer.id),
+        Some(&1),
+        "one offer event"
+    );
     assert_eq!(o.entry(&ben).await.state, WaitingState::Waiting);
     assert_eq!(o.active_orders(&ben.customer).await, 0);
     // The relay's own pass over the same entries changes nothing either.

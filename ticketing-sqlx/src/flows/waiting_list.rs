@@ -82,7 +82,11 @@ where
     }
 
     /// One entry by a statement binding one id.
-    async fn one(pool: &Pool<Self>, sql: &'static str, id: Uuid) -> Result<Option<WaitingEntry>, Self::Error> {
+    async fn one(
+        pool: &Pool<Self>,
+        sql: &'static str,
+        id: Uuid,
+    ) -> Result<Option<WaitingEntry>, Self::Error> {
         let row = sqlx::query(sql).bind(id).fetch_optional(pool).await?;
         row.as_ref().map(Self::entry_of).transpose()
     }
@@ -106,7 +110,9 @@ where
                         .map(Joined::Added)
                         .ok_or_else(|| Error::internal("an added entry was not read back").into());
                 }
-                Err(e) if is_unique_violation(&e) && Self::violates_unique_key(&e, Self::OPEN_KEY) => {
+                Err(e)
+                    if is_unique_violation(&e) && Self::violates_unique_key(&e, Self::OPEN_KEY) =>
+                {
                     let open = sqlx::query(Self::OPEN_OF)
                         .bind(entry.event.as_uuid())
                         .bind(entry.customer.as_str())
@@ -123,13 +129,23 @@ where
     }
 
     /// An open entry leaves; the entry as it is after.
-    async fn leave(pool: &Pool<Self>, id: WaitingEntryId) -> Result<Option<WaitingEntry>, Self::Error> {
-        sqlx::query(Self::LEAVE).bind(id.as_uuid()).execute(pool).await?;
+    async fn leave(
+        pool: &Pool<Self>,
+        id: WaitingEntryId,
+    ) -> Result<Option<WaitingEntry>, Self::Error> {
+        sqlx::query(Self::LEAVE)
+            .bind(id.as_uuid())
+            .execute(pool)
+            .await?;
         Self::one(pool, Self::BY_ID, id.as_uuid()).await
     }
 
     /// `WAITING` entries of the event in join order.
-    async fn waiting(pool: &Pool<Self>, event: EventId, limit: u32) -> Result<Vec<WaitingEntry>, Self::Error> {
+    async fn waiting(
+        pool: &Pool<Self>,
+        event: EventId,
+        limit: u32,
+    ) -> Result<Vec<WaitingEntry>, Self::Error> {
         let rows = sqlx::query(Self::WAITING)
             .bind(event.as_uuid())
             .bind(i64::from(limit))

@@ -35,7 +35,12 @@ impl WaitingList for MySqlWaitingList {
     }
 
     async fn entry(&self, id: WaitingEntryId) -> Result<Option<WaitingEntry>> {
-        Ok(MySql::one(&self.pool, <MySql as DatabaseWaitingList>::BY_ID, id.as_uuid()).await?)
+        Ok(MySql::one(
+            &self.pool,
+            <MySql as DatabaseWaitingList>::BY_ID,
+            id.as_uuid(),
+        )
+        .await?)
     }
 
     async fn leave(&self, id: WaitingEntryId) -> Result<Option<WaitingEntry>> {

@@ -18,7 +18,8 @@ impl DatabaseWaitingList for MySql {
          VALUES (?, ?, ?, ?, ?, ?, 'WAITING')";
     const OPEN_KEY: &'static str = "uq_waiting_list_open";
     const BY_ID: &'static str = concat!(entry_columns!(), "WHERE id = ?");
-    const OPEN_OF: &'static str = concat!(entry_columns!(), "WHERE event_id = ? AND open_customer = ?");
+    const OPEN_OF: &'static str =
+        concat!(entry_columns!(), "WHERE event_id = ? AND open_customer = ?");
     const WAITING: &'static str = concat!(
         entry_columns!(),
         "WHERE event_id = ? AND state = 'WAITING' ORDER BY joined_at, id LIMIT ?"

@@ -806,7 +806,10 @@ pub async fn waiting_list_over_http(app: TestApp) {
     }
     app.post_as("carol", &join, &json!({"zone": "NOPE", "partySize": 1}))
         .await
-        .expect(StatusCode::UNPROCESSABLE_ENTITY, Some("INCONSISTENT_REQUEST"));
+        .expect(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("INCONSISTENT_REQUEST"),
+        );
     let joined = app
         .post_as("carol", &join, &json!({"zone": "STALLS", "partySize": 1}))
         .await;
@@ -814,11 +817,13 @@ pub async fn waiting_list_over_http(app: TestApp) {
     assert_eq!(joined.body["state"], "WAITING");
     assert_eq!(joined.body["partySize"], 1);
     let entry = joined.body["id"].as_str().expect("entry id").to_owned();
-    let again = app
-        .post_as("carol", &join, &json!({"partySize": 2}))
-        .await;
+    let again = app.post_as("carol", &join, &json!({"partySize": 2})).await;
     again.expect(StatusCode::OK, None);
-    assert_eq!(again.body["id"], entry.as_str(), "one open entry per customer");
+    assert_eq!(
+        again.body["id"],
+        entry.as_str(),
+        "one open entry per customer"
+    );
     app.get_as("dave", &format!("/api/waiting-list/{entry}"))
         .await
         .expect(StatusCode::NOT_FOUND, Some("NOT_FOUND"));
@@ -855,7 +860,9 @@ pub async fn waiting_list_over_http(app: TestApp) {
     .await
     .expect(StatusCode::OK, None);
     relay_pass(&app, &mut cursor).await;
-    let offered = app.get_as("carol", &format!("/api/waiting-list/{entry}")).await;
+    let offered = app
+        .get_as("carol", &format!("/api/waiting-list/{entry}"))
+        .await;
     offered.expect(StatusCode::OK, None);
     assert_eq!(offered.body["state"], "OFFERED", "{}", offered.text());
     let offer = &offered.body["offer"];
@@ -869,11 +876,15 @@ pub async fn waiting_list_over_http(app: TestApp) {
         .await
         .expect(StatusCode::OK, None);
     relay_pass(&app, &mut cursor).await;
-    let served = app.get_as("carol", &format!("/api/waiting-list/{entry}")).await;
+    let served = app
+        .get_as("carol", &format!("/api/waiting-list/{entry}"))
+        .await;
     assert_eq!(served.body["state"], "SERVED", "{}", served.text());
     assert_eq!(served.body["offer"]["status"], "PAID");
     assert_eq!(
-        app.get_as("dave", &format!("/api/waiting-list/{dave}")).await.body["state"],
+        app.get_as("dave", &format!("/api/waiting-list/{dave}"))
+            .await
+            .body["state"],
         "LEFT",
         "who left is offered nothing"
     );

@@ -333,9 +333,9 @@ fn seat_change(entry: &OutboxEntry) -> Option<SeatChange> {
         // A rejected payment changes no ticket; an extended hold keeps its seats held (the map
         // shows no deadlines).
         // A waiting-list offer's seats were shown held by its order's `TicketReserved`.
-        OutboxKind::PaymentRejected
-        | OutboxKind::HoldExtended
-        | OutboxKind::WaitingListOffered => return None,
+        OutboxKind::PaymentRejected | OutboxKind::HoldExtended | OutboxKind::WaitingListOffered => {
+            return None;
+        }
     };
     let seats = entry
         .event

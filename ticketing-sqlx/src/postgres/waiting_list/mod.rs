@@ -9,8 +9,8 @@ use ticketing_core::Result;
 use ticketing_core::domain::{EventId, Order, OrderId, WaitingEntry, WaitingEntryId, WaitingState};
 use ticketing_core::ports::{Joined, WaitingList};
 
-use crate::flows::waiting_list::DatabaseWaitingList;
 use super::error::with_retry;
+use crate::flows::waiting_list::DatabaseWaitingList;
 
 /// The [`WaitingList`] in PostgreSQL (migrated with [`migrate`](super::migrate)), on the pool of
 /// the ticket repository whose outbox relays its offer events: an offer's entry change and its
@@ -35,7 +35,12 @@ impl WaitingList for PgWaitingList {
     }
 
     async fn entry(&self, id: WaitingEntryId) -> Result<Option<WaitingEntry>> {
-        Ok(Postgres::one(&self.pool, <Postgres as DatabaseWaitingList>::BY_ID, id.as_uuid()).await?)
+        Ok(Postgres::one(
+            &self.pool,
+            <Postgres as DatabaseWaitingList>::BY_ID,
+            id.as_uuid(),
+        )
+        .await?)
     }
 
     async fn leave(&self, id: WaitingEntryId) -> Result<Option<WaitingEntry>> {

@@ -18,7 +18,10 @@ impl DatabaseWaitingList for Postgres {
          VALUES ($1, $2, $3, $4, $5, $6, 'WAITING')";
     const OPEN_KEY: &'static str = "uq_waiting_list_open";
     const BY_ID: &'static str = concat!(entry_columns!(), "WHERE id = $1");
-    const OPEN_OF: &'static str = concat!(entry_columns!(), "WHERE event_id = $1 AND customer = $2 AND state IN ('WAITING', 'OFFERED')");
+    const OPEN_OF: &'static str = concat!(
+        entry_columns!(),
+        "WHERE event_id = $1 AND customer = $2 AND state IN ('WAITING', 'OFFERED')"
+    );
     const WAITING: &'static str = concat!(
         entry_columns!(),
         "WHERE event_id = $1 AND state = 'WAITING' ORDER BY joined_at, id LIMIT $2"
