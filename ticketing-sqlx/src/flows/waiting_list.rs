@@ -201,3 +201,85 @@ where
         Self::one(pool, Self::BY_OFFER, order.as_uuid()).await
     }
 }
+
+/// `impl WaitingList for $adapter` over the flow on `$db`, the adapter holding its pool in
+/// `pool`; the writes run again after a lost lock race (`$retry`, each database's `with_retry`).
+/// One body for `MySqlWaitingList` and `PgWaitingList`.
+macro_rules! waiting_list_adapter {
+    ($adapter:ty, $db:ty, $retry:path) => {
+        #[async_trait::async_trait]
+        impl ticketing_core::ports::WaitingList for $adapter {
+            async fn join(
+                &self,
+                entry: &ticketing_core::domain::WaitingEntry,
+            ) -> ticketing_core::Result<ticketing_core::ports::Joined> {
+                Ok($retry("waiting list join", || {
+                    <$db as $crate::flows::waiting_list::DatabaseWaitingList>::join(
+                        &self.pool, entry,
+                    )
+                })
+                .await?)
+            }
+
+            async fn entry(
+                &self,
+                id: ticketing_core::domain::WaitingEntryId,
+            ) -> ticketing_core::Result<Option<ticketing_core::domain::WaitingEntry>> {
+                use $crate::flows::waiting_list::DatabaseWaitingList;
+                Ok(<$db>::one(&self.pool, <$db>::BY_ID, id.as_uuid()).await?)
+            }
+
+            async fn leave(
+                &self,
+                id: ticketing_core::domain::WaitingEntryId,
+            ) -> ticketing_core::Result<Option<ticketing_core::domain::WaitingEntry>> {
+                Ok($retry("waiting list leave", || {
+                    <$db as $crate::flows::waiting_list::DatabaseWaitingList>::leave(&self.pool, id)
+                })
+                .await?)
+            }
+
+            async fn waiting(
+                &self,
+                event: ticketing_core::domain::EventId,
+                limit: u32,
+            ) -> ticketing_core::Result<Vec<ticketing_core::domain::WaitingEntry>> {
+                Ok(
+                    <$db as $crate::flows::waiting_list::DatabaseWaitingList>::waiting(
+                        &self.pool, event, limit,
+                    )
+                    .await?,
+                )
+            }
+
+            async fn record_offer(
+                &self,
+                entry: ticketing_core::domain::WaitingEntryId,
+                order: &ticketing_core::domain::Order,
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> ticketing_core::Result<bool> {
+                Ok($retry("waiting list offer", || {
+                    <$db as $crate::flows::waiting_list::DatabaseWaitingList>::record_offer(
+                        &self.pool, entry, order, at,
+                    )
+                })
+                .await?)
+            }
+
+            async fn settle_offer(
+                &self,
+                order: ticketing_core::domain::OrderId,
+                outcome: ticketing_core::domain::WaitingState,
+            ) -> ticketing_core::Result<Option<ticketing_core::domain::WaitingEntry>> {
+                Ok($retry("waiting list settle", || {
+                    <$db as $crate::flows::waiting_list::DatabaseWaitingList>::settle_offer(
+                        &self.pool, order, outcome,
+                    )
+                })
+                .await?)
+            }
+        }
+    };
+}
+
+pub(crate) use waiting_list_adapter;
