@@ -61,6 +61,11 @@ impl Offers {
         }
     }
 
+    /// Relay passes until everything written so far is published.
+    async fn catch_up(&self) {
+        while self.relay.run_once().await.expect("catch up") != RelayRound::CaughtUp {}
+    }
+
     /// One relay pass; it must publish something. (The entries an offer writes, its order's
     /// `TicketReserved` and the `WaitingListOffered`, are the next pass's.)
     async fn pass(&self) {
@@ -123,6 +128,15 @@ impl Offers {
     async fn sell(&self, customer: &str, seats: Vec<SeatRef>) -> Order {
         let order = self.f.buy(customer, seats).await;
         self.f.pay(&order, &format!("pay-{}", order.id)).await
+    }
+
+    /// Sells and pays the row of [`sold_out`] seat by seat, one order each (`fan0`..`fan3`).
+    async fn sell_row(&self) -> Vec<Order> {
+        let mut sold = Vec::new();
+        for n in 0..4 {
+            sold.push(self.sell(&format!("fan{n}"), vec![self.f.seat(n)]).await);
+        }
+        sold
     }
 
     /// The `WaitingListOffered` outbox events per order.
@@ -206,13 +220,7 @@ fn sold_out() -> Layout {
 pub async fn waiting_list_offers_freed_seats_in_join_order(harness: Harness) {
     let o = Offers::new(harness, sold_out()).await;
     let f = o.f.clone();
-    let sold: Vec<Order> = {
-        let mut sold = Vec::new();
-        for n in 0..4 {
-            sold.push(o.sell(&format!("fan{n}"), vec![f.seat(n)]).await);
-        }
-        sold
-    };
+    let sold = o.sell_row().await;
     let standing = f
         .tickets
         .purchase(f.general_request("standing", 2))
@@ -249,7 +257,7 @@ pub async fn waiting_list_offers_freed_seats_in_join_order(harness: Harness) {
     );
     let left = o.list.leave(gone.id).await.expect("leave");
     assert_eq!(left.state, WaitingState::Left);
-    while o.relay.run_once().await.expect("catch up") != RelayRound::CaughtUp {}
+    o.catch_up().await;
 
     f.tickets.refund(sold[1].id).await.expect("refund");
     o.pass().await;
@@ -307,12 +315,9 @@ pub async fn waiting_list_offers_freed_seats_in_join_order(harness: Harness) {
 pub async fn an_offered_seat_is_nobody_elses(harness: Harness) {
     let o = Offers::new(harness, sold_out()).await;
     let f = o.f.clone();
-    let mut sold = Vec::new();
-    for n in 0..4 {
-        sold.push(o.sell(&format!("fan{n}"), vec![f.seat(n)]).await);
-    }
+    let sold = o.sell_row().await;
     let ann = o.join("ann", Some("A"), 1).await;
-    while o.relay.run_once().await.expect("catch up") != RelayRound::CaughtUp {}
+    o.catch_up().await;
     f.tickets.refund(sold[2].id).await.expect("refund");
     o.pass().await;
     let offer = o.offer(&ann).await;
@@ -384,7 +389,7 @@ pub async fn a_party_gets_adjacent_seats_or_waits(harness: Harness) {
     let pair = o.sell("fan2", vec![f.seat(2), f.seat(3)]).await;
     let duo = o.join("duo", Some("A"), 2).await;
     let solo = o.join("solo", Some("A"), 1).await;
-    while o.relay.run_once().await.expect("catch up") != RelayRound::CaughtUp {}
+    o.catch_up().await;
 
     f.tickets.refund(first.id).await.expect("refund one seat");
     o.pass().await;
@@ -414,10 +419,7 @@ pub async fn a_party_gets_adjacent_seats_or_waits(harness: Harness) {
 pub async fn a_duplicate_delivery_makes_one_offer(harness: Harness) {
     let o = Offers::new(harness, sold_out()).await;
     let f = o.f.clone();
-    let mut sold = Vec::new();
-    for n in 0..4 {
-        sold.push(o.sell(&format!("fan{n}"), vec![f.seat(n)]).await);
-    }
+    let sold = o.sell_row().await;
     let joins = race(16, |_| {
         let list = o.list.clone();
         let event = f.event.id();
@@ -434,7 +436,7 @@ pub async fn a_duplicate_delivery_makes_one_offer(harness: Harness) {
     assert_eq!(added.len(), 1, "one of 16 concurrent joins adds the entry");
     let ann = added[0].clone();
     let ben = o.join("ben", None, 1).await;
-    while o.relay.run_once().await.expect("catch up") != RelayRound::CaughtUp {}
+    o.catch_up().await;
     f.tickets.refund(sold[3].id).await.expect("refund");
     // The batch a relay would publish, not marked sent.
     let batch = o.harness.outbox.unsent(100).await.expect("unsent");
