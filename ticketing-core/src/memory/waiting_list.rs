@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use super::{InMemoryTicketRepository, lock};
 use crate::Result;
 use crate::domain::{
-    EventId, Order, OrderId, OutboxEvent, WaitingEntry, WaitingEntryId, WaitingState,
+    CustomerId, EventId, Order, OrderId, OutboxEvent, WaitingEntry, WaitingEntryId, WaitingState,
 };
 use crate::ports::{Joined, WaitingList};
 
@@ -29,6 +29,8 @@ struct State {
     order: BTreeMap<(EventId, DateTime<Utc>, WaitingEntryId), ()>,
     /// The entry of each offer's order.
     offers: HashMap<OrderId, WaitingEntryId>,
+    /// The open entry of each (event, customer): the unique key of the databases.
+    open: HashMap<(EventId, CustomerId), WaitingEntryId>,
 }
 
 impl InMemoryWaitingList {
@@ -45,13 +47,11 @@ impl InMemoryWaitingList {
 impl WaitingList for InMemoryWaitingList {
     async fn join(&self, entry: &WaitingEntry) -> Result<Joined> {
         let mut state = lock(&self.state);
-        let open = state
-            .entries
-            .values()
-            .find(|e| e.event == entry.event && e.customer == entry.customer && e.state.is_open());
-        if let Some(open) = open {
+        let key = (entry.event, entry.customer.clone());
+        if let Some(open) = state.open.get(&key).and_then(|id| state.entries.get(id)) {
             return Ok(Joined::AlreadyOpen(open.clone()));
         }
+        state.open.insert(key, entry.id);
         let mut added = entry.clone();
         added.state = WaitingState::Waiting;
         added.offer = None;
@@ -74,6 +74,9 @@ impl WaitingList for InMemoryWaitingList {
         };
         if entry.state.is_open() {
             entry.state = WaitingState::Left;
+            let (key, left) = ((entry.event, entry.customer.clone()), entry.clone());
+            state.open.remove(&key);
+            return Ok(Some(left));
         }
         Ok(Some(entry.clone()))
     }
@@ -138,6 +141,8 @@ impl WaitingList for InMemoryWaitingList {
             return Ok(None);
         };
         entry.state = outcome;
-        Ok(Some(entry.clone()))
+        let (key, settled) = ((entry.event, entry.customer.clone()), entry.clone());
+        state.open.remove(&key);
+        Ok(Some(settled))
     }
 }
