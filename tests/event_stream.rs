@@ -4,8 +4,9 @@
 //! key prefix (or its own redis-server).
 
 use ticketing_core::ports::CatalogRepository;
+use ticketing_core::ports::WaitingList;
 use ticketing_sqlx::testing::TestDatabase;
-use ticketing_sqlx::{MySqlCatalog, MySqlTicketRepository};
+use ticketing_sqlx::{MySqlCatalog, MySqlTicketRepository, MySqlWaitingList};
 
 /// The repository under test.
 type Repo = MySqlTicketRepository;
@@ -20,6 +21,11 @@ async fn backend() -> (Db, Arc<Repo>, Arc<dyn CatalogRepository>) {
     let repo = Arc::new(MySqlTicketRepository::new(db.pool().clone()));
     let catalog = Arc::new(MySqlCatalog::new(db.pool().clone()));
     (db, repo, catalog)
+}
+
+/// The waiting list on the test database (the harness needs one; these checks use none).
+fn waiting_list(db: &Db) -> Arc<dyn WaitingList> {
+    Arc::new(MySqlWaitingList::new(db.pool().clone()))
 }
 
 include!("event_stream/checks.rs");

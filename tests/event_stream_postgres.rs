@@ -4,8 +4,9 @@
 //! database and its own Redis key prefix (or its own redis-server).
 
 use ticketing_core::ports::CatalogRepository;
+use ticketing_core::ports::WaitingList;
 use ticketing_sqlx::postgres::testing::{TestDatabase, URL_VAR};
-use ticketing_sqlx::postgres::{PgCatalog, PgTicketRepository};
+use ticketing_sqlx::postgres::{PgCatalog, PgTicketRepository, PgWaitingList};
 
 /// The repository under test.
 type Repo = PgTicketRepository;
@@ -20,6 +21,11 @@ async fn backend() -> (Db, Arc<Repo>, Arc<dyn CatalogRepository>) {
     let repo = Arc::new(PgTicketRepository::new(db.pool().clone()));
     let catalog = Arc::new(PgCatalog::new(db.pool().clone()));
     (db, repo, catalog)
+}
+
+/// The waiting list on the test database (the harness needs one; these checks use none).
+fn waiting_list(db: &Db) -> Arc<dyn WaitingList> {
+    Arc::new(PgWaitingList::new(db.pool().clone()))
 }
 
 include!("event_stream/checks.rs");

@@ -34,6 +34,8 @@ async fn world(layout: Layout) -> World {
     let harness = Harness {
         seat_lock: Arc::new(redis.lock().await),
         tickets: repo.clone(),
+        outbox: repo.clone(),
+        waiting_list: waiting_list(&db),
         catalog,
         wipe_seat_lock: Arc::new(|| Box::pin(async {})),
         teardown: None,

@@ -27,9 +27,9 @@ use ticketing_core::ports::{SeatLock, SeatState};
 use ticketing_core::service::{PurchaseRequest, RepositoryHolds, Selection};
 use ticketing_core::testkit::{BoxFuture, Fixture, Harness, Layout};
 use ticketing_redis::RedisSeatLock;
-use ticketing_sqlx::postgres::{PgCatalog, PgTicketRepository};
+use ticketing_sqlx::postgres::{PgCatalog, PgTicketRepository, PgWaitingList};
 use ticketing_sqlx::testing::{TestDatabase, URL_VAR as MYSQL_URL_VAR};
-use ticketing_sqlx::{MySqlCatalog, MySqlTicketRepository};
+use ticketing_sqlx::{MySqlCatalog, MySqlTicketRepository, MySqlWaitingList};
 use uuid::Uuid;
 
 /// The database a chaos run audits by SQL: MySQL/MariaDB or PostgreSQL (`From` each pool).
@@ -948,9 +948,12 @@ pub async fn test_database(pool_size: u32) -> TestDatabase {
 /// caller owns the teardown (drop the database at the end).
 pub fn harness(db: &TestDatabase, seat_lock: Arc<dyn SeatLock>) -> Harness {
     let pool = db.pool().clone();
+    let tickets = Arc::new(MySqlTicketRepository::new(pool.clone()));
     Harness {
         seat_lock,
-        tickets: Arc::new(MySqlTicketRepository::new(pool.clone())),
+        outbox: tickets.clone(),
+        tickets,
+        waiting_list: Arc::new(MySqlWaitingList::new(pool.clone())),
         catalog: Arc::new(MySqlCatalog::new(pool)),
         wipe_seat_lock: Arc::new(|| -> BoxFuture { Box::pin(async {}) }),
         teardown: None,
@@ -960,9 +963,12 @@ pub fn harness(db: &TestDatabase, seat_lock: Arc<dyn SeatLock>) -> Harness {
 /// The PostgreSQL repositories on `pool` behind `seat_lock`, as a harness for
 /// [`Fixture::new`]. The caller owns the teardown.
 pub fn postgres_harness(pool: &PgPool, seat_lock: Arc<dyn SeatLock>) -> Harness {
+    let tickets = Arc::new(PgTicketRepository::new(pool.clone()));
     Harness {
         seat_lock,
-        tickets: Arc::new(PgTicketRepository::new(pool.clone())),
+        outbox: tickets.clone(),
+        tickets,
+        waiting_list: Arc::new(PgWaitingList::new(pool.clone())),
         catalog: Arc::new(PgCatalog::new(pool.clone())),
         wipe_seat_lock: Arc::new(|| -> BoxFuture { Box::pin(async {}) }),
         teardown: None,

@@ -28,9 +28,12 @@ pub async fn redis_mysql_harness() -> Harness {
     let raw = connect(&redis.url).await;
     let prefix = redis.prefix.clone();
     let pool = db.pool().clone();
+    let tickets = Arc::new(MySqlTicketRepository::new(pool.clone()));
     Harness {
         seat_lock,
-        tickets: Arc::new(MySqlTicketRepository::new(pool.clone())),
+        outbox: tickets.clone(),
+        tickets,
+        waiting_list: Arc::new(ticketing_sqlx::MySqlWaitingList::new(pool.clone())),
         catalog: Arc::new(MySqlCatalog::new(pool)),
         wipe_seat_lock: Arc::new(move || -> BoxFuture {
             let (mut raw, prefix) = (raw.clone(), prefix.clone());
@@ -56,9 +59,12 @@ pub async fn redis_postgres_harness() -> Harness {
     let raw = connect(&redis.url).await;
     let prefix = redis.prefix.clone();
     let pool = db.pool().clone();
+    let tickets = Arc::new(PgTicketRepository::new(pool.clone()));
     Harness {
         seat_lock,
-        tickets: Arc::new(PgTicketRepository::new(pool.clone())),
+        outbox: tickets.clone(),
+        tickets,
+        waiting_list: Arc::new(ticketing_sqlx::postgres::PgWaitingList::new(pool.clone())),
         catalog: Arc::new(PgCatalog::new(pool)),
         wipe_seat_lock: Arc::new(move || -> BoxFuture {
             let (mut raw, prefix) = (raw.clone(), prefix.clone());

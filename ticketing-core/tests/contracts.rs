@@ -157,3 +157,25 @@ mod waiting_room {
 
     ticketing_core::waiting_room_contract!(fresh);
 }
+
+/// The `WaitingList` contract on `InMemoryWaitingList`, beside the in-memory repository whose
+/// outbox gets its offers.
+mod waiting_list {
+    use std::sync::Arc;
+
+    use ticketing_core::memory::{InMemoryCatalog, InMemoryTicketRepository, InMemoryWaitingList};
+    use ticketing_core::testkit::contracts::waiting_list::WaitingListContext;
+
+    async fn fresh() -> (WaitingListContext, ()) {
+        let tickets = Arc::new(InMemoryTicketRepository::new());
+        let ctx = WaitingListContext {
+            list: Arc::new(InMemoryWaitingList::new(tickets.clone())),
+            outbox: tickets.clone(),
+            tickets,
+            catalog: Arc::new(InMemoryCatalog::new()),
+        };
+        (ctx, ())
+    }
+
+    ticketing_core::waiting_list_contract!(fresh);
+}

@@ -8,7 +8,7 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use ticketing_core::memory::{InMemoryCatalog, InMemoryTicketRepository};
+use ticketing_core::memory::{InMemoryCatalog, InMemoryTicketRepository, InMemoryWaitingList};
 use ticketing_core::ports::{HoldOutcome, SeatLock};
 use ticketing_core::testkit::{BoxFuture, Harness, run_all};
 use ticketing_redis::{RedisSeatLock, RedisSeatLockConfig};
@@ -28,9 +28,12 @@ async fn the_conformance_suite_passes_on_a_redis_cluster() {
                 ..Default::default()
             };
             let lock = RedisSeatLock::new(conn, config).expect("valid config");
+            let tickets = Arc::new(InMemoryTicketRepository::new());
             Harness {
                 seat_lock: Arc::new(lock),
-                tickets: Arc::new(InMemoryTicketRepository::new()),
+                waiting_list: Arc::new(InMemoryWaitingList::new(tickets.clone())),
+                outbox: tickets.clone(),
+                tickets,
                 catalog: Arc::new(InMemoryCatalog::new()),
                 wipe_seat_lock: Arc::new(move || -> BoxFuture {
                     let (cluster, prefix) = (cluster.clone(), prefix.clone());

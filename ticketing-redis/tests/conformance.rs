@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 
 use common::{TestRedis, delete_prefix};
-use ticketing_core::memory::{InMemoryCatalog, InMemoryTicketRepository};
+use ticketing_core::memory::{InMemoryCatalog, InMemoryTicketRepository, InMemoryWaitingList};
 use ticketing_core::testkit::{BoxFuture, Harness};
 
 async fn harness() -> Harness {
@@ -14,9 +14,12 @@ async fn harness() -> Harness {
     let seat_lock = Arc::new(redis.lock().await);
     let raw = redis.raw().await;
     let prefix = redis.prefix.clone();
+    let tickets = Arc::new(InMemoryTicketRepository::new());
     Harness {
         seat_lock,
-        tickets: Arc::new(InMemoryTicketRepository::new()),
+        waiting_list: Arc::new(InMemoryWaitingList::new(tickets.clone())),
+        outbox: tickets.clone(),
+        tickets,
         catalog: Arc::new(InMemoryCatalog::new()),
         wipe_seat_lock: Arc::new(move || -> BoxFuture {
             let (mut raw, prefix) = (raw.clone(), prefix.clone());

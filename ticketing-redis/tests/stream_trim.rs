@@ -33,6 +33,7 @@ fn entries(seqs: std::ops::RangeInclusive<u64>) -> Vec<OutboxEntry> {
             payment: None,
             deadline: None,
             channel: None,
+            offer: None,
         },
     })
     .collect()

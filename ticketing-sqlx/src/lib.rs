@@ -40,6 +40,8 @@ mod seat_lock;
 #[cfg(feature = "mysql")]
 mod tickets;
 #[cfg(feature = "mysql")]
+mod waiting_list;
+#[cfg(feature = "mysql")]
 mod waiting_room;
 
 #[cfg(all(feature = "mysql", feature = "testing"))]
@@ -62,6 +64,8 @@ pub use pool::{STATEMENT_CACHE_CAPACITY, connect};
 pub use seat_lock::MySqlSeatLock;
 #[cfg(feature = "mysql")]
 pub use tickets::{BatchConfig, MySqlTicketRepository};
+#[cfg(feature = "mysql")]
+pub use waiting_list::MySqlWaitingList;
 #[cfg(feature = "mysql")]
 pub use waiting_room::MySqlWaitingRoom;
 

@@ -36,3 +36,30 @@ mod waiting_room {
 
     ticketing_core::waiting_room_contract!(fresh);
 }
+
+/// The `WaitingList` contract on `PgWaitingList`, beside the repository and catalog of its
+/// database, each check in its own database (dropped with the guard).
+mod waiting_list {
+    use std::sync::Arc;
+
+    use ticketing_core::testkit::contracts::waiting_list::WaitingListContext;
+    use ticketing_sqlx::postgres::testing::TestDatabase;
+    use ticketing_sqlx::postgres::{PgCatalog, PgTicketRepository, PgWaitingList};
+
+    use super::pg_support::database;
+
+    async fn fresh() -> (WaitingListContext, TestDatabase) {
+        let db = database(24).await;
+        let pool = db.pool().clone();
+        let tickets = Arc::new(PgTicketRepository::new(pool.clone()));
+        let ctx = WaitingListContext {
+            list: Arc::new(PgWaitingList::new(pool.clone())),
+            outbox: tickets.clone(),
+            tickets,
+            catalog: Arc::new(PgCatalog::new(pool)),
+        };
+        (ctx, db)
+    }
+
+    ticketing_core::waiting_list_contract!(fresh);
+}

@@ -13,7 +13,7 @@ use axum::routing::{get, post, put};
 use ticketing_core::domain::{AdmissionSecret, EventId, VenueId, VenueLimits};
 use ticketing_core::service::{
     Backends, CatalogService, ClosedEventSweep, HistoryPruner, Pruned, QueryService, ServiceConfig,
-    TicketService, WaitingRoomService,
+    TicketService, WaitingListService, WaitingRoomService,
 };
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -83,6 +83,7 @@ struct Inner {
     queries: QueryService,
     catalog: CatalogService,
     waiting_room: WaitingRoomService,
+    waiting_list: Option<WaitingListService>,
     metrics: Metrics,
     webhooks: WebhookLog,
     purchases: PurchaseLimiter,
@@ -111,6 +112,7 @@ impl AppState {
                 backends.clone(),
                 config.admission_secret.clone(),
             ),
+            waiting_list: WaitingListService::new(backends.clone()).ok(),
             backends,
             metrics,
             webhooks: WebhookLog::default(),
@@ -141,6 +143,10 @@ impl AppState {
     /// The waiting rooms of events that require admission.
     pub fn waiting_room(&self) -> &WaitingRoomService {
         &self.0.waiting_room
+    }
+    /// The waiting lists of sold-out events; `None` when the backends have none.
+    pub fn waiting_list(&self) -> Option<&WaitingListService> {
+        self.0.waiting_list.as_ref()
     }
     /// The metrics.
     pub fn metrics(&self) -> &Metrics {
@@ -260,6 +266,14 @@ pub fn router_with_limits(state: AppState, limits: &HttpLimits) -> Router {
         .route(
             "/api/events/{eventId}/waiting-room",
             post(routes::waiting_room::join).get(routes::waiting_room::place),
+        )
+        .route(
+            "/api/events/{eventId}/waiting-list",
+            post(routes::waiting_list::join),
+        )
+        .route(
+            "/api/waiting-list/{entryId}",
+            get(routes::waiting_list::entry).delete(routes::waiting_list::leave),
         )
         .route("/api/venues/{venueId}", get(routes::events::venue))
         .route(

@@ -14,15 +14,19 @@ use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
 use ticketing_core::domain::{
     AdmissionSecret, HoldExtension, MAX_ZONE_CAPACITY, OrderIdSecret, VenueLimits,
 };
-use ticketing_core::memory::InMemoryTicketRepository;
+use ticketing_core::memory::{InMemoryTicketRepository, InMemoryWaitingList};
 use ticketing_core::ports::OutboxStore;
-use ticketing_core::service::{Backends, RetentionConfig, SeatChangeFeedConfig, ServiceConfig};
+use ticketing_core::service::{
+    Backends, RetentionConfig, SeatChangeFeedConfig, ServiceConfig, WaitingListConfig,
+};
 use ticketing_core::{Error, Result};
 use ticketing_redis::{RedisSeatLock, RedisSeatLockConfig, RedisWaitingRoom};
-use ticketing_sqlx::postgres::{PgCatalog, PgSeatLock, PgTicketRepository, PgWaitingRoom};
+use ticketing_sqlx::postgres::{
+    PgCatalog, PgSeatLock, PgTicketRepository, PgWaitingList, PgWaitingRoom,
+};
 use ticketing_sqlx::{
     BatchConfig, DatabaseClock, DatabaseClockConfig, MySqlCatalog, MySqlSeatLock,
-    MySqlTicketRepository, MySqlWaitingRoom,
+    MySqlTicketRepository, MySqlWaitingList, MySqlWaitingRoom,
 };
 use uuid::Uuid;
 
@@ -273,6 +277,10 @@ pub struct Args {
     #[arg(long, env = "TICKETING_HOLD_EXTENSION_MAX_TOTAL", default_value = "30m", value_parser = parse_duration)]
     pub hold_extension_max_total: Duration,
 
+    /// How long a waiting-list offer holds the freed seats for its customer (1s to 1d).
+    #[arg(long, env = "TICKETING_WAITING_LIST_OFFER_TIME", default_value = "10m", value_parser = parse_duration)]
+    pub waiting_list_offer_time: Duration,
+
     /// Most numbered seats in a new venue (a seat map's cost grows with it).
     #[arg(long, env = "TICKETING_MAX_VENUE_SEATS", default_value_t = VenueLimits::default().max_seats, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_venue_seats: u32,
@@ -344,6 +352,14 @@ impl Args {
             body_read_timeout: self.body_read_timeout,
             max_in_flight: self.max_in_flight as usize,
             shutdown_grace: self.shutdown_grace,
+        }
+    }
+
+    /// The waiting list's settings these flags set: the offer time.
+    pub fn waiting_list_config(&self) -> WaitingListConfig {
+        WaitingListConfig {
+            offer_time: self.waiting_list_offer_time,
+            ..WaitingListConfig::default()
         }
     }
 
@@ -608,7 +624,9 @@ impl Args {
     pub async fn connect_backends_with_outbox(&self) -> Result<(Backends, Arc<dyn OutboxStore>)> {
         let mut backends = Backends::in_memory().to_builder();
         let memory = Arc::new(InMemoryTicketRepository::new());
-        backends = backends.tickets(memory.clone());
+        backends = backends
+            .tickets(memory.clone())
+            .waiting_list(Arc::new(InMemoryWaitingList::new(memory.clone())));
         let mut outbox: Arc<dyn OutboxStore> = memory;
         match (self.database(), &self.database_url) {
             (Some(Database::MySql), Some(url)) => {
@@ -622,6 +640,7 @@ impl Args {
                 outbox = repository.clone();
                 backends = backends
                     .tickets(repository)
+                    .waiting_list(Arc::new(MySqlWaitingList::new(pool.clone())))
                     .catalog(Arc::new(MySqlCatalog::new(pool.clone())))
                     .seat_lock(Arc::new(MySqlSeatLock::new(pool.clone())))
                     .waiting_room(Arc::new(MySqlWaitingRoom::new(pool.clone())));
@@ -638,6 +657,7 @@ impl Args {
                 outbox = repository.clone();
                 backends = backends
                     .tickets(repository)
+                    .waiting_list(Arc::new(PgWaitingList::new(pool.clone())))
                     .catalog(Arc::new(PgCatalog::new(pool.clone())))
                     .seat_lock(Arc::new(PgSeatLock::new(pool.clone())))
                     .waiting_room(Arc::new(PgWaitingRoom::new(pool.clone())));

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use ticketing_core::Error;
 use ticketing_core::domain::{
-    ChannelCode, ChannelKey, CustomerId, IdempotencyKey, MAX_HOLD_TIME, MAX_NAME_CHARS,
+    ChannelCode, ChannelKey, CustomerId, IdempotencyKey, MAX_HOLD_TIME, MAX_NAME_CHARS, MAX_PARTY,
     MAX_PER_CUSTOMER_LIMIT, MAX_ZONE_CAPACITY, MIN_HOLD_TIME, PaymentRef, RowLabel, VenueLimits,
     VoucherCode, ZoneCode,
 };
@@ -157,6 +157,11 @@ pub fn seat_ranges() -> Array {
 /// General-admission places in one purchase.
 pub fn quantity() -> Object {
     integer(1, MAX_TICKETS_PER_ORDER.into(), 2)
+}
+
+/// A waiting-list party: seats side by side or places wanted together ([`MAX_PARTY`]).
+pub fn party_size() -> Object {
+    integer(1, MAX_PARTY.into(), 2)
 }
 
 /// An event's per-customer limit.

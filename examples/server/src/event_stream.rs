@@ -11,7 +11,10 @@ use std::time::Duration;
 
 use ticketing_core::memory::InMemorySalesReadModel;
 use ticketing_core::ports::{Clock, EventSink, OutboxStore, SalesReadModel};
-use ticketing_core::service::{FanOutSink, OutboxRelay, RelayConfig, SeatLockSync};
+use ticketing_core::service::{
+    Backends, FanOutSink, OutboxRelay, RelayConfig, SeatLockSync, ServiceConfig, TicketService,
+    WaitingListConfig, WaitingListOffers,
+};
 use ticketing_core::{Error, Result};
 use ticketing_redis::{
     ProjectionConfig, RedisEventSink, RedisEventSinkConfig, RedisProjection, RedisSalesReadModel,
@@ -21,6 +24,26 @@ use tokio::task::JoinHandle;
 
 use crate::config::{Args, EventSinkKind};
 
+/// The sinks every relay of the server runs after the event sink, in order: [`SeatLockSync`],
+/// which makes the seat lock show each published order as stored, then the waiting list's
+/// [`WaitingListOffers`] when the backends have a waiting list, which offers the seats a
+/// cancellation, expiry or refund freed, so they must be free in the lock first.
+pub fn repair_sinks(
+    backends: &Backends,
+    service: &ServiceConfig,
+    waiting_list: WaitingListConfig,
+) -> Result<Vec<Arc<dyn EventSink>>> {
+    let mut sinks: Vec<Arc<dyn EventSink>> = vec![Arc::new(SeatLockSync::new(
+        backends.clone(),
+        service.clone(),
+    ))];
+    if backends.waiting_list().is_some() {
+        let tickets = TicketService::new(backends.clone(), service.clone());
+        sinks.push(Arc::new(WaitingListOffers::new(tickets, waiting_list)?));
+    }
+    Ok(sinks)
+}
+
 /// The running background tasks; [`EventStream::stop`] ends them.
 #[derive(Debug)]
 pub struct EventStream {
@@ -29,13 +52,14 @@ pub struct EventStream {
 }
 
 impl EventStream {
-    /// Starts what `args` ask for: the relay (unless `--no-outbox-relay`) from `outbox` to
-    /// `lock_sync` and the event sink, and the sink's projection (unless `--no-projection`).
-    /// Redis keys are under `--redis-key-prefix`.
+    /// Starts what `args` ask for: the relay (unless `--no-outbox-relay`) from `outbox` to the
+    /// event sink and `repairs` (the seat-lock repair, then the waiting-list offers, in that
+    /// order: [`repair_sinks`]), and the sink's projection (unless `--no-projection`). Redis keys
+    /// are under `--redis-key-prefix`.
     pub async fn start(
         args: &Args,
         outbox: Arc<dyn OutboxStore>,
-        lock_sync: Arc<SeatLockSync>,
+        repairs: Vec<Arc<dyn EventSink>>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self> {
         let (stop, stopped) = watch::channel(false);
@@ -62,7 +86,7 @@ impl EventStream {
                 (Some(broker), _) => sinks.push(brokers::sink(args, broker).await?),
                 (None, _) => {}
             }
-            sinks.push(lock_sync);
+            sinks.extend(repairs);
             let sink = Arc::new(FanOutSink::new(sinks));
             let relay = OutboxRelay::new(outbox, sink, clock, RelayConfig::default())?;
             tracing::info!(relay = relay.id(), "outbox relay started");

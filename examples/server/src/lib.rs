@@ -29,9 +29,7 @@ pub mod webhook;
 
 use std::future::Future;
 
-use std::sync::Arc;
-
-use ticketing_core::service::{ClosedEventSweep, HistoryPruner, SeatLockSync};
+use ticketing_core::service::{ClosedEventSweep, HistoryPruner};
 use uuid::Uuid;
 
 use crate::app::{AppConfig, AppState};
@@ -54,8 +52,9 @@ pub async fn run(
     let (backends, outbox) = args.connect_backends_with_outbox().await?;
     let clock = backends.clock().clone();
     // The relay also mirrors every committed change into the seat lock, repairing an update
-    // that was lost between a commit and the service's own lock call.
-    let lock_sync = Arc::new(SeatLockSync::new(backends.clone(), service.clone()));
+    // that was lost between a commit and the service's own lock call, and then offers the
+    // seats a change freed to the waiting list.
+    let repairs = event_stream::repair_sinks(&backends, &service, args.waiting_list_config())?;
     let admin_token = match &args.admin_token {
         Some(token) if !token.trim().is_empty() => token.clone(),
         _ => {
@@ -126,7 +125,7 @@ pub async fn run(
         })
     };
     let sweeper = tokio::spawn(app::sweep(state.clone(), args.sweep_interval, stopped));
-    let events = event_stream::EventStream::start(&args, outbox, lock_sync, clock).await?;
+    let events = event_stream::EventStream::start(&args, outbox, repairs, clock).await?;
     if !events.running().is_empty() {
         println!("event stream: {}", events.running().join(", "));
     }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use common::TestApp;
 use ticketing_core::service::Backends;
 use ticketing_sqlx::testing::TestDatabase;
-use ticketing_sqlx::{MySqlCatalog, MySqlSeatLock, MySqlTicketRepository};
+use ticketing_sqlx::{MySqlCatalog, MySqlSeatLock, MySqlTicketRepository, MySqlWaitingList};
 
 async fn mysql() -> TestApp {
     let database = TestDatabase::create(8)
@@ -18,6 +18,7 @@ async fn mysql() -> TestApp {
     let pool = database.pool().clone();
     let backends = Backends::builder()
         .tickets(Arc::new(MySqlTicketRepository::new(pool.clone())))
+        .waiting_list(Arc::new(MySqlWaitingList::new(pool.clone())))
         .catalog(Arc::new(MySqlCatalog::new(pool.clone())))
         .seat_lock(Arc::new(MySqlSeatLock::new(pool)))
         .build()

@@ -23,6 +23,9 @@ async fn mysql_redis() -> TestApp {
     let pool = database.pool().clone();
     let backends = Backends::builder()
         .tickets(Arc::new(MySqlTicketRepository::new(pool.clone())))
+        .waiting_list(Arc::new(ticketing_sqlx::MySqlWaitingList::new(
+            pool.clone(),
+        )))
         .catalog(Arc::new(MySqlCatalog::new(pool)))
         .seat_lock(Arc::new(lock))
         .build()

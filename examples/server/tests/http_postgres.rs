@@ -9,7 +9,7 @@ use std::sync::Arc;
 use common::TestApp;
 use ticketing_core::service::Backends;
 use ticketing_sqlx::postgres::testing::{TestDatabase, URL_VAR};
-use ticketing_sqlx::postgres::{PgCatalog, PgSeatLock, PgTicketRepository};
+use ticketing_sqlx::postgres::{PgCatalog, PgSeatLock, PgTicketRepository, PgWaitingList};
 
 async fn database() -> TestDatabase {
     TestDatabase::create(8)
@@ -20,6 +20,7 @@ async fn database() -> TestDatabase {
 fn backends(pool: &sqlx::PgPool) -> Backends {
     Backends::builder()
         .tickets(Arc::new(PgTicketRepository::new(pool.clone())))
+        .waiting_list(Arc::new(PgWaitingList::new(pool.clone())))
         .catalog(Arc::new(PgCatalog::new(pool.clone())))
         .seat_lock(Arc::new(PgSeatLock::new(pool.clone())))
         .build()

@@ -51,6 +51,12 @@ const STATUSES: &[(&str, &[u16])] = &[
     ),
     ("removeWaitingRoom", &[204, 400, 401, 404, 408, 500, 503]),
     (
+        "joinWaitingList",
+        &[200, 201, 400, 401, 404, 408, 409, 413, 415, 422, 500, 503],
+    ),
+    ("getWaitingListEntry", &[200, 400, 401, 404, 408, 500, 503]),
+    ("leaveWaitingList", &[200, 400, 401, 404, 408, 500, 503]),
+    (
         "createVoucher",
         &[201, 400, 401, 404, 408, 413, 415, 422, 500, 503],
     ),
@@ -156,7 +162,7 @@ fn path_parameters_are_uuids_or_zone_codes() {
             );
         }
     }
-    assert_eq!(seen, 27, "path parameters in the document");
+    assert_eq!(seen, 30, "path parameters in the document");
 }
 
 #[test]
@@ -518,6 +524,60 @@ async fn the_router_answers_within_the_document() {
             StatusCode::OK,
             None,
             customer_post(&format!("/api/events/{event}/waiting-room"), &json!({})),
+        ),
+        (
+            "joinWaitingList",
+            StatusCode::CREATED,
+            None,
+            customer_post(
+                &format!("/api/events/{event}/waiting-list"),
+                &json!({"zone": "STALLS", "partySize": 2.0}),
+            ),
+        ),
+        (
+            "joinWaitingList",
+            StatusCode::OK,
+            None,
+            customer_post(
+                &format!("/api/events/{event}/waiting-list"),
+                &json!({"partySize": 1}),
+            ),
+        ),
+        (
+            "joinWaitingList",
+            StatusCode::BAD_REQUEST,
+            Some("INVALID_REQUEST"),
+            customer_post(
+                &format!("/api/events/{event}/waiting-list"),
+                &json!({"partySize": 0}),
+            ),
+        ),
+        (
+            "joinWaitingList",
+            StatusCode::NOT_FOUND,
+            Some("NOT_FOUND"),
+            customer_post(
+                &format!("/api/events/{}/waiting-list", uuid::Uuid::now_v7()),
+                &json!({"partySize": 1}),
+            ),
+        ),
+        (
+            "getWaitingListEntry",
+            StatusCode::NOT_FOUND,
+            Some("NOT_FOUND"),
+            Request::get(format!("/api/waiting-list/{}", uuid::Uuid::now_v7()))
+                .header(header::AUTHORIZATION, common::bearer("ann"))
+                .body(Body::empty())
+                .unwrap(),
+        ),
+        (
+            "leaveWaitingList",
+            StatusCode::BAD_REQUEST,
+            Some("INVALID_REQUEST"),
+            Request::delete("/api/waiting-list/not-a-uuid")
+                .header(header::AUTHORIZATION, common::bearer("ann"))
+                .body(Body::empty())
+                .unwrap(),
         ),
         (
             "setWaitingRoom",

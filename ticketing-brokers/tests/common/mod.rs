@@ -16,7 +16,9 @@ use chrono::TimeDelta;
 use ticketing_core::domain::{
     EventTotals, OrderId, PaymentNotice, PaymentRef, TicketStatus, ZoneCode, ZoneTotals,
 };
-use ticketing_core::memory::{InMemoryCatalog, InMemorySeatLock, InMemoryTicketRepository};
+use ticketing_core::memory::{
+    InMemoryCatalog, InMemorySeatLock, InMemoryTicketRepository, InMemoryWaitingList,
+};
 use ticketing_core::ports::{
     EventSink, OutboxStore, SalesReadModel, SystemClock, TicketRepository,
 };
@@ -35,6 +37,8 @@ pub async fn world() -> World {
     let harness = Harness {
         seat_lock: Arc::new(InMemorySeatLock::new()),
         tickets: repo.clone(),
+        outbox: repo.clone(),
+        waiting_list: Arc::new(InMemoryWaitingList::new(repo.clone())),
         catalog: Arc::new(InMemoryCatalog::new()),
         wipe_seat_lock: Arc::new(|| Box::pin(async {})),
         teardown: None,

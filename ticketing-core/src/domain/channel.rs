@@ -308,6 +308,7 @@ impl ChannelRelease {
             payment: None,
             deadline: None,
             channel: Some(self.channel.clone()),
+            offer: None,
         })
     }
 }

@@ -63,6 +63,11 @@ uuid_id!(
     "ticket_id"
 );
 uuid_id!(
+    /// One entry of an event's waiting list (docs/DESIGN.md, "Waiting list").
+    WaitingEntryId,
+    "entry_id"
+);
+uuid_id!(
     /// One purchase: the N tickets bought together share it, and it is the holder of their seat holds.
     OrderId,
     "order_id"

@@ -15,6 +15,7 @@ mod status;
 mod ticket;
 mod venue;
 mod voucher;
+mod waiting_list;
 
 pub use admission::{
     AdmissionMode, AdmissionPolicy, AdmissionRefusal, AdmissionSecret, LOTTERY_BOUND,
@@ -28,11 +29,12 @@ pub use event::{Event, EventSpec, MAX_HOLD_TIME, MAX_PER_CUSTOMER_LIMIT, MIN_HOL
 pub use extension::{ExtensionRefusal, HoldExtension};
 pub use ids::{
     ChannelCode, CustomerId, EventId, IdempotencyKey, OrderId, OrderIdSecret, PaymentRef, RowLabel,
-    TicketId, VenueId, VoucherCode, ZoneCode,
+    TicketId, VenueId, VoucherCode, WaitingEntryId, ZoneCode,
 };
 pub use money::{Currency, Money};
 pub use outbox::{
-    OUTBOX_SCHEMA_VERSION, OutboxEntry, OutboxEvent, OutboxKind, OutboxLine, OutboxPayment,
+    OUTBOX_SCHEMA_VERSION, OutboxEntry, OutboxEvent, OutboxKind, OutboxLine, OutboxOffer,
+    OutboxPayment,
 };
 pub use payment::{
     LatePaymentPolicy, Payment, PaymentDecision, PaymentEffect, PaymentNotice, PaymentOutcome,
@@ -49,3 +51,4 @@ pub use voucher::{
     Discount, FULL_PRICE_BASIS_POINTS, MAX_VOUCHER_USES, Voucher, VoucherEffect, VoucherProblem,
     VoucherSpec,
 };
+pub use waiting_list::{MAX_PARTY, WaitingEntry, WaitingState};

@@ -5,7 +5,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::ids::{
-    ChannelCode, CustomerId, EventId, OrderId, PaymentRef, TicketId, VenueId, ZoneCode,
+    ChannelCode, CustomerId, EventId, OrderId, PaymentRef, TicketId, VenueId, WaitingEntryId,
+    ZoneCode,
 };
 use super::money::Money;
 use super::payment::{Payment, PaymentEffect, PaymentOutcome};
@@ -22,8 +23,9 @@ use super::venue::SeatRef;
 ///   `PaymentRejected`) and the kind `PaymentRejected`. Older payloads parse with `payment` empty.
 /// - 4: adds the kind `HoldExtended` and [`OutboxEvent::deadline`], the payment deadline it
 ///   set. Older payloads parse with `deadline` empty.
-/// - 5: adds the kind `ChannelSeatsReleased` and [`OutboxEvent::channel`]. Older payloads parse
-///   with `channel` empty.
+/// - 5: adds the kinds `ChannelSeatsReleased` with [`OutboxEvent::channel`] and
+///   `WaitingListOffered` with [`OutboxEvent::offer`], the waiting-list entry an order was
+///   offered to. Older payloads parse with both empty.
 pub const OUTBOX_SCHEMA_VERSION: u16 = 5;
 
 /// What happened to an order.
@@ -50,6 +52,11 @@ pub enum OutboxKind {
     /// Not an order's change: `order_id` is the release's own id, `customer` the channel's
     /// code, `seats` the released seats that had no active ticket (now free), `amount` zero.
     ChannelSeatsReleased,
+    /// The order was made as a waiting-list offer ([`OutboxEvent::offer`] names the entry,
+    /// [`OutboxEvent::deadline`] the end of the offer): its customer may pay it until then.
+    /// Written with the entry's change to `OFFERED`; the order's own `TicketReserved` comes
+    /// from its purchase.
+    WaitingListOffered,
 }
 
 impl OutboxKind {
@@ -74,6 +81,7 @@ impl OutboxKind {
             OutboxKind::PaymentRejected => "PaymentRejected",
             OutboxKind::HoldExtended => "HoldExtended",
             OutboxKind::ChannelSeatsReleased => "ChannelSeatsReleased",
+            OutboxKind::WaitingListOffered => "WaitingListOffered",
         }
     }
 }
@@ -115,6 +123,19 @@ pub struct OutboxEvent {
     /// other kinds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel: Option<ChannelCode>,
+    /// The waiting-list offer a `WaitingListOffered` reports (schema version 5); `None` for
+    /// other kinds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offer: Option<OutboxOffer>,
+}
+
+/// The waiting-list entry an order was offered to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxOffer {
+    /// The entry.
+    pub entry: WaitingEntryId,
+    /// Which offer of the entry it is (1 for the first).
+    pub number: u32,
 }
 
 /// The ledger entry an [`OutboxEvent`] reports.
@@ -187,6 +208,7 @@ impl OutboxEvent {
             payment: None,
             deadline: None,
             channel: None,
+            offer: None,
         }
     }
 
@@ -196,6 +218,16 @@ impl OutboxEvent {
         Self {
             deadline: Some(order.expires_at),
             ..Self::for_order(OutboxKind::HoldExtended, order, at)
+        }
+    }
+
+    /// The event recording that `order` was offered to waiting-list `entry` (its `number`th
+    /// offer), payable until the order's deadline.
+    pub fn for_offer(order: &Order, entry: WaitingEntryId, number: u32, at: DateTime<Utc>) -> Self {
+        Self {
+            deadline: Some(order.expires_at),
+            offer: Some(OutboxOffer { entry, number }),
+            ..Self::for_order(OutboxKind::WaitingListOffered, order, at)
         }
     }
 

@@ -77,6 +77,8 @@ impl SalesChange {
                 OutboxKind::HoldExtended => vec![],
                 // No order: the seats only became buyable.
                 OutboxKind::ChannelSeatsReleased => vec![],
+                // An offer's order was counted pending by its own `TicketReserved`.
+                OutboxKind::WaitingListOffered => vec![],
                 OutboxKind::TicketExpired => vec![(Pending, -n), (Expired, n)],
                 OutboxKind::TicketCancelled => vec![(Pending, -n), (Cancelled, n)],
                 OutboxKind::TicketRefunded => vec![(Sold, -n), (Revenue, -amount), (Refunded, n)],

@@ -8,6 +8,7 @@ mod read_model;
 mod seat_lock;
 mod sink;
 mod tickets;
+mod waiting_list;
 mod waiting_room;
 
 pub use catalog::InMemoryCatalog;
@@ -15,6 +16,7 @@ pub use read_model::InMemorySalesReadModel;
 pub use seat_lock::InMemorySeatLock;
 pub use sink::InMemoryEventSink;
 pub use tickets::InMemoryTicketRepository;
+pub use waiting_list::InMemoryWaitingList;
 pub use waiting_room::InMemoryWaitingRoom;
 
 use std::sync::{Mutex, MutexGuard};

@@ -174,6 +174,12 @@ impl InMemoryTicketRepository {
     pub fn new() -> Self {
         Self::default()
     }
+
+    /// Appends `event` to the outbox: the in-memory waiting list's offer events, written under
+    /// the waiting list's mutex with the entry's change.
+    pub(crate) fn append_outbox(&self, event: OutboxEvent) {
+        lock(&self.state).append(event);
+    }
 }
 
 impl State {

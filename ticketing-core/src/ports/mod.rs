@@ -8,6 +8,7 @@ mod outbox;
 mod read_model;
 mod seat_lock;
 mod tickets;
+mod waiting_list;
 mod waiting_room;
 
 pub use catalog::CatalogRepository;
@@ -22,6 +23,7 @@ pub use tickets::{
     Extension, ExtensionOutcome, IdempotencyRecord, InsertOutcome, NewOrder, TicketRepository,
     TierClaim, Transition, VoucherClaim,
 };
+pub use waiting_list::{Joined, WaitingList};
 pub use waiting_room::{Admission, Gate, Occupancy, Place, WaitingRoom};
 
 #[cfg(test)]

@@ -131,6 +131,7 @@ async fn service(
         clock: Arc::new(SystemClock),
         ids: Arc::new(UuidV7Ids),
         waiting_room: Arc::new(crate::memory::InMemoryWaitingRoom::new()),
+        waiting_list: None,
     };
     let request = PurchaseRequest {
         event: event.id(),

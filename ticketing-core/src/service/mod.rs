@@ -16,6 +16,7 @@ mod seat_changes;
 mod seat_map;
 mod shared_reads;
 mod tickets;
+mod waiting_list;
 mod waiting_room;
 
 use std::sync::Arc;
@@ -41,11 +42,12 @@ pub use seat_map::{
     SeatedAvailability,
 };
 pub use tickets::TicketService;
+pub use waiting_list::{WaitingListConfig, WaitingListOffers, WaitingListService, settled_state};
 pub use waiting_room::{DEFAULT_POLICY_MAX_AGE, QueueStatus, WaitingRoomService};
 
 use crate::domain::{HoldExtension, LatePaymentPolicy, VenueLimits};
 use crate::ports::{
-    CatalogRepository, Clock, IdGenerator, SeatLock, TicketRepository, WaitingRoom,
+    CatalogRepository, Clock, IdGenerator, SeatLock, TicketRepository, WaitingList, WaitingRoom,
 };
 
 /// The adapters a service works with. Cheap to clone; share one between all services.
@@ -60,14 +62,19 @@ pub struct Backends {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) ids: Arc<dyn IdGenerator>,
     pub(crate) waiting_room: Arc<dyn WaitingRoom>,
+    pub(crate) waiting_list: Option<Arc<dyn WaitingList>>,
 }
 
 impl Backends {
     /// All in-memory adapters with the system clock and UUID v7 ids: the embedded default.
     pub fn in_memory() -> Self {
+        let tickets = Arc::new(crate::memory::InMemoryTicketRepository::new());
         Self {
             catalog: Arc::new(crate::memory::InMemoryCatalog::new()),
-            tickets: Arc::new(crate::memory::InMemoryTicketRepository::new()),
+            waiting_list: Some(Arc::new(crate::memory::InMemoryWaitingList::new(
+                tickets.clone(),
+            ))),
+            tickets,
             seat_lock: Arc::new(crate::memory::InMemorySeatLock::new()),
             clock: Arc::new(crate::ports::SystemClock),
             ids: Arc::new(crate::ports::UuidV7Ids),
@@ -91,6 +98,7 @@ impl Backends {
             clock: Some(self.clock.clone()),
             ids: Some(self.ids.clone()),
             waiting_room: Some(self.waiting_room.clone()),
+            waiting_list: self.waiting_list.clone(),
         }
     }
 
@@ -124,6 +132,12 @@ impl Backends {
         &self.waiting_room
     }
 
+    /// The waiting lists of sold-out events, when the backends have one (it writes its offer
+    /// events to the outbox of [`tickets`](Self::tickets), so it belongs to that store).
+    pub fn waiting_list(&self) -> Option<&Arc<dyn WaitingList>> {
+        self.waiting_list.as_ref()
+    }
+
     /// Now, truncated to whole milliseconds: the precision every backend stores, so a time
     /// written and read back compares equal.
     pub(crate) fn now(&self) -> DateTime<Utc> {
@@ -143,6 +157,7 @@ pub struct BackendsBuilder {
     clock: Option<Arc<dyn Clock>>,
     ids: Option<Arc<dyn IdGenerator>>,
     waiting_room: Option<Arc<dyn WaitingRoom>>,
+    waiting_list: Option<Arc<dyn WaitingList>>,
 }
 
 impl BackendsBuilder {
@@ -152,9 +167,19 @@ impl BackendsBuilder {
         self
     }
 
-    /// Tickets: the source of truth.
+    /// Tickets: the source of truth. Drops a waiting list given before: it wrote its offer
+    /// events to the outbox of the tickets it replaces; give the new store's after this.
     pub fn tickets(mut self, tickets: Arc<dyn TicketRepository>) -> Self {
         self.tickets = Some(tickets);
+        self.waiting_list = None;
+        self
+    }
+
+    /// The waiting lists; none when not set. It must write its offer events to the outbox of
+    /// the [`tickets`](Self::tickets) store (the same database, or the same in-memory
+    /// repository), so set it after that.
+    pub fn waiting_list(mut self, waiting_list: Arc<dyn WaitingList>) -> Self {
+        self.waiting_list = Some(waiting_list);
         self
     }
 
@@ -201,6 +226,7 @@ impl BackendsBuilder {
             waiting_room: self
                 .waiting_room
                 .unwrap_or_else(|| Arc::new(crate::memory::InMemoryWaitingRoom::new())),
+            waiting_list: self.waiting_list,
         })
     }
 }

@@ -4,7 +4,7 @@ use std::collections::{BTreeSet, HashSet};
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::domain::{
     ChannelCode, Event, EventId, Order, OrderId, SeatRef, Ticket, TicketAction, TicketStatus,
@@ -90,6 +90,16 @@ impl TicketService {
     /// lock round trip and no database work), persist the tickets, and release the holds if
     /// persisting fails. Returns the order, PENDING_PAYMENT until [`TicketService::pay`].
     pub async fn purchase(&self, request: PurchaseRequest) -> Result<Order> {
+        self.purchase_with_hold(request, None).await
+    }
+
+    /// [`purchase`](Self::purchase) with the payment window `hold_time` instead of the
+    /// event's: a waiting-list offer is paid within the list's offer time.
+    pub(super) async fn purchase_with_hold(
+        &self,
+        request: PurchaseRequest,
+        hold_time: Option<TimeDelta>,
+    ) -> Result<Order> {
         let b = &self.backends;
         let info = self.events.get(&*b.catalog, request.event).await?;
         let now = b.now();
@@ -108,7 +118,7 @@ impl TicketService {
             }
             None => b.ids.order_id(),
         };
-        let expires_at = now + info.event.hold_time();
+        let expires_at = now + hold_time.unwrap_or_else(|| info.event.hold_time());
         let mut hold = HoldRequest {
             event: request.event,
             order: order_id,

@@ -94,6 +94,7 @@ impl Fixture {
             clock: clock.clone(),
             ids: Arc::new(UuidV7Ids),
             waiting_room: Arc::new(crate::memory::InMemoryWaitingRoom::new()),
+            waiting_list: Some(harness.waiting_list.clone()),
         };
         let config = ServiceConfig {
             rebuild_page: REBUILD_PAGE,

@@ -24,6 +24,7 @@ mod payment_checks;
 pub mod sim;
 mod tier_checks;
 mod voucher_checks;
+mod waiting_list_checks;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -61,9 +62,15 @@ pub use voucher_checks::{
     a_late_payment_takes_its_voucher_use_back, voucher_retries_and_customer_limits,
     voucher_uses_are_exact_under_a_stampede, voucher_windows_and_hidden_zones,
 };
+pub use waiting_list_checks::{
+    a_duplicate_delivery_makes_one_offer, a_party_gets_adjacent_seats_or_waits,
+    an_offered_seat_is_nobody_elses, waiting_list_offers_freed_seats_in_join_order,
+};
 
-use crate::memory::{InMemoryCatalog, InMemorySeatLock, InMemoryTicketRepository};
-use crate::ports::{CatalogRepository, SeatLock, TicketRepository};
+use crate::memory::{
+    InMemoryCatalog, InMemorySeatLock, InMemoryTicketRepository, InMemoryWaitingList,
+};
+use crate::ports::{CatalogRepository, OutboxStore, SeatLock, TicketRepository, WaitingList};
 
 /// A boxed future, as harness hooks return.
 pub type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
@@ -76,6 +83,10 @@ pub struct Harness {
     pub tickets: Arc<dyn TicketRepository>,
     /// The catalog repository under test.
     pub catalog: Arc<dyn CatalogRepository>,
+    /// The waiting list under test, writing its offer events to the outbox of `tickets`.
+    pub waiting_list: Arc<dyn WaitingList>,
+    /// The outbox of `tickets`, which the waiting-list checks relay.
+    pub outbox: Arc<dyn OutboxStore>,
     /// Wipes every bit of seat-lock state, as a Redis restart without persistence would.
     pub wipe_seat_lock: Arc<dyn Fn() -> BoxFuture + Send + Sync>,
     /// Run once when the check passed: drops the test database, deletes the key prefix.
@@ -87,9 +98,12 @@ impl Harness {
     pub fn in_memory() -> Harness {
         let seat_lock = Arc::new(InMemorySeatLock::new());
         let wiped = seat_lock.clone();
+        let tickets = Arc::new(InMemoryTicketRepository::new());
         Harness {
             seat_lock,
-            tickets: Arc::new(InMemoryTicketRepository::new()),
+            waiting_list: Arc::new(InMemoryWaitingList::new(tickets.clone())),
+            outbox: tickets.clone(),
+            tickets,
             catalog: Arc::new(InMemoryCatalog::new()),
             wipe_seat_lock: Arc::new(move || {
                 wiped.wipe();
@@ -155,6 +169,10 @@ macro_rules! __conformance_checks {
             hold_extension_follows_the_policy,
             an_extension_never_takes_a_seat_back,
             extensions_race_payments_and_the_sweep,
+            waiting_list_offers_freed_seats_in_join_order,
+            an_offered_seat_is_nobody_elses,
+            a_party_gets_adjacent_seats_or_waits,
+            a_duplicate_delivery_makes_one_offer,
         );
     };
 }

@@ -440,6 +440,7 @@ mod tests {
             payment: None,
             deadline: None,
             channel: None,
+            offer: None,
         }
     }
 

@@ -21,6 +21,7 @@ pub(crate) mod purchase;
 pub(crate) mod seat_lock;
 pub(crate) mod tier;
 pub(crate) mod voucher;
+pub(crate) mod waiting_list;
 pub(crate) mod waiting_room;
 
 use std::future::Future;

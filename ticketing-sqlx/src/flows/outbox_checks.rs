@@ -28,6 +28,7 @@ fn reserved(order: OrderId) -> OutboxEvent {
         payment: None,
         deadline: None,
         channel: None,
+        offer: None,
     }
 }
 

@@ -31,6 +31,7 @@ mod outbox;
 mod pool;
 mod seat_lock;
 mod tickets;
+mod waiting_list;
 mod waiting_room;
 
 #[cfg(feature = "testing")]
@@ -41,6 +42,7 @@ pub use catalog::PgCatalog;
 pub use pool::connect;
 pub use seat_lock::PgSeatLock;
 pub use tickets::PgTicketRepository;
+pub use waiting_list::PgWaitingList;
 pub use waiting_room::PgWaitingRoom;
 
 use ticketing_core::{Error, Result};

@@ -33,9 +33,12 @@ where
     let pool = db.pool().clone();
     let lock = seat_lock(pool.clone());
     let wiped = lock.clone();
+    let tickets = Arc::new(PgTicketRepository::new(pool.clone()));
     Harness {
         seat_lock: lock,
-        tickets: Arc::new(PgTicketRepository::new(pool.clone())),
+        outbox: tickets.clone(),
+        tickets,
+        waiting_list: Arc::new(ticketing_sqlx::postgres::PgWaitingList::new(pool.clone())),
         catalog: Arc::new(PgCatalog::new(pool)),
         wipe_seat_lock: Arc::new(move || wipe(wiped.clone())),
         teardown: Some(Box::pin(async move {

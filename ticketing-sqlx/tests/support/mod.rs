@@ -175,9 +175,12 @@ pub async fn sql_lock_harness(
     let pool = db.pool().clone();
     let seat_lock = Arc::new(MySqlSeatLock::new(pool.clone()));
     let wiped = seat_lock.clone();
+    let tickets = Arc::new(tickets(pool.clone()));
     Harness {
         seat_lock,
-        tickets: Arc::new(tickets(pool.clone())),
+        outbox: tickets.clone(),
+        tickets,
+        waiting_list: Arc::new(ticketing_sqlx::MySqlWaitingList::new(pool.clone())),
         catalog: Arc::new(MySqlCatalog::new(pool)),
         wipe_seat_lock: Arc::new(move || -> BoxFuture {
             let lock = wiped.clone();

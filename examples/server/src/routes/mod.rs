@@ -9,6 +9,7 @@ pub mod payments;
 pub mod seat_changes;
 pub mod tickets;
 pub mod vouchers;
+pub mod waiting_list;
 pub mod waiting_room;
 
 use std::future::Future;

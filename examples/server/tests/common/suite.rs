@@ -753,6 +753,143 @@ pub async fn admin_routes(app: TestApp) {
         .expect(StatusCode::NOT_FOUND, Some("NOT_FOUND"));
 }
 
+/// One relay pass over what the outbox holds after `cursor`, through the sinks the server's relay
+/// runs after its event sink (seat-lock repair, then the waiting list's offers).
+async fn relay_pass(app: &TestApp, cursor: &mut u64) {
+    use ticketing_core::ports::EventSink;
+    let backends = app.state.backends();
+    let entries = backends
+        .tickets()
+        .outbox_after(*cursor, 10_000)
+        .await
+        .expect("outbox");
+    let sinks = ticketing_server::event_stream::repair_sinks(
+        backends,
+        &ticketing_core::service::ServiceConfig::default(),
+        ticketing_core::service::WaitingListConfig::default(),
+    )
+    .expect("sinks");
+    assert_eq!(sinks.len(), 2, "the app has a waiting list");
+    ticketing_core::service::FanOutSink::new(sinks)
+        .publish(&entries)
+        .await
+        .expect("relay pass");
+    *cursor = entries.last().map_or(*cursor, |e| e.seq);
+}
+
+/// The waiting list over HTTP: bounds on the body (400), a zone the event does not sell (422),
+/// join (201) and join again (200, the same entry), another customer's entry is 404; a paid
+/// ticket is refunded, one relay pass offers a seat of its zone to the entry (GET shows the
+/// offer's order, pending, with its seat and deadline), the customer pays it with the usual
+/// webhook and the next pass marks the entry SERVED; leaving a waiting entry makes it LEFT.
+pub async fn waiting_list_over_http(app: TestApp) {
+    let event = app.demo.event;
+    let join = format!("/api/events/{event}/waiting-list");
+    let mut cursor = app
+        .state
+        .backends()
+        .tickets()
+        .outbox_head()
+        .await
+        .expect("outbox head")
+        .unwrap_or(0);
+    for body in [
+        json!({"partySize": 0}),
+        json!({"partySize": 101}),
+        json!({"partySize": 1.5}),
+        json!({"zone": "", "partySize": 1}),
+        json!({"partySize": 1, "extra": true}),
+    ] {
+        let answer = app.post_as("carol", &join, &body).await;
+        answer.expect(StatusCode::BAD_REQUEST, Some("INVALID_REQUEST"));
+        assert_error_shape(&answer);
+    }
+    app.post_as("carol", &join, &json!({"zone": "NOPE", "partySize": 1}))
+        .await
+        .expect(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("INCONSISTENT_REQUEST"),
+        );
+    let joined = app
+        .post_as("carol", &join, &json!({"zone": "STALLS", "partySize": 1}))
+        .await;
+    joined.expect(StatusCode::CREATED, None);
+    assert_eq!(joined.body["state"], "WAITING");
+    assert_eq!(joined.body["partySize"], 1);
+    let entry = joined.body["id"].as_str().expect("entry id").to_owned();
+    let again = app.post_as("carol", &join, &json!({"partySize": 2})).await;
+    again.expect(StatusCode::OK, None);
+    assert_eq!(
+        again.body["id"],
+        entry.as_str(),
+        "one open entry per customer"
+    );
+    app.get_as("dave", &format!("/api/waiting-list/{entry}"))
+        .await
+        .expect(StatusCode::NOT_FOUND, Some("NOT_FOUND"));
+    let dave = app
+        .post_as("dave", &join, &json!({"zone": "STALLS", "partySize": 1}))
+        .await;
+    dave.expect(StatusCode::CREATED, None);
+    let dave = dave.body["id"].as_str().unwrap().to_owned();
+    let left = app
+        .call(
+            Method::DELETE,
+            &format!("/api/waiting-list/{dave}"),
+            None,
+            &[("authorization", &super::bearer("dave"))],
+        )
+        .await;
+    left.expect(StatusCode::OK, None);
+    assert_eq!(left.body["state"], "LEFT");
+
+    let bought = app.buy("bob", &["STALLS:E:5"]).await;
+    bought.expect(StatusCode::CREATED, None);
+    let order = order_id(&bought);
+    app.webhook("evt_wl_pay", &order, "pi_wl_pay")
+        .await
+        .expect(StatusCode::OK, None);
+    relay_pass(&app, &mut cursor).await;
+    let auth = format!("Bearer {ADMIN}");
+    app.call(
+        Method::POST,
+        &format!("/api/admin/orders/{order}/refund"),
+        None,
+        &[("authorization", &auth)],
+    )
+    .await
+    .expect(StatusCode::OK, None);
+    relay_pass(&app, &mut cursor).await;
+    let offered = app
+        .get_as("carol", &format!("/api/waiting-list/{entry}"))
+        .await;
+    offered.expect(StatusCode::OK, None);
+    assert_eq!(offered.body["state"], "OFFERED", "{}", offered.text());
+    let offer = &offered.body["offer"];
+    assert_eq!(offer["status"], "PENDING_PAYMENT");
+    assert_eq!(offer["customerId"], "carol");
+    assert_eq!(offer["tickets"].as_array().map(Vec::len), Some(1));
+    assert_eq!(offer["tickets"][0]["zone"], "STALLS");
+    assert!(offer["expiresAt"].is_string());
+    let offer_id = offer["id"].as_str().unwrap().to_owned();
+    app.webhook("evt_wl_offer", &offer_id, "pi_wl_offer")
+        .await
+        .expect(StatusCode::OK, None);
+    relay_pass(&app, &mut cursor).await;
+    let served = app
+        .get_as("carol", &format!("/api/waiting-list/{entry}"))
+        .await;
+    assert_eq!(served.body["state"], "SERVED", "{}", served.text());
+    assert_eq!(served.body["offer"]["status"], "PAID");
+    assert_eq!(
+        app.get_as("dave", &format!("/api/waiting-list/{dave}"))
+            .await
+            .body["state"],
+        "LEFT",
+        "who left is offered nothing"
+    );
+}
+
 /// Vouchers over HTTP: an admin creates a percent voucher of one use; a purchase with it pays
 /// half, a second buyer is `409 VOUCHER_USED_UP`, the list shows the use, a cancellation gives
 /// it back, the discounted total pays; unknown codes and malformed bodies are refused; a hidden
@@ -1874,7 +2011,7 @@ macro_rules! http_suite {
             sweep_expires_unpaid_orders,
             admin_routes,
             vouchers_over_http,
-            price_tiers_over_http, channels_over_http,
+            price_tiers_over_http, channels_over_http, waiting_list_over_http,
             seat_maps_are_ranges_and_one_zone_at_a_time,
             seat_map_revalidates_with_its_etag,
             venues_keep_within_the_caps,

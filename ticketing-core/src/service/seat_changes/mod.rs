@@ -334,7 +334,10 @@ fn seat_change(entry: &OutboxEntry) -> Option<SeatChange> {
         OutboxKind::ChannelSeatsReleased => SeatAvailability::Free,
         // A rejected payment changes no ticket; an extended hold keeps its seats held (the map
         // shows no deadlines).
-        OutboxKind::PaymentRejected | OutboxKind::HoldExtended => return None,
+        // A waiting-list offer's seats were shown held by its order's `TicketReserved`.
+        OutboxKind::PaymentRejected | OutboxKind::HoldExtended | OutboxKind::WaitingListOffered => {
+            return None;
+        }
     };
     let seats = entry
         .event

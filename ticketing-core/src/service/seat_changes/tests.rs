@@ -46,6 +46,7 @@ fn entry(seq: u64, event: EventId, kind: OutboxKind, seat: u32) -> OutboxEntry {
             payment: None,
             deadline: None,
             channel: None,
+            offer: None,
         },
     }
 }
@@ -96,6 +97,7 @@ async fn a_change_carries_each_seat_s_new_state() {
         (OutboxKind::TicketRefunded, Some(SeatAvailability::Free)),
         (OutboxKind::PaymentRejected, None),
         (OutboxKind::HoldExtended, None),
+        (OutboxKind::WaitingListOffered, None),
         (OutboxKind::TicketReserved, Some(SeatAvailability::Held)),
         (OutboxKind::TicketExpired, Some(SeatAvailability::Free)),
         (OutboxKind::TicketCancelled, Some(SeatAvailability::Free)),
@@ -125,7 +127,7 @@ async fn a_change_carries_each_seat_s_new_state() {
     assert_eq!(
         feed.position(),
         Some(9),
-        "a rejected payment and an extended hold still move the position"
+        "a rejected payment, an extended hold and an offer still move the position"
     );
 }
 

@@ -99,6 +99,7 @@ pub fn entries(seqs: std::ops::RangeInclusive<u64>) -> Vec<OutboxEntry> {
                 payment: None,
                 deadline: None,
                 channel: None,
+                offer: None,
             },
         }
     })

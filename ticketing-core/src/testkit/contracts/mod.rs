@@ -15,6 +15,8 @@
 //!   and the brokers of `ticketing-brokers`.
 //! - [`waiting_room`]: the [`WaitingRoom`](crate::ports::WaitingRoom) port — in memory, Redis,
 //!   MySQL.
+//! - [`waiting_list`]: the [`WaitingList`](crate::ports::WaitingList) port — in memory, MySQL,
+//!   PostgreSQL.
 //! - [`sales_read_model`]: the [`SalesReadModel`](crate::ports::SalesReadModel) port — in memory,
 //!   Redis.
 //!
@@ -26,6 +28,7 @@ pub mod event_sink;
 pub mod outbox_store;
 pub mod sales_read_model;
 pub mod seat_lock;
+pub mod waiting_list;
 pub mod waiting_room;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};

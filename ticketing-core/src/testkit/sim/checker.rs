@@ -330,6 +330,8 @@ impl Checker {
             OutboxKind::TicketReserved => unreachable!("handled above"),
             // The order did not change: a refund is owed (checked against the ledger).
             OutboxKind::PaymentRejected => return Ok(()),
+            // The simulator makes no waiting-list offers; one changes no order anyway.
+            OutboxKind::WaitingListOffered => return Ok(()),
             OutboxKind::HoldExtended => unreachable!("handled above"),
             // The simulator keeps no seats back for channels.
             OutboxKind::ChannelSeatsReleased => return Ok(()),

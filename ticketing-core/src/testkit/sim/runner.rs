@@ -497,6 +497,7 @@ impl World {
             clock: clock.clone(),
             ids: Arc::new(SeededIds::new(seed)),
             waiting_room: Arc::new(crate::memory::InMemoryWaitingRoom::new()),
+            waiting_list: None,
         };
         let service_config = ServiceConfig {
             hold_grace: config.hold_grace,
