@@ -96,6 +96,11 @@ impl ReservationCache {
             .await
     }
 
+    /// Drops the shared read of `event`'s reservations: a release was published.
+    pub(crate) fn forget(&self, event: EventId) {
+        self.reads.forget(&event);
+    }
+
     /// The event's reservations as the repository has them now.
     pub(crate) async fn get_fresh(
         tickets: &Arc<dyn TicketRepository>,

@@ -55,6 +55,13 @@ impl<K: Eq + Hash, V: Clone> SharedReads<K, V> {
         }
     }
 
+    /// Drops the result kept for `key`, so the next caller reads again: for a caller that
+    /// learned the value changed (an event in the outbox said so).
+    pub(crate) fn forget(&self, key: &K) {
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        slots.remove(key);
+    }
+
     /// The cell of a fresh slot for `key`, made (and stale slots dropped) when there is none.
     fn slot(&self, key: K) -> Arc<OnceCell<Result<V, Arc<Error>>>> {
         let now = Instant::now();

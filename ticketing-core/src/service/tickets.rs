@@ -36,7 +36,7 @@ pub struct TicketService {
     pub(super) backends: Backends,
     pub(super) config: ServiceConfig,
     pub(super) events: Arc<EventCache>,
-    channels: Arc<ReservationCache>,
+    pub(super) channels: Arc<ReservationCache>,
 }
 
 impl TicketService {

@@ -312,7 +312,11 @@ impl EventSink for WaitingListOffers {
                     self.list.settle_offer(order, WaitingState::Lapsed).await?;
                     self.offer(entry, &mut idle).await?;
                 }
-                OutboxKind::TicketRefunded | OutboxKind::ChannelSeatsReleased => {
+                OutboxKind::TicketRefunded => self.offer(entry, &mut idle).await?,
+                OutboxKind::ChannelSeatsReleased => {
+                    // The purchases below must see the seats public, not a shared read of
+                    // the reservations from before the release.
+                    self.tickets.channels.forget(entry.event.event_id);
                     self.offer(entry, &mut idle).await?
                 }
                 _ => {}

@@ -63,8 +63,9 @@ pub use voucher_checks::{
     voucher_uses_are_exact_under_a_stampede, voucher_windows_and_hidden_zones,
 };
 pub use waiting_list_checks::{
-    a_duplicate_delivery_makes_one_offer, a_party_gets_adjacent_seats_or_waits,
-    an_offered_seat_is_nobody_elses, waiting_list_offers_freed_seats_in_join_order,
+    a_channel_release_is_offered_to_the_waiting_list, a_duplicate_delivery_makes_one_offer,
+    a_party_gets_adjacent_seats_or_waits, an_offered_seat_is_nobody_elses,
+    waiting_list_offers_freed_seats_in_join_order,
 };
 
 use crate::memory::{
@@ -173,6 +174,7 @@ macro_rules! __conformance_checks {
             an_offered_seat_is_nobody_elses,
             a_party_gets_adjacent_seats_or_waits,
             a_duplicate_delivery_makes_one_offer,
+            a_channel_release_is_offered_to_the_waiting_list,
         );
     };
 }

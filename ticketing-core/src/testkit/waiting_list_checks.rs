@@ -477,3 +477,49 @@ pub async fn a_duplicate_delivery_makes_one_offer(harness: Harness) {
     let Offers { harness, .. } = o;
     harness.finish().await;
 }
+
+/// A channel's release of kept seats to the public frees them like a cancellation does: one
+/// relay pass offers them to the first entry they can serve (here a party of two gets the two
+/// released seats side by side), with its offer event, and the public cannot buy them meanwhile.
+pub async fn a_channel_release_is_offered_to_the_waiting_list(harness: Harness) {
+    let o = Offers::new(harness, sold_out()).await;
+    let f = o.f.clone();
+    let catalog = crate::service::CatalogService::new(f.backends.clone());
+    let box_office: crate::domain::ChannelCode = "BOX".parse().expect("channel code");
+    let kept = vec![f.seat(2), f.seat(3)];
+    catalog
+        .create_channel(f.event.id(), box_office.clone(), kept.clone())
+        .await
+        .expect("create channel");
+    o.sell("fan0", vec![f.seat(0)]).await;
+    o.sell("fan1", vec![f.seat(1)]).await;
+    let pair = o.join("pair", Some("A"), 2).await;
+    o.catch_up().await;
+    assert_eq!(
+        o.entry(&pair).await.state,
+        WaitingState::Waiting,
+        "kept seats are not offered"
+    );
+
+    let released = catalog
+        .release_channel_seats(f.event.id(), box_office, None)
+        .await
+        .expect("release");
+    assert_eq!(released, kept);
+    o.pass().await;
+    let offer = o.offer(&pair).await;
+    assert_eq!(seats_of(&offer), kept, "the pair holds both released seats");
+    assert_eq!(o.offer_events().await.get(&offer.id), Some(&1));
+    let rival = f
+        .tickets
+        .purchase(f.seats_request("rival", vec![f.seat(2)]))
+        .await;
+    assert_eq!(
+        outcome(&rival),
+        "SEATS_TAKEN",
+        "an offered seat is nobody else's"
+    );
+    f.audit().await;
+    let Offers { harness, .. } = o;
+    harness.finish().await;
+}
