@@ -191,8 +191,9 @@ pub struct SeatChangeSeatDto {
 pub struct SeatChangeDto {
     /// The change's position (also the SSE `id`): the outbox sequence number, increasing.
     pub seq: u64,
-    /// What happened to the order: `TicketReserved`, `TicketPaid`, `TicketExpired`,
-    /// `TicketCancelled` or `TicketRefunded`.
+    /// What happened: `TicketReserved`, `TicketPaid`, `TicketExpired`, `TicketCancelled` or
+    /// `TicketRefunded` to an order, or `ChannelSeatsReleased` (seats a sales channel kept
+    /// became public and free).
     pub kind: String,
     /// The order's seats with their new state (empty for general admission).
     pub seats: Vec<SeatChangeSeatDto>,

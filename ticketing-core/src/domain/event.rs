@@ -134,19 +134,19 @@ impl Event {
     /// tickets of each zone sell at its first tier's price, the next at the second's, and after
     /// the last tier at the zone's price. Each zone must be priced, given once, and have
     /// 1..=[`MAX_PRICE_TIERS`](super::MAX_PRICE_TIERS) tiers of size at least 1 in the event's
-    /// currency; seated and general-admission zones alike.
+    /// currency, none dearer than the zone's price; seated and general-admission zones alike.
     pub fn with_price_tiers(
         mut self,
         tiers: impl IntoIterator<Item = (ZoneCode, Vec<PriceTier>)>,
     ) -> Result<Self, Error> {
         for (zone, zone_tiers) in tiers {
-            if !self.prices.contains_key(&zone) {
+            let Some(listed) = self.prices.get(&zone).copied() else {
                 return Err(Error::invalid(
                     "price_tiers",
                     format!("zone {zone} has no price for this event"),
                 ));
-            }
-            check_tiers(&zone_tiers, self.currency)?;
+            };
+            check_tiers(&zone_tiers, listed)?;
             if self.price_tiers.insert(zone.clone(), zone_tiers).is_some() {
                 return Err(Error::invalid(
                     "price_tiers",

@@ -19,9 +19,12 @@ pub struct PriceTier {
     pub price: Money,
 }
 
-/// Checks a zone's tiers against the event's `currency`: 1..=[`MAX_PRICE_TIERS`] tiers, each of
-/// size at least 1, at a price that is not negative, in the event's currency.
-pub(crate) fn check_tiers(tiers: &[PriceTier], currency: super::Currency) -> Result<(), Error> {
+/// Checks a zone's tiers against the zone's price `listed`: 1..=[`MAX_PRICE_TIERS`] tiers, each
+/// of size at least 1, at a price that is not negative, in the event's currency, and at most the
+/// zone's price. Tiers are the cheaper waves before the zone's price: a buyer's maximum price
+/// (best available) is held to the zone's price before the hold, when the tier a ticket will
+/// take is not known yet, so no tier may cost more than that.
+pub(crate) fn check_tiers(tiers: &[PriceTier], listed: Money) -> Result<(), Error> {
     if tiers.is_empty() || tiers.len() > MAX_PRICE_TIERS {
         return Err(Error::invalid(
             "price_tiers",
@@ -35,10 +38,20 @@ pub(crate) fn check_tiers(tiers: &[PriceTier], currency: super::Currency) -> Res
         if tier.price.minor < 0 {
             return Err(Error::invalid("price_tiers", "a price cannot be negative"));
         }
-        if tier.price.currency != currency {
+        if tier.price.currency != listed.currency {
             return Err(Error::invalid(
                 "price_tiers",
                 "a tier's price must be in the event's currency",
+            ));
+        }
+        if tier.price.minor > listed.minor {
+            return Err(Error::invalid(
+                "price_tiers",
+                format!(
+                    "a tier's price ({}) is at most the zone's price ({listed}): tiers are the \
+                     cheaper waves before it",
+                    tier.price
+                ),
             ));
         }
     }
@@ -75,7 +88,7 @@ mod tests {
 
     #[test]
     fn tiers_are_checked() {
-        let eur_ = Currency::new("EUR").unwrap();
+        let eur_ = eur(5000);
         let ok = [
             PriceTier {
                 size: 100,
@@ -103,6 +116,14 @@ mod tests {
             price: Money::new(1, Currency::new("USD").unwrap()),
         }];
         assert!(check_tiers(&usd, eur_).is_err());
+        let dearer = [PriceTier {
+            size: 1,
+            price: eur(5001),
+        }];
+        assert!(
+            check_tiers(&dearer, eur_).is_err(),
+            "a tier dearer than the zone would pass a buyer's maximum price checked at the zone's"
+        );
         let many = vec![ok[0]; MAX_PRICE_TIERS + 1];
         assert!(check_tiers(&many, eur_).is_err());
         assert!(check_tiers(&many[..MAX_PRICE_TIERS], eur_).is_ok());

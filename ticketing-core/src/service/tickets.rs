@@ -691,7 +691,6 @@ impl TicketService {
     }
 }
 
-/// Whether two versions of an order hold the same tickets.
 /// The price tiers of the zones of `order` that have tiers, with each tier's price after
 /// `voucher`'s discount (the voucher applies on top of the tier's price).
 fn tier_claims(event: &Event, order: &Order, voucher: Option<&Voucher>) -> Vec<TierClaim> {
@@ -711,6 +710,7 @@ fn tier_claims(event: &Event, order: &Order, voucher: Option<&Voucher>) -> Vec<T
         .collect()
 }
 
+/// Whether two versions of an order hold the same tickets.
 fn same_tickets(a: &Order, b: &Order) -> bool {
     let ids = |o: &Order| o.tickets.iter().map(|t| t.id).collect::<HashSet<_>>();
     ids(a) == ids(b)

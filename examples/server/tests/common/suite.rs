@@ -1008,7 +1008,8 @@ pub async fn vouchers_over_http(app: TestApp) {
 /// Price tiers over HTTP: an event with two tiers on a general-admission zone; the public event
 /// shows the places each tier has left; an order spanning the tiers pays each ticket's tier
 /// price, and the zone's price after the last tier; a cancellation gives its places back; tiers
-/// on an unpriced zone or in another currency are `422`, a tier of size 0 is `400`.
+/// on an unpriced zone, in another currency or dearer than the zone are `422`, a tier of size 0
+/// is `400`.
 pub async fn price_tiers_over_http(app: TestApp) {
     let now = app.clock.now();
     let venue = json!({"name": "Field", "zones": [
@@ -1079,6 +1080,14 @@ pub async fn price_tiers_over_http(app: TestApp) {
     let dollars = json!([{"zone": "LAWN", "tiers": [
         {"size": 1, "amountMinor": 1000, "currency": "USD"}]}]);
     app.admin_post("/api/admin/events", &event(dollars))
+        .await
+        .expect(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("INCONSISTENT_REQUEST"),
+        );
+    let dearer = json!([{"zone": "LAWN", "tiers": [
+        {"size": 1, "amountMinor": 5001, "currency": "EUR"}]}]);
+    app.admin_post("/api/admin/events", &event(dearer))
         .await
         .expect(
             StatusCode::UNPROCESSABLE_ENTITY,
