@@ -214,15 +214,19 @@ where
         }
     }
 
-    /// Counts a reactivated order in again: its general-admission places (from shards with
-    /// room, or `SoldOut`), its customer's tickets (within the limit, or `LimitExceeded`) and
-    /// its voucher's use (within the voucher's limits, or `Voucher`) and its tickets' places in
-    /// the tiers they were priced in (or `SoldOut`).
+    /// Counts a reactivated order in again: its voucher's use (within the voucher's limits, or
+    /// `Voucher`), its tickets' places in the tiers they were priced in (or `SoldOut`), its
+    /// general-admission places (from shards with room, or `SoldOut`) and its customer's
+    /// tickets (within the limit, or `LimitExceeded`). In the purchase's order of rows
+    /// (voucher, tier shards, zone shards, customer), so a late payment and a purchase never
+    /// wait on each other's rows in opposite orders.
     async fn take_back(
         conn: &mut Self::Connection,
         order: &Order,
         w: &PaymentWrite,
     ) -> Result<(), Self::Error> {
+        Self::retake_voucher(conn, order).await?;
+        Self::retake_tiers(conn, order).await?;
         let places: Vec<_> = order.tickets.iter().filter(|t| t.seat.is_none()).collect();
         if let Some(first) = places.first() {
             let capacity = w.zone_capacity.ok_or_else(|| {
@@ -251,9 +255,7 @@ where
             }
         }
         let count = order.tickets.len() as u32;
-        Self::raise_usage_within(conn, order, count, w.per_customer_limit).await?;
-        Self::retake_voucher(conn, order).await?;
-        Self::retake_tiers(conn, order).await
+        Self::raise_usage_within(conn, order, count, w.per_customer_limit).await
     }
 
     /// The ledger entry of `reference`.
