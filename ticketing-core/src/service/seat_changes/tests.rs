@@ -126,7 +126,7 @@ async fn a_change_carries_each_seat_s_new_state() {
     assert_eq!(drain(&mut subscription).await, vec![], "nothing else");
     assert_eq!(
         feed.position(),
-        Some(9),
+        Some(10),
         "a rejected payment, an extended hold and an offer still move the position"
     );
 }
