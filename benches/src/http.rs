@@ -180,8 +180,8 @@ impl HttpBuyer {
         &self.base
     }
 
-    /// One purchase: `201` is a success, `409 SEATS_TAKEN` / `409 SOLD_OUT` a rejection, anything
-    /// else a failure.
+    /// One purchase: `201` is a success, `409 SEATS_TAKEN` / `SOLD_OUT` / `NO_ADJACENT_SEATS` a
+    /// rejection, anything else a failure.
     pub async fn buy(&self, request: &PurchaseRequest) -> Attempt {
         let authorization = self.authorization(&request.customer);
         let mut headers = vec![("authorization", authorization.as_str())];
@@ -199,7 +199,7 @@ impl HttpBuyer {
         if answer.status == StatusCode::CONFLICT {
             let error = RequestError::from_answer(answer.status, &answer.body);
             return match error.code() {
-                Some("SEATS_TAKEN" | "SOLD_OUT") => Attempt::rejected(),
+                Some("SEATS_TAKEN" | "SOLD_OUT" | "NO_ADJACENT_SEATS") => Attempt::rejected(),
                 _ => Attempt::failed(error),
             };
         }

@@ -188,7 +188,12 @@ impl Buyer {
         match self {
             Buyer::Direct(service) => match service.purchase(request).await {
                 Ok(order) => Attempt::success(order.id),
-                Err(Error::SeatsTaken { .. } | Error::SoldOut { .. }) => Attempt::rejected(),
+                // "Taken": the named seats, the zone's places, or any block for best available.
+                Err(
+                    Error::SeatsTaken { .. }
+                    | Error::SoldOut { .. }
+                    | Error::NoAdjacentSeats { .. },
+                ) => Attempt::rejected(),
                 Err(e) => Attempt::failed(e),
             },
             Buyer::Http(http) => http.buy(&request).await,
