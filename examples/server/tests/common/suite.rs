@@ -1898,6 +1898,7 @@ pub async fn live_seat_map_plus_the_stream_equals_the_database(app: TestApp) {
 pub async fn live_seat_map_resumes_after_the_last_event_id(app: TestApp) {
     let event = app.demo.event.to_string();
     let mut first = app.seat_changes(&event, None).await.expect("a stream");
+    app.live_seat_map_caught_up().await;
     let alice = app.buy("alice", &["STALLS:D:1"]).await;
     alice.expect(StatusCode::CREATED, None);
     app.buy("bob", &["STALLS:D:2"])
