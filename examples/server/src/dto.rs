@@ -62,7 +62,7 @@ where
 
 /// An optional field that, when present, must be a value: `null` is not a string (the schema
 /// does not allow it), while serde's `Option` would take it for absent.
-fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+pub(crate) fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
 where
     D: Deserializer<'de>,
     T: Deserialize<'de>,

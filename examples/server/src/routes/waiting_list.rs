@@ -27,7 +27,11 @@ use crate::extract::{ApiJson, ApiPath, parse_id};
 pub struct JoinWaitingListDto {
     /// The zone waited for; absent for any zone of the event.
     #[schema(schema_with = contract::zone_code)]
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::dto::present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub zone: Option<String>,
     /// Seats side by side (or places) wanted together; at most the event's per-customer limit.
     #[schema(schema_with = contract::party_size)]
