@@ -525,8 +525,10 @@ async fn the_relay_backs_off_while_redis_is_down_and_catches_up_after() {
     let mut orders = sale(&w.fixture, 0, 4, 5).await.orders;
     converge(&w.repo, &projection).await;
 
-    server.kill();
+    // Counted before the kill: the running relay's first failure can come between the kill and
+    // a read after it, and would then be both "before" and one of the four below.
     let failures_before = relay.stats().failures;
+    server.kill();
     // The sale goes on while the sink is down: the outbox grows, nothing is marked sent.
     orders.extend(sale(&w.fixture, 1, 4, 5).await.orders);
     tokio::time::timeout(CONVERGE_WITHIN, async {
