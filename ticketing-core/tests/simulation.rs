@@ -96,6 +96,25 @@ fn assert_no_failures(summary: &Summary) {
     }
 }
 
+/// CI's seeds under `config`: all run, none failed.
+fn run_ci_seeds(config: &SimConfig) -> Summary {
+    let summary = run_seeds(0..CI_SEEDS, config, threads());
+    println!("{summary}");
+    assert_no_failures(&summary);
+    assert_eq!(summary.seeds, CI_SEEDS);
+    summary
+}
+
+/// Each of `observations` happened at least once: otherwise the run proves nothing about it.
+fn assert_happened(summary: &Summary, observations: &[&str]) {
+    for what in observations {
+        assert!(
+            summary.observations.get(what).is_some_and(|(n, _)| *n > 0),
+            "never happened, so the run proves nothing about it: {what}"
+        );
+    }
+}
+
 #[test]
 fn fixed_seeds_keep_every_invariant_under_faults() {
     let started = Instant::now();
@@ -128,16 +147,8 @@ fn fixed_seeds_keep_every_invariant_accepting_late_payments() {
         late_payment: LatePaymentPolicy::AcceptIfAvailable,
         ..SimConfig::default()
     };
-    let summary = run_seeds(0..CI_SEEDS, &config, threads());
-    println!("{summary}");
-    assert_no_failures(&summary);
-    assert_eq!(summary.seeds, CI_SEEDS);
-    for what in [LATE_PAYMENT_ACCEPTED, LATE_PAYMENT_REACTIVATED] {
-        assert!(
-            summary.observations.get(what).is_some_and(|(n, _)| *n > 0),
-            "never happened, so the run proves nothing about it: {what}"
-        );
-    }
+    let summary = run_ci_seeds(&config);
+    assert_happened(&summary, &[LATE_PAYMENT_ACCEPTED, LATE_PAYMENT_REACTIVATED]);
 }
 
 /// The same seeds with half of the seated purchases asked as best available: the seat lock
@@ -148,10 +159,7 @@ fn fixed_seeds_keep_every_invariant_with_best_available_purchases() {
         best_available: 0.5,
         ..SimConfig::default()
     };
-    let summary = run_seeds(0..CI_SEEDS, &config, threads());
-    println!("{summary}");
-    assert_no_failures(&summary);
-    assert_eq!(summary.seeds, CI_SEEDS);
+    let summary = run_ci_seeds(&config);
     assert!(summary.checks > summary.steps, "a check after every step");
 }
 
@@ -166,16 +174,11 @@ fn fixed_seeds_keep_every_invariant_with_vouchers() {
         late_payment: LatePaymentPolicy::AcceptIfAvailable,
         ..SimConfig::default()
     };
-    let summary = run_seeds(0..CI_SEEDS, &config, threads());
-    println!("{summary}");
-    assert_no_failures(&summary);
-    assert_eq!(summary.seeds, CI_SEEDS);
-    for what in [VOUCHER_USED, VOUCHER_REFUSED, LATE_PAYMENT_REACTIVATED] {
-        assert!(
-            summary.observations.get(what).is_some_and(|(n, _)| *n > 0),
-            "never happened, so the run proves nothing about it: {what}"
-        );
-    }
+    let summary = run_ci_seeds(&config);
+    assert_happened(
+        &summary,
+        &[VOUCHER_USED, VOUCHER_REFUSED, LATE_PAYMENT_REACTIVATED],
+    );
 }
 
 #[test]
